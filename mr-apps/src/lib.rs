@@ -1,0 +1,208 @@
+//! The app interface of the MapReduce framework and the apps that ship with it.
+//!
+//! An [`App`] is what a user writes: a `map` over a line-aligned chunk of an
+//! input file, an optional `combine`, and a `reduce` over one key's values.
+//! Keys and values are byte strings. This crate knows nothing of RPC, files or
+//! threads, so apps can be unit-tested by calling them directly; the worker
+//! crate drives them. The same apps also build as plugins (see [`plugin`]),
+//! which `mrworker` loads from a path, as the lab's `mrworker wc.so` does.
+
+pub mod builtin;
+pub mod indexer;
+pub mod plugin;
+pub mod testapps;
+pub mod wc;
+pub mod words;
+
+use std::sync::Arc;
+
+pub use builtin::{builtin, builtin_names};
+
+/// Receives the key/value pairs a map call emits.
+pub trait Emit {
+    /// Emits one intermediate pair.
+    fn emit(&mut self, key: &[u8], value: &[u8]);
+}
+
+/// Streams the values of one key to `combine` or `reduce`.
+///
+/// A lending iterator: each value borrows from the stream until the next call,
+/// so the framework can hand values straight out of its read buffers without
+/// holding a key's values in memory.
+pub trait Values {
+    /// The next value for the current key, or `None` when they are exhausted.
+    fn next_value(&mut self) -> Option<&[u8]>;
+}
+
+/// A MapReduce application.
+///
+/// Implementations must be deterministic functions of their input for the
+/// framework's re-execution to give the same answer (the lab's test apps are
+/// deliberately not, and the tests account for it). A panic inside any method
+/// fails the task attempt with the panic message; the worker catches it.
+pub trait App: Send + Sync {
+    /// The app's name, as given to `mrworker` and checked against `--app`.
+    fn name(&self) -> &str;
+
+    /// True when `map` must see each input file whole: such inputs are never
+    /// cut into splits or chunks (the lab's test apps count file lengths).
+    fn whole_file(&self) -> bool {
+        false
+    }
+
+    /// Maps one chunk of `filename` (a run of whole lines, or the whole file
+    /// when [`App::whole_file`] is true), emitting intermediate pairs.
+    fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit);
+
+    /// True when the app defines [`App::combine`].
+    fn has_combiner(&self) -> bool {
+        false
+    }
+
+    /// Pre-reduces the values one map task emitted for `key`, calling `out`
+    /// with each value to keep (usually one). Only called when
+    /// [`App::has_combiner`] is true; must be safe to apply zero or more times.
+    fn combine(&self, key: &[u8], values: &mut dyn Values, out: &mut dyn FnMut(&[u8])) {
+        let _ = key;
+        while let Some(v) = values.next_value() {
+            out(v);
+        }
+    }
+
+    /// Reduces all values of `key` to the output value written after the key
+    /// (appended to `out`, which starts empty).
+    fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>);
+}
+
+/// A shared, thread-safe app handle as the engines use it.
+pub type AppRef = Arc<dyn App>;
+
+/// Why an app could not be resolved from a name or plugin path.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The name is neither a built-in app nor a path to a file.
+    #[error("unknown app '{name}': not a built-in app ({known}) and not a plugin file path")]
+    Unknown {
+        /// The name as given.
+        name: String,
+        /// The built-in names, comma-separated.
+        known: String,
+    },
+    /// The plugin file exists but could not be loaded or is not a plugin.
+    #[error("cannot load plugin '{path}': {reason}")]
+    Plugin {
+        /// The plugin path as given.
+        path: String,
+        /// What went wrong, in words.
+        reason: String,
+    },
+}
+
+/// Resolves `spec` to an app: a built-in name (`wc`, `indexer`, ...) or a path
+/// to a plugin shared library (anything containing `/` or ending in `.so`).
+pub fn resolve(spec: &str) -> Result<AppRef, LoadError> {
+    let looks_like_path = spec.contains('/') || spec.ends_with(".so");
+    if !looks_like_path {
+        if let Some(app) = builtin(spec) {
+            return Ok(app);
+        }
+        return Err(LoadError::Unknown {
+            name: spec.to_string(),
+            known: builtin_names().join(", "),
+        });
+    }
+    plugin::load(std::path::Path::new(spec)).map(|p| Arc::new(p) as AppRef)
+}
+
+/// The lab's partition hash: 32-bit FNV-1a of the key, masked to 31 bits.
+///
+/// Reduce task `r` receives exactly the keys with `ihash(key) % R == r`, the
+/// same assignment as the Go reference, so outputs match file for file.
+pub fn ihash(key: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in key {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h & 0x7fff_ffff
+}
+
+/// Collects every value of a [`Values`] stream into owned vectors: for apps
+/// whose reduce genuinely needs them all at once (sorting, dedup).
+pub fn collect_values(values: &mut dyn Values) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    while let Some(v) = values.next_value() {
+        all.push(v.to_vec());
+    }
+    all
+}
+
+/// Counts the values of a stream without keeping them.
+pub fn count_values(values: &mut dyn Values) -> u64 {
+    let mut n = 0;
+    while values.next_value().is_some() {
+        n += 1;
+    }
+    n
+}
+
+/// A [`Values`] stream over an in-memory list: for tests and simple drivers.
+pub struct SliceValues<'a, T: AsRef<[u8]>> {
+    items: std::slice::Iter<'a, T>,
+}
+
+impl<'a, T: AsRef<[u8]>> SliceValues<'a, T> {
+    /// Streams the items of `items` in order.
+    pub fn new(items: &'a [T]) -> Self {
+        Self {
+            items: items.iter(),
+        }
+    }
+}
+
+impl<T: AsRef<[u8]>> Values for SliceValues<'_, T> {
+    fn next_value(&mut self) -> Option<&[u8]> {
+        self.items.next().map(|v| v.as_ref())
+    }
+}
+
+/// An [`Emit`] that keeps every pair: for tests and simple drivers.
+#[derive(Debug, Default)]
+pub struct VecEmit {
+    /// The pairs emitted so far, in order.
+    pub pairs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Emit for VecEmit {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.pairs.push((key.to_vec(), value.to_vec()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ihash_matches_fnv1a_reference_values() {
+        // FNV-1a 32 of "" is the offset basis; of "a" is 0xe40c292c (published
+        // test vector); the lab masks the top bit.
+        assert_eq!(ihash(b""), 0x811c_9dc5 & 0x7fff_ffff);
+        assert_eq!(ihash(b"a"), 0xe40c_292c & 0x7fff_ffff);
+        assert_eq!(ihash(b"foobar"), 0xbf9c_f968 & 0x7fff_ffff);
+    }
+
+    #[test]
+    fn resolve_refuses_unknown_names() {
+        let err = resolve("nosuchapp").err().expect("must fail");
+        let msg = err.to_string();
+        assert!(msg.contains("nosuchapp") && msg.contains("wc"), "{msg}");
+    }
+
+    #[test]
+    fn resolve_finds_builtins() {
+        for name in builtin_names() {
+            assert_eq!(resolve(name).unwrap().name(), *name);
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The plugin ABI: how an app compiled as a `cdylib` is loaded by `mrworker`.
+//!
+//! Rust has no stable ABI, so a plugin exposes a versioned table of
+//! `extern "C"` functions ([`PluginVTable`]) through two exported symbols:
+//! `mr_plugin_abi_version` (checked first, so an incompatible plugin is
+//! refused before its table is read) and `mr_plugin_vtable`. Apps never write
+//! these by hand: [`export_app!`](crate::export_app) generates them around any
+//! [`App`]. Panics in app code are caught inside the plugin, never unwound
+//! across the boundary, and come back as an error message that the host turns
+//! into a failed task attempt.
+
+use crate::{App, Emit, LoadError, Values};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The ABI version this build of the framework speaks.
+pub const ABI_VERSION: u32 = 1;
+
+/// Symbol name of `extern "C" fn() -> u32` returning the plugin's ABI version.
+pub const VERSION_SYMBOL: &[u8] = b"mr_plugin_abi_version";
+/// Symbol name of `extern "C" fn() -> *const PluginVTable`.
+pub const VTABLE_SYMBOL: &[u8] = b"mr_plugin_vtable";
+
+/// `PluginVTable::flags` bit: map needs whole files.
+pub const FLAG_WHOLE_FILE: u32 = 1;
+/// `PluginVTable::flags` bit: the app has a combiner.
+pub const FLAG_COMBINER: u32 = 2;
+
+/// Host callback receiving one emitted pair.
+pub type EmitFn =
+    unsafe extern "C" fn(sink: *mut c_void, k: *const u8, kl: usize, v: *const u8, vl: usize);
+/// Host callback yielding the next value; returns false when exhausted.
+pub type NextFn =
+    unsafe extern "C" fn(src: *mut c_void, ptr: *mut *const u8, len: *mut usize) -> bool;
+/// Host callback receiving bytes (a combined value, reduce output, or an error message).
+pub type BytesFn = unsafe extern "C" fn(sink: *mut c_void, p: *const u8, l: usize);
+
+/// The function table a plugin exports. Every function returns 0 on success
+/// and non-zero after reporting a panic message through `err`.
+#[repr(C)]
+pub struct PluginVTable {
+    /// Must equal [`ABI_VERSION`].
+    pub abi_version: u32,
+    /// [`FLAG_WHOLE_FILE`] | [`FLAG_COMBINER`].
+    pub flags: u32,
+    /// The app's name, UTF-8, not NUL-terminated.
+    pub name_ptr: *const u8,
+    /// Length of the name in bytes.
+    pub name_len: usize,
+    /// `map(filename, chunk, emit)`.
+    pub map: unsafe extern "C" fn(
+        fname: *const u8,
+        fname_len: usize,
+        data: *const u8,
+        data_len: usize,
+        sink: *mut c_void,
+        emit: EmitFn,
+        err: *mut c_void,
+        set_err: BytesFn,
+    ) -> i32,
+    /// `combine(key, values, out)`; `out` is called once per kept value.
+    pub combine: GroupFn,
+    /// `reduce(key, values, out)`; `out` is called with the output value.
+    pub reduce: GroupFn,
+}
+
+/// Shape shared by combine and reduce.
+pub type GroupFn = unsafe extern "C" fn(
+    key: *const u8,
+    key_len: usize,
+    src: *mut c_void,
+    next: NextFn,
+    sink: *mut c_void,
+    out: BytesFn,
+    err: *mut c_void,
+    set_err: BytesFn,
+) -> i32;
+
+/// Turns a panic payload into its message.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Bytes from a raw pair; tolerates a null pointer when the length is 0.
+///
+/// # Safety
+/// `p` must point at `l` readable bytes that outlive the returned slice.
+unsafe fn bytes<'a>(p: *const u8, l: usize) -> &'a [u8] {
+    if l == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `p` points at `l` live bytes.
+        unsafe { std::slice::from_raw_parts(p, l) }
+    }
+}
+
+/// The plugin side: what [`export_app!`](crate::export_app) expands to call.
+pub mod guest {
+    use super::*;
+
+    static APP: OnceLock<Box<dyn App>> = OnceLock::new();
+    static TABLE: OnceLock<SyncTable> = OnceLock::new();
+
+    struct SyncTable(PluginVTable);
+    // SAFETY: the table holds only function pointers and a pointer to the
+    // app's name, which lives in `APP` for the life of the library.
+    unsafe impl Sync for SyncTable {}
+    unsafe impl Send for SyncTable {}
+
+    fn app() -> &'static dyn App {
+        APP.get()
+            .expect("mr_plugin_vtable was not called first")
+            .as_ref()
+    }
+
+    /// Runs `f`, turning a panic into a message sent through `set_err`.
+    fn guarded(err: *mut c_void, set_err: BytesFn, f: impl FnOnce()) -> i32 {
+        match catch_unwind(AssertUnwindSafe(f)) {
+            Ok(()) => 0,
+            Err(payload) => {
+                let msg = panic_message(payload.as_ref());
+                // SAFETY: the host passed a live `err` sink for this call.
+                unsafe { set_err(err, msg.as_ptr(), msg.len()) };
+                1
+            }
+        }
+    }
+
+    struct FfiEmit {
+        sink: *mut c_void,
+        emit: EmitFn,
+    }
+    impl Emit for FfiEmit {
+        fn emit(&mut self, key: &[u8], value: &[u8]) {
+            // SAFETY: the host's sink is live for the duration of the map call.
+            unsafe {
+                (self.emit)(
+                    self.sink,
+                    key.as_ptr(),
+                    key.len(),
+                    value.as_ptr(),
+                    value.len(),
+                )
+            }
+        }
+    }
+
+    struct FfiValues {
+        src: *mut c_void,
+        next: NextFn,
+    }
+    impl Values for FfiValues {
+        fn next_value(&mut self) -> Option<&[u8]> {
+            let mut p = std::ptr::null();
+            let mut l = 0usize;
+            // SAFETY: the host's source is live for the duration of the call;
+            // the slice it yields stays valid until the next call, which the
+            // `&mut self` borrow enforces.
+            unsafe { (self.next)(self.src, &mut p, &mut l).then(|| bytes(p, l)) }
+        }
+    }
+
+    unsafe extern "C" fn map(
+        fname: *const u8,
+        fname_len: usize,
+        data: *const u8,
+        data_len: usize,
+        sink: *mut c_void,
+        emit: EmitFn,
+        err: *mut c_void,
+        set_err: BytesFn,
+    ) -> i32 {
+        guarded(err, set_err, || {
+            // SAFETY: the host passes valid UTF-8 file names and live buffers.
+            let (name, chunk) = unsafe { (bytes(fname, fname_len), bytes(data, data_len)) };
+            let name = std::str::from_utf8(name).expect("host passed a non-UTF-8 file name");
+            app().map(name, chunk, &mut FfiEmit { sink, emit });
+        })
+    }
+
+    unsafe extern "C" fn combine(
+        key: *const u8,
+        key_len: usize,
+        src: *mut c_void,
+        next: NextFn,
+        sink: *mut c_void,
+        out: BytesFn,
+        err: *mut c_void,
+        set_err: BytesFn,
+    ) -> i32 {
+        guarded(err, set_err, || {
+            // SAFETY: the key buffer is live for the call.
+            let key = unsafe { bytes(key, key_len) };
+            let mut values = FfiValues { src, next };
+            // SAFETY: the output sink is live for the call.
+            app().combine(key, &mut values, &mut |v| unsafe {
+                out(sink, v.as_ptr(), v.len())
+            });
+        })
+    }
+
+    unsafe extern "C" fn reduce(
+        key: *const u8,
+        key_len: usize,
+        src: *mut c_void,
+        next: NextFn,
+        sink: *mut c_void,
+        out: BytesFn,
+        err: *mut c_void,
+        set_err: BytesFn,
+    ) -> i32 {
+        guarded(err, set_err, || {
+            // SAFETY: the key buffer is live for the call.
+            let key = unsafe { bytes(key, key_len) };
+            let mut buf = Vec::new();
+            app().reduce(key, &mut FfiValues { src, next }, &mut buf);
+            // SAFETY: the output sink is live for the call.
+            unsafe { out(sink, buf.as_ptr(), buf.len()) };
+        })
+    }
+
+    /// Installs the plugin's app (once) and returns its function table.
+    pub fn install(make: fn() -> Box<dyn App>) -> *const PluginVTable {
+        let app = APP.get_or_init(make);
+        let table = TABLE.get_or_init(|| {
+            let name = app.name();
+            let mut flags = 0;
+            if app.whole_file() {
+                flags |= FLAG_WHOLE_FILE;
+            }
+            if app.has_combiner() {
+                flags |= FLAG_COMBINER;
+            }
+            SyncTable(PluginVTable {
+                abi_version: ABI_VERSION,
+                flags,
+                name_ptr: name.as_ptr(),
+                name_len: name.len(),
+                map,
+                combine,
+                reduce,
+            })
+        });
+        &table.0
+    }
+}
+
+/// Exports an [`App`] as a plugin: put `mr_apps::export_app!(MyApp::default());`
+/// in a crate built with `crate-type = ["cdylib"]`.
+#[macro_export]
+macro_rules! export_app {
+    ($make:expr) => {
+        /// The plugin ABI version (see `mr_apps::plugin`).
+        #[no_mangle]
+        pub extern "C" fn mr_plugin_abi_version() -> u32 {
+            $crate::plugin::ABI_VERSION
+        }
+
+        /// The plugin's function table (see `mr_apps::plugin`).
+        #[no_mangle]
+        pub extern "C" fn mr_plugin_vtable() -> *const $crate::plugin::PluginVTable {
+            fn make() -> ::std::boxed::Box<dyn $crate::App> {
+                ::std::boxed::Box::new($make)
+            }
+            $crate::plugin::guest::install(make)
+        }
+    };
+}
+
+/// An app loaded from a plugin library; implements [`App`] by calling through
+/// the plugin's table.
+pub struct PluginApp {
+    table: *const PluginVTable,
+    name: String,
+    // Keeps the code the table points into mapped; dropped last.
+    _lib: libloading::Library,
+}
+
+// SAFETY: the table is immutable after loading and the plugin's functions are
+// required (by the App contract they wrap) to be callable from any thread.
+unsafe impl Send for PluginApp {}
+unsafe impl Sync for PluginApp {}
+
+/// Loads the plugin at `path`, checking its ABI version before using it.
+pub fn load(path: &Path) -> Result<PluginApp, LoadError> {
+    let fail = |reason: String| LoadError::Plugin {
+        path: path.display().to_string(),
+        reason,
+    };
+    if !path.is_file() {
+        return Err(fail(
+            "no such file (give a built-in app name or the path of a .so plugin)".into(),
+        ));
+    }
+    // libloading resolves bare names through the library search path; a
+    // relative path with a directory part is used as given.
+    // SAFETY: loading runs the library's initialisers; a plugin is trusted
+    // code by the user's choice, as any program they run.
+    let lib = unsafe { libloading::Library::new(path) }
+        .map_err(|e| fail(format!("not a loadable shared library: {e}")))?;
+    // SAFETY: the symbol types are the ABI's; a library exporting these names
+    // with other types is not a plugin of ours and is outside our contract.
+    let version = unsafe { lib.get::<extern "C" fn() -> u32>(VERSION_SYMBOL) }
+        .map_err(|_| fail("not a MapReduce plugin (no mr_plugin_abi_version symbol; build it with mr_apps::export_app!)".into()))?();
+    if version != ABI_VERSION {
+        return Err(fail(format!(
+            "plugin ABI version {version}, but this mrworker speaks version {ABI_VERSION}; rebuild the plugin against this release"
+        )));
+    }
+    // SAFETY: as above.
+    let table = unsafe { lib.get::<extern "C" fn() -> *const PluginVTable>(VTABLE_SYMBOL) }
+        .map_err(|_| fail("plugin has no mr_plugin_vtable symbol".into()))?();
+    if table.is_null() {
+        return Err(fail("plugin returned no function table".into()));
+    }
+    // SAFETY: the version check above says the table has this layout.
+    let t = unsafe { &*table };
+    if t.abi_version != ABI_VERSION {
+        return Err(fail(format!(
+            "plugin table has ABI version {}",
+            t.abi_version
+        )));
+    }
+    // SAFETY: the name points into the plugin's app, which lives as long as `lib`.
+    let name = String::from_utf8_lossy(unsafe { bytes(t.name_ptr, t.name_len) }).into_owned();
+    Ok(PluginApp {
+        table,
+        name,
+        _lib: lib,
+    })
+}
+
+// Host-side callbacks. Each receives a pointer to a Rust object the host
+// passed in for exactly one call; none of them may panic (they would unwind
+// into the plugin), so they only copy bytes.
+
+unsafe extern "C" fn host_emit(
+    sink: *mut c_void,
+    k: *const u8,
+    kl: usize,
+    v: *const u8,
+    vl: usize,
+) {
+    // SAFETY: `sink` is the `&mut &mut dyn Emit` passed to `map` below.
+    let emit = unsafe { &mut *(sink as *mut &mut dyn Emit) };
+    // SAFETY: the plugin passes live key/value buffers.
+    unsafe { emit.emit(bytes(k, kl), bytes(v, vl)) };
+}
+
+unsafe extern "C" fn host_next(src: *mut c_void, p: *mut *const u8, l: *mut usize) -> bool {
+    // SAFETY: `src` is the `&mut &mut dyn Values` passed to combine/reduce.
+    let values = unsafe { &mut *(src as *mut &mut dyn Values) };
+    match values.next_value() {
+        Some(v) => {
+            // SAFETY: the plugin passes valid out-pointers.
+            unsafe {
+                *p = v.as_ptr();
+                *l = v.len();
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+unsafe extern "C" fn host_bytes_to_vec(sink: *mut c_void, p: *const u8, l: usize) {
+    // SAFETY: `sink` is a `&mut Vec<u8>` passed for this call.
+    let out = unsafe { &mut *(sink as *mut Vec<u8>) };
+    // SAFETY: the plugin passes a live buffer.
+    out.extend_from_slice(unsafe { bytes(p, l) });
+}
+
+unsafe extern "C" fn host_bytes_to_fn(sink: *mut c_void, p: *const u8, l: usize) {
+    // SAFETY: `sink` is the `&mut &mut dyn FnMut(&[u8])` passed to combine.
+    let out = unsafe { &mut *(sink as *mut &mut dyn FnMut(&[u8])) };
+    // SAFETY: the plugin passes a live buffer.
+    out(unsafe { bytes(p, l) });
+}
+
+impl PluginApp {
+    fn table(&self) -> &PluginVTable {
+        // SAFETY: validated at load; lives as long as `_lib`.
+        unsafe { &*self.table }
+    }
+
+    /// Re-raises a panic reported by the plugin on the host side, where the
+    /// engine's catch turns it into a failed attempt.
+    fn check(rc: i32, err: Vec<u8>) {
+        if rc != 0 {
+            panic!("{}", String::from_utf8_lossy(&err));
+        }
+    }
+
+    fn group(
+        &self,
+        f: GroupFn,
+        key: &[u8],
+        values: &mut dyn Values,
+        sink: *mut c_void,
+        out: BytesFn,
+    ) {
+        let mut err = Vec::new();
+        let mut values = values;
+        // SAFETY: every pointer is live for the duration of the call.
+        let rc = unsafe {
+            f(
+                key.as_ptr(),
+                key.len(),
+                &mut values as *mut &mut dyn Values as *mut c_void,
+                host_next,
+                sink,
+                out,
+                &mut err as *mut Vec<u8> as *mut c_void,
+                host_bytes_to_vec,
+            )
+        };
+        Self::check(rc, err);
+    }
+}
+
+impl App for PluginApp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn whole_file(&self) -> bool {
+        self.table().flags & FLAG_WHOLE_FILE != 0
+    }
+    fn has_combiner(&self) -> bool {
+        self.table().flags & FLAG_COMBINER != 0
+    }
+    fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
+        let mut err = Vec::new();
+        let mut emit = emit;
+        // SAFETY: every pointer is live for the duration of the call.
+        let rc = unsafe {
+            (self.table().map)(
+                filename.as_ptr(),
+                filename.len(),
+                chunk.as_ptr(),
+                chunk.len(),
+                &mut emit as *mut &mut dyn Emit as *mut c_void,
+                host_emit,
+                &mut err as *mut Vec<u8> as *mut c_void,
+                host_bytes_to_vec,
+            )
+        };
+        Self::check(rc, err);
+    }
+    fn combine(&self, key: &[u8], values: &mut dyn Values, out: &mut dyn FnMut(&[u8])) {
+        let mut out = out;
+        let sink = &mut out as *mut &mut dyn FnMut(&[u8]) as *mut c_void;
+        self.group(self.table().combine, key, values, sink, host_bytes_to_fn);
+    }
+    fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+        let sink = out as *mut Vec<u8> as *mut c_void;
+        self.group(self.table().reduce, key, values, sink, host_bytes_to_vec);
+    }
+}
