@@ -1,1 +1,19 @@
-//! placeholder
+//! The MapReduce coordinator: the wire protocol both sides share, job
+//! planning, the scheduling state machine, and the RPC server that drives it.
+//!
+//! The scheduler ([`scheduler`]) is pure state with time passed in; the
+//! server ([`server`]) owns sockets, files and the clock around it.
+
+pub mod embedded;
+pub mod plan;
+pub mod protocol;
+pub mod scheduler;
+pub mod server;
+pub mod size;
+
+/// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// The largest RPC frame either side accepts (reduce assignments list every
+/// map output, so they grow with M; intermediate data never travels in RPCs).
+pub const MAX_FRAME: usize = 64 << 20;

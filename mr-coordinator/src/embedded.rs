@@ -1,0 +1,146 @@
+//! Embedded mode: the coordinator starts and supervises local `mrworker`
+//! processes, so one command runs a whole job.
+//!
+//! A worker that dies while the job runs is replaced (its tasks are reissued
+//! by the scheduler as for any lost worker). A worker that refuses to start
+//! (exit status 2 or 3: bad usage or configuration) fails the job at once,
+//! since its replacements would refuse too.
+
+use crate::server::CoordinatorError;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+use tracing::warn;
+
+/// Exit status `mrworker` uses when it refuses to start (unknown app, refused
+/// registration). Anything else non-zero is treated as a crash.
+pub const EXIT_REFUSED: i32 = 3;
+
+/// The local worker processes of an embedded job.
+pub struct EmbeddedWorkers {
+    bin: PathBuf,
+    app: String,
+    children: Vec<Child>,
+    restarts: u32,
+    max_restarts: u32,
+}
+
+/// Finds `mrworker`: `MR_WORKER_BIN`, else beside the running executable.
+fn worker_binary() -> Result<PathBuf, CoordinatorError> {
+    if let Some(p) = std::env::var_os("MR_WORKER_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| CoordinatorError::Workers(format!("cannot locate this executable: {e}")))?;
+    let bin = exe.with_file_name("mrworker");
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(CoordinatorError::Workers(format!(
+            "--workers needs the mrworker binary, expected at {}; build it (cargo build --release) or set MR_WORKER_BIN",
+            bin.display()
+        )))
+    }
+}
+
+impl EmbeddedWorkers {
+    /// No embedded workers: workers are started by the user.
+    pub fn none() -> Self {
+        Self {
+            bin: PathBuf::new(),
+            app: String::new(),
+            children: Vec::new(),
+            restarts: 0,
+            max_restarts: 0,
+        }
+    }
+
+    /// Starts `n` workers for `app` connecting to `addr`.
+    pub fn start(n: u32, app: &str, addr: SocketAddr) -> Result<Self, CoordinatorError> {
+        let mut me = Self {
+            bin: worker_binary()?,
+            app: app.to_string(),
+            children: Vec::new(),
+            restarts: 0,
+            max_restarts: 10 * n,
+        };
+        for _ in 0..n {
+            let child = me.spawn(addr)?;
+            me.children.push(child);
+        }
+        Ok(me)
+    }
+
+    fn spawn(&self, addr: SocketAddr) -> Result<Child, CoordinatorError> {
+        Command::new(&self.bin)
+            .arg("--coordinator")
+            .arg(addr.to_string())
+            .arg(&self.app)
+            .spawn()
+            .map_err(|e| {
+                CoordinatorError::Workers(format!("cannot start {}: {e}", self.bin.display()))
+            })
+    }
+
+    /// Replaces workers that died; fails when one refused to start or too
+    /// many died.
+    pub fn supervise(&mut self, addr: SocketAddr) -> Result<(), CoordinatorError> {
+        for i in 0..self.children.len() {
+            let status = match self.children[i].try_wait() {
+                Ok(Some(status)) => status,
+                _ => continue,
+            };
+            if matches!(status.code(), Some(2) | Some(EXIT_REFUSED)) {
+                return Err(CoordinatorError::Workers(format!(
+                    "an embedded worker refused to start ({status}); see its message above"
+                )));
+            }
+            if self.restarts >= self.max_restarts {
+                return Err(CoordinatorError::Workers(format!(
+                    "embedded workers died {} times (last: {status}); giving up",
+                    self.restarts
+                )));
+            }
+            warn!(%status, "embedded worker died; starting a replacement");
+            self.restarts += 1;
+            self.children[i] = self.spawn(addr)?;
+        }
+        Ok(())
+    }
+
+    /// Waits up to `grace` for the workers to exit on their own, then kills
+    /// the rest. Every child is reaped.
+    pub async fn wait_or_kill(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline
+            && self
+                .children
+                .iter_mut()
+                .any(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        self.kill_all().await;
+    }
+
+    /// Kills and reaps every worker.
+    pub async fn kill_all(&mut self) {
+        for mut c in self.children.drain(..) {
+            if matches!(c.try_wait(), Ok(None)) {
+                let _ = c.kill();
+            }
+            // Reaping a killed child is immediate; not worth a blocking thread.
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for EmbeddedWorkers {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

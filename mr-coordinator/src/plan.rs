@@ -1,0 +1,219 @@
+//! Job planning: from the user's input arguments to checked files and splits.
+//!
+//! Inputs are validated up front, so a job over a missing file, a directory
+//! or a pattern that matches nothing fails before any work starts, with a
+//! message that names the culprit.
+
+use crate::protocol::InputSplit;
+use std::path::{Path, PathBuf};
+
+/// One validated input file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputFile {
+    /// The path as the user gave it (or as the glob produced it).
+    pub name: String,
+    /// Absolute path, for workers whose working directory differs.
+    pub path: PathBuf,
+    /// Size in bytes at planning time.
+    pub len: u64,
+}
+
+/// Why the inputs cannot make a job.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// No input arguments at all.
+    #[error("no input files given; pass file paths or glob patterns, e.g. 'data/pg-*.txt'")]
+    NoInputs,
+    /// A pattern is not valid glob syntax.
+    #[error("input pattern '{pattern}' is not a valid glob: {reason}")]
+    BadPattern {
+        /// The argument.
+        pattern: String,
+        /// What glob said.
+        reason: String,
+    },
+    /// A glob pattern matched no files.
+    #[error("input pattern '{0}' matches no files")]
+    NoMatch(String),
+    /// A path does not exist.
+    #[error("input file '{0}' does not exist")]
+    Missing(String),
+    /// A path is a directory.
+    #[error("input '{0}' is a directory; give the files inside it (e.g. '{0}/*')")]
+    Directory(String),
+    /// A path is not a regular file (fifo, socket, device).
+    #[error("input '{0}' is not a regular file")]
+    NotAFile(String),
+    /// A path cannot be opened for reading.
+    #[error("input file '{path}' cannot be read: {reason}")]
+    Unreadable {
+        /// The path.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// A path is not valid UTF-8 (names travel to apps as strings).
+    #[error("input path '{0}' is not valid UTF-8; rename the file")]
+    NotUtf8(String),
+}
+
+fn has_glob_meta(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+/// Expands and validates the input arguments, in order. A plain path that
+/// exists is taken as is, even if it contains glob characters.
+pub fn expand_inputs(args: &[String]) -> Result<Vec<InputFile>, PlanError> {
+    if args.is_empty() {
+        return Err(PlanError::NoInputs);
+    }
+    let mut files = Vec::new();
+    for arg in args {
+        if has_glob_meta(arg) && !Path::new(arg).exists() {
+            let paths = glob::glob(arg).map_err(|e| PlanError::BadPattern {
+                pattern: arg.clone(),
+                reason: e.to_string(),
+            })?;
+            let mut matched = 0;
+            for entry in paths {
+                let path = entry.map_err(|e| PlanError::Unreadable {
+                    path: e.path().display().to_string(),
+                    reason: e.error().to_string(),
+                })?;
+                let name = path
+                    .to_str()
+                    .ok_or_else(|| PlanError::NotUtf8(path.display().to_string()))?
+                    .to_string();
+                files.push(check_file(&name)?);
+                matched += 1;
+            }
+            if matched == 0 {
+                return Err(PlanError::NoMatch(arg.clone()));
+            }
+        } else {
+            files.push(check_file(arg)?);
+        }
+    }
+    Ok(files)
+}
+
+/// Checks that `name` is a readable regular file and records its size.
+fn check_file(name: &str) -> Result<InputFile, PlanError> {
+    let meta = std::fs::metadata(name).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => PlanError::Missing(name.to_string()),
+        _ => PlanError::Unreadable {
+            path: name.to_string(),
+            reason: e.to_string(),
+        },
+    })?;
+    if meta.is_dir() {
+        return Err(PlanError::Directory(name.to_string()));
+    }
+    if !meta.is_file() {
+        return Err(PlanError::NotAFile(name.to_string()));
+    }
+    // Opening proves readability now, not only permission bits.
+    std::fs::File::open(name).map_err(|e| PlanError::Unreadable {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    let path = std::path::absolute(name).map_err(|e| PlanError::Unreadable {
+        path: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    Ok(InputFile {
+        name: name.to_string(),
+        path,
+        len: meta.len(),
+    })
+}
+
+/// Cuts the files into splits of at most `split_size` bytes each (one split
+/// per file when `whole_file`). Byte ranges only: the worker aligns them to
+/// line starts, so a line belongs to the split it starts in. An empty file
+/// still gets one (empty) split.
+pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
+    let split_size = split_size.max(1);
+    let mut splits = Vec::new();
+    for f in files {
+        let n = if whole_file || f.len == 0 {
+            1
+        } else {
+            f.len.div_ceil(split_size)
+        };
+        for i in 0..n {
+            let (start, end) = if whole_file {
+                (0, f.len)
+            } else {
+                (i * split_size, ((i + 1) * split_size).min(f.len))
+            };
+            splits.push(InputSplit {
+                name: f.name.clone(),
+                path: f.path.clone(),
+                start,
+                end,
+                file_len: f.len,
+            });
+        }
+    }
+    splits
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(len: u64) -> InputFile {
+        InputFile {
+            name: "f".into(),
+            path: "/f".into(),
+            len,
+        }
+    }
+
+    #[test]
+    fn splits_cover_each_file_exactly() {
+        let s = make_splits(&[file(10), file(0), file(4)], 4, false);
+        let ranges: Vec<(u64, u64)> = s.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(ranges, [(0, 4), (4, 8), (8, 10), (0, 0), (0, 4)]);
+        let whole = make_splits(&[file(10)], 4, true);
+        assert_eq!((whole.len(), whole[0].end), (1, 10));
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let missing = format!("{d}/nope.txt");
+        let msg = expand_inputs(&[missing.clone()]).unwrap_err().to_string();
+        assert!(
+            msg.contains(&missing) && msg.contains("does not exist"),
+            "{msg}"
+        );
+        let msg = expand_inputs(&[d.clone()]).unwrap_err().to_string();
+        assert!(msg.contains("is a directory"), "{msg}");
+        let pat = format!("{d}/*.txt");
+        let msg = expand_inputs(&[pat.clone()]).unwrap_err().to_string();
+        assert!(
+            msg.contains(&pat) && msg.contains("matches no files"),
+            "{msg}"
+        );
+        assert!(matches!(expand_inputs(&[]), Err(PlanError::NoInputs)));
+    }
+
+    #[test]
+    fn globs_expand_in_order_and_keep_names() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["b.txt", "a.txt", "c.log"] {
+            std::fs::write(dir.path().join(n), "x\n").unwrap();
+        }
+        let pat = format!("{}/*.txt", dir.path().display());
+        let files = expand_inputs(&[pat]).unwrap();
+        let names: Vec<&str> = files
+            .iter()
+            .map(|f| f.name.rsplit('/').next().unwrap())
+            .collect();
+        assert_eq!(names, ["a.txt", "b.txt"]);
+        assert!(files.iter().all(|f| f.len == 2 && f.path.is_absolute()));
+    }
+}

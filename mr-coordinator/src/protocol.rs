@@ -1,0 +1,276 @@
+//! The wire between coordinator and workers: one tarpc service and its messages.
+//!
+//! This module is the only place that defines what crosses the network. Both
+//! binaries import it, so a change here changes both sides at once. Failures
+//! travel as typed enums ([`TaskFailure`]) the scheduler acts on, never as
+//! formatted strings. No call stays open for the length of a task: a worker
+//! asks for work, runs it locally, and reports back in a separate call.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::PathBuf;
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident($inner:ty), $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "{}"), self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A registered worker process, numbered by the coordinator.
+    WorkerId(u64), "worker-"
+);
+id_newtype!(
+    /// One execution of a task; unique across the whole job, so a late or
+    /// duplicate report can always be told apart from the current one.
+    AttemptId(u64), "attempt-"
+);
+id_newtype!(
+    /// Map task `m`, which maps split `m` of the plan.
+    MapTaskId(u32), "map-"
+);
+id_newtype!(
+    /// Reduce task `r`, which produces `mr-out-<r>`.
+    ReduceTaskId(u32), "reduce-"
+);
+
+/// A worker introducing itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The app the worker runs (its built-in name or plugin's name).
+    pub app: String,
+    /// True when the app must see whole input files (never split).
+    pub whole_file: bool,
+    /// Host name, for logs.
+    pub host: String,
+    /// Process id, for logs.
+    pub pid: u32,
+    /// How many tasks the worker runs at once.
+    pub capacity: u32,
+}
+
+/// What a registered worker needs to know about the job.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobSettings {
+    /// The id the coordinator gave this worker.
+    pub worker: WorkerId,
+    /// The job's id (a hash of its inputs and settings).
+    pub job_id: String,
+    /// R, the number of reduce tasks and output files.
+    pub reduces: u32,
+    /// Absolute directory for intermediate files.
+    pub job_dir: PathBuf,
+    /// Absolute directory where `mr-out-*` files are committed.
+    pub output_dir: PathBuf,
+    /// How often the worker must send a heartbeat, in milliseconds.
+    pub heartbeat_ms: u64,
+}
+
+/// Why a registration was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RegisterError {
+    /// The worker runs a different app than the job.
+    #[error("this job runs app '{job_app}', but the worker runs '{worker_app}'; start the worker with '{job_app}'")]
+    WrongApp {
+        /// The job's app.
+        job_app: String,
+        /// The worker's app.
+        worker_app: String,
+    },
+    /// The job has finished or failed; there is nothing to join.
+    #[error("the job is over; no more workers are needed")]
+    JobOver,
+}
+
+/// The byte range of one input file that a map task reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSplit {
+    /// The path exactly as the user gave it (or the glob produced it); this is
+    /// what the app's map receives as its file name.
+    pub name: String,
+    /// The absolute path the worker opens.
+    pub path: PathBuf,
+    /// First byte of the split (before aligning to a line start).
+    pub start: u64,
+    /// One past the last byte (before aligning).
+    pub end: u64,
+    /// The file's size when planned; a different size at map time is an error.
+    pub file_len: u64,
+}
+
+/// A finished map's output, as a reduce task needs to find it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MapOutputRef {
+    /// The map task.
+    pub map: MapTaskId,
+    /// The attempt whose output the coordinator accepted.
+    pub attempt: AttemptId,
+}
+
+/// What the coordinator tells a worker to do next.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Assignment {
+    /// Run map task `task` over `split`.
+    Map {
+        /// The task.
+        task: MapTaskId,
+        /// This execution's id.
+        attempt: AttemptId,
+        /// The input to read.
+        split: InputSplit,
+    },
+    /// Run reduce task `task` over partition `task` of every map output.
+    Reduce {
+        /// The task.
+        task: ReduceTaskId,
+        /// This execution's id.
+        attempt: AttemptId,
+        /// The accepted output of every map task, in map order.
+        maps: Vec<MapOutputRef>,
+    },
+    /// Nothing to do yet; ask again after this many milliseconds.
+    Wait {
+        /// Suggested pause.
+        millis: u64,
+    },
+    /// The job is over: exit.
+    Exit,
+}
+
+/// What a successful attempt produced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum TaskOutput {
+    /// A map task wrote its intermediate file.
+    Map {
+        /// Input bytes read.
+        input_bytes: u64,
+        /// Records written (after combining).
+        records: u64,
+        /// Size of the intermediate file.
+        bytes: u64,
+    },
+    /// A reduce task wrote its temporary output, ready to commit.
+    Reduce {
+        /// Distinct keys reduced.
+        keys: u64,
+        /// Bytes of output.
+        bytes: u64,
+    },
+}
+
+/// Why an attempt failed, typed so the coordinator can act on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum TaskFailure {
+    /// App code panicked (in map, combine or reduce).
+    #[error("app panicked: {message} (input {input}, near byte {offset})")]
+    AppPanic {
+        /// The panic message.
+        message: String,
+        /// The input file (map) or "partition r" (reduce).
+        input: String,
+        /// Byte offset of the chunk being mapped, or 0 for reduce.
+        offset: u64,
+    },
+    /// The intermediate output of a map task is missing or corrupt: the map
+    /// must run again before this reduce can.
+    #[error("intermediate output of {map} is unusable: {reason}")]
+    MapOutputLost {
+        /// The map task whose output is bad.
+        map: MapTaskId,
+        /// What was wrong with it.
+        reason: String,
+    },
+    /// The input file could not be read, or changed since planning.
+    #[error("cannot read input {path}: {reason}")]
+    Input {
+        /// The input as the user named it.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A local file operation failed (disk full, permissions).
+    #[error("I/O error on {path}: {reason}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the coordinator took a report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReportAck {
+    /// The report was the first good one for its task (or a failure noted).
+    Accepted,
+    /// The task was already done, or the attempt is unknown: the worker should
+    /// discard what it produced.
+    Ignored,
+}
+
+/// What the coordinator answers a heartbeat with.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    /// Attempts the worker may abandon: their task is done elsewhere.
+    pub cancel: Vec<AttemptId>,
+}
+
+/// Protocol-level refusals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ProtocolError {
+    /// The coordinator does not know this worker (it restarted, or declared
+    /// the worker lost): register again.
+    #[error("unknown worker {0}; register again")]
+    UnknownWorker(WorkerId),
+}
+
+/// The coordinator's RPC service: the whole protocol.
+#[tarpc::service]
+pub trait Coordinator {
+    /// Joins the job.
+    async fn register(req: RegisterRequest) -> Result<JobSettings, RegisterError>;
+    /// Asks for the next thing to do.
+    async fn request_task(worker: WorkerId) -> Result<Assignment, ProtocolError>;
+    /// Reports how an attempt ended.
+    async fn report(
+        worker: WorkerId,
+        attempt: AttemptId,
+        outcome: Result<TaskOutput, TaskFailure>,
+    ) -> Result<ReportAck, ProtocolError>;
+    /// Says the worker is alive and which attempts it holds.
+    async fn heartbeat(
+        worker: WorkerId,
+        running: Vec<AttemptId>,
+    ) -> Result<HeartbeatReply, ProtocolError>;
+}
+
+/// File names both sides derive from ids. Names never travel over the wire,
+/// so a peer cannot make the other read or write an arbitrary path.
+pub mod names {
+    use super::{AttemptId, MapTaskId, ReduceTaskId};
+
+    /// The intermediate file of one map attempt, inside the job directory.
+    pub fn map_output(map: MapTaskId, attempt: AttemptId) -> String {
+        format!("mr-{}-{}", map.0, attempt.0)
+    }
+
+    /// The final output of reduce task `r`, inside the output directory.
+    pub fn output(reduce: ReduceTaskId) -> String {
+        format!("mr-out-{}", reduce.0)
+    }
+
+    /// A reduce attempt's uncommitted output, in the output directory (so
+    /// the commit is a rename within one file system). Hidden, so globs like
+    /// `mr-out*` never see it.
+    pub fn reduce_temp(reduce: ReduceTaskId, attempt: AttemptId) -> String {
+        format!(".mr-out-{}.{}.tmp", reduce.0, attempt.0)
+    }
+}

@@ -1,0 +1,532 @@
+//! The scheduling state machine: which task each worker runs, and what to do
+//! when attempts succeed, fail, or vanish with their worker.
+//!
+//! Pure state: no sockets, no files, no clock. Every method that depends on
+//! time takes `now`, so tests drive it step by step. The server wraps it in a
+//! mutex and does the I/O around it.
+
+use crate::plan::{make_splits, InputFile};
+use crate::protocol::{
+    Assignment, AttemptId, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
+    TaskFailure, WorkerId,
+};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Tunables of the scheduler.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// R, the number of reduce tasks.
+    pub reduces: u32,
+    /// Maximum bytes per map split.
+    pub split_size: u64,
+    /// A worker silent for this long is declared lost.
+    pub task_timeout: Duration,
+    /// A task whose attempts fail this many times (app panic, I/O) fails the job.
+    pub max_attempts: u32,
+    /// The app the job requires, if the user named one.
+    pub app: Option<String>,
+    /// How long an idle worker is told to wait before asking again.
+    pub wait: Duration,
+}
+
+/// A task of either phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TaskRef {
+    /// A map task.
+    Map(MapTaskId),
+    /// A reduce task.
+    Reduce(ReduceTaskId),
+}
+
+impl std::fmt::Display for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TaskRef::Map(m) => m.fmt(f),
+            TaskRef::Reduce(r) => r.fmt(f),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+struct Task {
+    /// The accepted attempt, once the task is done.
+    done: Option<AttemptId>,
+    /// Attempts currently running (more than one only for backups).
+    running: Vec<AttemptId>,
+    /// Failed attempts that count against `max_attempts`.
+    failures: u32,
+    /// Times the accepted output was later found lost or corrupt.
+    lost: u32,
+    /// The last failure, for the job's error message.
+    last_failure: Option<TaskFailure>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AttemptState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its worker was lost or another attempt won; a late success is still
+    /// usable if the task is not yet done.
+    Abandoned,
+}
+
+#[derive(Clone, Debug)]
+struct Attempt {
+    task: TaskRef,
+    worker: WorkerId,
+    started: Instant,
+    state: AttemptState,
+}
+
+#[derive(Clone, Debug)]
+struct Worker {
+    last_seen: Instant,
+    alive: bool,
+    told_exit: bool,
+}
+
+/// What the scheduler makes of a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// First good report: the task is done with this attempt's output.
+    Accepted(TaskRef),
+    /// A failure was recorded; the task will run again (or the job failed).
+    FailureRecorded(TaskRef),
+    /// Stale, duplicate or unknown: discard whatever the attempt produced.
+    Ignored,
+}
+
+/// Why the job cannot finish.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum JobFailure {
+    /// A task failed `max_attempts` times.
+    #[error("{task} failed {attempts} times; last failure: {last}")]
+    TaskFailed {
+        /// The task.
+        task: TaskRef,
+        /// How many attempts failed.
+        attempts: u32,
+        /// The last failure.
+        last: TaskFailure,
+    },
+    /// A map task's output was lost more often than it could be rebuilt.
+    #[error("the output of {0} was lost or corrupted {1} times; the job directory's storage is unreliable")]
+    OutputLost(MapTaskId, u32),
+}
+
+/// Counts for progress reports and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Map tasks done / total.
+    pub maps_done: usize,
+    /// Total map tasks (0 until the first worker registers and the job is split).
+    pub maps: usize,
+    /// Reduce tasks done.
+    pub reduces_done: usize,
+    /// Total reduce tasks.
+    pub reduces: usize,
+    /// Attempts started so far.
+    pub attempts: u64,
+    /// Workers currently alive.
+    pub workers_alive: usize,
+}
+
+/// The state of one job's tasks, attempts and workers.
+pub struct Scheduler {
+    cfg: SchedulerConfig,
+    inputs: Vec<InputFile>,
+    /// Map splits; empty until the job's app is known (whole-file apps are
+    /// never split, and the app is learned from the first worker).
+    splits: Vec<InputSplit>,
+    app: Option<String>,
+    maps: Vec<Task>,
+    reduces: Vec<Task>,
+    attempts: BTreeMap<AttemptId, Attempt>,
+    workers: BTreeMap<WorkerId, Worker>,
+    next_attempt: u64,
+    next_worker: u64,
+    map_durations: Vec<Duration>,
+    reduce_durations: Vec<Duration>,
+    failure: Option<JobFailure>,
+}
+
+impl Scheduler {
+    /// A scheduler for a job over `inputs`.
+    pub fn new(cfg: SchedulerConfig, inputs: Vec<InputFile>) -> Self {
+        let reduces = vec![Task::default(); cfg.reduces as usize];
+        Self {
+            app: cfg.app.clone(),
+            cfg,
+            inputs,
+            splits: Vec::new(),
+            maps: Vec::new(),
+            reduces,
+            attempts: BTreeMap::new(),
+            workers: BTreeMap::new(),
+            next_attempt: 0,
+            next_worker: 0,
+            map_durations: Vec::new(),
+            reduce_durations: Vec::new(),
+            failure: None,
+        }
+    }
+
+    /// Admits a worker running `app`. The first worker fixes the job's app
+    /// (unless the user named it) and so how the inputs are split.
+    pub fn register(
+        &mut self,
+        now: Instant,
+        app: &str,
+        whole_file: bool,
+    ) -> Result<WorkerId, RegisterError> {
+        if self.is_over() {
+            return Err(RegisterError::JobOver);
+        }
+        match &self.app {
+            Some(job_app) if job_app != app => {
+                return Err(RegisterError::WrongApp {
+                    job_app: job_app.clone(),
+                    worker_app: app.to_string(),
+                })
+            }
+            _ => self.app = Some(app.to_string()),
+        }
+        if self.maps.is_empty() {
+            self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file);
+            self.maps = vec![Task::default(); self.splits.len()];
+        }
+        let id = WorkerId(self.next_worker);
+        self.next_worker += 1;
+        self.workers.insert(
+            id,
+            Worker {
+                last_seen: now,
+                alive: true,
+                told_exit: false,
+            },
+        );
+        Ok(id)
+    }
+
+    /// Records that `worker` was heard from. False if it is unknown or was
+    /// declared lost, in which case it must register again.
+    pub fn touch(&mut self, worker: WorkerId, now: Instant) -> bool {
+        match self.workers.get_mut(&worker) {
+            Some(w) if w.alive => {
+                w.last_seen = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The job's app, once known.
+    pub fn app(&self) -> Option<&str> {
+        self.app.as_deref()
+    }
+
+    /// True when every output is committed.
+    pub fn is_done(&self) -> bool {
+        self.reduces.iter().all(|t| t.done.is_some())
+    }
+
+    /// Why the job failed, if it did.
+    pub fn failure(&self) -> Option<&JobFailure> {
+        self.failure.as_ref()
+    }
+
+    fn is_over(&self) -> bool {
+        self.is_done() || self.failure.is_some()
+    }
+
+    fn all_maps_done(&self) -> bool {
+        !self.maps.is_empty() && self.maps.iter().all(|t| t.done.is_some())
+    }
+
+    fn task_mut(&mut self, task: TaskRef) -> &mut Task {
+        match task {
+            TaskRef::Map(m) => &mut self.maps[m.0 as usize],
+            TaskRef::Reduce(r) => &mut self.reduces[r.0 as usize],
+        }
+    }
+
+    /// Decides what `worker` does next.
+    pub fn assign(&mut self, worker: WorkerId, now: Instant) -> Assignment {
+        if self.is_over() {
+            if let Some(w) = self.workers.get_mut(&worker) {
+                w.told_exit = true;
+            }
+            return Assignment::Exit;
+        }
+        let wait = Assignment::Wait {
+            millis: self.cfg.wait.as_millis() as u64,
+        };
+        if self.maps.is_empty() {
+            return wait;
+        }
+        let task = if !self.all_maps_done() {
+            self.pick(worker, now, true)
+        } else {
+            self.pick(worker, now, false)
+        };
+        let Some(task) = task else { return wait };
+        let attempt = AttemptId(self.next_attempt);
+        self.next_attempt += 1;
+        self.attempts.insert(
+            attempt,
+            Attempt {
+                task,
+                worker,
+                started: now,
+                state: AttemptState::Running,
+            },
+        );
+        self.task_mut(task).running.push(attempt);
+        match task {
+            TaskRef::Map(m) => Assignment::Map {
+                task: m,
+                attempt,
+                split: self.splits[m.0 as usize].clone(),
+            },
+            TaskRef::Reduce(r) => Assignment::Reduce {
+                task: r,
+                attempt,
+                maps: self
+                    .maps
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| MapOutputRef {
+                        map: MapTaskId(i as u32),
+                        attempt: t.done.expect("reduce assigned before every map finished"),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// Picks an idle task of the phase, else a backup for a straggler.
+    fn pick(&self, worker: WorkerId, now: Instant, maps: bool) -> Option<TaskRef> {
+        let (tasks, durations) = if maps {
+            (&self.maps, &self.map_durations)
+        } else {
+            (&self.reduces, &self.reduce_durations)
+        };
+        let mk = |i: usize| {
+            if maps {
+                TaskRef::Map(MapTaskId(i as u32))
+            } else {
+                TaskRef::Reduce(ReduceTaskId(i as u32))
+            }
+        };
+        if let Some(i) = tasks
+            .iter()
+            .position(|t| t.done.is_none() && t.running.is_empty())
+        {
+            return Some(mk(i));
+        }
+        // Backup attempts, as in the paper, but only for genuine stragglers:
+        // once the phase has no idle work left, a task whose only attempt has
+        // run for more than twice the phase's median and at least the task
+        // timeout gets a second attempt on another worker. First to finish wins.
+        let median = median(durations)?;
+        let threshold = (median * 2).max(self.cfg.task_timeout);
+        tasks.iter().enumerate().find_map(|(i, t)| {
+            let [only] = t.running.as_slice() else {
+                return None;
+            };
+            let a = &self.attempts[only];
+            (t.done.is_none() && a.worker != worker && now.duration_since(a.started) > threshold)
+                .then(|| mk(i))
+        })
+    }
+
+    /// Whether a success report for `attempt` would be accepted; the server
+    /// asks before committing a reduce output, then calls [`Self::succeeded`].
+    pub fn would_accept(&self, attempt: AttemptId) -> Option<TaskRef> {
+        let a = self.attempts.get(&attempt)?;
+        let task = match a.task {
+            TaskRef::Map(m) => &self.maps[m.0 as usize],
+            TaskRef::Reduce(r) => &self.reduces[r.0 as usize],
+        };
+        let usable = matches!(a.state, AttemptState::Running | AttemptState::Abandoned);
+        (usable && task.done.is_none() && self.failure.is_none()).then_some(a.task)
+    }
+
+    /// Records a successful attempt. The first success of a task wins; any
+    /// other attempt of it is abandoned.
+    pub fn succeeded(&mut self, attempt: AttemptId, now: Instant) -> Verdict {
+        let Some(task_ref) = self.would_accept(attempt) else {
+            return Verdict::Ignored;
+        };
+        let a = self.attempts.get_mut(&attempt).expect("checked above");
+        a.state = AttemptState::Succeeded;
+        let took = now.duration_since(a.started);
+        match task_ref {
+            TaskRef::Map(_) => self.map_durations.push(took),
+            TaskRef::Reduce(_) => self.reduce_durations.push(took),
+        }
+        let task = self.task_mut(task_ref);
+        task.done = Some(attempt);
+        let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
+        for other in others {
+            if let Some(o) = self.attempts.get_mut(&other) {
+                o.state = AttemptState::Abandoned;
+            }
+        }
+        Verdict::Accepted(task_ref)
+    }
+
+    /// Records a failed attempt and decides what to re-run.
+    pub fn failed(&mut self, attempt: AttemptId, failure: TaskFailure) -> Verdict {
+        let Some(a) = self.attempts.get_mut(&attempt) else {
+            return Verdict::Ignored;
+        };
+        if a.state != AttemptState::Running {
+            return Verdict::Ignored;
+        }
+        a.state = AttemptState::Failed;
+        let task_ref = a.task;
+        let max = self.cfg.max_attempts;
+        let task = self.task_mut(task_ref);
+        task.running.retain(|&x| x != attempt);
+        if task.done.is_some() {
+            return Verdict::Ignored;
+        }
+        if let TaskFailure::MapOutputLost { map, .. } = &failure {
+            // Not the reduce's fault: re-run the map; the reduce goes back to
+            // idle without a strike and waits for the new map output.
+            let map = *map;
+            if let Some(m) = self.maps.get_mut(map.0 as usize) {
+                if m.done.is_some() {
+                    m.done = None;
+                    m.lost += 1;
+                    if m.lost > max {
+                        self.failure = Some(JobFailure::OutputLost(map, m.lost));
+                    }
+                }
+            }
+            return Verdict::FailureRecorded(task_ref);
+        }
+        task.failures += 1;
+        task.last_failure = Some(failure.clone());
+        if task.failures >= max {
+            self.failure = Some(JobFailure::TaskFailed {
+                task: task_ref,
+                attempts: task.failures,
+                last: failure,
+            });
+        }
+        Verdict::FailureRecorded(task_ref)
+    }
+
+    /// Declares `worker` lost: its running attempts are abandoned and their
+    /// tasks become idle (unless a backup is still running). Outputs it
+    /// already produced stay valid: they live in the shared job directory.
+    /// Returns the tasks that were reissued.
+    pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<TaskRef> {
+        let Some(w) = self.workers.get_mut(&worker) else {
+            return Vec::new();
+        };
+        if !w.alive {
+            return Vec::new();
+        }
+        w.alive = false;
+        let mut reissued = Vec::new();
+        let running: Vec<(AttemptId, TaskRef)> = self
+            .attempts
+            .iter()
+            .filter(|(_, a)| a.worker == worker && a.state == AttemptState::Running)
+            .map(|(&id, a)| (id, a.task))
+            .collect();
+        for (id, task_ref) in running {
+            self.attempts.get_mut(&id).expect("listed above").state = AttemptState::Abandoned;
+            let task = self.task_mut(task_ref);
+            task.running.retain(|&x| x != id);
+            if task.done.is_none() && task.running.is_empty() {
+                reissued.push(task_ref);
+            }
+        }
+        reissued
+    }
+
+    /// Declares lost every worker not heard from within the task timeout.
+    /// Returns the workers lost.
+    pub fn expire(&mut self, now: Instant) -> Vec<WorkerId> {
+        let timeout = self.cfg.task_timeout;
+        let silent: Vec<WorkerId> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.alive && now.duration_since(w.last_seen) > timeout)
+            .map(|(&id, _)| id)
+            .collect();
+        for &id in &silent {
+            self.worker_lost(id);
+        }
+        silent
+    }
+
+    /// Attempts `worker` holds whose task was finished by another attempt.
+    pub fn cancellable(&self, worker: WorkerId, held: &[AttemptId]) -> Vec<AttemptId> {
+        held.iter()
+            .copied()
+            .filter(|id| {
+                self.attempts
+                    .get(id)
+                    .is_some_and(|a| a.worker == worker && a.state == AttemptState::Abandoned)
+            })
+            .collect()
+    }
+
+    /// True when every live worker has been told to exit.
+    pub fn all_workers_dismissed(&self) -> bool {
+        self.workers.values().all(|w| !w.alive || w.told_exit)
+    }
+
+    /// Every attempt ever started for reduce tasks, for cleaning up temp outputs.
+    pub fn reduce_attempts(&self) -> Vec<(ReduceTaskId, AttemptId)> {
+        self.attempts
+            .iter()
+            .filter_map(|(&id, a)| match a.task {
+                TaskRef::Reduce(r) => Some((r, id)),
+                TaskRef::Map(_) => None,
+            })
+            .collect()
+    }
+
+    /// The worker an attempt was given to.
+    pub fn owner_of(&self, attempt: AttemptId) -> Option<WorkerId> {
+        self.attempts.get(&attempt).map(|a| a.worker)
+    }
+
+    /// The task an attempt belongs to.
+    pub fn task_of(&self, attempt: AttemptId) -> Option<TaskRef> {
+        self.attempts.get(&attempt).map(|a| a.task)
+    }
+
+    /// Counts for progress lines.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            maps_done: self.maps.iter().filter(|t| t.done.is_some()).count(),
+            maps: self.maps.len(),
+            reduces_done: self.reduces.iter().filter(|t| t.done.is_some()).count(),
+            reduces: self.reduces.len(),
+            attempts: self.next_attempt,
+            workers_alive: self.workers.values().filter(|w| w.alive).count(),
+        }
+    }
+}
+
+fn median(durations: &[Duration]) -> Option<Duration> {
+    if durations.is_empty() {
+        return None;
+    }
+    let mut d = durations.to_vec();
+    d.sort_unstable();
+    Some(d[d.len() / 2])
+}
+
+#[cfg(test)]
+#[path = "scheduler_tests.rs"]
+mod tests;

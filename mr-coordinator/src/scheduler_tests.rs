@@ -1,0 +1,232 @@
+//! Unit tests of the scheduling state machine: time is passed in, no processes.
+
+use super::*;
+
+fn cfg(reduces: u32) -> SchedulerConfig {
+    SchedulerConfig {
+        reduces,
+        split_size: 100,
+        task_timeout: Duration::from_secs(10),
+        max_attempts: 3,
+        app: None,
+        wait: Duration::from_millis(50),
+    }
+}
+
+fn inputs(n: usize) -> Vec<InputFile> {
+    (0..n)
+        .map(|i| InputFile {
+            name: format!("in-{i}"),
+            path: format!("/in-{i}").into(),
+            len: 150,
+        })
+        .collect()
+}
+
+fn map_of(a: &Assignment) -> (MapTaskId, AttemptId) {
+    match a {
+        Assignment::Map { task, attempt, .. } => (*task, *attempt),
+        other => panic!("expected a map, got {other:?}"),
+    }
+}
+
+fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, Vec<MapOutputRef>) {
+    match a {
+        Assignment::Reduce {
+            task,
+            attempt,
+            maps,
+        } => (*task, *attempt, maps.clone()),
+        other => panic!("expected a reduce, got {other:?}"),
+    }
+}
+
+#[test]
+fn runs_maps_then_reduces_then_exits() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(2), inputs(2));
+    let w = s.register(t0, "wc", false).unwrap();
+    // 2 files of 150 bytes with 100-byte splits: 4 map tasks.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let (m, a) = map_of(&s.assign(w, t0));
+        seen.push(m.0);
+        assert_eq!(s.succeeded(a, t0), Verdict::Accepted(TaskRef::Map(m)));
+    }
+    assert_eq!(seen, [0, 1, 2, 3]);
+    let (r0, a0, maps) = reduce_of(&s.assign(w, t0));
+    assert_eq!(maps.len(), 4);
+    let (r1, a1, _) = reduce_of(&s.assign(w, t0));
+    assert_eq!((r0.0, r1.0), (0, 1));
+    assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
+    s.succeeded(a0, t0);
+    s.succeeded(a1, t0);
+    assert!(s.is_done());
+    assert!(matches!(s.assign(w, t0), Assignment::Exit));
+    assert!(s.all_workers_dismissed());
+}
+
+#[test]
+fn whole_file_apps_get_one_split_per_file() {
+    let mut s = Scheduler::new(cfg(1), inputs(3));
+    s.register(Instant::now(), "nocrash", true).unwrap();
+    assert_eq!(s.progress().maps, 3);
+}
+
+#[test]
+fn reduces_wait_for_every_map() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (_, a) = map_of(&s.assign(w1, t0));
+    let (_, b) = map_of(&s.assign(w2, t0));
+    s.succeeded(a, t0);
+    // One map still running: no reduce may start.
+    assert!(matches!(s.assign(w1, t0), Assignment::Wait { .. }));
+    s.succeeded(b, t0);
+    reduce_of(&s.assign(w1, t0));
+}
+
+#[test]
+fn lost_worker_tasks_are_reissued_and_late_reports_ignored() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (m, a) = map_of(&s.assign(w1, t0));
+    assert_eq!(s.worker_lost(w1), vec![TaskRef::Map(m)]);
+    assert!(!s.touch(w1, t0), "a lost worker must register again");
+    let (m2, b) = map_of(&s.assign(w2, t0));
+    assert_eq!(m, m2);
+    assert_ne!(a, b);
+    assert_eq!(s.succeeded(b, t0), Verdict::Accepted(TaskRef::Map(m)));
+    // The lost worker's attempt finishing late, or a duplicate report.
+    assert_eq!(s.succeeded(a, t0), Verdict::Ignored);
+    assert_eq!(s.succeeded(b, t0), Verdict::Ignored);
+    assert_eq!(
+        s.failed(
+            AttemptId(999),
+            TaskFailure::Io {
+                path: "x".into(),
+                reason: "y".into()
+            }
+        ),
+        Verdict::Ignored
+    );
+}
+
+#[test]
+fn silent_workers_expire_after_the_timeout() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    map_of(&s.assign(w1, t0));
+    assert!(s.expire(t0 + Duration::from_secs(5)).is_empty());
+    assert!(s.touch(w2, t0 + Duration::from_secs(9)));
+    assert_eq!(s.expire(t0 + Duration::from_secs(11)), vec![w1]);
+    assert_eq!(s.progress().workers_alive, 1);
+    map_of(&s.assign(w2, t0 + Duration::from_secs(11)));
+}
+
+#[test]
+fn failures_retry_then_fail_the_job() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    let panic = TaskFailure::AppPanic {
+        message: "boom".into(),
+        input: "in-0".into(),
+        offset: 0,
+    };
+    for i in 0..3 {
+        let (m, a) = map_of(&s.assign(w, t0));
+        assert_eq!(m.0, 0);
+        assert_eq!(
+            s.failed(a, panic.clone()),
+            Verdict::FailureRecorded(TaskRef::Map(m))
+        );
+        assert_eq!(s.failure().is_some(), i == 2);
+    }
+    let msg = s.failure().unwrap().to_string();
+    assert!(
+        msg.contains("map-0") && msg.contains("boom") && msg.contains("in-0"),
+        "{msg}"
+    );
+    assert!(matches!(s.assign(w, t0), Assignment::Exit));
+}
+
+#[test]
+fn lost_map_output_reruns_the_map_without_a_strike() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    let mut first = Vec::new();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w, t0));
+        s.succeeded(a, t0);
+        first.push(a);
+    }
+    let (_, ra, _) = reduce_of(&s.assign(w, t0));
+    let lost = TaskFailure::MapOutputLost {
+        map: MapTaskId(1),
+        reason: "checksum mismatch".into(),
+    };
+    assert!(matches!(s.failed(ra, lost), Verdict::FailureRecorded(_)));
+    let (m, again) = map_of(&s.assign(w, t0));
+    assert_eq!(m, MapTaskId(1));
+    s.succeeded(again, t0);
+    let (_, _, maps) = reduce_of(&s.assign(w, t0));
+    assert_eq!(maps[0].attempt, first[0]);
+    assert_eq!(
+        maps[1].attempt, again,
+        "the reduce must read the new output"
+    );
+    assert!(s.failure().is_none());
+}
+
+#[test]
+fn wrong_app_is_refused() {
+    let mut c = cfg(1);
+    c.app = Some("wc".into());
+    let mut s = Scheduler::new(c, inputs(1));
+    let err = s.register(Instant::now(), "indexer", false).unwrap_err();
+    assert!(err.to_string().contains("'wc'") && err.to_string().contains("'indexer'"));
+    // Without --app, the first worker fixes the app.
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    s.register(Instant::now(), "indexer", false).unwrap();
+    assert!(s.register(Instant::now(), "wc", false).is_err());
+}
+
+#[test]
+fn backups_only_for_genuine_stragglers() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(2)); // 4 maps
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (slow, slow_a) = map_of(&s.assign(w1, t0));
+    for _ in 0..3 {
+        let (_, a) = map_of(&s.assign(w2, t0));
+        s.succeeded(a, t0 + Duration::from_secs(1));
+    }
+    // Running 5 s: over twice the median (1 s) but under the 10 s floor.
+    assert!(matches!(
+        s.assign(w2, t0 + Duration::from_secs(5)),
+        Assignment::Wait { .. }
+    ));
+    // The straggler's own worker never gets its backup.
+    assert!(matches!(
+        s.assign(w1, t0 + Duration::from_secs(11)),
+        Assignment::Wait { .. }
+    ));
+    let later = t0 + Duration::from_secs(11);
+    let (m, backup) = map_of(&s.assign(w2, later));
+    assert_eq!(m, slow);
+    assert_eq!(
+        s.succeeded(backup, later),
+        Verdict::Accepted(TaskRef::Map(m))
+    );
+    assert_eq!(s.cancellable(w1, &[slow_a]), vec![slow_a]);
+    assert_eq!(s.succeeded(slow_a, later), Verdict::Ignored);
+}

@@ -1,0 +1,522 @@
+//! The coordinator's runtime: binds the RPC port, serves the protocol around
+//! the scheduler, watches for lost workers, commits outputs, and cleans up.
+//!
+//! The scheduler lives behind a `std::sync::Mutex` that is never held across
+//! an `.await`; the only I/O done under it is the rename that commits a
+//! reduce output, so that "is this the first good report?" and "commit it"
+//! happen as one step and no task is ever committed twice.
+
+use crate::embedded::EmbeddedWorkers;
+use crate::plan::{expand_inputs, InputFile, PlanError};
+use crate::protocol::{
+    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, ProtocolError,
+    RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
+};
+use crate::scheduler::{JobFailure, Scheduler, SchedulerConfig, TaskRef, Verdict};
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tarpc::context::Context;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+/// Everything a job needs, as parsed from the command line.
+#[derive(Clone, Debug)]
+pub struct JobConfig {
+    /// Input paths or glob patterns.
+    pub inputs: Vec<String>,
+    /// R, the number of reduce tasks.
+    pub reduces: u32,
+    /// Address to listen on (`host:port`; port 0 picks one).
+    pub listen: String,
+    /// How long a worker may stay silent before its tasks are reissued.
+    pub task_timeout: Duration,
+    /// Maximum split size in bytes.
+    pub split_size: u64,
+    /// The app workers must run, if fixed.
+    pub app: Option<String>,
+    /// Local worker processes to start (embedded mode); 0 for none.
+    pub workers: u32,
+    /// Where `mr-out-*` go.
+    pub output_dir: PathBuf,
+    /// Where the job directory of intermediate files goes (default: output dir).
+    pub work_dir: Option<PathBuf>,
+    /// Failed attempts per task before the job fails.
+    pub max_attempts: u32,
+}
+
+/// Why a job could not run or finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// The inputs are unusable.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A flag has an unusable value.
+    #[error("{0}")]
+    Config(String),
+    /// The output or work directory is unusable.
+    #[error("directory '{path}': {reason}")]
+    Directory {
+        /// The directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The listen address could not be bound.
+    #[error(
+        "cannot listen on {addr}: {reason}; choose another address with --listen or MR_COORDINATOR"
+    )]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// A task failed for good.
+    #[error("job failed: {0}")]
+    Job(#[from] JobFailure),
+    /// Embedded workers could not run.
+    #[error("{0}")]
+    Workers(String),
+    /// Interrupted by a signal.
+    #[error("interrupted; intermediate files are in {0}")]
+    Interrupted(String),
+}
+
+/// What a finished job reports.
+#[derive(Clone, Debug)]
+pub struct JobSummary {
+    /// Map tasks run.
+    pub maps: usize,
+    /// Reduce tasks run (= output files).
+    pub reduces: usize,
+    /// Attempts started (more than maps + reduces when tasks were retried).
+    pub attempts: u64,
+    /// Wall time from listening to the last commit.
+    pub elapsed: Duration,
+    /// Where the outputs are.
+    pub output_dir: PathBuf,
+}
+
+/// State shared by every connection handler and the supervising loop.
+struct Shared {
+    sched: Mutex<Scheduler>,
+    job_id: String,
+    reduces: u32,
+    job_dir: PathBuf,
+    output_dir: PathBuf,
+    heartbeat: Duration,
+    /// Which worker registered on which connection, to notice crashes at once.
+    conns: Mutex<HashMap<u64, WorkerId>>,
+    next_conn: AtomicU64,
+    /// Poked whenever the job's state may have changed.
+    changed: Notify,
+}
+
+impl Shared {
+    fn sched(&self) -> MutexGuard<'_, Scheduler> {
+        // A panic while holding the lock is a bug; the state is still the
+        // best we have, so keep going rather than poisoning every handler.
+        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection ended: its worker (if any) is gone, since a live worker
+    /// keeps its one connection open for the life of the process.
+    fn connection_closed(&self, conn: u64) {
+        let worker = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+        if let Some(w) = worker {
+            let reissued = self.sched().worker_lost(w);
+            if !reissued.is_empty() {
+                warn!(worker = %w, tasks = ?reissued, "worker disconnected; reissuing its tasks");
+            } else {
+                info!(worker = %w, "worker disconnected");
+            }
+            self.changed.notify_one();
+        }
+    }
+
+    /// Commits reduce attempt `attempt` of task `r`: its temp file becomes `mr-out-r`.
+    fn commit_output(
+        &self,
+        r: crate::protocol::ReduceTaskId,
+        attempt: AttemptId,
+    ) -> Result<(), TaskFailure> {
+        let tmp = self.output_dir.join(names::reduce_temp(r, attempt));
+        let out = self.output_dir.join(names::output(r));
+        std::fs::rename(&tmp, &out).map_err(|e| TaskFailure::Io {
+            path: tmp.display().to_string(),
+            reason: format!("cannot commit as {}: {e}", out.display()),
+        })
+    }
+}
+
+/// One connection's view of the service.
+#[derive(Clone)]
+struct Handler {
+    shared: Arc<Shared>,
+    conn: u64,
+}
+
+impl Coordinator for Handler {
+    async fn register(
+        self,
+        _: Context,
+        req: RegisterRequest,
+    ) -> Result<JobSettings, RegisterError> {
+        let worker = self
+            .shared
+            .sched()
+            .register(Instant::now(), &req.app, req.whole_file);
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(host = %req.host, pid = req.pid, "refused worker: {e}");
+                return Err(e);
+            }
+        };
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.conn, worker);
+        info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
+        self.shared.changed.notify_one();
+        Ok(JobSettings {
+            worker,
+            job_id: self.shared.job_id.clone(),
+            reduces: self.shared.reduces,
+            job_dir: self.shared.job_dir.clone(),
+            output_dir: self.shared.output_dir.clone(),
+            heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
+        })
+    }
+
+    async fn request_task(self, _: Context, worker: WorkerId) -> Result<Assignment, ProtocolError> {
+        let now = Instant::now();
+        let mut s = self.shared.sched();
+        if !s.touch(worker, now) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        Ok(s.assign(worker, now))
+    }
+
+    async fn report(
+        self,
+        _: Context,
+        worker: WorkerId,
+        attempt: AttemptId,
+        outcome: Result<TaskOutput, TaskFailure>,
+    ) -> Result<ReportAck, ProtocolError> {
+        let now = Instant::now();
+        let shared = &self.shared;
+        let mut s = shared.sched();
+        s.touch(worker, now);
+        if s.owner_of(attempt) != Some(worker) {
+            return Ok(ReportAck::Ignored);
+        }
+        let verdict = match outcome {
+            Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
+            Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
+                Some(TaskRef::Reduce(r)) => match shared.commit_output(r, attempt) {
+                    Ok(()) => s.succeeded(attempt, now),
+                    Err(f) => {
+                        warn!(%attempt, "{f}");
+                        s.failed(attempt, f)
+                    }
+                },
+                _ => Verdict::Ignored,
+            },
+            Err(failure) => {
+                let task = s.task_of(attempt);
+                let v = s.failed(attempt, failure.clone());
+                if v != Verdict::Ignored {
+                    warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
+                }
+                v
+            }
+        };
+        let progress = s.progress();
+        drop(s);
+        if let Verdict::Accepted(task) = verdict {
+            info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
+        }
+        shared.changed.notify_one();
+        Ok(match verdict {
+            Verdict::Ignored => ReportAck::Ignored,
+            _ => ReportAck::Accepted,
+        })
+    }
+
+    async fn heartbeat(
+        self,
+        _: Context,
+        worker: WorkerId,
+        running: Vec<AttemptId>,
+    ) -> Result<HeartbeatReply, ProtocolError> {
+        let mut s = self.shared.sched();
+        if !s.touch(worker, Instant::now()) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        Ok(HeartbeatReply {
+            cancel: s.cancellable(worker, &running),
+        })
+    }
+}
+
+/// A job whose coordinator is listening; [`RunningJob::wait`] drives it to the end.
+pub struct RunningJob {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    started: Instant,
+    embedded: EmbeddedWorkers,
+    task_timeout: Duration,
+}
+
+/// A stable id for a job: the same inputs and settings give the same id, so a
+/// restarted coordinator finds the same job directory.
+fn job_id(files: &[InputFile], cfg: &JobConfig) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut feed = |bytes: &[u8]| {
+        for &b in bytes.iter().chain([0xffu8].iter()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    };
+    for f in files {
+        feed(f.path.as_os_str().as_encoded_bytes());
+        feed(&f.len.to_le_bytes());
+    }
+    feed(&cfg.reduces.to_le_bytes());
+    feed(&cfg.split_size.to_le_bytes());
+    feed(cfg.app.as_deref().unwrap_or("").as_bytes());
+    format!("{h:016x}")
+}
+
+fn dir_error(path: &Path, reason: impl Into<String>) -> CoordinatorError {
+    CoordinatorError::Directory {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks that `dir` is an existing, writable directory; returns it absolute.
+fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
+    let meta =
+        std::fs::metadata(dir).map_err(|e| dir_error(dir, format!("{what} is not usable: {e}")))?;
+    if !meta.is_dir() {
+        return Err(dir_error(dir, format!("{what} is not a directory")));
+    }
+    let probe = dir.join(format!(".mr-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .map_err(|e| dir_error(dir, format!("{what} is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    std::path::absolute(dir).map_err(|e| dir_error(dir, e.to_string()))
+}
+
+impl RunningJob {
+    /// Validates the job, prepares its directories, binds the port and starts
+    /// serving (and any embedded workers). Returns once workers can connect.
+    pub async fn start(cfg: JobConfig) -> Result<RunningJob, CoordinatorError> {
+        if cfg.reduces == 0 {
+            return Err(CoordinatorError::Config(
+                "--reduces must be at least 1".into(),
+            ));
+        }
+        if cfg.max_attempts == 0 {
+            return Err(CoordinatorError::Config(
+                "--max-attempts must be at least 1".into(),
+            ));
+        }
+        if cfg.workers > 0 && cfg.app.is_none() {
+            return Err(CoordinatorError::Config(
+                "--workers starts local workers, which need to know the app: add --app NAME".into(),
+            ));
+        }
+        let files = expand_inputs(&cfg.inputs)?;
+        let output_dir = usable_dir(&cfg.output_dir, "output directory")?;
+        let work_dir = match &cfg.work_dir {
+            Some(w) => usable_dir(w, "work directory")?,
+            None => output_dir.clone(),
+        };
+        let id = job_id(&files, &cfg);
+        let job_dir = work_dir.join(format!("mr-job-{id}"));
+        // A leftover directory is a previous run of the same job that died;
+        // its intermediate files are not trusted, so start clean.
+        if job_dir.exists() {
+            warn!(dir = %job_dir.display(), "removing a previous run's job directory");
+            std::fs::remove_dir_all(&job_dir).map_err(|e| dir_error(&job_dir, e.to_string()))?;
+        }
+        std::fs::create_dir_all(&job_dir)
+            .map_err(|e| dir_error(&job_dir, format!("cannot create job directory: {e}")))?;
+
+        let mut listener = tarpc::serde_transport::tcp::listen(&cfg.listen, Bincode::default)
+            .await
+            .map_err(|e| CoordinatorError::Bind {
+                addr: cfg.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        listener.config_mut().max_frame_length(crate::MAX_FRAME);
+        let addr = listener.local_addr();
+        if !addr.ip().is_loopback() {
+            warn!(%addr, "listening on a non-loopback address: any host that can reach it may join the job");
+        }
+
+        let sched = Scheduler::new(
+            SchedulerConfig {
+                reduces: cfg.reduces,
+                split_size: cfg.split_size,
+                task_timeout: cfg.task_timeout,
+                max_attempts: cfg.max_attempts,
+                app: cfg.app.clone(),
+                wait: Duration::from_millis(50),
+            },
+            files,
+        );
+        let heartbeat =
+            (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let shared = Arc::new(Shared {
+            sched: Mutex::new(sched),
+            job_id: id,
+            reduces: cfg.reduces,
+            job_dir,
+            output_dir,
+            heartbeat,
+            conns: Mutex::new(HashMap::new()),
+            next_conn: AtomicU64::new(0),
+            changed: Notify::new(),
+        });
+
+        let accept_shared = shared.clone();
+        tokio::spawn(async move {
+            listener
+                // A failed accept (e.g. out of descriptors) drops that one connection.
+                .filter_map(|r| std::future::ready(r.ok()))
+                .for_each(|transport| {
+                    let shared = accept_shared.clone();
+                    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+                    let handler = Handler {
+                        shared: shared.clone(),
+                        conn,
+                    };
+                    tokio::spawn(async move {
+                        // Garbage or a half-open client only ends this channel.
+                        BaseChannel::with_defaults(transport)
+                            .execute(handler.serve())
+                            .for_each(|call| async {
+                                tokio::spawn(call);
+                            })
+                            .await;
+                        shared.connection_closed(conn);
+                    });
+                    std::future::ready(())
+                })
+                .await;
+        });
+
+        let embedded = match (&cfg.app, cfg.workers) {
+            (Some(app), n) if n > 0 => EmbeddedWorkers::start(n, app, addr)?,
+            _ => EmbeddedWorkers::none(),
+        };
+        info!(%addr, "coordinator listening");
+        Ok(RunningJob {
+            shared,
+            addr,
+            started: Instant::now(),
+            embedded,
+            task_timeout: cfg.task_timeout,
+        })
+    }
+
+    /// The address workers connect to.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Runs the job to its end: every output committed (Ok), or a task failed
+    /// for good (Err). Either way workers are dismissed and temporary files removed.
+    pub async fn wait(mut self) -> Result<JobSummary, CoordinatorError> {
+        let outcome = self.supervise().await;
+        if let Err(CoordinatorError::Interrupted(_)) = outcome {
+            self.embedded.kill_all().await;
+            return outcome.map(|_| unreachable!());
+        }
+        self.dismiss_workers().await;
+        self.cleanup().await;
+        let p = self.shared.sched().progress();
+        outcome.map(|()| JobSummary {
+            maps: p.maps,
+            reduces: p.reduces,
+            attempts: p.attempts,
+            elapsed: self.started.elapsed(),
+            output_dir: self.shared.output_dir.clone(),
+        })
+    }
+
+    async fn supervise(&mut self) -> Result<(), CoordinatorError> {
+        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        loop {
+            tokio::select! {
+                _ = self.shared.changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = &mut interrupt => {
+                    return Err(CoordinatorError::Interrupted(self.shared.job_dir.display().to_string()));
+                }
+            }
+            {
+                let mut s = self.shared.sched();
+                for w in s.expire(Instant::now()) {
+                    warn!(worker = %w, timeout = ?self.task_timeout, "worker silent too long; declared lost");
+                }
+                if s.is_done() {
+                    return Ok(());
+                }
+                if let Some(f) = s.failure() {
+                    return Err(f.clone().into());
+                }
+            }
+            self.embedded.supervise(self.addr)?;
+        }
+    }
+
+    /// Lets connected workers hear "exit" before the port closes, without
+    /// waiting long for ones busy with abandoned attempts.
+    async fn dismiss_workers(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && !self.shared.sched().all_workers_dismissed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.embedded.wait_or_kill(Duration::from_secs(3)).await;
+    }
+
+    /// Removes the job directory and any uncommitted reduce outputs.
+    async fn cleanup(&self) {
+        let job_dir = self.shared.job_dir.clone();
+        let temps: Vec<PathBuf> = self
+            .shared
+            .sched()
+            .reduce_attempts()
+            .into_iter()
+            .map(|(r, a)| self.shared.output_dir.join(names::reduce_temp(r, a)))
+            .collect();
+        let done = tokio::task::spawn_blocking(move || {
+            for t in temps {
+                let _ = std::fs::remove_file(t);
+            }
+            std::fs::remove_dir_all(&job_dir)
+        })
+        .await;
+        if let Ok(Err(e)) = done {
+            warn!(dir = %self.shared.job_dir.display(), "cannot remove job directory: {e}");
+        }
+    }
+}
