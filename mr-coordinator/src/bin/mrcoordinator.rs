@@ -1,0 +1,105 @@
+//! `mrcoordinator`: plans a MapReduce job, hands its tasks to workers, and
+//! exits 0 once every `mr-out-*` file is committed.
+
+use clap::Parser;
+use mr_coordinator::server::{JobConfig, RunningJob};
+use mr_coordinator::size::{parse_secs, parse_size};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Coordinate a MapReduce job over INPUT files (paths or glob patterns).
+///
+/// Workers (mrworker) connect to --listen; with --workers N the coordinator
+/// starts N local workers itself. Outputs are mr-out-0 .. mr-out-<R-1> in
+/// --output-dir. Exit status 0 when all are committed, 1 when the job
+/// cannot finish, 2 for bad usage.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Number of reduce tasks R (and output files).
+    #[arg(long, default_value_t = 10)]
+    reduces: u32,
+    /// Address to listen on for workers (port 0 picks a free port).
+    #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
+    listen: String,
+    /// Seconds a worker may stay silent before its tasks are reissued elsewhere.
+    #[arg(long, default_value = "10", value_parser = parse_secs)]
+    task_timeout: Duration,
+    /// Largest input split per map task: bytes, or with a unit (512KiB, 64MiB, 1GiB).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    split_size: u64,
+    /// The app workers must run; workers running another app are refused.
+    #[arg(long)]
+    app: Option<String>,
+    /// Start this many local mrworker processes for the job (needs --app).
+    #[arg(long, default_value_t = 0)]
+    workers: u32,
+    /// Directory where mr-out-* files are written.
+    #[arg(long, default_value = ".")]
+    output_dir: PathBuf,
+    /// Directory for the job's intermediate files (default: the output directory).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Failed attempts of one task (app panics, I/O errors) before the job fails.
+    #[arg(long, default_value_t = 4)]
+    max_attempts: u32,
+    /// Print nothing on success.
+    #[arg(long, short)]
+    quiet: bool,
+    /// Input files or glob patterns (quote patterns to let the coordinator expand them).
+    #[arg(value_name = "INPUT")]
+    inputs: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    mr_worker_logging();
+    let quiet = args.quiet;
+    let cfg = JobConfig {
+        inputs: args.inputs,
+        reduces: args.reduces,
+        listen: args.listen,
+        task_timeout: args.task_timeout,
+        split_size: args.split_size,
+        app: args.app,
+        workers: args.workers,
+        output_dir: args.output_dir,
+        work_dir: args.work_dir,
+        max_attempts: args.max_attempts,
+    };
+    let result = match RunningJob::start(cfg).await {
+        Ok(job) => job.wait().await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(s) => {
+            if !quiet {
+                eprintln!(
+                    "mrcoordinator: job complete: {} outputs in {} ({} map tasks, {} attempts) in {:.2}s",
+                    s.reduces,
+                    s.output_dir.display(),
+                    s.maps,
+                    s.attempts,
+                    s.elapsed.as_secs_f64()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("mrcoordinator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to stderr: warnings and errors unless RUST_LOG says more.
+fn mr_worker_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

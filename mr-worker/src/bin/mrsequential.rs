@@ -1,0 +1,47 @@
+//! `mrsequential`: runs a MapReduce app over inputs in one process, writing
+//! `mr-out-0`. The reference answer for tests, and a local debugging mode.
+
+use anyhow::Context;
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Run a MapReduce app sequentially in this process; output goes to mr-out-0.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Directory for mr-out-0.
+    #[arg(long, default_value = ".")]
+    output_dir: PathBuf,
+    /// The app: a built-in name or the path of a plugin (.so).
+    app: String,
+    /// Input files or glob patterns.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let app = mr_apps::resolve(&args.app)?;
+    let inputs = mr_coordinator::plan::expand_inputs(&args.inputs)?;
+    if !args.output_dir.is_dir() {
+        anyhow::bail!(
+            "output directory '{}' does not exist",
+            args.output_dir.display()
+        );
+    }
+    mr_worker::sequential::run_sequential(&*app, &inputs, &args.output_dir)
+        .with_context(|| format!("app '{}' failed", args.app))?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    mr_worker::init_logging();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mrsequential: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

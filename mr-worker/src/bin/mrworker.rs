@@ -1,0 +1,60 @@
+//! `mrworker`: joins a MapReduce job and runs its tasks until the job is done.
+
+use clap::Parser;
+use mr_coordinator::embedded::EXIT_REFUSED;
+use mr_worker::task_loop::{run_worker, Ending, WorkerConfig, WorkerError};
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Run map and reduce tasks for a MapReduce coordinator.
+///
+/// Exit status: 0 when the job is over (or the coordinator has gone away
+/// after it), 1 when the coordinator cannot be reached, 3 when the app is
+/// unknown or the coordinator refuses this worker.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// Coordinator address, host:port.
+    #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
+    coordinator: String,
+    /// Seconds to keep trying to reach the coordinator at start-up.
+    #[arg(long, default_value = "5", value_parser = mr_coordinator::size::parse_secs)]
+    connect_timeout: Duration,
+    /// Seconds to keep trying to reach a coordinator lost mid-job before exiting.
+    #[arg(long, default_value = "2", value_parser = mr_coordinator::size::parse_secs)]
+    reconnect_timeout: Duration,
+    /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
+    /// jobcount, early_exit) or the path of a plugin (.so).
+    app: String,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    mr_worker::init_logging();
+    // Resolve the app before connecting: a typo must not cost a round trip.
+    let app = match mr_apps::resolve(&args.app) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("mrworker: {e}");
+            return ExitCode::from(EXIT_REFUSED as u8);
+        }
+    };
+    let cfg = WorkerConfig {
+        coordinator: args.coordinator,
+        app,
+        connect_for: args.connect_timeout,
+        reconnect_for: args.reconnect_timeout,
+    };
+    match run_worker(cfg).await {
+        Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,
+        Err(e @ WorkerError::Refused { .. }) => {
+            eprintln!("mrworker: {e}");
+            ExitCode::from(EXIT_REFUSED as u8)
+        }
+        Err(e) => {
+            eprintln!("mrworker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

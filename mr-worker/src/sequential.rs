@@ -1,0 +1,72 @@
+//! `mrsequential`: a whole job in one process, through the same engines.
+//!
+//! Each input is mapped whole into one run file with a single partition, and
+//! one reduce merges them into `mr-out-0`. It is the reference answer tests
+//! compare against, and a debugger-friendly way to run an app.
+
+use crate::map::{run_map, MapJob};
+use crate::reduce::{run_reduce, ReduceJob};
+use mr_apps::App;
+use mr_coordinator::plan::InputFile;
+use mr_coordinator::protocol::{MapTaskId, TaskFailure};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// Removes a directory tree when dropped, so a failed run leaves nothing.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `app` over `inputs` and commits `<out_dir>/mr-out-0`. Returns the
+/// number of distinct keys written.
+pub fn run_sequential(
+    app: &dyn App,
+    inputs: &[InputFile],
+    out_dir: &Path,
+) -> Result<u64, TaskFailure> {
+    let io = |p: &Path, e: std::io::Error| TaskFailure::Io {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    };
+    let work = TempDir(out_dir.join(format!(".mr-seq-{}", std::process::id())));
+    std::fs::create_dir_all(&work.0).map_err(|e| io(&work.0, e))?;
+    let runs: Vec<(MapTaskId, PathBuf)> = (0..inputs.len())
+        .map(|i| (MapTaskId(i as u32), work.0.join(format!("mr-{i}"))))
+        .collect();
+    inputs
+        .par_iter()
+        .zip(runs.par_iter())
+        .try_for_each(|(input, (m, run))| {
+            run_map(
+                app,
+                &MapJob {
+                    map: m.0,
+                    reduces: 1,
+                    name: &input.name,
+                    path: &input.path,
+                    start: 0,
+                    end: input.len,
+                    file_len: input.len,
+                    out: run,
+                },
+            )
+            .map(|_| ())
+        })?;
+    let tmp = work.0.join("mr-out-0.tmp");
+    let stats = run_reduce(
+        app,
+        &ReduceJob {
+            reduce: 0,
+            reduces: 1,
+            inputs: runs,
+            out: &tmp,
+        },
+    )?;
+    let out = out_dir.join("mr-out-0");
+    std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
+    Ok(stats.keys)
+}

@@ -1,0 +1,348 @@
+//! The worker's task loop: register with the coordinator, ask for tasks, run
+//! them on a blocking thread (rayon inside), report, repeat until told to exit.
+//!
+//! Tokio only carries RPCs here: the heartbeat keeps flowing while a task
+//! computes, because the task runs on `spawn_blocking`, never on the runtime.
+
+use crate::map::{run_map, MapJob};
+use crate::reduce::{run_reduce, ReduceJob};
+use mr_apps::AppRef;
+use mr_coordinator::protocol::{
+    names, Assignment, AttemptId, CoordinatorClient, JobSettings, ProtocolError, RegisterError,
+    RegisterRequest, ReportAck, TaskFailure, TaskOutput,
+};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+use tracing::{debug, info, warn};
+
+/// How the worker is started.
+#[derive(Clone)]
+pub struct WorkerConfig {
+    /// The coordinator's address (`host:port`).
+    pub coordinator: String,
+    /// The app to run.
+    pub app: AppRef,
+    /// How long to keep trying to reach the coordinator at start-up.
+    pub connect_for: Duration,
+    /// How long to keep trying after losing it mid-job (it may be restarting).
+    pub reconnect_for: Duration,
+}
+
+/// Why a worker stopped without finishing normally.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The coordinator could not be reached at start-up.
+    #[error("cannot reach the coordinator at {addr} (tried for {secs} s): {reason}; is mrcoordinator running there? (set --coordinator or MR_COORDINATOR)")]
+    Connect {
+        /// The address tried.
+        addr: String,
+        /// Seconds spent trying.
+        secs: u64,
+        /// The last error.
+        reason: String,
+    },
+    /// The coordinator refused this worker.
+    #[error("the coordinator at {addr} refused this worker: {reason}")]
+    Refused {
+        /// The coordinator.
+        addr: String,
+        /// Why.
+        reason: RegisterError,
+    },
+}
+
+/// How the loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The coordinator said the job is over.
+    Dismissed,
+    /// The coordinator went away (normally: the job finished).
+    CoordinatorGone,
+}
+
+async fn connect(addr: &str) -> std::io::Result<CoordinatorClient> {
+    let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+    conn.config_mut()
+        .max_frame_length(mr_coordinator::MAX_FRAME);
+    let transport = conn.await?;
+    Ok(CoordinatorClient::new(client::Config::default(), transport).spawn())
+}
+
+/// Connects, retrying every 100 ms for up to `patience`.
+async fn connect_retry(
+    addr: &str,
+    patience: Duration,
+) -> Result<CoordinatorClient, std::io::Error> {
+    let deadline = Instant::now() + patience;
+    loop {
+        match connect(addr).await {
+            Ok(c) => return Ok(c),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// The current connection and identity, shared with the heartbeat task.
+#[derive(Clone)]
+struct Session {
+    client: CoordinatorClient,
+    settings: Arc<JobSettings>,
+}
+
+struct Worker {
+    cfg: WorkerConfig,
+    session: Arc<Mutex<Option<Session>>>,
+    /// Attempts in hand, reported in heartbeats.
+    running: Arc<Mutex<Vec<AttemptId>>>,
+}
+
+impl Worker {
+    fn session(&self) -> Session {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .expect("registered before use")
+    }
+
+    async fn register(
+        &self,
+        client: CoordinatorClient,
+    ) -> Result<Result<(), RegisterError>, tarpc::client::RpcError> {
+        let req = RegisterRequest {
+            app: self.cfg.app.name().to_string(),
+            whole_file: self.cfg.app.whole_file(),
+            host: hostname(),
+            pid: std::process::id(),
+            capacity: 1,
+        };
+        match client.register(context::current(), req).await? {
+            Ok(settings) => {
+                info!(worker = %settings.worker, job = %settings.job_id, "registered");
+                *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Session {
+                    client,
+                    settings: Arc::new(settings),
+                });
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    /// After losing the coordinator: reconnect and re-register, or give up.
+    async fn rejoin(&self) -> bool {
+        let Ok(client) = connect_retry(&self.cfg.coordinator, self.cfg.reconnect_for).await else {
+            return false;
+        };
+        matches!(self.register(client).await, Ok(Ok(())))
+    }
+
+    fn spawn_heartbeat(&self) {
+        let session = self.session.clone();
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            loop {
+                let s = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let Some(s) = s else { return };
+                let held = running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let every = Duration::from_millis(s.settings.heartbeat_ms.max(50));
+                // Errors are the task loop's business: it sees them on its next call.
+                if let Ok(Ok(reply)) = s
+                    .client
+                    .heartbeat(context::current(), s.settings.worker, held)
+                    .await
+                {
+                    if !reply.cancel.is_empty() {
+                        debug!(cancel = ?reply.cancel, "attempts finished elsewhere");
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    async fn run(&self) -> Result<Ending, WorkerError> {
+        let addr = &self.cfg.coordinator;
+        let client = connect_retry(addr, self.cfg.connect_for)
+            .await
+            .map_err(|e| WorkerError::Connect {
+                addr: addr.clone(),
+                secs: self.cfg.connect_for.as_secs(),
+                reason: e.to_string(),
+            })?;
+        match self.register(client).await {
+            Ok(Ok(())) => {}
+            Ok(Err(RegisterError::JobOver)) => return Ok(Ending::Dismissed),
+            Ok(Err(reason)) => {
+                return Err(WorkerError::Refused {
+                    addr: addr.clone(),
+                    reason,
+                })
+            }
+            // Reached but hung up: treat as gone, like the lab's workers.
+            Err(_) => return Ok(Ending::CoordinatorGone),
+        }
+        self.spawn_heartbeat();
+        loop {
+            let s = self.session();
+            let assignment = match s
+                .client
+                .request_task(context::current(), s.settings.worker)
+                .await
+            {
+                Ok(Ok(a)) => a,
+                Ok(Err(ProtocolError::UnknownWorker(_))) => {
+                    // Declared lost (e.g. after a long pause): join afresh.
+                    if !matches!(self.register(s.client.clone()).await, Ok(Ok(()))) {
+                        return Ok(Ending::Dismissed);
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    debug!("lost the coordinator: {e}");
+                    if self.rejoin().await {
+                        continue;
+                    }
+                    return Ok(Ending::CoordinatorGone);
+                }
+            };
+            match assignment {
+                Assignment::Exit => return Ok(Ending::Dismissed),
+                Assignment::Wait { millis } => {
+                    tokio::time::sleep(Duration::from_millis(millis)).await
+                }
+                task => self.execute(&s, task).await,
+            }
+        }
+    }
+
+    /// Runs a map or reduce assignment and reports its outcome.
+    async fn execute(&self, s: &Session, task: Assignment) {
+        let app = self.cfg.app.clone();
+        let settings = s.settings.clone();
+        let (attempt, what, produced) = match &task {
+            Assignment::Map { task, attempt, .. } => (
+                *attempt,
+                task.to_string(),
+                settings.job_dir.join(names::map_output(*task, *attempt)),
+            ),
+            Assignment::Reduce { task, attempt, .. } => (
+                *attempt,
+                task.to_string(),
+                settings
+                    .output_dir
+                    .join(names::reduce_temp(*task, *attempt)),
+            ),
+            _ => unreachable!("only tasks are executed"),
+        };
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(attempt);
+        let out = produced.clone();
+        let started = Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || run_task(&*app, &settings, task, &out))
+            .await
+            .unwrap_or_else(|e| {
+                Err(TaskFailure::Io {
+                    path: produced.display().to_string(),
+                    reason: format!("worker thread failed: {e}"),
+                })
+            });
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|&a| a != attempt);
+        match &outcome {
+            Ok(_) => debug!(%attempt, task = %what, took = ?started.elapsed(), "attempt finished"),
+            Err(f) => warn!(%attempt, task = %what, "attempt failed: {f}"),
+        }
+        let failed = outcome.is_err();
+        let ack = s
+            .client
+            .report(context::current(), s.settings.worker, attempt, outcome)
+            .await;
+        // Anything not accepted is discarded, so stale outputs never linger.
+        if failed || !matches!(ack, Ok(Ok(ReportAck::Accepted))) {
+            let _ = std::fs::remove_file(&produced);
+        }
+    }
+}
+
+/// Runs one task synchronously (called on a blocking thread).
+fn run_task(
+    app: &dyn mr_apps::App,
+    settings: &JobSettings,
+    task: Assignment,
+    out: &std::path::Path,
+) -> Result<TaskOutput, TaskFailure> {
+    match task {
+        Assignment::Map { task, split, .. } => {
+            let stats = run_map(
+                app,
+                &MapJob {
+                    map: task.0,
+                    reduces: settings.reduces,
+                    name: &split.name,
+                    path: &split.path,
+                    start: split.start,
+                    end: split.end,
+                    file_len: split.file_len,
+                    out,
+                },
+            )?;
+            Ok(TaskOutput::Map {
+                input_bytes: stats.input_bytes,
+                records: stats.records,
+                bytes: stats.bytes,
+            })
+        }
+        Assignment::Reduce { task, maps, .. } => {
+            let inputs = maps
+                .iter()
+                .map(|m| {
+                    (
+                        m.map,
+                        settings.job_dir.join(names::map_output(m.map, m.attempt)),
+                    )
+                })
+                .collect();
+            let stats = run_reduce(
+                app,
+                &ReduceJob {
+                    reduce: task.0,
+                    reduces: settings.reduces,
+                    inputs,
+                    out,
+                },
+            )?;
+            Ok(TaskOutput::Reduce {
+                keys: stats.keys,
+                bytes: stats.bytes,
+            })
+        }
+        _ => unreachable!("only tasks are executed"),
+    }
+}
+
+/// Runs a worker until the job ends.
+pub async fn run_worker(cfg: WorkerConfig) -> Result<Ending, WorkerError> {
+    let w = Worker {
+        cfg,
+        session: Arc::new(Mutex::new(None)),
+        running: Arc::new(Mutex::new(Vec::new())),
+    };
+    let ending = w.run().await;
+    // Stop the heartbeat task with the session.
+    *w.session.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    ending
+}
