@@ -13,12 +13,4 @@ pub mod sequential;
 pub mod split;
 pub mod task_loop;
 
-/// Sets up `tracing` logs on stderr: warnings and errors unless `RUST_LOG` says more.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
+pub use mr_coordinator::init_logging;

@@ -44,6 +44,9 @@ struct Args {
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, default_value_t = 4)]
     max_attempts: u32,
+    /// Write the address actually bound (useful with port 0) to this file once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
     /// Print nothing on success.
     #[arg(long, short)]
     quiet: bool,
@@ -55,8 +58,9 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    mr_worker_logging();
+    mr_coordinator::init_logging();
     let quiet = args.quiet;
+    let addr_file = args.addr_file;
     let cfg = JobConfig {
         inputs: args.inputs,
         reduces: args.reduces,
@@ -70,7 +74,13 @@ async fn main() -> ExitCode {
         max_attempts: args.max_attempts,
     };
     let result = match RunningJob::start(cfg).await {
-        Ok(job) => job.wait().await,
+        Ok(job) => match addr_file.map(|f| write_addr(&f, job.addr())) {
+            Some(Err(e)) => {
+                eprintln!("mrcoordinator: {e}");
+                return ExitCode::FAILURE;
+            }
+            _ => job.wait().await,
+        },
         Err(e) => Err(e),
     };
     match result {
@@ -94,12 +104,11 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr: warnings and errors unless RUST_LOG says more.
-fn mr_worker_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Publishes the bound address atomically (temp file + rename), so a reader
+/// never sees a partial address.
+fn write_addr(file: &std::path::Path, addr: std::net::SocketAddr) -> Result<(), String> {
+    let tmp = file.with_extension("tmp");
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| format!("cannot write --addr-file '{}': {e}", file.display()))
 }
