@@ -214,3 +214,7 @@ fn write_run(
         bytes,
     })
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

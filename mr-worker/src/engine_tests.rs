@@ -1,0 +1,227 @@
+//! Tests of the map and reduce engines together, through real files.
+
+use crate::map::{run_map, MapJob};
+use crate::reduce::{run_reduce, ReduceJob};
+use mr_apps::{ihash, App, Emit, Values};
+use mr_coordinator::protocol::{MapTaskId, TaskFailure};
+use std::path::{Path, PathBuf};
+
+/// Maps `input` (one map task per entry, whole file) with R partitions and
+/// reduces every partition; returns each partition's output text.
+fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u64) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut m = 0;
+    for input in inputs {
+        let len = std::fs::metadata(input).unwrap().len();
+        let mut start = 0;
+        loop {
+            let out = dir.join(format!("mr-{m}"));
+            run_map(
+                app,
+                &MapJob {
+                    map: m,
+                    reduces,
+                    name: input.to_str().unwrap(),
+                    path: input,
+                    start,
+                    end: (start + split).min(len),
+                    file_len: len,
+                    out: &out,
+                },
+            )
+            .unwrap();
+            runs.push((MapTaskId(m), out));
+            m += 1;
+            start += split;
+            if start >= len {
+                break;
+            }
+        }
+    }
+    (0..reduces)
+        .map(|r| {
+            let out = dir.join(format!("out-{r}"));
+            run_reduce(
+                app,
+                &ReduceJob {
+                    reduce: r,
+                    reduces,
+                    inputs: runs.clone(),
+                    out: &out,
+                },
+            )
+            .unwrap();
+            std::fs::read_to_string(out).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn splits_and_partitions_give_the_same_counts_as_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    let mut text = String::new();
+    for i in 0..1000 {
+        text.push_str(&format!("w{} the cat Ünïcödé x{}\r\n", i % 17, i % 5));
+    }
+    text.push_str("last line without newline the");
+    std::fs::write(&input, &text).unwrap();
+    let app = mr_apps::wc::WordCount;
+    let one = run_job(&app, dir.path(), &[input.clone()], 1, 1 << 30).concat();
+    for (reduces, split) in [(3, 1000), (7, 64), (13, 7)] {
+        let parts = run_job(&app, dir.path(), &[input.clone()], reduces, split);
+        for (r, p) in parts.iter().enumerate() {
+            let keys: Vec<&str> = p.lines().map(|l| l.rsplit_once(' ').unwrap().0).collect();
+            assert!(
+                keys.windows(2).all(|w| w[0].as_bytes() < w[1].as_bytes()),
+                "sorted, distinct"
+            );
+            assert!(keys
+                .iter()
+                .all(|k| ihash(k.as_bytes()) % reduces == r as u32));
+        }
+        let mut all: Vec<&str> = parts.iter().flat_map(|p| p.lines()).collect();
+        all.sort_unstable();
+        let mut want: Vec<&str> = one.lines().collect();
+        want.sort_unstable();
+        assert_eq!(all, want, "R={reduces} split={split}");
+    }
+    // Hand-computed: "the" occurs once per line plus once on the last line.
+    assert!(one.lines().any(|l| l == "the 1001"), "{one}");
+    assert!(one.lines().any(|l| l == "Ünïcödé 1000"));
+}
+
+/// Panics on the word "boom"; otherwise a word count without a combiner.
+struct Fragile;
+
+impl App for Fragile {
+    fn name(&self) -> &str {
+        "fragile"
+    }
+    fn map(&self, _f: &str, chunk: &[u8], emit: &mut dyn Emit) {
+        mr_apps::words::for_each_word(chunk, |w| {
+            assert!(w != b"boom", "found a bomb");
+            emit.emit(w, b"");
+        });
+    }
+    fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+        assert!(key != b"defuse", "reduce refused");
+        out.extend_from_slice(mr_apps::count_values(values).to_string().as_bytes());
+    }
+}
+
+#[test]
+fn app_panics_become_typed_failures_naming_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bombs.txt");
+    std::fs::write(&input, "fine line\n".repeat(100) + "boom\n").unwrap();
+    let len = std::fs::metadata(&input).unwrap().len();
+    let out = dir.path().join("mr-0");
+    let err = run_map(
+        &Fragile,
+        &MapJob {
+            map: 0,
+            reduces: 2,
+            name: "bombs.txt",
+            path: &input,
+            start: 0,
+            end: len,
+            file_len: len,
+            out: &out,
+        },
+    )
+    .unwrap_err();
+    match err {
+        TaskFailure::AppPanic { message, input, .. } => {
+            assert!(message.contains("found a bomb"));
+            assert_eq!(input, "bombs.txt");
+        }
+        other => panic!("expected an app panic, got {other:?}"),
+    }
+    assert!(
+        !out.exists() && !out.with_extension("tmp").exists(),
+        "no partial output"
+    );
+}
+
+#[test]
+fn reduce_panics_and_corrupt_inputs_are_typed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "defuse me\n").unwrap();
+    let len = std::fs::metadata(&input).unwrap().len();
+    let run = dir.path().join("mr-4");
+    let job = MapJob {
+        map: 4,
+        reduces: 1,
+        name: "in.txt",
+        path: &input,
+        start: 0,
+        end: len,
+        file_len: len,
+        out: &run,
+    };
+    run_map(&Fragile, &job).unwrap();
+    let out = dir.path().join("out");
+    let reduce = ReduceJob {
+        reduce: 0,
+        reduces: 1,
+        inputs: vec![(MapTaskId(4), run.clone())],
+        out: &out,
+    };
+    let err = run_reduce(&Fragile, &reduce).unwrap_err();
+    assert!(
+        matches!(&err, TaskFailure::AppPanic { message, .. } if message.contains("defuse")),
+        "{err:?}"
+    );
+    // Flip a byte in the data: the reduce names the map whose output is bad.
+    let mut bytes = std::fs::read(&run).unwrap();
+    bytes[24] ^= 1;
+    std::fs::write(&run, bytes).unwrap();
+    let err = run_reduce(&mr_apps::wc::WordCount, &reduce).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TaskFailure::MapOutputLost {
+                map: MapTaskId(4),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    std::fs::remove_file(&run).unwrap();
+    let err = run_reduce(&mr_apps::wc::WordCount, &reduce).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TaskFailure::MapOutputLost {
+                map: MapTaskId(4),
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn a_changed_input_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "abc\n").unwrap();
+    let out = dir.path().join("mr-0");
+    let err = run_map(
+        &mr_apps::wc::WordCount,
+        &MapJob {
+            map: 0,
+            reduces: 1,
+            name: "in.txt",
+            path: &input,
+            start: 0,
+            end: 10,
+            file_len: 10,
+            out: &out,
+        },
+    )
+    .unwrap_err();
+    assert!(matches!(err, TaskFailure::Input { .. }), "{err:?}");
+}
