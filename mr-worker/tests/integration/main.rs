@@ -1,0 +1,7 @@
+//! Process-level tests: real `mrcoordinator`, `mrworker` and `mrsequential`
+//! binaries, each test in its own directory, on ports the OS picks, with
+//! every child killed and reaped when its handle drops.
+
+mod faults;
+mod inputs;
+mod util;

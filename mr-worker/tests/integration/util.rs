@@ -1,0 +1,190 @@
+//! Helpers: a directory per test, the binaries, and child processes that are
+//! always reaped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the release (or debug) binaries are: beside this package's mrworker.
+pub fn bin(name: &str) -> PathBuf {
+    let worker = PathBuf::from(env!("CARGO_BIN_EXE_mrworker"));
+    let p = worker.with_file_name(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace first (cargo build --workspace, with the same profile)",
+        p.display()
+    );
+    p
+}
+
+/// The lab texts shipped in `data/`.
+pub fn data_files() -> Vec<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data");
+    let mut v: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".txt"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A child process that is killed and reaped when dropped.
+pub struct Proc {
+    child: Option<Child>,
+}
+
+impl Proc {
+    /// Starts `cmd` in `dir` with stdout/stderr discarded unless `MR_TEST_LOGS` is set.
+    pub fn start(mut cmd: Command, dir: &Path) -> Proc {
+        cmd.current_dir(dir);
+        if std::env::var_os("MR_TEST_LOGS").is_none() {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        Proc {
+            child: Some(cmd.spawn().expect("spawn")),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Waits up to `limit` for exit; None if still running.
+    pub fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends a signal (by number) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{sig} failed");
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A test's own directory.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    /// A fresh directory.
+    pub fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::Builder::new().prefix("mr-it-").tempdir().unwrap(),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (and its parent directories) and returns its path.
+    pub fn write(&self, name: &str, bytes: &[u8]) -> String {
+        let p = self.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+        p.display().to_string()
+    }
+
+    /// Starts a coordinator with `args` on a free port; returns it and its address.
+    pub fn coordinator(&self, args: &[&str]) -> (Proc, String) {
+        let addr_file = self.path().join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(["--quiet", "--listen", "127.0.0.1:0", "--addr-file"]);
+        cmd.arg(&addr_file).args(args);
+        let mut p = Proc::start(cmd, self.path());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                return (p, a.trim().to_string());
+            }
+            if let Some(s) = p.wait_for(Duration::from_millis(20)) {
+                panic!("coordinator exited before listening: {s}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "coordinator never wrote its address"
+            );
+        }
+    }
+
+    /// Starts a worker for `app` against `addr`.
+    pub fn worker(&self, addr: &str, app: &str) -> Proc {
+        let mut cmd = Command::new(bin("mrworker"));
+        cmd.args(["--coordinator", addr, app]);
+        Proc::start(cmd, self.path())
+    }
+
+    /// Runs `mrsequential app inputs` in a subdirectory; returns its sorted lines.
+    pub fn sequential(&self, app: &str, inputs: &[String]) -> Vec<Vec<u8>> {
+        let out = self.path().join("seq");
+        std::fs::create_dir_all(&out).unwrap();
+        let st = Command::new(bin("mrsequential"))
+            .arg("--output-dir")
+            .arg(&out)
+            .arg(app)
+            .args(inputs)
+            .status()
+            .unwrap();
+        assert!(st.success(), "mrsequential {app} failed");
+        sorted_lines(&[std::fs::read(out.join("mr-out-0")).unwrap()])
+    }
+
+    /// The `mr-out-<r>` files of `dir`, in order of r; asserts there are exactly `reduces`.
+    pub fn outputs(&self, dir: &Path, reduces: u32) -> Vec<Vec<u8>> {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("mr-out"))
+            .collect();
+        assert_eq!(names.len(), reduces as usize, "output files: {names:?}");
+        (0..reduces)
+            .map(|r| std::fs::read(dir.join(format!("mr-out-{r}"))).unwrap())
+            .collect()
+    }
+}
+
+/// All lines of `files`, sorted bytewise.
+pub fn sorted_lines(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = files
+        .iter()
+        .flat_map(|f| {
+            f.split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(|l| l.to_vec())
+        })
+        .collect();
+    v.sort();
+    v
+}
