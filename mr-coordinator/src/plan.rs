@@ -185,15 +185,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().display().to_string();
         let missing = format!("{d}/nope.txt");
-        let msg = expand_inputs(&[missing.clone()]).unwrap_err().to_string();
+        let msg = expand_inputs(std::slice::from_ref(&missing))
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains(&missing) && msg.contains("does not exist"),
             "{msg}"
         );
-        let msg = expand_inputs(&[d.clone()]).unwrap_err().to_string();
+        let msg = expand_inputs(std::slice::from_ref(&d))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("is a directory"), "{msg}");
         let pat = format!("{d}/*.txt");
-        let msg = expand_inputs(&[pat.clone()]).unwrap_err().to_string();
+        let msg = expand_inputs(std::slice::from_ref(&pat))
+            .unwrap_err()
+            .to_string();
         assert!(
             msg.contains(&pat) && msg.contains("matches no files"),
             "{msg}"

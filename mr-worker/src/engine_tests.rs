@@ -67,9 +67,15 @@ fn splits_and_partitions_give_the_same_counts_as_one_pass() {
     text.push_str("last line without newline the");
     std::fs::write(&input, &text).unwrap();
     let app = mr_apps::wc::WordCount;
-    let one = run_job(&app, dir.path(), &[input.clone()], 1, 1 << 30).concat();
+    let one = run_job(&app, dir.path(), std::slice::from_ref(&input), 1, 1 << 30).concat();
     for (reduces, split) in [(3, 1000), (7, 64), (13, 7)] {
-        let parts = run_job(&app, dir.path(), &[input.clone()], reduces, split);
+        let parts = run_job(
+            &app,
+            dir.path(),
+            std::slice::from_ref(&input),
+            reduces,
+            split,
+        );
         for (r, p) in parts.iter().enumerate() {
             let keys: Vec<&str> = p.lines().map(|l| l.rsplit_once(' ').unwrap().0).collect();
             assert!(

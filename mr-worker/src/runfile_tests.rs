@@ -2,8 +2,11 @@
 
 use super::*;
 
-fn write_sample(path: &Path, big: bool) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
-    let mut parts: Vec<Vec<(Vec<u8>, Vec<u8>)>> = vec![Vec::new(); 3];
+/// Records of one partition, as (key, value) pairs.
+type Records = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn write_sample(path: &Path, big: bool) -> Vec<Records> {
+    let mut parts: Vec<Records> = vec![Vec::new(); 3];
     let n = if big { 20_000 } else { 5 };
     for i in 0..n {
         let k = format!("key{i:06}").into_bytes();
@@ -25,7 +28,7 @@ fn write_sample(path: &Path, big: bool) -> Vec<Vec<(Vec<u8>, Vec<u8>)>> {
     parts
 }
 
-fn read_all(path: &Path, r: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>, RunError> {
+fn read_all(path: &Path, r: u32) -> Result<Records, RunError> {
     let mut p = RunFile::open(path, 7, 3)?.partition(r);
     let mut out = Vec::new();
     while p.advance()? {
