@@ -301,8 +301,15 @@ pub fn load(path: &Path) -> Result<PluginApp, LoadError> {
             "no such file (give a built-in app name or the path of a .so plugin)".into(),
         ));
     }
-    // libloading resolves bare names through the library search path; a
-    // relative path with a directory part is used as given.
+    // dlopen searches the library path for a bare name like "wc.so"; the
+    // user means the file in this directory, so say so explicitly.
+    let explicit;
+    let path = if path.components().count() == 1 {
+        explicit = Path::new(".").join(path);
+        explicit.as_path()
+    } else {
+        path
+    };
     // SAFETY: loading runs the library's initialisers; a plugin is trusted
     // code by the user's choice, as any program they run.
     let lib = unsafe { libloading::Library::new(path) }

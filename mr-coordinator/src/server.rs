@@ -85,8 +85,11 @@ pub enum CoordinatorError {
     #[error("{0}")]
     Workers(String),
     /// Interrupted by a signal.
-    #[error("interrupted; intermediate files are in {0}")]
-    Interrupted(String),
+    #[error("interrupted by {0}; no output was committed after it")]
+    Interrupted(&'static str),
+    /// Another job is writing the same output directory.
+    #[error("another mrcoordinator is already running a job with output directory '{0}' (it holds {1}); wait for it or choose another --output-dir")]
+    Busy(String, String),
 }
 
 /// What a finished job reports.
@@ -280,6 +283,8 @@ pub struct RunningJob {
     started: Instant,
     embedded: EmbeddedWorkers,
     task_timeout: Duration,
+    /// Held for the life of the job (see [`lock_output_dir`]).
+    _lock: std::fs::File,
 }
 
 /// A stable id for a job: the same inputs and settings give the same id, so a
@@ -323,6 +328,49 @@ fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
     std::path::absolute(dir).map_err(|e| dir_error(dir, e.to_string()))
 }
 
+/// Takes the output directory's lock, so two jobs never write the same
+/// `mr-out-*` files at once. The kernel drops the lock if we die.
+fn lock_output_dir(dir: &Path) -> Result<std::fs::File, CoordinatorError> {
+    let path = dir.join(".mr-coordinator.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| dir_error(dir, format!("cannot create lock file: {e}")))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CoordinatorError::Busy(
+            dir.display().to_string(),
+            path.display().to_string(),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(dir_error(
+            dir,
+            format!("cannot lock {}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Warns about `mr-out-N` files with N >= R: left by an earlier job with more
+/// reduces, they would mix into `cat mr-out*` without being part of this job.
+fn warn_stale_outputs(dir: &Path, reduces: u32) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            n.strip_prefix("mr-out-")
+                .and_then(|r| r.parse::<u32>().ok())
+                .is_some_and(|r| r >= reduces)
+        })
+        .collect();
+    if !stale.is_empty() {
+        warn!(dir = %dir.display(), files = ?stale, "output directory holds outputs of an earlier job that this job (R={reduces}) will not replace");
+    }
+}
+
 impl RunningJob {
     /// Validates the job, prepares its directories, binds the port and starts
     /// serving (and any embedded workers). Returns once workers can connect.
@@ -344,6 +392,8 @@ impl RunningJob {
         }
         let files = expand_inputs(&cfg.inputs)?;
         let output_dir = usable_dir(&cfg.output_dir, "output directory")?;
+        let lock = lock_output_dir(&output_dir)?;
+        warn_stale_outputs(&output_dir, cfg.reduces);
         let work_dir = match &cfg.work_dir {
             Some(w) => usable_dir(w, "work directory")?,
             None => output_dir.clone(),
@@ -434,6 +484,7 @@ impl RunningJob {
             started: Instant::now(),
             embedded,
             task_timeout: cfg.task_timeout,
+            _lock: lock,
         })
     }
 
@@ -446,11 +497,12 @@ impl RunningJob {
     /// for good (Err). Either way workers are dismissed and temporary files removed.
     pub async fn wait(mut self) -> Result<JobSummary, CoordinatorError> {
         let outcome = self.supervise().await;
-        if let Err(CoordinatorError::Interrupted(_)) = outcome {
+        if matches!(outcome, Err(CoordinatorError::Interrupted(_))) {
+            // The user wants out now: no grace period for workers.
             self.embedded.kill_all().await;
-            return outcome.map(|_| unreachable!());
+        } else {
+            self.dismiss_workers().await;
         }
-        self.dismiss_workers().await;
         self.cleanup().await;
         let p = self.shared.sched().progress();
         outcome.map(|()| JobSummary {
@@ -463,13 +515,18 @@ impl RunningJob {
     }
 
     async fn supervise(&mut self) -> Result<(), CoordinatorError> {
-        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut sigint = signal(SignalKind::interrupt()).ok();
+        let mut sigterm = signal(SignalKind::terminate()).ok();
         loop {
             tokio::select! {
                 _ = self.shared.changed.notified() => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = &mut interrupt => {
-                    return Err(CoordinatorError::Interrupted(self.shared.job_dir.display().to_string()));
+                Some(_) = async { sigint.as_mut()?.recv().await } => {
+                    return Err(CoordinatorError::Interrupted("SIGINT"));
+                }
+                Some(_) = async { sigterm.as_mut()?.recv().await } => {
+                    return Err(CoordinatorError::Interrupted("SIGTERM"));
                 }
             }
             {

@@ -1,0 +1,112 @@
+//! Command-line behaviour of whole jobs: locking, signals, embedded workers.
+
+use crate::util::{bin, data_files, Proc, TestDir};
+use std::process::Command;
+use std::time::Duration;
+
+/// Processes whose command line mentions `needle` (other than this test).
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) && pid != std::process::id() {
+                found.push(pid);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn a_second_job_on_the_same_output_directory_is_refused() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"words\n");
+    let (_first, _addr) = t.coordinator(&["--app", "wc", &f]);
+    let out = Command::new(bin("mrcoordinator"))
+        .args(["--listen", "127.0.0.1:0", &f])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("already running") && msg.contains(t.path().to_str().unwrap()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_job_and_reaps_embedded_workers() {
+    let t = TestDir::new();
+    let files = data_files();
+    let addr_file = t.path().join("addr");
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "jobcount",
+        "--workers",
+        "2",
+        "--addr-file",
+    ])
+    .arg(&addr_file)
+    .args(&files);
+    let mut c = Proc::start(cmd, t.path());
+    let mut addr = String::new();
+    for _ in 0..200 {
+        if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            addr = a.trim().to_string();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!addr.is_empty(), "coordinator did not start");
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        processes_mentioning(&addr).len(),
+        2,
+        "two embedded workers run"
+    );
+    c.signal("TERM");
+    let st = c.wait_for(Duration::from_secs(10)).expect("exits promptly");
+    assert_eq!(st.code(), Some(1));
+    assert!(
+        processes_mentioning(&addr).is_empty(),
+        "embedded workers were reaped"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mr-out") || n.starts_with(".mr-out") || n.starts_with("mr-job"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn embedded_workers_replace_crashed_ones() {
+    let t = TestDir::new();
+    let files = data_files();
+    let want = t.sequential("nocrash", &files);
+    // The crash app kills its worker process a third of the time: the
+    // coordinator must keep replacing its embedded workers until done.
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args([
+        "--quiet",
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "crash",
+        "--workers",
+        "3",
+    ])
+    .args(&files);
+    let mut c = Proc::start(cmd, t.path());
+    let st = c.wait_for(Duration::from_secs(150)).expect("job finishes");
+    assert!(st.success(), "{st}");
+    assert_eq!(crate::util::sorted_lines(&t.outputs(t.path(), 10)), want);
+}
