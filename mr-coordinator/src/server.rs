@@ -88,8 +88,8 @@ pub enum CoordinatorError {
     #[error("interrupted by {0}; no output was committed after it")]
     Interrupted(&'static str),
     /// Another job is writing the same output directory.
-    #[error("another mrcoordinator is already running a job with output directory '{0}' (it holds {1}); wait for it or choose another --output-dir")]
-    Busy(String, String),
+    #[error("another mrcoordinator is already running a job with output directory '{0}'; wait for it or choose another --output-dir")]
+    Busy(String),
 }
 
 /// What a finished job reports.
@@ -328,26 +328,15 @@ fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
     std::path::absolute(dir).map_err(|e| dir_error(dir, e.to_string()))
 }
 
-/// Takes the output directory's lock, so two jobs never write the same
+/// Takes an exclusive lock on the output directory itself (flock on its
+/// descriptor: no lock file is left behind), so two jobs never write the same
 /// `mr-out-*` files at once. The kernel drops the lock if we die.
 fn lock_output_dir(dir: &Path) -> Result<std::fs::File, CoordinatorError> {
-    let path = dir.join(".mr-coordinator.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| dir_error(dir, format!("cannot create lock file: {e}")))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CoordinatorError::Busy(
-            dir.display().to_string(),
-            path.display().to_string(),
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(dir_error(
-            dir,
-            format!("cannot lock {}: {e}", path.display()),
-        )),
+    let handle = std::fs::File::open(dir).map_err(|e| dir_error(dir, format!("cannot open: {e}")))?;
+    match handle.try_lock() {
+        Ok(()) => Ok(handle),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CoordinatorError::Busy(dir.display().to_string())),
+        Err(std::fs::TryLockError::Error(e)) => Err(dir_error(dir, format!("cannot lock: {e}"))),
     }
 }
 
