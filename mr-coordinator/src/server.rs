@@ -332,10 +332,13 @@ fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
 /// descriptor: no lock file is left behind), so two jobs never write the same
 /// `mr-out-*` files at once. The kernel drops the lock if we die.
 fn lock_output_dir(dir: &Path) -> Result<std::fs::File, CoordinatorError> {
-    let handle = std::fs::File::open(dir).map_err(|e| dir_error(dir, format!("cannot open: {e}")))?;
+    let handle =
+        std::fs::File::open(dir).map_err(|e| dir_error(dir, format!("cannot open: {e}")))?;
     match handle.try_lock() {
         Ok(()) => Ok(handle),
-        Err(std::fs::TryLockError::WouldBlock) => Err(CoordinatorError::Busy(dir.display().to_string())),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(CoordinatorError::Busy(dir.display().to_string()))
+        }
         Err(std::fs::TryLockError::Error(e)) => Err(dir_error(dir, format!("cannot lock: {e}"))),
     }
 }

@@ -1,0 +1,314 @@
+//! `mr-bench`: the benchmark runner behind `bench/run.sh`.
+//!
+//! Generates the corpus if it is missing, runs each contender several times
+//! (wall time, user+sys CPU and peak RSS from `wait4`, which covers the
+//! contender's reaped children such as embedded workers), checks that the
+//! word counters agree line for line, and prints a Markdown table with each
+//! contender's ratio to the yardstick.
+
+use clap::Parser;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Benchmark the framework against a hand-written word counter.
+#[derive(Parser, Debug)]
+struct Args {
+    /// Corpus size.
+    #[arg(long, default_value = "1GiB")]
+    size: String,
+    /// Corpus files.
+    #[arg(long, default_value_t = 64)]
+    files: u32,
+    /// Runs per contender.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Scratch directory for the corpus and outputs.
+    #[arg(long, env = "MR_BENCH_DIR", default_value = "/tmp/mr-bench")]
+    dir: PathBuf,
+    /// Only contenders whose name contains one of these (comma-separated).
+    #[arg(long)]
+    only: Option<String>,
+    /// Extra arguments for every mrcoordinator run (e.g. "--split-size 32MiB").
+    #[arg(long, default_value = "")]
+    coordinator_args: String,
+}
+
+struct Contender {
+    name: &'static str,
+    argv: Vec<String>,
+    /// Where its output lands: a file, or a directory of mr-out-* files.
+    output: Option<PathBuf>,
+    /// Outputs compared with the yardstick's (word counts).
+    check: Check,
+}
+
+#[derive(PartialEq)]
+enum Check {
+    Wc,
+    Indexer,
+    None,
+}
+
+struct Sample {
+    wall: f64,
+    cpu: f64,
+    rss_kib: i64,
+}
+
+/// Runs argv to completion and measures it with wait4.
+fn measure(argv: &[String], cwd: &Path) -> anyhow::Result<Sample> {
+    let start = Instant::now();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(cwd)
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid out-parameter.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our child; wait4 reaps it (so `child` must not wait again).
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed().as_secs_f64();
+    drop(child);
+    anyhow::ensure!(r == pid, "wait4 failed for {}", argv[0]);
+    anyhow::ensure!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{} failed (status {status})",
+        argv.join(" ")
+    );
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok(Sample {
+        wall,
+        cpu: secs(ru.ru_utime) + secs(ru.ru_stime),
+        rss_kib: ru.ru_maxrss,
+    })
+}
+
+/// All lines of a file or of a directory's mr-out-* files, sorted.
+fn lines_of(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let mut files = Vec::new();
+    if path.is_dir() {
+        for e in std::fs::read_dir(path)? {
+            let p = e?.path();
+            if p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("mr-out-"))
+            {
+                files.push(p);
+            }
+        }
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut lines = Vec::new();
+    for f in files {
+        let bytes = std::fs::read(&f)?;
+        lines.extend(
+            bytes
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+    }
+    lines.sort_unstable();
+    Ok(lines)
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let bin = std::env::current_exe()?.parent().unwrap().to_path_buf();
+    let b = |n: &str| bin.join(n).display().to_string();
+    let corpus = args
+        .dir
+        .join(format!("corpus-{}-{}", args.size, args.files));
+    if !corpus.join(".complete").exists() {
+        eprintln!(
+            "generating {} corpus in {} ...",
+            args.size,
+            corpus.display()
+        );
+        let t = Instant::now();
+        let st = Command::new(b("mr-corpus"))
+            .args(["--size", &args.size, "--files", &args.files.to_string()])
+            .arg(&corpus)
+            .status()?;
+        anyhow::ensure!(st.success(), "mr-corpus failed");
+        std::fs::write(corpus.join(".complete"), b"")?;
+        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut inputs: Vec<String> = std::fs::read_dir(&corpus)?
+        .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
+        .filter(|p| p.ends_with(".txt"))
+        .collect();
+    inputs.sort();
+    let bytes: u64 = inputs
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let out = args.dir.join("out");
+    let pattern = format!("{}/*.txt", corpus.display());
+    let extra: Vec<String> = args
+        .coordinator_args
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let dist = |app: &str, workers: u32, dir: &Path| -> Vec<String> {
+        let mut v = vec![
+            b("mrcoordinator"),
+            "--quiet".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        v.extend([
+            "--app".into(),
+            app.into(),
+            "--workers".into(),
+            workers.to_string(),
+        ]);
+        v.extend(["--output-dir".into(), dir.display().to_string()]);
+        v.extend(extra.iter().cloned());
+        v.push(pattern.clone());
+        v
+    };
+    let with_inputs = |mut v: Vec<String>| {
+        v.extend(inputs.iter().cloned());
+        v
+    };
+    let o = |n: &str| out.join(n);
+    let contenders = vec![
+        Contender {
+            name: "yardstick (plain Rust word count)",
+            argv: with_inputs(vec![
+                b("wc-yardstick"),
+                "--output".into(),
+                o("yardstick.txt").display().to_string(),
+            ]),
+            output: Some(o("yardstick.txt")),
+            check: Check::Wc,
+        },
+        Contender {
+            name: "mrsequential wc",
+            argv: with_inputs(vec![
+                b("mrsequential"),
+                "--output-dir".into(),
+                o("seq").display().to_string(),
+                "wc".into(),
+            ]),
+            output: Some(o("seq/mr-out-0")),
+            check: Check::Wc,
+        },
+        Contender {
+            name: "mrcoordinator wc --workers 1",
+            argv: dist("wc", 1, &o("wc1")),
+            output: Some(o("wc1")),
+            check: Check::Wc,
+        },
+        Contender {
+            name: "mrcoordinator wc --workers 2",
+            argv: dist("wc", 2, &o("wc2")),
+            output: Some(o("wc2")),
+            check: Check::Wc,
+        },
+        Contender {
+            name: "mrcoordinator indexer --workers 1",
+            argv: dist("indexer", 1, &o("ix1")),
+            output: Some(o("ix1")),
+            check: Check::Indexer,
+        },
+        Contender {
+            name: "mrcoordinator indexer --workers 2",
+            argv: dist("indexer", 2, &o("ix2")),
+            output: Some(o("ix2")),
+            check: Check::Indexer,
+        },
+        Contender {
+            name: "tr -cs + sort + uniq -c pipeline (ASCII words; reference only)",
+            argv: vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "cat {} | tr -cs 'A-Za-z' '\\n' | LC_ALL=C sort | uniq -c > {}",
+                    inputs.join(" "),
+                    o("tr.txt").display()
+                ),
+            ],
+            output: None,
+            check: Check::None,
+        },
+    ];
+    let only: Vec<String> = args
+        .only
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut reference: [Option<Vec<Vec<u8>>>; 2] = [None, None];
+    for c in contenders
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())))
+    {
+        let mut samples = Vec::new();
+        for run in 0..args.runs {
+            let _ = std::fs::remove_dir_all(&out);
+            for d in ["seq", "wc1", "wc2", "ix1", "ix2"] {
+                std::fs::create_dir_all(out.join(d))?;
+            }
+            let s = measure(&c.argv, &out)?;
+            eprintln!("{}: run {} {:.2} s", c.name, run + 1, s.wall);
+            samples.push(s);
+        }
+        // Check the last run's output against the first contender of its kind.
+        if let (Some(path), slot) = (
+            &c.output,
+            &mut reference[(c.check == Check::Indexer) as usize],
+        ) {
+            if c.check != Check::None {
+                let lines = lines_of(path)?;
+                match slot {
+                    None => *slot = Some(lines),
+                    Some(want) => anyhow::ensure!(
+                        *want == lines,
+                        "{}: output differs from the reference",
+                        c.name
+                    ),
+                }
+            }
+        }
+        let mut walls: Vec<f64> = samples.iter().map(|s| s.wall).collect();
+        let mut cpus: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
+        let rss = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+        let (min, max) = (
+            walls.iter().cloned().fold(f64::MAX, f64::min),
+            walls.iter().cloned().fold(0.0, f64::max),
+        );
+        rows.push((c.name, median(&mut walls), min, max, median(&mut cpus), rss));
+    }
+    let yard = rows
+        .iter()
+        .find(|r| r.0.starts_with("yardstick"))
+        .map(|r| r.1);
+    println!(
+        "\nCorpus: {} in {} files ({} bytes), {} runs each, {} cores\n",
+        args.size,
+        inputs.len(),
+        bytes,
+        args.runs,
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    println!("| contender | wall median s (min-max) | CPU s | peak RSS MiB | MB/s | x yardstick |");
+    println!("|---|---|---|---|---|---|");
+    for (name, med, min, max, cpu, rss) in &rows {
+        let ratio = yard.map_or("-".to_string(), |y| format!("{:.2}", med / y));
+        println!(
+            "| {name} | {med:.2} ({min:.2}-{max:.2}) | {cpu:.2} | {:.0} | {:.0} | {ratio} |",
+            *rss as f64 / 1024.0,
+            bytes as f64 / 1e6 / med
+        );
+    }
+    println!("\nOutputs of the word counters agree line for line; so do the indexer runs.");
+    Ok(())
+}
