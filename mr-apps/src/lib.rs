@@ -69,6 +69,14 @@ pub trait App: Send + Sync {
         }
     }
 
+    /// True when every value this app emits is a decimal count (`1`, `42`)
+    /// and its combine and reduce output their sum, as word count's do. The
+    /// framework then aggregates counts as integers inside each map task,
+    /// without calling `combine` (the role Hadoop's LongSumReducer plays).
+    fn sums_counts(&self) -> bool {
+        false
+    }
+
     /// Reduces all values of `key` to the output value written after the key
     /// (appended to `out`, which starts empty).
     fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>);

@@ -27,6 +27,8 @@ pub const VTABLE_SYMBOL: &[u8] = b"mr_plugin_vtable";
 pub const FLAG_WHOLE_FILE: u32 = 1;
 /// `PluginVTable::flags` bit: the app has a combiner.
 pub const FLAG_COMBINER: u32 = 2;
+/// `PluginVTable::flags` bit: values are decimal counts that combine by summing.
+pub const FLAG_SUMS_COUNTS: u32 = 4;
 
 /// Host callback receiving one emitted pair.
 pub type EmitFn =
@@ -43,7 +45,7 @@ pub type BytesFn = unsafe extern "C" fn(sink: *mut c_void, p: *const u8, l: usiz
 pub struct PluginVTable {
     /// Must equal [`ABI_VERSION`].
     pub abi_version: u32,
-    /// [`FLAG_WHOLE_FILE`] | [`FLAG_COMBINER`].
+    /// [`FLAG_WHOLE_FILE`] | [`FLAG_COMBINER`] | [`FLAG_SUMS_COUNTS`].
     pub flags: u32,
     /// The app's name, UTF-8, not NUL-terminated.
     pub name_ptr: *const u8,
@@ -238,6 +240,9 @@ pub mod guest {
             }
             if app.has_combiner() {
                 flags |= FLAG_COMBINER;
+            }
+            if app.sums_counts() {
+                flags |= FLAG_SUMS_COUNTS;
             }
             SyncTable(PluginVTable {
                 abi_version: ABI_VERSION,
@@ -443,6 +448,9 @@ impl App for PluginApp {
     }
     fn has_combiner(&self) -> bool {
         self.table().flags & FLAG_COMBINER != 0
+    }
+    fn sums_counts(&self) -> bool {
+        self.table().flags & FLAG_SUMS_COUNTS != 0
     }
     fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
         let mut err = Vec::new();

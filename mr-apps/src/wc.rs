@@ -43,6 +43,10 @@ impl App for WordCount {
         true
     }
 
+    fn sums_counts(&self) -> bool {
+        true
+    }
+
     fn combine(&self, _key: &[u8], values: &mut dyn Values, out: &mut dyn FnMut(&[u8])) {
         let total = sum_counts(values);
         out(total.to_string().as_bytes());

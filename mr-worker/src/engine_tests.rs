@@ -1,6 +1,6 @@
 //! Tests of the map and reduce engines together, through real files.
 
-use crate::map::{run_map, MapJob};
+use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
 use crate::reduce::{run_reduce, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
 use mr_coordinator::protocol::{MapTaskId, TaskFailure};
@@ -27,6 +27,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     end: (start + split).min(len),
                     file_len: len,
                     out: &out,
+                    memory: DEFAULT_MEMORY,
                 },
             )
             .unwrap();
@@ -134,6 +135,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
             end: len,
             file_len: len,
             out: &out,
+            memory: DEFAULT_MEMORY,
         },
     )
     .unwrap_err();
@@ -166,6 +168,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         end: len,
         file_len: len,
         out: &run,
+        memory: DEFAULT_MEMORY,
     };
     run_map(&Fragile, &job).unwrap();
     let out = dir.path().join("out");
@@ -226,6 +229,7 @@ fn a_changed_input_is_refused() {
             end: 10,
             file_len: 10,
             out: &out,
+            memory: DEFAULT_MEMORY,
         },
     )
     .unwrap_err();

@@ -6,11 +6,13 @@
 //! the same engines in one process, so there is one code path to trust.
 
 pub mod map;
+pub mod merge;
 pub mod pairs;
 pub mod reduce;
 pub mod runfile;
 pub mod sequential;
 pub mod split;
+pub mod table;
 pub mod task_loop;
 
 pub use mr_coordinator::init_logging;

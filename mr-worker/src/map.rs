@@ -1,21 +1,30 @@
 //! The map engine: one map task from input split to intermediate run file.
 //!
-//! The split is memory-mapped, aligned to whole lines, cut into chunks that
-//! rayon maps in parallel, each chunk's output partitioned by `ihash(key) % R`
-//! and (with a combiner) sorted and combined at once so memory holds about
-//! one record per distinct key per chunk. The partitions are then sorted,
-//! combined again across chunks, and written as ONE run file (temp + rename).
+//! The split is memory-mapped and aligned to whole lines, then cut into
+//! chunks that one thread per core pulls and maps into its own accumulator:
+//! a [`CountTable`] for apps whose values are counts (word count), else
+//! per-partition [`PairBuffers`]. Memory stays within the task's budget: a
+//! thread whose accumulator passes its share writes it out as a sorted,
+//! combined spill run (the same checksummed format) and starts afresh, and
+//! input pages are released as soon as their chunk is mapped. At the end the
+//! accumulators (and spills, if any) become ONE run file, temp + rename.
 
-use crate::pairs::{sort_and_group, PairBuf};
-use crate::runfile::RunWriter;
+use crate::merge::{GroupError, Merger};
+use crate::runfile::{RunError, RunFile, RunWriter};
 use crate::split::{align, chunks};
-use memmap2::Mmap;
-use mr_apps::{ihash, plugin::panic_message, App, Emit};
+use crate::table::{parse_count, Accumulator, CountTable, PairBuffers};
+use memmap2::{Mmap, UncheckedAdvice};
+use mr_apps::{plugin::panic_message, App};
 use mr_coordinator::protocol::TaskFailure;
 use rayon::prelude::*;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+/// The default memory budget of one map task's buffers.
+pub const DEFAULT_MEMORY: usize = 128 << 20;
 
 /// One map task's input and output.
 #[derive(Clone, Debug)]
@@ -34,8 +43,11 @@ pub struct MapJob<'a> {
     pub end: u64,
     /// The file size the planner saw.
     pub file_len: u64,
-    /// Where the run file goes (written as `<out>.tmp`, then renamed).
+    /// Where the run file goes (written as `<out>.tmp`, then renamed; spills
+    /// go beside it as `<out>.spill<k>` and are removed).
     pub out: &'a Path,
+    /// Bytes the task's in-memory buffers may hold before spilling.
+    pub memory: usize,
 }
 
 /// What a map task did.
@@ -47,25 +59,21 @@ pub struct MapStats {
     pub records: u64,
     /// Size of the run file.
     pub bytes: u64,
-}
-
-/// Partitions emitted pairs into per-partition buffers.
-struct PartitionEmit {
-    parts: Vec<PairBuf>,
-    reduces: u32,
-}
-
-impl Emit for PartitionEmit {
-    fn emit(&mut self, key: &[u8], value: &[u8]) {
-        let r = ihash(key) % self.reduces;
-        self.parts[r as usize].push(key, value);
-    }
+    /// Spill runs written (0 when everything fit in memory).
+    pub spills: u32,
 }
 
 fn input_error(job: &MapJob<'_>, reason: impl Into<String>) -> TaskFailure {
     TaskFailure::Input {
         path: job.name.to_string(),
         reason: reason.into(),
+    }
+}
+
+fn io_error(path: &Path, e: impl std::fmt::Display) -> TaskFailure {
+    TaskFailure::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
     }
 }
 
@@ -107,56 +115,116 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
         Some(m)
     };
     let data: &[u8] = map.as_deref().unwrap_or(&[]);
-
     let (start, end) = if app.whole_file() {
         (0, data.len())
     } else {
         align(data, job.start as usize, job.end.min(len) as usize)
     };
+    let threads = rayon::current_num_threads().max(1);
     let pieces = if app.whole_file() {
+        // Whole-file apps see an empty file as one empty call, as in the lab.
         vec![(start, end)]
     } else {
-        let threads = rayon::current_num_threads().max(1);
-        let target = ((end - start) / (threads * 4)).clamp(256 << 10, 16 << 20);
+        let target = ((end - start) / (threads * 4)).clamp(256 << 10, 8 << 20);
         chunks(data, start, end, target)
     };
-    let combine = app.has_combiner();
+    let mut stats = if app.sums_counts() {
+        map_into::<CountTable>(app, job, data, map.as_ref(), &pieces)?
+    } else {
+        map_into::<PairBuffers>(app, job, data, map.as_ref(), &pieces)?
+    };
+    stats.input_bytes = (end - start) as u64;
+    Ok(stats)
+}
 
-    // Map every chunk in parallel; each yields its R partition buffers,
-    // already combined when the app allows.
-    let per_chunk: Vec<Vec<PairBuf>> = pieces
-        .par_iter()
-        .map(|&(s, e)| {
-            let mut emit = PartitionEmit {
-                parts: (0..job.reduces).map(|_| PairBuf::default()).collect(),
-                reduces: job.reduces,
-            };
-            // Whole-file apps see an empty file as one empty call, as in the lab.
-            app_call(job, s, || app.map(job.name, &data[s..e], &mut emit))?;
-            if combine {
-                for part in &mut emit.parts {
-                    let mut combined = PairBuf::default();
-                    app_call(job, s, || {
-                        sort_and_group(&[&*part], |key, values| {
-                            app.combine(key, values, &mut |v| combined.push(key, v))
-                        })
-                    })?;
-                    *part = combined;
-                }
+/// Lets the kernel drop a mapped chunk's pages from our resident set once
+/// mapped (they stay in the page cache). Only whole pages inside the chunk.
+fn release(map: Option<&Mmap>, s: usize, e: usize) {
+    const PAGE: usize = 4096;
+    let (a, b) = (s.div_ceil(PAGE) * PAGE, e / PAGE * PAGE);
+    if let (Some(m), true) = (map, b > a) {
+        // SAFETY: a read-only shared file mapping: dropped pages are read
+        // back from the file on the next touch, unchanged.
+        let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a) };
+    }
+}
+
+/// Spill runs of one task, named after its output.
+struct Spills<'a> {
+    out: &'a Path,
+    map: u32,
+    files: Mutex<Vec<PathBuf>>,
+}
+
+impl Spills<'_> {
+    /// Writes `acc` as a new spill run and empties it.
+    fn spill<A: Accumulator>(
+        &self,
+        app: &dyn App,
+        job: &MapJob<'_>,
+        acc: &mut A,
+    ) -> Result<(), TaskFailure> {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.out.with_extension(format!("spill{}", files.len()));
+        files.push(path.clone());
+        drop(files);
+        let mut w =
+            RunWriter::create(&path, self.map, job.reduces).map_err(|e| io_error(&path, e))?;
+        app_call(job, 0, || acc.write_sorted(app, &mut w))?.map_err(|e| io_error(&path, e))?;
+        w.finish().map_err(|e| io_error(&path, e))?;
+        Ok(())
+    }
+
+    fn remove_all(&self) {
+        for f in self
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+fn map_into<A: Accumulator>(
+    app: &dyn App,
+    job: &MapJob<'_>,
+    data: &[u8],
+    map: Option<&Mmap>,
+    pieces: &[(usize, usize)],
+) -> Result<MapStats, TaskFailure> {
+    let threads = rayon::current_num_threads().clamp(1, pieces.len().max(1));
+    let share = (job.memory / threads).max(1 << 20);
+    let spills = Spills {
+        out: job.out,
+        map: job.map,
+        files: Mutex::new(Vec::new()),
+    };
+    let next = AtomicUsize::new(0);
+    // One accumulator per thread (not per chunk or per rayon split), so the
+    // memory held is at most `threads` shares.
+    let worker = || -> Result<A, TaskFailure> {
+        let mut acc = A::new(job.reduces);
+        while let Some(&(s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+            app_call(job, s, || app.map(job.name, &data[s..e], &mut acc))?;
+            release(map, s, e);
+            if acc.bytes() > share {
+                spills.spill(app, job, &mut acc)?;
             }
-            Ok(emit.parts)
-        })
-        .collect::<Result<_, TaskFailure>>()?;
-
+        }
+        Ok(acc)
+    };
+    // Each of `threads` workers pulls chunks from the shared counter; if the
+    // pool is busy, one thread simply runs several workers in turn.
+    let results: Vec<Result<A, TaskFailure>> =
+        (0..threads).into_par_iter().map(|_| worker()).collect();
     let tmp = job.out.with_extension("tmp");
-    let result = write_run(app, job, &per_chunk, &tmp, combine);
+    let result = finish(app, job, results, &spills, &tmp);
+    spills.remove_all();
     match result {
-        Ok(mut stats) => {
-            std::fs::rename(&tmp, job.out).map_err(|e| TaskFailure::Io {
-                path: job.out.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            stats.input_bytes = (end - start) as u64;
+        Ok(stats) => {
+            std::fs::rename(&tmp, job.out).map_err(|e| io_error(job.out, e))?;
             Ok(stats)
         }
         Err(e) => {
@@ -166,53 +234,101 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
     }
 }
 
-/// Merges the chunks' partitions in order into the run file at `tmp`.
-fn write_run(
+/// Turns the threads' accumulators (and any spills) into the run file `tmp`.
+fn finish<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
-    per_chunk: &[Vec<PairBuf>],
+    results: Vec<Result<A, TaskFailure>>,
+    spills: &Spills<'_>,
     tmp: &Path,
-    combine: bool,
 ) -> Result<MapStats, TaskFailure> {
-    let io = |e: crate::runfile::RunError| TaskFailure::Io {
-        path: tmp.display().to_string(),
-        reason: e.to_string(),
-    };
-    let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(io)?;
-    let mut records = 0u64;
-    let mut write_err = None;
-    for r in 0..job.reduces as usize {
-        let bufs: Vec<&PairBuf> = per_chunk.iter().map(|c| &c[r]).collect();
-        app_call(job, 0, || {
-            sort_and_group(&bufs, |key, values| {
-                let mut put = |v: &[u8]| {
-                    if write_err.is_none() {
-                        records += 1;
-                        if let Err(e) = w.push(key, v) {
-                            write_err = Some(e);
-                        }
-                    }
-                };
-                if combine {
-                    app.combine(key, values, &mut put);
-                } else {
-                    while let Some(v) = values.next_value() {
-                        put(v);
-                    }
-                }
-            })
-        })?;
-        if let Some(e) = write_err.take() {
-            return Err(io(e));
+    let mut accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
+    let spilled = !spills
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .is_empty();
+    let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(|e| io_error(tmp, e))?;
+    let mut stats = MapStats::default();
+    if !spilled {
+        // Everything fit: one in-memory sort, no merge.
+        let mut all = accs.pop().unwrap_or_else(|| A::new(job.reduces));
+        for a in accs {
+            all.absorb(a);
         }
-        w.end_partition().map_err(io)?;
+        stats.records =
+            app_call(job, 0, || all.write_sorted(app, &mut w))?.map_err(|e| io_error(tmp, e))?;
+    } else {
+        for mut a in accs {
+            if a.bytes() > 0 {
+                spills.spill(app, job, &mut a)?;
+            }
+        }
+        let files = spills
+            .files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        stats.spills = files.len() as u32;
+        stats.records = merge_spills(app, job, &files, &mut w)?;
     }
-    let bytes = w.finish().map_err(io)?;
-    Ok(MapStats {
-        input_bytes: 0,
-        records,
-        bytes,
-    })
+    stats.bytes = w.finish().map_err(|e| io_error(tmp, e))?;
+    Ok(stats)
+}
+
+/// K-way merges the spill runs partition by partition into `w`, combining
+/// each key's values across spills (summing counts, or the app's combine).
+fn merge_spills(
+    app: &dyn App,
+    job: &MapJob<'_>,
+    files: &[PathBuf],
+    w: &mut RunWriter,
+) -> Result<u64, TaskFailure> {
+    let mut records = 0u64;
+    let counts = app.sums_counts();
+    let combine = app.has_combiner();
+    for r in 0..job.reduces {
+        let mut readers = Vec::with_capacity(files.len());
+        for (i, f) in files.iter().enumerate() {
+            let run = RunFile::open(f, job.map, job.reduces).map_err(|e| io_error(f, e))?;
+            readers.push((i, run.partition(r)));
+        }
+        let read_err = |(i, e): (usize, RunError)| io_error(&files[i], e);
+        let mut merger = Merger::new(readers).map_err(read_err)?;
+        let mut num = Vec::new();
+        let merged = merger.for_each_group(|key, values| -> Result<(), TaskFailure> {
+            let mut put_err = None;
+            let mut put = |v: &[u8]| {
+                records += 1;
+                if let Err(e) = w.push(key, v) {
+                    put_err.get_or_insert(e);
+                }
+            };
+            if counts {
+                let mut total = 0u64;
+                while let Some(v) = values.next_value() {
+                    total += parse_count(v).unwrap_or(0);
+                }
+                num.clear();
+                num.extend_from_slice(total.to_string().as_bytes());
+                put(&num);
+            } else if combine {
+                app_call(job, 0, || app.combine(key, values, &mut put))?;
+            } else {
+                while let Some(v) = values.next_value() {
+                    put(v);
+                }
+            }
+            put_err.map_or(Ok(()), |e| Err(io_error(job.out, e)))
+        });
+        match merged {
+            Ok(()) => {}
+            Err(GroupError::Read(e)) => return Err(read_err(e)),
+            Err(GroupError::Callback(f)) => return Err(f),
+        }
+        w.end_partition().map_err(|e| io_error(job.out, e))?;
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

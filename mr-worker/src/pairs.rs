@@ -29,6 +29,21 @@ impl PairBuf {
         self.bytes.extend_from_slice(value);
     }
 
+    /// Heap bytes held (arena plus index).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+
+    /// Appends every pair of `other`.
+    pub fn append(&mut self, other: &PairBuf) {
+        let base = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.entries.extend(other.entries.iter().map(|e| Entry {
+            off: e.off + base,
+            ..*e
+        }));
+    }
+
     /// Number of pairs.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -2,11 +2,12 @@
 //! output, one `reduce` call per key, output written to a temp file.
 //!
 //! Memory holds one block per input plus the current key: values are handed
-//! to the app straight from the read buffers as a stream ([`Values`]), so a
-//! key with millions of values costs nothing extra unless the app keeps them.
+//! to the app straight from the read buffers as a stream ([`mr_apps::Values`]),
+//! so a key with millions of values costs nothing extra unless the app keeps them.
 
-use crate::runfile::{PartitionReader, RunError, RunFile};
-use mr_apps::{plugin::panic_message, App, Values};
+use crate::merge::{GroupError, Merger};
+use crate::runfile::{RunError, RunFile};
+use mr_apps::{plugin::panic_message, App};
 use mr_coordinator::protocol::{MapTaskId, TaskFailure};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -37,6 +38,7 @@ pub struct ReduceStats {
     pub bytes: u64,
 }
 
+/// A bad map output is the map's problem (re-run it); other I/O is ours.
 fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
     match e {
         RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
@@ -50,109 +52,6 @@ fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
     }
 }
 
-/// The k-way merge: a binary min-heap of input indices ordered by each
-/// input's current key (ties by input index, so the order is deterministic).
-struct Merger {
-    inputs: Vec<(MapTaskId, PartitionReader)>,
-    heap: Vec<usize>,
-    records: u64,
-}
-
-impl Merger {
-    fn less(&self, a: usize, b: usize) -> bool {
-        let (ka, kb) = (self.inputs[a].1.key(), self.inputs[b].1.key());
-        ka < kb || (ka == kb && a < b)
-    }
-
-    fn sift_down(&mut self, mut i: usize) {
-        loop {
-            let (l, r) = (2 * i + 1, 2 * i + 2);
-            let mut m = i;
-            if l < self.heap.len() && self.less(self.heap[l], self.heap[m]) {
-                m = l;
-            }
-            if r < self.heap.len() && self.less(self.heap[r], self.heap[m]) {
-                m = r;
-            }
-            if m == i {
-                return;
-            }
-            self.heap.swap(i, m);
-            i = m;
-        }
-    }
-
-    fn new(mut inputs: Vec<(MapTaskId, PartitionReader)>) -> Result<Self, TaskFailure> {
-        let mut live = Vec::new();
-        for (i, (map, r)) in inputs.iter_mut().enumerate() {
-            if r.advance().map_err(|e| lost(*map, e))? {
-                live.push(i);
-            }
-        }
-        let mut m = Merger {
-            inputs,
-            heap: live,
-            records: 0,
-        };
-        for i in (0..m.heap.len() / 2).rev() {
-            m.sift_down(i);
-        }
-        Ok(m)
-    }
-
-    fn top(&self) -> Option<&PartitionReader> {
-        self.heap.first().map(|&i| &self.inputs[i].1)
-    }
-
-    /// Moves the smallest input to its next record.
-    fn advance_top(&mut self) -> Result<(), TaskFailure> {
-        let Some(&i) = self.heap.first() else {
-            return Ok(());
-        };
-        self.records += 1;
-        let (map, reader) = &mut self.inputs[i];
-        if !reader.advance().map_err(|e| lost(*map, e))? {
-            let last = self.heap.pop().expect("non-empty");
-            if self.heap.is_empty() {
-                return Ok(());
-            }
-            self.heap[0] = last;
-        }
-        self.sift_down(0);
-        Ok(())
-    }
-}
-
-/// The values of the current key, streamed from the merge.
-struct KeyValues<'a> {
-    merger: &'a mut Merger,
-    key: &'a [u8],
-    /// The top record was handed out and must be stepped past first.
-    pending: bool,
-    error: Option<TaskFailure>,
-}
-
-impl Values for KeyValues<'_> {
-    fn next_value(&mut self) -> Option<&[u8]> {
-        if self.error.is_some() {
-            return None;
-        }
-        if self.pending {
-            self.pending = false;
-            if let Err(e) = self.merger.advance_top() {
-                self.error = Some(e);
-                return None;
-            }
-        }
-        let top = self.merger.top()?;
-        if top.key() != self.key {
-            return None;
-        }
-        self.pending = true;
-        self.merger.top().map(|t| t.value())
-    }
-}
-
 /// Runs one reduce task, writing `key value` lines to `job.out`.
 pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, TaskFailure> {
     let mut readers = Vec::with_capacity(job.inputs.len());
@@ -160,30 +59,18 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         let f = RunFile::open(path, map.0, job.reduces).map_err(|e| lost(*map, e))?;
         readers.push((*map, f.partition(job.reduce)));
     }
-    let mut merger = Merger::new(readers)?;
+    let mut merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
     let io = |e: std::io::Error| TaskFailure::Io {
         path: job.out.display().to_string(),
         reason: e.to_string(),
     };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(job.out).map_err(io)?);
-    let mut key = Vec::new();
     let mut value = Vec::new();
     let mut stats = ReduceStats::default();
-    while let Some(top) = merger.top() {
-        key.clear();
-        key.extend_from_slice(top.key());
+    let result = merger.for_each_group(|key, values| {
         value.clear();
-        let mut values = KeyValues {
-            merger: &mut merger,
-            key: &key,
-            pending: false,
-            error: None,
-        };
-        let called = catch_unwind(AssertUnwindSafe(|| {
-            app.reduce(&key, &mut values, &mut value)
-        }));
-        if let Err(p) = called {
-            return Err(TaskFailure::AppPanic {
+        catch_unwind(AssertUnwindSafe(|| app.reduce(key, values, &mut value))).map_err(|p| {
+            TaskFailure::AppPanic {
                 message: format!(
                     "{} (in reduce of key '{}')",
                     panic_message(p.as_ref()),
@@ -191,21 +78,23 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
                 ),
                 input: format!("partition {}", job.reduce),
                 offset: 0,
-            });
-        }
-        // Skip whatever values the app did not consume.
-        while values.next_value().is_some() {}
-        if let Some(e) = values.error.take() {
-            return Err(e);
-        }
-        out.write_all(&key).map_err(io)?;
-        out.write_all(b" ").map_err(io)?;
-        out.write_all(&value).map_err(io)?;
-        out.write_all(b"\n").map_err(io)?;
+            }
+        })?;
+        out.write_all(key)
+            .and_then(|()| out.write_all(b" "))
+            .and_then(|()| out.write_all(&value))
+            .and_then(|()| out.write_all(b"\n"))
+            .map_err(io)?;
         stats.keys += 1;
         stats.bytes += (key.len() + value.len() + 2) as u64;
+        Ok(())
+    });
+    match result {
+        Ok(()) => {}
+        Err(GroupError::Read((m, e))) => return Err(lost(m, e)),
+        Err(GroupError::Callback(f)) => return Err(f),
     }
     out.flush().map_err(io)?;
-    stats.records = merger.records;
+    stats.records = merger.records();
     Ok(stats)
 }

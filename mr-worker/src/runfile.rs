@@ -119,6 +119,11 @@ impl RunWriter {
         })
     }
 
+    /// R, the number of partitions.
+    pub fn reduces(&self) -> u32 {
+        self.reduces
+    }
+
     fn io(&self, source: io::Error) -> RunError {
         RunError::Io {
             path: self.path.clone(),

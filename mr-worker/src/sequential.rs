@@ -21,13 +21,16 @@ impl Drop for TempDir {
     }
 }
 
-/// Runs `app` over `inputs` and commits `<out_dir>/mr-out-0`. Returns the
-/// number of distinct keys written.
+/// Runs `app` over `inputs` and commits `<out_dir>/mr-out-0`, keeping map
+/// buffers within `memory` bytes in all. Returns the number of distinct keys written.
 pub fn run_sequential(
     app: &dyn App,
     inputs: &[InputFile],
     out_dir: &Path,
+    memory: usize,
 ) -> Result<u64, TaskFailure> {
+    // Maps of several inputs run at once; they share the budget.
+    let memory = memory / rayon::current_num_threads().max(1);
     let io = |p: &Path, e: std::io::Error| TaskFailure::Io {
         path: p.display().to_string(),
         reason: e.to_string(),
@@ -52,6 +55,7 @@ pub fn run_sequential(
                     end: input.len,
                     file_len: input.len,
                     out: run,
+                    memory,
                 },
             )
             .map(|_| ())

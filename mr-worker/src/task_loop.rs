@@ -28,6 +28,8 @@ pub struct WorkerConfig {
     pub connect_for: Duration,
     /// How long to keep trying after losing it mid-job (it may be restarting).
     pub reconnect_for: Duration,
+    /// Memory budget of a map task's buffers, in bytes.
+    pub memory: usize,
 }
 
 /// Why a worker stopped without finishing normally.
@@ -250,14 +252,16 @@ impl Worker {
             .push(attempt);
         let out = produced.clone();
         let started = Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || run_task(&*app, &settings, task, &out))
-            .await
-            .unwrap_or_else(|e| {
-                Err(TaskFailure::Io {
-                    path: produced.display().to_string(),
-                    reason: format!("worker thread failed: {e}"),
-                })
-            });
+        let memory = self.cfg.memory;
+        let outcome =
+            tokio::task::spawn_blocking(move || run_task(&*app, &settings, task, &out, memory))
+                .await
+                .unwrap_or_else(|e| {
+                    Err(TaskFailure::Io {
+                        path: produced.display().to_string(),
+                        reason: format!("worker thread failed: {e}"),
+                    })
+                });
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -284,6 +288,7 @@ fn run_task(
     settings: &JobSettings,
     task: Assignment,
     out: &std::path::Path,
+    memory: usize,
 ) -> Result<TaskOutput, TaskFailure> {
     match task {
         Assignment::Map { task, split, .. } => {
@@ -298,6 +303,7 @@ fn run_task(
                     end: split.end,
                     file_len: split.file_len,
                     out,
+                    memory,
                 },
             )?;
             Ok(TaskOutput::Map {

@@ -13,6 +13,10 @@ struct Args {
     /// Directory for mr-out-0.
     #[arg(long, default_value = ".")]
     output_dir: PathBuf,
+    /// Memory budget for map buffers (bytes, or 64MiB, 1GiB...); past it,
+    /// sorted runs are spilled to disk and merged.
+    #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    memory: u64,
     /// The app: a built-in name or the path of a plugin (.so).
     app: String,
     /// Input files or glob patterns.
@@ -29,7 +33,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.output_dir.display()
         );
     }
-    mr_worker::sequential::run_sequential(&*app, &inputs, &args.output_dir)
+    mr_worker::sequential::run_sequential(&*app, &inputs, &args.output_dir, args.memory as usize)
         .with_context(|| format!("app '{}' failed", args.app))?;
     Ok(())
 }

@@ -23,6 +23,10 @@ struct Args {
     /// Seconds to keep trying to reach a coordinator lost mid-job before exiting.
     #[arg(long, default_value = "2", value_parser = mr_coordinator::size::parse_secs)]
     reconnect_timeout: Duration,
+    /// Memory budget of a map task's buffers (bytes, or 64MiB, 1GiB...);
+    /// past it, sorted runs are spilled to disk and merged at the end.
+    #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    memory: u64,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit) or the path of a plugin (.so).
     app: String,
@@ -45,6 +49,7 @@ async fn main() -> ExitCode {
         app,
         connect_for: args.connect_timeout,
         reconnect_for: args.reconnect_timeout,
+        memory: args.memory as usize,
     };
     match run_worker(cfg).await {
         Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,

@@ -1,0 +1,303 @@
+//! In-memory accumulators a map task emits into before anything is written:
+//! [`CountTable`] for apps whose values are counts, [`PairBuffers`] for the rest.
+//!
+//! Both report their approximate heap size so the map engine can spill them
+//! as sorted runs when they pass the memory budget, and both write their
+//! contents sorted by (partition, key) and combined, which is the order a run
+//! file needs.
+
+use crate::pairs::{sort_and_group, PairBuf};
+use crate::runfile::{RunError, RunWriter};
+use mr_apps::{ihash, App, Emit};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// What a map task accumulates into.
+pub trait Accumulator: Emit + Send {
+    /// An empty accumulator for `reduces` partitions.
+    fn new(reduces: u32) -> Self;
+    /// Approximate heap bytes held.
+    fn bytes(&self) -> usize;
+    /// Moves `other`'s contents into `self`.
+    fn absorb(&mut self, other: Self);
+    /// Writes every partition, sorted by key and combined, to `w` (ending
+    /// each partition), and empties `self`. Returns the records written.
+    /// App code (combine) may panic; the caller catches it.
+    fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError>;
+}
+
+/// A multiply-xor hasher: one multiply per packed key. Keys are app data,
+/// not attacker-chosen requests, so a keyed hash buys nothing here.
+#[derive(Default)]
+pub struct FastHash(u64);
+
+impl Hasher for FastHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..c.len()].copy_from_slice(c);
+            self.0 = (self.0 ^ u64::from_le_bytes(b))
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .rotate_left(23);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        let (lo, hi) = (v as u64, (v >> 64) as u64);
+        self.0 = (lo ^ hi.rotate_left(32) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    fn finish(&self) -> u64 {
+        self.0 ^ (self.0 >> 32)
+    }
+}
+
+type Fast = BuildHasherDefault<FastHash>;
+
+/// Keys of up to 15 bytes packed big-endian with their length in the last
+/// byte: comparing packed keys as integers orders them exactly as comparing
+/// the byte strings, and one table slot holds key and count together.
+const PACKED_MAX: usize = 15;
+
+fn pack(key: &[u8]) -> Option<u128> {
+    if key.len() > PACKED_MAX {
+        return None;
+    }
+    let mut b = [0u8; 16];
+    b[..key.len()].copy_from_slice(key);
+    b[15] = key.len() as u8;
+    Some(u128::from_be_bytes(b))
+}
+
+fn unpack(k: u128) -> ([u8; 16], usize) {
+    let b = k.to_be_bytes();
+    (b, b[15] as usize)
+}
+
+/// Decimal digits of `n` in `buf`, without allocating.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Parses a decimal count; `None` if it is not one.
+pub fn parse_count(v: &[u8]) -> Option<u64> {
+    if v == b"1" {
+        return Some(1);
+    }
+    if v.is_empty() || v.len() > 20 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit()
+            .then_some(())
+            .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    })
+}
+
+/// Per-key counts for apps that [sum counts](App::sums_counts).
+#[derive(Default)]
+pub struct CountTable {
+    short: HashMap<u128, u64, Fast>,
+    long: HashMap<Box<[u8]>, u64, Fast>,
+    long_bytes: usize,
+}
+
+impl CountTable {
+    /// Adds `n` to `key`'s count.
+    #[inline]
+    pub fn add(&mut self, key: &[u8], n: u64) {
+        if let Some(k) = pack(key) {
+            *self.short.entry(k).or_insert(0) += n;
+        } else if let Some(c) = self.long.get_mut(key) {
+            *c += n;
+        } else {
+            self.long_bytes += key.len();
+            self.long.insert(key.into(), n);
+        }
+    }
+}
+
+impl Emit for CountTable {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        match parse_count(value) {
+            Some(n) => self.add(key, n),
+            // A broken promise of the app: fail the attempt loudly.
+            None => panic!(
+                "app declares sums_counts but emitted a value that is not a decimal count: {:?}",
+                String::from_utf8_lossy(&value[..value.len().min(40)])
+            ),
+        }
+    }
+}
+
+impl Accumulator for CountTable {
+    fn new(_reduces: u32) -> Self {
+        Self::default()
+    }
+
+    fn bytes(&self) -> usize {
+        // hashbrown: key + value + one control byte per slot.
+        self.short.capacity() * 25 + self.long.capacity() * 33 + self.long_bytes
+    }
+
+    fn absorb(&mut self, other: Self) {
+        for (k, v) in other.short {
+            *self.short.entry(k).or_insert(0) += v;
+        }
+        for (k, v) in other.long {
+            self.add(&k, v);
+        }
+    }
+
+    fn write_sorted(&mut self, _app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
+        let reduces = w.reduces();
+        let mut short: Vec<(u32, u128, u64)> = self
+            .short
+            .drain()
+            .map(|(k, v)| {
+                let (b, len) = unpack(k);
+                (ihash(&b[..len]) % reduces, k, v)
+            })
+            .collect();
+        short.sort_unstable_by_key(|&(p, k, _)| (p, k));
+        let mut long: Vec<(u32, Box<[u8]>, u64)> = self
+            .long
+            .drain()
+            .map(|(k, v)| (ihash(&k) % reduces, k, v))
+            .collect();
+        long.sort_unstable();
+        self.long_bytes = 0;
+        self.short.shrink_to(0);
+        self.long.shrink_to(0);
+        let (mut si, mut li) = (0, 0);
+        let mut num = [0u8; 20];
+        for r in 0..reduces {
+            loop {
+                let s = short
+                    .get(si)
+                    .filter(|e| e.0 == r)
+                    .map(|e| (unpack(e.1), e.2));
+                let l = long.get(li).filter(|e| e.0 == r);
+                // Take whichever key is smaller; packed keys are at most 15
+                // bytes and long ones at least 16, so they never tie.
+                let take_short = match (&s, l) {
+                    (Some(((b, len), _)), Some(l)) => b[..*len] < *l.1,
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                    (None, None) => break,
+                };
+                if let (true, Some(((b, len), n))) = (take_short, s) {
+                    w.push(&b[..len], decimal(n, &mut num))?;
+                    si += 1;
+                } else if let Some(l) = l {
+                    w.push(&l.1, decimal(l.2, &mut num))?;
+                    li += 1;
+                }
+            }
+            w.end_partition()?;
+        }
+        Ok((short.len() + long.len()) as u64)
+    }
+}
+
+/// Raw pairs, one buffer per partition, for apps without a count combiner.
+pub struct PairBuffers {
+    parts: Vec<PairBuf>,
+    reduces: u32,
+}
+
+impl Emit for PairBuffers {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        let r = (ihash(key) % self.reduces) as usize;
+        self.parts[r].push(key, value);
+    }
+}
+
+impl Accumulator for PairBuffers {
+    fn new(reduces: u32) -> Self {
+        PairBuffers {
+            parts: (0..reduces).map(|_| PairBuf::default()).collect(),
+            reduces,
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        self.parts.iter().map(PairBuf::heap_bytes).sum()
+    }
+
+    fn absorb(&mut self, other: Self) {
+        for (mine, theirs) in self.parts.iter_mut().zip(&other.parts) {
+            mine.append(theirs);
+        }
+    }
+
+    fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
+        let combine = app.has_combiner();
+        let mut records = 0;
+        let mut err = None;
+        for r in 0..w.reduces() as usize {
+            if let Some(buf) = self.parts.get(r) {
+                sort_and_group(&[buf], |key, values| {
+                    let mut put = |v: &[u8]| {
+                        if err.is_none() {
+                            records += 1;
+                            err = w.push(key, v).err();
+                        }
+                    };
+                    if combine {
+                        app.combine(key, values, &mut put);
+                    } else {
+                        while let Some(v) = values.next_value() {
+                            put(v);
+                        }
+                    }
+                });
+            }
+            if let Some(e) = err.take() {
+                return Err(e);
+            }
+            w.end_partition()?;
+        }
+        self.parts.iter_mut().for_each(|p| *p = PairBuf::default());
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_keys_order_like_bytes() {
+        let keys: [&[u8]; 7] = [b"", b"\0", b"a", b"a\0", b"ab", b"b", b"zzzzzzzzzzzzzzz"];
+        for a in keys {
+            for b in keys {
+                assert_eq!(pack(a).cmp(&pack(b)), a.cmp(b), "{a:?} vs {b:?}");
+            }
+            let (bytes, len) = unpack(pack(a).unwrap());
+            assert_eq!(&bytes[..len], a);
+        }
+        assert!(pack(&[b'x'; 16]).is_none());
+    }
+
+    #[test]
+    fn counts_parse_and_print() {
+        assert_eq!(parse_count(b"1"), Some(1));
+        assert_eq!(parse_count(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [&b""[..], b"-1", b"1a", b"18446744073709551616"] {
+            assert_eq!(parse_count(bad), None);
+        }
+        let mut buf = [0u8; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(u64::MAX, &mut buf), b"18446744073709551615");
+    }
+}
