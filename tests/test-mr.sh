@@ -186,6 +186,18 @@ scenario_splits() {
   cmp -s got want && pass splits || fail splits "1MiB splits, 7 reduces: indexer output differs"
 }
 
+scenario_spill() {
+  enter spill
+  "$BIN/mrsequential" wc "$DATA"/pg-*.txt && sort mr-out-0 > want-wc && rm -f mr-out-0
+  "$BIN/mrsequential" indexer "$DATA"/pg-*.txt && sort mr-out-0 > want-ix && rm -f mr-out-0
+  # A budget far below what each map's tables need: every map spills and merges.
+  MR_MEMORY=128KiB run_job wc 2 --reduces 3 "$DATA"/pg-*.txt || { fail spill "wc job failed"; return; }
+  sorted_out | cmp -s - want-wc || { fail spill "wc output with spills differs"; return; }
+  rm -f mr-out-*
+  MR_MEMORY=128KiB run_job indexer 2 --reduces 3 "$DATA"/pg-*.txt || { fail spill "indexer job failed"; return; }
+  sorted_out | cmp -s - want-ix && pass spill || fail spill "indexer output with spills differs"
+}
+
 scenario_plugin() {
   enter plugin
   "$BIN/mrsequential" wc "$DATA"/pg-*.txt && sort mr-out-0 > mr-correct.txt && rm -f mr-out-0
@@ -257,7 +269,7 @@ scenario_bad_input() {
   pass bad_input
 }
 
-scenarios=(wc indexer map_parallelism reduce_parallelism job_count early_exit crash splits plugin deterministic embedded bad_input)
+scenarios=(wc indexer map_parallelism reduce_parallelism job_count early_exit crash splits spill plugin deterministic embedded bad_input)
 [[ $# -gt 0 ]] && scenarios=("$@")
 
 START=$(date +%s)

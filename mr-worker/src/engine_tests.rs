@@ -235,3 +235,82 @@ fn a_changed_input_is_refused() {
     .unwrap_err();
     assert!(matches!(err, TaskFailure::Input { .. }), "{err:?}");
 }
+
+/// Maps `input` as one task with `memory` bytes of budget, reduces its one
+/// partition, and returns the output text and how many spills the map made.
+fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (String, u32) {
+    let len = std::fs::metadata(input).unwrap().len();
+    let run = dir.join(format!("mr-9-{memory}"));
+    let stats = run_map(
+        app,
+        &MapJob {
+            map: 9,
+            reduces: 1,
+            name: "big.txt",
+            path: input,
+            start: 0,
+            end: len,
+            file_len: len,
+            out: &run,
+            memory,
+        },
+    )
+    .unwrap();
+    let leftovers: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("spill"))
+        .collect();
+    assert!(leftovers.is_empty(), "spill files must be removed");
+    let out = dir.join(format!("out-{memory}"));
+    run_reduce(
+        app,
+        &ReduceJob {
+            reduce: 0,
+            reduces: 1,
+            inputs: vec![(MapTaskId(9), run)],
+            out: &out,
+        },
+    )
+    .unwrap();
+    (std::fs::read_to_string(out).unwrap(), stats.spills)
+}
+
+#[test]
+fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.txt");
+    // ~4 MB with ~60,000 distinct words: its tables are many times the budget.
+    let mut text = String::new();
+    let mut x: u64 = 7;
+    for _ in 0..400_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let w = x >> 48;
+        // A word of letters spelling w % 60000 in base 26.
+        let mut n = w % 60_000;
+        text.push('w');
+        while n > 0 {
+            text.push((b'a' + (n % 26) as u8) as char);
+            n /= 26;
+        }
+        text.push(' ');
+        if w % 9 == 0 {
+            text.push('\n');
+        }
+    }
+    std::fs::write(&input, &text).unwrap();
+    let apps: [(&dyn App, &str); 3] = [
+        (&mr_apps::wc::WordCount, "wc (count table)"),
+        (&mr_apps::indexer::Indexer, "indexer (pairs + combine)"),
+        (&Fragile, "no combiner"),
+    ];
+    for (app, what) in apps {
+        let (want, no_spills) = map_reduce_one(app, dir.path(), &input, DEFAULT_MEMORY);
+        assert_eq!(no_spills, 0, "{what}: the default budget holds this input");
+        let (got, spills) = map_reduce_one(app, dir.path(), &input, 128 << 10);
+        assert!(spills >= 4, "{what}: expected several spills, got {spills}");
+        assert_eq!(got, want, "{what}: spilled output differs");
+    }
+}

@@ -195,7 +195,7 @@ fn map_into<A: Accumulator>(
     pieces: &[(usize, usize)],
 ) -> Result<MapStats, TaskFailure> {
     let threads = rayon::current_num_threads().clamp(1, pieces.len().max(1));
-    let share = (job.memory / threads).max(1 << 20);
+    let share = (job.memory / threads).max(64 << 10);
     let spills = Spills {
         out: job.out,
         map: job.map,
