@@ -1,6 +1,6 @@
 //! Inverted index: for each word, the documents it occurs in.
 
-use crate::{words::for_each_word, App, Emit, Values};
+use crate::{hash::FastBuild, words::for_each_word, App, Emit, Values};
 use std::collections::HashSet;
 
 /// The `indexer` app: map emits `(word, document)` once per distinct word of
@@ -10,14 +10,16 @@ use std::collections::HashSet;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Indexer;
 
-/// The distinct values of a stream, sorted bytewise.
+/// The distinct values of a stream, sorted bytewise. Within one map task
+/// every value is the same document, so the linear membership test is short.
 fn distinct_sorted(values: &mut dyn Values) -> Vec<Vec<u8>> {
-    let mut docs = Vec::new();
+    let mut docs: Vec<Vec<u8>> = Vec::new();
     while let Some(v) = values.next_value() {
-        docs.push(v.to_vec());
+        if !docs.iter().any(|d| d == v) {
+            docs.push(v.to_vec());
+        }
     }
     docs.sort_unstable();
-    docs.dedup();
     docs
 }
 
@@ -27,9 +29,20 @@ impl App for Indexer {
     }
 
     fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
-        let mut seen: HashSet<&[u8]> = HashSet::new();
+        // Words of up to 16 bytes go into the set as one integer (letters are
+        // never NUL, so zero padding is unambiguous): no string compares.
+        let mut short: HashSet<u128, FastBuild> =
+            HashSet::with_capacity_and_hasher(1 << 12, FastBuild::default());
+        let mut long: HashSet<&[u8], FastBuild> = HashSet::default();
         for_each_word(chunk, |w| {
-            if seen.insert(w) {
+            let new = if w.len() <= 16 {
+                let mut b = [0u8; 16];
+                b[..w.len()].copy_from_slice(w);
+                short.insert(u128::from_le_bytes(b))
+            } else {
+                long.insert(w)
+            };
+            if new {
                 emit.emit(w, filename.as_bytes());
             }
         });

@@ -8,6 +8,7 @@
 //! which `mrworker` loads from a path, as the lab's `mrworker wc.so` does.
 
 pub mod builtin;
+pub mod hash;
 pub mod indexer;
 pub mod plugin;
 pub mod testapps;

@@ -60,15 +60,28 @@ impl PairBuf {
     }
 }
 
+/// The first eight bytes of a key, big-endian and zero-padded: comparing
+/// prefixes as integers agrees with comparing the keys, up to ties.
+fn prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
+}
+
+/// One pair in a sort: the key's prefix first, so most comparisons are a
+/// single integer compare rather than a memcmp call.
+type Sortable<'a> = (u64, &'a [u8], &'a [u8]);
+
 /// Values of one key group of a sorted pair list.
 struct GroupValues<'a> {
-    pairs: &'a [(&'a [u8], &'a [u8])],
+    pairs: &'a [Sortable<'a>],
     next: usize,
 }
 
 impl Values for GroupValues<'_> {
     fn next_value(&mut self) -> Option<&[u8]> {
-        let v = self.pairs.get(self.next)?.1;
+        let v = self.pairs.get(self.next)?.2;
         self.next += 1;
         Some(v)
     }
@@ -78,16 +91,19 @@ impl Values for GroupValues<'_> {
 /// distinct key with a stream of its values.
 pub fn sort_and_group(bufs: &[&PairBuf], mut f: impl FnMut(&[u8], &mut dyn Values)) {
     let total = bufs.iter().map(|b| b.len()).sum();
-    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(total);
+    let mut pairs: Vec<Sortable<'_>> = Vec::with_capacity(total);
     for b in bufs {
-        pairs.extend(b.entries.iter().map(|&e| b.pair(e)));
+        pairs.extend(b.entries.iter().map(|&e| {
+            let (k, v) = b.pair(e);
+            (prefix(k), k, v)
+        }));
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     let mut i = 0;
     while i < pairs.len() {
-        let key = pairs[i].0;
+        let key = pairs[i].1;
         let mut j = i + 1;
-        while j < pairs.len() && pairs[j].0 == key {
+        while j < pairs.len() && pairs[j].1 == key {
             j += 1;
         }
         f(

@@ -10,7 +10,6 @@ use crate::pairs::{sort_and_group, PairBuf};
 use crate::runfile::{RunError, RunWriter};
 use mr_apps::{ihash, App, Emit};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 /// What a map task accumulates into.
 pub trait Accumulator: Emit + Send {
@@ -26,34 +25,7 @@ pub trait Accumulator: Emit + Send {
     fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError>;
 }
 
-/// A multiply-xor hasher: one multiply per packed key. Keys are app data,
-/// not attacker-chosen requests, so a keyed hash buys nothing here.
-#[derive(Default)]
-pub struct FastHash(u64);
-
-impl Hasher for FastHash {
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..c.len()].copy_from_slice(c);
-            self.0 = (self.0 ^ u64::from_le_bytes(b))
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                .rotate_left(23);
-        }
-    }
-    fn write_u128(&mut self, v: u128) {
-        let (lo, hi) = (v as u64, (v >> 64) as u64);
-        self.0 = (lo ^ hi.rotate_left(32) ^ self.0).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn write_usize(&mut self, v: usize) {
-        self.0 = (self.0 ^ v as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-    fn finish(&self) -> u64 {
-        self.0 ^ (self.0 >> 32)
-    }
-}
-
-type Fast = BuildHasherDefault<FastHash>;
+type Fast = mr_apps::hash::FastBuild;
 
 /// Keys of up to 15 bytes packed big-endian with their length in the last
 /// byte: comparing packed keys as integers orders them exactly as comparing

@@ -29,6 +29,9 @@ struct Args {
     /// Only contenders whose name contains one of these (comma-separated).
     #[arg(long)]
     only: Option<String>,
+    /// Also time a job over this many 1 KiB inputs (scheduling overhead); 0 skips it.
+    #[arg(long, default_value_t = 10_000)]
+    tiny_files: u32,
     /// Extra arguments for every mrcoordinator run (e.g. "--split-size 32MiB").
     #[arg(long, default_value = "")]
     coordinator_args: String,
@@ -119,6 +122,82 @@ fn median(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
+/// Generates a corpus unless a complete one is already there; returns its files.
+fn ensure_corpus(bin: &Path, corpus: &Path, size: &str, files: u32) -> anyhow::Result<Vec<String>> {
+    if !corpus.join(".complete").exists() {
+        eprintln!("generating {size} corpus in {} ...", corpus.display());
+        let t = Instant::now();
+        let st = Command::new(bin.join("mr-corpus"))
+            .args(["--size", size, "--files", &files.to_string()])
+            .arg(corpus)
+            .status()?;
+        anyhow::ensure!(st.success(), "mr-corpus failed");
+        std::fs::write(corpus.join(".complete"), b"")?;
+        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let mut inputs: Vec<String> = std::fs::read_dir(corpus)?
+        .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
+        .filter(|p| p.ends_with(".txt"))
+        .collect();
+    inputs.sort();
+    Ok(inputs)
+}
+
+/// Times a word count over many tiny inputs: what each task costs the framework.
+fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()> {
+    let corpus = dir.join(format!("tiny-{n}"));
+    let inputs = ensure_corpus(bin, &corpus, &format!("{n}KiB"), n)?;
+    let out = dir.join("out-tiny");
+    let mut walls = Vec::new();
+    for run in 0..runs {
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::create_dir_all(&out)?;
+        let argv: Vec<String> = vec![
+            bin.join("mrcoordinator").display().to_string(),
+            "--quiet".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--app".into(),
+            "wc".into(),
+            "--workers".into(),
+            "2".into(),
+            format!("{}/*.txt", corpus.display()),
+        ];
+        let s = measure(&argv, &out)?;
+        eprintln!("{n} tiny inputs: run {} {:.2} s", run + 1, s.wall);
+        walls.push(s.wall);
+    }
+    let seq = dir.join("out-tiny-seq");
+    std::fs::create_dir_all(&seq)?;
+    let st = Command::new(bin.join("mrsequential"))
+        .arg("--output-dir")
+        .arg(&seq)
+        .arg("wc")
+        .args(&inputs)
+        .status()?;
+    anyhow::ensure!(st.success(), "mrsequential over the tiny inputs failed");
+    anyhow::ensure!(
+        lines_of(&out)? == lines_of(&seq.join("mr-out-0"))?,
+        "tiny-input job output differs from mrsequential"
+    );
+    let med = median(&mut walls);
+    let tasks = inputs.len() + 10;
+    println!(
+        "
+Scheduling overhead: {} inputs of 1 KiB, wc, --workers 2 (R = 10), {runs} runs
+",
+        inputs.len()
+    );
+    println!("| job | wall median s | tasks | per task (wall x 2 workers / tasks) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} x 1 KiB | {med:.2} | {tasks} | {:.2} ms |",
+        inputs.len(),
+        med * 2.0 * 1000.0 / tasks as f64
+    );
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = std::env::current_exe()?.parent().unwrap().to_path_buf();
@@ -126,26 +205,7 @@ fn main() -> anyhow::Result<()> {
     let corpus = args
         .dir
         .join(format!("corpus-{}-{}", args.size, args.files));
-    if !corpus.join(".complete").exists() {
-        eprintln!(
-            "generating {} corpus in {} ...",
-            args.size,
-            corpus.display()
-        );
-        let t = Instant::now();
-        let st = Command::new(b("mr-corpus"))
-            .args(["--size", &args.size, "--files", &args.files.to_string()])
-            .arg(&corpus)
-            .status()?;
-        anyhow::ensure!(st.success(), "mr-corpus failed");
-        std::fs::write(corpus.join(".complete"), b"")?;
-        eprintln!("generated in {:.1} s", t.elapsed().as_secs_f64());
-    }
-    let mut inputs: Vec<String> = std::fs::read_dir(&corpus)?
-        .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
-        .filter(|p| p.ends_with(".txt"))
-        .collect();
-    inputs.sort();
+    let inputs = ensure_corpus(&bin, &corpus, &args.size, args.files)?;
     let bytes: u64 = inputs
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
@@ -310,5 +370,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!("\nOutputs of the word counters agree line for line; so do the indexer runs.");
+    if args.tiny_files > 0 {
+        tiny_inputs(&bin, &args.dir, args.tiny_files, args.runs)?;
+    }
     Ok(())
 }
