@@ -4,7 +4,7 @@
 //! or a pattern that matches nothing fails before any work starts, with a
 //! message that names the culprit.
 
-use crate::protocol::InputSplit;
+use crate::protocol::{FilePart, InputSplit};
 use std::path::{Path, PathBuf};
 
 /// One validated input file.
@@ -128,33 +128,53 @@ fn check_file(name: &str) -> Result<InputFile, PlanError> {
     })
 }
 
-/// Cuts the files into splits of at most `split_size` bytes each (one split
-/// per file when `whole_file`). Byte ranges only: the worker aligns them to
-/// line starts, so a line belongs to the split it starts in. An empty file
-/// still gets one (empty) split.
+/// Cuts the files into splits of `split_size` bytes (the last may be
+/// shorter). Large files are cut into several splits; small ones are packed
+/// together, in order, so ten thousand tiny inputs do not make ten thousand
+/// tasks. Apps that need whole files get one split per file instead. Byte
+/// ranges only: the worker aligns each range to line starts, so a line
+/// belongs to the range it starts in. Empty files ride along as empty ranges.
 pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
+    let part = |f: &InputFile, start: u64, end: u64| FilePart {
+        name: f.name.clone(),
+        path: f.path.clone(),
+        start,
+        end,
+        file_len: f.len,
+    };
+    if whole_file {
+        return files
+            .iter()
+            .map(|f| InputSplit {
+                parts: vec![part(f, 0, f.len)],
+            })
+            .collect();
+    }
     let split_size = split_size.max(1);
     let mut splits = Vec::new();
+    let mut parts = Vec::new();
+    let mut room = split_size;
     for f in files {
-        let n = if whole_file || f.len == 0 {
-            1
-        } else {
-            f.len.div_ceil(split_size)
-        };
-        for i in 0..n {
-            let (start, end) = if whole_file {
-                (0, f.len)
-            } else {
-                (i * split_size, ((i + 1) * split_size).min(f.len))
-            };
-            splits.push(InputSplit {
-                name: f.name.clone(),
-                path: f.path.clone(),
-                start,
-                end,
-                file_len: f.len,
-            });
+        if f.len == 0 {
+            parts.push(part(f, 0, 0));
+            continue;
         }
+        let mut off = 0;
+        while off < f.len {
+            let take = room.min(f.len - off);
+            parts.push(part(f, off, off + take));
+            off += take;
+            room -= take;
+            if room == 0 {
+                splits.push(InputSplit {
+                    parts: std::mem::take(&mut parts),
+                });
+                room = split_size;
+            }
+        }
+    }
+    if !parts.is_empty() {
+        splits.push(InputSplit { parts });
     }
     splits
 }
@@ -163,21 +183,43 @@ pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Ve
 mod tests {
     use super::*;
 
-    fn file(len: u64) -> InputFile {
+    fn file(name: &str, len: u64) -> InputFile {
         InputFile {
-            name: "f".into(),
-            path: "/f".into(),
+            name: name.into(),
+            path: format!("/{name}").into(),
             len,
         }
     }
 
+    fn ranges(s: &[InputSplit]) -> Vec<Vec<(String, u64, u64)>> {
+        s.iter()
+            .map(|s| {
+                s.parts
+                    .iter()
+                    .map(|p| (p.name.clone(), p.start, p.end))
+                    .collect()
+            })
+            .collect()
+    }
+
     #[test]
-    fn splits_cover_each_file_exactly() {
-        let s = make_splits(&[file(10), file(0), file(4)], 4, false);
-        let ranges: Vec<(u64, u64)> = s.iter().map(|s| (s.start, s.end)).collect();
-        assert_eq!(ranges, [(0, 4), (4, 8), (8, 10), (0, 0), (0, 4)]);
-        let whole = make_splits(&[file(10)], 4, true);
-        assert_eq!((whole.len(), whole[0].end), (1, 10));
+    fn splits_cut_large_files_and_pack_small_ones() {
+        let files = [file("a", 10), file("e", 0), file("b", 4), file("c", 1)];
+        let s = make_splits(&files, 4, false);
+        let r = |n: &str, a, b| (n.to_string(), a, b);
+        assert_eq!(
+            ranges(&s),
+            vec![
+                vec![r("a", 0, 4)],
+                vec![r("a", 4, 8)],
+                vec![r("a", 8, 10), r("e", 0, 0), r("b", 0, 2)],
+                vec![r("b", 2, 4), r("c", 0, 1)],
+            ]
+        );
+        assert!(s[..3].iter().all(|s| s.len() == 4));
+        let whole = make_splits(&files, 4, true);
+        assert_eq!(whole.len(), 4);
+        assert_eq!(ranges(&whole)[0], vec![r("a", 0, 10)]);
     }
 
     #[test]

@@ -90,20 +90,40 @@ pub enum RegisterError {
     JobOver,
 }
 
-/// The byte range of one input file that a map task reads.
+/// A byte range of one input file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InputSplit {
+pub struct FilePart {
     /// The path exactly as the user gave it (or the glob produced it); this is
     /// what the app's map receives as its file name.
     pub name: String,
     /// The absolute path the worker opens.
     pub path: PathBuf,
-    /// First byte of the split (before aligning to a line start).
+    /// First byte of the range (before aligning to a line start).
     pub start: u64,
     /// One past the last byte (before aligning).
     pub end: u64,
     /// The file's size when planned; a different size at map time is an error.
     pub file_len: u64,
+}
+
+/// What one map task reads: byte ranges of one or more files, in order.
+/// Small files are packed together so that a task is worth its overhead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InputSplit {
+    /// The ranges, in input order.
+    pub parts: Vec<FilePart>,
+}
+
+impl InputSplit {
+    /// Bytes covered (before line alignment).
+    pub fn len(&self) -> u64 {
+        self.parts.iter().map(|p| p.end - p.start).sum()
+    }
+
+    /// True when the split covers no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A finished map's output, as a reduce task needs to find it.

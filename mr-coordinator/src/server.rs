@@ -105,6 +105,20 @@ pub struct JobSummary {
     pub elapsed: Duration,
     /// Where the outputs are.
     pub output_dir: PathBuf,
+    /// Bytes of input the accepted map attempts read.
+    pub input_bytes: u64,
+    /// Bytes of intermediate run files the accepted map attempts wrote.
+    pub intermediate_bytes: u64,
+    /// Bytes of committed output.
+    pub output_bytes: u64,
+}
+
+/// Byte counters of accepted attempts, for the job summary.
+#[derive(Default)]
+struct Totals {
+    input: AtomicU64,
+    intermediate: AtomicU64,
+    output: AtomicU64,
 }
 
 /// State shared by every connection handler and the supervising loop.
@@ -120,6 +134,7 @@ struct Shared {
     next_conn: AtomicU64,
     /// Poked whenever the job's state may have changed.
     changed: Notify,
+    totals: Totals,
 }
 
 impl Shared {
@@ -227,6 +242,20 @@ impl Coordinator for Handler {
         if s.owner_of(attempt) != Some(worker) {
             return Ok(ReportAck::Ignored);
         }
+        let counted = match &outcome {
+            Ok(TaskOutput::Map {
+                input_bytes, bytes, ..
+            }) => Some((
+                &shared.totals.input,
+                *input_bytes,
+                &shared.totals.intermediate,
+                *bytes,
+            )),
+            Ok(TaskOutput::Reduce { bytes, .. }) => {
+                Some((&shared.totals.output, *bytes, &shared.totals.output, 0))
+            }
+            Err(_) => None,
+        };
         let verdict = match outcome {
             Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
             Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
@@ -250,6 +279,10 @@ impl Coordinator for Handler {
         };
         let progress = s.progress();
         drop(s);
+        if let (Verdict::Accepted(_), Some((a, x, b, y))) = (&verdict, counted) {
+            a.fetch_add(x, Ordering::Relaxed);
+            b.fetch_add(y, Ordering::Relaxed);
+        }
         if let Verdict::Accepted(task) = verdict {
             info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
         }
@@ -436,6 +469,7 @@ impl RunningJob {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             changed: Notify::new(),
+            totals: Totals::default(),
         });
 
         let accept_shared = shared.clone();
@@ -503,6 +537,9 @@ impl RunningJob {
             attempts: p.attempts,
             elapsed: self.started.elapsed(),
             output_dir: self.shared.output_dir.clone(),
+            input_bytes: self.shared.totals.input.load(Ordering::Relaxed),
+            intermediate_bytes: self.shared.totals.intermediate.load(Ordering::Relaxed),
+            output_bytes: self.shared.totals.output.load(Ordering::Relaxed),
         })
     }
 

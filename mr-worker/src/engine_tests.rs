@@ -3,8 +3,20 @@
 use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
 use crate::reduce::{run_reduce, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
+use mr_coordinator::protocol::FilePart;
 use mr_coordinator::protocol::{MapTaskId, TaskFailure};
 use std::path::{Path, PathBuf};
+
+/// A byte range of a file, as the planner would send it.
+fn part(name: &str, path: &Path, start: u64, end: u64, file_len: u64) -> FilePart {
+    FilePart {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        start,
+        end,
+        file_len,
+    }
+}
 
 /// Maps `input` (one map task per entry, whole file) with R partitions and
 /// reduces every partition; returns each partition's output text.
@@ -21,11 +33,13 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                 &MapJob {
                     map: m,
                     reduces,
-                    name: input.to_str().unwrap(),
-                    path: input,
-                    start,
-                    end: (start + split).min(len),
-                    file_len: len,
+                    parts: &[part(
+                        input.to_str().unwrap(),
+                        input,
+                        start,
+                        (start + split).min(len),
+                        len,
+                    )],
                     out: &out,
                     memory: DEFAULT_MEMORY,
                 },
@@ -129,11 +143,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
         &MapJob {
             map: 0,
             reduces: 2,
-            name: "bombs.txt",
-            path: &input,
-            start: 0,
-            end: len,
-            file_len: len,
+            parts: &[part("bombs.txt", &input, 0, len, len)],
             out: &out,
             memory: DEFAULT_MEMORY,
         },
@@ -162,11 +172,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
     let job = MapJob {
         map: 4,
         reduces: 1,
-        name: "in.txt",
-        path: &input,
-        start: 0,
-        end: len,
-        file_len: len,
+        parts: &[part("in.txt", &input, 0, len, len)],
         out: &run,
         memory: DEFAULT_MEMORY,
     };
@@ -223,11 +229,7 @@ fn a_changed_input_is_refused() {
         &MapJob {
             map: 0,
             reduces: 1,
-            name: "in.txt",
-            path: &input,
-            start: 0,
-            end: 10,
-            file_len: 10,
+            parts: &[part("in.txt", &input, 0, 10, 10)],
             out: &out,
             memory: DEFAULT_MEMORY,
         },
@@ -246,11 +248,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
         &MapJob {
             map: 9,
             reduces: 1,
-            name: "big.txt",
-            path: input,
-            start: 0,
-            end: len,
-            file_len: len,
+            parts: &[part("big.txt", input, 0, len, len)],
             out: &run,
             memory,
         },

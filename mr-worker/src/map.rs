@@ -15,7 +15,7 @@ use crate::split::{align, chunks};
 use crate::table::{parse_count, Accumulator, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_apps::{plugin::panic_message, App};
-use mr_coordinator::protocol::TaskFailure;
+use mr_coordinator::protocol::{FilePart, TaskFailure};
 use rayon::prelude::*;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -33,16 +33,8 @@ pub struct MapJob<'a> {
     pub map: u32,
     /// R, the number of partitions.
     pub reduces: u32,
-    /// The input's name as the user gave it; what the app's map sees.
-    pub name: &'a str,
-    /// The file to open.
-    pub path: &'a Path,
-    /// Split start (unaligned).
-    pub start: u64,
-    /// Split end (unaligned).
-    pub end: u64,
-    /// The file size the planner saw.
-    pub file_len: u64,
+    /// The byte ranges to map, in order (names are what the app's map sees).
+    pub parts: &'a [FilePart],
     /// Where the run file goes (written as `<out>.tmp`, then renamed; spills
     /// go beside it as `<out>.spill<k>` and are removed).
     pub out: &'a Path,
@@ -63,9 +55,9 @@ pub struct MapStats {
     pub spills: u32,
 }
 
-fn input_error(job: &MapJob<'_>, reason: impl Into<String>) -> TaskFailure {
+fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
     TaskFailure::Input {
-        path: job.name.to_string(),
+        path: part.name.clone(),
         reason: reason.into(),
     }
 }
@@ -77,28 +69,41 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> TaskFailure {
     }
 }
 
-/// Runs `f`, turning a panic in app code into the typed failure.
-fn app_call<T>(job: &MapJob<'_>, offset: usize, f: impl FnOnce() -> T) -> Result<T, TaskFailure> {
+/// Runs `f`, turning a panic in app code into the typed failure naming the
+/// input and offset it was working on.
+fn app_call<T>(input: &str, offset: usize, f: impl FnOnce() -> T) -> Result<T, TaskFailure> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskFailure::AppPanic {
         message: panic_message(p.as_ref()),
-        input: job.name.to_string(),
+        input: input.to_string(),
         offset: offset as u64,
     })
 }
 
-/// Runs one map task.
-pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
-    let file = File::open(job.path).map_err(|e| input_error(job, e.to_string()))?;
+/// One input range, mapped and aligned.
+struct Input<'a> {
+    part: &'a FilePart,
+    map: Option<Mmap>,
+}
+
+impl Input<'_> {
+    fn data(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+}
+
+/// Opens and maps one part, checking it is the file that was planned.
+fn open_part(part: &FilePart) -> Result<Input<'_>, TaskFailure> {
+    let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
     let len = file
         .metadata()
-        .map_err(|e| input_error(job, e.to_string()))?
+        .map_err(|e| input_error(part, e.to_string()))?
         .len();
-    if len != job.file_len {
+    if len != part.file_len {
         return Err(input_error(
-            job,
+            part,
             format!(
                 "size changed from {} to {len} bytes since the job was planned",
-                job.file_len
+                part.file_len
             ),
         ));
     }
@@ -110,31 +115,69 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
         // file while we read, we may fault: inputs must not change during a
         // job, which the size check above enforces as far as it can.
         let m = unsafe { Mmap::map(&file) }
-            .map_err(|e| input_error(job, format!("cannot mmap: {e}")))?;
+            .map_err(|e| input_error(part, format!("cannot mmap: {e}")))?;
         let _ = m.advise(memmap2::Advice::Sequential);
         Some(m)
     };
-    let data: &[u8] = map.as_deref().unwrap_or(&[]);
-    let (start, end) = if app.whole_file() {
-        (0, data.len())
-    } else {
-        align(data, job.start as usize, job.end.min(len) as usize)
-    };
+    Ok(Input { part, map })
+}
+
+/// Runs one map task.
+pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
+    let inputs = job
+        .parts
+        .iter()
+        .map(open_part)
+        .collect::<Result<Vec<_>, _>>()?;
     let threads = rayon::current_num_threads().max(1);
-    let pieces = if app.whole_file() {
-        // Whole-file apps see an empty file as one empty call, as in the lab.
-        vec![(start, end)]
-    } else {
-        let target = ((end - start) / (threads * 4)).clamp(256 << 10, 8 << 20);
-        chunks(data, start, end, target)
-    };
+    let total: u64 = job.parts.iter().map(|p| p.end - p.start).sum();
+    let target = (total as usize / (threads * 4)).clamp(256 << 10, 8 << 20);
+    // (input, start, end) of every chunk, all inputs' chunks in one list.
+    let mut pieces = Vec::new();
+    let mut input_bytes = 0;
+    for (i, input) in inputs.iter().enumerate() {
+        let data = input.data();
+        if app.whole_file() {
+            // Whole-file apps see an empty file as one empty call, as in the lab.
+            pieces.push((i, 0, data.len()));
+            input_bytes += data.len();
+            continue;
+        }
+        let p = input.part;
+        let (start, end) = align(
+            data,
+            p.start as usize,
+            p.end.min(data.len() as u64) as usize,
+        );
+        input_bytes += end - start;
+        pieces.extend(
+            chunks(data, start, end, target)
+                .into_iter()
+                .map(|(s, e)| (i, s, e)),
+        );
+    }
     let mut stats = if app.sums_counts() {
-        map_into::<CountTable>(app, job, data, map.as_ref(), &pieces)?
+        map_into::<CountTable>(app, job, &inputs, &pieces)?
     } else {
-        map_into::<PairBuffers>(app, job, data, map.as_ref(), &pieces)?
+        map_into::<PairBuffers>(app, job, &inputs, &pieces)?
     };
-    stats.input_bytes = (end - start) as u64;
+    stats.input_bytes = input_bytes as u64;
     Ok(stats)
+}
+
+/// How a failure in combine names its input: the task's first file (combine
+/// works on keys from all of the task's inputs).
+fn spill_input(job: &MapJob<'_>) -> String {
+    match job.parts {
+        [] => format!("map task {}", job.map),
+        [one] => one.name.clone(),
+        [first, ..] => format!(
+            "{} (and {} more inputs of map task {})",
+            first.name,
+            job.parts.len() - 1,
+            job.map
+        ),
+    }
 }
 
 /// Lets the kernel drop a mapped chunk's pages from our resident set once
@@ -170,7 +213,8 @@ impl Spills<'_> {
         drop(files);
         let mut w =
             RunWriter::create(&path, self.map, job.reduces).map_err(|e| io_error(&path, e))?;
-        app_call(job, 0, || acc.write_sorted(app, &mut w))?.map_err(|e| io_error(&path, e))?;
+        app_call(&spill_input(job), 0, || acc.write_sorted(app, &mut w))?
+            .map_err(|e| io_error(&path, e))?;
         w.finish().map_err(|e| io_error(&path, e))?;
         Ok(())
     }
@@ -190,9 +234,8 @@ impl Spills<'_> {
 fn map_into<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
-    data: &[u8],
-    map: Option<&Mmap>,
-    pieces: &[(usize, usize)],
+    inputs: &[Input<'_>],
+    pieces: &[(usize, usize, usize)],
 ) -> Result<MapStats, TaskFailure> {
     let threads = rayon::current_num_threads().clamp(1, pieces.len().max(1));
     let share = (job.memory / threads).max(64 << 10);
@@ -206,9 +249,11 @@ fn map_into<A: Accumulator>(
     // memory held is at most `threads` shares.
     let worker = || -> Result<A, TaskFailure> {
         let mut acc = A::new(job.reduces);
-        while let Some(&(s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-            app_call(job, s, || app.map(job.name, &data[s..e], &mut acc))?;
-            release(map, s, e);
+        while let Some(&(i, s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let input = &inputs[i];
+            let name = input.part.name.as_str();
+            app_call(name, s, || app.map(name, &input.data()[s..e], &mut acc))?;
+            release(input.map.as_ref(), s, e);
             if acc.bytes() > share {
                 spills.spill(app, job, &mut acc)?;
             }
@@ -242,7 +287,7 @@ fn finish<A: Accumulator>(
     spills: &Spills<'_>,
     tmp: &Path,
 ) -> Result<MapStats, TaskFailure> {
-    let mut accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
+    let accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
     let spilled = !spills
         .files
         .lock()
@@ -252,12 +297,10 @@ fn finish<A: Accumulator>(
     let mut stats = MapStats::default();
     if !spilled {
         // Everything fit: one in-memory sort, no merge.
-        let mut all = accs.pop().unwrap_or_else(|| A::new(job.reduces));
-        for a in accs {
-            all.absorb(a);
-        }
-        stats.records =
-            app_call(job, 0, || all.write_sorted(app, &mut w))?.map_err(|e| io_error(tmp, e))?;
+        stats.records = app_call(&spill_input(job), 0, || {
+            A::write_all_sorted(accs, app, &mut w)
+        })?
+        .map_err(|e| io_error(tmp, e))?;
     } else {
         for mut a in accs {
             if a.bytes() > 0 {
@@ -313,7 +356,7 @@ fn merge_spills(
                 num.extend_from_slice(total.to_string().as_bytes());
                 put(&num);
             } else if combine {
-                app_call(job, 0, || app.combine(key, values, &mut put))?;
+                app_call(&spill_input(job), 0, || app.combine(key, values, &mut put))?;
             } else {
                 while let Some(v) = values.next_value() {
                     put(v);

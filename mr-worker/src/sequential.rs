@@ -7,7 +7,7 @@
 use crate::map::{run_map, MapJob};
 use crate::reduce::{run_reduce, ReduceJob};
 use mr_apps::App;
-use mr_coordinator::plan::InputFile;
+use mr_coordinator::plan::{make_splits, InputFile};
 use mr_coordinator::protocol::{MapTaskId, TaskFailure};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
@@ -29,36 +29,36 @@ pub fn run_sequential(
     out_dir: &Path,
     memory: usize,
 ) -> Result<u64, TaskFailure> {
-    // Maps of several inputs run at once; they share the budget.
-    let memory = memory / rayon::current_num_threads().max(1);
     let io = |p: &Path, e: std::io::Error| TaskFailure::Io {
         path: p.display().to_string(),
         reason: e.to_string(),
     };
     let work = TempDir(out_dir.join(format!(".mr-seq-{}", std::process::id())));
     std::fs::create_dir_all(&work.0).map_err(|e| io(&work.0, e))?;
-    let runs: Vec<(MapTaskId, PathBuf)> = (0..inputs.len())
+    // The planner's own splits with no size limit: one map task over every
+    // input (all cores inside it), or one per file for whole-file apps.
+    let splits = make_splits(inputs, u64::MAX, app.whole_file());
+    // Whole-file maps of several inputs run at once; they share the budget.
+    let memory = if splits.len() > 1 {
+        memory / rayon::current_num_threads().max(1)
+    } else {
+        memory
+    };
+    let runs: Vec<(MapTaskId, PathBuf)> = (0..splits.len())
         .map(|i| (MapTaskId(i as u32), work.0.join(format!("mr-{i}"))))
         .collect();
-    inputs
+    splits
         .par_iter()
         .zip(runs.par_iter())
-        .try_for_each(|(input, (m, run))| {
-            run_map(
-                app,
-                &MapJob {
-                    map: m.0,
-                    reduces: 1,
-                    name: &input.name,
-                    path: &input.path,
-                    start: 0,
-                    end: input.len,
-                    file_len: input.len,
-                    out: run,
-                    memory,
-                },
-            )
-            .map(|_| ())
+        .try_for_each(|(split, (m, run))| {
+            let job = MapJob {
+                map: m.0,
+                reduces: 1,
+                parts: &split.parts,
+                out: run,
+                memory,
+            };
+            run_map(app, &job).map(|_| ())
         })?;
     let tmp = work.0.join("mr-out-0.tmp");
     let stats = run_reduce(

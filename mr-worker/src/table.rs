@@ -23,6 +23,21 @@ pub trait Accumulator: Emit + Send {
     /// each partition), and empties `self`. Returns the records written.
     /// App code (combine) may panic; the caller catches it.
     fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError>;
+    /// Like [`Accumulator::write_sorted`] over several accumulators at once.
+    fn write_all_sorted(
+        mut accs: Vec<Self>,
+        app: &dyn App,
+        w: &mut RunWriter,
+    ) -> Result<u64, RunError>
+    where
+        Self: Sized,
+    {
+        let mut all = accs.pop().unwrap_or_else(|| Self::new(w.reduces()));
+        for a in accs {
+            all.absorb(a);
+        }
+        all.write_sorted(app, w)
+    }
 }
 
 type Fast = mr_apps::hash::FastBuild;
@@ -213,35 +228,54 @@ impl Accumulator for PairBuffers {
     }
 
     fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
-        let combine = app.has_combiner();
-        let mut records = 0;
-        let mut err = None;
-        for r in 0..w.reduces() as usize {
-            if let Some(buf) = self.parts.get(r) {
-                sort_and_group(&[buf], |key, values| {
-                    let mut put = |v: &[u8]| {
-                        if err.is_none() {
-                            records += 1;
-                            err = w.push(key, v).err();
-                        }
-                    };
-                    if combine {
-                        app.combine(key, values, &mut put);
-                    } else {
-                        while let Some(v) = values.next_value() {
-                            put(v);
-                        }
-                    }
-                });
-            }
-            if let Some(e) = err.take() {
-                return Err(e);
-            }
-            w.end_partition()?;
-        }
+        let records = write_partitions(&[&*self], app, w)?;
         self.parts.iter_mut().for_each(|p| *p = PairBuf::default());
         Ok(records)
     }
+
+    fn write_all_sorted(
+        accs: Vec<Self>,
+        app: &dyn App,
+        w: &mut RunWriter,
+    ) -> Result<u64, RunError> {
+        // Sort the threads' buffers together instead of copying them into one.
+        let refs: Vec<&PairBuffers> = accs.iter().collect();
+        write_partitions(&refs, app, w)
+    }
+}
+
+/// Writes partition by partition the sorted, combined union of `accs`.
+fn write_partitions(
+    accs: &[&PairBuffers],
+    app: &dyn App,
+    w: &mut RunWriter,
+) -> Result<u64, RunError> {
+    let combine = app.has_combiner();
+    let mut records = 0;
+    let mut err = None;
+    for r in 0..w.reduces() as usize {
+        let bufs: Vec<&PairBuf> = accs.iter().filter_map(|a| a.parts.get(r)).collect();
+        sort_and_group(&bufs, |key, values| {
+            let mut put = |v: &[u8]| {
+                if err.is_none() {
+                    records += 1;
+                    err = w.push(key, v).err();
+                }
+            };
+            if combine {
+                app.combine(key, values, &mut put);
+            } else {
+                while let Some(v) = values.next_value() {
+                    put(v);
+                }
+            }
+        });
+        if let Some(e) = err.take() {
+            return Err(e);
+        }
+        w.end_partition()?;
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

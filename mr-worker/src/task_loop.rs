@@ -297,11 +297,7 @@ fn run_task(
                 &MapJob {
                     map: task.0,
                     reduces: settings.reduces,
-                    name: &split.name,
-                    path: &split.path,
-                    start: split.start,
-                    end: split.end,
-                    file_len: split.file_len,
+                    parts: &split.parts,
                     out,
                     memory,
                 },

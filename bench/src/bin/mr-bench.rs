@@ -147,26 +147,6 @@ fn ensure_corpus(bin: &Path, corpus: &Path, size: &str, files: u32) -> anyhow::R
 fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()> {
     let corpus = dir.join(format!("tiny-{n}"));
     let inputs = ensure_corpus(bin, &corpus, &format!("{n}KiB"), n)?;
-    let out = dir.join("out-tiny");
-    let mut walls = Vec::new();
-    for run in 0..runs {
-        let _ = std::fs::remove_dir_all(&out);
-        std::fs::create_dir_all(&out)?;
-        let argv: Vec<String> = vec![
-            bin.join("mrcoordinator").display().to_string(),
-            "--quiet".into(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-            "--app".into(),
-            "wc".into(),
-            "--workers".into(),
-            "2".into(),
-            format!("{}/*.txt", corpus.display()),
-        ];
-        let s = measure(&argv, &out)?;
-        eprintln!("{n} tiny inputs: run {} {:.2} s", run + 1, s.wall);
-        walls.push(s.wall);
-    }
     let seq = dir.join("out-tiny-seq");
     std::fs::create_dir_all(&seq)?;
     let st = Command::new(bin.join("mrsequential"))
@@ -176,25 +156,65 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
         .args(&inputs)
         .status()?;
     anyhow::ensure!(st.success(), "mrsequential over the tiny inputs failed");
-    anyhow::ensure!(
-        lines_of(&out)? == lines_of(&seq.join("mr-out-0"))?,
-        "tiny-input job output differs from mrsequential"
-    );
-    let med = median(&mut walls);
-    let tasks = inputs.len() + 10;
+    let want = lines_of(&seq.join("mr-out-0"))?;
     println!(
-        "
-Scheduling overhead: {} inputs of 1 KiB, wc, --workers 2 (R = 10), {runs} runs
-",
+        "\nScheduling overhead: {} inputs of 1 KiB, wc, --workers 2, R = 10, {runs} runs\n",
         inputs.len()
     );
-    println!("| job | wall median s | tasks | per task (wall x 2 workers / tasks) |");
+    println!("| job | wall median s (min-max) | map tasks | per task (wall x 2 workers / tasks) |");
     println!("|---|---|---|---|");
-    println!(
-        "| {} x 1 KiB | {med:.2} | {tasks} | {:.2} ms |",
-        inputs.len(),
-        med * 2.0 * 1000.0 / tasks as f64
-    );
+    // Default splits pack the small files into one task; 1 KiB splits force
+    // one map task per file, which measures the cost of a task itself.
+    for (label, split, maps) in [
+        ("packed (default --split-size 64MiB)", "64MiB", 1),
+        (
+            "one task per file (--split-size 1KiB)",
+            "1KiB",
+            inputs.len(),
+        ),
+    ] {
+        let out = dir.join("out-tiny");
+        let mut walls = Vec::new();
+        for run in 0..runs {
+            let _ = std::fs::remove_dir_all(&out);
+            std::fs::create_dir_all(&out)?;
+            let argv: Vec<String> = vec![
+                bin.join("mrcoordinator").display().to_string(),
+                "--quiet".into(),
+                "--listen".into(),
+                "127.0.0.1:0".into(),
+                "--app".into(),
+                "wc".into(),
+                "--workers".into(),
+                "2".into(),
+                "--split-size".into(),
+                split.into(),
+                format!("{}/*.txt", corpus.display()),
+            ];
+            let s = measure(&argv, &out)?;
+            eprintln!(
+                "{} tiny inputs, {label}: run {} {:.2} s",
+                inputs.len(),
+                run + 1,
+                s.wall
+            );
+            walls.push(s.wall);
+        }
+        anyhow::ensure!(
+            lines_of(&out)? == want,
+            "tiny-input job ({label}) output differs from mrsequential"
+        );
+        let (min, max) = (
+            walls.iter().cloned().fold(f64::MAX, f64::min),
+            walls.iter().cloned().fold(0.0, f64::max),
+        );
+        let med = median(&mut walls);
+        let tasks = maps + 10;
+        println!(
+            "| {label} | {med:.2} ({min:.2}-{max:.2}) | {maps} | {:.2} ms |",
+            med * 2.0 * 1000.0 / tasks as f64
+        );
+    }
     Ok(())
 }
 

@@ -86,13 +86,17 @@ async fn main() -> ExitCode {
     match result {
         Ok(s) => {
             if !quiet {
+                let mib = |b: u64| b as f64 / (1 << 20) as f64;
                 eprintln!(
-                    "mrcoordinator: job complete: {} outputs in {} ({} map tasks, {} attempts) in {:.2}s",
+                    "mrcoordinator: job complete in {:.2}s: {} map tasks, {} outputs in {} ({} attempts); {:.1} MiB in, {:.1} MiB intermediate, {:.1} MiB out",
+                    s.elapsed.as_secs_f64(),
+                    s.maps,
                     s.reduces,
                     s.output_dir.display(),
-                    s.maps,
                     s.attempts,
-                    s.elapsed.as_secs_f64()
+                    mib(s.input_bytes),
+                    mib(s.intermediate_bytes),
+                    mib(s.output_bytes),
                 );
             }
             ExitCode::SUCCESS

@@ -41,6 +41,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     let args = Args::parse();
     mr_worker::init_logging();
+    mr_worker::raise_open_file_limit();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -36,6 +36,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     mr_worker::init_logging();
+    mr_worker::raise_open_file_limit();
     // Resolve the app before connecting: a typo must not cost a round trip.
     let app = match mr_apps::resolve(&args.app) {
         Ok(app) => app,
