@@ -5,6 +5,7 @@
 //! [`runfile`], [`pairs`], [`split`]. `mrsequential` ([`sequential`]) calls
 //! the same engines in one process, so there is one code path to trust.
 
+pub mod counts;
 pub mod map;
 pub mod merge;
 pub mod pairs;

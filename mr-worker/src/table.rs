@@ -6,6 +6,7 @@
 //! contents sorted by (partition, key) and combined, which is the order a run
 //! file needs.
 
+use crate::counts::PackedCounts;
 use crate::pairs::{sort_and_group, PairBuf};
 use crate::runfile::{RunError, RunWriter};
 use mr_apps::{ihash, App, Emit};
@@ -93,7 +94,7 @@ pub fn parse_count(v: &[u8]) -> Option<u64> {
 /// Per-key counts for apps that [sum counts](App::sums_counts).
 #[derive(Default)]
 pub struct CountTable {
-    short: HashMap<u128, u64, Fast>,
+    short: PackedCounts,
     long: HashMap<Box<[u8]>, u64, Fast>,
     long_bytes: usize,
 }
@@ -103,7 +104,7 @@ impl CountTable {
     #[inline]
     pub fn add(&mut self, key: &[u8], n: u64) {
         if let Some(k) = pack(key) {
-            *self.short.entry(k).or_insert(0) += n;
+            self.short.add(k, n);
         } else if let Some(c) = self.long.get_mut(key) {
             *c += n;
         } else {
@@ -133,12 +134,13 @@ impl Accumulator for CountTable {
 
     fn bytes(&self) -> usize {
         // hashbrown: key + value + one control byte per slot.
-        self.short.capacity() * 25 + self.long.capacity() * 33 + self.long_bytes
+        self.short.bytes() + self.long.capacity() * 33 + self.long_bytes
     }
 
     fn absorb(&mut self, other: Self) {
-        for (k, v) in other.short {
-            *self.short.entry(k).or_insert(0) += v;
+        let mut other = other;
+        for (k, v) in other.short.take() {
+            self.short.add(k, v);
         }
         for (k, v) in other.long {
             self.add(&k, v);
@@ -149,7 +151,8 @@ impl Accumulator for CountTable {
         let reduces = w.reduces();
         let mut short: Vec<(u32, u128, u64)> = self
             .short
-            .drain()
+            .take()
+            .into_iter()
             .map(|(k, v)| {
                 let (b, len) = unpack(k);
                 (ihash(&b[..len]) % reduces, k, v)
@@ -163,7 +166,6 @@ impl Accumulator for CountTable {
             .collect();
         long.sort_unstable();
         self.long_bytes = 0;
-        self.short.shrink_to(0);
         self.long.shrink_to(0);
         let (mut si, mut li) = (0, 0);
         let mut num = [0u8; 20];

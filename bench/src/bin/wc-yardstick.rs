@@ -40,15 +40,120 @@ impl Hasher for FastHash {
 
 type Fast = BuildHasherDefault<FastHash>;
 
+/// Words of up to 16 bytes, zero-padded into a u128 (letters are never NUL),
+/// in an open-addressing table whose slot holds key and count together.
+/// Lookups are queued: each word's slot is prefetched when it is scanned and
+/// updated 32 words later, so the cache misses of a batch overlap.
+struct Short {
+    keys: Vec<u128>,
+    counts: Vec<u64>,
+    mask: usize,
+    len: usize,
+    queue: Vec<(u128, usize)>,
+}
+
+const NONE: u128 = 0;
+
+impl Short {
+    fn new() -> Self {
+        let cap = 1 << 16;
+        Short {
+            keys: vec![NONE; cap],
+            counts: vec![0; cap],
+            mask: cap - 1,
+            len: 0,
+            queue: Vec::with_capacity(32),
+        }
+    }
+
+    #[inline]
+    fn hash(k: u128) -> usize {
+        let h =
+            ((k as u64) ^ ((k >> 64) as u64).rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (h ^ (h >> 29)) as usize
+    }
+
+    #[inline]
+    fn slot_of(&self, k: u128) -> usize {
+        Self::hash(k) & self.mask
+    }
+
+    #[inline]
+    fn add(&mut self, k: u128) {
+        let h = Self::hash(k);
+        let i = h & self.mask;
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch is only a hint.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch(self.keys.as_ptr().add(i) as *const i8, _MM_HINT_T0);
+            _mm_prefetch(self.counts.as_ptr().add(i) as *const i8, _MM_HINT_T0);
+        }
+        // Queue the hash, not the slot: the table may grow before the drain.
+        self.queue.push((k, h));
+        if self.queue.len() == 32 {
+            self.drain();
+        }
+    }
+
+    fn drain(&mut self) {
+        let queue = std::mem::take(&mut self.queue);
+        for &(k, h) in &queue {
+            self.bump(k, h & self.mask, 1);
+        }
+        self.queue = queue;
+        self.queue.clear();
+    }
+
+    fn bump(&mut self, k: u128, mut i: usize, n: u64) {
+        loop {
+            if self.keys[i] == k {
+                self.counts[i] += n;
+                return;
+            }
+            if self.keys[i] == NONE {
+                self.keys[i] = k;
+                self.counts[i] = n;
+                self.len += 1;
+                if self.len * 2 > self.keys.len() {
+                    self.grow();
+                }
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn grow(&mut self) {
+        let cap = self.keys.len() * 2;
+        let keys = std::mem::replace(&mut self.keys, vec![NONE; cap]);
+        let counts = std::mem::replace(&mut self.counts, vec![0; cap]);
+        self.mask = cap - 1;
+        self.len = 0;
+        for (k, c) in keys.into_iter().zip(counts).filter(|(k, _)| *k != NONE) {
+            let i = self.slot_of(k);
+            self.bump(k, i, c);
+        }
+    }
+
+    fn entries(mut self) -> impl Iterator<Item = (u128, u64)> {
+        self.drain();
+        self.keys
+            .into_iter()
+            .zip(self.counts)
+            .filter(|(k, _)| *k != NONE)
+    }
+}
+
 struct Counts<'a> {
-    short: HashMap<u128, u64, Fast>,
+    short: Short,
     long: HashMap<&'a [u8], u64, Fast>,
 }
 
 impl<'a> Counts<'a> {
     fn new() -> Self {
         Counts {
-            short: HashMap::with_capacity_and_hasher(1 << 16, Fast::default()),
+            short: Short::new(),
             long: HashMap::with_hasher(Fast::default()),
         }
     }
@@ -70,15 +175,17 @@ impl<'a> Counts<'a> {
                 b[..len].copy_from_slice(&data[s..e]);
                 u128::from_le_bytes(b)
             };
-            *self.short.entry(key).or_insert(0) += 1;
+            self.short.add(key);
         } else {
             *self.long.entry(&data[s..e]).or_insert(0) += 1;
         }
     }
 
     fn merge(&mut self, other: Counts<'a>) {
-        for (k, v) in other.short {
-            *self.short.entry(k).or_insert(0) += v;
+        self.short.drain();
+        for (k, v) in other.short.entries() {
+            let i = self.short.slot_of(k);
+            self.short.bump(k, i, v);
         }
         for (k, v) in other.long {
             *self.long.entry(k).or_insert(0) += v;
@@ -196,7 +303,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mut rows: Vec<(Vec<u8>, u64)> = total
         .short
-        .into_iter()
+        .entries()
         .map(|(k, v)| {
             let b = k.to_le_bytes();
             let len = b.iter().position(|&x| x == 0).unwrap_or(16);
