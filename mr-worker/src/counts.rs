@@ -25,6 +25,9 @@ pub struct PackedCounts {
     slots: Vec<Slot>,
     mask: usize,
     len: usize,
+    /// Slots beyond which the table stops doubling and fills to 7/8 instead,
+    /// reporting itself over budget so the owner spills it.
+    max_slots: usize,
     queue: [(u128, u64, u64); BATCH],
     queued: usize,
 }
@@ -56,6 +59,7 @@ impl PackedCounts {
             ],
             mask: cap - 1,
             len: 0,
+            max_slots: usize::MAX,
             queue: [(0, 0, 0); BATCH],
             queued: 0,
         }
@@ -94,8 +98,11 @@ impl PackedCounts {
             if s.key == EMPTY {
                 *s = Slot { key, count: n };
                 self.len += 1;
-                // Keep the load at most one half: probes stay short.
-                if self.len * 2 > self.slots.len() {
+                // Keep the load at most one half, so probes stay short; at
+                // the size limit let it fill to 7/8 first (the owner spills
+                // it soon), and only then grow, for correctness.
+                let n = self.slots.len();
+                if (self.len * 2 > n && n < self.max_slots) || self.len * 8 > n * 7 {
                     self.grow();
                 }
                 return;
@@ -123,9 +130,22 @@ impl PackedCounts {
         }
     }
 
-    /// Heap bytes held.
+    /// Caps doubling at about `bytes` of slots (see `max_slots`).
+    pub fn limit(&mut self, bytes: usize) {
+        self.max_slots = (bytes / std::mem::size_of::<Slot>())
+            .max(16)
+            .next_power_of_two();
+    }
+
+    /// Heap bytes the table needs: what it holds, or twice that once it is
+    /// past its normal load at the size limit (it would have doubled).
     pub fn bytes(&self) -> usize {
-        self.slots.len() * std::mem::size_of::<Slot>()
+        let held = self.slots.len() * std::mem::size_of::<Slot>();
+        if self.len * 2 > self.slots.len() {
+            2 * held
+        } else {
+            held
+        }
     }
 
     /// Distinct keys (after a flush).
@@ -138,17 +158,25 @@ impl PackedCounts {
         self.len == 0 && self.queued == 0
     }
 
-    /// Takes every (key, count) out, leaving a small empty table.
-    pub fn take(&mut self) -> Vec<(u128, u64)> {
+    /// Takes every (key, count) out through `f`, leaving a small empty
+    /// table with the same size limit.
+    pub fn take_map<T>(&mut self, mut f: impl FnMut(u128, u64) -> T) -> Vec<T> {
         self.flush();
         let out = self
             .slots
             .iter()
             .filter(|s| s.key != EMPTY)
-            .map(|s| (s.key, s.count))
+            .map(|s| f(s.key, s.count))
             .collect();
+        let max_slots = self.max_slots;
         *self = Self::default();
+        self.max_slots = max_slots;
         out
+    }
+
+    /// Takes every (key, count) out.
+    pub fn take(&mut self) -> Vec<(u128, u64)> {
+        self.take_map(|k, c| (k, c))
     }
 }
 
@@ -187,5 +215,24 @@ mod tests {
         let got: HashMap<u128, u64> = t.take().into_iter().collect();
         assert_eq!(got, want);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_limited_table_fills_instead_of_doubling_then_reports_the_need() {
+        let mut t = PackedCounts::with_capacity(4);
+        t.limit(64 * 32); // 64 slots
+        for k in 0..50u128 {
+            t.add(k << 8, 1);
+        }
+        t.flush();
+        assert_eq!(t.len(), 50);
+        assert_eq!(t.slots.len(), 64, "stopped doubling at the limit");
+        assert_eq!(t.bytes(), 2 * 64 * 32, "but says it needs twice that");
+        for k in 50..1000u128 {
+            t.add(k << 8, 1);
+        }
+        t.flush();
+        assert_eq!(t.len(), 1000, "past 7/8 it grows anyway");
+        assert_eq!(t.take().len(), 1000);
     }
 }

@@ -34,3 +34,16 @@ pub fn raise_open_file_limit() {
         }
     }
 }
+
+/// Makes glibc serve every allocation of 8 MiB or more with its own mapping,
+/// returned to the system when freed. By default glibc raises that threshold
+/// after large frees and then keeps freed tables and sort buffers in its
+/// heap, so a worker's resident size would stay at its high-water mark
+/// between tasks instead of following its memory budget.
+pub fn return_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before threads start.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 8 << 20);
+    }
+}

@@ -249,6 +249,7 @@ fn map_into<A: Accumulator>(
     // memory held is at most `threads` shares.
     let worker = || -> Result<A, TaskFailure> {
         let mut acc = A::new(job.reduces);
+        acc.limit(share);
         while let Some(&(i, s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
             let input = &inputs[i];
             let name = input.part.name.as_str();
@@ -288,11 +289,14 @@ fn finish<A: Accumulator>(
     tmp: &Path,
 ) -> Result<MapStats, TaskFailure> {
     let accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
+    // Merging the threads' accumulators in memory must itself fit the budget.
+    let held: usize = accs.iter().map(Accumulator::bytes).sum();
     let spilled = !spills
         .files
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .is_empty();
+        .is_empty()
+        || held > job.memory;
     let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(|e| io_error(tmp, e))?;
     let mut stats = MapStats::default();
     if !spilled {

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 pub trait Accumulator: Emit + Send {
     /// An empty accumulator for `reduces` partitions.
     fn new(reduces: u32) -> Self;
+    /// Tells the accumulator its memory share, for those that size
+    /// structures up front (the default ignores it).
+    fn limit(&mut self, _bytes: usize) {}
     /// Approximate heap bytes held.
     fn bytes(&self) -> usize;
     /// Moves `other`'s contents into `self`.
@@ -132,6 +135,12 @@ impl Accumulator for CountTable {
         Self::default()
     }
 
+    fn limit(&mut self, bytes: usize) {
+        // Half the share for the table: growing from half to full briefly
+        // holds both, i.e. 3/4 of the share.
+        self.short.limit(bytes / 2);
+    }
+
     fn bytes(&self) -> usize {
         // hashbrown: key + value + one control byte per slot.
         self.short.bytes() + self.long.capacity() * 33 + self.long_bytes
@@ -149,15 +158,10 @@ impl Accumulator for CountTable {
 
     fn write_sorted(&mut self, _app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
         let reduces = w.reduces();
-        let mut short: Vec<(u32, u128, u64)> = self
-            .short
-            .take()
-            .into_iter()
-            .map(|(k, v)| {
-                let (b, len) = unpack(k);
-                (ihash(&b[..len]) % reduces, k, v)
-            })
-            .collect();
+        let mut short: Vec<(u32, u128, u64)> = self.short.take_map(|k, v| {
+            let (b, len) = unpack(k);
+            (ihash(&b[..len]) % reduces, k, v)
+        });
         short.sort_unstable_by_key(|&(p, k, _)| (p, k));
         let mut long: Vec<(u32, Box<[u8]>, u64)> = self
             .long

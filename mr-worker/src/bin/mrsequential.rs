@@ -42,6 +42,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     mr_worker::init_logging();
     mr_worker::raise_open_file_limit();
+    mr_worker::return_freed_memory();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

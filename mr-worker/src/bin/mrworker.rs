@@ -37,6 +37,7 @@ async fn main() -> ExitCode {
     let args = Args::parse();
     mr_worker::init_logging();
     mr_worker::raise_open_file_limit();
+    mr_worker::return_freed_memory();
     // Resolve the app before connecting: a typo must not cost a round trip.
     let app = match mr_apps::resolve(&args.app) {
         Ok(app) => app,
