@@ -88,8 +88,13 @@ fn measure(argv: &[String], cwd: &Path) -> anyhow::Result<Sample> {
     })
 }
 
-/// All lines of a file or of a directory's mr-out-* files, sorted.
-fn lines_of(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+/// An order-independent digest of the lines of a file or of a directory's
+/// mr-out-* files: (line count, wrapping sum of per-line FNV-1a hashes).
+/// Streams the files, so this process never holds an output in memory: a
+/// child started by `posix_spawn` inherits the parent's peak RSS into its
+/// own `ru_maxrss`, which would otherwise inflate every later measurement.
+fn digest_of(path: &Path) -> anyhow::Result<(u64, u64)> {
+    use std::io::BufRead;
     let mut files = Vec::new();
     if path.is_dir() {
         for e in std::fs::read_dir(path)? {
@@ -103,18 +108,30 @@ fn lines_of(path: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
     } else {
         files.push(path.to_path_buf());
     }
-    let mut lines = Vec::new();
+    let (mut count, mut sum) = (0u64, 0u64);
+    let mut line = Vec::new();
     for f in files {
-        let bytes = std::fs::read(&f)?;
-        lines.extend(
-            bytes
-                .split(|&b| b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
+        let mut r = std::io::BufReader::with_capacity(1 << 16, std::fs::File::open(&f)?);
+        loop {
+            line.clear();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+            }
+            if line.is_empty() {
+                continue;
+            }
+            let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+            for &b in &line {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            count += 1;
+            sum = sum.wrapping_add(h);
+        }
     }
-    lines.sort_unstable();
-    Ok(lines)
+    Ok((count, sum))
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -156,7 +173,7 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
         .args(&inputs)
         .status()?;
     anyhow::ensure!(st.success(), "mrsequential over the tiny inputs failed");
-    let want = lines_of(&seq.join("mr-out-0"))?;
+    let want = digest_of(&seq.join("mr-out-0"))?;
     println!(
         "\nScheduling overhead: {} inputs of 1 KiB, wc, --workers 2, R = 10, {runs} runs\n",
         inputs.len()
@@ -201,7 +218,7 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
             walls.push(s.wall);
         }
         anyhow::ensure!(
-            lines_of(&out)? == want,
+            digest_of(&out)? == want,
             "tiny-input job ({label}) output differs from mrsequential"
         );
         let (min, max) = (
@@ -326,7 +343,7 @@ fn main() -> anyhow::Result<()> {
         .map(|s| s.split(',').map(String::from).collect())
         .unwrap_or_default();
     let mut rows = Vec::new();
-    let mut reference: [Option<Vec<Vec<u8>>>; 2] = [None, None];
+    let mut reference: [Option<(u64, u64)>; 2] = [None, None];
     for c in contenders
         .iter()
         .filter(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())))
@@ -347,7 +364,7 @@ fn main() -> anyhow::Result<()> {
             &mut reference[(c.check == Check::Indexer) as usize],
         ) {
             if c.check != Check::None {
-                let lines = lines_of(path)?;
+                let lines = digest_of(path)?;
                 match slot {
                     None => *slot = Some(lines),
                     Some(want) => anyhow::ensure!(
