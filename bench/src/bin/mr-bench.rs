@@ -277,7 +277,7 @@ fn main() -> anyhow::Result<()> {
         v
     };
     let o = |n: &str| out.join(n);
-    let contenders = vec![
+    let contenders = [
         Contender {
             name: "yardstick (plain Rust word count)",
             argv: with_inputs(vec![
