@@ -294,7 +294,7 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
             n /= 26;
         }
         text.push(' ');
-        if w % 9 == 0 {
+        if w.is_multiple_of(9) {
             text.push('\n');
         }
     }
