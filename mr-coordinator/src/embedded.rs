@@ -6,7 +6,7 @@
 //! (exit status 2 or 3: bad usage or configuration) fails the job at once,
 //! since its replacements would refuse too.
 
-use crate::server::CoordinatorError;
+use crate::job::CoordinatorError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command};

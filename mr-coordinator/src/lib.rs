@@ -5,6 +5,8 @@
 //! server ([`server`]) owns sockets, files and the clock around it.
 
 pub mod embedded;
+pub mod job;
+pub mod jobdir;
 pub mod plan;
 pub mod protocol;
 pub mod scheduler;

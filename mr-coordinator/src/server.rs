@@ -7,16 +7,18 @@
 //! happen as one step and no task is ever committed twice.
 
 use crate::embedded::EmbeddedWorkers;
-use crate::plan::{expand_inputs, InputFile, PlanError};
+pub use crate::job::{CoordinatorError, JobConfig, JobSummary};
+use crate::jobdir::{dir_error, job_id, lock_output_dir, usable_dir, warn_stale_outputs};
+use crate::plan::expand_inputs;
 use crate::protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, ProtocolError,
     RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
 };
-use crate::scheduler::{JobFailure, Scheduler, SchedulerConfig, TaskRef, Verdict};
+use crate::scheduler::{Scheduler, SchedulerConfig, TaskRef, Verdict};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -25,93 +27,6 @@ use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::sync::Notify;
 use tracing::{info, warn};
-
-/// Everything a job needs, as parsed from the command line.
-#[derive(Clone, Debug)]
-pub struct JobConfig {
-    /// Input paths or glob patterns.
-    pub inputs: Vec<String>,
-    /// R, the number of reduce tasks.
-    pub reduces: u32,
-    /// Address to listen on (`host:port`; port 0 picks one).
-    pub listen: String,
-    /// How long a worker may stay silent before its tasks are reissued.
-    pub task_timeout: Duration,
-    /// Maximum split size in bytes.
-    pub split_size: u64,
-    /// The app workers must run, if fixed.
-    pub app: Option<String>,
-    /// Local worker processes to start (embedded mode); 0 for none.
-    pub workers: u32,
-    /// Where `mr-out-*` go.
-    pub output_dir: PathBuf,
-    /// Where the job directory of intermediate files goes (default: output dir).
-    pub work_dir: Option<PathBuf>,
-    /// Failed attempts per task before the job fails.
-    pub max_attempts: u32,
-}
-
-/// Why a job could not run or finish.
-#[derive(Debug, thiserror::Error)]
-pub enum CoordinatorError {
-    /// The inputs are unusable.
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    /// A flag has an unusable value.
-    #[error("{0}")]
-    Config(String),
-    /// The output or work directory is unusable.
-    #[error("directory '{path}': {reason}")]
-    Directory {
-        /// The directory.
-        path: String,
-        /// Why.
-        reason: String,
-    },
-    /// The listen address could not be bound.
-    #[error(
-        "cannot listen on {addr}: {reason}; choose another address with --listen or MR_COORDINATOR"
-    )]
-    Bind {
-        /// The address.
-        addr: String,
-        /// The OS error.
-        reason: String,
-    },
-    /// A task failed for good.
-    #[error("job failed: {0}")]
-    Job(#[from] JobFailure),
-    /// Embedded workers could not run.
-    #[error("{0}")]
-    Workers(String),
-    /// Interrupted by a signal.
-    #[error("interrupted by {0}; no output was committed after it")]
-    Interrupted(&'static str),
-    /// Another job is writing the same output directory.
-    #[error("another mrcoordinator is already running a job with output directory '{0}'; wait for it or choose another --output-dir")]
-    Busy(String),
-}
-
-/// What a finished job reports.
-#[derive(Clone, Debug)]
-pub struct JobSummary {
-    /// Map tasks run.
-    pub maps: usize,
-    /// Reduce tasks run (= output files).
-    pub reduces: usize,
-    /// Attempts started (more than maps + reduces when tasks were retried).
-    pub attempts: u64,
-    /// Wall time from listening to the last commit.
-    pub elapsed: Duration,
-    /// Where the outputs are.
-    pub output_dir: PathBuf,
-    /// Bytes of input the accepted map attempts read.
-    pub input_bytes: u64,
-    /// Bytes of intermediate run files the accepted map attempts wrote.
-    pub intermediate_bytes: u64,
-    /// Bytes of committed output.
-    pub output_bytes: u64,
-}
 
 /// Byte counters of accepted attempts, for the job summary.
 #[derive(Default)]
@@ -318,82 +233,6 @@ pub struct RunningJob {
     task_timeout: Duration,
     /// Held for the life of the job (see [`lock_output_dir`]).
     _lock: std::fs::File,
-}
-
-/// A stable id for a job: the same inputs and settings give the same id, so a
-/// restarted coordinator finds the same job directory.
-fn job_id(files: &[InputFile], cfg: &JobConfig) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for &b in bytes.iter().chain([0xffu8].iter()) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
-    for f in files {
-        feed(f.path.as_os_str().as_encoded_bytes());
-        feed(&f.len.to_le_bytes());
-    }
-    feed(&cfg.reduces.to_le_bytes());
-    feed(&cfg.split_size.to_le_bytes());
-    feed(cfg.app.as_deref().unwrap_or("").as_bytes());
-    format!("{h:016x}")
-}
-
-fn dir_error(path: &Path, reason: impl Into<String>) -> CoordinatorError {
-    CoordinatorError::Directory {
-        path: path.display().to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// Checks that `dir` is an existing, writable directory; returns it absolute.
-fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
-    let meta =
-        std::fs::metadata(dir).map_err(|e| dir_error(dir, format!("{what} is not usable: {e}")))?;
-    if !meta.is_dir() {
-        return Err(dir_error(dir, format!("{what} is not a directory")));
-    }
-    let probe = dir.join(format!(".mr-probe-{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .map_err(|e| dir_error(dir, format!("{what} is not writable: {e}")))?;
-    let _ = std::fs::remove_file(&probe);
-    std::path::absolute(dir).map_err(|e| dir_error(dir, e.to_string()))
-}
-
-/// Takes an exclusive lock on the output directory itself (flock on its
-/// descriptor: no lock file is left behind), so two jobs never write the same
-/// `mr-out-*` files at once. The kernel drops the lock if we die.
-fn lock_output_dir(dir: &Path) -> Result<std::fs::File, CoordinatorError> {
-    let handle =
-        std::fs::File::open(dir).map_err(|e| dir_error(dir, format!("cannot open: {e}")))?;
-    match handle.try_lock() {
-        Ok(()) => Ok(handle),
-        Err(std::fs::TryLockError::WouldBlock) => {
-            Err(CoordinatorError::Busy(dir.display().to_string()))
-        }
-        Err(std::fs::TryLockError::Error(e)) => Err(dir_error(dir, format!("cannot lock: {e}"))),
-    }
-}
-
-/// Warns about `mr-out-N` files with N >= R: left by an earlier job with more
-/// reduces, they would mix into `cat mr-out*` without being part of this job.
-fn warn_stale_outputs(dir: &Path, reduces: u32) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let stale: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| {
-            n.strip_prefix("mr-out-")
-                .and_then(|r| r.parse::<u32>().ok())
-                .is_some_and(|r| r >= reduces)
-        })
-        .collect();
-    if !stale.is_empty() {
-        warn!(dir = %dir.display(), files = ?stale, "output directory holds outputs of an earlier job that this job (R={reduces}) will not replace");
-    }
 }
 
 impl RunningJob {
