@@ -24,6 +24,8 @@ pub struct EmbeddedWorkers {
     children: Vec<Child>,
     restarts: u32,
     max_restarts: u32,
+    /// Threads per worker: the machine's cores shared among the workers.
+    threads: usize,
 }
 
 /// Finds `mrworker`: `MR_WORKER_BIN`, else beside the running executable.
@@ -53,6 +55,7 @@ impl EmbeddedWorkers {
             children: Vec::new(),
             restarts: 0,
             max_restarts: 0,
+            threads: 0,
         }
     }
 
@@ -64,6 +67,8 @@ impl EmbeddedWorkers {
             children: Vec::new(),
             restarts: 0,
             max_restarts: 10 * n,
+            threads: (std::thread::available_parallelism().map_or(1, |c| c.get()) / n as usize)
+                .max(1),
         };
         for _ in 0..n {
             let child = me.spawn(addr)?;
@@ -76,6 +81,8 @@ impl EmbeddedWorkers {
         Command::new(&self.bin)
             .arg("--coordinator")
             .arg(addr.to_string())
+            .arg("--threads")
+            .arg(self.threads.to_string())
             .arg(&self.app)
             .spawn()
             .map_err(|e| {

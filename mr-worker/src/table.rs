@@ -157,49 +157,78 @@ impl Accumulator for CountTable {
     }
 
     fn write_sorted(&mut self, _app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
-        let reduces = w.reduces();
-        let mut short: Vec<(u32, u128, u64)> = self.short.take_map(|k, v| {
+        write_counts(std::slice::from_mut(self), w)
+    }
+
+    fn write_all_sorted(
+        mut accs: Vec<Self>,
+        _app: &dyn App,
+        w: &mut RunWriter,
+    ) -> Result<u64, RunError> {
+        // Sort the threads' entries together and sum equal neighbours: cheaper
+        // than inserting one table's keys into another at random.
+        write_counts(&mut accs, w)
+    }
+}
+
+/// Sums the counts of adjacent entries with the same partition and key.
+fn sum_adjacent<K: PartialEq>(v: &mut Vec<(u32, K, u64)>) {
+    v.dedup_by(|next, kept| {
+        let same = next.0 == kept.0 && next.1 == kept.1;
+        if same {
+            kept.2 += next.2;
+        }
+        same
+    });
+}
+
+/// Writes the union of `tables`, sorted by (partition, key), counts summed,
+/// and empties them.
+fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, RunError> {
+    let reduces = w.reduces();
+    let mut short: Vec<(u32, u128, u64)> = Vec::new();
+    let mut long: Vec<(u32, Box<[u8]>, u64)> = Vec::new();
+    for t in tables.iter_mut() {
+        short.extend(t.short.take_map(|k, v| {
             let (b, len) = unpack(k);
             (ihash(&b[..len]) % reduces, k, v)
-        });
-        short.sort_unstable_by_key(|&(p, k, _)| (p, k));
-        let mut long: Vec<(u32, Box<[u8]>, u64)> = self
-            .long
-            .drain()
-            .map(|(k, v)| (ihash(&k) % reduces, k, v))
-            .collect();
-        long.sort_unstable();
-        self.long_bytes = 0;
-        self.long.shrink_to(0);
-        let (mut si, mut li) = (0, 0);
-        let mut num = [0u8; 20];
-        for r in 0..reduces {
-            loop {
-                let s = short
-                    .get(si)
-                    .filter(|e| e.0 == r)
-                    .map(|e| (unpack(e.1), e.2));
-                let l = long.get(li).filter(|e| e.0 == r);
-                // Take whichever key is smaller; packed keys are at most 15
-                // bytes and long ones at least 16, so they never tie.
-                let take_short = match (&s, l) {
-                    (Some(((b, len), _)), Some(l)) => b[..*len] < *l.1,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (None, None) => break,
-                };
-                if let (true, Some(((b, len), n))) = (take_short, s) {
-                    w.push(&b[..len], decimal(n, &mut num))?;
-                    si += 1;
-                } else if let Some(l) = l {
-                    w.push(&l.1, decimal(l.2, &mut num))?;
-                    li += 1;
-                }
-            }
-            w.end_partition()?;
-        }
-        Ok((short.len() + long.len()) as u64)
+        }));
+        long.extend(t.long.drain().map(|(k, v)| (ihash(&k) % reduces, k, v)));
+        t.long_bytes = 0;
+        t.long.shrink_to(0);
     }
+    short.sort_unstable_by_key(|&(p, k, _)| (p, k));
+    sum_adjacent(&mut short);
+    long.sort_unstable();
+    sum_adjacent(&mut long);
+    let (mut si, mut li) = (0, 0);
+    let mut num = [0u8; 20];
+    for r in 0..reduces {
+        loop {
+            let s = short
+                .get(si)
+                .filter(|e| e.0 == r)
+                .map(|e| (unpack(e.1), e.2));
+            let l = long.get(li).filter(|e| e.0 == r);
+            // Take whichever key is smaller; packed keys are at most 15
+            // bytes and long ones at least 16, so they never tie.
+            let take_short = match (&s, l) {
+                (Some(((b, len), _)), Some(l)) => b[..*len] < *l.1,
+                (Some(_), None) => true,
+                (None, Some(_)) => false,
+                (None, None) => break,
+            };
+            if let (true, Some(((b, len), n))) = (take_short, s) {
+                w.push(&b[..len], decimal(n, &mut num))?;
+                si += 1;
+            } else if let Some(l) = l {
+                w.push(&l.1, decimal(l.2, &mut num))?;
+                li += 1;
+            }
+        }
+        w.end_partition()?;
+    }
+    Ok((short.len() + long.len()) as u64)
 }
 
 /// Raw pairs, one buffer per partition, for apps without a count combiner.

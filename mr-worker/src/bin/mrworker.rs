@@ -27,6 +27,10 @@ struct Args {
     /// past it, sorted runs are spilled to disk and merged at the end.
     #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
     memory: u64,
+    /// Threads for map and reduce work (0: one per core). Several workers on
+    /// one machine do better splitting the cores than each using them all.
+    #[arg(long, env = "MR_THREADS", default_value_t = 0)]
+    threads: usize,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit) or the path of a plugin (.so).
     app: String,
@@ -38,6 +42,12 @@ async fn main() -> ExitCode {
     mr_worker::init_logging();
     mr_worker::raise_open_file_limit();
     mr_worker::return_freed_memory();
+    if args.threads > 0 {
+        // Only fails if a pool already exists, which cannot happen this early.
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(args.threads)
+            .build_global();
+    }
     // Resolve the app before connecting: a typo must not cost a round trip.
     let app = match mr_apps::resolve(&args.app) {
         Ok(app) => app,
