@@ -134,6 +134,19 @@ fn digest_of(path: &Path) -> anyhow::Result<(u64, u64)> {
     Ok((count, sum))
 }
 
+/// Reads every input once so each run starts with the corpus in the page
+/// cache (this machine's memory reclaim otherwise evicts it between runs,
+/// and the contenders would be timed partly on disk reads).
+fn warm(inputs: &[String]) -> anyhow::Result<()> {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    for p in inputs {
+        let mut f = std::fs::File::open(p)?;
+        while f.read(&mut buf)? > 0 {}
+    }
+    Ok(())
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -354,6 +367,7 @@ fn main() -> anyhow::Result<()> {
             for d in ["seq", "wc1", "wc2", "ix1", "ix2"] {
                 std::fs::create_dir_all(out.join(d))?;
             }
+            warm(&inputs)?;
             let s = measure(&c.argv, &out)?;
             eprintln!("{}: run {} {:.2} s", c.name, run + 1, s.wall);
             samples.push(s);
