@@ -33,7 +33,7 @@ struct Args {
     #[arg(long, default_value_t = 10_000)]
     tiny_files: u32,
     /// Extra arguments for every mrcoordinator run (e.g. "--split-size 32MiB").
-    #[arg(long, default_value = "")]
+    #[arg(long, default_value = "", allow_hyphen_values = true)]
     coordinator_args: String,
 }
 
