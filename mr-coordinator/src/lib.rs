@@ -7,6 +7,7 @@
 pub mod embedded;
 pub mod job;
 pub mod jobdir;
+pub mod outcome;
 pub mod plan;
 pub mod protocol;
 pub mod scheduler;

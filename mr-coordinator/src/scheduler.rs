@@ -5,6 +5,7 @@
 //! time takes `now`, so tests drive it step by step. The server wraps it in a
 //! mutex and does the I/O around it.
 
+pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
     Assignment, AttemptId, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
@@ -28,24 +29,6 @@ pub struct SchedulerConfig {
     pub app: Option<String>,
     /// How long an idle worker is told to wait before asking again.
     pub wait: Duration,
-}
-
-/// A task of either phase.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TaskRef {
-    /// A map task.
-    Map(MapTaskId),
-    /// A reduce task.
-    Reduce(ReduceTaskId),
-}
-
-impl std::fmt::Display for TaskRef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TaskRef::Map(m) => m.fmt(f),
-            TaskRef::Reduce(r) => r.fmt(f),
-        }
-    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -85,52 +68,6 @@ struct Worker {
     last_seen: Instant,
     alive: bool,
     told_exit: bool,
-}
-
-/// What the scheduler makes of a report.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// First good report: the task is done with this attempt's output.
-    Accepted(TaskRef),
-    /// A failure was recorded; the task will run again (or the job failed).
-    FailureRecorded(TaskRef),
-    /// Stale, duplicate or unknown: discard whatever the attempt produced.
-    Ignored,
-}
-
-/// Why the job cannot finish.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JobFailure {
-    /// A task failed `max_attempts` times.
-    #[error("{task} failed {attempts} times; last failure: {last}")]
-    TaskFailed {
-        /// The task.
-        task: TaskRef,
-        /// How many attempts failed.
-        attempts: u32,
-        /// The last failure.
-        last: TaskFailure,
-    },
-    /// A map task's output was lost more often than it could be rebuilt.
-    #[error("the output of {0} was lost or corrupted {1} times; the job directory's storage is unreliable")]
-    OutputLost(MapTaskId, u32),
-}
-
-/// Counts for progress reports and logs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Progress {
-    /// Map tasks done / total.
-    pub maps_done: usize,
-    /// Total map tasks (0 until the first worker registers and the job is split).
-    pub maps: usize,
-    /// Reduce tasks done.
-    pub reduces_done: usize,
-    /// Total reduce tasks.
-    pub reduces: usize,
-    /// Attempts started so far.
-    pub attempts: u64,
-    /// Workers currently alive.
-    pub workers_alive: usize,
 }
 
 /// The state of one job's tasks, attempts and workers.
