@@ -1,6 +1,7 @@
 //! In-memory key/value buffers and sort-then-group, shared by map and combine.
 
 use mr_apps::Values;
+use rayon::slice::ParallelSliceMut;
 
 /// Pairs packed into one byte arena, with a compact index: no allocation per
 /// record, and sorting moves 16-byte entries, not the bytes.
@@ -98,7 +99,7 @@ pub fn sort_and_group(bufs: &[&PairBuf], mut f: impl FnMut(&[u8], &mut dyn Value
             (prefix(k), k, v)
         }));
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    pairs.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
     let mut i = 0;
     while i < pairs.len() {
         let key = pairs[i].1;

@@ -10,6 +10,7 @@ use crate::counts::PackedCounts;
 use crate::pairs::{sort_and_group, PairBuf};
 use crate::runfile::{RunError, RunWriter};
 use mr_apps::{ihash, App, Emit};
+use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;
 
 /// What a map task accumulates into.
@@ -197,9 +198,10 @@ fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, Run
         t.long_bytes = 0;
         t.long.shrink_to(0);
     }
-    short.sort_unstable_by_key(|&(p, k, _)| (p, k));
+    // The end of a task is otherwise single-threaded: sort on every core.
+    short.par_sort_unstable_by_key(|&(p, k, _)| (p, k));
     sum_adjacent(&mut short);
-    long.sort_unstable();
+    long.par_sort_unstable();
     sum_adjacent(&mut long);
     let (mut si, mut li) = (0, 0);
     let mut num = [0u8; 20];
