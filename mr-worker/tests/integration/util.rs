@@ -80,9 +80,12 @@ impl Proc {
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // A stopped child must be continued to die; one that already
+            // exited makes kill complain, which is of no interest here.
             let _ = Command::new("kill")
                 .arg("-CONT")
                 .arg(c.id().to_string())
+                .stderr(Stdio::null())
                 .status();
             let _ = c.kill();
             let _ = c.wait();
