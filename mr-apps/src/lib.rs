@@ -136,6 +136,22 @@ pub fn ihash(key: &[u8]) -> u32 {
     h & 0x7fff_ffff
 }
 
+/// Parses a decimal count as [`App::sums_counts`] apps emit them (`1`, `42`);
+/// `None` for anything else, including values past `u64::MAX`.
+pub fn parse_count(v: &[u8]) -> Option<u64> {
+    if v == b"1" {
+        return Some(1);
+    }
+    if v.is_empty() || v.len() > 20 {
+        return None;
+    }
+    v.iter().try_fold(0u64, |n, &b| {
+        b.is_ascii_digit()
+            .then_some(())
+            .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
+    })
+}
+
 /// Collects every value of a [`Values`] stream into owned vectors: for apps
 /// whose reduce genuinely needs them all at once (sorting, dedup).
 pub fn collect_values(values: &mut dyn Values) -> Vec<Vec<u8>> {

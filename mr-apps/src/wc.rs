@@ -1,6 +1,6 @@
 //! Word count: how many times each word occurs across all inputs.
 
-use crate::{words::for_each_word, App, Emit, Values};
+use crate::{parse_count, words::for_each_word, App, Emit, Values};
 
 /// The `wc` app: map emits `(word, "1")`, combine and reduce sum the counts.
 #[derive(Debug, Default, Clone, Copy)]
@@ -11,23 +11,9 @@ pub struct WordCount;
 fn sum_counts(values: &mut dyn Values) -> u64 {
     let mut total = 0u64;
     while let Some(v) = values.next_value() {
-        total += parse_u64(v).unwrap_or(0);
+        total += parse_count(v).unwrap_or(0);
     }
     total
-}
-
-fn parse_u64(bytes: &[u8]) -> Option<u64> {
-    if bytes.is_empty() {
-        return None;
-    }
-    let mut n: u64 = 0;
-    for &b in bytes {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(n)
 }
 
 impl App for WordCount {

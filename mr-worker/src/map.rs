@@ -12,9 +12,9 @@
 use crate::merge::{GroupError, Merger};
 use crate::runfile::{RunError, RunFile, RunWriter};
 use crate::split::{align, chunks};
-use crate::table::{parse_count, Accumulator, CountTable, PairBuffers};
+use crate::table::{decimal, Accumulator, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
-use mr_apps::{plugin::panic_message, App};
+use mr_apps::{parse_count, plugin::panic_message, App};
 use mr_coordinator::protocol::{FilePart, TaskFailure};
 use rayon::prelude::*;
 use std::fs::File;
@@ -342,7 +342,7 @@ fn merge_spills(
         }
         let read_err = |(i, e): (usize, RunError)| io_error(&files[i], e);
         let mut merger = Merger::new(readers).map_err(read_err)?;
-        let mut num = Vec::new();
+        let mut num = [0u8; 20];
         let merged = merger.for_each_group(|key, values| -> Result<(), TaskFailure> {
             let mut put_err = None;
             let mut put = |v: &[u8]| {
@@ -356,9 +356,7 @@ fn merge_spills(
                 while let Some(v) = values.next_value() {
                     total += parse_count(v).unwrap_or(0);
                 }
-                num.clear();
-                num.extend_from_slice(total.to_string().as_bytes());
-                put(&num);
+                put(decimal(total, &mut num));
             } else if combine {
                 app_call(&spill_input(job), 0, || app.combine(key, values, &mut put))?;
             } else {

@@ -9,7 +9,7 @@
 use crate::counts::PackedCounts;
 use crate::pairs::{sort_and_group, PairBuf};
 use crate::runfile::{RunError, RunWriter};
-use mr_apps::{ihash, App, Emit};
+use mr_apps::{ihash, parse_count, App, Emit};
 use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;
 
@@ -68,7 +68,7 @@ fn unpack(k: u128) -> ([u8; 16], usize) {
 }
 
 /// Decimal digits of `n` in `buf`, without allocating.
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;
@@ -78,21 +78,6 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
             return &buf[i..];
         }
     }
-}
-
-/// Parses a decimal count; `None` if it is not one.
-pub fn parse_count(v: &[u8]) -> Option<u64> {
-    if v == b"1" {
-        return Some(1);
-    }
-    if v.is_empty() || v.len() > 20 {
-        return None;
-    }
-    v.iter().try_fold(0u64, |n, &b| {
-        b.is_ascii_digit()
-            .then_some(())
-            .and_then(|()| n.checked_mul(10)?.checked_add(u64::from(b - b'0')))
-    })
 }
 
 /// Per-key counts for apps that [sum counts](App::sums_counts).
