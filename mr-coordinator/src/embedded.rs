@@ -26,6 +26,9 @@ pub struct EmbeddedWorkers {
     max_restarts: u32,
     /// Threads per worker: the machine's cores shared among the workers.
     threads: usize,
+    /// The job's token, handed to each worker in its environment (not its
+    /// command line, which other users can read).
+    token: Option<String>,
 }
 
 /// Finds `mrworker`: `MR_WORKER_BIN`, else beside the running executable.
@@ -56,11 +59,17 @@ impl EmbeddedWorkers {
             restarts: 0,
             max_restarts: 0,
             threads: 0,
+            token: None,
         }
     }
 
     /// Starts `n` workers for `app` connecting to `addr`.
-    pub fn start(n: u32, app: &str, addr: SocketAddr) -> Result<Self, CoordinatorError> {
+    pub fn start(
+        n: u32,
+        app: &str,
+        addr: SocketAddr,
+        token: Option<&str>,
+    ) -> Result<Self, CoordinatorError> {
         let mut me = Self {
             bin: worker_binary()?,
             app: app.to_string(),
@@ -69,6 +78,7 @@ impl EmbeddedWorkers {
             max_restarts: 10 * n,
             threads: (std::thread::available_parallelism().map_or(1, |c| c.get()) / n as usize)
                 .max(1),
+            token: token.map(str::to_string),
         };
         for _ in 0..n {
             let child = me.spawn(addr)?;
@@ -78,8 +88,11 @@ impl EmbeddedWorkers {
     }
 
     fn spawn(&self, addr: SocketAddr) -> Result<Child, CoordinatorError> {
-        Command::new(&self.bin)
-            .arg("--coordinator")
+        let mut cmd = Command::new(&self.bin);
+        if let Some(t) = &self.token {
+            cmd.env(crate::token::ENV, t);
+        }
+        cmd.arg("--coordinator")
             .arg(addr.to_string())
             .arg("--threads")
             .arg(self.threads.to_string())

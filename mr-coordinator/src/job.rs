@@ -1,6 +1,7 @@
 //! What a job is given (its configuration) and what it ends with: its
 //! summary, or the typed reason it could not run or finish.
 
+use crate::journal::JournalError;
 use crate::plan::PlanError;
 use crate::scheduler::JobFailure;
 use std::path::PathBuf;
@@ -29,6 +30,14 @@ pub struct JobConfig {
     pub work_dir: Option<PathBuf>,
     /// Failed attempts per task before the job fails.
     pub max_attempts: u32,
+    /// Skip records that make app code panic (counted and reported).
+    pub skip_bad_records: bool,
+    /// The job's token (`--token`/`MR_TOKEN`); None to generate one.
+    pub token: Option<String>,
+    /// Accept workers without a token (`--no-token`).
+    pub no_token: bool,
+    /// Discard an unfinished job's journal instead of resuming it.
+    pub fresh: bool,
 }
 
 /// Why a job could not run or finish.
@@ -37,6 +46,9 @@ pub enum CoordinatorError {
     /// The inputs are unusable.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The job directory holds a journal that cannot be resumed.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     /// A flag has an unusable value.
     #[error("{0}")]
     Config(String),
@@ -91,4 +103,8 @@ pub struct JobSummary {
     pub intermediate_bytes: u64,
     /// Bytes of committed output.
     pub output_bytes: u64,
+    /// Bad records skipped (`--skip-bad-records`).
+    pub skipped_records: u64,
+    /// Map and reduce tasks found done in the journal of an earlier run.
+    pub resumed: (usize, usize),
 }

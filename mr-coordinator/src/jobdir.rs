@@ -2,9 +2,111 @@
 //! directories, the output directory's lock, and stale-output warnings.
 
 use crate::job::{CoordinatorError, JobConfig};
+use crate::journal::{JobIdentity, Recovered, FILE_NAME as JOURNAL};
 use crate::plan::InputFile;
+use crate::protocol::names;
 use std::path::{Path, PathBuf};
 use tracing::warn;
+
+/// Name of the job directory inside the work directory. It is fixed (not
+/// derived from the job) so that an unfinished job's journal is always
+/// found: the same command resumes it, a different one is refused.
+pub const JOB_DIR: &str = "mr-job";
+/// Name of the file in the job directory holding a generated token.
+const TOKEN_FILE: &str = "token";
+
+/// The identity a journal records: inputs with their sizes and modification
+/// times, and the flags that shape the plan and outputs.
+pub fn identity(
+    files: &[InputFile],
+    cfg: &JobConfig,
+    output_dir: &Path,
+) -> Result<JobIdentity, CoordinatorError> {
+    let mut inputs = Vec::with_capacity(files.len());
+    for f in files {
+        let mtime = std::fs::metadata(&f.path)
+            .and_then(|m| m.modified())
+            .map_err(|e| dir_error(&f.path, format!("cannot stat input: {e}")))?;
+        let ns = match mtime.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        inputs.push((f.path.clone(), f.len, ns));
+    }
+    Ok(JobIdentity {
+        inputs,
+        reduces: cfg.reduces,
+        split_size: cfg.split_size,
+        app: cfg.app.clone(),
+        output_dir: output_dir.to_path_buf(),
+    })
+}
+
+/// The job's token: the one given, else the one a previous run of this job
+/// kept in the job directory, else a new one (kept there for the next run).
+pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, CoordinatorError> {
+    if let Some(t) = given {
+        if t.trim().is_empty() {
+            return Err(CoordinatorError::Config(
+                "--token (or MR_TOKEN) is empty; give a non-empty secret or leave it unset to generate one".into(),
+            ));
+        }
+        return Ok(t.trim().to_string());
+    }
+    let file = job_dir.join(TOKEN_FILE);
+    if let Ok(t) = std::fs::read_to_string(&file) {
+        if !t.trim().is_empty() {
+            return Ok(t.trim().to_string());
+        }
+    }
+    let t = crate::token::generate()
+        .map_err(|e| CoordinatorError::Config(format!("cannot generate a job token: {e}")))?;
+    crate::token::write_private(&file, &t)
+        .map_err(|e| dir_error(&file, format!("cannot write the job token: {e}")))?;
+    Ok(t)
+}
+
+/// After replaying a journal: forgets accepted outputs whose files are gone
+/// (they will be redone) and removes every leftover that is not accepted
+/// (partial map outputs, spills, uncommitted reduce temps).
+pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
+    r.maps.retain(|&m, &mut a| {
+        let ok = job_dir.join(names::map_output(m, a)).is_file();
+        if !ok {
+            warn!(map = %m, "journaled map output is missing; the map will run again");
+        }
+        ok
+    });
+    r.reduces.retain(|&red, _| {
+        let ok = output_dir.join(names::output(red)).is_file();
+        if !ok {
+            warn!(reduce = %red, "journaled output is missing; the reduce will run again");
+        }
+        ok
+    });
+    let keep: std::collections::HashSet<String> = r
+        .maps
+        .iter()
+        .map(|(&m, &a)| names::map_output(m, a))
+        .chain([JOURNAL.to_string(), TOKEN_FILE.to_string()])
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(job_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&name) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir(output_dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".mr-out-") && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
 
 /// A stable id for a job: the same inputs and settings give the same id, so a
 /// restarted coordinator finds the same job directory.

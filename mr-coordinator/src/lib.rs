@@ -6,6 +6,7 @@
 
 pub mod embedded;
 pub mod job;
+pub mod journal;
 pub mod jobdir;
 pub mod outcome;
 pub mod plan;
@@ -13,6 +14,7 @@ pub mod protocol;
 pub mod scheduler;
 pub mod server;
 pub mod size;
+pub mod token;
 
 /// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";

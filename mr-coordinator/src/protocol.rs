@@ -55,6 +55,8 @@ pub struct RegisterRequest {
     pub pid: u32,
     /// How many tasks the worker runs at once.
     pub capacity: u32,
+    /// The job's token (see [`crate::token`]); empty if the worker has none.
+    pub token: String,
 }
 
 /// What a registered worker needs to know about the job.
@@ -88,6 +90,12 @@ pub enum RegisterError {
     /// The job has finished or failed; there is nothing to join.
     #[error("the job is over; no more workers are needed")]
     JobOver,
+    /// The worker did not present the job's token.
+    #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]
+    BadToken {
+        /// Where the token can be found, if the coordinator published it.
+        hint: String,
+    },
 }
 
 /// A byte range of one input file.
@@ -146,6 +154,9 @@ pub enum Assignment {
         attempt: AttemptId,
         /// The input to read.
         split: InputSplit,
+        /// Records to skip: each made an earlier attempt's app code panic
+        /// (only with `--skip-bad-records`).
+        skip: Vec<BadRecord>,
     },
     /// Run reduce task `task` over partition `task` of every map output.
     Reduce {
@@ -155,6 +166,8 @@ pub enum Assignment {
         attempt: AttemptId,
         /// The accepted output of every map task, in map order.
         maps: Vec<MapOutputRef>,
+        /// Keys to skip: each made an earlier attempt's reduce panic.
+        skip: Vec<BadRecord>,
     },
     /// Nothing to do yet; ask again after this many milliseconds.
     Wait {
@@ -176,6 +189,8 @@ pub enum TaskOutput {
         records: u64,
         /// Size of the intermediate file.
         bytes: u64,
+        /// Bad records skipped, as told in the assignment.
+        skipped: u64,
     },
     /// A reduce task wrote its temporary output, ready to commit.
     Reduce {
@@ -183,21 +198,56 @@ pub enum TaskOutput {
         keys: u64,
         /// Bytes of output.
         bytes: u64,
+        /// Bad keys skipped, as told in the assignment.
+        skipped: u64,
     },
+}
+
+/// The record app code was working on when it panicked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum BadRecord {
+    /// A line (or, for whole-file apps, a whole file) given to map.
+    Line {
+        /// The input file as the user named it.
+        input: String,
+        /// Byte offset of the line's first byte in the file.
+        offset: u64,
+    },
+    /// A key given to reduce.
+    Key(Vec<u8>),
+    /// The keys a map task combines (combine sees keys from its whole split).
+    Combined(String),
+}
+
+impl fmt::Display for BadRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BadRecord::Line { input, offset } => {
+                write!(f, "input '{input}', record at byte offset {offset}")
+            }
+            BadRecord::Key(k) => write!(
+                f,
+                "key '{}'{}",
+                String::from_utf8_lossy(&k[..k.len().min(80)]),
+                if k.len() > 80 { "..." } else { "" }
+            ),
+            BadRecord::Combined(what) => write!(f, "the keys of {what}"),
+        }
+    }
 }
 
 /// Why an attempt failed, typed so the coordinator can act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum TaskFailure {
     /// App code panicked (in map, combine or reduce).
-    #[error("app panicked: {message} (input {input}, near byte {offset})")]
+    #[error("app panicked: {message} ({phase} of {record})")]
     AppPanic {
         /// The panic message.
         message: String,
-        /// The input file (map) or "partition r" (reduce).
-        input: String,
-        /// Byte offset of the chunk being mapped, or 0 for reduce.
-        offset: u64,
+        /// "map", "combine" or "reduce".
+        phase: String,
+        /// The record it panicked on.
+        record: BadRecord,
     },
     /// The intermediate output of a map task is missing or corrupt: the map
     /// must run again before this reduce can.

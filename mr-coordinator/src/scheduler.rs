@@ -6,9 +6,10 @@
 //! mutex and does the I/O around it.
 
 pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
+use crate::journal::Recovered;
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
-    Assignment, AttemptId, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
+    Assignment, AttemptId, BadRecord, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
     TaskFailure, WorkerId,
 };
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct SchedulerConfig {
     pub app: Option<String>,
     /// How long an idle worker is told to wait before asking again.
     pub wait: Duration,
+    /// Skip records that make app code panic instead of failing the job.
+    pub skip_bad_records: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -43,7 +46,13 @@ struct Task {
     lost: u32,
     /// The last failure, for the job's error message.
     last_failure: Option<TaskFailure>,
+    /// Records later attempts skip (`--skip-bad-records`).
+    skip: Vec<BadRecord>,
 }
+
+/// Most bad records one task may skip before the job fails anyway: past
+/// this, the input or the app is broken, not a few records.
+pub const MAX_SKIPPED_PER_TASK: usize = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum AttemptState {
@@ -78,6 +87,8 @@ pub struct Scheduler {
     /// never split, and the app is learned from the first worker).
     splits: Vec<InputSplit>,
     app: Option<String>,
+    /// Whether the app maps whole files (known with the app).
+    whole_file: bool,
     maps: Vec<Task>,
     reduces: Vec<Task>,
     attempts: BTreeMap<AttemptId, Attempt>,
@@ -95,6 +106,7 @@ impl Scheduler {
         let reduces = vec![Task::default(); cfg.reduces as usize];
         Self {
             app: cfg.app.clone(),
+            whole_file: false,
             cfg,
             inputs,
             splits: Vec::new(),
@@ -131,8 +143,7 @@ impl Scheduler {
             _ => self.app = Some(app.to_string()),
         }
         if self.maps.is_empty() {
-            self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file);
-            self.maps = vec![Task::default(); self.splits.len()];
+            self.plan(whole_file);
         }
         let id = WorkerId(self.next_worker);
         self.next_worker += 1;
@@ -145,6 +156,49 @@ impl Scheduler {
             },
         );
         Ok(id)
+    }
+
+    fn plan(&mut self, whole_file: bool) {
+        self.whole_file = whole_file;
+        self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file);
+        self.maps = vec![Task::default(); self.splits.len()];
+    }
+
+    /// The app and its whole-file flag once the inputs are split (what a
+    /// journal must record to split them the same way after a restart).
+    pub fn planned_app(&self) -> Option<(String, bool)> {
+        if self.maps.is_empty() {
+            return None;
+        }
+        self.app.clone().map(|a| (a, self.whole_file))
+    }
+
+    /// Takes over the progress a previous coordinator journaled: the app (and
+    /// so the split plan), accepted map outputs and committed reduces. Attempt
+    /// ids continue in a range of their own (`incarnation << 32`), so reports
+    /// from the previous incarnation's attempts can never be mistaken for new ones.
+    pub fn restore(&mut self, r: &Recovered) {
+        self.next_attempt = u64::from(r.incarnation) << 32;
+        let Some((app, whole_file)) = &r.app else {
+            return;
+        };
+        self.app = Some(app.clone());
+        self.plan(*whole_file);
+        for (m, a) in &r.maps {
+            if let Some(t) = self.maps.get_mut(m.0 as usize) {
+                t.done = Some(*a);
+            }
+        }
+        for (red, a) in &r.reduces {
+            if let Some(t) = self.reduces.get_mut(red.0 as usize) {
+                t.done = Some(*a);
+            }
+        }
+    }
+
+    /// Whether map `m` has an accepted output.
+    pub fn map_done(&self, m: MapTaskId) -> bool {
+        self.maps.get(m.0 as usize).is_some_and(|t| t.done.is_some())
     }
 
     /// Records that `worker` was heard from. False if it is unknown or was
@@ -226,6 +280,7 @@ impl Scheduler {
                 task: m,
                 attempt,
                 split: self.splits[m.0 as usize].clone(),
+                skip: self.maps[m.0 as usize].skip.clone(),
             },
             TaskRef::Reduce(r) => Assignment::Reduce {
                 task: r,
@@ -239,6 +294,7 @@ impl Scheduler {
                         attempt: t.done.expect("reduce assigned before every map finished"),
                     })
                     .collect(),
+                skip: self.reduces[r.0 as usize].skip.clone(),
             },
         }
     }
@@ -326,6 +382,7 @@ impl Scheduler {
         a.state = AttemptState::Failed;
         let task_ref = a.task;
         let max = self.cfg.max_attempts;
+        let skip_enabled = self.cfg.skip_bad_records;
         let task = self.task_mut(task_ref);
         task.running.retain(|&x| x != attempt);
         if task.done.is_some() {
@@ -345,6 +402,20 @@ impl Scheduler {
                 }
             }
             return Verdict::FailureRecorded(task_ref);
+        }
+        if let TaskFailure::AppPanic { phase, record, .. } = &failure {
+            // As in the paper: a record that made the app panic is skipped by
+            // the next attempt, which costs no strike. Combine works on keys
+            // gathered from the whole split, so it has no record to skip.
+            let skippable = skip_enabled
+                && phase != "combine"
+                && !task.skip.contains(record)
+                && task.skip.len() < MAX_SKIPPED_PER_TASK;
+            if skippable {
+                task.skip.push(record.clone());
+                task.last_failure = Some(failure.clone());
+                return Verdict::FailureRecorded(task_ref);
+            }
         }
         task.failures += 1;
         task.last_failure = Some(failure.clone());

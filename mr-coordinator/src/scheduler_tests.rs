@@ -10,6 +10,7 @@ fn cfg(reduces: u32) -> SchedulerConfig {
         max_attempts: 3,
         app: None,
         wait: Duration::from_millis(50),
+        skip_bad_records: false,
     }
 }
 
@@ -36,6 +37,7 @@ fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, Vec<MapOutputRef>) {
             task,
             attempt,
             maps,
+            ..
         } => (*task, *attempt, maps.clone()),
         other => panic!("expected a reduce, got {other:?}"),
     }
@@ -138,8 +140,11 @@ fn failures_retry_then_fail_the_job() {
     let w = s.register(t0, "wc", false).unwrap();
     let panic = TaskFailure::AppPanic {
         message: "boom".into(),
-        input: "in-0".into(),
-        offset: 0,
+        phase: "map".into(),
+        record: BadRecord::Line {
+            input: "in-0".into(),
+            offset: 120,
+        },
     };
     for i in 0..3 {
         let (m, a) = map_of(&s.assign(w, t0));
@@ -152,7 +157,10 @@ fn failures_retry_then_fail_the_job() {
     }
     let msg = s.failure().unwrap().to_string();
     assert!(
-        msg.contains("map-0") && msg.contains("boom") && msg.contains("in-0"),
+        msg.contains("map-0")
+            && msg.contains("boom")
+            && msg.contains("'in-0'")
+            && msg.contains("byte offset 120"),
         "{msg}"
     );
     assert!(matches!(s.assign(w, t0), Assignment::Exit));
@@ -230,4 +238,92 @@ fn backups_only_for_genuine_stragglers() {
     );
     assert_eq!(s.cancellable(w1, &[slow_a]), vec![slow_a]);
     assert_eq!(s.succeeded(slow_a, later), Verdict::Ignored);
+}
+
+fn skips_of(a: &Assignment) -> Vec<BadRecord> {
+    match a {
+        Assignment::Map { skip, .. } | Assignment::Reduce { skip, .. } => skip.clone(),
+        other => panic!("expected a task, got {other:?}"),
+    }
+}
+
+#[test]
+fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() {
+    let t0 = Instant::now();
+    let mut c = cfg(1);
+    c.skip_bad_records = true;
+    let mut s = Scheduler::new(c, inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    let bad = |offset| TaskFailure::AppPanic {
+        message: "boom".into(),
+        phase: "map".into(),
+        record: BadRecord::Line {
+            input: "in-0".into(),
+            offset,
+        },
+    };
+    // Five different bad records in one split: more than max_attempts (3),
+    // yet none is a strike, because each is new and gets skipped.
+    let mut want = Vec::new();
+    for off in [0, 10, 20, 30, 40] {
+        let a = s.assign(w, t0);
+        assert_eq!(skips_of(&a), want);
+        let (_, id) = map_of(&a);
+        s.failed(id, bad(off));
+        assert!(s.failure().is_none());
+        want.push(BadRecord::Line {
+            input: "in-0".into(),
+            offset: off,
+        });
+    }
+    let a = s.assign(w, t0);
+    assert_eq!(skips_of(&a).len(), 5);
+    // A combine panic has no record to skip: it counts.
+    for _ in 0..3 {
+        let (_, id) = map_of(&s.assign(w, t0));
+        s.failed(
+            id,
+            TaskFailure::AppPanic {
+                message: "c".into(),
+                phase: "combine".into(),
+                record: BadRecord::Combined("in-0".into()),
+            },
+        );
+    }
+    assert!(s.failure().is_some());
+}
+
+#[test]
+fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
+    let t0 = Instant::now();
+    let mut r = crate::journal::Recovered {
+        incarnation: 2,
+        app: Some(("wc".into(), false)),
+        ..Default::default()
+    };
+    r.maps.insert(MapTaskId(0), AttemptId(7));
+    r.maps.insert(MapTaskId(2), AttemptId(9));
+    r.reduces.insert(ReduceTaskId(1), AttemptId(11));
+    let mut s = Scheduler::new(cfg(2), inputs(2));
+    s.restore(&r);
+    assert_eq!(s.planned_app(), Some(("wc".into(), false)));
+    let p = s.progress();
+    assert_eq!((p.maps, p.maps_done, p.reduces_done), (3, 2, 1));
+    let w = s.register(t0, "wc", false).unwrap();
+    // Only map 1 is left; its attempt id is in incarnation 2's range.
+    let (m, a) = map_of(&s.assign(w, t0));
+    assert_eq!(m, MapTaskId(1));
+    assert_eq!(a.0, 2 << 32);
+    s.succeeded(a, t0);
+    // Only reduce 0 is left, and it reads the journaled map outputs.
+    let (red, ra, maps) = reduce_of(&s.assign(w, t0));
+    assert_eq!(red, ReduceTaskId(0));
+    assert_eq!(
+        maps.iter().map(|m| m.attempt.0).collect::<Vec<_>>(),
+        vec![7, 2 << 32, 9]
+    );
+    // A report naming an attempt of the old incarnation is ignored.
+    assert_eq!(s.succeeded(AttemptId(5), t0), Verdict::Ignored);
+    s.succeeded(ra, t0);
+    assert!(s.is_done());
 }

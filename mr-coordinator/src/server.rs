@@ -8,7 +8,11 @@
 
 use crate::embedded::EmbeddedWorkers;
 pub use crate::job::{CoordinatorError, JobConfig, JobSummary};
-use crate::jobdir::{dir_error, job_id, lock_output_dir, usable_dir, warn_stale_outputs};
+use crate::jobdir::{
+    dir_error, identity, job_id, job_token, lock_output_dir, reconcile, usable_dir,
+    warn_stale_outputs, JOB_DIR,
+};
+use crate::journal::{Journal, Record};
 use crate::plan::expand_inputs;
 use crate::protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, ProtocolError,
@@ -34,7 +38,11 @@ struct Totals {
     input: AtomicU64,
     intermediate: AtomicU64,
     output: AtomicU64,
+    skipped: AtomicU64,
 }
+
+/// Resolves once a journal record is on disk.
+type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
 
 /// State shared by every connection handler and the supervising loop.
 struct Shared {
@@ -50,6 +58,12 @@ struct Shared {
     /// Poked whenever the job's state may have changed.
     changed: Notify,
     totals: Totals,
+    /// Durable record of committed progress.
+    journal: Journal,
+    /// The token workers must present; None with `--no-token`.
+    token: Option<String>,
+    /// Where a refused worker can find the token (for its error message).
+    token_hint: String,
 }
 
 impl Shared {
@@ -76,6 +90,94 @@ impl Shared {
             }
             self.changed.notify_one();
         }
+    }
+
+    /// The worker registered on connection `conn`, if any.
+    fn worker_on(&self, conn: u64) -> Option<WorkerId> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&conn)
+            .copied()
+    }
+
+    /// Takes a report under the scheduler lock: commits a reduce output,
+    /// updates counters and queues the journal record. Returns the verdict,
+    /// the record's durability (to await without the lock) and progress.
+    fn decide(
+        &self,
+        worker: WorkerId,
+        attempt: AttemptId,
+        outcome: Result<TaskOutput, TaskFailure>,
+    ) -> (Verdict, Option<Durable>, crate::outcome::Progress) {
+        let now = Instant::now();
+        let mut s = self.sched();
+        s.touch(worker, now);
+        if s.owner_of(attempt) != Some(worker) {
+            return (Verdict::Ignored, None, s.progress());
+        }
+        let counted = match &outcome {
+            Ok(TaskOutput::Map {
+                input_bytes,
+                bytes,
+                skipped,
+                ..
+            }) => Some([
+                (&self.totals.input, *input_bytes),
+                (&self.totals.intermediate, *bytes),
+                (&self.totals.skipped, *skipped),
+            ]),
+            Ok(TaskOutput::Reduce { bytes, skipped, .. }) => Some([
+                (&self.totals.output, *bytes),
+                (&self.totals.skipped, *skipped),
+                (&self.totals.output, 0),
+            ]),
+            Err(_) => None,
+        };
+        let verdict = match outcome {
+            Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
+            Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
+                Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
+                    Ok(()) => s.succeeded(attempt, now),
+                    Err(f) => {
+                        warn!(%attempt, "{f}");
+                        s.failed(attempt, f)
+                    }
+                },
+                _ => Verdict::Ignored,
+            },
+            Err(failure) => {
+                let task = s.task_of(attempt);
+                let lost = match &failure {
+                    TaskFailure::MapOutputLost { map, .. } if s.map_done(*map) => Some(*map),
+                    _ => None,
+                };
+                let v = s.failed(attempt, failure.clone());
+                if v != Verdict::Ignored {
+                    warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
+                }
+                if let Some(m) = lost.filter(|&m| !s.map_done(m)) {
+                    self.journal.append_later(Record::MapLost(m));
+                }
+                v
+            }
+        };
+        // Queued under the lock (journal order = state order), awaited after.
+        let durable = match verdict {
+            Verdict::Accepted(TaskRef::Map(m)) => {
+                Some(Box::pin(self.journal.submit(Record::MapDone(m, attempt))) as Durable)
+            }
+            Verdict::Accepted(TaskRef::Reduce(r)) => {
+                Some(Box::pin(self.journal.submit(Record::ReduceDone(r, attempt))) as Durable)
+            }
+            _ => None,
+        };
+        if let (Verdict::Accepted(_), Some(counters)) = (&verdict, counted) {
+            for (c, x) in counters {
+                c.fetch_add(x, Ordering::Relaxed);
+            }
+        }
+        (verdict, durable, s.progress())
     }
 
     /// Commits reduce attempt `attempt` of task `r`: its temp file becomes `mr-out-r`.
@@ -106,10 +208,28 @@ impl Coordinator for Handler {
         _: Context,
         req: RegisterRequest,
     ) -> Result<JobSettings, RegisterError> {
-        let worker = self
-            .shared
-            .sched()
-            .register(Instant::now(), &req.app, req.whole_file);
+        if let Some(expected) = &self.shared.token {
+            if !crate::token::matches(&req.token, expected) {
+                warn!(host = %req.host, pid = req.pid, "refused a worker that did not present the job's token");
+                return Err(RegisterError::BadToken {
+                    hint: self.shared.token_hint.clone(),
+                });
+            }
+        }
+        let worker = {
+            let mut s = self.shared.sched();
+            let planned = s.planned_app().is_some();
+            let worker = s.register(Instant::now(), &req.app, req.whole_file);
+            if !planned {
+                if let Some((app, whole_file)) = s.planned_app() {
+                    // Sent under the lock so the journal's order is the state's.
+                    self.shared
+                        .journal
+                        .append_later(Record::AppFixed { app, whole_file });
+                }
+            }
+            worker
+        };
         let worker = match worker {
             Ok(w) => w,
             Err(e) => {
@@ -117,11 +237,16 @@ impl Coordinator for Handler {
                 return Err(e);
             }
         };
-        self.shared
+        let previous = self
+            .shared
             .conns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(self.conn, worker);
+        if let Some(old) = previous {
+            // The same connection registering again: its old identity is gone.
+            self.shared.sched().worker_lost(old);
+        }
         info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
         self.shared.changed.notify_one();
         Ok(JobSettings {
@@ -135,6 +260,10 @@ impl Coordinator for Handler {
     }
 
     async fn request_task(self, _: Context, worker: WorkerId) -> Result<Assignment, ProtocolError> {
+        // A worker id is only good on the connection that registered it.
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
         let now = Instant::now();
         let mut s = self.shared.sched();
         if !s.touch(worker, now) {
@@ -150,58 +279,18 @@ impl Coordinator for Handler {
         attempt: AttemptId,
         outcome: Result<TaskOutput, TaskFailure>,
     ) -> Result<ReportAck, ProtocolError> {
-        let now = Instant::now();
-        let shared = &self.shared;
-        let mut s = shared.sched();
-        s.touch(worker, now);
-        if s.owner_of(attempt) != Some(worker) {
-            return Ok(ReportAck::Ignored);
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
         }
-        let counted = match &outcome {
-            Ok(TaskOutput::Map {
-                input_bytes, bytes, ..
-            }) => Some((
-                &shared.totals.input,
-                *input_bytes,
-                &shared.totals.intermediate,
-                *bytes,
-            )),
-            Ok(TaskOutput::Reduce { bytes, .. }) => {
-                Some((&shared.totals.output, *bytes, &shared.totals.output, 0))
-            }
-            Err(_) => None,
-        };
-        let verdict = match outcome {
-            Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
-            Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
-                Some(TaskRef::Reduce(r)) => match shared.commit_output(r, attempt) {
-                    Ok(()) => s.succeeded(attempt, now),
-                    Err(f) => {
-                        warn!(%attempt, "{f}");
-                        s.failed(attempt, f)
-                    }
-                },
-                _ => Verdict::Ignored,
-            },
-            Err(failure) => {
-                let task = s.task_of(attempt);
-                let v = s.failed(attempt, failure.clone());
-                if v != Verdict::Ignored {
-                    warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
-                }
-                v
-            }
-        };
-        let progress = s.progress();
-        drop(s);
-        if let (Verdict::Accepted(_), Some((a, x, b, y))) = (&verdict, counted) {
-            a.fetch_add(x, Ordering::Relaxed);
-            b.fetch_add(y, Ordering::Relaxed);
+        let (verdict, durable, progress) = self.shared.decide(worker, attempt, outcome);
+        if let Some(d) = durable {
+            // A failed append is logged by the journal; the job goes on.
+            let _ = d.await;
         }
         if let Verdict::Accepted(task) = verdict {
             info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
         }
-        shared.changed.notify_one();
+        self.shared.changed.notify_one();
         Ok(match verdict {
             Verdict::Ignored => ReportAck::Ignored,
             _ => ReportAck::Accepted,
@@ -214,6 +303,9 @@ impl Coordinator for Handler {
         worker: WorkerId,
         running: Vec<AttemptId>,
     ) -> Result<HeartbeatReply, ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
         let mut s = self.shared.sched();
         if !s.touch(worker, Instant::now()) {
             return Err(ProtocolError::UnknownWorker(worker));
@@ -231,8 +323,13 @@ pub struct RunningJob {
     started: Instant,
     embedded: EmbeddedWorkers,
     task_timeout: Duration,
-    /// Held for the life of the job (see [`lock_output_dir`]).
-    _lock: std::fs::File,
+    /// Held for the life of the job (see [`lock_output_dir`]): the output
+    /// directory's, and the work directory's when it is another.
+    _locks: Vec<std::fs::File>,
+    /// The published token file, removed at the end.
+    token_file: Option<PathBuf>,
+    /// Tasks found done in an earlier run's journal.
+    resumed: (usize, usize),
 }
 
 impl RunningJob {
@@ -256,22 +353,47 @@ impl RunningJob {
         }
         let files = expand_inputs(&cfg.inputs)?;
         let output_dir = usable_dir(&cfg.output_dir, "output directory")?;
-        let lock = lock_output_dir(&output_dir)?;
+        let mut locks = vec![lock_output_dir(&output_dir)?];
         warn_stale_outputs(&output_dir, cfg.reduces);
         let work_dir = match &cfg.work_dir {
             Some(w) => usable_dir(w, "work directory")?,
             None => output_dir.clone(),
         };
+        if work_dir != output_dir {
+            locks.push(lock_output_dir(&work_dir)?);
+        }
         let id = job_id(&files, &cfg);
-        let job_dir = work_dir.join(format!("mr-job-{id}"));
-        // A leftover directory is a previous run of the same job that died;
-        // its intermediate files are not trusted, so start clean.
-        if job_dir.exists() {
-            warn!(dir = %job_dir.display(), "removing a previous run's job directory");
+        let job_dir = work_dir.join(JOB_DIR);
+        if cfg.fresh && job_dir.exists() {
+            warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
             std::fs::remove_dir_all(&job_dir).map_err(|e| dir_error(&job_dir, e.to_string()))?;
         }
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| dir_error(&job_dir, format!("cannot create job directory: {e}")))?;
+        // A journal left by a coordinator that died is this job's progress
+        // (or, if another job's, a refusal): replay it on a blocking thread.
+        let ident = identity(&files, &cfg, &output_dir)?;
+        let (jd, od) = (job_dir.clone(), output_dir.clone());
+        let (journal, recovered) = tokio::task::spawn_blocking(move || {
+            let (journal, mut recovered) = crate::journal::open(&jd, &ident)?;
+            reconcile(&jd, &od, &mut recovered);
+            Ok::<_, CoordinatorError>((journal, recovered))
+        })
+        .await
+        .map_err(|e| CoordinatorError::Config(format!("journal replay failed: {e}")))??;
+        let resumed = (recovered.maps.len(), recovered.reduces.len());
+        if recovered.incarnation > 0 {
+            info!(
+                maps = resumed.0,
+                outputs = resumed.1,
+                "resuming an unfinished run of this job from its journal"
+            );
+        }
+        let token = if cfg.no_token {
+            None
+        } else {
+            Some(job_token(&job_dir, cfg.token.as_deref())?)
+        };
 
         let mut listener = tarpc::serde_transport::tcp::listen(&cfg.listen, Bincode::default)
             .await
@@ -281,8 +403,21 @@ impl RunningJob {
             })?;
         listener.config_mut().max_frame_length(crate::MAX_FRAME);
         let addr = listener.local_addr();
-        if !addr.ip().is_loopback() {
-            warn!(%addr, "listening on a non-loopback address: any host that can reach it may join the job");
+        let mut token_file = None;
+        let mut token_hint = String::new();
+        match &token {
+            None if !addr.ip().is_loopback() => warn!(%addr, "LISTENING ON A NON-LOOPBACK ADDRESS WITH --no-token: any host that can reach it may join the job and make it read and write files in its directories"),
+            None => {}
+            Some(t) => match crate::token::publish(addr.port(), t) {
+                Ok(f) => {
+                    token_hint = format!(" (on this job's coordinator host it is in {})", f.display());
+                    if !addr.ip().is_loopback() {
+                        info!(%addr, file = %f.display(), "workers on other hosts need the job's token: pass it with --token or MR_TOKEN");
+                    }
+                    token_file = Some(f);
+                }
+                Err(e) => warn!("cannot publish the job token for local workers: {e}; start workers with --token or MR_TOKEN"),
+            },
         }
 
         let sched = Scheduler::new(
@@ -293,9 +428,12 @@ impl RunningJob {
                 max_attempts: cfg.max_attempts,
                 app: cfg.app.clone(),
                 wait: Duration::from_millis(50),
+                skip_bad_records: cfg.skip_bad_records,
             },
             files,
         );
+        let mut sched = sched;
+        sched.restore(&recovered);
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let shared = Arc::new(Shared {
@@ -309,6 +447,9 @@ impl RunningJob {
             next_conn: AtomicU64::new(0),
             changed: Notify::new(),
             totals: Totals::default(),
+            journal,
+            token: token.clone(),
+            token_hint,
         });
 
         let accept_shared = shared.clone();
@@ -339,7 +480,7 @@ impl RunningJob {
         });
 
         let embedded = match (&cfg.app, cfg.workers) {
-            (Some(app), n) if n > 0 => EmbeddedWorkers::start(n, app, addr)?,
+            (Some(app), n) if n > 0 => EmbeddedWorkers::start(n, app, addr, token.as_deref())?,
             _ => EmbeddedWorkers::none(),
         };
         info!(%addr, "coordinator listening");
@@ -349,7 +490,9 @@ impl RunningJob {
             started: Instant::now(),
             embedded,
             task_timeout: cfg.task_timeout,
-            _lock: lock,
+            _locks: locks,
+            token_file,
+            resumed,
         })
     }
 
@@ -379,6 +522,8 @@ impl RunningJob {
             input_bytes: self.shared.totals.input.load(Ordering::Relaxed),
             intermediate_bytes: self.shared.totals.intermediate.load(Ordering::Relaxed),
             output_bytes: self.shared.totals.output.load(Ordering::Relaxed),
+            skipped_records: self.shared.totals.skipped.load(Ordering::Relaxed),
+            resumed: self.resumed,
         })
     }
 
@@ -423,8 +568,14 @@ impl RunningJob {
         self.embedded.wait_or_kill(Duration::from_secs(3)).await;
     }
 
-    /// Removes the job directory and any uncommitted reduce outputs.
+    /// Removes the job directory, any uncommitted reduce outputs and the
+    /// published token (unless another coordinator has replaced it since).
     async fn cleanup(&self) {
+        if let (Some(f), Some(t)) = (&self.token_file, &self.shared.token) {
+            if std::fs::read_to_string(f).is_ok_and(|s| s.trim() == t) {
+                let _ = std::fs::remove_file(f);
+            }
+        }
         let job_dir = self.shared.job_dir.clone();
         let temps: Vec<PathBuf> = self
             .shared

@@ -4,7 +4,7 @@ use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
 use crate::reduce::{run_reduce, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
 use mr_coordinator::protocol::FilePart;
-use mr_coordinator::protocol::{MapTaskId, TaskFailure};
+use mr_coordinator::protocol::{BadRecord, MapTaskId, TaskFailure};
 use std::path::{Path, PathBuf};
 
 /// A byte range of a file, as the planner would send it.
@@ -42,6 +42,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     )],
                     out: &out,
                     memory: DEFAULT_MEMORY,
+                    skip: &[],
                 },
             )
             .unwrap();
@@ -63,6 +64,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     reduces,
                     inputs: runs.clone(),
                     out: &out,
+                    skip: &[],
                 },
             )
             .unwrap();
@@ -146,19 +148,110 @@ fn app_panics_become_typed_failures_naming_the_input() {
             parts: &[part("bombs.txt", &input, 0, len, len)],
             out: &out,
             memory: DEFAULT_MEMORY,
+            skip: &[],
         },
     )
     .unwrap_err();
-    match err {
-        TaskFailure::AppPanic { message, input, .. } => {
+    // The failure names the exact record: the line starting at byte 1000.
+    let bad = match err {
+        TaskFailure::AppPanic {
+            message,
+            phase,
+            record,
+        } => {
             assert!(message.contains("found a bomb"));
-            assert_eq!(input, "bombs.txt");
+            assert_eq!(phase, "map");
+            assert_eq!(
+                record,
+                BadRecord::Line {
+                    input: "bombs.txt".into(),
+                    offset: 1000
+                }
+            );
+            record
         }
         other => panic!("expected an app panic, got {other:?}"),
-    }
+    };
     assert!(
         !out.exists() && !out.with_extension("tmp").exists(),
         "no partial output"
+    );
+    // Told to skip that record, the next attempt maps everything else.
+    let stats = run_map(
+        &Fragile,
+        &MapJob {
+            map: 0,
+            reduces: 1,
+            parts: &[part("bombs.txt", &input, 0, len, len)],
+            out: &out,
+            memory: DEFAULT_MEMORY,
+            skip: std::slice::from_ref(&bad),
+        },
+    )
+    .unwrap();
+    assert_eq!(stats.skipped, 1);
+    let reduced = dir.path().join("out");
+    run_reduce(
+        &Fragile,
+        &ReduceJob {
+            reduce: 0,
+            reduces: 1,
+            inputs: vec![(MapTaskId(0), out.clone())],
+            out: &reduced,
+            skip: &[],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&reduced).unwrap(),
+        "fine 100\nline 100\n"
+    );
+}
+
+#[test]
+fn skipping_works_on_records_anywhere_in_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    // Bad lines first, in the middle, and last without a newline.
+    let text = "boom\na b\nboom boom\nc\nboom";
+    std::fs::write(&input, text).unwrap();
+    let len = text.len() as u64;
+    let out = dir.path().join("mr-0");
+    let skip: Vec<BadRecord> = [0u64, 9, 21]
+        .iter()
+        .map(|&offset| BadRecord::Line {
+            input: "in.txt".into(),
+            offset,
+        })
+        .collect();
+    let stats = run_map(
+        &Fragile,
+        &MapJob {
+            map: 0,
+            reduces: 1,
+            parts: &[part("in.txt", &input, 0, len, len)],
+            out: &out,
+            memory: DEFAULT_MEMORY,
+            skip: &skip,
+        },
+    )
+    .unwrap();
+    assert_eq!(stats.skipped, 3);
+    let reduced = dir.path().join("out");
+    run_reduce(
+        &Fragile,
+        &ReduceJob {
+            reduce: 0,
+            reduces: 1,
+            inputs: vec![(MapTaskId(0), out)],
+            out: &reduced,
+            skip: &[],
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&reduced).unwrap(),
+        "a 1\nb 1\nc 1\n"
     );
 }
 
@@ -175,6 +268,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         parts: &[part("in.txt", &input, 0, len, len)],
         out: &run,
         memory: DEFAULT_MEMORY,
+        skip: &[],
     };
     run_map(&Fragile, &job).unwrap();
     let out = dir.path().join("out");
@@ -183,12 +277,26 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         reduces: 1,
         inputs: vec![(MapTaskId(4), run.clone())],
         out: &out,
+        skip: &[],
     };
     let err = run_reduce(&Fragile, &reduce).unwrap_err();
-    assert!(
-        matches!(&err, TaskFailure::AppPanic { message, .. } if message.contains("defuse")),
-        "{err:?}"
-    );
+    let TaskFailure::AppPanic { message, record, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(message.contains("reduce refused"), "{err:?}");
+    assert_eq!(*record, BadRecord::Key(b"defuse".to_vec()));
+    // Skipping that key, the reduce completes without it.
+    let skip = [record.clone()];
+    let stats = run_reduce(
+        &Fragile,
+        &ReduceJob {
+            skip: &skip,
+            ..reduce.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(stats.skipped, 1);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "me 1\n");
     // Flip a byte in the data: the reduce names the map whose output is bad.
     let mut bytes = std::fs::read(&run).unwrap();
     bytes[24] ^= 1;
@@ -232,6 +340,7 @@ fn a_changed_input_is_refused() {
             parts: &[part("in.txt", &input, 0, 10, 10)],
             out: &out,
             memory: DEFAULT_MEMORY,
+            skip: &[],
         },
     )
     .unwrap_err();
@@ -251,6 +360,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
             parts: &[part("big.txt", input, 0, len, len)],
             out: &run,
             memory,
+            skip: &[],
         },
     )
     .unwrap();
@@ -268,6 +378,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
             reduces: 1,
             inputs: vec![(MapTaskId(9), run)],
             out: &out,
+            skip: &[],
         },
     )
     .unwrap();

@@ -15,12 +15,12 @@ use crate::split::{align, chunks};
 use crate::table::{decimal, Accumulator, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_apps::{parse_count, plugin::panic_message, App};
-use mr_coordinator::protocol::{FilePart, TaskFailure};
+use mr_coordinator::protocol::{BadRecord, FilePart, TaskFailure};
 use rayon::prelude::*;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// The default memory budget of one map task's buffers.
@@ -40,6 +40,8 @@ pub struct MapJob<'a> {
     pub out: &'a Path,
     /// Bytes the task's in-memory buffers may hold before spilling.
     pub memory: usize,
+    /// Records not to map: each made an earlier attempt panic.
+    pub skip: &'a [BadRecord],
 }
 
 /// What a map task did.
@@ -53,6 +55,8 @@ pub struct MapStats {
     pub bytes: u64,
     /// Spill runs written (0 when everything fit in memory).
     pub spills: u32,
+    /// Records skipped as told by `skip`.
+    pub skipped: u64,
 }
 
 fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
@@ -69,14 +73,103 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> TaskFailure {
     }
 }
 
-/// Runs `f`, turning a panic in app code into the typed failure naming the
-/// input and offset it was working on.
-fn app_call<T>(input: &str, offset: usize, f: impl FnOnce() -> T) -> Result<T, TaskFailure> {
+/// Runs combine code (`f`), turning a panic into the typed failure.
+fn combine_call<T>(job: &MapJob<'_>, f: impl FnOnce() -> T) -> Result<T, TaskFailure> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskFailure::AppPanic {
         message: panic_message(p.as_ref()),
-        input: input.to_string(),
-        offset: offset as u64,
+        phase: "combine".into(),
+        record: BadRecord::Combined(spill_input(job)),
     })
+}
+
+/// An emitter that drops everything (for re-running a failed chunk).
+struct Discard;
+
+impl mr_apps::Emit for Discard {
+    fn emit(&mut self, _: &[u8], _: &[u8]) {}
+}
+
+/// Byte ranges `[s, e)` of each line of `data[start..end]` (the last may
+/// lack its newline).
+fn lines(data: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let mut at = start;
+    std::iter::from_fn(move || {
+        if at >= end {
+            return None;
+        }
+        let s = at;
+        let e = data[s..end]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(end, |i| s + i + 1);
+        at = e;
+        Some((s, e))
+    })
+}
+
+/// After `map` panicked on chunk `[s, e)`: maps its lines one at a time
+/// (output discarded) to find the record that panics, so the failure can
+/// name it and `--skip-bad-records` can skip exactly it. Falls back to the
+/// chunk's start when no single line panics on its own.
+fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -> usize {
+    if app.whole_file() {
+        return 0;
+    }
+    lines(data, s, e)
+        .find(|&(ls, le)| {
+            catch_unwind(AssertUnwindSafe(|| app.map(name, &data[ls..le], &mut Discard))).is_err()
+        })
+        .map_or(s, |(ls, _)| ls)
+}
+
+/// Maps chunk `[s, e)` of one input, leaving out the records at the offsets
+/// in `skip` (sorted line starts; for whole-file apps, offset 0 skips the
+/// file). Returns how many records were skipped, or the failure naming the
+/// record that panicked.
+fn map_chunk(
+    app: &dyn App,
+    name: &str,
+    data: &[u8],
+    (s, e): (usize, usize),
+    skip: &[u64],
+    emit: &mut dyn mr_apps::Emit,
+) -> Result<u64, TaskFailure> {
+    let mut skipped = 0;
+    let mut ranges = Vec::new();
+    let mut at = s;
+    for &off in skip.iter().filter(|&&o| (o as usize) >= s && (o as usize) < e.max(s + 1)) {
+        let off = off as usize;
+        if off < at {
+            continue;
+        }
+        if off > at {
+            ranges.push((at, off));
+        }
+        at = if app.whole_file() {
+            e
+        } else {
+            lines(data, off, e).next().map_or(e, |(_, le)| le)
+        };
+        skipped += 1;
+    }
+    if ranges.is_empty() && skipped == 0 {
+        ranges.push((s, e));
+    } else if at < e {
+        ranges.push((at, e));
+    }
+    for (a, b) in ranges {
+        catch_unwind(AssertUnwindSafe(|| app.map(name, &data[a..b], emit))).map_err(|p| {
+            TaskFailure::AppPanic {
+                message: panic_message(p.as_ref()),
+                phase: "map".into(),
+                record: BadRecord::Line {
+                    input: name.to_string(),
+                    offset: find_bad_record(app, name, data, a, b) as u64,
+                },
+            }
+        })?;
+    }
+    Ok(skipped)
 }
 
 /// One input range, mapped and aligned.
@@ -213,7 +306,7 @@ impl Spills<'_> {
         drop(files);
         let mut w =
             RunWriter::create(&path, self.map, job.reduces).map_err(|e| io_error(&path, e))?;
-        app_call(&spill_input(job), 0, || acc.write_sorted(app, &mut w))?
+        combine_call(job, || acc.write_sorted(app, &mut w))?
             .map_err(|e| io_error(&path, e))?;
         w.finish().map_err(|e| io_error(&path, e))?;
         Ok(())
@@ -245,6 +338,23 @@ fn map_into<A: Accumulator>(
         files: Mutex::new(Vec::new()),
     };
     let next = AtomicUsize::new(0);
+    let skipped = AtomicU64::new(0);
+    // Per input: the sorted offsets of records to skip.
+    let skips: Vec<Vec<u64>> = inputs
+        .iter()
+        .map(|input| {
+            let mut v: Vec<u64> = job
+                .skip
+                .iter()
+                .filter_map(|r| match r {
+                    BadRecord::Line { input: n, offset } if *n == input.part.name => Some(*offset),
+                    _ => None,
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        })
+        .collect();
     // One accumulator per thread (not per chunk or per rayon split), so the
     // memory held is at most `threads` shares.
     let worker = || -> Result<A, TaskFailure> {
@@ -253,7 +363,10 @@ fn map_into<A: Accumulator>(
         while let Some(&(i, s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
             let input = &inputs[i];
             let name = input.part.name.as_str();
-            app_call(name, s, || app.map(name, &input.data()[s..e], &mut acc))?;
+            let n = map_chunk(app, name, input.data(), (s, e), &skips[i], &mut acc)?;
+            if n > 0 {
+                skipped.fetch_add(n, Ordering::Relaxed);
+            }
             release(input.map.as_ref(), s, e);
             if acc.bytes() > share {
                 spills.spill(app, job, &mut acc)?;
@@ -269,8 +382,9 @@ fn map_into<A: Accumulator>(
     let result = finish(app, job, results, &spills, &tmp);
     spills.remove_all();
     match result {
-        Ok(stats) => {
+        Ok(mut stats) => {
             std::fs::rename(&tmp, job.out).map_err(|e| io_error(job.out, e))?;
+            stats.skipped = skipped.into_inner();
             Ok(stats)
         }
         Err(e) => {
@@ -301,7 +415,7 @@ fn finish<A: Accumulator>(
     let mut stats = MapStats::default();
     if !spilled {
         // Everything fit: one in-memory sort, no merge.
-        stats.records = app_call(&spill_input(job), 0, || {
+        stats.records = combine_call(job, || {
             A::write_all_sorted(accs, app, &mut w)
         })?
         .map_err(|e| io_error(tmp, e))?;
@@ -358,7 +472,7 @@ fn merge_spills(
                 }
                 put(decimal(total, &mut num));
             } else if combine {
-                app_call(&spill_input(job), 0, || app.combine(key, values, &mut put))?;
+                combine_call(job, || app.combine(key, values, &mut put))?;
             } else {
                 while let Some(v) = values.next_value() {
                     put(v);

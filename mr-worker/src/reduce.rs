@@ -8,7 +8,7 @@
 use crate::merge::{GroupError, Merger};
 use crate::runfile::{RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
-use mr_coordinator::protocol::{MapTaskId, TaskFailure};
+use mr_coordinator::protocol::{BadRecord, MapTaskId, TaskFailure};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -25,6 +25,8 @@ pub struct ReduceJob<'a> {
     pub inputs: Vec<(MapTaskId, PathBuf)>,
     /// Where the output goes (the caller commits it by rename).
     pub out: &'a Path,
+    /// Keys not to reduce: each made an earlier attempt panic.
+    pub skip: &'a [BadRecord],
 }
 
 /// What a reduce task did.
@@ -36,6 +38,8 @@ pub struct ReduceStats {
     pub records: u64,
     /// Output bytes.
     pub bytes: u64,
+    /// Keys skipped as told by `skip`.
+    pub skipped: u64,
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.
@@ -67,17 +71,25 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
     let mut out = BufWriter::with_capacity(1 << 20, File::create(job.out).map_err(io)?);
     let mut value = Vec::new();
     let mut stats = ReduceStats::default();
+    let skip: std::collections::HashSet<&[u8]> = job
+        .skip
+        .iter()
+        .filter_map(|r| match r {
+            BadRecord::Key(k) => Some(k.as_slice()),
+            _ => None,
+        })
+        .collect();
     let result = merger.for_each_group(|key, values| {
+        if skip.contains(key) {
+            stats.skipped += 1;
+            return Ok(());
+        }
         value.clear();
         catch_unwind(AssertUnwindSafe(|| app.reduce(key, values, &mut value))).map_err(|p| {
             TaskFailure::AppPanic {
-                message: format!(
-                    "{} (in reduce of key '{}')",
-                    panic_message(p.as_ref()),
-                    String::from_utf8_lossy(&key[..key.len().min(80)])
-                ),
-                input: format!("partition {}", job.reduce),
-                offset: 0,
+                message: panic_message(p.as_ref()),
+                phase: "reduce".into(),
+                record: BadRecord::Key(key.to_vec()),
             }
         })?;
         out.write_all(key)
@@ -94,7 +106,9 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         Err(GroupError::Read((m, e))) => return Err(lost(m, e)),
         Err(GroupError::Callback(f)) => return Err(f),
     }
-    out.flush().map_err(io)?;
+    // On disk before the coordinator's rename makes it the committed output.
+    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_data().map_err(io)?;
     stats.records = merger.records();
     Ok(stats)
 }

@@ -57,6 +57,7 @@ pub fn run_sequential(
                 parts: &split.parts,
                 out: run,
                 memory,
+                skip: &[],
             };
             run_map(app, &job).map(|_| ())
         })?;
@@ -68,6 +69,7 @@ pub fn run_sequential(
             reduces: 1,
             inputs: runs,
             out: &tmp,
+            skip: &[],
         },
     )?;
     let out = out_dir.join("mr-out-0");

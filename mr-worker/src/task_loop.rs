@@ -30,6 +30,9 @@ pub struct WorkerConfig {
     pub reconnect_for: Duration,
     /// Memory budget of a map task's buffers, in bytes.
     pub memory: usize,
+    /// The job's token; None to look for the one a coordinator on this
+    /// machine published (see [`mr_coordinator::token`]).
+    pub token: Option<String>,
 }
 
 /// Why a worker stopped without finishing normally.
@@ -126,6 +129,7 @@ impl Worker {
             host: hostname(),
             pid: std::process::id(),
             capacity: 1,
+            token: self.token(),
         };
         match client.register(context::current(), req).await? {
             Ok(settings) => {
@@ -140,12 +144,46 @@ impl Worker {
         }
     }
 
+    /// The token to present: the configured one, else the one published by
+    /// a local coordinator on the port we connect to (read afresh each time,
+    /// since a restarted coordinator may publish it again).
+    fn token(&self) -> String {
+        if let Some(t) = &self.cfg.token {
+            return t.clone();
+        }
+        let port = self
+            .cfg
+            .coordinator
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse::<u16>().ok());
+        port.and_then(mr_coordinator::token::discover)
+            .unwrap_or_default()
+    }
+
     /// After losing the coordinator: reconnect and re-register, or give up.
+    /// A coordinator that finished its job removes the job directory before
+    /// it exits; one that crashed leaves it (with its journal) and is
+    /// expected back, so it is waited for up to `reconnect_for`.
     async fn rejoin(&self) -> bool {
-        let Ok(client) = connect_retry(&self.cfg.coordinator, self.cfg.reconnect_for).await else {
-            return false;
-        };
-        matches!(self.register(client).await, Ok(Ok(())))
+        let job_dir = self.session().settings.job_dir.clone();
+        let deadline = Instant::now() + self.cfg.reconnect_for;
+        loop {
+            if let Ok(client) = connect(&self.cfg.coordinator).await {
+                return match self.register(client).await {
+                    Ok(Ok(())) => true,
+                    Ok(Err(e)) => {
+                        info!("the coordinator refused us on rejoining: {e}");
+                        false
+                    }
+                    Err(_) => false,
+                };
+            }
+            if Instant::now() >= deadline || !job_dir.exists() {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     fn spawn_heartbeat(&self) {
@@ -291,7 +329,9 @@ fn run_task(
     memory: usize,
 ) -> Result<TaskOutput, TaskFailure> {
     match task {
-        Assignment::Map { task, split, .. } => {
+        Assignment::Map {
+            task, split, skip, ..
+        } => {
             let stats = run_map(
                 app,
                 &MapJob {
@@ -300,15 +340,19 @@ fn run_task(
                     parts: &split.parts,
                     out,
                     memory,
+                    skip: &skip,
                 },
             )?;
             Ok(TaskOutput::Map {
                 input_bytes: stats.input_bytes,
                 records: stats.records,
                 bytes: stats.bytes,
+                skipped: stats.skipped,
             })
         }
-        Assignment::Reduce { task, maps, .. } => {
+        Assignment::Reduce {
+            task, maps, skip, ..
+        } => {
             let inputs = maps
                 .iter()
                 .map(|m| {
@@ -325,11 +369,13 @@ fn run_task(
                     reduces: settings.reduces,
                     inputs,
                     out,
+                    skip: &skip,
                 },
             )?;
             Ok(TaskOutput::Reduce {
                 keys: stats.keys,
                 bytes: stats.bytes,
+                skipped: stats.skipped,
             })
         }
         _ => unreachable!("only tasks are executed"),

@@ -44,6 +44,22 @@ struct Args {
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, default_value_t = 4)]
     max_attempts: u32,
+    /// Skip records on which the app's map or reduce panics (each is retried
+    /// once without the record, as in the MapReduce paper) instead of failing
+    /// the job; skipped records are logged and counted in the summary.
+    #[arg(long)]
+    skip_bad_records: bool,
+    /// The secret workers must present to join (default: generated per job;
+    /// workers on this machine find it themselves, others need --token or MR_TOKEN).
+    #[arg(long, env = "MR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Let any worker join without a token (only for trusted networks).
+    #[arg(long, conflicts_with = "token")]
+    no_token: bool,
+    /// Start over: discard an unfinished run's journal and intermediate files
+    /// instead of resuming from them.
+    #[arg(long)]
+    fresh: bool,
     /// Write the address actually bound (useful with port 0) to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -72,6 +88,10 @@ async fn main() -> ExitCode {
         output_dir: args.output_dir,
         work_dir: args.work_dir,
         max_attempts: args.max_attempts,
+        skip_bad_records: args.skip_bad_records,
+        token: args.token,
+        no_token: args.no_token,
+        fresh: args.fresh,
     };
     let result = match RunningJob::start(cfg).await {
         Ok(job) => match addr_file.map(|f| write_addr(&f, job.addr())) {
@@ -98,6 +118,18 @@ async fn main() -> ExitCode {
                     mib(s.intermediate_bytes),
                     mib(s.output_bytes),
                 );
+                if s.resumed != (0, 0) {
+                    eprintln!(
+                        "mrcoordinator: resumed from the journal of an earlier run: {} map tasks and {} outputs were already done",
+                        s.resumed.0, s.resumed.1
+                    );
+                }
+                if s.skipped_records > 0 {
+                    eprintln!(
+                        "mrcoordinator: skipped {} bad records (--skip-bad-records); see the warnings above for which",
+                        s.skipped_records
+                    );
+                }
             }
             ExitCode::SUCCESS
         }

@@ -20,9 +20,15 @@ struct Args {
     /// Seconds to keep trying to reach the coordinator at start-up.
     #[arg(long, default_value = "5", value_parser = mr_coordinator::size::parse_secs)]
     connect_timeout: Duration,
-    /// Seconds to keep trying to reach a coordinator lost mid-job before exiting.
-    #[arg(long, default_value = "2", value_parser = mr_coordinator::size::parse_secs)]
+    /// Seconds to wait for a coordinator lost mid-job to come back (it may be
+    /// restarting from its journal) before exiting. A worker that can see the
+    /// job directory exits at once if the job finished.
+    #[arg(long, default_value = "30", value_parser = mr_coordinator::size::parse_secs)]
     reconnect_timeout: Duration,
+    /// The job's token (printed nowhere; see the coordinator's log for where
+    /// it is kept). Workers on the coordinator's machine find it themselves.
+    #[arg(long, env = "MR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// Memory budget of a map task's buffers (bytes, or 64MiB, 1GiB...);
     /// past it, sorted runs are spilled to disk and merged at the end.
     #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
@@ -62,6 +68,7 @@ async fn main() -> ExitCode {
         connect_for: args.connect_timeout,
         reconnect_for: args.reconnect_timeout,
         memory: args.memory as usize,
+        token: args.token,
     };
     match run_worker(cfg).await {
         Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Crashed, stalled and vanished processes.
 
-use crate::util::{data_files, sorted_lines, TestDir};
+use crate::util::{bin, data_files, eventually, free_addr, sorted_lines, Proc, TestDir};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -49,13 +50,15 @@ fn a_stopped_worker_times_out_and_its_task_runs_elsewhere() {
 }
 
 #[test]
-fn workers_exit_zero_when_the_coordinator_vanishes() {
+fn workers_exit_zero_when_the_coordinator_vanishes_for_good() {
     let t = TestDir::new();
     let files = data_files();
     let mut args = vec!["--app", "jobcount"];
     args.extend(files.iter().map(String::as_str));
     let (c, addr) = t.coordinator(&args);
-    let mut w = t.worker(&addr, "jobcount");
+    // The journal stays behind (a restart is expected), so the worker waits
+    // for --reconnect-timeout before giving up.
+    let mut w = t.worker_with(&addr, "jobcount", &["--reconnect-timeout", "1"]);
     std::thread::sleep(Duration::from_millis(500));
     c.signal("KILL");
     drop(c);
@@ -73,4 +76,92 @@ fn refused_worker_exits_with_status_3() {
         .wait_for(Duration::from_secs(20))
         .expect("refused at once");
     assert_eq!(st.code(), Some(3));
+}
+
+/// Accepted map outputs (`mr-<m>-<attempt>`) in a job directory.
+fn map_outputs(job_dir: &std::path::Path) -> usize {
+    std::fs::read_dir(job_dir).map_or(0, |d| {
+        d.flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                let mut parts = n.split('-');
+                parts.next() == Some("mr")
+                    && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .count()
+    })
+}
+
+#[test]
+fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
+    let t = TestDir::new();
+    let files = data_files();
+    let addr = free_addr();
+    let start = |t: &TestDir| {
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(["--listen", &addr, "--app", "jobcount"]).args(&files);
+        Proc::start_logged(cmd, t.path(), &t.path().join("coordinator.log"))
+    };
+    let first = start(&t);
+    let _w1 = t.worker(&addr, "jobcount");
+    let _w2 = t.worker(&addr, "jobcount");
+    // jobcount maps take 2-5 s: wait until some are accepted, then kill.
+    let job_dir = t.path().join("mr-job");
+    assert!(eventually(Duration::from_secs(30), || map_outputs(&job_dir) >= 3));
+    first.signal("KILL");
+    drop(first);
+    // Same command again; the workers find it on their own.
+    let mut second = start(&t);
+    let st = second
+        .wait_for(Duration::from_secs(90))
+        .expect("resumed job finishes");
+    assert!(st.success(), "{st}");
+    let log = std::fs::read_to_string(t.path().join("coordinator.log")).unwrap();
+    assert!(log.contains("resumed from the journal"), "{log}");
+    let lines = sorted_lines(&t.outputs(t.path(), 10));
+    assert_eq!(lines.len(), 1);
+    let n: u32 = String::from_utf8_lossy(&lines[0][2..]).parse().unwrap();
+    // 8 maps, plus at most the two that were running at the kill: the
+    // journaled ones were not run again.
+    assert!((8..=10).contains(&n), "map executions: {n}");
+    assert!(!job_dir.exists(), "job directory removed at the end");
+}
+
+#[test]
+fn a_journal_of_another_job_is_refused_until_fresh() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"one two\n");
+    let addr = free_addr();
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args(["--listen", &addr, "--app", "wc", "--reduces", "3", &f]);
+    let first = Proc::start(cmd, t.path());
+    assert!(eventually(Duration::from_secs(10), || t
+        .path()
+        .join("mr-job/journal")
+        .exists()));
+    first.signal("KILL");
+    drop(first);
+    let other = |extra: &[&str]| {
+        Command::new(bin("mrcoordinator"))
+            .args(["--listen", "127.0.0.1:0", "--app", "wc", "--workers", "1"])
+            .args(["--reduces", "4"])
+            .args(extra)
+            .arg(&f)
+            .current_dir(t.path())
+            .output()
+            .unwrap()
+    };
+    let out = other(&[]);
+    assert!(!out.status.success());
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        msg.contains("--reduces 3 there, 4 here") && msg.contains("--fresh"),
+        "{msg}"
+    );
+    let out = other(&["--fresh"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 4)),
+        vec![b"one 1".to_vec(), b"two 1".to_vec()]
+    );
 }

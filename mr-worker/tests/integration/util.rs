@@ -46,6 +46,19 @@ impl Proc {
         }
     }
 
+    /// Starts `cmd` in `dir` with its stderr appended to `log`.
+    pub fn start_logged(mut cmd: Command, dir: &Path, log: &Path) -> Proc {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        cmd.current_dir(dir).stdout(Stdio::null()).stderr(f);
+        Proc {
+            child: Some(cmd.spawn().expect("spawn")),
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
@@ -144,8 +157,13 @@ impl TestDir {
 
     /// Starts a worker for `app` against `addr`.
     pub fn worker(&self, addr: &str, app: &str) -> Proc {
+        self.worker_with(addr, app, &[])
+    }
+
+    /// Starts a worker for `app` against `addr` with extra flags.
+    pub fn worker_with(&self, addr: &str, app: &str, flags: &[&str]) -> Proc {
         let mut cmd = Command::new(bin("mrworker"));
-        cmd.args(["--coordinator", addr, app]);
+        cmd.args(["--coordinator", addr]).args(flags).arg(app);
         Proc::start(cmd, self.path())
     }
 
@@ -176,6 +194,25 @@ impl TestDir {
             .map(|r| std::fs::read(dir.join(format!("mr-out-{r}"))).unwrap())
             .collect()
     }
+}
+
+/// A loopback address with a port that was free a moment ago (for tests
+/// that must restart a coordinator on the same address).
+pub fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Waits up to `limit` for `cond`; false if it never held.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
 }
 
 /// All lines of `files`, sorted bytewise.

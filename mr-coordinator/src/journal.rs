@@ -1,0 +1,437 @@
+//! The coordinator's journal: an append-only, fsynced, checksummed log of
+//! the job's committed progress, so a coordinator killed mid-job and started
+//! again with the same command keeps the work already done.
+//!
+//! File layout (`<job dir>/journal`): an 8-byte magic, then records, each
+//! `len: u32 LE | crc32c(payload): u32 LE | payload (bincode)`. The first
+//! record is [`Record::Begin`] with the job's [`JobIdentity`]; a journal
+//! whose identity differs from the command's is refused, never merged.
+//! A crash can tear only the last append: replay stops at the first record
+//! that is short or fails its checksum and truncates the file there, which
+//! only forgets work that will simply be redone.
+//!
+//! Appends go through one dedicated thread that batches whatever is queued
+//! into one write and one `fdatasync` (group commit); callers on the tokio
+//! runtime await an acknowledgement instead of blocking on the disk.
+
+use crate::protocol::{AttemptId, MapTaskId, ReduceTaskId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+use tracing::warn;
+
+const MAGIC: &[u8; 8] = b"MRJRNL01";
+/// Name of the journal inside the job directory.
+pub const FILE_NAME: &str = "journal";
+/// A record larger than this is corruption, not data.
+const MAX_RECORD: u32 = 16 << 20;
+
+/// What makes two runs "the same job": the inputs as planned (path, size,
+/// modification time) and every flag that shapes the plan or the outputs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobIdentity {
+    /// (absolute path, size, mtime in ns since the epoch) of every input.
+    pub inputs: Vec<(PathBuf, u64, i128)>,
+    /// R.
+    pub reduces: u32,
+    /// Maximum split size.
+    pub split_size: u64,
+    /// The app named with `--app`, if any.
+    pub app: Option<String>,
+    /// Where outputs are committed.
+    pub output_dir: PathBuf,
+}
+
+impl JobIdentity {
+    /// A short human description of how `self` (the journal's job) differs
+    /// from `other` (the command's).
+    pub fn difference(&self, other: &JobIdentity) -> String {
+        if self.reduces != other.reduces {
+            return format!("--reduces {} there, {} here", self.reduces, other.reduces);
+        }
+        if self.split_size != other.split_size {
+            return format!(
+                "--split-size {} there, {} here",
+                self.split_size, other.split_size
+            );
+        }
+        if self.app != other.app {
+            return format!("--app {:?} there, {:?} here", self.app, other.app);
+        }
+        if self.output_dir != other.output_dir {
+            return format!(
+                "output directory {} there, {} here",
+                self.output_dir.display(),
+                other.output_dir.display()
+            );
+        }
+        if self.inputs.len() != other.inputs.len() {
+            return format!(
+                "{} input files there, {} here",
+                self.inputs.len(),
+                other.inputs.len()
+            );
+        }
+        for (a, b) in self.inputs.iter().zip(&other.inputs) {
+            if a.0 != b.0 {
+                return format!("input {} there, {} here", a.0.display(), b.0.display());
+            }
+            if a != b {
+                return format!("input {} changed since (size or time)", a.0.display());
+            }
+        }
+        "the job format changed".into()
+    }
+}
+
+/// One journal entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Record {
+    /// First record: which job this journal belongs to.
+    Begin(JobIdentity),
+    /// A coordinator process started on this journal (the n-th, from 0).
+    Incarnation(u32),
+    /// The job's app became known (it decides how inputs are split).
+    AppFixed {
+        /// The app's name.
+        app: String,
+        /// Whether it maps whole files.
+        whole_file: bool,
+    },
+    /// A map task's output was accepted.
+    MapDone(MapTaskId, AttemptId),
+    /// A map task's accepted output was found lost or corrupt.
+    MapLost(MapTaskId),
+    /// `mr-out-r` was committed.
+    ReduceDone(ReduceTaskId, AttemptId),
+}
+
+/// What replaying a journal yields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// This process's incarnation number (0 for a fresh journal).
+    pub incarnation: u32,
+    /// The app, if the previous run had learned it.
+    pub app: Option<(String, bool)>,
+    /// Maps whose output was accepted (and not since lost).
+    pub maps: BTreeMap<MapTaskId, AttemptId>,
+    /// Committed reduce outputs.
+    pub reduces: BTreeMap<ReduceTaskId, AttemptId>,
+}
+
+impl Recovered {
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Begin(_) => {}
+            Record::Incarnation(n) => self.incarnation = n + 1,
+            Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
+            Record::MapDone(m, a) => {
+                self.maps.insert(m, a);
+            }
+            Record::MapLost(m) => {
+                self.maps.remove(&m);
+            }
+            Record::ReduceDone(r, a) => {
+                self.reduces.insert(r, a);
+            }
+        }
+    }
+}
+
+/// Why a journal cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// It belongs to another job.
+    #[error("'{path}' is the journal of an unfinished job with other inputs or flags ({difference}); run that job's command again to finish it, or add --fresh to discard it")]
+    Foreign {
+        /// The journal file.
+        path: String,
+        /// How the jobs differ.
+        difference: String,
+    },
+    /// It is not a journal at all, or unreadable.
+    #[error("cannot use journal '{path}': {reason}; add --fresh to discard it")]
+    Unusable {
+        /// The journal file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+fn encode(r: &Record) -> Vec<u8> {
+    let payload = bincode::serialize(r).expect("journal records always serialize");
+    let mut out = Vec::with_capacity(payload.len() + 8);
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Decodes records from `bytes` (after the magic); returns them and the
+/// length of the valid prefix.
+fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while bytes.len() - at >= 8 {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+        let crc = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().expect("4 bytes"));
+        let end = at + 8 + len as usize;
+        if len > MAX_RECORD || end > bytes.len() {
+            break;
+        }
+        let payload = &bytes[at + 8..end];
+        if crc32c::crc32c(payload) != crc {
+            break;
+        }
+        match bincode::deserialize::<Record>(payload) {
+            Ok(r) => records.push(r),
+            Err(_) => break,
+        }
+        at = end;
+    }
+    (records, at)
+}
+
+fn unusable(path: &Path, reason: impl std::fmt::Display) -> JournalError {
+    JournalError::Unusable {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Makes a file's directory entry durable.
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Opens the journal in `dir` for `identity`: replays an existing one (after
+/// checking it is this job's), or starts a new one. Records this start as a
+/// new incarnation. Blocking: call before serving, or on a blocking thread.
+pub fn open(dir: &Path, identity: &JobIdentity) -> Result<(Journal, Recovered), JournalError> {
+    let path = dir.join(FILE_NAME);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| unusable(&path, e))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| unusable(&path, e))?;
+    let mut recovered = Recovered::default();
+    let mut fresh = Vec::new();
+    if bytes.len() < MAGIC.len() {
+        // New (or torn before its first record was whole): start it.
+        file.set_len(0).map_err(|e| unusable(&path, e))?;
+        fresh.extend_from_slice(MAGIC);
+        fresh.extend(encode(&Record::Begin(identity.clone())));
+    } else {
+        if &bytes[..8] != MAGIC {
+            return Err(unusable(&path, "not a MapReduce journal"));
+        }
+        let (records, valid) = decode_all(&bytes[8..]);
+        match records.first() {
+            Some(Record::Begin(theirs)) if theirs == identity => {}
+            Some(Record::Begin(theirs)) => {
+                return Err(JournalError::Foreign {
+                    path: path.display().to_string(),
+                    difference: theirs.difference(identity),
+                })
+            }
+            _ => return Err(unusable(&path, "its first record is damaged")),
+        }
+        if valid + 8 < bytes.len() {
+            warn!(journal = %path.display(), dropped = bytes.len() - 8 - valid, "journal ends in a torn or damaged record (a crash mid-write); replaying up to it");
+            file.set_len((valid + 8) as u64)
+                .map_err(|e| unusable(&path, e))?;
+        }
+        for r in records {
+            recovered.apply(r);
+        }
+    }
+    fresh.extend(encode(&Record::Incarnation(recovered.incarnation)));
+    file.seek(SeekFrom::End(0))
+        .and_then(|_| file.write_all(&fresh))
+        .and_then(|()| file.sync_data())
+        .map_err(|e| unusable(&path, e))?;
+    sync_dir(dir);
+    Ok((Journal::spawn(file, path), recovered))
+}
+
+type Ack = oneshot::Sender<std::io::Result<()>>;
+
+/// A handle for appending to the journal from async code.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<(Record, Option<Ack>)>,
+}
+
+impl Journal {
+    fn spawn(mut file: File, path: PathBuf) -> Journal {
+        let (tx, rx) = mpsc::channel::<(Record, Option<Ack>)>();
+        std::thread::Builder::new()
+            .name("mr-journal".into())
+            .spawn(move || {
+                let mut failed = false;
+                // Ends when every handle is dropped.
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter());
+                    let mut buf = Vec::new();
+                    for (r, _) in &batch {
+                        buf.extend(encode(r));
+                    }
+                    let result = file.write_all(&buf).and_then(|()| file.sync_data());
+                    if let Err(e) = &result {
+                        if !failed {
+                            warn!(journal = %path.display(), "cannot append to the journal: {e}; the job goes on, but a restarted coordinator would redo work");
+                            failed = true;
+                        }
+                    }
+                    for (_, ack) in batch {
+                        if let Some(ack) = ack {
+                            let _ = ack.send(match &result {
+                                Ok(()) => Ok(()),
+                                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
+                            });
+                        }
+                    }
+                }
+            })
+            .expect("spawn journal thread");
+        Journal { tx }
+    }
+
+    /// Appends `r` and waits until it is on disk.
+    pub async fn append(&self, r: Record) -> std::io::Result<()> {
+        self.submit(r).await
+    }
+
+    /// Queues `r` now (so its place in the journal is fixed by the caller's
+    /// order, e.g. under a lock) and returns a future that resolves once it
+    /// is on disk.
+    pub fn submit(
+        &self,
+        r: Record,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        let (ack, done) = oneshot::channel();
+        let sent = self.tx.send((r, Some(ack))).is_ok();
+        async move {
+            if !sent {
+                return Err(std::io::Error::other("journal closed"));
+            }
+            done.await
+                .unwrap_or_else(|_| Err(std::io::Error::other("journal closed")))
+        }
+    }
+
+    /// Appends `r` without waiting (ordering with later appends is kept).
+    pub fn append_later(&self, r: Record) {
+        let _ = self.tx.send((r, None));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity(reduces: u32) -> JobIdentity {
+        JobIdentity {
+            inputs: vec![(PathBuf::from("/in/a.txt"), 10, 5)],
+            reduces,
+            split_size: 1 << 20,
+            app: Some("wc".into()),
+            output_dir: PathBuf::from("/out"),
+        }
+    }
+
+    async fn write_some(j: &Journal) {
+        j.append(Record::AppFixed {
+            app: "wc".into(),
+            whole_file: false,
+        })
+        .await
+        .unwrap();
+        j.append(Record::MapDone(MapTaskId(0), AttemptId(3)))
+            .await
+            .unwrap();
+        j.append(Record::MapDone(MapTaskId(1), AttemptId(4)))
+            .await
+            .unwrap();
+        j.append(Record::MapLost(MapTaskId(0))).await.unwrap();
+        j.append(Record::ReduceDone(ReduceTaskId(2), AttemptId(9)))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn replays_what_was_appended_and_counts_incarnations() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert_eq!(r, Recovered::default());
+        write_some(&j).await;
+        drop(j);
+        let (_j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert_eq!(r.incarnation, 1);
+        assert_eq!(r.app, Some(("wc".into(), false)));
+        assert_eq!(
+            r.maps.into_iter().collect::<Vec<_>>(),
+            vec![(MapTaskId(1), AttemptId(4))]
+        );
+        assert_eq!(
+            r.reduces.into_iter().collect::<Vec<_>>(),
+            vec![(ReduceTaskId(2), AttemptId(9))]
+        );
+        let (_j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert_eq!(r.incarnation, 2);
+    }
+
+    #[tokio::test]
+    async fn a_torn_or_corrupt_tail_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open(dir.path(), &identity(3)).unwrap();
+        write_some(&j).await;
+        drop(j);
+        let path = dir.path().join(FILE_NAME);
+        let full = std::fs::read(&path).unwrap();
+        // Cut inside the last record (ReduceDone): it is forgotten.
+        std::fs::write(&path, &full[..full.len() - 3]).unwrap();
+        let (j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert!(r.reduces.is_empty());
+        assert_eq!(r.maps.len(), 1);
+        j.append(Record::ReduceDone(ReduceTaskId(0), AttemptId(20)))
+            .await
+            .unwrap();
+        drop(j);
+        // Appends after the repair are readable again.
+        let (_j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert_eq!(r.reduces.len(), 1);
+        // A flipped byte in an early record stops replay there.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let second = 8 + 8 + u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
+        bytes[second + 9] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_j, r) = open(dir.path(), &identity(3)).unwrap();
+        assert!(r.maps.is_empty() && r.reduces.is_empty() && r.app.is_none());
+    }
+
+    #[test]
+    fn another_jobs_journal_is_refused_naming_the_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open(dir.path(), &identity(3)).unwrap());
+        let err = open(dir.path(), &identity(5)).err().unwrap().to_string();
+        assert!(err.contains("--reduces 3 there, 5 here"), "{err}");
+        assert!(err.contains("--fresh"), "{err}");
+        std::fs::write(dir.path().join(FILE_NAME), b"not a journal at all").unwrap();
+        let err = open(dir.path(), &identity(3)).err().unwrap().to_string();
+        assert!(err.contains("not a MapReduce journal"), "{err}");
+    }
+}

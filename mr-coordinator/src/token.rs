@@ -1,0 +1,121 @@
+//! Job tokens: the shared secret a worker must present to join a job.
+//!
+//! Each job has a token: the one given with `--token`/`MR_TOKEN`, else 128
+//! random bits generated at the job's start (and kept in the job directory,
+//! so a restarted coordinator keeps the same one and its workers can rejoin).
+//! Workers on the coordinator's own machine need not be told: the
+//! coordinator publishes the token in a file only its user can read,
+//! `<runtime dir>/<port>.token`, and a worker given no token looks there for
+//! the port it connects to. Workers on other hosts are given it explicitly.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Environment variable that carries a token to workers (and to the coordinator).
+pub const ENV: &str = "MR_TOKEN";
+
+/// A fresh random token (32 hex digits) from the kernel's generator.
+pub fn generate() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    let mut f = std::fs::File::open("/dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn matches(given: &str, expected: &str) -> bool {
+    let (a, b) = (given.as_bytes(), expected.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The per-user directory where coordinators publish tokens for local workers:
+/// `$XDG_RUNTIME_DIR/mapreduce`, else `/tmp/mapreduce-<uid>`.
+pub fn runtime_dir() -> PathBuf {
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d).join("mapreduce"),
+        _ => {
+            // SAFETY: getuid cannot fail and has no preconditions.
+            let uid = unsafe { libc::getuid() };
+            std::env::temp_dir().join(format!("mapreduce-{uid}"))
+        }
+    }
+}
+
+/// The file a coordinator listening on `port` publishes its token in.
+pub fn local_file(port: u16) -> PathBuf {
+    runtime_dir().join(format!("{port}.token"))
+}
+
+/// Writes `token` to a 0600 file, creating it fresh (temp + rename) so no
+/// other user can ever read it, even briefly.
+pub fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Publishes the token for local workers of the coordinator on `port`.
+/// The directory must be ours and closed to others, or we refuse to use it.
+pub fn publish(port: u16, token: &str) -> std::io::Result<PathBuf> {
+    let dir = runtime_dir();
+    if let Err(e) = std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            return Err(e);
+        }
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    // SAFETY: see runtime_dir.
+    let me = unsafe { libc::getuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a private directory of this user",
+            dir.display()
+        )));
+    }
+    let file = local_file(port);
+    write_private(&file, token)?;
+    Ok(file)
+}
+
+/// Reads the token a local coordinator on `port` published, if any.
+pub fn discover(port: u16) -> Option<String> {
+    let s = std::fs::read_to_string(local_file(port)).ok()?;
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_hex_and_compare_exactly() {
+        let a = generate().unwrap();
+        let b = generate().unwrap();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert!(matches(&a, &a.clone()));
+        assert!(!matches(&a, &b));
+        assert!(!matches("", &a));
+        assert!(!matches(&a[..31], &a));
+    }
+
+    #[test]
+    fn private_files_are_owner_only() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.token");
+        write_private(&p, "secret").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "secret");
+    }
+}
