@@ -6,8 +6,8 @@
 
 pub mod embedded;
 pub mod job;
-pub mod journal;
 pub mod jobdir;
+pub mod journal;
 pub mod outcome;
 pub mod plan;
 pub mod protocol;

@@ -5,12 +5,12 @@
 //! time takes `now`, so tests drive it step by step. The server wraps it in a
 //! mutex and does the I/O around it.
 
-pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
 use crate::journal::Recovered;
+pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
-    Assignment, AttemptId, BadRecord, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
-    TaskFailure, WorkerId,
+    Assignment, AttemptId, BadRecord, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
+    RegisterError, TaskFailure, WorkerId,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -198,7 +198,9 @@ impl Scheduler {
 
     /// Whether map `m` has an accepted output.
     pub fn map_done(&self, m: MapTaskId) -> bool {
-        self.maps.get(m.0 as usize).is_some_and(|t| t.done.is_some())
+        self.maps
+            .get(m.0 as usize)
+            .is_some_and(|t| t.done.is_some())
     }
 
     /// Records that `worker` was heard from. False if it is unknown or was

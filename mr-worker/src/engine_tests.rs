@@ -280,7 +280,10 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         skip: &[],
     };
     let err = run_reduce(&Fragile, &reduce).unwrap_err();
-    let TaskFailure::AppPanic { message, record, .. } = &err else {
+    let TaskFailure::AppPanic {
+        message, record, ..
+    } = &err
+    else {
         panic!("{err:?}")
     };
     assert!(message.contains("reduce refused"), "{err:?}");

@@ -117,7 +117,10 @@ fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -
     }
     lines(data, s, e)
         .find(|&(ls, le)| {
-            catch_unwind(AssertUnwindSafe(|| app.map(name, &data[ls..le], &mut Discard))).is_err()
+            catch_unwind(AssertUnwindSafe(|| {
+                app.map(name, &data[ls..le], &mut Discard)
+            }))
+            .is_err()
         })
         .map_or(s, |(ls, _)| ls)
 }
@@ -137,7 +140,10 @@ fn map_chunk(
     let mut skipped = 0;
     let mut ranges = Vec::new();
     let mut at = s;
-    for &off in skip.iter().filter(|&&o| (o as usize) >= s && (o as usize) < e.max(s + 1)) {
+    for &off in skip
+        .iter()
+        .filter(|&&o| (o as usize) >= s && (o as usize) < e.max(s + 1))
+    {
         let off = off as usize;
         if off < at {
             continue;
@@ -306,8 +312,7 @@ impl Spills<'_> {
         drop(files);
         let mut w =
             RunWriter::create(&path, self.map, job.reduces).map_err(|e| io_error(&path, e))?;
-        combine_call(job, || acc.write_sorted(app, &mut w))?
-            .map_err(|e| io_error(&path, e))?;
+        combine_call(job, || acc.write_sorted(app, &mut w))?.map_err(|e| io_error(&path, e))?;
         w.finish().map_err(|e| io_error(&path, e))?;
         Ok(())
     }
@@ -415,10 +420,8 @@ fn finish<A: Accumulator>(
     let mut stats = MapStats::default();
     if !spilled {
         // Everything fit: one in-memory sort, no merge.
-        stats.records = combine_call(job, || {
-            A::write_all_sorted(accs, app, &mut w)
-        })?
-        .map_err(|e| io_error(tmp, e))?;
+        stats.records = combine_call(job, || A::write_all_sorted(accs, app, &mut w))?
+            .map_err(|e| io_error(tmp, e))?;
     } else {
         for mut a in accs {
             if a.bytes() > 0 {

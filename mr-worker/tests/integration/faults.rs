@@ -99,7 +99,8 @@ fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let addr = free_addr();
     let start = |t: &TestDir| {
         let mut cmd = Command::new(bin("mrcoordinator"));
-        cmd.args(["--listen", &addr, "--app", "jobcount"]).args(&files);
+        cmd.args(["--listen", &addr, "--app", "jobcount"])
+            .args(&files);
         Proc::start_logged(cmd, t.path(), &t.path().join("coordinator.log"))
     };
     let first = start(&t);
@@ -107,7 +108,9 @@ fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let _w2 = t.worker(&addr, "jobcount");
     // jobcount maps take 2-5 s: wait until some are accepted, then kill.
     let job_dir = t.path().join("mr-job");
-    assert!(eventually(Duration::from_secs(30), || map_outputs(&job_dir) >= 3));
+    assert!(eventually(Duration::from_secs(30), || map_outputs(
+        &job_dir
+    ) >= 3));
     first.signal("KILL");
     drop(first);
     // Same command again; the workers find it on their own.
@@ -159,7 +162,11 @@ fn a_journal_of_another_job_is_refused_until_fresh() {
         "{msg}"
     );
     let out = other(&["--fresh"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(
         sorted_lines(&t.outputs(t.path(), 4)),
         vec![b"one 1".to_vec(), b"two 1".to_vec()]
