@@ -14,6 +14,7 @@ pub fn builtin_names() -> &'static [&'static str] {
         "rtiming",
         "jobcount",
         "early_exit",
+        "poison",
     ]
 }
 
@@ -28,6 +29,7 @@ pub fn builtin(name: &str) -> Option<AppRef> {
         "rtiming" => Arc::new(testapps::RTiming),
         "jobcount" => Arc::new(testapps::JobCount::default()),
         "early_exit" => Arc::new(testapps::EarlyExit),
+        "poison" => Arc::new(testapps::Poison),
         _ => return None,
     };
     Some(app)

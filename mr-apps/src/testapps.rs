@@ -4,6 +4,8 @@
 //! stalls (`crash`), parallelism (`mtiming`, `rtiming`), re-execution
 //! (`jobcount`) and premature exit (`early_exit`). All need whole files, and
 //! several leave marker files in the worker's working directory, as the lab's do.
+//! One more, `poison`, is ours: word count with records that crash it, for
+//! the bad-record handling (`--skip-bad-records`).
 
 use crate::{collect_values, count_values, App, Emit, Values};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -215,6 +217,28 @@ impl App for EarlyExit {
         if k.contains("sherlock") || k.contains("tom") {
             std::thread::sleep(Duration::from_secs(3));
         }
+        out.extend_from_slice(count_values(values).to_string().as_bytes());
+    }
+}
+
+/// `poison`: word count whose map panics on any line holding the word
+/// `poisonrecord` and whose reduce panics on the key `poisonkey`, so that
+/// tests can check failures name the record and that skipping works.
+#[derive(Debug, Default)]
+pub struct Poison;
+
+impl App for Poison {
+    fn name(&self) -> &str {
+        "poison"
+    }
+    fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
+        crate::words::for_each_word(chunk, |w| {
+            assert!(w != b"poisonrecord", "poison: bad record in {filename}");
+            emit.emit(w, b"1");
+        });
+    }
+    fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+        assert!(key != b"poisonkey", "poison: bad key");
         out.extend_from_slice(count_values(values).to_string().as_bytes());
     }
 }

@@ -60,7 +60,11 @@ impl JobIdentity {
             );
         }
         if self.app != other.app {
-            return format!("--app {:?} there, {:?} here", self.app, other.app);
+            let show = |a: &Option<String>| match a {
+                Some(a) => format!("--app {a}"),
+                None => "no --app".to_string(),
+            };
+            return format!("{} there, {} here", show(&self.app), show(&other.app));
         }
         if self.output_dir != other.output_dir {
             return format!(

@@ -316,6 +316,14 @@ impl Coordinator for Handler {
     }
 }
 
+/// Removes a job directory this start created (incarnation 0) when the
+/// start fails after all: an unresumable empty journal must not stay behind.
+fn abandon_fresh(job_dir: &std::path::Path, incarnation: u32) {
+    if incarnation == 0 {
+        let _ = std::fs::remove_dir_all(job_dir);
+    }
+}
+
 /// A job whose coordinator is listening; [`RunningJob::wait`] drives it to the end.
 pub struct RunningJob {
     shared: Arc<Shared>,
@@ -346,6 +354,11 @@ impl RunningJob {
                 "--max-attempts must be at least 1".into(),
             ));
         }
+        if cfg.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            return Err(CoordinatorError::Config(
+                "--token (or MR_TOKEN) is empty; give a non-empty secret, or leave it unset to have one generated".into(),
+            ));
+        }
         if cfg.workers > 0 && cfg.app.is_none() {
             return Err(CoordinatorError::Config(
                 "--workers starts local workers, which need to know the app: add --app NAME".into(),
@@ -362,6 +375,14 @@ impl RunningJob {
         if work_dir != output_dir {
             locks.push(lock_output_dir(&work_dir)?);
         }
+        // Bound before the job directory exists, so a busy port leaves nothing behind.
+        let mut listener = tarpc::serde_transport::tcp::listen(&cfg.listen, Bincode::default)
+            .await
+            .map_err(|e| CoordinatorError::Bind {
+                addr: cfg.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        listener.config_mut().max_frame_length(crate::MAX_FRAME);
         let id = job_id(&files, &cfg);
         let job_dir = work_dir.join(JOB_DIR);
         if cfg.fresh && job_dir.exists() {
@@ -389,19 +410,17 @@ impl RunningJob {
                 "resuming an unfinished run of this job from its journal"
             );
         }
-        let token = if cfg.no_token {
-            None
-        } else {
-            Some(job_token(&job_dir, cfg.token.as_deref())?)
+        let token = match cfg.no_token {
+            true => None,
+            false => match job_token(&job_dir, cfg.token.as_deref()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    abandon_fresh(&job_dir, recovered.incarnation);
+                    return Err(e);
+                }
+            },
         };
 
-        let mut listener = tarpc::serde_transport::tcp::listen(&cfg.listen, Bincode::default)
-            .await
-            .map_err(|e| CoordinatorError::Bind {
-                addr: cfg.listen.clone(),
-                reason: e.to_string(),
-            })?;
-        listener.config_mut().max_frame_length(crate::MAX_FRAME);
         let addr = listener.local_addr();
         let mut token_file = None;
         let mut token_hint = String::new();
@@ -480,7 +499,15 @@ impl RunningJob {
         });
 
         let embedded = match (&cfg.app, cfg.workers) {
-            (Some(app), n) if n > 0 => EmbeddedWorkers::start(n, app, addr, token.as_deref())?,
+            (Some(app), n) if n > 0 => {
+                match EmbeddedWorkers::start(n, app, addr, token.as_deref()) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        abandon_fresh(&shared.job_dir, recovered.incarnation);
+                        return Err(e);
+                    }
+                }
+            }
             _ => EmbeddedWorkers::none(),
         };
         info!(%addr, "coordinator listening");

@@ -18,22 +18,22 @@ use std::time::Duration;
 #[command(version)]
 struct Args {
     /// Number of reduce tasks R (and output files).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 10)]
     reduces: u32,
     /// Address to listen on for workers (port 0 picks a free port).
     #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
     listen: String,
     /// Seconds a worker may stay silent before its tasks are reissued elsewhere.
-    #[arg(long, default_value = "10", value_parser = parse_secs)]
+    #[arg(long, allow_hyphen_values = true, default_value = "10", value_parser = parse_secs)]
     task_timeout: Duration,
     /// Largest input split per map task: bytes, or with a unit (512KiB, 64MiB, 1GiB).
-    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    #[arg(long, allow_hyphen_values = true, default_value = "64MiB", value_parser = parse_size)]
     split_size: u64,
     /// The app workers must run; workers running another app are refused.
     #[arg(long)]
     app: Option<String>,
     /// Start this many local mrworker processes for the job (needs --app).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 0)]
     workers: u32,
     /// Directory where mr-out-* files are written.
     #[arg(long, default_value = ".")]
@@ -42,7 +42,7 @@ struct Args {
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
     /// Skip records on which the app's map or reduce panics (each is retried
     /// once without the record, as in the MapReduce paper) instead of failing

@@ -15,7 +15,7 @@ struct Args {
     output_dir: PathBuf,
     /// Memory budget for map buffers (bytes, or 64MiB, 1GiB...); past it,
     /// sorted runs are spilled to disk and merged.
-    #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
     memory: u64,
     /// The app: a built-in name or the path of a plugin (.so).
     app: String,

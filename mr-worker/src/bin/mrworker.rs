@@ -18,12 +18,12 @@ struct Args {
     #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
     coordinator: String,
     /// Seconds to keep trying to reach the coordinator at start-up.
-    #[arg(long, default_value = "5", value_parser = mr_coordinator::size::parse_secs)]
+    #[arg(long, allow_hyphen_values = true, default_value = "5", value_parser = mr_coordinator::size::parse_secs)]
     connect_timeout: Duration,
     /// Seconds to wait for a coordinator lost mid-job to come back (it may be
     /// restarting from its journal) before exiting. A worker that can see the
     /// job directory exits at once if the job finished.
-    #[arg(long, default_value = "30", value_parser = mr_coordinator::size::parse_secs)]
+    #[arg(long, allow_hyphen_values = true, default_value = "30", value_parser = mr_coordinator::size::parse_secs)]
     reconnect_timeout: Duration,
     /// The job's token (printed nowhere; see the coordinator's log for where
     /// it is kept). Workers on the coordinator's machine find it themselves.
@@ -31,11 +31,16 @@ struct Args {
     token: Option<String>,
     /// Memory budget of a map task's buffers (bytes, or 64MiB, 1GiB...);
     /// past it, sorted runs are spilled to disk and merged at the end.
-    #[arg(long, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
     memory: u64,
     /// Threads for map and reduce work (0: one per core). Several workers on
     /// one machine do better splitting the cores than each using them all.
-    #[arg(long, env = "MR_THREADS", default_value_t = 0)]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        env = "MR_THREADS",
+        default_value_t = 0
+    )]
     threads: usize,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit) or the path of a plugin (.so).

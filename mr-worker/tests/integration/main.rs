@@ -2,7 +2,10 @@
 //! binaries, each test in its own directory, on ports the OS picks, with
 //! every child killed and reaped when its handle drops.
 
+mod bad_input;
 mod cli;
 mod faults;
 mod inputs;
+mod security;
+mod storage;
 mod util;

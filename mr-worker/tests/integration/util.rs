@@ -155,6 +155,31 @@ impl TestDir {
         }
     }
 
+    /// Starts a coordinator with `args` on a free port with its stderr kept
+    /// in `coordinator.log`; returns it, its address and the log's path.
+    pub fn coordinator_logged(&self, args: &[&str]) -> (Proc, String, PathBuf) {
+        let addr_file = self.path().join("addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let log = self.path().join("coordinator.log");
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(["--listen", "127.0.0.1:0", "--addr-file"]);
+        cmd.arg(&addr_file).args(args);
+        let mut p = Proc::start_logged(cmd, self.path(), &log);
+        let ok = eventually(Duration::from_secs(10), || {
+            addr_file.exists() || p.wait_for(Duration::ZERO).is_some()
+        });
+        assert!(
+            ok && addr_file.exists(),
+            "coordinator did not start: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        let addr = std::fs::read_to_string(&addr_file)
+            .unwrap()
+            .trim()
+            .to_string();
+        (p, addr, log)
+    }
+
     /// Starts a worker for `app` against `addr`.
     pub fn worker(&self, addr: &str, app: &str) -> Proc {
         self.worker_with(addr, app, &[])
@@ -182,13 +207,18 @@ impl TestDir {
         sorted_lines(&[std::fs::read(out.join("mr-out-0")).unwrap()])
     }
 
-    /// The `mr-out-<r>` files of `dir`, in order of r; asserts there are exactly `reduces`.
-    pub fn outputs(&self, dir: &Path, reduces: u32) -> Vec<Vec<u8>> {
-        let names: Vec<String> = std::fs::read_dir(dir)
+    /// Names of the visible `mr-out*` files in `dir`.
+    pub fn outputs_named(&self, dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with("mr-out"))
-            .collect();
+            .collect()
+    }
+
+    /// The `mr-out-<r>` files of `dir`, in order of r; asserts there are exactly `reduces`.
+    pub fn outputs(&self, dir: &Path, reduces: u32) -> Vec<Vec<u8>> {
+        let names = self.outputs_named(dir);
         assert_eq!(names.len(), reduces as usize, "output files: {names:?}");
         (0..reduces)
             .map(|r| std::fs::read(dir.join(format!("mr-out-{r}"))).unwrap())

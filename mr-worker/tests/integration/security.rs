@@ -1,0 +1,196 @@
+//! Strangers at the coordinator's port: workers without the job's token,
+//! garbage bytes, half-open connections, stray and stale RPCs. None may
+//! join, crash or stall the job.
+
+use crate::util::{bin, data_files, sorted_lines, Proc, TestDir};
+use mr_coordinator::protocol::{
+    AttemptId, CoordinatorClient, ProtocolError, RegisterError, RegisterRequest, ReportAck,
+    TaskOutput, WorkerId,
+};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::Duration;
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+
+fn request(token: &str) -> RegisterRequest {
+    RegisterRequest {
+        app: "wc".into(),
+        whole_file: false,
+        host: "test".into(),
+        pid: 1,
+        capacity: 1,
+        token: token.into(),
+    }
+}
+
+async fn client(addr: &str) -> CoordinatorClient {
+    let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
+        .await
+        .unwrap();
+    CoordinatorClient::new(client::Config::default(), transport).spawn()
+}
+
+#[test]
+fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
+    let t = TestDir::new();
+    let files = data_files();
+    let mut args = vec!["--app", "wc"];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let token = mr_coordinator::token::discover(port).expect("token published for local workers");
+
+    // Garbage: the server drops that connection (and only that one).
+    let mut junk = TcpStream::connect(&addr).unwrap();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    junk.write_all(&noise).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let closed = matches!(junk.read(&mut buf), Ok(0) | Err(_));
+    assert!(closed, "the coordinator hung up on garbage");
+    // Half-open: a frame header promising bytes that never come, held open
+    // for the whole job.
+    let mut half = TcpStream::connect(&addr).unwrap();
+    half.write_all(&[0, 0, 1, 0, 1, 2, 3]).unwrap();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let stranger = client(&addr).await;
+        // No token, a wrong one: refused, with a hint where to find it.
+        for bad in ["", "0123456789abcdef0123456789abcdef"] {
+            match stranger
+                .register(context::current(), request(bad))
+                .await
+                .unwrap()
+            {
+                Err(RegisterError::BadToken { hint }) => assert!(hint.contains(".token"), "{hint}"),
+                other => panic!("a worker without the token joined: {other:?}"),
+            }
+        }
+        // Naming a worker id it never registered: refused on every call.
+        let w = WorkerId(0);
+        let r = stranger.request_task(context::current(), w).await.unwrap();
+        assert_eq!(r.err(), Some(ProtocolError::UnknownWorker(w)));
+        let out = Ok(TaskOutput::Reduce {
+            keys: 1,
+            bytes: 1,
+            skipped: 0,
+        });
+        let r = stranger
+            .report(context::current(), w, AttemptId(0), out)
+            .await
+            .unwrap();
+        assert_eq!(r.err(), Some(ProtocolError::UnknownWorker(w)));
+        let r = stranger
+            .heartbeat(context::current(), w, vec![])
+            .await
+            .unwrap();
+        assert!(r.is_err());
+
+        // A real registration, then a report for an attempt it never got.
+        let member = client(&addr).await;
+        let settings = member
+            .register(context::current(), request(&token))
+            .await
+            .unwrap()
+            .expect("the right token is accepted");
+        let out = Ok(TaskOutput::Reduce {
+            keys: 1,
+            bytes: 1,
+            skipped: 0,
+        });
+        let ack = member
+            .report(context::current(), settings.worker, AttemptId(123_456), out)
+            .await
+            .unwrap();
+        assert_eq!(ack, Ok(ReportAck::Ignored));
+        // Another connection cannot act for that worker.
+        let r = stranger
+            .request_task(context::current(), settings.worker)
+            .await
+            .unwrap();
+        assert_eq!(r.err(), Some(ProtocolError::UnknownWorker(settings.worker)));
+    });
+
+    // Real workers (finding the token on their own) still finish the job.
+    let _w1 = t.worker(&addr, "wc");
+    let _w2 = t.worker(&addr, "wc");
+    let st = c.wait_for(Duration::from_secs(60)).expect("job finishes");
+    assert!(st.success());
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 10)),
+        t.sequential("wc", &files)
+    );
+    drop(half);
+    assert!(
+        mr_coordinator::token::discover(port).is_none(),
+        "the published token is removed at the end"
+    );
+}
+
+#[test]
+fn a_worker_needs_the_token_and_may_be_given_it() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"alpha beta alpha\n");
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    let addr_file = t.path().join("addr");
+    cmd.args([
+        "--quiet",
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "wc",
+        "--token",
+        "s3cret-value",
+    ])
+    .arg("--addr-file")
+    .arg(&addr_file)
+    .arg(&f);
+    let mut c = Proc::start(cmd, t.path());
+    assert!(crate::util::eventually(Duration::from_secs(10), || {
+        addr_file.exists()
+    }));
+    let addr = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // A given token is published for local workers too; a worker told a
+    // wrong one is refused with exit status 3 and a message saying what to do.
+    let out = Command::new(bin("mrworker"))
+        .args(["--coordinator", &addr, "--token", "wrong", "wc"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(msg.contains("token") && msg.contains("--token"), "{msg}");
+    let mut w = Proc::start(
+        {
+            let mut cmd = Command::new(bin("mrworker"));
+            cmd.env("MR_TOKEN", "s3cret-value")
+                .args(["--coordinator", &addr, "wc"]);
+            cmd
+        },
+        t.path(),
+    );
+    assert!(c
+        .wait_for(Duration::from_secs(30))
+        .expect("job finishes")
+        .success());
+    assert!(w
+        .wait_for(Duration::from_secs(30))
+        .expect("worker exits")
+        .success());
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 10)),
+        vec![b"alpha 2".to_vec(), b"beta 1".to_vec()]
+    );
+}

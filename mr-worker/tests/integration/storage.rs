@@ -1,0 +1,209 @@
+//! Storage faults: intermediate files lost, truncated or flipped after their
+//! map finished; a full disk under the outputs; records that crash the app.
+
+use crate::util::{bin, data_files, eventually, sorted_lines, Proc, TestDir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Accepted map outputs (`mr-<m>-<attempt>`, no suffix) in a job directory.
+fn map_outputs(job_dir: &Path) -> Vec<PathBuf> {
+    let Ok(d) = std::fs::read_dir(job_dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = d
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let mut parts = n.split('-');
+            parts.next() == Some("mr")
+                && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn map_outputs_lost_truncated_or_flipped_are_rebuilt_and_the_answer_is_right() {
+    let t = TestDir::new();
+    let files = data_files();
+    let want = t.sequential("early_exit", &files);
+    let addr_file = t.path().join("addr");
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args([
+        "--listen",
+        "127.0.0.1:0",
+        "--app",
+        "early_exit",
+        "--addr-file",
+    ])
+    .arg(&addr_file)
+    .args(&files);
+    let log = t.path().join("coordinator.log");
+    let mut c = Proc::start_logged(cmd, t.path(), &log);
+    assert!(eventually(Duration::from_secs(10), || addr_file.exists()));
+    let addr = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    let _w = t.worker(&addr, "early_exit");
+    // early_exit's 8 maps are quick; two of its reduces take 3 s each. Once
+    // every map output exists, damage them all while the reduces run.
+    let job_dir = t.path().join("mr-job");
+    assert!(eventually(Duration::from_secs(30), || map_outputs(
+        &job_dir
+    )
+    .len()
+        == 8));
+    for (i, f) in map_outputs(&job_dir).iter().enumerate() {
+        match i % 3 {
+            0 => std::fs::remove_file(f).unwrap(),
+            1 => {
+                let len = std::fs::metadata(f).unwrap().len();
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(f)
+                    .unwrap()
+                    .set_len(len / 2)
+                    .unwrap();
+            }
+            _ => {
+                let mut b = std::fs::read(f).unwrap();
+                let mid = b.len() / 3;
+                b[mid] ^= 0x10;
+                std::fs::write(f, b).unwrap();
+            }
+        }
+    }
+    let st = c.wait_for(Duration::from_secs(90)).expect("job finishes");
+    assert!(st.success(), "{st}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 10)), want);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("is unusable"),
+        "a reducer met the damage: {log}"
+    );
+}
+
+#[test]
+fn a_full_disk_fails_the_job_naming_the_path_and_leaves_no_output() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"alpha beta gamma\n");
+    let (mut c, addr, log) =
+        t.coordinator_logged(&["--app", "wc", "--reduces", "2", "--max-attempts", "2", &f]);
+    // Every reduce attempt's temp output is a link to /dev/full: writes fail
+    // with ENOSPC exactly as on a full file system.
+    for r in 0..2 {
+        for a in 0..64 {
+            std::os::unix::fs::symlink("/dev/full", t.path().join(format!(".mr-out-{r}.{a}.tmp")))
+                .unwrap();
+        }
+    }
+    let _w = t.worker(&addr, "wc");
+    let st = c.wait_for(Duration::from_secs(30)).expect("job ends");
+    assert_eq!(st.code(), Some(1));
+    let msg = std::fs::read_to_string(&log).unwrap();
+    let last = msg.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("job failed")
+            && last.contains(".mr-out-")
+            && last.contains("No space left on device"),
+        "{msg}"
+    );
+    let visible: Vec<String> = std::fs::read_dir(t.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("mr-out") || n == "mr-job")
+        .collect();
+    assert!(visible.is_empty(), "{visible:?}");
+}
+
+/// Lines of `text` without those containing `word`.
+fn without(text: &str, word: &str) -> String {
+    text.lines()
+        .filter(|l| !l.split_whitespace().any(|w| w == word))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn a_crashing_record_fails_the_job_naming_task_file_and_offset() {
+    let t = TestDir::new();
+    let text = "alpha beta\n".repeat(1000) + "gamma poisonrecord\n" + &"delta\n".repeat(10);
+    let f = t.write("bad.txt", text.as_bytes());
+    let out = Command::new(bin("mrcoordinator"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "poison",
+            "--workers",
+            "2",
+        ])
+        .args(["--max-attempts", "2", "--reduces", "3", &f])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = String::from_utf8_lossy(&out.stderr);
+    let last = msg.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("map-0 failed 2 times")
+            && last.contains("poison: bad record")
+            && last.contains(&format!("input '{f}'"))
+            && last.contains("byte offset 11000"),
+        "{msg}"
+    );
+    assert!(t.outputs_named(t.path()).is_empty());
+}
+
+#[test]
+fn skip_bad_records_skips_them_counts_them_and_keeps_the_rest() {
+    let t = TestDir::new();
+    let mut a = String::new();
+    for i in 0..3000 {
+        a += &format!("line {i} of words\n");
+        if i % 1000 == 500 {
+            a += "this poisonrecord line\n";
+        }
+    }
+    let b = "calm words only\n".repeat(500) + "a poisonkey here\n";
+    let fa = t.write("a.txt", a.as_bytes());
+    let fb = t.write("b.txt", b.as_bytes());
+    // What wc says of the same text without the bad lines and the bad key.
+    let ca = t.write("clean/a.txt", without(&a, "poisonrecord").as_bytes());
+    let cb = t.write("clean/b.txt", b.as_bytes());
+    let want: Vec<Vec<u8>> = t
+        .sequential("wc", &[ca, cb])
+        .into_iter()
+        .filter(|l| !l.starts_with(b"poisonkey "))
+        .collect();
+    let out = Command::new(bin("mrcoordinator"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--app",
+            "poison",
+            "--workers",
+            "2",
+        ])
+        .args([
+            "--skip-bad-records",
+            "--split-size",
+            "16KiB",
+            "--reduces",
+            "5",
+            &fa,
+            &fb,
+        ])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{msg}");
+    assert!(msg.contains("skipped 4 bad records"), "{msg}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 5)), want);
+}
