@@ -7,26 +7,29 @@
 # (the reducer's CRC32C check must catch it and the map must run again).
 # The output must equal mrsequential's, byte for byte, every run.
 #
-#   bash tests/chaos.sh [--size 100MiB] [--runs 10] [--app wc] [--keep]
+#   bash tests/chaos.sh [--size 100MiB] [--runs 10] [--app wc] [--kill-ms 1000-3000] [--keep]
 #
 # Prints one line per run and a summary; exits non-zero if any run failed.
-# MR_NO_BUILD=1 skips the release build.
+# MR_NO_BUILD=1 skips the release build; MR_BIN=DIR takes the binaries from DIR.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-BIN=$ROOT/target/release
+BIN=${MR_BIN:-$ROOT/target/release}
 
 SIZE=100MiB
 RUNS=10
 APP=wc
 KEEP=0
+KILL_LO=1000
+KILL_HI=3000
 while [[ $# -gt 0 ]]; do
   case $1 in
     --size) SIZE=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --app) APP=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    *) echo "usage: $0 [--size 100MiB] [--runs N] [--app wc|indexer] [--keep]" >&2; exit 2 ;;
+    --kill-ms) KILL_LO=${2%-*}; KILL_HI=${2#*-}; shift 2 ;;
+    *) echo "usage: $0 [--size 100MiB] [--runs N]  [--app wc|indexer] [--kill-ms LO-HI] [--keep]" >&2; exit 2 ;;
   esac
 done
 
@@ -91,7 +94,7 @@ one_run() {
   t0=$(now)
   start_coordinator
   for _ in 1 2 3; do start_worker; done
-  next_kill=$(( $(date +%s%3N) + $(rand_ms 1000 3000) ))
+  next_kill=$(( $(date +%s%3N) + $(rand_ms $KILL_LO $KILL_HI) ))
   local nmaps total_maps=$(( ($(cat "${INPUTS[@]}" | wc -c) + 2097151) / 2097152 ))
   while :; do
     # The (current) coordinator has exited: done, one way or the other.
@@ -129,7 +132,7 @@ one_run() {
       unset 'WORKERS[k]'; WORKERS=("${WORKERS[@]}")
       start_worker
       kills=$((kills + 1))
-      next_kill=$(( $(date +%s%3N) + $(rand_ms 1000 3000) ))
+      next_kill=$(( $(date +%s%3N) + $(rand_ms $KILL_LO $KILL_HI) ))
     fi
     if (( $(date +%s) - ${t0%.*} > 600 )); then
       echo "run $i: FAIL: no end after 600 s"; return 1

@@ -13,6 +13,7 @@ pub mod plan;
 pub mod protocol;
 pub mod scheduler;
 pub mod server;
+mod service;
 pub mod size;
 pub mod token;
 

@@ -43,7 +43,7 @@ struct Args {
     )]
     threads: usize,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
-    /// jobcount, early_exit) or the path of a plugin (.so).
+    /// jobcount, early_exit, poison) or the path of a plugin (.so).
     app: String,
 }
 

@@ -1,0 +1,309 @@
+//! The RPC service: what the coordinator does with each call of the
+//! protocol, on state shared by every connection.
+//!
+//! The scheduler lives behind a `std::sync::Mutex` that is never held across
+//! an `.await`; the only I/O done under it is the rename that commits a
+//! reduce output, so that "is this the first good report?" and "commit it"
+//! happen as one step and no task is ever committed twice. Journal records
+//! are queued under the same lock (so the journal's order is the state's)
+//! and their durability is awaited after it is released.
+
+use crate::journal::{Journal, Record};
+use crate::protocol::{
+    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, ProtocolError,
+    RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
+};
+use crate::scheduler::{Scheduler, TaskRef, Verdict};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tarpc::context::Context;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+/// Byte counters of accepted attempts, for the job summary.
+#[derive(Default)]
+pub(crate) struct Totals {
+    pub(crate) input: AtomicU64,
+    pub(crate) intermediate: AtomicU64,
+    pub(crate) output: AtomicU64,
+    pub(crate) skipped: AtomicU64,
+}
+
+/// Resolves once a journal record is on disk.
+pub(crate) type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
+
+/// State shared by every connection handler and the supervising loop.
+pub(crate) struct Shared {
+    pub(crate) sched: Mutex<Scheduler>,
+    pub(crate) job_id: String,
+    pub(crate) reduces: u32,
+    pub(crate) job_dir: PathBuf,
+    pub(crate) output_dir: PathBuf,
+    pub(crate) heartbeat: Duration,
+    /// Which worker registered on which connection, to notice crashes at once.
+    pub(crate) conns: Mutex<HashMap<u64, WorkerId>>,
+    pub(crate) next_conn: AtomicU64,
+    /// Poked whenever the job's state may have changed.
+    pub(crate) changed: Notify,
+    pub(crate) totals: Totals,
+    /// Durable record of committed progress.
+    pub(crate) journal: Journal,
+    /// The token workers must present; None with `--no-token`.
+    pub(crate) token: Option<String>,
+    /// Where a refused worker can find the token (for its error message).
+    pub(crate) token_hint: String,
+}
+
+impl Shared {
+    pub(crate) fn sched(&self) -> MutexGuard<'_, Scheduler> {
+        // A panic while holding the lock is a bug; the state is still the
+        // best we have, so keep going rather than poisoning every handler.
+        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A connection ended: its worker (if any) is gone, since a live worker
+    /// keeps its one connection open for the life of the process.
+    pub(crate) fn connection_closed(&self, conn: u64) {
+        let worker = self
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&conn);
+        if let Some(w) = worker {
+            let reissued = self.sched().worker_lost(w);
+            if !reissued.is_empty() {
+                warn!(worker = %w, tasks = ?reissued, "worker disconnected; reissuing its tasks");
+            } else {
+                info!(worker = %w, "worker disconnected");
+            }
+            self.changed.notify_one();
+        }
+    }
+
+    /// The worker registered on connection `conn`, if any.
+    fn worker_on(&self, conn: u64) -> Option<WorkerId> {
+        self.conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&conn)
+            .copied()
+    }
+
+    /// Takes a report under the scheduler lock: commits a reduce output,
+    /// updates counters and queues the journal record. Returns the verdict,
+    /// the record's durability (to await without the lock) and progress.
+    fn decide(
+        &self,
+        worker: WorkerId,
+        attempt: AttemptId,
+        outcome: Result<TaskOutput, TaskFailure>,
+    ) -> (Verdict, Option<Durable>, crate::outcome::Progress) {
+        let now = Instant::now();
+        let mut s = self.sched();
+        s.touch(worker, now);
+        if s.owner_of(attempt) != Some(worker) {
+            return (Verdict::Ignored, None, s.progress());
+        }
+        let counted = match &outcome {
+            Ok(TaskOutput::Map {
+                input_bytes,
+                bytes,
+                skipped,
+                ..
+            }) => Some([
+                (&self.totals.input, *input_bytes),
+                (&self.totals.intermediate, *bytes),
+                (&self.totals.skipped, *skipped),
+            ]),
+            Ok(TaskOutput::Reduce { bytes, skipped, .. }) => Some([
+                (&self.totals.output, *bytes),
+                (&self.totals.skipped, *skipped),
+                (&self.totals.output, 0),
+            ]),
+            Err(_) => None,
+        };
+        let verdict = match outcome {
+            Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
+            Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
+                Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
+                    Ok(()) => s.succeeded(attempt, now),
+                    Err(f) => {
+                        warn!(%attempt, "{f}");
+                        s.failed(attempt, f)
+                    }
+                },
+                _ => Verdict::Ignored,
+            },
+            Err(failure) => {
+                let task = s.task_of(attempt);
+                let lost = match &failure {
+                    TaskFailure::MapOutputLost { map, .. } if s.map_done(*map) => Some(*map),
+                    _ => None,
+                };
+                let v = s.failed(attempt, failure.clone());
+                if v != Verdict::Ignored {
+                    warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
+                }
+                if let Some(m) = lost.filter(|&m| !s.map_done(m)) {
+                    self.journal.append_later(Record::MapLost(m));
+                }
+                v
+            }
+        };
+        // Queued under the lock (journal order = state order), awaited after.
+        let durable = match verdict {
+            Verdict::Accepted(TaskRef::Map(m)) => {
+                Some(Box::pin(self.journal.submit(Record::MapDone(m, attempt))) as Durable)
+            }
+            Verdict::Accepted(TaskRef::Reduce(r)) => {
+                Some(Box::pin(self.journal.submit(Record::ReduceDone(r, attempt))) as Durable)
+            }
+            _ => None,
+        };
+        if let (Verdict::Accepted(_), Some(counters)) = (&verdict, counted) {
+            for (c, x) in counters {
+                c.fetch_add(x, Ordering::Relaxed);
+            }
+        }
+        (verdict, durable, s.progress())
+    }
+
+    /// Commits reduce attempt `attempt` of task `r`: its temp file becomes `mr-out-r`.
+    fn commit_output(
+        &self,
+        r: crate::protocol::ReduceTaskId,
+        attempt: AttemptId,
+    ) -> Result<(), TaskFailure> {
+        let tmp = self.output_dir.join(names::reduce_temp(r, attempt));
+        let out = self.output_dir.join(names::output(r));
+        std::fs::rename(&tmp, &out).map_err(|e| TaskFailure::Io {
+            path: tmp.display().to_string(),
+            reason: format!("cannot commit as {}: {e}", out.display()),
+        })
+    }
+}
+
+/// One connection's view of the service.
+#[derive(Clone)]
+pub(crate) struct Handler {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) conn: u64,
+}
+
+impl Coordinator for Handler {
+    async fn register(
+        self,
+        _: Context,
+        req: RegisterRequest,
+    ) -> Result<JobSettings, RegisterError> {
+        if let Some(expected) = &self.shared.token {
+            if !crate::token::matches(&req.token, expected) {
+                warn!(host = %req.host, pid = req.pid, "refused a worker that did not present the job's token");
+                return Err(RegisterError::BadToken {
+                    hint: self.shared.token_hint.clone(),
+                });
+            }
+        }
+        let worker = {
+            let mut s = self.shared.sched();
+            let planned = s.planned_app().is_some();
+            let worker = s.register(Instant::now(), &req.app, req.whole_file);
+            if !planned {
+                if let Some((app, whole_file)) = s.planned_app() {
+                    // Sent under the lock so the journal's order is the state's.
+                    self.shared
+                        .journal
+                        .append_later(Record::AppFixed { app, whole_file });
+                }
+            }
+            worker
+        };
+        let worker = match worker {
+            Ok(w) => w,
+            Err(e) => {
+                warn!(host = %req.host, pid = req.pid, "refused worker: {e}");
+                return Err(e);
+            }
+        };
+        let previous = self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.conn, worker);
+        if let Some(old) = previous {
+            // The same connection registering again: its old identity is gone.
+            self.shared.sched().worker_lost(old);
+        }
+        info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
+        self.shared.changed.notify_one();
+        Ok(JobSettings {
+            worker,
+            job_id: self.shared.job_id.clone(),
+            reduces: self.shared.reduces,
+            job_dir: self.shared.job_dir.clone(),
+            output_dir: self.shared.output_dir.clone(),
+            heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
+        })
+    }
+
+    async fn request_task(self, _: Context, worker: WorkerId) -> Result<Assignment, ProtocolError> {
+        // A worker id is only good on the connection that registered it.
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        let now = Instant::now();
+        let mut s = self.shared.sched();
+        if !s.touch(worker, now) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        Ok(s.assign(worker, now))
+    }
+
+    async fn report(
+        self,
+        _: Context,
+        worker: WorkerId,
+        attempt: AttemptId,
+        outcome: Result<TaskOutput, TaskFailure>,
+    ) -> Result<ReportAck, ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        let (verdict, durable, progress) = self.shared.decide(worker, attempt, outcome);
+        if let Some(d) = durable {
+            // A failed append is logged by the journal; the job goes on.
+            let _ = d.await;
+        }
+        if let Verdict::Accepted(task) = verdict {
+            info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
+        }
+        self.shared.changed.notify_one();
+        Ok(match verdict {
+            Verdict::Ignored => ReportAck::Ignored,
+            _ => ReportAck::Accepted,
+        })
+    }
+
+    async fn heartbeat(
+        self,
+        _: Context,
+        worker: WorkerId,
+        running: Vec<AttemptId>,
+    ) -> Result<HeartbeatReply, ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        let mut s = self.shared.sched();
+        if !s.touch(worker, Instant::now()) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        Ok(HeartbeatReply {
+            cancel: s.cancellable(worker, &running),
+        })
+    }
+}
