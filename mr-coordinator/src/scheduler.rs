@@ -14,6 +14,7 @@ use crate::protocol::{
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tracing::info;
 
 /// Tunables of the scheduler.
 #[derive(Clone, Debug)]
@@ -276,7 +277,11 @@ impl Scheduler {
                 state: AttemptState::Running,
             },
         );
-        self.task_mut(task).running.push(attempt);
+        let running = &mut self.task_mut(task).running;
+        if !running.is_empty() {
+            info!(%task, %attempt, %worker, "straggler: launching a backup attempt");
+        }
+        running.push(attempt);
         match task {
             TaskRef::Map(m) => Assignment::Map {
                 task: m,

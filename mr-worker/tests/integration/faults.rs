@@ -172,3 +172,74 @@ fn a_journal_of_another_job_is_refused_until_fresh() {
         vec![b"one 1".to_vec(), b"two 1".to_vec()]
     );
 }
+
+#[test]
+fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
+    let t = TestDir::new();
+    // A big input cut into 48 MiB splits: the throttled worker takes the
+    // first, the healthy one the others, which set the phase's median.
+    let line = "the quick brown fox jumps over the lazy dog\n";
+    let big = t.write("big.txt", line.repeat(3_000_000).as_bytes());
+    let small = t.write("small.txt", b"a small file\n");
+    let want = t.sequential("wc", &[big.clone(), small.clone()]);
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.env("RUST_LOG", "info")
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--addr-file",
+            "addr",
+            "--app",
+            "wc",
+        ])
+        .args([
+            "--task-timeout",
+            "1",
+            "--split-size",
+            "48MiB",
+            "--reduces",
+            "3",
+        ])
+        .args([&big, &small]);
+    let log = t.path().join("coordinator.log");
+    let mut c = Proc::start_logged(cmd, t.path(), &log);
+    let addr_file = t.path().join("addr");
+    assert!(eventually(Duration::from_secs(10), || addr_file.exists()));
+    let addr = std::fs::read_to_string(&addr_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    // The slow worker joins first and so gets the first map; it is stopped
+    // 90% of the time but never long enough to be declared lost (its
+    // heartbeats get through in every running slice).
+    let slow = t.worker_with(&addr, "wc", &["--threads", "1"]);
+    assert!(eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("worker joined"))
+    }));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let throttle = {
+        let done = done.clone();
+        let pid = slow.pid() as i32;
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                // SAFETY: plain signals to our own child process.
+                unsafe { libc::kill(pid, libc::SIGSTOP) };
+                std::thread::sleep(Duration::from_millis(450));
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let _fast = t.worker_with(&addr, "wc", &["--threads", "1"]);
+    let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    throttle.join().unwrap();
+    assert!(st.success(), "{st}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), want);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("launching a backup attempt"), "{log}");
+    assert!(
+        !log.contains("declared lost"),
+        "the slow worker stayed alive: {log}"
+    );
+}
