@@ -15,6 +15,7 @@ pub mod scheduler;
 pub mod server;
 mod service;
 pub mod size;
+mod task_state;
 pub mod token;
 
 /// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.

@@ -9,9 +9,11 @@ use crate::journal::Recovered;
 pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
-    Assignment, AttemptId, BadRecord, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
-    RegisterError, TaskFailure, WorkerId,
+    Assignment, AttemptId, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
+    TaskFailure, WorkerId,
 };
+pub use crate::task_state::MAX_SKIPPED_PER_TASK;
+use crate::task_state::{median, Attempt, AttemptState, Task, Worker};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tracing::info;
@@ -33,51 +35,6 @@ pub struct SchedulerConfig {
     pub wait: Duration,
     /// Skip records that make app code panic instead of failing the job.
     pub skip_bad_records: bool,
-}
-
-#[derive(Clone, Debug, Default)]
-struct Task {
-    /// The accepted attempt, once the task is done.
-    done: Option<AttemptId>,
-    /// Attempts currently running (more than one only for backups).
-    running: Vec<AttemptId>,
-    /// Failed attempts that count against `max_attempts`.
-    failures: u32,
-    /// Times the accepted output was later found lost or corrupt.
-    lost: u32,
-    /// The last failure, for the job's error message.
-    last_failure: Option<TaskFailure>,
-    /// Records later attempts skip (`--skip-bad-records`).
-    skip: Vec<BadRecord>,
-}
-
-/// Most bad records one task may skip before the job fails anyway: past
-/// this, the input or the app is broken, not a few records.
-pub const MAX_SKIPPED_PER_TASK: usize = 100;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum AttemptState {
-    Running,
-    Succeeded,
-    Failed,
-    /// Its worker was lost or another attempt won; a late success is still
-    /// usable if the task is not yet done.
-    Abandoned,
-}
-
-#[derive(Clone, Debug)]
-struct Attempt {
-    task: TaskRef,
-    worker: WorkerId,
-    started: Instant,
-    state: AttemptState,
-}
-
-#[derive(Clone, Debug)]
-struct Worker {
-    last_seen: Instant,
-    alive: bool,
-    told_exit: bool,
 }
 
 /// The state of one job's tasks, attempts and workers.
@@ -531,15 +488,6 @@ impl Scheduler {
             workers_alive: self.workers.values().filter(|w| w.alive).count(),
         }
     }
-}
-
-fn median(durations: &[Duration]) -> Option<Duration> {
-    if durations.is_empty() {
-        return None;
-    }
-    let mut d = durations.to_vec();
-    d.sort_unstable();
-    Some(d[d.len() / 2])
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
+use crate::protocol::BadRecord;
 
 fn cfg(reduces: u32) -> SchedulerConfig {
     SchedulerConfig {

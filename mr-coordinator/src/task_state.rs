@@ -1,0 +1,65 @@
+//! The scheduler's records: one per task, attempt and worker. Plain data;
+//! the decisions about them are in [`crate::scheduler`].
+
+use crate::outcome::TaskRef;
+use crate::protocol::{AttemptId, BadRecord, TaskFailure, WorkerId};
+use std::time::{Duration, Instant};
+
+/// One map or reduce task.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Task {
+    /// The accepted attempt, once the task is done.
+    pub(crate) done: Option<AttemptId>,
+    /// Attempts currently running (more than one only for backups).
+    pub(crate) running: Vec<AttemptId>,
+    /// Failed attempts that count against `max_attempts`.
+    pub(crate) failures: u32,
+    /// Times the accepted output was later found lost or corrupt.
+    pub(crate) lost: u32,
+    /// The last failure, for the job's error message.
+    pub(crate) last_failure: Option<TaskFailure>,
+    /// Records later attempts skip (`--skip-bad-records`).
+    pub(crate) skip: Vec<BadRecord>,
+}
+
+/// Most bad records one task may skip before the job fails anyway: past
+/// this, the input or the app is broken, not a few records.
+pub const MAX_SKIPPED_PER_TASK: usize = 100;
+
+/// Where an attempt stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AttemptState {
+    Running,
+    Succeeded,
+    Failed,
+    /// Its worker was lost or another attempt won; a late success is still
+    /// usable if the task is not yet done.
+    Abandoned,
+}
+
+/// One execution of a task on a worker.
+#[derive(Clone, Debug)]
+pub(crate) struct Attempt {
+    pub(crate) task: TaskRef,
+    pub(crate) worker: WorkerId,
+    pub(crate) started: Instant,
+    pub(crate) state: AttemptState,
+}
+
+/// A registered worker.
+#[derive(Clone, Debug)]
+pub(crate) struct Worker {
+    pub(crate) last_seen: Instant,
+    pub(crate) alive: bool,
+    pub(crate) told_exit: bool,
+}
+
+/// The median of `durations`, if any.
+pub(crate) fn median(durations: &[Duration]) -> Option<Duration> {
+    if durations.is_empty() {
+        return None;
+    }
+    let mut d = durations.to_vec();
+    d.sort_unstable();
+    Some(d[d.len() / 2])
+}
