@@ -3,6 +3,7 @@
 
 use crate::journal::JournalError;
 use crate::plan::PlanError;
+use crate::protocol::Counters;
 use crate::scheduler::JobFailure;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -97,14 +98,71 @@ pub struct JobSummary {
     pub elapsed: Duration,
     /// Where the outputs are.
     pub output_dir: PathBuf,
-    /// Bytes of input the accepted map attempts read.
-    pub input_bytes: u64,
-    /// Bytes of intermediate run files the accepted map attempts wrote.
-    pub intermediate_bytes: u64,
-    /// Bytes of committed output.
-    pub output_bytes: u64,
-    /// Bad records skipped (`--skip-bad-records`).
-    pub skipped_records: u64,
+    /// The job's counters (sums over accepted attempts, earlier runs' included).
+    pub counters: Counters,
+    /// Wall time of the map phase (first map assigned to last map done).
+    pub map_phase: Duration,
+    /// Wall time of the reduce phase (last map done to last output committed).
+    pub reduce_phase: Duration,
     /// Map and reduce tasks found done in the journal of an earlier run.
     pub resumed: (usize, usize),
+}
+
+/// `1234567` as `1,234,567`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl JobSummary {
+    /// The end-of-job report for a terminal: one headline, the phases'
+    /// wall times and every counter, aligned.
+    pub fn render(&self) -> String {
+        use std::fmt::Write;
+        let mut s = format!(
+            "job complete in {:.2} s: {} map tasks, {} outputs in {} ({} attempts)\n",
+            self.elapsed.as_secs_f64(),
+            self.maps,
+            self.reduces,
+            self.output_dir.display(),
+            self.attempts,
+        );
+        if self.resumed != (0, 0) {
+            let _ = writeln!(
+                s,
+                "resumed from the journal of an earlier run: {} map tasks and {} outputs were already done",
+                self.resumed.0, self.resumed.1
+            );
+        }
+        if self.counters.skipped_records > 0 {
+            let _ = writeln!(
+                s,
+                "skipped {} bad records (--skip-bad-records); the warnings above say which",
+                self.counters.skipped_records
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  {:<24}{:>16}",
+            "map phase",
+            format!("{:.2} s", self.map_phase.as_secs_f64())
+        );
+        let _ = writeln!(
+            s,
+            "  {:<24}{:>16}",
+            "reduce phase",
+            format!("{:.2} s", self.reduce_phase.as_secs_f64())
+        );
+        for (name, value) in self.counters.rows() {
+            let _ = writeln!(s, "  {name:<24}{:>16}", grouped(value));
+        }
+        s
+    }
 }

@@ -70,7 +70,7 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
 /// (they will be redone) and removes every leftover that is not accepted
 /// (partial map outputs, spills, uncommitted reduce temps).
 pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
-    r.maps.retain(|&m, &mut a| {
+    r.maps.retain(|&m, &mut (a, _)| {
         let ok = job_dir.join(names::map_output(m, a)).is_file();
         if !ok {
             warn!(map = %m, "journaled map output is missing; the map will run again");
@@ -87,7 +87,7 @@ pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
     let keep: std::collections::HashSet<String> = r
         .maps
         .iter()
-        .map(|(&m, &a)| names::map_output(m, a))
+        .map(|(&m, (a, _))| names::map_output(m, *a))
         .chain([JOURNAL.to_string(), TOKEN_FILE.to_string()])
         .collect();
     if let Ok(entries) = std::fs::read_dir(job_dir) {

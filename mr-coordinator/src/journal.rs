@@ -14,7 +14,7 @@
 //! into one write and one `fdatasync` (group commit); callers on the tokio
 //! runtime await an acknowledgement instead of blocking on the disk.
 
-use crate::protocol::{AttemptId, MapTaskId, ReduceTaskId};
+use crate::protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -106,12 +106,12 @@ pub enum Record {
         /// Whether it maps whole files.
         whole_file: bool,
     },
-    /// A map task's output was accepted.
-    MapDone(MapTaskId, AttemptId),
+    /// A map task's output was accepted (with the attempt's counters).
+    MapDone(MapTaskId, AttemptId, Counters),
     /// A map task's accepted output was found lost or corrupt.
     MapLost(MapTaskId),
-    /// `mr-out-r` was committed.
-    ReduceDone(ReduceTaskId, AttemptId),
+    /// `mr-out-r` was committed (with the attempt's counters).
+    ReduceDone(ReduceTaskId, AttemptId, Counters),
 }
 
 /// What replaying a journal yields.
@@ -122,9 +122,9 @@ pub struct Recovered {
     /// The app, if the previous run had learned it.
     pub app: Option<(String, bool)>,
     /// Maps whose output was accepted (and not since lost).
-    pub maps: BTreeMap<MapTaskId, AttemptId>,
+    pub maps: BTreeMap<MapTaskId, (AttemptId, Counters)>,
     /// Committed reduce outputs.
-    pub reduces: BTreeMap<ReduceTaskId, AttemptId>,
+    pub reduces: BTreeMap<ReduceTaskId, (AttemptId, Counters)>,
 }
 
 impl Recovered {
@@ -133,14 +133,14 @@ impl Recovered {
             Record::Begin(_) => {}
             Record::Incarnation(n) => self.incarnation = n + 1,
             Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
-            Record::MapDone(m, a) => {
-                self.maps.insert(m, a);
+            Record::MapDone(m, a, c) => {
+                self.maps.insert(m, (a, c));
             }
             Record::MapLost(m) => {
                 self.maps.remove(&m);
             }
-            Record::ReduceDone(r, a) => {
-                self.reduces.insert(r, a);
+            Record::ReduceDone(r, a, c) => {
+                self.reduces.insert(r, (a, c));
             }
         }
     }
@@ -357,6 +357,13 @@ mod tests {
         }
     }
 
+    fn counted(n: u64) -> Counters {
+        Counters {
+            input_records: n,
+            ..Counters::default()
+        }
+    }
+
     async fn write_some(j: &Journal) {
         j.append(Record::AppFixed {
             app: "wc".into(),
@@ -364,16 +371,24 @@ mod tests {
         })
         .await
         .unwrap();
-        j.append(Record::MapDone(MapTaskId(0), AttemptId(3)))
-            .await
-            .unwrap();
-        j.append(Record::MapDone(MapTaskId(1), AttemptId(4)))
+        j.append(Record::MapDone(
+            MapTaskId(0),
+            AttemptId(3),
+            Counters::default(),
+        ))
+        .await
+        .unwrap();
+        j.append(Record::MapDone(MapTaskId(1), AttemptId(4), counted(7)))
             .await
             .unwrap();
         j.append(Record::MapLost(MapTaskId(0))).await.unwrap();
-        j.append(Record::ReduceDone(ReduceTaskId(2), AttemptId(9)))
-            .await
-            .unwrap();
+        j.append(Record::ReduceDone(
+            ReduceTaskId(2),
+            AttemptId(9),
+            counted(5),
+        ))
+        .await
+        .unwrap();
     }
 
     #[tokio::test]
@@ -388,11 +403,11 @@ mod tests {
         assert_eq!(r.app, Some(("wc".into(), false)));
         assert_eq!(
             r.maps.into_iter().collect::<Vec<_>>(),
-            vec![(MapTaskId(1), AttemptId(4))]
+            vec![(MapTaskId(1), (AttemptId(4), counted(7)))]
         );
         assert_eq!(
             r.reduces.into_iter().collect::<Vec<_>>(),
-            vec![(ReduceTaskId(2), AttemptId(9))]
+            vec![(ReduceTaskId(2), (AttemptId(9), counted(5)))]
         );
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();
         assert_eq!(r.incarnation, 2);
@@ -411,9 +426,13 @@ mod tests {
         let (j, r) = open(dir.path(), &identity(3)).unwrap();
         assert!(r.reduces.is_empty());
         assert_eq!(r.maps.len(), 1);
-        j.append(Record::ReduceDone(ReduceTaskId(0), AttemptId(20)))
-            .await
-            .unwrap();
+        j.append(Record::ReduceDone(
+            ReduceTaskId(0),
+            AttemptId(20),
+            counted(1),
+        ))
+        .await
+        .unwrap();
         drop(j);
         // Appends after the repair are readable again.
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();

@@ -11,6 +11,7 @@ pub mod journal;
 pub mod outcome;
 pub mod plan;
 pub mod protocol;
+pub mod report;
 pub mod scheduler;
 pub mod server;
 mod service;

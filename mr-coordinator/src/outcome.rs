@@ -1,7 +1,8 @@
 //! What the scheduler reports: which task, how a report was taken, why a
 //! job failed, and progress counts. Plain data, shared by the server and tests.
 
-use crate::protocol::{MapTaskId, ReduceTaskId, TaskFailure};
+use crate::protocol::{AttemptId, MapTaskId, ReduceTaskId, TaskFailure, WorkerId};
+use std::time::Instant;
 
 /// A task of either phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,4 +66,22 @@ pub struct Progress {
     pub attempts: u64,
     /// Workers currently alive.
     pub workers_alive: usize,
+}
+
+/// One attempt, as the job report and status page show it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptRecord {
+    /// Its id.
+    pub attempt: AttemptId,
+    /// The task it ran.
+    pub task: TaskRef,
+    /// The worker it ran on.
+    pub worker: WorkerId,
+    /// When it was assigned.
+    pub started: Instant,
+    /// When it stopped running, if it has.
+    pub ended: Option<Instant>,
+    /// "running", "succeeded", "failed" or "abandoned" (lost with its worker,
+    /// or beaten by another attempt).
+    pub outcome: &'static str,
 }

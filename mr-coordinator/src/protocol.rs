@@ -182,25 +182,70 @@ pub enum Assignment {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum TaskOutput {
     /// A map task wrote its intermediate file.
-    Map {
-        /// Input bytes read.
-        input_bytes: u64,
-        /// Records written (after combining).
-        records: u64,
-        /// Size of the intermediate file.
-        bytes: u64,
-        /// Bad records skipped, as told in the assignment.
-        skipped: u64,
-    },
+    Map(Counters),
     /// A reduce task wrote its temporary output, ready to commit.
-    Reduce {
-        /// Distinct keys reduced.
-        keys: u64,
-        /// Bytes of output.
-        bytes: u64,
-        /// Bad keys skipped, as told in the assignment.
-        skipped: u64,
-    },
+    Reduce(Counters),
+}
+
+impl TaskOutput {
+    /// The attempt's counters.
+    pub fn counters(&self) -> &Counters {
+        match self {
+            TaskOutput::Map(c) | TaskOutput::Reduce(c) => c,
+        }
+    }
+}
+
+/// Declares [`Counters`] from one list, so its fields, their display names
+/// and their sum can never disagree.
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $field:ident => $label:literal,)*) => {
+        /// What an attempt counted, as Hadoop's job counters. A job's
+        /// counters are the sums over its accepted attempts.
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+        pub struct Counters {
+            $($(#[doc = $doc])* pub $field: u64,)*
+        }
+
+        impl Counters {
+            /// Adds `other` into `self`.
+            pub fn add(&mut self, other: &Counters) {
+                $(self.$field += other.$field;)*
+            }
+
+            /// (display name, value) of every counter, in a fixed order.
+            pub fn rows(&self) -> Vec<(&'static str, u64)> {
+                vec![$(($label, self.$field),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Input bytes mapped (after aligning splits to lines).
+    input_bytes => "input bytes",
+    /// Input records (lines; files for whole-file apps) mapped.
+    input_records => "input records",
+    /// Pairs the app's map emitted.
+    map_output_records => "map output records",
+    /// Pairs fed to combining (0 for apps without a combiner).
+    combine_input_records => "combine input records",
+    /// Pairs left after combining, as written to the intermediate file.
+    combine_output_records => "combine output records",
+    /// Size of the intermediate file.
+    map_output_bytes => "map output bytes",
+    /// Bytes written to spill runs (0 when the task fit in memory).
+    spilled_bytes => "spilled bytes",
+    /// Bad records skipped (`--skip-bad-records`), in map or reduce.
+    skipped_records => "skipped records",
+    /// Distinct keys reduce tasks met.
+    reduce_input_groups => "reduce input groups",
+    /// Pairs reduce tasks read.
+    reduce_input_records => "reduce input records",
+    /// Lines written to `mr-out-*`.
+    output_records => "output records",
+    /// Bytes written to `mr-out-*`.
+    output_bytes => "output bytes",
 }
 
 /// The record app code was working on when it panicked.

@@ -6,11 +6,11 @@
 //! mutex and does the I/O around it.
 
 use crate::journal::Recovered;
-pub use crate::outcome::{JobFailure, Progress, TaskRef, Verdict};
+pub use crate::outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
-    Assignment, AttemptId, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId, RegisterError,
-    TaskFailure, WorkerId,
+    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
+    RegisterError, TaskFailure, WorkerId,
 };
 pub use crate::task_state::MAX_SKIPPED_PER_TASK;
 use crate::task_state::{median, Attempt, AttemptState, Task, Worker};
@@ -56,6 +56,13 @@ pub struct Scheduler {
     map_durations: Vec<Duration>,
     reduce_durations: Vec<Duration>,
     failure: Option<JobFailure>,
+    /// Attempts started by this scheduler (ids may start higher after a restore).
+    started: u64,
+    /// When the first map was assigned, the maps last all became done, and
+    /// the last output was committed.
+    phase_marks: [Option<Instant>; 3],
+    /// The latest time any call passed in: "now" for calls that take none.
+    clock: Option<Instant>,
 }
 
 impl Scheduler {
@@ -77,6 +84,9 @@ impl Scheduler {
             map_durations: Vec::new(),
             reduce_durations: Vec::new(),
             failure: None,
+            started: 0,
+            phase_marks: [None; 3],
+            clock: None,
         }
     }
 
@@ -88,6 +98,7 @@ impl Scheduler {
         app: &str,
         whole_file: bool,
     ) -> Result<WorkerId, RegisterError> {
+        self.tick(now);
         if self.is_over() {
             return Err(RegisterError::JobOver);
         }
@@ -142,16 +153,61 @@ impl Scheduler {
         };
         self.app = Some(app.clone());
         self.plan(*whole_file);
-        for (m, a) in &r.maps {
+        for (m, (a, c)) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.done = Some(*a);
+                t.counters = Some(c.clone());
             }
         }
-        for (red, a) in &r.reduces {
+        for (red, (a, c)) in &r.reduces {
             if let Some(t) = self.reduces.get_mut(red.0 as usize) {
                 t.done = Some(*a);
+                t.counters = Some(c.clone());
             }
         }
+    }
+
+    /// Records the counters of `task`'s accepted attempt.
+    pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
+        self.task_mut(task).counters = Some(c);
+    }
+
+    /// The job's counters: sums over the accepted attempts of done tasks
+    /// (a map whose output was lost and re-run counts once).
+    pub fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for t in self.maps.iter().chain(&self.reduces) {
+            if let (Some(_), Some(c)) = (t.done, &t.counters) {
+                total.add(c);
+            }
+        }
+        total
+    }
+
+    /// Wall times of the map phase (first map assigned to the maps' last
+    /// completion) and the reduce phase (from then to the last commit); a
+    /// phase still under way is measured up to `now`.
+    pub fn phase_times_at(&self, now: Instant) -> (Duration, Duration) {
+        let [start, maps, end] = self.phase_marks;
+        let span = |a: Option<Instant>, b: Option<Instant>| {
+            a.map_or(Duration::ZERO, |a| {
+                b.unwrap_or(now).saturating_duration_since(a)
+            })
+        };
+        let maps_done = self.all_maps_done();
+        let map_end = if maps_done { maps } else { None };
+        let reduce_start = if maps_done { maps } else { None };
+        (span(start, map_end), span(reduce_start, end))
+    }
+
+    /// Number of input files.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Every worker that registered, and whether it is still alive.
+    pub fn workers(&self) -> Vec<(WorkerId, bool)> {
+        self.workers.iter().map(|(&id, w)| (id, w.alive)).collect()
     }
 
     /// Whether map `m` has an accepted output.
@@ -161,9 +217,14 @@ impl Scheduler {
             .is_some_and(|t| t.done.is_some())
     }
 
+    fn tick(&mut self, now: Instant) {
+        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
+    }
+
     /// Records that `worker` was heard from. False if it is unknown or was
     /// declared lost, in which case it must register again.
     pub fn touch(&mut self, worker: WorkerId, now: Instant) -> bool {
+        self.tick(now);
         match self.workers.get_mut(&worker) {
             Some(w) if w.alive => {
                 w.last_seen = now;
@@ -205,6 +266,7 @@ impl Scheduler {
 
     /// Decides what `worker` does next.
     pub fn assign(&mut self, worker: WorkerId, now: Instant) -> Assignment {
+        self.tick(now);
         if self.is_over() {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.told_exit = true;
@@ -225,12 +287,17 @@ impl Scheduler {
         let Some(task) = task else { return wait };
         let attempt = AttemptId(self.next_attempt);
         self.next_attempt += 1;
+        self.started += 1;
+        if self.phase_marks[0].is_none() {
+            self.phase_marks[0] = Some(now);
+        }
         self.attempts.insert(
             attempt,
             Attempt {
                 task,
                 worker,
                 started: now,
+                ended: None,
                 state: AttemptState::Running,
             },
         );
@@ -317,8 +384,10 @@ impl Scheduler {
         let Some(task_ref) = self.would_accept(attempt) else {
             return Verdict::Ignored;
         };
+        self.tick(now);
         let a = self.attempts.get_mut(&attempt).expect("checked above");
         a.state = AttemptState::Succeeded;
+        a.ended = Some(now);
         let took = now.duration_since(a.started);
         match task_ref {
             TaskRef::Map(_) => self.map_durations.push(took),
@@ -327,9 +396,16 @@ impl Scheduler {
         let task = self.task_mut(task_ref);
         task.done = Some(attempt);
         let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
+        if self.all_maps_done() && matches!(task_ref, TaskRef::Map(_)) {
+            self.phase_marks[1] = Some(now);
+        }
+        if self.is_done() {
+            self.phase_marks[2] = Some(now);
+        }
         for other in others {
             if let Some(o) = self.attempts.get_mut(&other) {
                 o.state = AttemptState::Abandoned;
+                o.ended = Some(now);
             }
         }
         Verdict::Accepted(task_ref)
@@ -344,6 +420,7 @@ impl Scheduler {
             return Verdict::Ignored;
         }
         a.state = AttemptState::Failed;
+        a.ended = self.clock;
         let task_ref = a.task;
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
@@ -413,7 +490,9 @@ impl Scheduler {
             .map(|(&id, a)| (id, a.task))
             .collect();
         for (id, task_ref) in running {
-            self.attempts.get_mut(&id).expect("listed above").state = AttemptState::Abandoned;
+            let a = self.attempts.get_mut(&id).expect("listed above");
+            a.state = AttemptState::Abandoned;
+            a.ended = self.clock;
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
             if task.done.is_none() && task.running.is_empty() {
@@ -426,6 +505,7 @@ impl Scheduler {
     /// Declares lost every worker not heard from within the task timeout.
     /// Returns the workers lost.
     pub fn expire(&mut self, now: Instant) -> Vec<WorkerId> {
+        self.tick(now);
         let timeout = self.cfg.task_timeout;
         let silent: Vec<WorkerId> = self
             .workers
@@ -477,6 +557,26 @@ impl Scheduler {
         self.attempts.get(&attempt).map(|a| a.task)
     }
 
+    /// Every attempt so far, in id order: the job report's timeline.
+    pub fn attempt_log(&self) -> Vec<AttemptRecord> {
+        self.attempts
+            .iter()
+            .map(|(&id, a)| AttemptRecord {
+                attempt: id,
+                task: a.task,
+                worker: a.worker,
+                started: a.started,
+                ended: a.ended,
+                outcome: match a.state {
+                    AttemptState::Running => "running",
+                    AttemptState::Succeeded => "succeeded",
+                    AttemptState::Failed => "failed",
+                    AttemptState::Abandoned => "abandoned",
+                },
+            })
+            .collect()
+    }
+
     /// Counts for progress lines.
     pub fn progress(&self) -> Progress {
         Progress {
@@ -484,7 +584,7 @@ impl Scheduler {
             maps: self.maps.len(),
             reduces_done: self.reduces.iter().filter(|t| t.done.is_some()).count(),
             reduces: self.reduces.len(),
-            attempts: self.next_attempt,
+            attempts: self.started,
             workers_alive: self.workers.values().filter(|w| w.alive).count(),
         }
     }

@@ -1,7 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use crate::protocol::BadRecord;
+use crate::protocol::{BadRecord, Counters};
 
 fn cfg(reduces: u32) -> SchedulerConfig {
     SchedulerConfig {
@@ -302,9 +302,13 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
         app: Some(("wc".into(), false)),
         ..Default::default()
     };
-    r.maps.insert(MapTaskId(0), AttemptId(7));
-    r.maps.insert(MapTaskId(2), AttemptId(9));
-    r.reduces.insert(ReduceTaskId(1), AttemptId(11));
+    let c = |n| Counters {
+        input_records: n,
+        ..Counters::default()
+    };
+    r.maps.insert(MapTaskId(0), (AttemptId(7), c(10)));
+    r.maps.insert(MapTaskId(2), (AttemptId(9), c(20)));
+    r.reduces.insert(ReduceTaskId(1), (AttemptId(11), c(0)));
     let mut s = Scheduler::new(cfg(2), inputs(2));
     s.restore(&r);
     assert_eq!(s.planned_app(), Some(("wc".into(), false)));
@@ -325,6 +329,9 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     );
     // A report naming an attempt of the old incarnation is ignored.
     assert_eq!(s.succeeded(AttemptId(5), t0), Verdict::Ignored);
+    // Counters carry over from the journal and add up with new ones.
+    s.set_counters(TaskRef::Map(MapTaskId(1)), c(5));
+    assert_eq!(s.counters().input_records, 35);
     s.succeeded(ra, t0);
     assert!(s.is_done());
 }

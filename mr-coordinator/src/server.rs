@@ -11,7 +11,7 @@ use crate::jobdir::{
 use crate::plan::expand_inputs;
 use crate::protocol::{names, Coordinator};
 use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::service::{Handler, Shared, Totals};
+use crate::service::{Handler, Shared};
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -23,6 +23,13 @@ use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::sync::Notify;
 use tracing::{info, warn};
+
+fn outcome_text(outcome: &Result<(), CoordinatorError>) -> String {
+    match outcome {
+        Ok(()) => String::new(),
+        Err(e) => e.to_string(),
+    }
+}
 
 /// Removes a job directory this start created (incarnation 0) when the
 /// start fails after all: an unresumable empty journal must not stay behind.
@@ -173,10 +180,11 @@ impl RunningJob {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             changed: Notify::new(),
-            totals: Totals::default(),
             journal,
             token: token.clone(),
             token_hint,
+            started: Instant::now(),
+            labels: Mutex::new(Default::default()),
         });
 
         let accept_shared = shared.clone();
@@ -247,17 +255,27 @@ impl RunningJob {
             self.dismiss_workers().await;
         }
         self.cleanup().await;
-        let p = self.shared.sched().progress();
+        let ended = match &outcome {
+            Ok(()) => ("succeeded", None),
+            Err(CoordinatorError::Interrupted(_)) => ("interrupted", Some(outcome_text(&outcome))),
+            Err(_) => ("failed", Some(outcome_text(&outcome))),
+        };
+        let report = self.shared.report(Some(ended));
+        if let Err(e) = crate::report::write(&self.shared.output_dir, &report) {
+            warn!(dir = %self.shared.output_dir.display(), "cannot write the job report: {e}");
+        }
+        let sched = self.shared.sched();
+        let p = sched.progress();
+        let phases = sched.phase_times_at(Instant::now());
         outcome.map(|()| JobSummary {
             maps: p.maps,
             reduces: p.reduces,
             attempts: p.attempts,
             elapsed: self.started.elapsed(),
             output_dir: self.shared.output_dir.clone(),
-            input_bytes: self.shared.totals.input.load(Ordering::Relaxed),
-            intermediate_bytes: self.shared.totals.intermediate.load(Ordering::Relaxed),
-            output_bytes: self.shared.totals.output.load(Ordering::Relaxed),
-            skipped_records: self.shared.totals.skipped.load(Ordering::Relaxed),
+            counters: sched.counters(),
+            map_phase: phases.0,
+            reduce_phase: phases.1,
             resumed: self.resumed,
         })
     }

@@ -16,21 +16,12 @@ use crate::protocol::{
 use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tarpc::context::Context;
 use tokio::sync::Notify;
 use tracing::{info, warn};
-
-/// Byte counters of accepted attempts, for the job summary.
-#[derive(Default)]
-pub(crate) struct Totals {
-    pub(crate) input: AtomicU64,
-    pub(crate) intermediate: AtomicU64,
-    pub(crate) output: AtomicU64,
-    pub(crate) skipped: AtomicU64,
-}
 
 /// Resolves once a journal record is on disk.
 pub(crate) type Durable =
@@ -49,13 +40,16 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     /// Poked whenever the job's state may have changed.
     pub(crate) changed: Notify,
-    pub(crate) totals: Totals,
     /// Durable record of committed progress.
     pub(crate) journal: Journal,
     /// The token workers must present; None with `--no-token`.
     pub(crate) token: Option<String>,
     /// Where a refused worker can find the token (for its error message).
     pub(crate) token_hint: String,
+    /// When the coordinator started (the report's time origin).
+    pub(crate) started: Instant,
+    /// `host:pid` of every worker that joined, by id.
+    pub(crate) labels: Mutex<std::collections::BTreeMap<u64, String>>,
 }
 
 impl Shared {
@@ -84,6 +78,26 @@ impl Shared {
         }
     }
 
+    /// The job report as of now; `ended` once the job is over.
+    pub(crate) fn report(&self, ended: Option<(&str, Option<String>)>) -> crate::report::Report {
+        let labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let s = self.sched();
+        crate::report::snapshot(
+            &s,
+            &crate::report::Context {
+                id: &self.job_id,
+                started: self.started,
+                output_dir: &self.output_dir,
+                labels: &labels,
+                ended,
+            },
+        )
+    }
+
     /// The worker registered on connection `conn`, if any.
     fn worker_on(&self, conn: u64) -> Option<WorkerId> {
         self.conns
@@ -108,27 +122,10 @@ impl Shared {
         if s.owner_of(attempt) != Some(worker) {
             return (Verdict::Ignored, None, s.progress());
         }
-        let counted = match &outcome {
-            Ok(TaskOutput::Map {
-                input_bytes,
-                bytes,
-                skipped,
-                ..
-            }) => Some([
-                (&self.totals.input, *input_bytes),
-                (&self.totals.intermediate, *bytes),
-                (&self.totals.skipped, *skipped),
-            ]),
-            Ok(TaskOutput::Reduce { bytes, skipped, .. }) => Some([
-                (&self.totals.output, *bytes),
-                (&self.totals.skipped, *skipped),
-                (&self.totals.output, 0),
-            ]),
-            Err(_) => None,
-        };
+        let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
         let verdict = match outcome {
-            Ok(TaskOutput::Map { .. }) => s.succeeded(attempt, now),
-            Ok(TaskOutput::Reduce { .. }) => match s.would_accept(attempt) {
+            Ok(TaskOutput::Map(_)) => s.succeeded(attempt, now),
+            Ok(TaskOutput::Reduce(_)) => match s.would_accept(attempt) {
                 Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
                     Ok(()) => s.succeeded(attempt, now),
                     Err(f) => {
@@ -155,20 +152,17 @@ impl Shared {
             }
         };
         // Queued under the lock (journal order = state order), awaited after.
-        let durable = match verdict {
-            Verdict::Accepted(TaskRef::Map(m)) => {
-                Some(Box::pin(self.journal.submit(Record::MapDone(m, attempt))) as Durable)
-            }
-            Verdict::Accepted(TaskRef::Reduce(r)) => {
-                Some(Box::pin(self.journal.submit(Record::ReduceDone(r, attempt))) as Durable)
+        let durable = match (&verdict, counters) {
+            (Verdict::Accepted(task), Some(c)) => {
+                s.set_counters(*task, c.clone());
+                let record = match *task {
+                    TaskRef::Map(m) => Record::MapDone(m, attempt, c),
+                    TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
+                };
+                Some(Box::pin(self.journal.submit(record)) as Durable)
             }
             _ => None,
         };
-        if let (Verdict::Accepted(_), Some(counters)) = (&verdict, counted) {
-            for (c, x) in counters {
-                c.fetch_add(x, Ordering::Relaxed);
-            }
-        }
         (verdict, durable, s.progress())
     }
 
@@ -240,6 +234,11 @@ impl Coordinator for Handler {
             self.shared.sched().worker_lost(old);
         }
         info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
+        self.shared
+            .labels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(worker.0, format!("{}:{}", req.host, req.pid));
         self.shared.changed.notify_one();
         Ok(JobSettings {
             worker,

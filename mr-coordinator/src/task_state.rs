@@ -2,7 +2,7 @@
 //! the decisions about them are in [`crate::scheduler`].
 
 use crate::outcome::TaskRef;
-use crate::protocol::{AttemptId, BadRecord, TaskFailure, WorkerId};
+use crate::protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId};
 use std::time::{Duration, Instant};
 
 /// One map or reduce task.
@@ -20,6 +20,8 @@ pub(crate) struct Task {
     pub(crate) last_failure: Option<TaskFailure>,
     /// Records later attempts skip (`--skip-bad-records`).
     pub(crate) skip: Vec<BadRecord>,
+    /// The accepted attempt's counters.
+    pub(crate) counters: Option<Counters>,
 }
 
 /// Most bad records one task may skip before the job fails anyway: past
@@ -43,6 +45,8 @@ pub(crate) struct Attempt {
     pub(crate) task: TaskRef,
     pub(crate) worker: WorkerId,
     pub(crate) started: Instant,
+    /// When it stopped running (succeeded, failed, or was abandoned).
+    pub(crate) ended: Option<Instant>,
     pub(crate) state: AttemptState,
 }
 

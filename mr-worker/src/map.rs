@@ -57,6 +57,18 @@ pub struct MapStats {
     pub spills: u32,
     /// Records skipped as told by `skip`.
     pub skipped: u64,
+    /// Records (lines, or files for whole-file apps) mapped.
+    pub input_records: u64,
+    /// Pairs the app emitted.
+    pub emitted: u64,
+    /// Bytes written to spill runs.
+    pub spilled_bytes: u64,
+}
+
+/// Lines in `data` (a last line without its newline counts).
+fn count_lines(data: &[u8]) -> u64 {
+    let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
 }
 
 fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
@@ -296,6 +308,8 @@ struct Spills<'a> {
     out: &'a Path,
     map: u32,
     files: Mutex<Vec<PathBuf>>,
+    /// Bytes written to spill runs so far.
+    bytes: AtomicU64,
 }
 
 impl Spills<'_> {
@@ -313,7 +327,8 @@ impl Spills<'_> {
         let mut w =
             RunWriter::create(&path, self.map, job.reduces).map_err(|e| io_error(&path, e))?;
         combine_call(job, || acc.write_sorted(app, &mut w))?.map_err(|e| io_error(&path, e))?;
-        w.finish().map_err(|e| io_error(&path, e))?;
+        let size = w.finish().map_err(|e| io_error(&path, e))?;
+        self.bytes.fetch_add(size, Ordering::Relaxed);
         Ok(())
     }
 
@@ -341,9 +356,12 @@ fn map_into<A: Accumulator>(
         out: job.out,
         map: job.map,
         files: Mutex::new(Vec::new()),
+        bytes: AtomicU64::new(0),
     };
     let next = AtomicUsize::new(0);
     let skipped = AtomicU64::new(0);
+    let records = AtomicU64::new(0);
+    let emitted = AtomicU64::new(0);
     // Per input: the sorted offsets of records to skip.
     let skips: Vec<Vec<u64>> = inputs
         .iter()
@@ -372,11 +390,19 @@ fn map_into<A: Accumulator>(
             if n > 0 {
                 skipped.fetch_add(n, Ordering::Relaxed);
             }
+            // Counted while the chunk is still in cache.
+            let lines = match app.whole_file() {
+                true => 1,
+                false => count_lines(&input.data()[s..e]),
+            };
+            records.fetch_add(lines.saturating_sub(n), Ordering::Relaxed);
             release(input.map.as_ref(), s, e);
             if acc.bytes() > share {
+                emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
                 spills.spill(app, job, &mut acc)?;
             }
         }
+        emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
         Ok(acc)
     };
     // Each of `threads` workers pulls chunks from the shared counter; if the
@@ -390,6 +416,9 @@ fn map_into<A: Accumulator>(
         Ok(mut stats) => {
             std::fs::rename(&tmp, job.out).map_err(|e| io_error(job.out, e))?;
             stats.skipped = skipped.into_inner();
+            stats.input_records = records.into_inner();
+            stats.emitted = emitted.into_inner();
+            stats.spilled_bytes = spills.bytes.load(Ordering::Relaxed);
             Ok(stats)
         }
         Err(e) => {

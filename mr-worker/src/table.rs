@@ -22,6 +22,9 @@ pub trait Accumulator: Emit + Send {
     fn limit(&mut self, _bytes: usize) {}
     /// Approximate heap bytes held.
     fn bytes(&self) -> usize;
+    /// Pairs emitted into it since the last call (a counter, kept through
+    /// spills by the caller).
+    fn take_emitted(&mut self) -> u64;
     /// Moves `other`'s contents into `self`.
     fn absorb(&mut self, other: Self);
     /// Writes every partition, sorted by key and combined, to `w` (ending
@@ -83,6 +86,7 @@ pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 /// Per-key counts for apps that [sum counts](App::sums_counts).
 #[derive(Default)]
 pub struct CountTable {
+    emitted: u64,
     short: PackedCounts,
     long: HashMap<Box<[u8]>, u64, Fast>,
     long_bytes: usize,
@@ -105,6 +109,7 @@ impl CountTable {
 
 impl Emit for CountTable {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.emitted += 1;
         match parse_count(value) {
             Some(n) => self.add(key, n),
             // A broken promise of the app: fail the attempt loudly.
@@ -130,6 +135,10 @@ impl Accumulator for CountTable {
     fn bytes(&self) -> usize {
         // hashbrown: key + value + one control byte per slot.
         self.short.bytes() + self.long.capacity() * 33 + self.long_bytes
+    }
+
+    fn take_emitted(&mut self) -> u64 {
+        std::mem::take(&mut self.emitted)
     }
 
     fn absorb(&mut self, other: Self) {
@@ -220,12 +229,14 @@ fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, Run
 
 /// Raw pairs, one buffer per partition, for apps without a count combiner.
 pub struct PairBuffers {
+    emitted: u64,
     parts: Vec<PairBuf>,
     reduces: u32,
 }
 
 impl Emit for PairBuffers {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.emitted += 1;
         let r = (ihash(key) % self.reduces) as usize;
         self.parts[r].push(key, value);
     }
@@ -234,6 +245,7 @@ impl Emit for PairBuffers {
 impl Accumulator for PairBuffers {
     fn new(reduces: u32) -> Self {
         PairBuffers {
+            emitted: 0,
             parts: (0..reduces).map(|_| PairBuf::default()).collect(),
             reduces,
         }
@@ -241,6 +253,10 @@ impl Accumulator for PairBuffers {
 
     fn bytes(&self) -> usize {
         self.parts.iter().map(PairBuf::heap_bytes).sum()
+    }
+
+    fn take_emitted(&mut self) -> u64 {
+        std::mem::take(&mut self.emitted)
     }
 
     fn absorb(&mut self, other: Self) {

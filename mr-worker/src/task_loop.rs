@@ -8,8 +8,8 @@ use crate::map::{run_map, MapJob};
 use crate::reduce::{run_reduce, ReduceJob};
 use mr_apps::AppRef;
 use mr_coordinator::protocol::{
-    names, Assignment, AttemptId, CoordinatorClient, JobSettings, ProtocolError, RegisterError,
-    RegisterRequest, ReportAck, TaskFailure, TaskOutput,
+    names, Assignment, AttemptId, CoordinatorClient, Counters, JobSettings, ProtocolError,
+    RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -343,12 +343,18 @@ fn run_task(
                     skip: &skip,
                 },
             )?;
-            Ok(TaskOutput::Map {
+            let combines = app.has_combiner() || app.sums_counts();
+            Ok(TaskOutput::Map(Counters {
                 input_bytes: stats.input_bytes,
-                records: stats.records,
-                bytes: stats.bytes,
-                skipped: stats.skipped,
-            })
+                input_records: stats.input_records,
+                map_output_records: stats.emitted,
+                combine_input_records: if combines { stats.emitted } else { 0 },
+                combine_output_records: if combines { stats.records } else { 0 },
+                map_output_bytes: stats.bytes,
+                spilled_bytes: stats.spilled_bytes,
+                skipped_records: stats.skipped,
+                ..Counters::default()
+            }))
         }
         Assignment::Reduce {
             task, maps, skip, ..
@@ -372,11 +378,14 @@ fn run_task(
                     skip: &skip,
                 },
             )?;
-            Ok(TaskOutput::Reduce {
-                keys: stats.keys,
-                bytes: stats.bytes,
-                skipped: stats.skipped,
-            })
+            Ok(TaskOutput::Reduce(Counters {
+                reduce_input_groups: stats.keys + stats.skipped,
+                reduce_input_records: stats.records,
+                output_records: stats.keys,
+                output_bytes: stats.bytes,
+                skipped_records: stats.skipped,
+                ..Counters::default()
+            }))
         }
         _ => unreachable!("only tasks are executed"),
     }

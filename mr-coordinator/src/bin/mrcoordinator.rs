@@ -106,30 +106,7 @@ async fn main() -> ExitCode {
     match result {
         Ok(s) => {
             if !quiet {
-                let mib = |b: u64| b as f64 / (1 << 20) as f64;
-                eprintln!(
-                    "mrcoordinator: job complete in {:.2}s: {} map tasks, {} outputs in {} ({} attempts); {:.1} MiB in, {:.1} MiB intermediate, {:.1} MiB out",
-                    s.elapsed.as_secs_f64(),
-                    s.maps,
-                    s.reduces,
-                    s.output_dir.display(),
-                    s.attempts,
-                    mib(s.input_bytes),
-                    mib(s.intermediate_bytes),
-                    mib(s.output_bytes),
-                );
-                if s.resumed != (0, 0) {
-                    eprintln!(
-                        "mrcoordinator: resumed from the journal of an earlier run: {} map tasks and {} outputs were already done",
-                        s.resumed.0, s.resumed.1
-                    );
-                }
-                if s.skipped_records > 0 {
-                    eprintln!(
-                        "mrcoordinator: skipped {} bad records (--skip-bad-records); see the warnings above for which",
-                        s.skipped_records
-                    );
-                }
+                eprint!("mrcoordinator: {}", s.render());
             }
             ExitCode::SUCCESS
         }

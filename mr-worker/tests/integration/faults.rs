@@ -108,9 +108,12 @@ fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let _w2 = t.worker(&addr, "jobcount");
     // jobcount maps take 2-5 s: wait until some are accepted, then kill.
     let job_dir = t.path().join("mr-job");
-    assert!(eventually(Duration::from_secs(30), || map_outputs(
-        &job_dir
-    ) >= 3));
+    let progressed = eventually(Duration::from_secs(30), || map_outputs(&job_dir) >= 3);
+    assert!(
+        progressed,
+        "no progress: {}",
+        std::fs::read_to_string(t.path().join("coordinator.log")).unwrap_or_default()
+    );
     first.signal("KILL");
     drop(first);
     // Same command again; the workers find it on their own.

@@ -6,6 +6,7 @@ mod bad_input;
 mod cli;
 mod faults;
 mod inputs;
+mod report;
 mod security;
 mod storage;
 mod util;

@@ -227,10 +227,19 @@ impl TestDir {
 }
 
 /// A loopback address with a port that was free a moment ago (for tests
-/// that must restart a coordinator on the same address).
+/// that must restart a coordinator on the same address). It is drawn below
+/// the kernel's ephemeral range (32768 and up), so coordinators of other
+/// tests listening on port 0 cannot be handed it in the meantime.
 pub fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() as u16).wrapping_mul(7919) % 10_000;
+    loop {
+        let port = 20_000 + (seed + NEXT.fetch_add(17, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
 }
 
 /// Waits up to `limit` for `cond`; false if it never held.

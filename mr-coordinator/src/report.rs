@@ -1,0 +1,204 @@
+//! The job report: one JSON document saying what the job is (or was) doing,
+//! served live by the status endpoint and written as `mr-report.json` beside
+//! the outputs when the job ends, so a person can see why it was slow.
+
+use crate::outcome::TaskRef;
+use crate::scheduler::Scheduler;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+/// Name of the report file in the output directory.
+pub const FILE_NAME: &str = "mr-report.json";
+
+/// The whole report.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Report {
+    /// What the job is and how it stands.
+    pub job: JobInfo,
+    /// Task counts.
+    pub progress: ProgressInfo,
+    /// Counters of accepted attempts, by display name.
+    pub counters: BTreeMap<String, u64>,
+    /// Every worker that joined.
+    pub workers: Vec<WorkerInfo>,
+    /// Every attempt, in the order started.
+    pub attempts: Vec<AttemptInfo>,
+}
+
+/// The job itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobInfo {
+    /// The job's id.
+    pub id: String,
+    /// The app, once known.
+    pub app: Option<String>,
+    /// "waiting for workers", "map", "reduce", "succeeded", "failed" or "interrupted".
+    pub state: String,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Number of input files.
+    pub inputs: usize,
+    /// Where the outputs go.
+    pub output_dir: String,
+    /// Seconds since the coordinator started.
+    pub elapsed_s: f64,
+    /// Map phase wall time so far (s).
+    pub map_phase_s: f64,
+    /// Reduce phase wall time so far (s).
+    pub reduce_phase_s: f64,
+}
+
+/// Task counts.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ProgressInfo {
+    /// Map tasks done.
+    pub maps_done: usize,
+    /// Map tasks in all (0 until the first worker joins).
+    pub maps: usize,
+    /// Outputs committed.
+    pub reduces_done: usize,
+    /// Reduce tasks in all.
+    pub reduces: usize,
+    /// Map attempts running now.
+    pub maps_running: usize,
+    /// Reduce attempts running now.
+    pub reduces_running: usize,
+    /// Attempts started.
+    pub attempts: u64,
+    /// Attempts that failed.
+    pub failed_attempts: usize,
+    /// Workers alive now.
+    pub workers_alive: usize,
+}
+
+/// One worker.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkerInfo {
+    /// The coordinator's id for it.
+    pub id: u64,
+    /// `host:pid`.
+    pub label: String,
+    /// Still in the job.
+    pub alive: bool,
+}
+
+/// One attempt.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AttemptInfo {
+    /// Its id.
+    pub attempt: u64,
+    /// "map" or "reduce".
+    pub phase: String,
+    /// The task number within its phase.
+    pub task: u32,
+    /// The worker's id.
+    pub worker: u64,
+    /// Seconds after the coordinator started that it was assigned.
+    pub start_s: f64,
+    /// When it stopped running (None while it runs).
+    pub end_s: Option<f64>,
+    /// "running", "succeeded", "failed" or "abandoned".
+    pub outcome: String,
+}
+
+/// What the report is made from, besides the scheduler.
+pub struct Context<'a> {
+    /// The job's id.
+    pub id: &'a str,
+    /// When the coordinator started.
+    pub started: Instant,
+    /// Where outputs go.
+    pub output_dir: &'a Path,
+    /// `host:pid` of each worker id.
+    pub labels: &'a BTreeMap<u64, String>,
+    /// The job's end state, once it has ended: ("succeeded" | "failed" |
+    /// "interrupted", error message).
+    pub ended: Option<(&'a str, Option<String>)>,
+}
+
+/// Builds the report from the scheduler's state.
+pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
+    let now = Instant::now();
+    let secs = |t: Instant| t.saturating_duration_since(cx.started).as_secs_f64();
+    let p = s.progress();
+    let log = s.attempt_log();
+    let running = |maps: bool| {
+        log.iter()
+            .filter(|a| a.outcome == "running" && matches!(a.task, TaskRef::Map(_)) == maps)
+            .count()
+    };
+    let state = match cx.ended {
+        Some((state, _)) => state.to_string(),
+        None if p.maps == 0 => "waiting for workers".into(),
+        None if p.maps_done < p.maps => "map".into(),
+        None => "reduce".into(),
+    };
+    let (map_phase, reduce_phase) = s.phase_times_at(now);
+    Report {
+        job: JobInfo {
+            id: cx.id.to_string(),
+            app: s.app().map(str::to_string),
+            state,
+            error: cx.ended.as_ref().and_then(|(_, e)| e.clone()),
+            inputs: s.input_count(),
+            output_dir: cx.output_dir.display().to_string(),
+            elapsed_s: secs(now),
+            map_phase_s: map_phase.as_secs_f64(),
+            reduce_phase_s: reduce_phase.as_secs_f64(),
+        },
+        progress: ProgressInfo {
+            maps_done: p.maps_done,
+            maps: p.maps,
+            reduces_done: p.reduces_done,
+            reduces: p.reduces,
+            maps_running: running(true),
+            reduces_running: running(false),
+            attempts: p.attempts,
+            failed_attempts: log.iter().filter(|a| a.outcome == "failed").count(),
+            workers_alive: p.workers_alive,
+        },
+        counters: s
+            .counters()
+            .rows()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        workers: s
+            .workers()
+            .into_iter()
+            .map(|(id, alive)| WorkerInfo {
+                id: id.0,
+                label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
+                alive,
+            })
+            .collect(),
+        attempts: log
+            .iter()
+            .map(|a| {
+                let (phase, task) = match a.task {
+                    TaskRef::Map(m) => ("map", m.0),
+                    TaskRef::Reduce(r) => ("reduce", r.0),
+                };
+                AttemptInfo {
+                    attempt: a.attempt.0,
+                    phase: phase.into(),
+                    task,
+                    worker: a.worker.0,
+                    start_s: secs(a.started),
+                    end_s: a.ended.map(secs),
+                    outcome: a.outcome.into(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Writes `report` as `mr-report.json` in `dir`, atomically (temp + rename).
+pub fn write(dir: &Path, report: &Report) -> std::io::Result<()> {
+    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
+    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
+    std::fs::write(&tmp, json)?;
+    std::fs::rename(&tmp, dir.join(FILE_NAME))
+}
