@@ -77,7 +77,7 @@ fn the_report_and_summary_count_what_really_happened() {
         let d = n.to_string();
         let mut s = String::new();
         for (i, ch) in d.chars().enumerate() {
-            if i > 0 && (d.len() - i) % 3 == 0 {
+            if i > 0 && (d.len() - i).is_multiple_of(3) {
                 s.push(',');
             }
             s.push(ch);
