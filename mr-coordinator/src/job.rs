@@ -39,6 +39,8 @@ pub struct JobConfig {
     pub no_token: bool,
     /// Discard an unfinished job's journal instead of resuming it.
     pub fresh: bool,
+    /// Where to serve the status page and JSON (`--status-addr`), if anywhere.
+    pub status_addr: Option<String>,
 }
 
 /// Why a job could not run or finish.

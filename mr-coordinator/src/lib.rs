@@ -16,6 +16,7 @@ pub mod scheduler;
 pub mod server;
 mod service;
 pub mod size;
+pub mod status;
 mod task_state;
 pub mod token;
 

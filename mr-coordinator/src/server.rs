@@ -53,6 +53,8 @@ pub struct RunningJob {
     token_file: Option<PathBuf>,
     /// Tasks found done in an earlier run's journal.
     resumed: (usize, usize),
+    /// The status endpoint, if asked for (stops when dropped).
+    status: Option<crate::status::StatusServer>,
 }
 
 impl RunningJob {
@@ -214,6 +216,19 @@ impl RunningJob {
                 .await;
         });
 
+        let status = match &cfg.status_addr {
+            None => None,
+            Some(a) => {
+                let s = shared.clone();
+                match crate::status::StatusServer::start(a, move || s.report(None)) {
+                    Ok(server) => Some(server),
+                    Err(e) => {
+                        abandon_fresh(&shared.job_dir, recovered.incarnation);
+                        return Err(CoordinatorError::Config(e));
+                    }
+                }
+            }
+        };
         let embedded = match (&cfg.app, cfg.workers) {
             (Some(app), n) if n > 0 => {
                 match EmbeddedWorkers::start(n, app, addr, token.as_deref()) {
@@ -236,7 +251,13 @@ impl RunningJob {
             _locks: locks,
             token_file,
             resumed,
+            status,
         })
+    }
+
+    /// Where the status page is served, if it is.
+    pub fn status_addr(&self) -> Option<SocketAddr> {
+        self.status.as_ref().map(|s| s.addr())
     }
 
     /// The address workers connect to.

@@ -60,6 +60,11 @@ struct Args {
     /// instead of resuming from them.
     #[arg(long)]
     fresh: bool,
+    /// Serve a status page (GET /) and the live job report as JSON
+    /// (GET /status) on this address, e.g. 127.0.0.1:8080; `mrstatus ADDR`
+    /// prints it in a terminal.
+    #[arg(long, env = "MR_STATUS_ADDR")]
+    status_addr: Option<String>,
     /// Write the address actually bound (useful with port 0) to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -92,15 +97,19 @@ async fn main() -> ExitCode {
         token: args.token,
         no_token: args.no_token,
         fresh: args.fresh,
+        status_addr: args.status_addr,
     };
     let result = match RunningJob::start(cfg).await {
-        Ok(job) => match addr_file.map(|f| write_addr(&f, job.addr())) {
-            Some(Err(e)) => {
+        Ok(job) => {
+            if let (Some(s), false) = (job.status_addr(), quiet) {
+                eprintln!("mrcoordinator: status page at http://{s}/ (JSON at /status)");
+            }
+            if let Some(Err(e)) = addr_file.map(|f| write_addr(&f, job.addr())) {
                 eprintln!("mrcoordinator: {e}");
                 return ExitCode::FAILURE;
             }
-            _ => job.wait().await,
-        },
+            job.wait().await
+        }
         Err(e) => Err(e),
     };
     match result {

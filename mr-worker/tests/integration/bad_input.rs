@@ -215,6 +215,13 @@ fn every_bad_input_gets_a_clear_message_and_a_non_zero_exit() {
             names: &taken_addr,
         },
         Case {
+            name: "status address in use",
+            binary: "mrcoordinator",
+            args: co(&["--status-addr", &taken_addr, &good]),
+            code: 1,
+            names: "--status-addr",
+        },
+        Case {
             name: "malformed address",
             binary: "mrcoordinator",
             args: s(&["--listen", "not-an-address", &good]),

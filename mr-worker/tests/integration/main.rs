@@ -8,5 +8,6 @@ mod faults;
 mod inputs;
 mod report;
 mod security;
+mod status;
 mod storage;
 mod util;

@@ -1,0 +1,181 @@
+//! The status endpoint (`--status-addr`): `GET /status` returns the live job
+//! report as JSON, `GET /` a small page showing the same that refreshes
+//! itself every two seconds. Served by `tiny_http` on a thread of its own,
+//! so a slow or hostile HTTP client never touches the RPC runtime.
+
+use crate::report::Report;
+use std::fmt::Write;
+use std::sync::Arc;
+use tiny_http::{Header, Method, Response, Server};
+
+/// A running status server; stops when dropped.
+pub struct StatusServer {
+    server: Arc<Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    addr: std::net::SocketAddr,
+}
+
+impl StatusServer {
+    /// Binds `addr` and serves reports made by `report` until dropped.
+    pub fn start(
+        addr: &str,
+        report: impl Fn() -> Report + Send + 'static,
+    ) -> Result<StatusServer, String> {
+        let server = Server::http(addr).map_err(|e| {
+            format!("cannot serve status on --status-addr {addr}: {e}; choose another address")
+        })?;
+        let bound = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| format!("--status-addr {addr} is not an IP address"))?;
+        let server = Arc::new(server);
+        let serving = server.clone();
+        let thread = std::thread::Builder::new()
+            .name("mr-status".into())
+            .spawn(move || {
+                // Ends when `unblock` is called on drop.
+                for req in serving.incoming_requests() {
+                    let response = respond(req.method(), req.url(), &report);
+                    let _ = req.respond(response);
+                }
+            })
+            .map_err(|e| format!("cannot start the status thread: {e}"))?;
+        Ok(StatusServer {
+            server,
+            thread: Some(thread),
+            addr: bound,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for StatusServer {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
+}
+
+fn respond(
+    method: &Method,
+    url: &str,
+    report: &dyn Fn() -> Report,
+) -> Response<std::io::Cursor<Vec<u8>>> {
+    if *method != Method::Get && *method != Method::Head {
+        return Response::from_string("only GET is served here\n").with_status_code(405);
+    }
+    let path = url.split('?').next().unwrap_or("");
+    match path {
+        "/status" => {
+            let json = serde_json::to_vec_pretty(&report()).unwrap_or_default();
+            Response::from_data(json).with_header(header("Content-Type", "application/json"))
+        }
+        "/" => Response::from_string(page(&report()))
+            .with_header(header("Content-Type", "text/html; charset=utf-8")),
+        _ => Response::from_string("not found: try / or /status\n").with_status_code(404),
+    }
+}
+
+/// Escapes text for HTML.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn bar(done: usize, total: usize) -> String {
+    let pct = if total == 0 {
+        0.0
+    } else {
+        100.0 * done as f64 / total as f64
+    };
+    format!("<div class=bar><div style=\"width:{pct:.1}%\"></div></div> {done} / {total}")
+}
+
+/// The status page: plain server-rendered HTML that reloads itself, so it
+/// needs no script and shows the same to a browser and to `--dump-dom`.
+pub fn page(r: &Report) -> String {
+    let j = &r.job;
+    let p = &r.progress;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        "<!doctype html><html><head><meta charset=utf-8>\
+         <meta http-equiv=refresh content=2><title>MapReduce job {id}: {state}</title>\
+         <style>body{{font:14px sans-serif;margin:2em}}table{{border-collapse:collapse}}\
+         td,th{{padding:2px 10px;text-align:left}}td.n{{text-align:right}}\
+         .bar{{display:inline-block;width:300px;height:12px;background:#ddd;vertical-align:middle}}\
+         .bar div{{height:100%;background:#3a7}}.failed{{color:#b00}}</style></head><body>\
+         <h1>MapReduce job {id}</h1>\
+         <p id=state>State: <b>{state}</b>{error} &middot; app {app} &middot; {inputs} input files \
+         &middot; {elapsed:.1} s elapsed &middot; outputs in {out}</p>",
+        id = esc(&j.id),
+        state = esc(&j.state),
+        error = j
+            .error
+            .as_deref()
+            .map(|e| format!(" <span class=failed>{}</span>", esc(e)))
+            .unwrap_or_default(),
+        app = esc(j.app.as_deref().unwrap_or("(not yet known)")),
+        inputs = j.inputs,
+        elapsed = j.elapsed_s,
+        out = esc(&j.output_dir),
+    );
+    let _ = write!(
+        h,
+        "<table id=progress><tr><th>map tasks</th><td>{}</td><td>{} running</td></tr>\
+         <tr><th>reduce tasks</th><td>{}</td><td>{} running</td></tr>\
+         <tr><th>attempts</th><td>{} started, {} failed</td><td></td></tr>\
+         <tr><th>workers</th><td>{} alive</td><td></td></tr></table>",
+        bar(p.maps_done, p.maps),
+        p.maps_running,
+        bar(p.reduces_done, p.reduces),
+        p.reduces_running,
+        p.attempts,
+        p.failed_attempts,
+        p.workers_alive,
+    );
+    h.push_str("<h2>Workers</h2><table id=workers><tr><th>id</th><th>host:pid</th><th>state</th><th>attempts</th></tr>");
+    for w in &r.workers {
+        let n = r.attempts.iter().filter(|a| a.worker == w.id).count();
+        let _ = write!(
+            h,
+            "<tr><td>worker-{}</td><td>{}</td><td>{}</td><td class=n>{n}</td></tr>",
+            w.id,
+            esc(&w.label),
+            if w.alive { "alive" } else { "gone" }
+        );
+    }
+    h.push_str("</table><h2>Counters</h2><table id=counters>");
+    for (k, v) in &r.counters {
+        let _ = write!(h, "<tr><th>{}</th><td class=n>{v}</td></tr>", esc(k));
+    }
+    h.push_str("</table><h2>Latest attempts</h2><table id=attempts><tr><th>attempt</th><th>task</th><th>worker</th><th>start (s)</th><th>end (s)</th><th>outcome</th></tr>");
+    for a in r.attempts.iter().rev().take(50) {
+        let _ = write!(
+            h,
+            "<tr><td>attempt-{}</td><td>{}-{}</td><td>worker-{}</td><td class=n>{:.2}</td><td class=n>{}</td><td class={}>{}</td></tr>",
+            a.attempt,
+            a.phase,
+            a.task,
+            a.worker,
+            a.start_s,
+            a.end_s.map(|e| format!("{e:.2}")).unwrap_or_default(),
+            esc(&a.outcome),
+            esc(&a.outcome),
+        );
+    }
+    h.push_str("</table></body></html>\n");
+    h
+}
