@@ -41,6 +41,8 @@ pub struct JobConfig {
     pub fresh: bool,
     /// Where to serve the status page and JSON (`--status-addr`), if anywhere.
     pub status_addr: Option<String>,
+    /// Show progress on stderr while the job runs.
+    pub progress: bool,
 }
 
 /// Why a job could not run or finish.

@@ -10,6 +10,7 @@ pub mod jobdir;
 pub mod journal;
 pub mod outcome;
 pub mod plan;
+pub mod progress;
 pub mod protocol;
 pub mod report;
 pub mod scheduler;

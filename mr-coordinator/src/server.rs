@@ -55,6 +55,8 @@ pub struct RunningJob {
     resumed: (usize, usize),
     /// The status endpoint, if asked for (stops when dropped).
     status: Option<crate::status::StatusServer>,
+    /// The progress display, if shown.
+    progress: Option<crate::progress::Progress>,
 }
 
 impl RunningJob {
@@ -229,6 +231,10 @@ impl RunningJob {
                 }
             }
         };
+        let progress = cfg.progress.then(|| {
+            let s = shared.clone();
+            crate::progress::Progress::start(move || s.report(None))
+        });
         let embedded = match (&cfg.app, cfg.workers) {
             (Some(app), n) if n > 0 => {
                 match EmbeddedWorkers::start(n, app, addr, token.as_deref()) {
@@ -252,6 +258,7 @@ impl RunningJob {
             token_file,
             resumed,
             status,
+            progress,
         })
     }
 
@@ -269,6 +276,10 @@ impl RunningJob {
     /// for good (Err). Either way workers are dismissed and temporary files removed.
     pub async fn wait(mut self) -> Result<JobSummary, CoordinatorError> {
         let outcome = self.supervise().await;
+        if let Some(p) = self.progress.take() {
+            // Joining the drawing thread is a short wait; not on the runtime.
+            let _ = tokio::task::spawn_blocking(move || p.finish()).await;
+        }
         if matches!(outcome, Err(CoordinatorError::Interrupted(_))) {
             // The user wants out now: no grace period for workers.
             self.embedded.kill_all().await;

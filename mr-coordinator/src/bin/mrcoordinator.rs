@@ -68,7 +68,7 @@ struct Args {
     /// Write the address actually bound (useful with port 0) to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
-    /// Print nothing on success.
+    /// Print nothing on success: no progress, no summary.
     #[arg(long, short)]
     quiet: bool,
     /// Input files or glob patterns (quote patterns to let the coordinator expand them).
@@ -98,6 +98,7 @@ async fn main() -> ExitCode {
         no_token: args.no_token,
         fresh: args.fresh,
         status_addr: args.status_addr,
+        progress: !args.quiet,
     };
     let result = match RunningJob::start(cfg).await {
         Ok(job) => {
