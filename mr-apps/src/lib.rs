@@ -11,6 +11,7 @@ pub mod builtin;
 pub mod hash;
 pub mod indexer;
 pub mod plugin;
+pub mod streaming;
 pub mod testapps;
 pub mod wc;
 pub mod words;
@@ -76,6 +77,14 @@ pub trait App: Send + Sync {
     /// without calling `combine` (the role Hadoop's LongSumReducer plays).
     fn sums_counts(&self) -> bool {
         false
+    }
+
+    /// A shell command that reduces a whole partition at once (streaming
+    /// apps): it reads `key<TAB>value` lines sorted by key on stdin and
+    /// writes `key<TAB>value` lines. When set, the engine runs it instead of
+    /// calling [`App::reduce`] per key.
+    fn reduce_command(&self) -> Option<&str> {
+        None
     }
 
     /// Reduces all values of `key` to the output value written after the key

@@ -20,7 +20,8 @@ pub const EXIT_REFUSED: i32 = 3;
 /// The local worker processes of an embedded job.
 pub struct EmbeddedWorkers {
     bin: PathBuf,
-    app: String,
+    /// What tells a worker its app: the app's name, or streaming commands.
+    app: Vec<String>,
     children: Vec<Child>,
     restarts: u32,
     max_restarts: u32,
@@ -54,7 +55,7 @@ impl EmbeddedWorkers {
     pub fn none() -> Self {
         Self {
             bin: PathBuf::new(),
-            app: String::new(),
+            app: Vec::new(),
             children: Vec::new(),
             restarts: 0,
             max_restarts: 0,
@@ -63,16 +64,17 @@ impl EmbeddedWorkers {
         }
     }
 
-    /// Starts `n` workers for `app` connecting to `addr`.
+    /// Starts `n` workers for `app` (the worker's arguments naming its app)
+    /// connecting to `addr`.
     pub fn start(
         n: u32,
-        app: &str,
+        app: &[String],
         addr: SocketAddr,
         token: Option<&str>,
     ) -> Result<Self, CoordinatorError> {
         let mut me = Self {
             bin: worker_binary()?,
-            app: app.to_string(),
+            app: app.to_vec(),
             children: Vec::new(),
             restarts: 0,
             max_restarts: 10 * n,
@@ -96,7 +98,7 @@ impl EmbeddedWorkers {
             .arg(addr.to_string())
             .arg("--threads")
             .arg(self.threads.to_string())
-            .arg(&self.app)
+            .args(&self.app)
             .spawn()
             .map_err(|e| {
                 CoordinatorError::Workers(format!("cannot start {}: {e}", self.bin.display()))

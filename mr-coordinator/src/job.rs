@@ -43,6 +43,24 @@ pub struct JobConfig {
     pub status_addr: Option<String>,
     /// Show progress on stderr while the job runs.
     pub progress: bool,
+    /// A streaming app's (map command, reduce command), if the job is one.
+    pub streaming: Option<(String, String)>,
+}
+
+impl JobConfig {
+    /// The arguments that tell `mrworker` this job's app.
+    pub fn worker_app_args(&self) -> Vec<String> {
+        match (&self.streaming, &self.app) {
+            (Some((m, r)), _) => vec![
+                "--map-cmd".into(),
+                m.clone(),
+                "--reduce-cmd".into(),
+                r.clone(),
+            ],
+            (None, Some(app)) => vec![app.clone()],
+            (None, None) => Vec::new(),
+        }
+    }
 }
 
 /// Why a job could not run or finish.

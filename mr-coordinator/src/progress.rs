@@ -19,7 +19,11 @@ pub struct Progress {
 pub fn line(r: &Report) -> String {
     let p = &r.progress;
     let mib = r.counters.get("input bytes").copied().unwrap_or(0) as f64 / (1 << 20) as f64;
-    let rate = if r.job.elapsed_s > 0.0 { mib / r.job.elapsed_s } else { 0.0 };
+    let rate = if r.job.elapsed_s > 0.0 {
+        mib / r.job.elapsed_s
+    } else {
+        0.0
+    };
     let mut s = format!(
         "map {}/{} ({} running) · reduce {}/{} ({} running) · {:.0} MiB in, {:.0} MiB/s · {} workers",
         p.maps_done,
@@ -32,7 +36,11 @@ pub fn line(r: &Report) -> String {
         rate,
         p.workers_alive,
     );
-    let reissued = r.attempts.iter().filter(|a| a.outcome == "abandoned").count();
+    let reissued = r
+        .attempts
+        .iter()
+        .filter(|a| a.outcome == "abandoned")
+        .count();
     if p.failed_attempts > 0 || reissued > 0 {
         s += &format!(" · {} failed, {} reissued", p.failed_attempts, reissued);
     }

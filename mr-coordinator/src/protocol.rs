@@ -367,6 +367,23 @@ pub trait Coordinator {
     ) -> Result<HeartbeatReply, ProtocolError>;
 }
 
+/// The app name of a streaming job: `streaming-` and a hash of both
+/// commands, so a coordinator can tell workers running other commands apart.
+/// Both sides derive it, so it is part of the wire.
+pub fn streaming_app_name(map_cmd: &str, reduce_cmd: &str) -> String {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in map_cmd
+        .as_bytes()
+        .iter()
+        .chain(&[0])
+        .chain(reduce_cmd.as_bytes())
+    {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    format!("streaming-{h:08x}")
+}
+
 /// File names both sides derive from ids. Names never travel over the wire,
 /// so a peer cannot make the other read or write an arbitrary path.
 pub mod names {

@@ -236,8 +236,8 @@ impl RunningJob {
             crate::progress::Progress::start(move || s.report(None))
         });
         let embedded = match (&cfg.app, cfg.workers) {
-            (Some(app), n) if n > 0 => {
-                match EmbeddedWorkers::start(n, app, addr, token.as_deref()) {
+            (Some(_), n) if n > 0 => {
+                match EmbeddedWorkers::start(n, &cfg.worker_app_args(), addr, token.as_deref()) {
                     Ok(w) => w,
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);

@@ -13,6 +13,7 @@ pub mod reduce;
 pub mod runfile;
 pub mod sequential;
 pub mod split;
+mod stream_reduce;
 pub mod table;
 pub mod task_loop;
 

@@ -40,10 +40,13 @@ pub struct ReduceStats {
     pub bytes: u64,
     /// Keys skipped as told by `skip`.
     pub skipped: u64,
+    /// Distinct keys read (for streaming reduces, where output lines need
+    /// not match keys one to one; else `keys + skipped`).
+    pub groups: u64,
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.
-fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
+pub(crate) fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
     match e {
         RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
             map,
@@ -69,6 +72,12 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         reason: e.to_string(),
     };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(job.out).map_err(io)?);
+    if let Some(cmd) = app.reduce_command() {
+        let stats = crate::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
+        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_data().map_err(io)?;
+        return Ok(stats);
+    }
     let mut value = Vec::new();
     let mut stats = ReduceStats::default();
     let skip: std::collections::HashSet<&[u8]> = job
@@ -110,5 +119,6 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
     let file = out.into_inner().map_err(|e| io(e.into_error()))?;
     file.sync_data().map_err(io)?;
     stats.records = merger.records();
+    stats.groups = stats.keys + stats.skipped;
     Ok(stats)
 }

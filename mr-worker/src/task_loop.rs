@@ -379,7 +379,7 @@ fn run_task(
                 },
             )?;
             Ok(TaskOutput::Reduce(Counters {
-                reduce_input_groups: stats.keys + stats.skipped,
+                reduce_input_groups: stats.groups,
                 reduce_input_records: stats.records,
                 output_records: stats.keys,
                 output_bytes: stats.bytes,

@@ -30,8 +30,16 @@ struct Args {
     #[arg(long, allow_hyphen_values = true, default_value = "64MiB", value_parser = parse_size)]
     split_size: u64,
     /// The app workers must run; workers running another app are refused.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "map_cmd")]
     app: Option<String>,
+    /// A streaming job: the shell command that maps (reads input lines on
+    /// stdin, writes key<TAB>value lines). Needs --reduce-cmd.
+    #[arg(long, requires = "reduce_cmd")]
+    map_cmd: Option<String>,
+    /// A streaming job: the shell command that reduces (reads key<TAB>value
+    /// lines sorted by key, writes key<TAB>value lines). Needs --map-cmd.
+    #[arg(long, requires = "map_cmd")]
+    reduce_cmd: Option<String>,
     /// Start this many local mrworker processes for the job (needs --app).
     #[arg(long, allow_hyphen_values = true, default_value_t = 0)]
     workers: u32,
@@ -99,6 +107,15 @@ async fn main() -> ExitCode {
         fresh: args.fresh,
         status_addr: args.status_addr,
         progress: !args.quiet,
+        streaming: None,
+    };
+    let cfg = match (args.map_cmd, args.reduce_cmd) {
+        (Some(m), Some(r)) => JobConfig {
+            app: Some(mr_coordinator::protocol::streaming_app_name(&m, &r)),
+            streaming: Some((m, r)),
+            ..cfg
+        },
+        _ => cfg,
     };
     let result = match RunningJob::start(cfg).await {
         Ok(job) => {

@@ -42,9 +42,18 @@ struct Args {
         default_value_t = 0
     )]
     threads: usize,
+    /// A streaming app instead of APP: the shell command that maps (reads
+    /// input lines on stdin, writes key<TAB>value lines). Needs --reduce-cmd.
+    #[arg(long, requires = "reduce_cmd", conflicts_with = "app")]
+    map_cmd: Option<String>,
+    /// A streaming app: the shell command that reduces (reads key<TAB>value
+    /// lines sorted by key, writes key<TAB>value lines). Needs --map-cmd.
+    #[arg(long, requires = "map_cmd")]
+    reduce_cmd: Option<String>,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit, poison) or the path of a plugin (.so).
-    app: String,
+    #[arg(required_unless_present = "map_cmd")]
+    app: Option<String>,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -60,7 +69,16 @@ async fn main() -> ExitCode {
             .build_global();
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
-    let app = match mr_apps::resolve(&args.app) {
+    let resolved = match (&args.map_cmd, &args.reduce_cmd, &args.app) {
+        (Some(m), Some(r), _) => Ok(std::sync::Arc::new(mr_apps::streaming::Streaming::new(
+            &mr_coordinator::protocol::streaming_app_name(m, r),
+            m,
+            r,
+        )) as mr_apps::AppRef),
+        (_, _, Some(app)) => mr_apps::resolve(app),
+        _ => unreachable!("clap requires an app or both commands"),
+    };
+    let app = match resolved {
         Ok(app) => app,
         Err(e) => {
             eprintln!("mrworker: {e}");

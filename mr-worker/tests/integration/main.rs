@@ -10,4 +10,5 @@ mod report;
 mod security;
 mod status;
 mod storage;
+mod streaming;
 mod util;

@@ -62,8 +62,14 @@ fn a_running_job_shows_its_state_as_json_html_and_in_mrstatus() {
     let log = std::fs::read_to_string(log).unwrap();
     assert!(st.success(), "{log}");
     // Not a terminal: a plain progress line every few seconds, then the summary.
-    let progress = log.lines().find(|l| l.contains("s] map: map ")).unwrap_or_default();
-    assert!(progress.contains("/8 (") && progress.contains("workers"), "{log}");
+    let progress = log
+        .lines()
+        .find(|l| l.contains("s] map: map "))
+        .unwrap_or_default();
+    assert!(
+        progress.contains("/8 (") && progress.contains("workers"),
+        "{log}"
+    );
     assert!(log.contains("job complete"), "{log}");
     // Once the coordinator is gone, mrstatus says where it looked.
     let out = Command::new(bin("mrstatus")).arg(&status).output().unwrap();

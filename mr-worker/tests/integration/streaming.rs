@@ -1,0 +1,100 @@
+//! Streaming apps: map and reduce as shell commands (here awk), checked
+//! against the built-in word count on ASCII text.
+
+use crate::util::{bin, data_files, sorted_lines, TestDir};
+use std::process::Command;
+use std::time::Duration;
+
+const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
+const REDUCE: &str = r#"awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
+
+/// The lab texts with every byte that is not an ASCII letter or newline
+/// turned into a space: there `tr` and the built-in splitter agree on words.
+fn ascii_inputs(t: &TestDir) -> Vec<String> {
+    data_files()
+        .iter()
+        .map(|f| {
+            let bytes: Vec<u8> = std::fs::read(f)
+                .unwrap()
+                .into_iter()
+                .map(|b| {
+                    if b.is_ascii_alphabetic() || b == b'\n' {
+                        b
+                    } else {
+                        b' '
+                    }
+                })
+                .collect();
+            let name = std::path::Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            t.write(&format!("ascii/{name}"), &bytes)
+        })
+        .collect()
+}
+
+#[test]
+fn an_awk_word_count_equals_the_built_in_one() {
+    let t = TestDir::new();
+    let inputs = ascii_inputs(&t);
+    let want = t.sequential("wc", &inputs);
+    let out = Command::new(bin("mrcoordinator"))
+        .args(["--quiet", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(["--split-size", "256KiB", "--reduces", "5"])
+        .args(["--map-cmd", MAP, "--reduce-cmd", REDUCE])
+        .args(&inputs)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 5)), want);
+}
+
+#[test]
+fn a_worker_with_other_commands_is_refused_and_a_failing_command_fails_the_job() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"alpha beta\n");
+    let (mut c, addr, log) = t.coordinator_logged(&[
+        "--map-cmd",
+        "cat",
+        "--reduce-cmd",
+        "echo reducer broke >&2; exit 7",
+        "--max-attempts",
+        "2",
+        &f,
+    ]);
+    let other = Command::new(bin("mrworker"))
+        .args([
+            "--coordinator",
+            &addr,
+            "--map-cmd",
+            "cat",
+            "--reduce-cmd",
+            "cat",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(other.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&other.stderr).contains("streaming-"));
+    let _w = t.worker_with(
+        &addr,
+        "--map-cmd=cat",
+        &["--reduce-cmd", "echo reducer broke >&2; exit 7"],
+    );
+    let st = c.wait_for(Duration::from_secs(30)).expect("job ends");
+    assert_eq!(st.code(), Some(1));
+    let log = std::fs::read_to_string(log).unwrap();
+    let last = log.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("reduce command `echo reducer broke >&2; exit 7` failed")
+            && last.contains("exit status: 7")
+            && last.contains("reducer broke"),
+        "{log}"
+    );
+}
