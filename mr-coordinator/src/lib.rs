@@ -19,6 +19,7 @@ mod service;
 pub mod size;
 pub mod status;
 mod task_state;
+pub mod timeline;
 pub mod token;
 
 /// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.

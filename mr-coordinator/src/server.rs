@@ -296,6 +296,9 @@ impl RunningJob {
         if let Err(e) = crate::report::write(&self.shared.output_dir, &report) {
             warn!(dir = %self.shared.output_dir.display(), "cannot write the job report: {e}");
         }
+        if let Err(e) = crate::timeline::write(&self.shared.output_dir, &report) {
+            warn!(dir = %self.shared.output_dir.display(), "cannot write the timeline: {e}");
+        }
         let sched = self.shared.sched();
         let p = sched.progress();
         let phases = sched.phase_times_at(Instant::now());

@@ -72,6 +72,21 @@ fn the_report_and_summary_count_what_really_happened() {
         assert!(0.0 <= s && s <= e, "{a}");
     }
     assert_eq!(report["workers"].as_array().unwrap().len(), 2);
+    // The timeline: well-formed SVG with one bar (a rectangle in a bar
+    // colour) per attempt.
+    let svg = std::fs::read_to_string(t.path().join("mr-timeline.svg")).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("the timeline is well-formed XML");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let palette = ["#4682B4", "#2E8B57", "#D62728", "#999999", "#FF9F1C"];
+    let bars = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("rect"))
+        .filter(|n| {
+            n.attribute("fill")
+                .is_some_and(|f| palette.contains(&f.to_uppercase().as_str()))
+        })
+        .count();
+    assert_eq!(bars, attempts.len());
     // The terminal summary shows the same figures.
     let grouped = |n: u64| {
         let d = n.to_string();
