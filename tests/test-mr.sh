@@ -208,7 +208,12 @@ scenario_plugin() {
   rm -f mr-out-*
   "$BIN/mrsequential" "$BIN/libindexer.so" "$DATA"/pg-*.txt && sort mr-out-0 > got
   "$BIN/mrsequential" indexer "$DATA"/pg-*.txt && sort mr-out-0 > want
-  cmp -s got want && pass plugin || fail plugin "libindexer.so output differs from built-in indexer"
+  cmp -s got want || { fail plugin "libindexer.so output differs from built-in indexer"; return; }
+  # Embedded workers running a plugin named by its path.
+  rm -f mr-out-*
+  $TIMEOUT "$BIN/mrcoordinator" --quiet --listen 127.0.0.1:0 --app "$BIN/libindexer.so" --workers 2 "$DATA"/pg-*.txt \
+    || { fail plugin "coordinator --app PLUGIN.so --workers 2 failed"; return; }
+  sorted_out | cmp -s - want && pass plugin || fail plugin "embedded plugin workers' output differs"
 }
 
 scenario_deterministic() {

@@ -48,6 +48,15 @@ pub struct JobConfig {
 }
 
 impl JobConfig {
+    /// The app name workers must report: `--app`, unless it names a plugin
+    /// file (its name is only known once loaded), when the first worker's
+    /// app fixes it.
+    pub fn required_app(&self) -> Option<String> {
+        self.app
+            .clone()
+            .filter(|a| !(a.contains('/') || a.ends_with(".so")))
+    }
+
     /// The arguments that tell `mrworker` this job's app.
     pub fn worker_app_args(&self) -> Vec<String> {
         match (&self.streaming, &self.app) {

@@ -13,7 +13,7 @@ use tracing::warn;
 /// found: the same command resumes it, a different one is refused.
 pub const JOB_DIR: &str = "mr-job";
 /// Name of the file in the job directory holding a generated token.
-const TOKEN_FILE: &str = "token";
+pub const TOKEN_FILE: &str = "token";
 
 /// The identity a journal records: inputs with their sizes and modification
 /// times, and the flags that shape the plan and outputs.

@@ -57,6 +57,8 @@ pub struct RunningJob {
     status: Option<crate::status::StatusServer>,
     /// The progress display, if shown.
     progress: Option<crate::progress::Progress>,
+    /// The file holding a generated token (None if given or disabled).
+    token_kept: Option<PathBuf>,
 }
 
 impl RunningJob {
@@ -164,7 +166,7 @@ impl RunningJob {
                 split_size: cfg.split_size,
                 task_timeout: cfg.task_timeout,
                 max_attempts: cfg.max_attempts,
-                app: cfg.app.clone(),
+                app: cfg.required_app(),
                 wait: Duration::from_millis(50),
                 skip_bad_records: cfg.skip_bad_records,
             },
@@ -248,6 +250,8 @@ impl RunningJob {
             _ => EmbeddedWorkers::none(),
         };
         info!(%addr, "coordinator listening");
+        let token_kept = (cfg.token.is_none() && !cfg.no_token)
+            .then(|| shared.job_dir.join(crate::jobdir::TOKEN_FILE));
         Ok(RunningJob {
             shared,
             addr,
@@ -259,7 +263,14 @@ impl RunningJob {
             resumed,
             status,
             progress,
+            token_kept,
         })
+    }
+
+    /// The file where a generated job token is kept, for telling users of
+    /// other hosts where to find it.
+    pub fn token_file(&self) -> Option<&std::path::Path> {
+        self.token_kept.as_deref()
     }
 
     /// Where the status page is served, if it is.

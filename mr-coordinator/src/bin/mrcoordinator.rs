@@ -122,6 +122,14 @@ async fn main() -> ExitCode {
             if let (Some(s), false) = (job.status_addr(), quiet) {
                 eprintln!("mrcoordinator: status page at http://{s}/ (JSON at /status)");
             }
+            if let (Some(f), false) = (job.token_file(), job.addr().ip().is_loopback()) {
+                eprintln!(
+                    "mrcoordinator: listening on {}; workers on other hosts need the job's token: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
+                    job.addr(),
+                    f.display(),
+                    job.addr().port()
+                );
+            }
             if let Some(Err(e)) = addr_file.map(|f| write_addr(&f, job.addr())) {
                 eprintln!("mrcoordinator: {e}");
                 return ExitCode::FAILURE;
