@@ -2,6 +2,7 @@
 //! binaries, each test in its own directory, on ports the OS picks, with
 //! every child killed and reaped when its handle drops.
 
+mod apps;
 mod bad_input;
 mod cli;
 mod faults;

@@ -1,39 +1,12 @@
 //! Streaming apps: map and reduce as shell commands (here awk), checked
 //! against the built-in word count on ASCII text.
 
-use crate::util::{bin, data_files, sorted_lines, TestDir};
+use crate::util::{ascii_inputs, bin, sorted_lines, TestDir};
 use std::process::Command;
 use std::time::Duration;
 
 const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
 const REDUCE: &str = r#"awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
-
-/// The lab texts with every byte that is not an ASCII letter or newline
-/// turned into a space: there `tr` and the built-in splitter agree on words.
-fn ascii_inputs(t: &TestDir) -> Vec<String> {
-    data_files()
-        .iter()
-        .map(|f| {
-            let bytes: Vec<u8> = std::fs::read(f)
-                .unwrap()
-                .into_iter()
-                .map(|b| {
-                    if b.is_ascii_alphabetic() || b == b'\n' {
-                        b
-                    } else {
-                        b' '
-                    }
-                })
-                .collect();
-            let name = std::path::Path::new(f)
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            t.write(&format!("ascii/{name}"), &bytes)
-        })
-        .collect()
-}
 
 #[test]
 fn an_awk_word_count_equals_the_built_in_one() {

@@ -254,6 +254,33 @@ pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The lab texts with every byte that is not an ASCII letter or newline
+/// turned into a space: there `tr` and the built-in splitter agree on words.
+pub fn ascii_inputs(t: &TestDir) -> Vec<String> {
+    data_files()
+        .iter()
+        .map(|f| {
+            let bytes: Vec<u8> = std::fs::read(f)
+                .unwrap()
+                .into_iter()
+                .map(|b| {
+                    if b.is_ascii_alphabetic() || b == b'\n' {
+                        b
+                    } else {
+                        b' '
+                    }
+                })
+                .collect();
+            let name = std::path::Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            t.write(&format!("ascii/{name}"), &bytes)
+        })
+        .collect()
+}
+
 /// All lines of `files`, sorted bytewise.
 pub fn sorted_lines(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = files
