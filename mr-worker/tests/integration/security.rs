@@ -186,3 +186,28 @@ fn a_worker_needs_the_token_and_may_be_given_it() {
         vec![b"alpha 2".to_vec(), b"beta 1".to_vec()]
     );
 }
+
+#[test]
+fn listening_beyond_loopback_without_a_token_is_said_loudly() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"x\n");
+    // Binds all interfaces but sends nothing anywhere: SIGTERM ends it.
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args(["--listen", "0.0.0.0:0", "--no-token", "--app", "wc", &f]);
+    let log = t.path().join("log");
+    let c = Proc::start_logged(cmd, t.path(), &log);
+    let said = crate::util::eventually(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("NON-LOOPBACK"))
+    });
+    c.signal("TERM");
+    assert!(
+        said,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("--no-token") && text.contains("any host"),
+        "{text}"
+    );
+}
