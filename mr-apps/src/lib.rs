@@ -20,10 +20,15 @@ use std::sync::Arc;
 
 pub use builtin::{builtin, builtin_names};
 
-/// Receives the key/value pairs a map call emits.
+/// The map's context: receives the key/value pairs a map call emits, and
+/// app-defined counters.
 pub trait Emit {
     /// Emits one intermediate pair.
     fn emit(&mut self, key: &[u8], value: &[u8]);
+
+    /// Adds `delta` to the app-defined counter `name`. The job sums each
+    /// counter over its accepted attempts and shows it with the built-in ones.
+    fn count(&mut self, _name: &str, _delta: u64) {}
 }
 
 /// Streams the values of one key to `combine` or `reduce`.
@@ -34,6 +39,10 @@ pub trait Emit {
 pub trait Values {
     /// The next value for the current key, or `None` when they are exhausted.
     fn next_value(&mut self) -> Option<&[u8]>;
+
+    /// Adds `delta` to the app-defined counter `name` (the value stream is
+    /// also the reduce's context; see [`Emit::count`]).
+    fn count(&mut self, _name: &str, _delta: u64) {}
 }
 
 /// A MapReduce application.
@@ -77,6 +86,18 @@ pub trait App: Send + Sync {
     /// without calling `combine` (the role Hadoop's LongSumReducer plays).
     fn sums_counts(&self) -> bool {
         false
+    }
+
+    /// True when the app chooses partitions itself with [`App::partition`].
+    fn has_partitioner(&self) -> bool {
+        false
+    }
+
+    /// The reduce task (0..reduces) that receives `key`. The default spreads
+    /// keys by [`ihash`], as the lab does; an app that overrides it must also
+    /// return true from [`App::has_partitioner`]. Values out of range wrap.
+    fn partition(&self, key: &[u8], reduces: u32) -> u32 {
+        ihash(key) % reduces.max(1)
     }
 
     /// A shell command that reduces a whole partition at once (streaming

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 /// The ABI version this build of the framework speaks.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Symbol name of `extern "C" fn() -> u32` returning the plugin's ABI version.
 pub const VERSION_SYMBOL: &[u8] = b"mr_plugin_abi_version";
@@ -29,6 +29,8 @@ pub const FLAG_WHOLE_FILE: u32 = 1;
 pub const FLAG_COMBINER: u32 = 2;
 /// `PluginVTable::flags` bit: values are decimal counts that combine by summing.
 pub const FLAG_SUMS_COUNTS: u32 = 4;
+/// `PluginVTable::flags` bit: the app chooses partitions (`partition`).
+pub const FLAG_PARTITIONER: u32 = 8;
 
 /// Host callback receiving one emitted pair.
 pub type EmitFn =
@@ -36,6 +38,10 @@ pub type EmitFn =
 /// Host callback yielding the next value; returns false when exhausted.
 pub type NextFn =
     unsafe extern "C" fn(src: *mut c_void, ptr: *mut *const u8, len: *mut usize) -> bool;
+/// Host callback adding `delta` to the app-defined counter `name`; `ctx` is
+/// the `sink` of map or the `src` of combine/reduce.
+pub type CountFn =
+    unsafe extern "C" fn(ctx: *mut c_void, name: *const u8, name_len: usize, delta: u64);
 /// Host callback receiving bytes (a combined value, reduce output, or an error message).
 pub type BytesFn = unsafe extern "C" fn(sink: *mut c_void, p: *const u8, l: usize);
 
@@ -59,6 +65,7 @@ pub struct PluginVTable {
         data_len: usize,
         sink: *mut c_void,
         emit: EmitFn,
+        count: CountFn,
         err: *mut c_void,
         set_err: BytesFn,
     ) -> i32,
@@ -66,6 +73,8 @@ pub struct PluginVTable {
     pub combine: GroupFn,
     /// `reduce(key, values, out)`; `out` is called with the output value.
     pub reduce: GroupFn,
+    /// `partition(key, reduces)`; `u32::MAX` if the app panicked.
+    pub partition: unsafe extern "C" fn(key: *const u8, key_len: usize, reduces: u32) -> u32,
 }
 
 /// Shape shared by combine and reduce.
@@ -74,6 +83,7 @@ pub type GroupFn = unsafe extern "C" fn(
     key_len: usize,
     src: *mut c_void,
     next: NextFn,
+    count: CountFn,
     sink: *mut c_void,
     out: BytesFn,
     err: *mut c_void,
@@ -139,6 +149,7 @@ pub mod guest {
     struct FfiEmit {
         sink: *mut c_void,
         emit: EmitFn,
+        count: CountFn,
     }
     impl Emit for FfiEmit {
         fn emit(&mut self, key: &[u8], value: &[u8]) {
@@ -153,11 +164,16 @@ pub mod guest {
                 )
             }
         }
+        fn count(&mut self, name: &str, delta: u64) {
+            // SAFETY: as for emit.
+            unsafe { (self.count)(self.sink, name.as_ptr(), name.len(), delta) }
+        }
     }
 
     struct FfiValues {
         src: *mut c_void,
         next: NextFn,
+        count: CountFn,
     }
     impl Values for FfiValues {
         fn next_value(&mut self) -> Option<&[u8]> {
@@ -168,6 +184,10 @@ pub mod guest {
             // `&mut self` borrow enforces.
             unsafe { (self.next)(self.src, &mut p, &mut l).then(|| bytes(p, l)) }
         }
+        fn count(&mut self, name: &str, delta: u64) {
+            // SAFETY: the host's source is live for the duration of the call.
+            unsafe { (self.count)(self.src, name.as_ptr(), name.len(), delta) }
+        }
     }
 
     unsafe extern "C" fn map(
@@ -177,6 +197,7 @@ pub mod guest {
         data_len: usize,
         sink: *mut c_void,
         emit: EmitFn,
+        count: CountFn,
         err: *mut c_void,
         set_err: BytesFn,
     ) -> i32 {
@@ -184,7 +205,7 @@ pub mod guest {
             // SAFETY: the host passes valid UTF-8 file names and live buffers.
             let (name, chunk) = unsafe { (bytes(fname, fname_len), bytes(data, data_len)) };
             let name = std::str::from_utf8(name).expect("host passed a non-UTF-8 file name");
-            app().map(name, chunk, &mut FfiEmit { sink, emit });
+            app().map(name, chunk, &mut FfiEmit { sink, emit, count });
         })
     }
 
@@ -193,6 +214,7 @@ pub mod guest {
         key_len: usize,
         src: *mut c_void,
         next: NextFn,
+        count: CountFn,
         sink: *mut c_void,
         out: BytesFn,
         err: *mut c_void,
@@ -201,7 +223,7 @@ pub mod guest {
         guarded(err, set_err, || {
             // SAFETY: the key buffer is live for the call.
             let key = unsafe { bytes(key, key_len) };
-            let mut values = FfiValues { src, next };
+            let mut values = FfiValues { src, next, count };
             // SAFETY: the output sink is live for the call.
             app().combine(key, &mut values, &mut |v| unsafe {
                 out(sink, v.as_ptr(), v.len())
@@ -214,6 +236,7 @@ pub mod guest {
         key_len: usize,
         src: *mut c_void,
         next: NextFn,
+        count: CountFn,
         sink: *mut c_void,
         out: BytesFn,
         err: *mut c_void,
@@ -223,10 +246,16 @@ pub mod guest {
             // SAFETY: the key buffer is live for the call.
             let key = unsafe { bytes(key, key_len) };
             let mut buf = Vec::new();
-            app().reduce(key, &mut FfiValues { src, next }, &mut buf);
+            app().reduce(key, &mut FfiValues { src, next, count }, &mut buf);
             // SAFETY: the output sink is live for the call.
             unsafe { out(sink, buf.as_ptr(), buf.len()) };
         })
+    }
+
+    unsafe extern "C" fn partition(key: *const u8, key_len: usize, reduces: u32) -> u32 {
+        // SAFETY: the key buffer is live for the call.
+        let key = unsafe { bytes(key, key_len) };
+        catch_unwind(AssertUnwindSafe(|| app().partition(key, reduces))).unwrap_or(u32::MAX)
     }
 
     /// Installs the plugin's app (once) and returns its function table.
@@ -244,6 +273,9 @@ pub mod guest {
             if app.sums_counts() {
                 flags |= FLAG_SUMS_COUNTS;
             }
+            if app.has_partitioner() {
+                flags |= FLAG_PARTITIONER;
+            }
             SyncTable(PluginVTable {
                 abi_version: ABI_VERSION,
                 flags,
@@ -252,6 +284,7 @@ pub mod guest {
                 map,
                 combine,
                 reduce,
+                partition,
             })
         });
         &table.0
@@ -368,6 +401,22 @@ unsafe extern "C" fn host_emit(
     unsafe { emit.emit(bytes(k, kl), bytes(v, vl)) };
 }
 
+unsafe extern "C" fn host_count_emit(ctx: *mut c_void, n: *const u8, nl: usize, delta: u64) {
+    // SAFETY: `ctx` is the `&mut &mut dyn Emit` passed to `map`.
+    let emit = unsafe { &mut *(ctx as *mut &mut dyn Emit) };
+    // SAFETY: the plugin passes a live name buffer.
+    let name = String::from_utf8_lossy(unsafe { bytes(n, nl) });
+    emit.count(&name, delta);
+}
+
+unsafe extern "C" fn host_count_values(ctx: *mut c_void, n: *const u8, nl: usize, delta: u64) {
+    // SAFETY: `ctx` is the `&mut &mut dyn Values` passed to combine/reduce.
+    let values = unsafe { &mut *(ctx as *mut &mut dyn Values) };
+    // SAFETY: the plugin passes a live name buffer.
+    let name = String::from_utf8_lossy(unsafe { bytes(n, nl) });
+    values.count(&name, delta);
+}
+
 unsafe extern "C" fn host_next(src: *mut c_void, p: *mut *const u8, l: *mut usize) -> bool {
     // SAFETY: `src` is the `&mut &mut dyn Values` passed to combine/reduce.
     let values = unsafe { &mut *(src as *mut &mut dyn Values) };
@@ -429,6 +478,7 @@ impl PluginApp {
                 key.len(),
                 &mut values as *mut &mut dyn Values as *mut c_void,
                 host_next,
+                host_count_values,
                 sink,
                 out,
                 &mut err as *mut Vec<u8> as *mut c_void,
@@ -452,6 +502,15 @@ impl App for PluginApp {
     fn sums_counts(&self) -> bool {
         self.table().flags & FLAG_SUMS_COUNTS != 0
     }
+    fn has_partitioner(&self) -> bool {
+        self.table().flags & FLAG_PARTITIONER != 0
+    }
+    fn partition(&self, key: &[u8], reduces: u32) -> u32 {
+        // SAFETY: the key buffer is live for the call.
+        let r = unsafe { (self.table().partition)(key.as_ptr(), key.len(), reduces) };
+        assert!(r != u32::MAX, "the plugin's partition panicked on a key");
+        r
+    }
     fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
         let mut err = Vec::new();
         let mut emit = emit;
@@ -464,6 +523,7 @@ impl App for PluginApp {
                 chunk.len(),
                 &mut emit as *mut &mut dyn Emit as *mut c_void,
                 host_emit,
+                host_count_emit,
                 &mut err as *mut Vec<u8> as *mut c_void,
                 host_bytes_to_vec,
             )

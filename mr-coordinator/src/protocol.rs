@@ -205,17 +205,25 @@ macro_rules! counters {
         #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
         pub struct Counters {
             $($(#[doc = $doc])* pub $field: u64,)*
+            /// Counters the app defined (`Emit::count`, `Values::count`), by name.
+            pub app: std::collections::BTreeMap<String, u64>,
         }
 
         impl Counters {
             /// Adds `other` into `self`.
             pub fn add(&mut self, other: &Counters) {
                 $(self.$field += other.$field;)*
+                for (k, v) in &other.app {
+                    *self.app.entry(k.clone()).or_default() += v;
+                }
             }
 
-            /// (display name, value) of every counter, in a fixed order.
-            pub fn rows(&self) -> Vec<(&'static str, u64)> {
-                vec![$(($label, self.$field),)*]
+            /// (display name, value) of every built-in counter, in a fixed
+            /// order, then the app's as `app: <name>`.
+            pub fn rows(&self) -> Vec<(String, u64)> {
+                let mut rows: Vec<(String, u64)> = vec![$(($label.to_string(), self.$field),)*];
+                rows.extend(self.app.iter().map(|(k, v)| (format!("app: {k}"), *v)));
+                rows
             }
         }
     };

@@ -12,7 +12,7 @@
 use crate::merge::{GroupError, Merger};
 use crate::runfile::{RunError, RunFile, RunWriter};
 use crate::split::{align, chunks};
-use crate::table::{decimal, Accumulator, CountTable, PairBuffers};
+use crate::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_apps::{parse_count, plugin::panic_message, App};
 use mr_coordinator::protocol::{BadRecord, FilePart, TaskFailure};
@@ -45,7 +45,7 @@ pub struct MapJob<'a> {
 }
 
 /// What a map task did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct MapStats {
     /// Bytes of input mapped.
     pub input_bytes: u64,
@@ -63,6 +63,8 @@ pub struct MapStats {
     pub emitted: u64,
     /// Bytes written to spill runs.
     pub spilled_bytes: u64,
+    /// App-defined counters.
+    pub app_counters: AppCounters,
 }
 
 /// Lines in `data` (a last line without its newline counts).
@@ -267,7 +269,9 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
                 .map(|(s, e)| (i, s, e)),
         );
     }
-    let mut stats = if app.sums_counts() {
+    // Integer counting keys partitions by the default hash; an app that
+    // partitions itself gets pair buffers.
+    let mut stats = if app.sums_counts() && !app.has_partitioner() {
         map_into::<CountTable>(app, job, &inputs, &pieces)?
     } else {
         map_into::<PairBuffers>(app, job, &inputs, &pieces)?
@@ -362,6 +366,13 @@ fn map_into<A: Accumulator>(
     let skipped = AtomicU64::new(0);
     let records = AtomicU64::new(0);
     let emitted = AtomicU64::new(0);
+    let app_counters = Mutex::new(AppCounters::new());
+    let collect = |acc: &mut A| {
+        let mut total = app_counters.lock().unwrap_or_else(|e| e.into_inner());
+        for (k, v) in acc.take_app_counters() {
+            *total.entry(k).or_default() += v;
+        }
+    };
     // Per input: the sorted offsets of records to skip.
     let skips: Vec<Vec<u64>> = inputs
         .iter()
@@ -383,6 +394,9 @@ fn map_into<A: Accumulator>(
     let worker = || -> Result<A, TaskFailure> {
         let mut acc = A::new(job.reduces);
         acc.limit(share);
+        if app.has_partitioner() {
+            acc.defer_partitioning();
+        }
         while let Some(&(i, s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
             let input = &inputs[i];
             let name = input.part.name.as_str();
@@ -399,10 +413,12 @@ fn map_into<A: Accumulator>(
             release(input.map.as_ref(), s, e);
             if acc.bytes() > share {
                 emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
+                collect(&mut acc);
                 spills.spill(app, job, &mut acc)?;
             }
         }
         emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
+        collect(&mut acc);
         Ok(acc)
     };
     // Each of `threads` workers pulls chunks from the shared counter; if the
@@ -419,6 +435,7 @@ fn map_into<A: Accumulator>(
             stats.input_records = records.into_inner();
             stats.emitted = emitted.into_inner();
             stats.spilled_bytes = spills.bytes.load(Ordering::Relaxed);
+            stats.app_counters = app_counters.into_inner().unwrap_or_else(|e| e.into_inner());
             Ok(stats)
         }
         Err(e) => {

@@ -14,6 +14,8 @@ pub struct Merger<T: Copy> {
     inputs: Vec<(T, PartitionReader)>,
     heap: Vec<usize>,
     records: u64,
+    /// App-defined counters counted by the callbacks of [`Merger::for_each_group`].
+    pub app_counters: crate::table::AppCounters,
 }
 
 /// A failed read, tagged with the input it came from.
@@ -55,6 +57,7 @@ impl<T: Copy> Merger<T> {
             inputs,
             heap: live,
             records: 0,
+            app_counters: Default::default(),
         };
         for i in (0..m.heap.len() / 2).rev() {
             m.sift_down(i);
@@ -151,5 +154,9 @@ impl<T: Copy> Values for KeyValues<'_, T> {
         }
         self.pending = true;
         self.merger.top().map(|t| t.value())
+    }
+
+    fn count(&mut self, name: &str, delta: u64) {
+        crate::table::add_counter(&mut self.merger.app_counters, name, delta);
     }
 }

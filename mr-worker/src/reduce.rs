@@ -30,7 +30,7 @@ pub struct ReduceJob<'a> {
 }
 
 /// What a reduce task did.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ReduceStats {
     /// Distinct keys reduced.
     pub keys: u64,
@@ -43,6 +43,8 @@ pub struct ReduceStats {
     /// Distinct keys read (for streaming reduces, where output lines need
     /// not match keys one to one; else `keys + skipped`).
     pub groups: u64,
+    /// App-defined counters.
+    pub app_counters: crate::table::AppCounters,
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.
@@ -120,5 +122,6 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
     file.sync_data().map_err(io)?;
     stats.records = merger.records();
     stats.groups = stats.keys + stats.skipped;
+    stats.app_counters = std::mem::take(&mut merger.app_counters);
     Ok(stats)
 }

@@ -25,6 +25,12 @@ pub trait Accumulator: Emit + Send {
     /// Pairs emitted into it since the last call (a counter, kept through
     /// spills by the caller).
     fn take_emitted(&mut self) -> u64;
+    /// App-defined counters counted into it since the last call.
+    fn take_app_counters(&mut self) -> AppCounters;
+    /// Tells the accumulator that the app chooses partitions itself: pairs
+    /// are then kept together and sorted into partitions with
+    /// [`App::partition`] when written (the default ignores it).
+    fn defer_partitioning(&mut self) {}
     /// Moves `other`'s contents into `self`.
     fn absorb(&mut self, other: Self);
     /// Writes every partition, sorted by key and combined, to `w` (ending
@@ -49,6 +55,19 @@ pub trait Accumulator: Emit + Send {
 }
 
 type Fast = mr_apps::hash::FastBuild;
+
+/// App-defined counters of one accumulator or task, by name.
+pub type AppCounters = std::collections::BTreeMap<String, u64>;
+
+/// Adds `delta` to counter `name` (allocating its name only the first time).
+pub fn add_counter(c: &mut AppCounters, name: &str, delta: u64) {
+    match c.get_mut(name) {
+        Some(v) => *v += delta,
+        None => {
+            c.insert(name.to_string(), delta);
+        }
+    }
+}
 
 /// Keys of up to 15 bytes packed big-endian with their length in the last
 /// byte: comparing packed keys as integers orders them exactly as comparing
@@ -87,6 +106,7 @@ pub(crate) fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[derive(Default)]
 pub struct CountTable {
     emitted: u64,
+    app_counters: AppCounters,
     short: PackedCounts,
     long: HashMap<Box<[u8]>, u64, Fast>,
     long_bytes: usize,
@@ -119,6 +139,10 @@ impl Emit for CountTable {
             ),
         }
     }
+
+    fn count(&mut self, name: &str, delta: u64) {
+        add_counter(&mut self.app_counters, name, delta);
+    }
 }
 
 impl Accumulator for CountTable {
@@ -139,6 +163,10 @@ impl Accumulator for CountTable {
 
     fn take_emitted(&mut self) -> u64 {
         std::mem::take(&mut self.emitted)
+    }
+
+    fn take_app_counters(&mut self) -> AppCounters {
+        std::mem::take(&mut self.app_counters)
     }
 
     fn absorb(&mut self, other: Self) {
@@ -230,15 +258,44 @@ fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, Run
 /// Raw pairs, one buffer per partition, for apps without a count combiner.
 pub struct PairBuffers {
     emitted: u64,
+    app_counters: AppCounters,
     parts: Vec<PairBuf>,
     reduces: u32,
+    /// The app partitions: everything goes to `parts[0]` until written.
+    deferred: bool,
 }
 
 impl Emit for PairBuffers {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
         self.emitted += 1;
-        let r = (ihash(key) % self.reduces) as usize;
+        let r = if self.deferred {
+            0
+        } else {
+            (ihash(key) % self.reduces) as usize
+        };
         self.parts[r].push(key, value);
+    }
+
+    fn count(&mut self, name: &str, delta: u64) {
+        add_counter(&mut self.app_counters, name, delta);
+    }
+}
+
+impl PairBuffers {
+    /// Sorts deferred pairs into the partitions the app chooses.
+    fn repartition(&mut self, app: &dyn App) {
+        if !self.deferred {
+            return;
+        }
+        let all = std::mem::take(&mut self.parts[0]);
+        let reduces = self.reduces;
+        let parts = &mut self.parts;
+        sort_and_group(&[&all], |key, values| {
+            let r = (app.partition(key, reduces) % reduces) as usize;
+            while let Some(v) = values.next_value() {
+                parts[r].push(key, v);
+            }
+        });
     }
 }
 
@@ -246,6 +303,8 @@ impl Accumulator for PairBuffers {
     fn new(reduces: u32) -> Self {
         PairBuffers {
             emitted: 0,
+            app_counters: AppCounters::new(),
+            deferred: false,
             parts: (0..reduces).map(|_| PairBuf::default()).collect(),
             reduces,
         }
@@ -259,6 +318,14 @@ impl Accumulator for PairBuffers {
         std::mem::take(&mut self.emitted)
     }
 
+    fn take_app_counters(&mut self) -> AppCounters {
+        std::mem::take(&mut self.app_counters)
+    }
+
+    fn defer_partitioning(&mut self) {
+        self.deferred = true;
+    }
+
     fn absorb(&mut self, other: Self) {
         for (mine, theirs) in self.parts.iter_mut().zip(&other.parts) {
             mine.append(theirs);
@@ -266,16 +333,18 @@ impl Accumulator for PairBuffers {
     }
 
     fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
+        self.repartition(app);
         let records = write_partitions(&[&*self], app, w)?;
         self.parts.iter_mut().for_each(|p| *p = PairBuf::default());
         Ok(records)
     }
 
     fn write_all_sorted(
-        accs: Vec<Self>,
+        mut accs: Vec<Self>,
         app: &dyn App,
         w: &mut RunWriter,
     ) -> Result<u64, RunError> {
+        accs.iter_mut().for_each(|a| a.repartition(app));
         // Sort the threads' buffers together instead of copying them into one.
         let refs: Vec<&PairBuffers> = accs.iter().collect();
         write_partitions(&refs, app, w)

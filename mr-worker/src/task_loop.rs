@@ -353,6 +353,7 @@ fn run_task(
                 map_output_bytes: stats.bytes,
                 spilled_bytes: stats.spilled_bytes,
                 skipped_records: stats.skipped,
+                app: stats.app_counters,
                 ..Counters::default()
             }))
         }
@@ -384,6 +385,7 @@ fn run_task(
                 output_records: stats.keys,
                 output_bytes: stats.bytes,
                 skipped_records: stats.skipped,
+                app: stats.app_counters,
                 ..Counters::default()
             }))
         }

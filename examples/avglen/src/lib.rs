@@ -3,7 +3,10 @@
 //!
 //! Map emits `(document, "<letters> 1")` per word; combine folds a map
 //! task's values for a document into one `"<letters> <words>"`; reduce
-//! folds those and writes the average with two decimals. Built as a plugin:
+//! folds those and writes the average with two decimals. It also shows the
+//! SDK's other hooks: app-defined counters (`words`, `documents`) and its
+//! own partitioner (documents go to reduce task `name length % R`, so a
+//! person can tell where each one lands). Built as a plugin:
 //! `mrcoordinator --app target/release/libavglen.so --workers 2 FILES`.
 
 use mr_apps::words::for_each_word;
@@ -31,11 +34,22 @@ impl App for AverageWordLength {
     }
 
     fn map(&self, filename: &str, chunk: &[u8], emit: &mut dyn Emit) {
+        let mut words = 0;
         for_each_word(chunk, |w| {
             // Length in characters, not bytes: count UTF-8 lead bytes.
             let chars = w.iter().filter(|&&b| b & 0xc0 != 0x80).count();
             emit.emit(filename.as_bytes(), format!("{chars} 1").as_bytes());
+            words += 1;
         });
+        emit.count("words", words);
+    }
+
+    fn has_partitioner(&self) -> bool {
+        true
+    }
+
+    fn partition(&self, key: &[u8], reduces: u32) -> u32 {
+        key.len() as u32 % reduces.max(1)
     }
 
     fn has_combiner(&self) -> bool {
@@ -48,6 +62,7 @@ impl App for AverageWordLength {
     }
 
     fn reduce(&self, _key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+        values.count("documents", 1);
         let (letters, words) = fold(values);
         let avg = if words == 0 {
             0.0
