@@ -161,6 +161,26 @@ impl Worker {
             .unwrap_or_default()
     }
 
+    /// Registers; a token found on this machine may be refused only because
+    /// a (re)starting coordinator has not yet published its own, so that
+    /// refusal is retried until `deadline`.
+    async fn register_patiently(
+        &self,
+        client: CoordinatorClient,
+        deadline: Instant,
+    ) -> Result<Result<(), RegisterError>, tarpc::client::RpcError> {
+        loop {
+            let r = self.register(client.clone()).await;
+            let retry = self.cfg.token.is_none()
+                && matches!(r, Ok(Err(RegisterError::BadToken { .. })))
+                && Instant::now() < deadline;
+            if !retry {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// After losing the coordinator: reconnect and re-register, or give up.
     /// A coordinator that finished its job removes the job directory before
     /// it exits; one that crashed leaves it (with its journal) and is
@@ -170,7 +190,7 @@ impl Worker {
         let deadline = Instant::now() + self.cfg.reconnect_for;
         loop {
             if let Ok(client) = connect(&self.cfg.coordinator).await {
-                return match self.register(client).await {
+                return match self.register_patiently(client, deadline).await {
                     Ok(Ok(())) => true,
                     Ok(Err(e)) => {
                         info!("the coordinator refused us on rejoining: {e}");
@@ -219,7 +239,8 @@ impl Worker {
                 secs: self.cfg.connect_for.as_secs(),
                 reason: e.to_string(),
             })?;
-        match self.register(client).await {
+        let deadline = Instant::now() + self.cfg.connect_for.max(Duration::from_secs(2));
+        match self.register_patiently(client, deadline).await {
             Ok(Ok(())) => {}
             Ok(Err(RegisterError::JobOver)) => return Ok(Ending::Dismissed),
             Ok(Err(reason)) => {
