@@ -59,5 +59,24 @@ fresh
 target/release/mrcoordinator --quiet --app target/release/libavglen.so --workers 2 'data/pg-*.txt'
 check "plugin app" '[[ $(cat mr-out-* | wc -l) == 8 ]] && grep -q "app: documents" mr-report.json'
 
+# GUIDE: several machines sharing a directory, played on this one: /shared
+# is a directory here and "coordhost" is this host. The coordinator binds
+# all interfaces (nothing is sent beyond loopback).
+fresh
+mkdir -p shared/in shared/out shared/tmp && cp data/pg-*.txt shared/in/
+S=$PWD/shared
+target/release/mrcoordinator --listen 0.0.0.0:7878 --app indexer --output-dir "$S/out" \
+  --work-dir "$S/tmp" "$S/in/*.txt" 2>coord.log &
+for _ in $(seq 50); do [[ -s $S/tmp/mr-job/token ]] && break; sleep 0.1; done
+# Another user's shell: no local token file to find, so the token is given.
+XDG_RUNTIME_DIR=$PWD/elsewhere MR_TOKEN=$(cat "$S/tmp/mr-job/token") target/release/mrworker --coordinator 127.0.0.1:7878 indexer
+wait
+mkdir -p iref && target/release/mrsequential --output-dir iref indexer "$S"/in/*.txt
+check "shared directory" 'sort "$S"/out/mr-out-* | cmp -s - <(sort iref/mr-out-0) && grep -q "MR_TOKEN=" coord.log'
+
+# README: the quick benchmark.
+( cd "$ROOT" && bash bench/run.sh --size 100MiB --files 8 --runs 1 --tiny-files 0 --dir "$W/bench" ) > bench.txt 2>&1
+check "quick benchmark" 'grep -q "yardstick" bench.txt && grep -q "mrsequential wc" bench.txt'
+
 echo "$FAILED failed"
 [[ $FAILED == 0 ]]
