@@ -75,11 +75,8 @@ impl Progress {
     }
 
     /// Stops and removes the display (before the summary is printed).
-    pub fn finish(mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn finish(self) {
+        drop(self);
     }
 }
 

@@ -9,6 +9,7 @@ pub mod counts;
 pub mod map;
 pub mod merge;
 pub mod pairs;
+mod records;
 pub mod reduce;
 pub mod runfile;
 pub mod sequential;

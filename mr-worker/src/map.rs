@@ -10,6 +10,7 @@
 //! accumulators (and spills, if any) become ONE run file, temp + rename.
 
 use crate::merge::{GroupError, Merger};
+use crate::records::{count_lines, map_chunk};
 use crate::runfile::{RunError, RunFile, RunWriter};
 use crate::split::{align, chunks};
 use crate::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
@@ -67,12 +68,6 @@ pub struct MapStats {
     pub app_counters: AppCounters,
 }
 
-/// Lines in `data` (a last line without its newline counts).
-fn count_lines(data: &[u8]) -> u64 {
-    let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
-    newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
-}
-
 fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
     TaskFailure::Input {
         path: part.name.clone(),
@@ -94,102 +89,6 @@ fn combine_call<T>(job: &MapJob<'_>, f: impl FnOnce() -> T) -> Result<T, TaskFai
         phase: "combine".into(),
         record: BadRecord::Combined(spill_input(job)),
     })
-}
-
-/// An emitter that drops everything (for re-running a failed chunk).
-struct Discard;
-
-impl mr_apps::Emit for Discard {
-    fn emit(&mut self, _: &[u8], _: &[u8]) {}
-}
-
-/// Byte ranges `[s, e)` of each line of `data[start..end]` (the last may
-/// lack its newline).
-fn lines(data: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
-    let mut at = start;
-    std::iter::from_fn(move || {
-        if at >= end {
-            return None;
-        }
-        let s = at;
-        let e = data[s..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(end, |i| s + i + 1);
-        at = e;
-        Some((s, e))
-    })
-}
-
-/// After `map` panicked on chunk `[s, e)`: maps its lines one at a time
-/// (output discarded) to find the record that panics, so the failure can
-/// name it and `--skip-bad-records` can skip exactly it. Falls back to the
-/// chunk's start when no single line panics on its own.
-fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -> usize {
-    if app.whole_file() {
-        return 0;
-    }
-    lines(data, s, e)
-        .find(|&(ls, le)| {
-            catch_unwind(AssertUnwindSafe(|| {
-                app.map(name, &data[ls..le], &mut Discard)
-            }))
-            .is_err()
-        })
-        .map_or(s, |(ls, _)| ls)
-}
-
-/// Maps chunk `[s, e)` of one input, leaving out the records at the offsets
-/// in `skip` (sorted line starts; for whole-file apps, offset 0 skips the
-/// file). Returns how many records were skipped, or the failure naming the
-/// record that panicked.
-fn map_chunk(
-    app: &dyn App,
-    name: &str,
-    data: &[u8],
-    (s, e): (usize, usize),
-    skip: &[u64],
-    emit: &mut dyn mr_apps::Emit,
-) -> Result<u64, TaskFailure> {
-    let mut skipped = 0;
-    let mut ranges = Vec::new();
-    let mut at = s;
-    for &off in skip
-        .iter()
-        .filter(|&&o| (o as usize) >= s && (o as usize) < e.max(s + 1))
-    {
-        let off = off as usize;
-        if off < at {
-            continue;
-        }
-        if off > at {
-            ranges.push((at, off));
-        }
-        at = if app.whole_file() {
-            e
-        } else {
-            lines(data, off, e).next().map_or(e, |(_, le)| le)
-        };
-        skipped += 1;
-    }
-    if ranges.is_empty() && skipped == 0 {
-        ranges.push((s, e));
-    } else if at < e {
-        ranges.push((at, e));
-    }
-    for (a, b) in ranges {
-        catch_unwind(AssertUnwindSafe(|| app.map(name, &data[a..b], emit))).map_err(|p| {
-            TaskFailure::AppPanic {
-                message: panic_message(p.as_ref()),
-                phase: "map".into(),
-                record: BadRecord::Line {
-                    input: name.to_string(),
-                    offset: find_bad_record(app, name, data, a, b) as u64,
-                },
-            }
-        })?;
-    }
-    Ok(skipped)
 }
 
 /// One input range, mapped and aligned.

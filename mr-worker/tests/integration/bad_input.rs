@@ -21,7 +21,7 @@ struct Case<'a> {
 /// Runs `binary args` in `dir` as `user` (a uid to drop to, when running as
 /// root), with a time limit; returns (exit status, stderr).
 fn run_as(dir: &TestDir, user: Option<u32>, binary: &str, args: &[String]) -> (i32, String) {
-    let log = dir.path().join(format!("stderr-{}", fastrand_suffix()));
+    let log = dir.path().join(format!("stderr-{}", next_log_id()));
     let mut cmd = match user {
         Some(uid) => {
             let mut c = Command::new("setpriv");
@@ -42,7 +42,7 @@ fn run_as(dir: &TestDir, user: Option<u32>, binary: &str, args: &[String]) -> (i
     (st.code().unwrap_or(-1), err)
 }
 
-fn fastrand_suffix() -> u64 {
+fn next_log_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)

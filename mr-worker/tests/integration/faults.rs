@@ -1,6 +1,8 @@
 //! Crashed, stalled and vanished processes.
 
-use crate::util::{bin, data_files, eventually, free_addr, sorted_lines, Proc, TestDir};
+use crate::util::{
+    bin, data_files, eventually, free_addr, map_outputs, sorted_lines, Proc, TestDir,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -78,20 +80,6 @@ fn refused_worker_exits_with_status_3() {
     assert_eq!(st.code(), Some(3));
 }
 
-/// Accepted map outputs (`mr-<m>-<attempt>`) in a job directory.
-fn map_outputs(job_dir: &std::path::Path) -> usize {
-    std::fs::read_dir(job_dir).map_or(0, |d| {
-        d.flatten()
-            .filter(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                let mut parts = n.split('-');
-                parts.next() == Some("mr")
-                    && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .count()
-    })
-}
-
 #[test]
 fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let t = TestDir::new();
@@ -108,7 +96,7 @@ fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let _w2 = t.worker(&addr, "jobcount");
     // jobcount maps take 2-5 s: wait until some are accepted, then kill.
     let job_dir = t.path().join("mr-job");
-    let progressed = eventually(Duration::from_secs(30), || map_outputs(&job_dir) >= 3);
+    let progressed = eventually(Duration::from_secs(30), || map_outputs(&job_dir).len() >= 3);
     assert!(
         progressed,
         "no progress: {}",

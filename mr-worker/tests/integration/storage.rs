@@ -1,29 +1,9 @@
 //! Storage faults: intermediate files lost, truncated or flipped after their
 //! map finished; a full disk under the outputs; records that crash the app.
 
-use crate::util::{bin, data_files, eventually, sorted_lines, Proc, TestDir};
-use std::path::{Path, PathBuf};
+use crate::util::{bin, data_files, eventually, map_outputs, sorted_lines, Proc, TestDir};
 use std::process::Command;
 use std::time::Duration;
-
-/// Accepted map outputs (`mr-<m>-<attempt>`, no suffix) in a job directory.
-fn map_outputs(job_dir: &Path) -> Vec<PathBuf> {
-    let Ok(d) = std::fs::read_dir(job_dir) else {
-        return Vec::new();
-    };
-    let mut v: Vec<PathBuf> = d
-        .flatten()
-        .filter(|e| {
-            let n = e.file_name().to_string_lossy().into_owned();
-            let mut parts = n.split('-');
-            parts.next() == Some("mr")
-                && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .map(|e| e.path())
-        .collect();
-    v.sort();
-    v
-}
 
 #[test]
 fn map_outputs_lost_truncated_or_flipped_are_rebuilt_and_the_answer_is_right() {

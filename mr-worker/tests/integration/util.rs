@@ -281,6 +281,25 @@ pub fn ascii_inputs(t: &TestDir) -> Vec<String> {
         .collect()
 }
 
+/// Accepted map outputs (`mr-<m>-<attempt>`, no suffix) in a job directory.
+pub fn map_outputs(job_dir: &Path) -> Vec<PathBuf> {
+    let Ok(d) = std::fs::read_dir(job_dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = d
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            let mut parts = n.split('-');
+            parts.next() == Some("mr")
+                && parts.all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .map(|e| e.path())
+        .collect();
+    v.sort();
+    v
+}
+
 /// All lines of `files`, sorted bytewise.
 pub fn sorted_lines(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = files

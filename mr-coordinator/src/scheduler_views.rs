@@ -1,0 +1,137 @@
+//! The scheduler's views and bookkeeping that no scheduling decision
+//! depends on: restoring from a journal, counters, phase times, the attempt
+//! log and progress counts (for reports, the status page and logs).
+
+use super::*;
+
+impl Scheduler {
+    /// The app and its whole-file flag once the inputs are split (what a
+    /// journal must record to split them the same way after a restart).
+    pub fn planned_app(&self) -> Option<(String, bool)> {
+        if self.maps.is_empty() {
+            return None;
+        }
+        self.app.clone().map(|a| (a, self.whole_file))
+    }
+
+    /// Takes over the progress a previous coordinator journaled: the app (and
+    /// so the split plan), accepted map outputs and committed reduces. Attempt
+    /// ids continue in a range of their own (`incarnation << 32`), so reports
+    /// from the previous incarnation's attempts can never be mistaken for new ones.
+    pub fn restore(&mut self, r: &Recovered) {
+        self.next_attempt = u64::from(r.incarnation) << 32;
+        let Some((app, whole_file)) = &r.app else {
+            return;
+        };
+        self.app = Some(app.clone());
+        self.plan(*whole_file);
+        for (m, (a, c)) in &r.maps {
+            if let Some(t) = self.maps.get_mut(m.0 as usize) {
+                t.done = Some(*a);
+                t.counters = Some(c.clone());
+            }
+        }
+        for (red, (a, c)) in &r.reduces {
+            if let Some(t) = self.reduces.get_mut(red.0 as usize) {
+                t.done = Some(*a);
+                t.counters = Some(c.clone());
+            }
+        }
+    }
+
+    /// Records the counters of `task`'s accepted attempt.
+    pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
+        self.task_mut(task).counters = Some(c);
+    }
+
+    /// The job's counters: sums over the accepted attempts of done tasks
+    /// (a map whose output was lost and re-run counts once).
+    pub fn counters(&self) -> Counters {
+        let mut total = Counters::default();
+        for t in self.maps.iter().chain(&self.reduces) {
+            if let (Some(_), Some(c)) = (t.done, &t.counters) {
+                total.add(c);
+            }
+        }
+        total
+    }
+
+    /// Wall times of the map phase (first map assigned to the maps' last
+    /// completion) and the reduce phase (from then to the last commit); a
+    /// phase still under way is measured up to `now`.
+    pub fn phase_times_at(&self, now: Instant) -> (Duration, Duration) {
+        let [start, maps, end] = self.phase_marks;
+        let span = |a: Option<Instant>, b: Option<Instant>| {
+            a.map_or(Duration::ZERO, |a| {
+                b.unwrap_or(now).saturating_duration_since(a)
+            })
+        };
+        let maps_done = self.all_maps_done();
+        let map_end = if maps_done { maps } else { None };
+        let reduce_start = if maps_done { maps } else { None };
+        (span(start, map_end), span(reduce_start, end))
+    }
+
+    /// Number of input files.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Every worker that registered, and whether it is still alive.
+    pub fn workers(&self) -> Vec<(WorkerId, bool)> {
+        self.workers.iter().map(|(&id, w)| (id, w.alive)).collect()
+    }
+
+    /// Every attempt ever started for reduce tasks, for cleaning up temp outputs.
+    pub fn reduce_attempts(&self) -> Vec<(ReduceTaskId, AttemptId)> {
+        self.attempts
+            .iter()
+            .filter_map(|(&id, a)| match a.task {
+                TaskRef::Reduce(r) => Some((r, id)),
+                TaskRef::Map(_) => None,
+            })
+            .collect()
+    }
+
+    /// The worker an attempt was given to.
+    pub fn owner_of(&self, attempt: AttemptId) -> Option<WorkerId> {
+        self.attempts.get(&attempt).map(|a| a.worker)
+    }
+
+    /// The task an attempt belongs to.
+    pub fn task_of(&self, attempt: AttemptId) -> Option<TaskRef> {
+        self.attempts.get(&attempt).map(|a| a.task)
+    }
+
+    /// Every attempt so far, in id order: the job report's timeline.
+    pub fn attempt_log(&self) -> Vec<AttemptRecord> {
+        self.attempts
+            .iter()
+            .map(|(&id, a)| AttemptRecord {
+                attempt: id,
+                task: a.task,
+                worker: a.worker,
+                started: a.started,
+                ended: a.ended,
+                outcome: match a.state {
+                    AttemptState::Running => "running",
+                    AttemptState::Succeeded => "succeeded",
+                    AttemptState::Failed => "failed",
+                    AttemptState::Abandoned => "abandoned",
+                },
+            })
+            .collect()
+    }
+
+    /// Counts for progress lines.
+    pub fn progress(&self) -> Progress {
+        Progress {
+            maps_done: self.maps.iter().filter(|t| t.done.is_some()).count(),
+            maps: self.maps.len(),
+            reduces_done: self.reduces.iter().filter(|t| t.done.is_some()).count(),
+            reduces: self.reduces.len(),
+            attempts: self.started,
+            workers_alive: self.workers.values().filter(|w| w.alive).count(),
+        }
+    }
+}
