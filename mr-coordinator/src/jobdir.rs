@@ -70,8 +70,10 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
 /// (they will be redone) and removes every leftover that is not accepted
 /// (partial map outputs, spills, uncommitted reduce temps).
 pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
-    r.maps.retain(|&m, &mut (a, _)| {
-        let ok = job_dir.join(names::map_output(m, a)).is_file();
+    r.maps.retain(|&m, (a, _, at)| {
+        // Outputs on a worker's own disk cannot be checked from here; a
+        // reducer that cannot fetch one reports it lost and the map reruns.
+        let ok = at.is_some() || job_dir.join(names::map_output(m, *a)).is_file();
         if !ok {
             warn!(map = %m, "journaled map output is missing; the map will run again");
         }
@@ -87,8 +89,12 @@ pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
     let keep: std::collections::HashSet<String> = r
         .maps
         .iter()
-        .map(|(&m, (a, _))| names::map_output(m, *a))
-        .chain([JOURNAL.to_string(), TOKEN_FILE.to_string()])
+        .map(|(&m, (a, _, _))| names::map_output(m, *a))
+        .chain([
+            JOURNAL.to_string(),
+            TOKEN_FILE.to_string(),
+            names::JOB_MARKER.to_string(),
+        ])
         .collect();
     if let Ok(entries) = std::fs::read_dir(job_dir) {
         for e in entries.flatten() {

@@ -24,7 +24,9 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-const MAGIC: &[u8; 8] = b"MRJRNL01";
+const MAGIC: &[u8; 8] = b"MRJRNL02";
+/// Journals of earlier versions (different record layout).
+const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.
 pub const FILE_NAME: &str = "journal";
 /// A record larger than this is corruption, not data.
@@ -106,8 +108,10 @@ pub enum Record {
         /// Whether it maps whole files.
         whole_file: bool,
     },
-    /// A map task's output was accepted (with the attempt's counters).
-    MapDone(MapTaskId, AttemptId, Counters),
+    /// A map task's output was accepted (with the attempt's counters, and
+    /// the shuffle address of the worker holding it when not in the job
+    /// directory).
+    MapDone(MapTaskId, AttemptId, Counters, Option<String>),
     /// A map task's accepted output was found lost or corrupt.
     MapLost(MapTaskId),
     /// `mr-out-r` was committed (with the attempt's counters).
@@ -122,7 +126,7 @@ pub struct Recovered {
     /// The app, if the previous run had learned it.
     pub app: Option<(String, bool)>,
     /// Maps whose output was accepted (and not since lost).
-    pub maps: BTreeMap<MapTaskId, (AttemptId, Counters)>,
+    pub maps: BTreeMap<MapTaskId, (AttemptId, Counters, Option<String>)>,
     /// Committed reduce outputs.
     pub reduces: BTreeMap<ReduceTaskId, (AttemptId, Counters)>,
 }
@@ -133,8 +137,8 @@ impl Recovered {
             Record::Begin(_) => {}
             Record::Incarnation(n) => self.incarnation = n + 1,
             Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
-            Record::MapDone(m, a, c) => {
-                self.maps.insert(m, (a, c));
+            Record::MapDone(m, a, c, at) => {
+                self.maps.insert(m, (a, c, at));
             }
             Record::MapLost(m) => {
                 self.maps.remove(&m);
@@ -239,7 +243,12 @@ pub fn open(dir: &Path, identity: &JobIdentity) -> Result<(Journal, Recovered), 
         fresh.extend(encode(&Record::Begin(identity.clone())));
     } else {
         if &bytes[..8] != MAGIC {
-            return Err(unusable(&path, "not a MapReduce journal"));
+            let what = if bytes.starts_with(OLD_MAGIC) {
+                "written by another version of mrcoordinator; finish that job with it, or start afresh with --fresh"
+            } else {
+                "not a MapReduce journal"
+            };
+            return Err(unusable(&path, what));
         }
         let (records, valid) = decode_all(&bytes[8..]);
         match records.first() {
@@ -375,12 +384,18 @@ mod tests {
             MapTaskId(0),
             AttemptId(3),
             Counters::default(),
+            None,
         ))
         .await
         .unwrap();
-        j.append(Record::MapDone(MapTaskId(1), AttemptId(4), counted(7)))
-            .await
-            .unwrap();
+        j.append(Record::MapDone(
+            MapTaskId(1),
+            AttemptId(4),
+            counted(7),
+            Some("10.0.0.2:4000".into()),
+        ))
+        .await
+        .unwrap();
         j.append(Record::MapLost(MapTaskId(0))).await.unwrap();
         j.append(Record::ReduceDone(
             ReduceTaskId(2),
@@ -403,7 +418,10 @@ mod tests {
         assert_eq!(r.app, Some(("wc".into(), false)));
         assert_eq!(
             r.maps.into_iter().collect::<Vec<_>>(),
-            vec![(MapTaskId(1), (AttemptId(4), counted(7)))]
+            vec![(
+                MapTaskId(1),
+                (AttemptId(4), counted(7), Some("10.0.0.2:4000".to_string()))
+            )]
         );
         assert_eq!(
             r.reduces.into_iter().collect::<Vec<_>>(),

@@ -4,6 +4,7 @@
 //! The scheduler ([`scheduler`]) is pure state with time passed in; the
 //! server ([`server`]) owns sockets, files and the clock around it.
 
+mod data_service;
 pub mod embedded;
 pub mod job;
 pub mod jobdir;

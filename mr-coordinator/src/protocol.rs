@@ -74,6 +74,52 @@ pub struct JobSettings {
     pub output_dir: PathBuf,
     /// How often the worker must send a heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
+    /// Every input file of the job, as the coordinator sees it (index = the
+    /// file's number in [`WorkerPlace::local_inputs`]).
+    pub inputs: Vec<PlannedFile>,
+}
+
+/// One input file of the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedFile {
+    /// Absolute path on the coordinator's host.
+    pub path: PathBuf,
+    /// Size when planned.
+    pub len: u64,
+}
+
+/// Where a worker stands relative to the coordinator's files, told once
+/// after registering (see [`Coordinator::announce`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerPlace {
+    /// The worker sees the job directory and output directory (a shared
+    /// file system, or the same machine): it writes map outputs to the job
+    /// directory and reduce outputs straight into the output directory.
+    pub shared: bool,
+    /// Where the worker serves its map outputs (`host:port` of its
+    /// [`Shuffle`] service); None for a shared-directory worker.
+    pub shuffle: Option<String>,
+    /// Bitmap over [`JobSettings::inputs`]: bit `i` set when the worker can
+    /// read input `i` itself (same path, same size). Maps over such files
+    /// are preferably given to it; others it fetches from the coordinator.
+    pub local_inputs: Vec<u64>,
+}
+
+impl WorkerPlace {
+    /// Whether input file `i` is readable where the worker runs.
+    pub fn has_input(&self, i: usize) -> bool {
+        self.local_inputs
+            .get(i / 64)
+            .is_some_and(|w| w & (1 << (i % 64)) != 0)
+    }
+
+    /// Marks input file `i` readable where the worker runs.
+    pub fn set_input(&mut self, i: usize) {
+        if self.local_inputs.len() <= i / 64 {
+            self.local_inputs.resize(i / 64 + 1, 0);
+        }
+        self.local_inputs[i / 64] |= 1 << (i % 64);
+    }
 }
 
 /// Why a registration was refused.
@@ -135,12 +181,15 @@ impl InputSplit {
 }
 
 /// A finished map's output, as a reduce task needs to find it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MapOutputRef {
     /// The map task.
     pub map: MapTaskId,
     /// The attempt whose output the coordinator accepted.
     pub attempt: AttemptId,
+    /// The [`Shuffle`] address of the worker holding it; None when it is
+    /// in the shared job directory.
+    pub host: Option<String>,
 }
 
 /// What the coordinator tells a worker to do next.
@@ -196,65 +245,9 @@ impl TaskOutput {
     }
 }
 
-/// Declares [`Counters`] from one list, so its fields, their display names
-/// and their sum can never disagree.
-macro_rules! counters {
-    ($($(#[doc = $doc:literal])* $field:ident => $label:literal,)*) => {
-        /// What an attempt counted, as Hadoop's job counters. A job's
-        /// counters are the sums over its accepted attempts.
-        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct Counters {
-            $($(#[doc = $doc])* pub $field: u64,)*
-            /// Counters the app defined (`Emit::count`, `Values::count`), by name.
-            pub app: std::collections::BTreeMap<String, u64>,
-        }
-
-        impl Counters {
-            /// Adds `other` into `self`.
-            pub fn add(&mut self, other: &Counters) {
-                $(self.$field += other.$field;)*
-                for (k, v) in &other.app {
-                    *self.app.entry(k.clone()).or_default() += v;
-                }
-            }
-
-            /// (display name, value) of every built-in counter, in a fixed
-            /// order, then the app's as `app: <name>`.
-            pub fn rows(&self) -> Vec<(String, u64)> {
-                let mut rows: Vec<(String, u64)> = vec![$(($label.to_string(), self.$field),)*];
-                rows.extend(self.app.iter().map(|(k, v)| (format!("app: {k}"), *v)));
-                rows
-            }
-        }
-    };
-}
-
-counters! {
-    /// Input bytes mapped (after aligning splits to lines).
-    input_bytes => "input bytes",
-    /// Input records (lines; files for whole-file apps) mapped.
-    input_records => "input records",
-    /// Pairs the app's map emitted.
-    map_output_records => "map output records",
-    /// Pairs fed to combining (0 for apps without a combiner).
-    combine_input_records => "combine input records",
-    /// Pairs left after combining, as written to the intermediate file.
-    combine_output_records => "combine output records",
-    /// Size of the intermediate file.
-    map_output_bytes => "map output bytes",
-    /// Bytes written to spill runs (0 when the task fit in memory).
-    spilled_bytes => "spilled bytes",
-    /// Bad records skipped (`--skip-bad-records`), in map or reduce.
-    skipped_records => "skipped records",
-    /// Distinct keys reduce tasks met.
-    reduce_input_groups => "reduce input groups",
-    /// Pairs reduce tasks read.
-    reduce_input_records => "reduce input records",
-    /// Lines written to `mr-out-*`.
-    output_records => "output records",
-    /// Bytes written to `mr-out-*`.
-    output_bytes => "output bytes",
-}
+#[path = "protocol_counters.rs"]
+mod counters;
+pub use counters::Counters;
 
 /// The record app code was working on when it panicked.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -304,10 +297,12 @@ pub enum TaskFailure {
     },
     /// The intermediate output of a map task is missing or corrupt: the map
     /// must run again before this reduce can.
-    #[error("intermediate output of {map} is unusable: {reason}")]
+    #[error("intermediate output of {map} ({attempt}) is unusable: {reason}")]
     MapOutputLost {
         /// The map task whose output is bad.
         map: MapTaskId,
+        /// The accepted attempt whose output it was.
+        attempt: AttemptId,
         /// What was wrong with it.
         reason: String,
     },
@@ -353,7 +348,43 @@ pub enum ProtocolError {
     /// the worker lost): register again.
     #[error("unknown worker {0}; register again")]
     UnknownWorker(WorkerId),
+    /// A byte range of something the job did not plan as an input.
+    #[error("{0} is not an input of this job")]
+    NotAnInput(PathBuf),
+    /// A byte range past the end of a planned input, or a chunk too large.
+    #[error("bytes {offset}..+{len} are outside input {path} ({file_len} bytes) or over the chunk limit")]
+    BadRange {
+        /// The input.
+        path: PathBuf,
+        /// First byte asked for.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The file's planned size.
+        file_len: u64,
+    },
+    /// An upload for an attempt that is not a running reduce of this worker,
+    /// or not where the previous chunk ended.
+    #[error("upload refused for {attempt}: {why}")]
+    UploadRefused {
+        /// The attempt.
+        attempt: AttemptId,
+        /// Why.
+        why: String,
+    },
+    /// The coordinator failed to read or write a file.
+    #[error("coordinator I/O error on {path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
 }
+
+/// Largest chunk of bytes one data call carries (input ranges, uploads,
+/// shuffle fetches), well under the frame limit.
+pub const MAX_CHUNK: u32 = 4 << 20;
 
 /// The coordinator's RPC service: the whole protocol.
 #[tarpc::service]
@@ -373,7 +404,34 @@ pub trait Coordinator {
         worker: WorkerId,
         running: Vec<AttemptId>,
     ) -> Result<HeartbeatReply, ProtocolError>;
+    /// Tells where the worker stands (shared directory or not, its shuffle
+    /// address, which inputs it reads itself); sent once after registering.
+    async fn announce(worker: WorkerId, place: WorkerPlace) -> Result<(), ProtocolError>;
+    /// Bytes `offset..offset+len` (at most [`MAX_CHUNK`]) of a planned input
+    /// file, for a worker that cannot read it itself. Shorter only at the
+    /// end of the file.
+    async fn read_input(
+        worker: WorkerId,
+        path: PathBuf,
+        offset: u64,
+        len: u32,
+    ) -> Result<serde_bytes::ByteBuf, ProtocolError>;
+    /// Writes a chunk of reduce attempt `attempt`'s output at `offset`
+    /// (chunks in order, from 0) into its uncommitted file beside the
+    /// outputs; after the `last` one the file is on disk, and the success
+    /// report commits it like one written there directly.
+    async fn upload_output(
+        worker: WorkerId,
+        attempt: AttemptId,
+        offset: u64,
+        data: serde_bytes::ByteBuf,
+        last: bool,
+    ) -> Result<(), ProtocolError>;
 }
+
+#[path = "protocol_shuffle.rs"]
+mod shuffle;
+pub use shuffle::*;
 
 /// The app name of a streaming job: `streaming-` and a hash of both
 /// commands, so a coordinator can tell workers running other commands apart.
@@ -406,6 +464,10 @@ pub mod names {
     pub fn output(reduce: ReduceTaskId) -> String {
         format!("mr-out-{}", reduce.0)
     }
+
+    /// Marks a job directory as job `id`'s, so a worker can tell whether it
+    /// sees the coordinator's files (same machine or shared file system).
+    pub const JOB_MARKER: &str = "job-id";
 
     /// A reduce attempt's uncommitted output, in the output directory (so
     /// the commit is a rename within one file system). Hidden, so globs like

@@ -10,7 +10,7 @@ pub use crate::outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 use crate::plan::{make_splits, InputFile};
 use crate::protocol::{
     Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
-    RegisterError, TaskFailure, WorkerId,
+    RegisterError, TaskFailure, WorkerId, WorkerPlace,
 };
 pub use crate::task_state::MAX_SKIPPED_PER_TASK;
 use crate::task_state::{median, Attempt, AttemptState, Task, Worker};
@@ -44,6 +44,10 @@ pub struct Scheduler {
     /// Map splits; empty until the job's app is known (whole-file apps are
     /// never split, and the app is learned from the first worker).
     splits: Vec<InputSplit>,
+    /// Per split, the numbers (in `inputs`) of the files it reads.
+    split_files: Vec<Vec<usize>>,
+    /// Maps whose outputs vanished with their worker, not yet journaled.
+    lost_unjournaled: Vec<MapTaskId>,
     app: Option<String>,
     /// Whether the app maps whole files (known with the app).
     whole_file: bool,
@@ -75,6 +79,8 @@ impl Scheduler {
             cfg,
             inputs,
             splits: Vec::new(),
+            split_files: Vec::new(),
+            lost_unjournaled: Vec::new(),
             maps: Vec::new(),
             reduces,
             attempts: BTreeMap::new(),
@@ -122,6 +128,7 @@ impl Scheduler {
                 last_seen: now,
                 alive: true,
                 told_exit: false,
+                place: None,
             },
         );
         Ok(id)
@@ -130,7 +137,58 @@ impl Scheduler {
     fn plan(&mut self, whole_file: bool) {
         self.whole_file = whole_file;
         self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file);
+        let number: std::collections::HashMap<&std::path::Path, usize> = self
+            .inputs
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.path.as_path(), i))
+            .collect();
+        self.split_files = self
+            .splits
+            .iter()
+            .map(|s| {
+                let mut files: Vec<usize> = s
+                    .parts
+                    .iter()
+                    .filter_map(|p| number.get(p.path.as_path()).copied())
+                    .collect();
+                files.dedup();
+                files
+            })
+            .collect();
         self.maps = vec![Task::default(); self.splits.len()];
+    }
+
+    /// Records where `worker` stands: whether it sees the job directory,
+    /// where it serves map outputs, which inputs it reads itself.
+    pub fn announce(&mut self, worker: WorkerId, place: WorkerPlace) -> bool {
+        match self.workers.get_mut(&worker) {
+            Some(w) if w.alive => {
+                w.place = Some(place);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `w` can read every file of map `m`'s split itself.
+    fn reads_locally(&self, w: &Worker, m: usize) -> bool {
+        match &w.place {
+            None => true,
+            Some(p) => p.shared || self.split_files[m].iter().all(|&f| p.has_input(f)),
+        }
+    }
+
+    /// Maps whose outputs were lost with their worker since the last call
+    /// (for the journal).
+    pub fn take_lost_outputs(&mut self) -> Vec<MapTaskId> {
+        std::mem::take(&mut self.lost_unjournaled)
+    }
+
+    /// The shuffle address of the worker holding map `m`'s accepted output
+    /// (None when it is in the job directory, or not done).
+    pub fn held_at(&self, m: MapTaskId) -> Option<String> {
+        self.maps.get(m.0 as usize).and_then(|t| t.held_at.clone())
     }
 
     /// Whether map `m` has an accepted output.
@@ -246,6 +304,7 @@ impl Scheduler {
                     .map(|(i, t)| MapOutputRef {
                         map: MapTaskId(i as u32),
                         attempt: t.done.expect("reduce assigned before every map finished"),
+                        host: t.held_at.clone(),
                     })
                     .collect(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
@@ -267,10 +326,12 @@ impl Scheduler {
                 TaskRef::Reduce(ReduceTaskId(i as u32))
             }
         };
-        if let Some(i) = tasks
-            .iter()
-            .position(|t| t.done.is_none() && t.running.is_empty())
-        {
+        let idle = |t: &Task| t.done.is_none() && t.running.is_empty();
+        if maps {
+            if let Some(i) = self.pick_map(worker) {
+                return Some(mk(i));
+            }
+        } else if let Some(i) = tasks.iter().position(idle) {
             return Some(mk(i));
         }
         // Backup attempts, as in the paper, but only for genuine stragglers:
@@ -287,6 +348,35 @@ impl Scheduler {
             (t.done.is_none() && a.worker != worker && now.duration_since(a.started) > threshold)
                 .then(|| mk(i))
         })
+    }
+
+    /// An idle map for `worker`, by locality as in the paper: one whose
+    /// input it reads itself, else one no other live worker reads itself
+    /// (so those stay for the workers that can), else any.
+    fn pick_map(&self, worker: WorkerId) -> Option<usize> {
+        let idle: Vec<usize> = (0..self.maps.len())
+            .filter(|&i| self.maps[i].done.is_none() && self.maps[i].running.is_empty())
+            .collect();
+        let first = *idle.first()?;
+        let Some(me) = self.workers.get(&worker) else {
+            return Some(first);
+        };
+        if me.place.is_none() && self.workers.values().all(|w| w.place.is_none()) {
+            return Some(first);
+        }
+        if let Some(&i) = idle.iter().find(|&&i| self.reads_locally(me, i)) {
+            return Some(i);
+        }
+        let others: Vec<&Worker> = self
+            .workers
+            .iter()
+            .filter(|&(&id, w)| id != worker && w.alive)
+            .map(|(_, w)| w)
+            .collect();
+        let unclaimed = idle
+            .iter()
+            .find(|&&i| !others.iter().any(|w| self.reads_locally(w, i)));
+        Some(*unclaimed.unwrap_or(&first))
     }
 
     /// Whether a success report for `attempt` would be accepted; the server
@@ -316,8 +406,16 @@ impl Scheduler {
             TaskRef::Map(_) => self.map_durations.push(took),
             TaskRef::Reduce(_) => self.reduce_durations.push(took),
         }
+        let held_at = match (
+            &task_ref,
+            self.workers.get(&a.worker).and_then(|w| w.place.as_ref()),
+        ) {
+            (TaskRef::Map(_), Some(p)) if !p.shared => p.shuffle.clone(),
+            _ => None,
+        };
         let task = self.task_mut(task_ref);
         task.done = Some(attempt);
+        task.held_at = held_at;
         let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
         if self.all_maps_done() && matches!(task_ref, TaskRef::Map(_)) {
             self.phase_marks[1] = Some(now);
@@ -352,13 +450,15 @@ impl Scheduler {
         if task.done.is_some() {
             return Verdict::Ignored;
         }
-        if let TaskFailure::MapOutputLost { map, .. } = &failure {
+        if let TaskFailure::MapOutputLost { map, attempt, .. } = &failure {
             // Not the reduce's fault: re-run the map; the reduce goes back to
-            // idle without a strike and waits for the new map output.
-            let map = *map;
+            // idle without a strike and waits for the new map output. Only
+            // the output the reduce was given counts: a newer one may exist.
+            let (map, lost_attempt) = (*map, *attempt);
             if let Some(m) = self.maps.get_mut(map.0 as usize) {
-                if m.done.is_some() {
+                if m.done == Some(lost_attempt) {
                     m.done = None;
+                    m.held_at = None;
                     m.lost += 1;
                     if m.lost > max {
                         self.failure = Some(JobFailure::OutputLost(map, m.lost));
@@ -395,8 +495,9 @@ impl Scheduler {
 
     /// Declares `worker` lost: its running attempts are abandoned and their
     /// tasks become idle (unless a backup is still running). Outputs it
-    /// already produced stay valid: they live in the shared job directory.
-    /// Returns the tasks that were reissued.
+    /// produced into the shared job directory stay valid; map outputs kept
+    /// on its own disk went with it, so those maps run again (as in the
+    /// paper) while any reduce still needs them. Returns the tasks reissued.
     pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<TaskRef> {
         let Some(w) = self.workers.get_mut(&worker) else {
             return Vec::new();
@@ -405,7 +506,23 @@ impl Scheduler {
             return Vec::new();
         }
         w.alive = false;
+        let held = w
+            .place
+            .as_ref()
+            .filter(|p| !p.shared)
+            .and_then(|p| p.shuffle.clone());
         let mut reissued = Vec::new();
+        if let (Some(addr), false) = (held, self.is_done()) {
+            for (i, t) in self.maps.iter_mut().enumerate() {
+                if t.done.is_some() && t.held_at.as_deref() == Some(addr.as_str()) {
+                    t.done = None;
+                    t.held_at = None;
+                    let m = MapTaskId(i as u32);
+                    self.lost_unjournaled.push(m);
+                    reissued.push(TaskRef::Map(m));
+                }
+            }
+        }
         let running: Vec<(AttemptId, TaskRef)> = self
             .attempts
             .iter()

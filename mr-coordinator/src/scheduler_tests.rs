@@ -181,6 +181,7 @@ fn lost_map_output_reruns_the_map_without_a_strike() {
     let (_, ra, _) = reduce_of(&s.assign(w, t0));
     let lost = TaskFailure::MapOutputLost {
         map: MapTaskId(1),
+        attempt: first[1],
         reason: "checksum mismatch".into(),
     };
     assert!(matches!(s.failed(ra, lost), Verdict::FailureRecorded(_)));
@@ -306,8 +307,8 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
         input_records: n,
         ..Counters::default()
     };
-    r.maps.insert(MapTaskId(0), (AttemptId(7), c(10)));
-    r.maps.insert(MapTaskId(2), (AttemptId(9), c(20)));
+    r.maps.insert(MapTaskId(0), (AttemptId(7), c(10), None));
+    r.maps.insert(MapTaskId(2), (AttemptId(9), c(20), None));
     r.reduces.insert(ReduceTaskId(1), (AttemptId(11), c(0)));
     let mut s = Scheduler::new(cfg(2), inputs(2));
     s.restore(&r);

@@ -25,9 +25,10 @@ impl Scheduler {
         };
         self.app = Some(app.clone());
         self.plan(*whole_file);
-        for (m, (a, c)) in &r.maps {
+        for (m, (a, c, at)) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.done = Some(*a);
+                t.held_at = at.clone();
                 t.counters = Some(c.clone());
             }
         }

@@ -9,7 +9,7 @@ use crate::jobdir::{
     warn_stale_outputs, JOB_DIR,
 };
 use crate::plan::expand_inputs;
-use crate::protocol::{names, Coordinator};
+use crate::protocol::{names, Coordinator, PlannedFile};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::service::{Handler, Shared};
 use futures::StreamExt;
@@ -112,6 +112,9 @@ impl RunningJob {
         }
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| dir_error(&job_dir, format!("cannot create job directory: {e}")))?;
+        // Lets a worker tell whether it sees this directory (see WorkerPlace).
+        let marker = job_dir.join(names::JOB_MARKER);
+        std::fs::write(&marker, &id).map_err(|e| dir_error(&marker, e.to_string()))?;
         // A journal left by a coordinator that died is this job's progress
         // (or, if another job's, a refusal): replay it on a blocking thread.
         let ident = identity(&files, &cfg, &output_dir)?;
@@ -160,6 +163,13 @@ impl RunningJob {
             },
         }
 
+        let planned = files
+            .iter()
+            .map(|f| PlannedFile {
+                path: f.path.clone(),
+                len: f.len,
+            })
+            .collect();
         let sched = Scheduler::new(
             SchedulerConfig {
                 reduces: cfg.reduces,
@@ -191,6 +201,7 @@ impl RunningJob {
             token_hint,
             started: Instant::now(),
             labels: Mutex::new(Default::default()),
+            inputs: planned,
         });
 
         let accept_shared = shared.clone();
@@ -346,6 +357,7 @@ impl RunningJob {
                 for w in s.expire(Instant::now()) {
                     warn!(worker = %w, timeout = ?self.task_timeout, "worker silent too long; declared lost");
                 }
+                self.shared.journal_lost_outputs(&mut s);
                 if s.is_done() {
                     return Ok(());
                 }

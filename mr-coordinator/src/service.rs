@@ -10,8 +10,9 @@
 
 use crate::journal::{Journal, Record};
 use crate::protocol::{
-    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, ProtocolError,
-    RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
+    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, PlannedFile,
+    ProtocolError, RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
+    WorkerPlace,
 };
 use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     /// `host:pid` of every worker that joined, by id.
     pub(crate) labels: Mutex<std::collections::BTreeMap<u64, String>>,
+    /// The job's input files (what workers may ask bytes of).
+    pub(crate) inputs: Vec<PlannedFile>,
 }
 
 impl Shared {
@@ -68,13 +71,25 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .remove(&conn);
         if let Some(w) = worker {
-            let reissued = self.sched().worker_lost(w);
+            let mut s = self.sched();
+            let reissued = s.worker_lost(w);
+            self.journal_lost_outputs(&mut s);
+            drop(s);
             if !reissued.is_empty() {
                 warn!(worker = %w, tasks = ?reissued, "worker disconnected; reissuing its tasks");
             } else {
                 info!(worker = %w, "worker disconnected");
             }
             self.changed.notify_one();
+        }
+    }
+
+    /// Journals the maps whose outputs went with a lost worker. Called
+    /// under the scheduler lock, so the journal's order is the state's.
+    pub(crate) fn journal_lost_outputs(&self, s: &mut Scheduler) {
+        for m in s.take_lost_outputs() {
+            warn!(map = %m, "its output was on a lost worker's disk; the map will run again");
+            self.journal.append_later(Record::MapLost(m));
         }
     }
 
@@ -133,7 +148,11 @@ impl Shared {
                         s.failed(attempt, f)
                     }
                 },
-                _ => Verdict::Ignored,
+                _ => {
+                    // A late backup: its upload (if it uploaded) is not needed.
+                    self.discard_upload(s.task_of(attempt), attempt);
+                    Verdict::Ignored
+                }
             },
             Err(failure) => {
                 let task = s.task_of(attempt);
@@ -141,6 +160,7 @@ impl Shared {
                     TaskFailure::MapOutputLost { map, .. } if s.map_done(*map) => Some(*map),
                     _ => None,
                 };
+                self.discard_upload(task, attempt);
                 let v = s.failed(attempt, failure.clone());
                 if v != Verdict::Ignored {
                     warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
@@ -156,7 +176,7 @@ impl Shared {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
                 let record = match *task {
-                    TaskRef::Map(m) => Record::MapDone(m, attempt, c),
+                    TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.held_at(m)),
                     TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
                 };
                 Some(Box::pin(self.journal.submit(record)) as Durable)
@@ -164,6 +184,14 @@ impl Shared {
             _ => None,
         };
         (verdict, durable, s.progress())
+    }
+
+    /// Removes what a reduce attempt uploaded (if it did), once it is not
+    /// going to be committed.
+    fn discard_upload(&self, task: Option<TaskRef>, attempt: AttemptId) {
+        if let Some(TaskRef::Reduce(r)) = task {
+            let _ = std::fs::remove_file(self.output_dir.join(names::reduce_temp(r, attempt)));
+        }
     }
 
     /// Commits reduce attempt `attempt` of task `r`: its temp file becomes `mr-out-r`.
@@ -247,6 +275,7 @@ impl Coordinator for Handler {
             job_dir: self.shared.job_dir.clone(),
             output_dir: self.shared.output_dir.clone(),
             heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
+            inputs: self.shared.inputs.clone(),
         })
     }
 
@@ -304,5 +333,70 @@ impl Coordinator for Handler {
         Ok(HeartbeatReply {
             cancel: s.cancellable(worker, &running),
         })
+    }
+
+    async fn announce(
+        self,
+        _: Context,
+        worker: WorkerId,
+        place: WorkerPlace,
+    ) -> Result<(), ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        let local = (0..self.shared.inputs.len())
+            .filter(|&i| place.has_input(i))
+            .count();
+        info!(%worker, shared = place.shared, shuffle = ?place.shuffle, local_inputs = local, "worker placed");
+        if !self.shared.sched().announce(worker, place) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        Ok(())
+    }
+
+    async fn read_input(
+        self,
+        _: Context,
+        worker: WorkerId,
+        path: PathBuf,
+        offset: u64,
+        len: u32,
+    ) -> Result<serde_bytes::ByteBuf, ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        crate::data_service::read_input(&self.shared.inputs, path, offset, len).await
+    }
+
+    async fn upload_output(
+        self,
+        _: Context,
+        worker: WorkerId,
+        attempt: AttemptId,
+        offset: u64,
+        data: serde_bytes::ByteBuf,
+        last: bool,
+    ) -> Result<(), ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        let target = {
+            let s = self.shared.sched();
+            match (s.owner_of(attempt), s.would_accept(attempt)) {
+                (Some(w), Some(TaskRef::Reduce(r))) if w == worker => r,
+                _ => {
+                    return Err(ProtocolError::UploadRefused {
+                        attempt,
+                        why: "not a running reduce attempt of this worker (its task may be done)"
+                            .into(),
+                    })
+                }
+            }
+        };
+        let path = self
+            .shared
+            .output_dir
+            .join(names::reduce_temp(target, attempt));
+        crate::data_service::write_upload(path, attempt, offset, data.into_vec(), last).await
     }
 }

@@ -2,7 +2,7 @@
 //! the decisions about them are in [`crate::scheduler`].
 
 use crate::outcome::TaskRef;
-use crate::protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId};
+use crate::protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
 use std::time::{Duration, Instant};
 
 /// One map or reduce task.
@@ -22,6 +22,8 @@ pub(crate) struct Task {
     pub(crate) skip: Vec<BadRecord>,
     /// The accepted attempt's counters.
     pub(crate) counters: Option<Counters>,
+    /// For a done map kept on a worker's own disk: that worker's shuffle address.
+    pub(crate) held_at: Option<String>,
 }
 
 /// Most bad records one task may skip before the job fails anyway: past
@@ -56,6 +58,9 @@ pub(crate) struct Worker {
     pub(crate) last_seen: Instant,
     pub(crate) alive: bool,
     pub(crate) told_exit: bool,
+    /// What it announced; None until then (treated as a worker that sees
+    /// the job directory and every input).
+    pub(crate) place: Option<WorkerPlace>,
 }
 
 /// The median of `durations`, if any.

@@ -1,10 +1,10 @@
 //! Tests of the map and reduce engines together, through real files.
 
 use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
-use crate::reduce::{run_reduce, ReduceJob};
+use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
 use mr_coordinator::protocol::FilePart;
-use mr_coordinator::protocol::{BadRecord, MapTaskId, TaskFailure};
+use mr_coordinator::protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::path::{Path, PathBuf};
 
 /// A byte range of a file, as the planner would send it.
@@ -46,7 +46,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                 },
             )
             .unwrap();
-            runs.push((MapTaskId(m), out));
+            runs.push(ReduceInput::run_file(MapTaskId(m), AttemptId(0), out));
             m += 1;
             start += split;
             if start >= len {
@@ -196,7 +196,11 @@ fn app_panics_become_typed_failures_naming_the_input() {
         &ReduceJob {
             reduce: 0,
             reduces: 1,
-            inputs: vec![(MapTaskId(0), out.clone())],
+            inputs: vec![ReduceInput::run_file(
+                MapTaskId(0),
+                AttemptId(0),
+                out.clone(),
+            )],
             out: &reduced,
             skip: &[],
         },
@@ -243,7 +247,7 @@ fn skipping_works_on_records_anywhere_in_a_chunk() {
         &ReduceJob {
             reduce: 0,
             reduces: 1,
-            inputs: vec![(MapTaskId(0), out)],
+            inputs: vec![ReduceInput::run_file(MapTaskId(0), AttemptId(0), out)],
             out: &reduced,
             skip: &[],
         },
@@ -275,7 +279,11 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
     let reduce = ReduceJob {
         reduce: 0,
         reduces: 1,
-        inputs: vec![(MapTaskId(4), run.clone())],
+        inputs: vec![ReduceInput::run_file(
+            MapTaskId(4),
+            AttemptId(0),
+            run.clone(),
+        )],
         out: &out,
         skip: &[],
     };
@@ -379,7 +387,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
         &ReduceJob {
             reduce: 0,
             reduces: 1,
-            inputs: vec![(MapTaskId(9), run)],
+            inputs: vec![ReduceInput::run_file(MapTaskId(9), AttemptId(0), run)],
             out: &out,
             skip: &[],
         },

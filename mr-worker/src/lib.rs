@@ -6,13 +6,18 @@
 //! the same engines in one process, so there is one code path to trust.
 
 pub mod counts;
+pub mod fetch;
+pub mod local;
 pub mod map;
 pub mod merge;
 pub mod pairs;
+pub mod placement;
 mod records;
 pub mod reduce;
+pub mod remote_input;
 pub mod runfile;
 pub mod sequential;
+pub mod shuffle_server;
 pub mod split;
 mod stream_reduce;
 pub mod table;

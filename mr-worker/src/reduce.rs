@@ -6,13 +6,49 @@
 //! so a key with millions of values costs nothing extra unless the app keeps them.
 
 use crate::merge::{GroupError, Merger};
-use crate::runfile::{RunError, RunFile};
+use crate::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
-use mr_coordinator::protocol::{BadRecord, MapTaskId, TaskFailure};
+use mr_coordinator::protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+
+/// One map output a reduce task reads.
+#[derive(Clone, Debug)]
+pub struct ReduceInput {
+    /// The map task.
+    pub map: MapTaskId,
+    /// Its accepted attempt (named in failures, so the coordinator re-runs
+    /// the map only if that output is still the accepted one).
+    pub attempt: AttemptId,
+    /// The whole run file, or (when `fetched`) this partition's blocks
+    /// fetched from the worker holding the run file.
+    pub path: PathBuf,
+    /// True for a fetched partition, false for a run file.
+    pub fetched: bool,
+}
+
+impl ReduceInput {
+    /// A run file readable here.
+    pub fn run_file(map: MapTaskId, attempt: AttemptId, path: PathBuf) -> Self {
+        Self {
+            map,
+            attempt,
+            path,
+            fetched: false,
+        }
+    }
+
+    /// A reader of partition `reduce` of this input.
+    fn open(&self, reduce: u32, reduces: u32) -> Result<PartitionReader, RunError> {
+        if self.fetched {
+            PartitionReader::fetched(&self.path)
+        } else {
+            Ok(RunFile::open(&self.path, self.map.0, reduces)?.partition(reduce))
+        }
+    }
+}
 
 /// One reduce task's inputs and output.
 #[derive(Clone, Debug)]
@@ -21,8 +57,8 @@ pub struct ReduceJob<'a> {
     pub reduce: u32,
     /// R, the number of partitions in each run file.
     pub reduces: u32,
-    /// Every map task's run file.
-    pub inputs: Vec<(MapTaskId, PathBuf)>,
+    /// Every map task's output.
+    pub inputs: Vec<ReduceInput>,
     /// Where the output goes (the caller commits it by rename).
     pub out: &'a Path,
     /// Keys not to reduce: each made an earlier attempt panic.
@@ -48,10 +84,11 @@ pub struct ReduceStats {
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.
-pub(crate) fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
+pub(crate) fn lost((map, attempt): (MapTaskId, AttemptId), e: RunError) -> TaskFailure {
     match e {
         RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
             map,
+            attempt,
             reason: e.to_string(),
         },
         RunError::Io { path, source } => TaskFailure::Io {
@@ -64,9 +101,12 @@ pub(crate) fn lost(map: MapTaskId, e: RunError) -> TaskFailure {
 /// Runs one reduce task, writing `key value` lines to `job.out`.
 pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, TaskFailure> {
     let mut readers = Vec::with_capacity(job.inputs.len());
-    for (map, path) in &job.inputs {
-        let f = RunFile::open(path, map.0, job.reduces).map_err(|e| lost(*map, e))?;
-        readers.push((*map, f.partition(job.reduce)));
+    for input in &job.inputs {
+        let tag = (input.map, input.attempt);
+        let reader = input
+            .open(job.reduce, job.reduces)
+            .map_err(|e| lost(tag, e))?;
+        readers.push((tag, reader));
     }
     let mut merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
     let io = |e: std::io::Error| TaskFailure::Io {

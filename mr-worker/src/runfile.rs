@@ -287,6 +287,22 @@ impl RunFile {
         })
     }
 
+    /// Where partition `r` lies in the file: (offset, length).
+    pub fn extent(&self, r: u32) -> (u64, u64) {
+        let (off, len, _) = self.index[r as usize];
+        (off, len)
+    }
+
+    /// Reads `buf.len()` bytes at `offset` of the file.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<(), RunError> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| RunError::Io {
+                path: self.path.clone(),
+                source: e,
+            })
+    }
+
     /// Number of records in partition `r`.
     pub fn records(&self, r: u32) -> u64 {
         self.index[r as usize].2
@@ -321,6 +337,37 @@ pub struct PartitionReader {
 }
 
 impl PartitionReader {
+    /// A reader of a fetched partition: a file holding exactly one
+    /// partition's blocks, as [`RunFile::extent`] delimits them.
+    pub fn fetched(path: &Path) -> Result<Self, RunError> {
+        let file = File::open(path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => RunError::Missing {
+                path: path.to_path_buf(),
+            },
+            _ => RunError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            },
+        })?;
+        let end = file
+            .metadata()
+            .map_err(|e| RunError::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })?
+            .len();
+        Ok(PartitionReader {
+            file,
+            path: path.to_path_buf(),
+            pos: 0,
+            end,
+            block: Vec::new(),
+            cursor: 0,
+            key: 0..0,
+            value: 0..0,
+        })
+    }
+
     fn corrupt(&self, what: &str) -> RunError {
         RunError::Corrupt {
             path: self.path.clone(),

@@ -5,10 +5,10 @@
 //! compare against, and a debugger-friendly way to run an app.
 
 use crate::map::{run_map, MapJob};
-use crate::reduce::{run_reduce, ReduceJob};
+use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::App;
 use mr_coordinator::plan::{make_splits, InputFile};
-use mr_coordinator::protocol::{MapTaskId, TaskFailure};
+use mr_coordinator::protocol::{AttemptId, MapTaskId, TaskFailure};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -67,7 +67,10 @@ pub fn run_sequential(
         &ReduceJob {
             reduce: 0,
             reduces: 1,
-            inputs: runs,
+            inputs: runs
+                .into_iter()
+                .map(|(m, path)| ReduceInput::run_file(m, AttemptId(0), path))
+                .collect(),
             out: &tmp,
             skip: &[],
         },

@@ -5,12 +5,14 @@
 //! computes, because the task runs on `spawn_blocking`, never on the runtime.
 
 use crate::map::{run_map, MapJob};
-use crate::reduce::{run_reduce, ReduceJob};
+use crate::placement::{Placement, PlacementConfig};
+use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::AppRef;
 use mr_coordinator::protocol::{
-    names, Assignment, AttemptId, CoordinatorClient, Counters, JobSettings, ProtocolError,
-    RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput,
+    Assignment, AttemptId, CoordinatorClient, Counters, FilePart, JobSettings, RegisterError,
+    RegisterRequest, ReportAck, TaskFailure, TaskOutput,
 };
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tarpc::tokio_serde::formats::Bincode;
@@ -33,6 +35,8 @@ pub struct WorkerConfig {
     /// The job's token; None to look for the one a coordinator on this
     /// machine published (see [`mr_coordinator::token`]).
     pub token: Option<String>,
+    /// Where map outputs, fetched data and the shuffle service go.
+    pub placement: PlacementConfig,
 }
 
 /// Why a worker stopped without finishing normally.
@@ -56,6 +60,9 @@ pub enum WorkerError {
         /// Why.
         reason: RegisterError,
     },
+    /// The worker could not set up its own directory or shuffle service.
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// How the loop ended.
@@ -67,19 +74,24 @@ pub enum Ending {
     CoordinatorGone,
 }
 
-async fn connect(addr: &str) -> std::io::Result<CoordinatorClient> {
+/// A connection to the coordinator, and this host's address on it.
+async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<IpAddr>)> {
     let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
     conn.config_mut()
         .max_frame_length(mr_coordinator::MAX_FRAME);
     let transport = conn.await?;
-    Ok(CoordinatorClient::new(client::Config::default(), transport).spawn())
+    let local = transport.local_addr().ok().map(|a| a.ip());
+    Ok((
+        CoordinatorClient::new(client::Config::default(), transport).spawn(),
+        local,
+    ))
 }
 
 /// Connects, retrying every 100 ms for up to `patience`.
 async fn connect_retry(
     addr: &str,
     patience: Duration,
-) -> Result<CoordinatorClient, std::io::Error> {
+) -> Result<(CoordinatorClient, Option<IpAddr>), std::io::Error> {
     let deadline = Instant::now() + patience;
     loop {
         match connect(addr).await {
@@ -108,6 +120,8 @@ struct Worker {
     session: Arc<Mutex<Option<Session>>>,
     /// Attempts in hand, reported in heartbeats.
     running: Arc<Mutex<Vec<AttemptId>>>,
+    /// Decided at the first registration.
+    placement: Mutex<Option<Arc<Placement>>>,
 }
 
 impl Worker {
@@ -134,6 +148,14 @@ impl Worker {
         match client.register(context::current(), req).await? {
             Ok(settings) => {
                 info!(worker = %settings.worker, job = %settings.job_id, "registered");
+                let placement = self.placement();
+                if let Some(p) = &placement {
+                    let place = p.announce(&settings, &self.token());
+                    // An error here shows on the next call, which re-registers.
+                    let _ = client
+                        .announce(context::current(), settings.worker, place)
+                        .await;
+                }
                 *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Session {
                     client,
                     settings: Arc::new(settings),
@@ -142,6 +164,29 @@ impl Worker {
             }
             Err(e) => Ok(Err(e)),
         }
+    }
+
+    fn placement(&self) -> Option<Arc<Placement>> {
+        self.placement
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Decides the placement after the first registration and announces it.
+    async fn place(&self, local_ip: Option<IpAddr>) -> Result<(), WorkerError> {
+        let s = self.session();
+        let p = Placement::decide(&self.cfg.placement, &s.settings, local_ip)
+            .await
+            .map_err(WorkerError::Setup)?;
+        let place = p.announce(&s.settings, &self.token());
+        *self.placement.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(p));
+        // A refusal shows on the next call, which re-registers (and re-announces).
+        let _ = s
+            .client
+            .announce(context::current(), s.settings.worker, place)
+            .await;
+        Ok(())
     }
 
     /// The token to present: the configured one, else the one published by
@@ -189,7 +234,7 @@ impl Worker {
         let job_dir = self.session().settings.job_dir.clone();
         let deadline = Instant::now() + self.cfg.reconnect_for;
         loop {
-            if let Ok(client) = connect(&self.cfg.coordinator).await {
+            if let Ok((client, _)) = connect(&self.cfg.coordinator).await {
                 return match self.register_patiently(client, deadline).await {
                     Ok(Ok(())) => true,
                     Ok(Err(e)) => {
@@ -199,7 +244,10 @@ impl Worker {
                     Err(_) => false,
                 };
             }
-            if Instant::now() >= deadline || !job_dir.exists() {
+            // A worker that sees the job directory knows a finished job
+            // from a crashed coordinator; others wait out the deadline.
+            let shared = self.placement().is_none_or(|p| p.shared);
+            if Instant::now() >= deadline || (shared && !job_dir.exists()) {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -232,7 +280,7 @@ impl Worker {
 
     async fn run(&self) -> Result<Ending, WorkerError> {
         let addr = &self.cfg.coordinator;
-        let client = connect_retry(addr, self.cfg.connect_for)
+        let (client, local_ip) = connect_retry(addr, self.cfg.connect_for)
             .await
             .map_err(|e| WorkerError::Connect {
                 addr: addr.clone(),
@@ -252,6 +300,7 @@ impl Worker {
             // Reached but hung up: treat as gone, like the lab's workers.
             Err(_) => return Ok(Ending::CoordinatorGone),
         }
+        self.place(local_ip).await?;
         self.spawn_heartbeat();
         loop {
             let s = self.session();
@@ -261,8 +310,10 @@ impl Worker {
                 .await
             {
                 Ok(Ok(a)) => a,
-                Ok(Err(ProtocolError::UnknownWorker(_))) => {
-                    // Declared lost (e.g. after a long pause): join afresh.
+                Ok(Err(e)) => {
+                    // Only UnknownWorker is expected here: declared lost (e.g.
+                    // after a long pause), so join afresh.
+                    debug!("asking for a task: {e}");
                     if !matches!(self.register(s.client.clone()).await, Ok(Ok(()))) {
                         return Ok(Ending::Dismissed);
                     }
@@ -288,39 +339,18 @@ impl Worker {
 
     /// Runs a map or reduce assignment and reports its outcome.
     async fn execute(&self, s: &Session, task: Assignment) {
-        let app = self.cfg.app.clone();
-        let settings = s.settings.clone();
-        let (attempt, what, produced) = match &task {
-            Assignment::Map { task, attempt, .. } => (
-                *attempt,
-                task.to_string(),
-                settings.job_dir.join(names::map_output(*task, *attempt)),
-            ),
-            Assignment::Reduce { task, attempt, .. } => (
-                *attempt,
-                task.to_string(),
-                settings
-                    .output_dir
-                    .join(names::reduce_temp(*task, *attempt)),
-            ),
+        let placement = self.placement().expect("placed after registering");
+        let (attempt, what) = match &task {
+            Assignment::Map { task, attempt, .. } => (*attempt, task.to_string()),
+            Assignment::Reduce { task, attempt, .. } => (*attempt, task.to_string()),
             _ => unreachable!("only tasks are executed"),
         };
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(attempt);
-        let out = produced.clone();
         let started = Instant::now();
-        let memory = self.cfg.memory;
-        let outcome =
-            tokio::task::spawn_blocking(move || run_task(&*app, &settings, task, &out, memory))
-                .await
-                .unwrap_or_else(|e| {
-                    Err(TaskFailure::Io {
-                        path: produced.display().to_string(),
-                        reason: format!("worker thread failed: {e}"),
-                    })
-                });
+        let (outcome, produced, cleanup) = self.attempt(s, &placement, task).await;
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -334,84 +364,218 @@ impl Worker {
             .client
             .report(context::current(), s.settings.worker, attempt, outcome)
             .await;
+        for p in cleanup {
+            crate::fetch::discard(&p);
+        }
         // Anything not accepted is discarded, so stale outputs never linger.
         if failed || !matches!(ack, Ok(Ok(ReportAck::Accepted))) {
-            let _ = std::fs::remove_file(&produced);
+            match produced {
+                Produced::Served(store, m) => store.forget(m, attempt),
+                Produced::File(p) => {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+    }
+
+    /// Prepares, runs and (for a worker that does not share the output
+    /// directory) uploads one attempt. Returns its outcome, what it left
+    /// to discard if not accepted, and what to remove in any case.
+    async fn attempt(
+        &self,
+        s: &Session,
+        placement: &Placement,
+        task: Assignment,
+    ) -> (
+        Result<TaskOutput, TaskFailure>,
+        Produced,
+        Vec<std::path::PathBuf>,
+    ) {
+        let app = self.cfg.app.clone();
+        let settings = s.settings.clone();
+        let memory = self.cfg.memory;
+        match task {
+            Assignment::Map {
+                task,
+                attempt,
+                split,
+                skip,
+            } => {
+                let out = placement.map_output(&settings, task, attempt);
+                let produced = match &placement.store {
+                    Some(store) => {
+                        // Served before the report, so a reducer sent here the
+                        // moment the output is accepted finds it.
+                        store.serve(task, attempt, out.clone());
+                        Produced::Served(store.clone(), task)
+                    }
+                    None => Produced::File(out.clone()),
+                };
+                let local = match placement
+                    .inputs(
+                        &s.client,
+                        &settings,
+                        &split.parts,
+                        attempt,
+                        app.whole_file(),
+                    )
+                    .await
+                {
+                    Ok(l) => l,
+                    Err(f) => return (Err(f), produced, Vec::new()),
+                };
+                let (parts, fetched, copies) = (local.parts, local.fetched, local.copies);
+                let reduces = settings.reduces;
+                let o = out.clone();
+                let outcome = blocking(&out, move || {
+                    run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip)
+                })
+                .await
+                .map(|mut o| {
+                    if let TaskOutput::Map(c) = &mut o {
+                        c.input_fetched_bytes = fetched;
+                    }
+                    o
+                });
+                (outcome, produced, copies)
+            }
+            Assignment::Reduce {
+                task,
+                attempt,
+                maps,
+                skip,
+            } => {
+                let out = placement.reduce_output(&settings, task, attempt);
+                let produced = Produced::File(out.clone());
+                let scratch = match &placement.store {
+                    Some(st) => st.dir().join(format!("fetch-{}", attempt.0)),
+                    None => std::env::temp_dir().join(format!(
+                        "mr-fetch-{}-{}",
+                        std::process::id(),
+                        attempt.0
+                    )),
+                };
+                let token = self.token();
+                let gathered = placement
+                    .reduce_inputs(&settings, &token, task, &maps, &scratch)
+                    .await;
+                let (inputs, bytes, took) = match gathered {
+                    Ok(g) => g,
+                    Err(f) => return (Err(f), produced, vec![scratch]),
+                };
+                let reduces = settings.reduces;
+                let o = out.clone();
+                let mut outcome = blocking(&out, move || {
+                    run_reduce_task(&*app, task.0, reduces, inputs, &o, &skip)
+                })
+                .await;
+                if let Ok(TaskOutput::Reduce(c)) = &mut outcome {
+                    c.shuffle_bytes = bytes;
+                    c.shuffle_millis = took.as_millis() as u64;
+                    if placement.store.is_some() {
+                        match placement.upload(&s.client, &settings, attempt, &out).await {
+                            Ok(n) => c.uploaded_bytes = n,
+                            Err(f) => outcome = Err(f),
+                        }
+                        // The coordinator holds it now (or it failed): ours goes.
+                        let _ = std::fs::remove_file(&out);
+                    }
+                }
+                (outcome, produced, vec![scratch])
+            }
+            _ => unreachable!("only tasks are executed"),
         }
     }
 }
 
-/// Runs one task synchronously (called on a blocking thread).
-fn run_task(
+/// What an attempt left that must go if its report is not accepted.
+enum Produced {
+    /// A map output this worker serves.
+    Served(
+        Arc<crate::local::LocalStore>,
+        mr_coordinator::protocol::MapTaskId,
+    ),
+    /// A file (map output in the job directory, reduce temp output).
+    File(std::path::PathBuf),
+}
+
+/// Runs CPU work on a blocking thread (rayon inside), never on the runtime.
+async fn blocking(
+    out: &std::path::Path,
+    f: impl FnOnce() -> Result<TaskOutput, TaskFailure> + Send + 'static,
+) -> Result<TaskOutput, TaskFailure> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(TaskFailure::Io {
+            path: out.display().to_string(),
+            reason: format!("worker thread failed: {e}"),
+        })
+    })
+}
+
+/// Runs one map task synchronously and counts what it did.
+fn run_map_task(
     app: &dyn mr_apps::App,
-    settings: &JobSettings,
-    task: Assignment,
+    map: u32,
+    reduces: u32,
+    parts: &[FilePart],
     out: &std::path::Path,
     memory: usize,
+    skip: &[mr_coordinator::protocol::BadRecord],
 ) -> Result<TaskOutput, TaskFailure> {
-    match task {
-        Assignment::Map {
-            task, split, skip, ..
-        } => {
-            let stats = run_map(
-                app,
-                &MapJob {
-                    map: task.0,
-                    reduces: settings.reduces,
-                    parts: &split.parts,
-                    out,
-                    memory,
-                    skip: &skip,
-                },
-            )?;
-            let combines = app.has_combiner() || app.sums_counts();
-            Ok(TaskOutput::Map(Counters {
-                input_bytes: stats.input_bytes,
-                input_records: stats.input_records,
-                map_output_records: stats.emitted,
-                combine_input_records: if combines { stats.emitted } else { 0 },
-                combine_output_records: if combines { stats.records } else { 0 },
-                map_output_bytes: stats.bytes,
-                spilled_bytes: stats.spilled_bytes,
-                skipped_records: stats.skipped,
-                app: stats.app_counters,
-                ..Counters::default()
-            }))
-        }
-        Assignment::Reduce {
-            task, maps, skip, ..
-        } => {
-            let inputs = maps
-                .iter()
-                .map(|m| {
-                    (
-                        m.map,
-                        settings.job_dir.join(names::map_output(m.map, m.attempt)),
-                    )
-                })
-                .collect();
-            let stats = run_reduce(
-                app,
-                &ReduceJob {
-                    reduce: task.0,
-                    reduces: settings.reduces,
-                    inputs,
-                    out,
-                    skip: &skip,
-                },
-            )?;
-            Ok(TaskOutput::Reduce(Counters {
-                reduce_input_groups: stats.groups,
-                reduce_input_records: stats.records,
-                output_records: stats.keys,
-                output_bytes: stats.bytes,
-                skipped_records: stats.skipped,
-                app: stats.app_counters,
-                ..Counters::default()
-            }))
-        }
-        _ => unreachable!("only tasks are executed"),
-    }
+    let stats = run_map(
+        app,
+        &MapJob {
+            map,
+            reduces,
+            parts,
+            out,
+            memory,
+            skip,
+        },
+    )?;
+    let combines = app.has_combiner() || app.sums_counts();
+    Ok(TaskOutput::Map(Counters {
+        input_bytes: stats.input_bytes,
+        input_records: stats.input_records,
+        map_output_records: stats.emitted,
+        combine_input_records: if combines { stats.emitted } else { 0 },
+        combine_output_records: if combines { stats.records } else { 0 },
+        map_output_bytes: stats.bytes,
+        spilled_bytes: stats.spilled_bytes,
+        skipped_records: stats.skipped,
+        app: stats.app_counters,
+        ..Counters::default()
+    }))
+}
+
+/// Runs one reduce task synchronously and counts what it did.
+fn run_reduce_task(
+    app: &dyn mr_apps::App,
+    reduce: u32,
+    reduces: u32,
+    inputs: Vec<ReduceInput>,
+    out: &std::path::Path,
+    skip: &[mr_coordinator::protocol::BadRecord],
+) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_reduce(
+        app,
+        &ReduceJob {
+            reduce,
+            reduces,
+            inputs,
+            out,
+            skip,
+        },
+    )?;
+    Ok(TaskOutput::Reduce(Counters {
+        reduce_input_groups: stats.groups,
+        reduce_input_records: stats.records,
+        output_records: stats.keys,
+        output_bytes: stats.bytes,
+        skipped_records: stats.skipped,
+        app: stats.app_counters,
+        ..Counters::default()
+    }))
 }
 
 /// Runs a worker until the job ends.
@@ -420,6 +584,7 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<Ending, WorkerError> {
         cfg,
         session: Arc::new(Mutex::new(None)),
         running: Arc::new(Mutex::new(Vec::new())),
+        placement: Mutex::new(None),
     };
     let ending = w.run().await;
     // Stop the heartbeat task with the session.

@@ -50,6 +50,22 @@ struct Args {
     /// lines sorted by key, writes key<TAB>value lines). Needs --map-cmd.
     #[arg(long, requires = "map_cmd")]
     reduce_cmd: Option<String>,
+    /// Keep map outputs in this directory (a private one is made inside it)
+    /// and serve them to reducers over the network, instead of writing them
+    /// to the coordinator's job directory. Workers that cannot see that
+    /// directory (other hosts, no shared file system) do this anyway, in the
+    /// system's temp directory unless this is given.
+    #[arg(long, env = "MR_LOCAL_DIR")]
+    local_dir: Option<std::path::PathBuf>,
+    /// Where this worker's shuffle service listens (host:port) when it keeps
+    /// map outputs itself. Default: the address this host reaches the
+    /// coordinator from, on any free port.
+    #[arg(long, env = "MR_SHUFFLE_ADDR")]
+    shuffle_addr: Option<String>,
+    /// Fetch every input range from the coordinator, even for files that
+    /// exist here with the same size (when the same path may hold other data).
+    #[arg(long)]
+    remote_inputs: bool,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit, poison) or the path of a plugin (.so).
     #[arg(required_unless_present = "map_cmd")]
@@ -92,6 +108,11 @@ async fn main() -> ExitCode {
         reconnect_for: args.reconnect_timeout,
         memory: args.memory as usize,
         token: args.token,
+        placement: mr_worker::placement::PlacementConfig {
+            local_dir: args.local_dir,
+            shuffle_listen: args.shuffle_addr,
+            remote_inputs: args.remote_inputs,
+        },
     };
     match run_worker(cfg).await {
         Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,

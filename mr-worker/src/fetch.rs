@@ -1,0 +1,284 @@
+//! The reduce side of the network shuffle: gathers one partition of every
+//! map output, reading the ones this worker can see and fetching the others
+//! from the workers that hold them.
+//!
+//! A fetched partition is written to a file in the worker's own directory as
+//! it arrives, in bounded chunks, each block's CRC32C checked before it is
+//! written; the reduce then merges those files like local run files. Several
+//! map outputs are fetched at once. A call that fails in transport is
+//! retried with backoff on a fresh connection; a holder that says it has no
+//! such output, or whose copy is damaged, or that stays unreachable, makes
+//! the reduce fail with `MapOutputLost` naming the map and the host, and
+//! the coordinator re-runs that map.
+
+use crate::local::LocalStore;
+use crate::reduce::ReduceInput;
+use futures::StreamExt;
+use mr_coordinator::protocol::{
+    names, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient, TaskFailure, MAX_CHUNK,
+};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tarpc::tokio_serde::formats::Bincode;
+use tarpc::{client, context};
+use tracing::{debug, warn};
+
+/// Map outputs fetched at once by one reduce.
+const PARALLEL: usize = 6;
+/// Tries of one call before the holder is given up on.
+const TRIES: u32 = 5;
+
+/// Connections to other workers' shuffle services, one per address.
+#[derive(Default)]
+pub struct Peers {
+    clients: tokio::sync::Mutex<HashMap<String, ShuffleClient>>,
+}
+
+impl Peers {
+    async fn client(&self, host: &str) -> std::io::Result<ShuffleClient> {
+        if let Some(c) = self.clients.lock().await.get(host) {
+            return Ok(c.clone());
+        }
+        let mut conn = tarpc::serde_transport::tcp::connect(host, Bincode::default);
+        conn.config_mut()
+            .max_frame_length(mr_coordinator::MAX_FRAME);
+        let transport = tokio::time::timeout(Duration::from_secs(3), conn)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        let c = ShuffleClient::new(client::Config::default(), transport).spawn();
+        self.clients
+            .lock()
+            .await
+            .insert(host.to_string(), c.clone());
+        Ok(c)
+    }
+
+    async fn forget(&self, host: &str) {
+        self.clients.lock().await.remove(host);
+    }
+}
+
+/// Who is fetching what.
+pub struct Gather<'a> {
+    /// Connections to other workers.
+    pub peers: &'a Peers,
+    /// The job's token and id, presented to the holders.
+    pub token: &'a str,
+    /// The job's id.
+    pub job_id: &'a str,
+    /// The partition wanted.
+    pub reduce: ReduceTaskId,
+    /// The shared job directory (for outputs with no holder).
+    pub job_dir: &'a Path,
+    /// This worker's store and shuffle address, if it serves outputs.
+    pub own: Option<(&'a LocalStore, &'a str)>,
+    /// Where fetched partitions go (the caller removes it afterwards).
+    pub into: &'a Path,
+}
+
+/// The reduce's inputs, and what fetching them took.
+pub struct Gathered {
+    /// One per map, in map order.
+    pub inputs: Vec<ReduceInput>,
+    /// Bytes fetched from other workers.
+    pub bytes: u64,
+    /// Wall time of the fetching.
+    pub took: Duration,
+}
+
+/// Finds or fetches partition `g.reduce` of every map output in `maps`.
+pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, TaskFailure> {
+    let started = Instant::now();
+    let mut inputs = Vec::with_capacity(maps.len());
+    let mut remote = Vec::new();
+    for (i, m) in maps.iter().enumerate() {
+        let here = match (&m.host, g.own) {
+            (None, _) => Some(g.job_dir.join(names::map_output(m.map, m.attempt))),
+            (Some(h), Some((store, me))) if h == me => Some(store.map_output(m.map, m.attempt)),
+            _ => None,
+        };
+        match here {
+            Some(path) => inputs.push(Some(ReduceInput::run_file(m.map, m.attempt, path))),
+            None => {
+                inputs.push(None);
+                remote.push(i);
+            }
+        }
+    }
+    let mut results = futures::stream::iter(remote.iter().map(|&i| fetch_one(g, &maps[i])))
+        .buffer_unordered(PARALLEL);
+    let mut bytes = 0;
+    let mut fetched = Vec::with_capacity(remote.len());
+    while let Some(r) = results.next().await {
+        // The first failure ends the gathering; unfinished fetches are dropped.
+        let (input, n) = r?;
+        bytes += n;
+        fetched.push(input);
+    }
+    for input in fetched {
+        let i = maps
+            .iter()
+            .position(|m| m.map == input.map)
+            .expect("fetched only listed maps");
+        inputs[i] = Some(input);
+    }
+    Ok(Gathered {
+        inputs: inputs
+            .into_iter()
+            .map(|i| i.expect("every map found or fetched"))
+            .collect(),
+        bytes,
+        took: started.elapsed(),
+    })
+}
+
+/// Fetches one map output's partition into a file; returns it and its size.
+async fn fetch_one(g: &Gather<'_>, m: &MapOutputRef) -> Result<(ReduceInput, u64), TaskFailure> {
+    let host = m.host.as_deref().expect("remote outputs have a holder");
+    let path = g.into.join(format!(
+        "{}-part{}",
+        names::map_output(m.map, m.attempt),
+        g.reduce.0
+    ));
+    let lost = |reason: String| TaskFailure::MapOutputLost {
+        map: m.map,
+        attempt: m.attempt,
+        reason,
+    };
+    let file = File::create(&path).map_err(|e| TaskFailure::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut verifier = Some(Verifier {
+        file,
+        carry: Vec::new(),
+    });
+    let mut offset = 0u64;
+    loop {
+        let req = FetchRequest {
+            token: g.token.to_string(),
+            job_id: g.job_id.to_string(),
+            map: m.map,
+            attempt: m.attempt,
+            reduce: g.reduce,
+            offset,
+            max: MAX_CHUNK,
+        };
+        let chunk = call(g.peers, host, req).await.map_err(|why| {
+            lost(format!(
+                "cannot fetch partition {} from the worker at {host}: {why}",
+                g.reduce.0
+            ))
+        })?;
+        let n = chunk.data.len() as u64;
+        let mut v = verifier.take().expect("put back after each chunk");
+        let v = tokio::task::spawn_blocking(move || v.push(&chunk.data).map(|()| v))
+            .await
+            .map_err(|e| lost(format!("verifying failed: {e}")))?
+            .map_err(|what| lost(format!("fetched from the worker at {host}: {what}")))?;
+        verifier = Some(v);
+        offset += n;
+        if offset >= chunk.partition_len {
+            break;
+        }
+        if n == 0 {
+            return Err(lost(format!(
+                "the worker at {host} sent nothing at offset {offset}"
+            )));
+        }
+    }
+    let v = verifier.expect("present");
+    if !v.carry.is_empty() {
+        return Err(lost(format!(
+            "the partition from {host} ends inside a block"
+        )));
+    }
+    debug!(map = %m.map, %host, bytes = offset, "fetched");
+    Ok((
+        ReduceInput {
+            map: m.map,
+            attempt: m.attempt,
+            path,
+            fetched: true,
+        },
+        offset,
+    ))
+}
+
+/// One fetch call with retries; Err says why the holder was given up on.
+async fn call(
+    peers: &Peers,
+    host: &str,
+    req: FetchRequest,
+) -> Result<mr_coordinator::protocol::FetchChunk, String> {
+    let mut last = String::new();
+    for attempt in 0..TRIES {
+        if attempt > 0 {
+            // 100 ms, 300 ms, 900 ms, 2 s (+ jitter): a restarting or briefly
+            // overloaded holder is waited for; a dead one costs ~3.5 s.
+            let ms = (100u64 * 3u64.pow(attempt - 1)).min(2000);
+            tokio::time::sleep(Duration::from_millis(ms + fastrand::u64(0..ms / 4 + 1))).await;
+        }
+        let client = match peers.client(host).await {
+            Ok(c) => c,
+            Err(e) => {
+                last = format!("cannot connect: {e}");
+                continue;
+            }
+        };
+        let mut ctx = context::current();
+        ctx.deadline = Instant::now() + Duration::from_secs(30);
+        match client.fetch(ctx, req.clone()).await {
+            Ok(Ok(chunk)) => return Ok(chunk),
+            // The holder answered: retrying cannot help.
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(e) => {
+                last = e.to_string();
+                peers.forget(host).await;
+            }
+        }
+    }
+    warn!(%host, map = %req.map, "giving up fetching after {TRIES} tries: {last}");
+    Err(format!("gave up after {TRIES} tries: {last}"))
+}
+
+/// Checks arriving bytes block by block (`len u32 | payload | crc32c u32`)
+/// and writes each whole, verified block to the file.
+struct Verifier {
+    file: File,
+    carry: Vec<u8>,
+}
+
+impl Verifier {
+    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+        self.carry.extend_from_slice(data);
+        let mut pos = 0;
+        while self.carry.len() - pos >= 8 {
+            let len = u32::from_le_bytes(self.carry[pos..pos + 4].try_into().unwrap()) as usize;
+            if self.carry.len() - pos < 8 + len {
+                break;
+            }
+            let payload = &self.carry[pos + 4..pos + 4 + len];
+            let crc = &self.carry[pos + 4 + len..pos + 8 + len];
+            if crc32c::crc32c(payload).to_le_bytes() != crc {
+                return Err("block checksum mismatch".into());
+            }
+            pos += 8 + len;
+        }
+        self.file
+            .write_all(&self.carry[..pos])
+            .map_err(|e| format!("cannot write the fetched partition: {e}"))?;
+        self.carry.drain(..pos);
+        Ok(())
+    }
+}
+
+/// Removes a directory of fetched partitions.
+pub fn discard(dir: &PathBuf) {
+    let _ = std::fs::remove_dir_all(dir);
+}

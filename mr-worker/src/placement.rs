@@ -1,0 +1,276 @@
+//! Where a worker stands relative to the coordinator's files, and what it
+//! does about it around each task.
+//!
+//! A worker that sees the coordinator's job directory (same machine, or a
+//! shared file system) works in place: map outputs go to the job directory,
+//! reduce outputs straight beside the outputs, inputs are read where they
+//! are. A worker that does not (or is told `--local-dir`) keeps map outputs
+//! in its own directory and serves them over its shuffle service, fetches
+//! reduce inputs from the workers holding them, fetches input ranges it
+//! cannot read from the coordinator, and uploads reduce outputs to it.
+
+use crate::fetch::{gather, Gather, Peers};
+use crate::local::LocalStore;
+use crate::reduce::ReduceInput;
+use crate::remote_input::{localize, readable_here, Localized};
+use crate::shuffle_server::{Admission, ShuffleState};
+use mr_coordinator::protocol::{
+    names, AttemptId, CoordinatorClient, FilePart, JobSettings, MapOutputRef, ReduceTaskId,
+    TaskFailure, WorkerPlace, MAX_CHUNK,
+};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tarpc::context;
+use tracing::info;
+
+/// How the worker was told to place its files.
+#[derive(Clone, Debug, Default)]
+pub struct PlacementConfig {
+    /// Keep map outputs in this directory and serve them, even when the job
+    /// directory is visible (None: only when it is not, under the system's
+    /// temp directory).
+    pub local_dir: Option<PathBuf>,
+    /// Where the shuffle service listens (default: the address this host
+    /// reaches the coordinator from, any free port).
+    pub shuffle_listen: Option<String>,
+    /// Fetch every input from the coordinator, even files that exist here.
+    pub remote_inputs: bool,
+}
+
+/// The worker's placement, decided once at its first registration.
+pub struct Placement {
+    /// True when the worker uses the shared job and output directories.
+    pub shared: bool,
+    /// The worker's own directory and served outputs (None when shared).
+    pub store: Option<Arc<LocalStore>>,
+    /// The shuffle service and its advertised address (None when shared).
+    shuffle: Option<(Arc<ShuffleState>, String)>,
+    remote_inputs: bool,
+    peers: Peers,
+}
+
+/// True when `settings.job_dir` is the coordinator's own job directory as
+/// seen from here (it holds the job's marker) and the output directory exists.
+fn sees_job_dir(settings: &JobSettings) -> bool {
+    let marker = settings.job_dir.join(names::JOB_MARKER);
+    std::fs::read_to_string(marker).is_ok_and(|id| id == settings.job_id)
+        && settings.output_dir.is_dir()
+}
+
+impl Placement {
+    /// Decides how to work for the job in `settings`; starts the shuffle
+    /// service if outputs are to be kept here. `local_ip` is the address
+    /// this host reaches the coordinator from.
+    pub async fn decide(
+        cfg: &PlacementConfig,
+        settings: &JobSettings,
+        local_ip: Option<IpAddr>,
+    ) -> Result<Placement, String> {
+        let shared = cfg.local_dir.is_none() && sees_job_dir(settings);
+        if shared {
+            return Ok(Placement {
+                shared,
+                store: None,
+                shuffle: None,
+                remote_inputs: cfg.remote_inputs,
+                peers: Peers::default(),
+            });
+        }
+        let store = Arc::new(LocalStore::create(cfg.local_dir.as_deref()).map_err(|e| {
+            let dir = cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir);
+            format!(
+                "cannot create the worker's directory in {}: {e} (set --local-dir)",
+                dir.display()
+            )
+        })?);
+        let ip = local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let listen = cfg.shuffle_listen.clone().unwrap_or_else(|| match ip {
+            IpAddr::V4(v4) => format!("{v4}:0"),
+            IpAddr::V6(v6) => format!("[{v6}]:0"),
+        });
+        let (state, bound) = crate::shuffle_server::start(&listen, store.clone())
+            .await
+            .map_err(|e| {
+                format!("cannot listen for shuffle fetches on {listen}: {e} (set --shuffle-addr)")
+            })?;
+        // A wildcard bind is advertised under the address peers reach us at.
+        let advertised = if bound.ip().is_unspecified() {
+            std::net::SocketAddr::new(ip, bound.port())
+        } else {
+            bound
+        };
+        info!(dir = %store.dir().display(), shuffle = %advertised, "keeping map outputs on this host");
+        Ok(Placement {
+            shared,
+            store: Some(store),
+            shuffle: Some((state, advertised.to_string())),
+            remote_inputs: cfg.remote_inputs,
+            peers: Peers::default(),
+        })
+    }
+
+    /// What to tell the coordinator, and what the shuffle service admits,
+    /// for the job in `settings` (called at every registration).
+    pub fn announce(&self, settings: &JobSettings, token: &str) -> WorkerPlace {
+        if let Some((state, _)) = &self.shuffle {
+            state.admit(Admission {
+                job_id: settings.job_id.clone(),
+                token: token.to_string(),
+                reduces: settings.reduces,
+            });
+        }
+        let mut place = WorkerPlace {
+            shared: self.shared,
+            shuffle: self.shuffle.as_ref().map(|(_, a)| a.clone()),
+            local_inputs: Vec::new(),
+        };
+        if !self.remote_inputs {
+            for (i, f) in settings.inputs.iter().enumerate() {
+                if self.shared || readable_here(&f.path, f.len) {
+                    place.set_input(i);
+                }
+            }
+        }
+        place
+    }
+
+    /// The shuffle address, if this worker serves outputs.
+    pub fn shuffle_addr(&self) -> Option<&str> {
+        self.shuffle.as_ref().map(|(_, a)| a.as_str())
+    }
+
+    /// Where map attempt `attempt` of `task` writes its run file.
+    pub fn map_output(
+        &self,
+        settings: &JobSettings,
+        task: mr_coordinator::protocol::MapTaskId,
+        attempt: AttemptId,
+    ) -> PathBuf {
+        match &self.store {
+            Some(s) => s.map_output(task, attempt),
+            None => settings.job_dir.join(names::map_output(task, attempt)),
+        }
+    }
+
+    /// Where reduce attempt `attempt` of `task` writes its output before
+    /// it is committed (here, or uploaded first).
+    pub fn reduce_output(
+        &self,
+        settings: &JobSettings,
+        task: ReduceTaskId,
+        attempt: AttemptId,
+    ) -> PathBuf {
+        let dir = match &self.store {
+            Some(s) => s.dir(),
+            None => settings.output_dir.as_path(),
+        };
+        dir.join(names::reduce_temp(task, attempt))
+    }
+
+    /// Makes a split's parts readable here, fetching what is not.
+    pub async fn inputs(
+        &self,
+        client: &CoordinatorClient,
+        settings: &JobSettings,
+        parts: &[FilePart],
+        attempt: AttemptId,
+        whole_file: bool,
+    ) -> Result<Localized, TaskFailure> {
+        let dir = match &self.store {
+            Some(s) => s.dir().to_path_buf(),
+            None if self.remote_inputs => std::env::temp_dir(),
+            None => {
+                return Ok(Localized {
+                    parts: parts.to_vec(),
+                    fetched: 0,
+                    copies: Vec::new(),
+                })
+            }
+        };
+        let tag = format!("{}-{}", std::process::id(), attempt.0);
+        localize(
+            client,
+            settings.worker,
+            parts,
+            &dir,
+            &tag,
+            whole_file,
+            self.remote_inputs,
+        )
+        .await
+    }
+
+    /// Finds or fetches partition `reduce` of every map output; fetched
+    /// ones go to `into`.
+    pub async fn reduce_inputs(
+        &self,
+        settings: &JobSettings,
+        token: &str,
+        reduce: ReduceTaskId,
+        maps: &[MapOutputRef],
+        into: &Path,
+    ) -> Result<(Vec<ReduceInput>, u64, Duration), TaskFailure> {
+        std::fs::create_dir_all(into).map_err(|e| TaskFailure::Io {
+            path: into.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let own = match (&self.store, &self.shuffle) {
+            (Some(s), Some((_, addr))) => Some((s.as_ref(), addr.as_str())),
+            _ => None,
+        };
+        let g = Gather {
+            peers: &self.peers,
+            token,
+            job_id: &settings.job_id,
+            reduce,
+            job_dir: &settings.job_dir,
+            own,
+            into,
+        };
+        let got = gather(&g, maps).await?;
+        Ok((got.inputs, got.bytes, got.took))
+    }
+
+    /// Uploads a finished reduce output to the coordinator (a worker that
+    /// does not see the output directory); returns the bytes sent.
+    pub async fn upload(
+        &self,
+        client: &CoordinatorClient,
+        settings: &JobSettings,
+        attempt: AttemptId,
+        file: &Path,
+    ) -> Result<u64, TaskFailure> {
+        let fail = |reason: String| TaskFailure::Io {
+            path: format!("{} (uploading to the coordinator)", file.display()),
+            reason,
+        };
+        let f = Arc::new(std::fs::File::open(file).map_err(|e| fail(e.to_string()))?);
+        let len = f.metadata().map_err(|e| fail(e.to_string()))?.len();
+        let mut offset = 0u64;
+        loop {
+            let n = (len - offset).min(u64::from(MAX_CHUNK)) as usize;
+            let f2 = f.clone();
+            let data = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; n];
+                std::os::unix::fs::FileExt::read_exact_at(&*f2, &mut buf, offset).map(|()| buf)
+            })
+            .await
+            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(e.to_string()))?;
+            let last = offset + n as u64 >= len;
+            let mut ctx = context::current();
+            ctx.deadline = Instant::now() + Duration::from_secs(60);
+            client
+                .upload_output(ctx, settings.worker, attempt, offset, data.into(), last)
+                .await
+                .map_err(|e| fail(format!("lost the coordinator: {e}")))?
+                .map_err(|e| fail(e.to_string()))?;
+            offset += n as u64;
+            if last {
+                return Ok(len);
+            }
+        }
+    }
+}

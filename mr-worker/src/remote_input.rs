@@ -1,0 +1,210 @@
+//! Input splits of files this worker cannot read itself, fetched from the
+//! coordinator.
+//!
+//! A part whose path exists here with the planned size is read in place (the
+//! common, local case). Any other part is fetched into a sparse file of the
+//! input's full size in the worker's directory, at the same offsets: the byte
+//! before the range (to find the first line start) through the end of the
+//! line that crosses the range's end (found by fetching on until a newline).
+//! The map engine then memory-maps that copy exactly as it would the
+//! original, touching only the fetched bytes, so line alignment, record
+//! offsets and names are the same wherever the map runs.
+
+use futures::StreamExt;
+use mr_coordinator::protocol::{
+    CoordinatorClient, FilePart, ProtocolError, TaskFailure, WorkerId, MAX_CHUNK,
+};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tarpc::context;
+
+/// Chunks of one range requested at once.
+const PARALLEL: usize = 4;
+
+/// Parts ready to map, and what fetching them cost.
+pub struct Localized {
+    /// The parts, with fetched ones pointing at their local copies.
+    pub parts: Vec<FilePart>,
+    /// Bytes fetched from the coordinator.
+    pub fetched: u64,
+    /// Local copies to remove after the map.
+    pub copies: Vec<PathBuf>,
+}
+
+/// Whether the worker can read `part`'s file itself.
+pub fn readable_here(path: &Path, len: u64) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == len)
+}
+
+/// Makes every part of a split readable here. `whole_file` apps get whole
+/// files; `always` fetches even files that seem readable here.
+pub async fn localize(
+    client: &CoordinatorClient,
+    worker: WorkerId,
+    parts: &[FilePart],
+    dir: &Path,
+    tag: &str,
+    whole_file: bool,
+    always: bool,
+) -> Result<Localized, TaskFailure> {
+    let mut out = Localized {
+        parts: Vec::with_capacity(parts.len()),
+        fetched: 0,
+        copies: Vec::new(),
+    };
+    for (i, part) in parts.iter().enumerate() {
+        if !always && readable_here(&part.path, part.file_len) {
+            out.parts.push(part.clone());
+            continue;
+        }
+        let copy = dir.join(format!("input-{tag}-{i}"));
+        out.copies.push(copy.clone());
+        let fail = |reason: String| TaskFailure::Input {
+            path: part.name.clone(),
+            reason,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&copy)
+            .map_err(|e| TaskFailure::Io {
+                path: copy.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        file.set_len(part.file_len).map_err(|e| TaskFailure::Io {
+            path: copy.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let file = Arc::new(file);
+        let (from, to) = if whole_file {
+            (0, part.file_len)
+        } else {
+            (part.start.saturating_sub(1), part.end.min(part.file_len))
+        };
+        out.fetched += fetch_range(client, worker, part, &file, from, to)
+            .await
+            .map_err(fail)?;
+        if !whole_file && to < part.file_len {
+            out.fetched += finish_line(client, worker, part, &file, from, to)
+                .await
+                .map_err(fail)?;
+        }
+        let mut local = part.clone();
+        local.path = copy;
+        out.parts.push(local);
+    }
+    Ok(out)
+}
+
+/// Fetches `[from, to)` of `part`'s file into `file`, several chunks at once.
+async fn fetch_range(
+    client: &CoordinatorClient,
+    worker: WorkerId,
+    part: &FilePart,
+    file: &Arc<File>,
+    from: u64,
+    to: u64,
+) -> Result<u64, String> {
+    let offsets: Vec<u64> = (from..to).step_by(MAX_CHUNK as usize).collect();
+    let mut calls = futures::stream::iter(offsets.into_iter().map(|off| {
+        let len = (to - off).min(u64::from(MAX_CHUNK)) as u32;
+        async move {
+            let data = read(client, worker, part, off, len).await?;
+            if data.len() != len as usize {
+                return Err(format!(
+                    "the coordinator sent {} of {len} bytes at {off}",
+                    data.len()
+                ));
+            }
+            write_at(file, data, off).await?;
+            Ok::<u64, String>(u64::from(len))
+        }
+    }))
+    .buffer_unordered(PARALLEL);
+    let mut total = 0;
+    while let Some(r) = calls.next().await {
+        total += r?;
+    }
+    Ok(total)
+}
+
+/// Fetches on from `to` until the line running through `to - 1` ends (or the
+/// file does); the map reads that line because it starts inside the range.
+async fn finish_line(
+    client: &CoordinatorClient,
+    worker: WorkerId,
+    part: &FilePart,
+    file: &Arc<File>,
+    from: u64,
+    to: u64,
+) -> Result<u64, String> {
+    if to > from {
+        let mut last = [0u8; 1];
+        file.read_exact_at(&mut last, to - 1)
+            .map_err(|e| e.to_string())?;
+        if last[0] == b'\n' {
+            return Ok(0);
+        }
+    }
+    let mut at = to;
+    let mut step = 64u32 << 10;
+    while at < part.file_len {
+        let len = (part.file_len - at).min(u64::from(step)) as u32;
+        let data = read(client, worker, part, at, len).await?;
+        if data.is_empty() {
+            return Err(format!("the coordinator sent nothing at {at}"));
+        }
+        let found = data.iter().position(|&b| b == b'\n');
+        let n = data.len() as u64;
+        write_at(file, data, at).await?;
+        at += n;
+        if found.is_some() {
+            break;
+        }
+        step = (step * 2).min(MAX_CHUNK);
+    }
+    Ok(at - to)
+}
+
+/// One read call, retried briefly if the connection hiccups.
+async fn read(
+    client: &CoordinatorClient,
+    worker: WorkerId,
+    part: &FilePart,
+    offset: u64,
+    len: u32,
+) -> Result<Vec<u8>, String> {
+    let mut last = String::new();
+    for attempt in 0..3u64 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * attempt)).await;
+        }
+        let mut ctx = context::current();
+        ctx.deadline = Instant::now() + Duration::from_secs(30);
+        match client
+            .read_input(ctx, worker, part.path.clone(), offset, len)
+            .await
+        {
+            Ok(Ok(data)) => return Ok(data.into_vec()),
+            Ok(Err(ProtocolError::Io { reason, .. })) => {
+                return Err(format!("the coordinator cannot read it: {reason}"))
+            }
+            Ok(Err(e)) => return Err(format!("the coordinator refused: {e}")),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("cannot fetch it from the coordinator: {last}"))
+}
+
+async fn write_at(file: &Arc<File>, data: Vec<u8>, offset: u64) -> Result<(), String> {
+    let f = file.clone();
+    tokio::task::spawn_blocking(move || f.write_all_at(&data, offset))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot write the fetched input: {e}"))
+}
