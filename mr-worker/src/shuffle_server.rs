@@ -135,3 +135,95 @@ pub async fn start(
     info!(%addr, "serving map outputs");
     Ok((state, addr))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runfile::RunWriter;
+    use mr_coordinator::protocol::{AttemptId, MapTaskId, ReduceTaskId, ShuffleClient};
+
+    #[tokio::test]
+    async fn only_known_outputs_of_the_job_with_its_token_are_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(LocalStore::create(Some(dir.path())).unwrap());
+        let (m, a) = (MapTaskId(3), AttemptId(11));
+        let path = store.map_output(m, a);
+        let mut w = RunWriter::create(&path, 3, 2).unwrap();
+        w.end_partition().unwrap();
+        w.push(b"key", b"value").unwrap();
+        w.end_partition().unwrap();
+        w.finish().unwrap();
+        store.serve(m, a, path.clone());
+        let (state, addr) = start("127.0.0.1:0", store.clone()).await.unwrap();
+        state.admit(Admission {
+            job_id: "job".into(),
+            token: "t0ken".into(),
+            reduces: 2,
+        });
+        let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
+            .await
+            .unwrap();
+        let c = ShuffleClient::new(tarpc::client::Config::default(), transport).spawn();
+        let req = |token: &str, job: &str, attempt: u64, reduce: u32| FetchRequest {
+            token: token.into(),
+            job_id: job.into(),
+            map: m,
+            attempt: AttemptId(attempt),
+            reduce: ReduceTaskId(reduce),
+            offset: 0,
+            max: MAX_CHUNK,
+        };
+        let ctx = tarpc::context::current;
+        let got = c
+            .fetch(ctx(), req("t0ken", "job", 11, 1))
+            .await
+            .unwrap()
+            .unwrap();
+        let run = RunFile::open(&path, 3, 2).unwrap();
+        let (off, len) = run.extent(1);
+        assert_eq!(got.partition_len, len);
+        assert_eq!(
+            &got.data[..],
+            &std::fs::read(&path).unwrap()[off as usize..(off + len) as usize]
+        );
+        let empty = c
+            .fetch(ctx(), req("t0ken", "job", 11, 0))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((empty.partition_len, empty.data.len()), (0, 0));
+        let refused = |r: Result<FetchChunk, FetchError>| r.unwrap_err();
+        assert_eq!(
+            refused(c.fetch(ctx(), req("guess", "job", 11, 1)).await.unwrap()),
+            FetchError::BadToken
+        );
+        assert!(matches!(
+            refused(c.fetch(ctx(), req("t0ken", "other", 11, 1)).await.unwrap()),
+            FetchError::WrongJob(_)
+        ));
+        assert!(matches!(
+            refused(c.fetch(ctx(), req("t0ken", "job", 12, 1)).await.unwrap()),
+            FetchError::Unknown { .. }
+        ));
+        assert!(matches!(
+            refused(c.fetch(ctx(), req("t0ken", "job", 11, 2)).await.unwrap()),
+            FetchError::Unusable(_)
+        ));
+        // A damaged copy is refused, not sent.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 1;
+        std::fs::write(&path, bytes).unwrap();
+        assert!(matches!(
+            refused(c.fetch(ctx(), req("t0ken", "job", 11, 1)).await.unwrap()),
+            FetchError::Unusable(_)
+        ));
+        // Forgotten outputs are no longer served (and are deleted).
+        store.forget(m, a);
+        assert!(!path.exists());
+        assert!(matches!(
+            refused(c.fetch(ctx(), req("t0ken", "job", 11, 1)).await.unwrap()),
+            FetchError::Unknown { .. }
+        ));
+    }
+}

@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod faults;
 mod inputs;
+mod network;
 mod report;
 mod security;
 mod status;

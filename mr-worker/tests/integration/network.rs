@@ -1,0 +1,196 @@
+//! Workers that share no files with the coordinator (on loopback here;
+//! `tests/hosts.sh` runs the same across network namespaces): map outputs
+//! kept in each worker's own directory and fetched by reducers, inputs
+//! fetched from the coordinator, outputs uploaded; and a worker killed after
+//! the map phase, whose outputs are re-made elsewhere.
+
+use crate::util::{ascii_inputs, bin, data_files, eventually, sorted_lines, Proc, TestDir};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// A worker keeping its outputs under `local` (and fetching every input).
+fn remote_worker(t: &TestDir, addr: &str, local: &Path, app: &[&str]) -> Proc {
+    std::fs::create_dir_all(local).unwrap();
+    let mut cmd = Command::new(bin("mrworker"));
+    cmd.args(["--coordinator", addr, "--remote-inputs", "--local-dir"])
+        .arg(local)
+        .args(app);
+    Proc::start(cmd, t.path())
+}
+
+fn report(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("mr-report.json")).unwrap()).unwrap()
+}
+
+fn counter(r: &serde_json::Value, name: &str) -> u64 {
+    r["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name}: {r}"))
+}
+
+/// Leftover worker directories under `local`.
+fn leftovers(local: &Path) -> Vec<String> {
+    std::fs::read_dir(local)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn workers_sharing_nothing_produce_the_sequential_answer() {
+    let t = TestDir::new();
+    let mut inputs = data_files();
+    // Edge cases: empty, no final newline, invalid UTF-8, a line longer than a split.
+    inputs.push(t.write("empty.txt", b""));
+    inputs.push(t.write("tail.txt", b"no final newline here"));
+    inputs.push(t.write("latin1.txt", b"caf\xe9 na\xefve caf\xe9\n\xff\xfe bytes\n"));
+    let long: Vec<u8> = (0..40_000)
+        .flat_map(|i| format!("w{} ", i % 97).into_bytes())
+        .collect();
+    inputs.push(t.write("long.txt", &long));
+    for (app, reduces) in [("wc", "3"), ("indexer", "7")] {
+        let out = t.path().join(format!("out-{app}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut args = vec!["--app", app, "--reduces", reduces, "--split-size", "64KiB"];
+        args.extend(["--output-dir", out.to_str().unwrap()]);
+        args.extend(inputs.iter().map(String::as_str));
+        let (mut c, addr) = t.coordinator(&args);
+        let locals = [
+            t.path().join(format!("{app}-a")),
+            t.path().join(format!("{app}-b")),
+        ];
+        let mut workers: Vec<Proc> = locals
+            .iter()
+            .map(|l| remote_worker(&t, &addr, l, &[app]))
+            .collect();
+        let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+        assert!(st.success(), "{app} job failed");
+        let r: u32 = reduces.parse().unwrap();
+        assert_eq!(
+            sorted_lines(&t.outputs(&out, r)),
+            t.sequential(app, &inputs),
+            "{app}"
+        );
+        let rep = report(&out);
+        // Every input byte came over the wire (a little more: the byte before
+        // each range and the line running past its end).
+        assert!(
+            counter(&rep, "input bytes fetched") >= counter(&rep, "input bytes"),
+            "{rep}"
+        );
+        assert!(counter(&rep, "shuffle bytes fetched") > 0, "{rep}");
+        assert_eq!(
+            counter(&rep, "output bytes uploaded"),
+            counter(&rep, "output bytes")
+        );
+        for w in &mut workers {
+            assert!(w
+                .wait_for(Duration::from_secs(10))
+                .is_some_and(|s| s.success()));
+        }
+        for l in &locals {
+            assert!(
+                leftovers(l).is_empty(),
+                "left in {}: {:?}",
+                l.display(),
+                leftovers(l)
+            );
+        }
+        assert!(
+            !t.path().join("mr-job").exists() && !out.join("mr-job").exists(),
+            "the job directory is removed"
+        );
+    }
+}
+
+const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
+const REDUCE: &str = r#"sleep 0.4; awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
+
+#[test]
+fn a_worker_killed_after_the_map_phase_has_its_outputs_made_again() {
+    let t = TestDir::new();
+    let inputs = ascii_inputs(&t);
+    let want = t.sequential("wc", &inputs);
+    let mut args = vec![
+        "--reduces",
+        "8",
+        "--split-size",
+        "512KiB",
+        "--map-cmd",
+        MAP,
+        "--reduce-cmd",
+        REDUCE,
+    ];
+    args.extend(inputs.iter().map(String::as_str));
+    let (mut c, addr, log) = t.coordinator_logged(&args);
+    let app = ["--map-cmd", MAP, "--reduce-cmd", REDUCE];
+    let locals: Vec<_> = (0..3).map(|i| t.path().join(format!("host{i}"))).collect();
+    let mut workers: Vec<Option<Proc>> = locals
+        .iter()
+        .map(|l| {
+            std::fs::create_dir_all(l).unwrap();
+            let mut cmd = Command::new(bin("mrworker"));
+            cmd.args(["--coordinator", &addr, "--local-dir"])
+                .arg(l)
+                .args(app);
+            Some(Proc::start(cmd, t.path()))
+        })
+        .collect();
+    // Once some reduce is fetching, every map is done: kill a worker that
+    // holds map outputs and is not that reducer.
+    let holds = |l: &Path, what: &str| {
+        walk(l)
+            .iter()
+            .any(|n| n.starts_with(what) && !n.starts_with("mr-worker-"))
+    };
+    let mut victim = None;
+    let seen = eventually(Duration::from_secs(60), || {
+        let fetching: Vec<usize> = (0..3).filter(|&i| holds(&locals[i], "fetch-")).collect();
+        victim = (0..3).find(|&i| !fetching.contains(&i) && holds(&locals[i], "mr-"));
+        !fetching.is_empty() && victim.is_some()
+    });
+    assert!(
+        seen,
+        "the reduce phase never started with a map holder idle"
+    );
+    let v = victim.unwrap();
+    workers[v].take().unwrap().signal("KILL");
+    let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{text}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 8)), want);
+    assert!(
+        text.contains("its output was on a lost worker's disk; the map will run again"),
+        "{text}"
+    );
+    let rep = report(t.path());
+    let maps = rep["progress"]["maps"].as_u64().unwrap();
+    let map_successes = rep["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["phase"] == "map" && a["outcome"] == "succeeded")
+        .count() as u64;
+    assert!(
+        map_successes > maps,
+        "{map_successes} map successes for {maps} maps"
+    );
+}
+
+/// File names anywhere under `dir`.
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(d) = std::fs::read_dir(dir) {
+        for e in d.flatten() {
+            out.push(e.file_name().to_string_lossy().into_owned());
+            if e.path().is_dir() {
+                out.extend(walk(&e.path()));
+            }
+        }
+    }
+    out
+}
