@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs the commands README.md and docs/GUIDE.md show for one machine, as
 # written, in a scratch directory with the repository's data/ and target/,
-# and checks what they claim. (Multi-host commands belong to the multi-host
-# tests; the chaos and benchmark commands run in tests/run.sh and bench/.)
+# and checks what they claim; the several-machine set-ups are played on this
+# one. (tests/hosts.sh runs real multi-host jobs; the chaos command runs in
+# tests/run.sh.)
 #
 #   MR_NO_BUILD=1 bash tests/docs.sh
 set -uo pipefail
@@ -73,6 +74,18 @@ XDG_RUNTIME_DIR=$PWD/elsewhere MR_TOKEN=$(cat "$S/tmp/mr-job/token") target/rele
 wait
 mkdir -p iref && target/release/mrsequential --output-dir iref indexer "$S"/in/*.txt
 check "shared directory" 'sort "$S"/out/mr-out-* | cmp -s - <(sort iref/mr-out-0) && grep -q "MR_TOKEN=" coord.log'
+
+# GUIDE: several machines sharing nothing, played on this one ("coordhost"
+# is this host; /data/in is in/ here). The worker gets --local-dir, so it
+# keeps and serves its map outputs and uploads its outputs as it would
+# elsewhere.
+fresh
+mkdir -p nothing/in nothing/out nothing/local && cp data/pg-*.txt nothing/in/
+( cd nothing && ../target/release/mrcoordinator --listen 0.0.0.0:7879 --app wc --output-dir out 'in/*.txt' 2>coord.log ) &
+for _ in $(seq 50); do [[ -s nothing/out/mr-job/token ]] && break; sleep 0.1; done
+XDG_RUNTIME_DIR=$PWD/elsewhere MR_TOKEN=$(cat nothing/out/mr-job/token) target/release/mrworker --coordinator 127.0.0.1:7879 --local-dir nothing/local wc
+wait
+check "sharing nothing" 'sort nothing/out/mr-out-* | cmp -s - want && grep -q "\"output bytes uploaded\": [1-9]" nothing/out/mr-report.json && [[ -z $(ls nothing/local) ]]'
 
 # README: the quick benchmark.
 ( cd "$ROOT" && bash bench/run.sh --size 100MiB --files 8 --runs 1 --tiny-files 0 --dir "$W/bench" ) > bench.txt 2>&1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: a release build, every crate's unit and
 # integration tests, the lab's test script against the real binaries, and a
-# short chaos run, and the documented commands.
+# short chaos run, the multi-host run and the documented commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The status page is also checked in a real browser when one can be had.
@@ -21,5 +21,7 @@ cargo test --release --workspace
 MR_NO_BUILD=1 bash tests/test-mr.sh
 # The chaos test, short: 100 MiB, one run, workers killed every 0.2-0.7 s.
 MR_NO_BUILD=1 bash tests/chaos.sh --size 100MiB --runs 1 --kill-ms 200-700
+# Jobs across four network-namespace hosts sharing nothing (SKIPs without root).
+MR_NO_BUILD=1 bash tests/hosts.sh --size 100MiB
 # The commands README.md and docs/GUIDE.md show, run as written.
 MR_NO_BUILD=1 bash tests/docs.sh

@@ -97,7 +97,9 @@ pub struct WorkerPlace {
     /// directory and reduce outputs straight into the output directory.
     pub shared: bool,
     /// Where the worker serves its map outputs (`host:port` of its
-    /// [`Shuffle`] service); None for a shared-directory worker.
+    /// [`Shuffle`] service), so reducers that do not see the job directory
+    /// can fetch them. A shared-directory worker serves the ones it wrote
+    /// there too, for such reducers.
     pub shuffle: Option<String>,
     /// Bitmap over [`JobSettings::inputs`]: bit `i` set when the worker can
     /// read input `i` itself (same path, same size). Maps over such files
@@ -187,9 +189,12 @@ pub struct MapOutputRef {
     pub map: MapTaskId,
     /// The attempt whose output the coordinator accepted.
     pub attempt: AttemptId,
-    /// The [`Shuffle`] address of the worker holding it; None when it is
-    /// in the shared job directory.
+    /// The [`Shuffle`] address of the worker that made it and serves it
+    /// (None if that worker serves nothing).
     pub host: Option<String>,
+    /// True when it is in the shared job directory: a reducer that sees
+    /// that directory reads it there; others fetch it from `host`.
+    pub in_job_dir: bool,
 }
 
 /// What the coordinator tells a worker to do next.

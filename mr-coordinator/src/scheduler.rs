@@ -186,9 +186,12 @@ impl Scheduler {
     }
 
     /// The shuffle address of the worker holding map `m`'s accepted output
-    /// (None when it is in the job directory, or not done).
+    /// on its own disk (None when it is in the job directory, or not done).
     pub fn held_at(&self, m: MapTaskId) -> Option<String> {
-        self.maps.get(m.0 as usize).and_then(|t| t.held_at.clone())
+        self.maps
+            .get(m.0 as usize)
+            .filter(|t| !t.in_job_dir)
+            .and_then(|t| t.held_at.clone())
     }
 
     /// Whether map `m` has an accepted output.
@@ -305,6 +308,7 @@ impl Scheduler {
                         map: MapTaskId(i as u32),
                         attempt: t.done.expect("reduce assigned before every map finished"),
                         host: t.held_at.clone(),
+                        in_job_dir: t.in_job_dir,
                     })
                     .collect(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
@@ -406,16 +410,13 @@ impl Scheduler {
             TaskRef::Map(_) => self.map_durations.push(took),
             TaskRef::Reduce(_) => self.reduce_durations.push(took),
         }
-        let held_at = match (
-            &task_ref,
-            self.workers.get(&a.worker).and_then(|w| w.place.as_ref()),
-        ) {
-            (TaskRef::Map(_), Some(p)) if !p.shared => p.shuffle.clone(),
-            _ => None,
-        };
+        let place = self.workers.get(&a.worker).and_then(|w| w.place.as_ref());
+        let held_at = place.and_then(|p| p.shuffle.clone());
+        let in_job_dir = place.is_none_or(|p| p.shared);
         let task = self.task_mut(task_ref);
         task.done = Some(attempt);
         task.held_at = held_at;
+        task.in_job_dir = in_job_dir;
         let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
         if self.all_maps_done() && matches!(task_ref, TaskRef::Map(_)) {
             self.phase_marks[1] = Some(now);
@@ -514,7 +515,8 @@ impl Scheduler {
         let mut reissued = Vec::new();
         if let (Some(addr), false) = (held, self.is_done()) {
             for (i, t) in self.maps.iter_mut().enumerate() {
-                if t.done.is_some() && t.held_at.as_deref() == Some(addr.as_str()) {
+                if t.done.is_some() && !t.in_job_dir && t.held_at.as_deref() == Some(addr.as_str())
+                {
                     t.done = None;
                     t.held_at = None;
                     let m = MapTaskId(i as u32);

@@ -29,6 +29,7 @@ impl Scheduler {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.done = Some(*a);
                 t.held_at = at.clone();
+                t.in_job_dir = at.is_none();
                 t.counters = Some(c.clone());
             }
         }

@@ -22,8 +22,11 @@ pub(crate) struct Task {
     pub(crate) skip: Vec<BadRecord>,
     /// The accepted attempt's counters.
     pub(crate) counters: Option<Counters>,
-    /// For a done map kept on a worker's own disk: that worker's shuffle address.
+    /// For a done map: the shuffle address of the worker that made it.
     pub(crate) held_at: Option<String>,
+    /// For a done map: whether its output is in the shared job directory
+    /// (else only on the disk of the worker at `held_at`).
+    pub(crate) in_job_dir: bool,
 }
 
 /// Most bad records one task may skip before the job fails anyway: past

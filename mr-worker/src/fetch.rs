@@ -73,7 +73,9 @@ pub struct Gather<'a> {
     pub job_id: &'a str,
     /// The partition wanted.
     pub reduce: ReduceTaskId,
-    /// The shared job directory (for outputs with no holder).
+    /// Whether this worker sees the shared job directory.
+    pub shared: bool,
+    /// The shared job directory.
     pub job_dir: &'a Path,
     /// This worker's store and shuffle address, if it serves outputs.
     pub own: Option<(&'a LocalStore, &'a str)>,
@@ -97,10 +99,17 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
     let mut inputs = Vec::with_capacity(maps.len());
     let mut remote = Vec::new();
     for (i, m) in maps.iter().enumerate() {
+        let in_job_dir = || g.job_dir.join(names::map_output(m.map, m.attempt));
         let here = match (&m.host, g.own) {
-            (None, _) => Some(g.job_dir.join(names::map_output(m.map, m.attempt))),
-            (Some(h), Some((store, me))) if h == me => Some(store.map_output(m.map, m.attempt)),
-            _ => None,
+            _ if m.in_job_dir && g.shared => Some(in_job_dir()),
+            (Some(h), Some((store, me))) if h == me => Some(
+                store
+                    .lookup(m.map, m.attempt)
+                    .unwrap_or_else(|| store.map_output(m.map, m.attempt)),
+            ),
+            (Some(_), _) => None,
+            // Nobody serves it: where it should be (if not, the map reruns).
+            (None, _) => Some(in_job_dir()),
         };
         match here {
             Some(path) => inputs.push(Some(ReduceInput::run_file(m.map, m.attempt, path))),
@@ -226,13 +235,20 @@ async fn call(
         }
         let client = match peers.client(host).await {
             Ok(c) => c,
+            // Refused twice: the host is up but nothing listens, so the
+            // worker is gone (the coordinator will have noticed too).
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && attempt >= 1 => {
+                last = format!("cannot connect: {e}");
+                break;
+            }
             Err(e) => {
                 last = format!("cannot connect: {e}");
                 continue;
             }
         };
+        // 4 MiB in 10 s or the holder is taken as stuck.
         let mut ctx = context::current();
-        ctx.deadline = Instant::now() + Duration::from_secs(30);
+        ctx.deadline = Instant::now() + Duration::from_secs(10);
         match client.fetch(ctx, req.clone()).await {
             Ok(Ok(chunk)) => return Ok(chunk),
             // The holder answered: retrying cannot help.
@@ -243,8 +259,8 @@ async fn call(
             }
         }
     }
-    warn!(%host, map = %req.map, "giving up fetching after {TRIES} tries: {last}");
-    Err(format!("gave up after {TRIES} tries: {last}"))
+    warn!(%host, map = %req.map, "giving up fetching: {last}");
+    Err(format!("gave up: {last}"))
 }
 
 /// Checks arriving bytes block by block (`len u32 | payload | crc32c u32`)

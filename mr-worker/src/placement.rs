@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tarpc::context;
-use tracing::info;
+use tracing::{info, warn};
 
 /// How the worker was told to place its files.
 #[derive(Clone, Debug, Default)]
@@ -43,9 +43,11 @@ pub struct PlacementConfig {
 pub struct Placement {
     /// True when the worker uses the shared job and output directories.
     pub shared: bool,
-    /// The worker's own directory and served outputs (None when shared).
-    pub store: Option<Arc<LocalStore>>,
-    /// The shuffle service and its advertised address (None when shared).
+    /// The worker's own directory (fetched data; map outputs unless shared)
+    /// and the set of outputs it serves.
+    pub store: Arc<LocalStore>,
+    /// The shuffle service and its advertised address (None only if a
+    /// shared worker could not start it: then it serves nothing).
     shuffle: Option<(Arc<ShuffleState>, String)>,
     remote_inputs: bool,
     peers: Peers,
@@ -60,24 +62,16 @@ fn sees_job_dir(settings: &JobSettings) -> bool {
 }
 
 impl Placement {
-    /// Decides how to work for the job in `settings`; starts the shuffle
-    /// service if outputs are to be kept here. `local_ip` is the address
-    /// this host reaches the coordinator from.
+    /// Decides how to work for the job in `settings` and starts the shuffle
+    /// service (a shared-directory worker serves what it writes there too,
+    /// for reducers that do not see it). `local_ip` is the address this
+    /// host reaches the coordinator from.
     pub async fn decide(
         cfg: &PlacementConfig,
         settings: &JobSettings,
         local_ip: Option<IpAddr>,
     ) -> Result<Placement, String> {
         let shared = cfg.local_dir.is_none() && sees_job_dir(settings);
-        if shared {
-            return Ok(Placement {
-                shared,
-                store: None,
-                shuffle: None,
-                remote_inputs: cfg.remote_inputs,
-                peers: Peers::default(),
-            });
-        }
         let store = Arc::new(LocalStore::create(cfg.local_dir.as_deref()).map_err(|e| {
             let dir = cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir);
             format!(
@@ -90,25 +84,37 @@ impl Placement {
             IpAddr::V4(v4) => format!("{v4}:0"),
             IpAddr::V6(v6) => format!("[{v6}]:0"),
         });
-        let (state, bound) = crate::shuffle_server::start(&listen, store.clone())
-            .await
-            .map_err(|e| {
-                format!("cannot listen for shuffle fetches on {listen}: {e} (set --shuffle-addr)")
-            })?;
+        let mut placement = Placement {
+            shared,
+            store: store.clone(),
+            shuffle: None,
+            remote_inputs: cfg.remote_inputs,
+            peers: Peers::default(),
+        };
+        let (state, bound) = match crate::shuffle_server::start(&listen, store.clone()).await {
+            Ok(s) => s,
+            Err(e) if shared => {
+                // Reducers that see the job directory do not need it.
+                warn!("cannot listen for shuffle fetches on {listen}: {e}; serving no map outputs");
+                return Ok(placement);
+            }
+            Err(e) => {
+                return Err(format!(
+                    "cannot listen for shuffle fetches on {listen}: {e} (set --shuffle-addr)"
+                ))
+            }
+        };
         // A wildcard bind is advertised under the address peers reach us at.
         let advertised = if bound.ip().is_unspecified() {
             std::net::SocketAddr::new(ip, bound.port())
         } else {
             bound
         };
-        info!(dir = %store.dir().display(), shuffle = %advertised, "keeping map outputs on this host");
-        Ok(Placement {
-            shared,
-            store: Some(store),
-            shuffle: Some((state, advertised.to_string())),
-            remote_inputs: cfg.remote_inputs,
-            peers: Peers::default(),
-        })
+        if !shared {
+            info!(dir = %store.dir().display(), shuffle = %advertised, "keeping map outputs on this host");
+        }
+        placement.shuffle = Some((state, advertised.to_string()));
+        Ok(placement)
     }
 
     /// What to tell the coordinator, and what the shuffle service admits,
@@ -148,23 +154,23 @@ impl Placement {
         task: mr_coordinator::protocol::MapTaskId,
         attempt: AttemptId,
     ) -> PathBuf {
-        match &self.store {
-            Some(s) => s.map_output(task, attempt),
-            None => settings.job_dir.join(names::map_output(task, attempt)),
+        match self.shared {
+            true => settings.job_dir.join(names::map_output(task, attempt)),
+            false => self.store.map_output(task, attempt),
         }
     }
 
     /// Where reduce attempt `attempt` of `task` writes its output before
-    /// it is committed (here, or uploaded first).
+    /// it is committed (in the output directory, or here and uploaded).
     pub fn reduce_output(
         &self,
         settings: &JobSettings,
         task: ReduceTaskId,
         attempt: AttemptId,
     ) -> PathBuf {
-        let dir = match &self.store {
-            Some(s) => s.dir(),
-            None => settings.output_dir.as_path(),
+        let dir = match self.shared {
+            true => settings.output_dir.as_path(),
+            false => self.store.dir(),
         };
         dir.join(names::reduce_temp(task, attempt))
     }
@@ -178,23 +184,20 @@ impl Placement {
         attempt: AttemptId,
         whole_file: bool,
     ) -> Result<Localized, TaskFailure> {
-        let dir = match &self.store {
-            Some(s) => s.dir().to_path_buf(),
-            None if self.remote_inputs => std::env::temp_dir(),
-            None => {
-                return Ok(Localized {
-                    parts: parts.to_vec(),
-                    fetched: 0,
-                    copies: Vec::new(),
-                })
-            }
-        };
-        let tag = format!("{}-{}", std::process::id(), attempt.0);
+        if self.shared && !self.remote_inputs {
+            return Ok(Localized {
+                parts: parts.to_vec(),
+                fetched: 0,
+                copies: Vec::new(),
+            });
+        }
+        let tag = attempt.0.to_string();
+        let dir = self.store.dir();
         localize(
             client,
             settings.worker,
             parts,
-            &dir,
+            dir,
             &tag,
             whole_file,
             self.remote_inputs,
@@ -216,15 +219,16 @@ impl Placement {
             path: into.display().to_string(),
             reason: e.to_string(),
         })?;
-        let own = match (&self.store, &self.shuffle) {
-            (Some(s), Some((_, addr))) => Some((s.as_ref(), addr.as_str())),
-            _ => None,
-        };
+        let own = self
+            .shuffle
+            .as_ref()
+            .map(|(_, a)| (self.store.as_ref(), a.as_str()));
         let g = Gather {
             peers: &self.peers,
             token,
             job_id: &settings.job_id,
             reduce,
+            shared: self.shared,
             job_dir: &settings.job_dir,
             own,
             into,

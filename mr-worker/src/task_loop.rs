@@ -402,12 +402,12 @@ impl Worker {
                 skip,
             } => {
                 let out = placement.map_output(&settings, task, attempt);
-                let produced = match &placement.store {
-                    Some(store) => {
+                let produced = match placement.shuffle_addr() {
+                    Some(_) => {
                         // Served before the report, so a reducer sent here the
                         // moment the output is accepted finds it.
-                        store.serve(task, attempt, out.clone());
-                        Produced::Served(store.clone(), task)
+                        placement.store.serve(task, attempt, out.clone());
+                        Produced::Served(placement.store.clone(), task)
                     }
                     None => Produced::File(out.clone()),
                 };
@@ -447,14 +447,7 @@ impl Worker {
             } => {
                 let out = placement.reduce_output(&settings, task, attempt);
                 let produced = Produced::File(out.clone());
-                let scratch = match &placement.store {
-                    Some(st) => st.dir().join(format!("fetch-{}", attempt.0)),
-                    None => std::env::temp_dir().join(format!(
-                        "mr-fetch-{}-{}",
-                        std::process::id(),
-                        attempt.0
-                    )),
-                };
+                let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
                 let token = self.token();
                 let gathered = placement
                     .reduce_inputs(&settings, &token, task, &maps, &scratch)
@@ -472,7 +465,7 @@ impl Worker {
                 if let Ok(TaskOutput::Reduce(c)) = &mut outcome {
                     c.shuffle_bytes = bytes;
                     c.shuffle_millis = took.as_millis() as u64;
-                    if placement.store.is_some() {
+                    if !placement.shared {
                         match placement.upload(&s.client, &settings, attempt, &out).await {
                             Ok(n) => c.uploaded_bytes = n,
                             Err(f) => outcome = Err(f),

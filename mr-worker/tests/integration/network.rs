@@ -194,3 +194,77 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn workers_in_the_shared_directory_and_workers_outside_it_mix() {
+    let t = TestDir::new();
+    let inputs = data_files();
+    let mut args = vec!["--app", "indexer", "--workers", "1", "--reduces", "5"];
+    args.extend(["--split-size", "128KiB"]);
+    args.extend(inputs.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    let local = t.path().join("remote");
+    let _w = remote_worker(&t, &addr, &local, &["indexer"]);
+    let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+    assert!(st.success());
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 5)),
+        t.sequential("indexer", &inputs)
+    );
+    let rep = report(t.path());
+    let workers: Vec<u64> = rep["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["outcome"] == "succeeded")
+        .map(|a| a["worker"].as_u64().unwrap())
+        .collect();
+    // Both took part, so outputs crossed between the two kinds of worker.
+    assert!(workers.contains(&0) && workers.contains(&1), "{workers:?}");
+    assert!(counter(&rep, "shuffle bytes fetched") > 0, "{rep}");
+}
+
+#[test]
+fn a_restarted_coordinator_finds_map_outputs_on_the_workers_that_hold_them() {
+    let t = TestDir::new();
+    let files = data_files();
+    let addr = crate::util::free_addr();
+    let start = |t: &TestDir| {
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(["--listen", &addr, "--app", "jobcount"])
+            .args(&files);
+        Proc::start_logged(cmd, t.path(), &t.path().join("coordinator.log"))
+    };
+    let first = start(&t);
+    let locals = [t.path().join("a"), t.path().join("b")];
+    let _w: Vec<Proc> = locals
+        .iter()
+        .map(|l| remote_worker(&t, &addr, l, &["jobcount"]))
+        .collect();
+    // jobcount maps take 2-5 s: wait until some are made, then kill.
+    let made = || {
+        locals
+            .iter()
+            .flat_map(|l| walk(l))
+            .filter(|n| n.starts_with("mr-") && !n.starts_with("mr-worker-"))
+            .count()
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || made() >= 3),
+        "no progress"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    first.signal("KILL");
+    drop(first);
+    let mut second = start(&t);
+    let st = second
+        .wait_for(Duration::from_secs(90))
+        .expect("resumed job finishes");
+    let log = std::fs::read_to_string(t.path().join("coordinator.log")).unwrap();
+    assert!(st.success(), "{log}");
+    let lines = sorted_lines(&t.outputs(t.path(), 10));
+    let n: u32 = String::from_utf8_lossy(&lines[0][2..]).parse().unwrap();
+    // Journaled maps were fetched from the workers, not run again: 8 maps
+    // plus at most the two running at the kill.
+    assert!((8..=10).contains(&n), "map executions: {n}\n{log}");
+}
