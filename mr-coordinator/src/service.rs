@@ -348,8 +348,16 @@ impl Coordinator for Handler {
             .filter(|&i| place.has_input(i))
             .count();
         info!(%worker, shared = place.shared, shuffle = ?place.shuffle, local_inputs = local, "worker placed");
+        let outside = (!place.shared).then(|| place.shuffle.clone()).flatten();
         if !self.shared.sched().announce(worker, place) {
             return Err(ProtocolError::UnknownWorker(worker));
+        }
+        if let Some(addr) = outside {
+            // Reports and the status page show where its outputs live.
+            let mut labels = self.shared.labels.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(l) = labels.get_mut(&worker.0) {
+                l.push_str(&format!(" (own disk, serves {addr})"));
+            }
         }
         Ok(())
     }

@@ -27,7 +27,7 @@ use tarpc::{client, context};
 use tracing::{debug, warn};
 
 /// Map outputs fetched at once by one reduce.
-const PARALLEL: usize = 6;
+const PARALLEL: usize = 16;
 /// Tries of one call before the holder is given up on.
 const TRIES: u32 = 5;
 

@@ -268,3 +268,58 @@ fn a_restarted_coordinator_finds_map_outputs_on_the_workers_that_hold_them() {
     // plus at most the two running at the kill.
     assert!((8..=10).contains(&n), "map executions: {n}\n{log}");
 }
+
+#[test]
+fn map_outputs_vanishing_from_a_live_worker_are_reported_and_made_again() {
+    let t = TestDir::new();
+    let inputs = ascii_inputs(&t);
+    let want = t.sequential("wc", &inputs);
+    let mut args = vec!["--reduces", "8", "--split-size", "512KiB"];
+    args.extend(["--map-cmd", MAP, "--reduce-cmd", REDUCE]);
+    args.extend(inputs.iter().map(String::as_str));
+    let (mut c, addr, log) = t.coordinator_logged(&args);
+    let app = ["--map-cmd", MAP, "--reduce-cmd", REDUCE];
+    let locals: Vec<_> = (0..3).map(|i| t.path().join(format!("w{i}"))).collect();
+    let _workers: Vec<Proc> = locals
+        .iter()
+        .map(|l| remote_worker(&t, &addr, l, &app))
+        .collect();
+    // Once the first reduces are fetching, the other reduces are still to
+    // come: delete one worker's map outputs behind its back (it stays up).
+    let outputs = |l: &Path| -> Vec<std::path::PathBuf> {
+        let mut v = Vec::new();
+        for d in std::fs::read_dir(l).into_iter().flatten().flatten() {
+            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+                let n = f.file_name().to_string_lossy().into_owned();
+                if n.starts_with("mr-") {
+                    v.push(f.path());
+                }
+            }
+        }
+        v
+    };
+    let fetching = || {
+        locals
+            .iter()
+            .any(|l| walk(l).iter().any(|n| n.starts_with("fetch-")))
+    };
+    assert!(
+        eventually(Duration::from_secs(60), fetching),
+        "no reduce started"
+    );
+    let victim = locals
+        .iter()
+        .find(|l| !outputs(l).is_empty())
+        .expect("a worker holds map outputs");
+    for f in outputs(victim) {
+        let _ = std::fs::remove_file(f);
+    }
+    let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{text}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 8)), want);
+    assert!(
+        text.contains("is unusable"),
+        "the loss was reported: {text}"
+    );
+}
