@@ -336,3 +336,84 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     s.succeeded(ra, t0);
     assert!(s.is_done());
 }
+
+fn outside(addr: &str, local: &[usize]) -> WorkerPlace {
+    let mut p = WorkerPlace {
+        shared: false,
+        shuffle: Some(addr.into()),
+        local_inputs: Vec::new(),
+    };
+    for &i in local {
+        p.set_input(i);
+    }
+    p
+}
+
+#[test]
+fn maps_go_first_to_workers_that_read_their_inputs() {
+    let t0 = Instant::now();
+    // Split size 150: one map per file.
+    let mut c = cfg(1);
+    c.split_size = 150;
+    let mut s = Scheduler::new(c, inputs(3));
+    let near = s.register(t0, "wc", false).unwrap();
+    let far = s.register(t0, "wc", false).unwrap();
+    assert!(s.announce(near, outside("10.0.0.1:1", &[2])));
+    assert!(s.announce(far, outside("10.0.0.2:1", &[])));
+    // The far worker asks first: it gets a map nobody reads locally, not
+    // map 2, which stays for the worker holding its input.
+    assert_eq!(map_of(&s.assign(far, t0)).0, MapTaskId(0));
+    assert_eq!(map_of(&s.assign(near, t0)).0, MapTaskId(2));
+    assert_eq!(map_of(&s.assign(far, t0)).0, MapTaskId(1));
+}
+
+#[test]
+fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
+    let t0 = Instant::now();
+    let mut c = cfg(1);
+    c.split_size = 150;
+    let mut s = Scheduler::new(c, inputs(2));
+    let gone = s.register(t0, "wc", false).unwrap();
+    let stays = s.register(t0, "wc", false).unwrap();
+    s.announce(gone, outside("10.0.0.9:7", &[]));
+    s.announce(
+        stays,
+        WorkerPlace {
+            shared: true,
+            shuffle: Some("10.0.0.1:7".into()),
+            local_inputs: vec![u64::MAX],
+        },
+    );
+    let (m0, a0) = map_of(&s.assign(gone, t0));
+    s.succeeded(a0, t0);
+    let (m1, a1) = map_of(&s.assign(stays, t0));
+    s.succeeded(a1, t0);
+    assert_eq!(s.held_at(m0).as_deref(), Some("10.0.0.9:7"));
+    assert_eq!(
+        s.held_at(m1),
+        None,
+        "in the job directory: nothing to journal"
+    );
+    let reissued = s.worker_lost(gone);
+    assert_eq!(reissued, vec![TaskRef::Map(m0)]);
+    assert_eq!(s.take_lost_outputs(), vec![m0]);
+    assert!(!s.map_done(m0) && s.map_done(m1));
+    let (again, a2) = map_of(&s.assign(stays, t0));
+    assert_eq!(again, m0);
+    s.succeeded(a2, t0);
+    let (_, ra, maps) = reduce_of(&s.assign(stays, t0));
+    assert_eq!(maps[0].attempt, a2);
+    assert!(maps[0].in_job_dir && maps[1].in_job_dir);
+    assert_eq!(maps[0].host.as_deref(), Some("10.0.0.1:7"));
+    // A late report of the lost output's loss does not undo the new one.
+    let stale = TaskFailure::MapOutputLost {
+        map: m0,
+        attempt: a0,
+        reason: "fetch failed".into(),
+    };
+    s.failed(ra, stale);
+    assert!(
+        s.map_done(m0),
+        "a loss report about an older attempt changes nothing"
+    );
+}

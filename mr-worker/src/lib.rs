@@ -5,6 +5,7 @@
 //! [`runfile`], [`pairs`], [`split`]. `mrsequential` ([`sequential`]) calls
 //! the same engines in one process, so there is one code path to trust.
 
+mod attempt;
 pub mod counts;
 pub mod fetch;
 pub mod local;

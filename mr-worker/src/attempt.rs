@@ -1,0 +1,218 @@
+//! One attempt, start to end: make its inputs readable here (fetching
+//! input ranges or map output partitions as the worker's placement needs),
+//! run the map or reduce engine on a blocking thread, and upload a reduce
+//! output when the worker does not share the output directory.
+
+use crate::map::{run_map, MapJob};
+use crate::placement::Placement;
+use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
+use mr_apps::AppRef;
+use mr_coordinator::protocol::{
+    Assignment, CoordinatorClient, Counters, FilePart, JobSettings, TaskFailure, TaskOutput,
+};
+use std::sync::Arc;
+
+/// What an attempt needs from its worker.
+pub(crate) struct AttemptContext<'a> {
+    /// The app.
+    pub(crate) app: AppRef,
+    /// A map task's buffer budget.
+    pub(crate) memory: usize,
+    /// The job's token (presented to other workers when fetching).
+    pub(crate) token: &'a str,
+    /// The coordinator.
+    pub(crate) client: &'a CoordinatorClient,
+    /// The job.
+    pub(crate) settings: Arc<JobSettings>,
+    /// Where files go.
+    pub(crate) placement: &'a Placement,
+}
+
+/// Prepares, runs and (for a worker that does not share the output
+/// directory) uploads one attempt. Returns its outcome, what it left
+/// to discard if not accepted, and what to remove in any case.
+pub(crate) async fn run(
+    cx: &AttemptContext<'_>,
+    task: Assignment,
+) -> (
+    Result<TaskOutput, TaskFailure>,
+    Produced,
+    Vec<std::path::PathBuf>,
+) {
+    let (app, memory, placement) = (cx.app.clone(), cx.memory, cx.placement);
+    let settings = cx.settings.clone();
+    match task {
+        Assignment::Map {
+            task,
+            attempt,
+            split,
+            skip,
+        } => {
+            let out = placement.map_output(&settings, task, attempt);
+            let produced = match placement.shuffle_addr() {
+                Some(_) => {
+                    // Served before the report, so a reducer sent here the
+                    // moment the output is accepted finds it.
+                    placement.store.serve(task, attempt, out.clone());
+                    Produced::Served(placement.store.clone(), task)
+                }
+                None => Produced::File(out.clone()),
+            };
+            let local = match placement
+                .inputs(
+                    cx.client,
+                    &settings,
+                    &split.parts,
+                    attempt,
+                    app.whole_file(),
+                )
+                .await
+            {
+                Ok(l) => l,
+                Err(f) => return (Err(f), produced, Vec::new()),
+            };
+            let (parts, fetched, copies) = (local.parts, local.fetched, local.copies);
+            let reduces = settings.reduces;
+            let o = out.clone();
+            let outcome = blocking(&out, move || {
+                run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip)
+            })
+            .await
+            .map(|mut o| {
+                if let TaskOutput::Map(c) = &mut o {
+                    c.input_fetched_bytes = fetched;
+                }
+                o
+            });
+            (outcome, produced, copies)
+        }
+        Assignment::Reduce {
+            task,
+            attempt,
+            maps,
+            skip,
+        } => {
+            let out = placement.reduce_output(&settings, task, attempt);
+            let produced = Produced::File(out.clone());
+            let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
+            let token = cx.token;
+            let gathered = placement
+                .reduce_inputs(&settings, token, task, &maps, &scratch)
+                .await;
+            let (inputs, bytes, took) = match gathered {
+                Ok(g) => g,
+                Err(f) => return (Err(f), produced, vec![scratch]),
+            };
+            let reduces = settings.reduces;
+            let o = out.clone();
+            let mut outcome = blocking(&out, move || {
+                run_reduce_task(&*app, task.0, reduces, inputs, &o, &skip)
+            })
+            .await;
+            if let Ok(TaskOutput::Reduce(c)) = &mut outcome {
+                c.shuffle_bytes = bytes;
+                c.shuffle_millis = took.as_millis() as u64;
+                if !placement.shared {
+                    match placement.upload(cx.client, &settings, attempt, &out).await {
+                        Ok(n) => c.uploaded_bytes = n,
+                        Err(f) => outcome = Err(f),
+                    }
+                    // The coordinator holds it now (or it failed): ours goes.
+                    let _ = std::fs::remove_file(&out);
+                }
+            }
+            (outcome, produced, vec![scratch])
+        }
+        _ => unreachable!("only tasks are executed"),
+    }
+}
+
+/// What an attempt left that must go if its report is not accepted.
+pub(crate) enum Produced {
+    /// A map output this worker serves.
+    Served(
+        Arc<crate::local::LocalStore>,
+        mr_coordinator::protocol::MapTaskId,
+    ),
+    /// A file (map output in the job directory, reduce temp output).
+    File(std::path::PathBuf),
+}
+
+/// Runs CPU work on a blocking thread (rayon inside), never on the runtime.
+async fn blocking(
+    out: &std::path::Path,
+    f: impl FnOnce() -> Result<TaskOutput, TaskFailure> + Send + 'static,
+) -> Result<TaskOutput, TaskFailure> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(TaskFailure::Io {
+            path: out.display().to_string(),
+            reason: format!("worker thread failed: {e}"),
+        })
+    })
+}
+
+/// Runs one map task synchronously and counts what it did.
+fn run_map_task(
+    app: &dyn mr_apps::App,
+    map: u32,
+    reduces: u32,
+    parts: &[FilePart],
+    out: &std::path::Path,
+    memory: usize,
+    skip: &[mr_coordinator::protocol::BadRecord],
+) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_map(
+        app,
+        &MapJob {
+            map,
+            reduces,
+            parts,
+            out,
+            memory,
+            skip,
+        },
+    )?;
+    let combines = app.has_combiner() || app.sums_counts();
+    Ok(TaskOutput::Map(Counters {
+        input_bytes: stats.input_bytes,
+        input_records: stats.input_records,
+        map_output_records: stats.emitted,
+        combine_input_records: if combines { stats.emitted } else { 0 },
+        combine_output_records: if combines { stats.records } else { 0 },
+        map_output_bytes: stats.bytes,
+        spilled_bytes: stats.spilled_bytes,
+        skipped_records: stats.skipped,
+        app: stats.app_counters,
+        ..Counters::default()
+    }))
+}
+
+/// Runs one reduce task synchronously and counts what it did.
+fn run_reduce_task(
+    app: &dyn mr_apps::App,
+    reduce: u32,
+    reduces: u32,
+    inputs: Vec<ReduceInput>,
+    out: &std::path::Path,
+    skip: &[mr_coordinator::protocol::BadRecord],
+) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_reduce(
+        app,
+        &ReduceJob {
+            reduce,
+            reduces,
+            inputs,
+            out,
+            skip,
+        },
+    )?;
+    Ok(TaskOutput::Reduce(Counters {
+        reduce_input_groups: stats.groups,
+        reduce_input_records: stats.records,
+        output_records: stats.keys,
+        output_bytes: stats.bytes,
+        skipped_records: stats.skipped,
+        app: stats.app_counters,
+        ..Counters::default()
+    }))
+}
