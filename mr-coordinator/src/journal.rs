@@ -474,5 +474,12 @@ mod tests {
         std::fs::write(dir.path().join(FILE_NAME), b"not a journal at all").unwrap();
         let err = open(dir.path(), &identity(3)).err().unwrap().to_string();
         assert!(err.contains("not a MapReduce journal"), "{err}");
+        // One written by the previous version (other record layout).
+        std::fs::write(dir.path().join(FILE_NAME), b"MRJRNL01\x05\0\0\0junk").unwrap();
+        let err = open(dir.path(), &identity(3)).err().unwrap().to_string();
+        assert!(
+            err.contains("another version") && err.contains("--fresh"),
+            "{err}"
+        );
     }
 }

@@ -61,6 +61,20 @@ fn sees_job_dir(settings: &JobSettings) -> bool {
         && settings.output_dir.is_dir()
 }
 
+/// Creates the worker's own directory (before it connects, so a bad
+/// `--local-dir` is reported at once).
+pub fn create_store(cfg: &PlacementConfig) -> Result<Arc<LocalStore>, String> {
+    LocalStore::create(cfg.local_dir.as_deref())
+        .map(Arc::new)
+        .map_err(|e| {
+            let dir = cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir);
+            format!(
+                "cannot create the worker's directory in {}: {e} (set --local-dir or TMPDIR)",
+                dir.display()
+            )
+        })
+}
+
 impl Placement {
     /// Decides how to work for the job in `settings` and starts the shuffle
     /// service (a shared-directory worker serves what it writes there too,
@@ -70,15 +84,9 @@ impl Placement {
         cfg: &PlacementConfig,
         settings: &JobSettings,
         local_ip: Option<IpAddr>,
+        store: Arc<LocalStore>,
     ) -> Result<Placement, String> {
         let shared = cfg.local_dir.is_none() && sees_job_dir(settings);
-        let store = Arc::new(LocalStore::create(cfg.local_dir.as_deref()).map_err(|e| {
-            let dir = cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir);
-            format!(
-                "cannot create the worker's directory in {}: {e} (set --local-dir)",
-                dir.display()
-            )
-        })?);
         let ip = local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         let listen = cfg.shuffle_listen.clone().unwrap_or_else(|| match ip {
             IpAddr::V4(v4) => format!("{v4}:0"),
@@ -93,7 +101,7 @@ impl Placement {
         };
         let (state, bound) = match crate::shuffle_server::start(&listen, store.clone()).await {
             Ok(s) => s,
-            Err(e) if shared => {
+            Err(e) if shared && cfg.shuffle_listen.is_none() => {
                 // Reducers that see the job directory do not need it.
                 warn!("cannot listen for shuffle fetches on {listen}: {e}; serving no map outputs");
                 return Ok(placement);

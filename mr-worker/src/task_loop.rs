@@ -121,6 +121,8 @@ struct Worker {
     running: Arc<Mutex<Vec<AttemptId>>>,
     /// Decided at the first registration.
     placement: Mutex<Option<Arc<Placement>>>,
+    /// The worker's own directory.
+    store: Arc<crate::local::LocalStore>,
 }
 
 impl Worker {
@@ -175,9 +177,14 @@ impl Worker {
     /// Decides the placement after the first registration and announces it.
     async fn place(&self, local_ip: Option<IpAddr>) -> Result<(), WorkerError> {
         let s = self.session();
-        let p = Placement::decide(&self.cfg.placement, &s.settings, local_ip)
-            .await
-            .map_err(WorkerError::Setup)?;
+        let p = Placement::decide(
+            &self.cfg.placement,
+            &s.settings,
+            local_ip,
+            self.store.clone(),
+        )
+        .await
+        .map_err(WorkerError::Setup)?;
         let place = p.announce(&s.settings, &self.token());
         *self.placement.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(p));
         // A refusal shows on the next call, which re-registers (and re-announces).
@@ -389,7 +396,9 @@ impl Worker {
 
 /// Runs a worker until the job ends.
 pub async fn run_worker(cfg: WorkerConfig) -> Result<Ending, WorkerError> {
+    let store = crate::placement::create_store(&cfg.placement).map_err(WorkerError::Setup)?;
     let w = Worker {
+        store,
         cfg,
         session: Arc::new(Mutex::new(None)),
         running: Arc::new(Mutex::new(Vec::new())),

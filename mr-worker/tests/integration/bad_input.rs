@@ -272,6 +272,13 @@ fn every_bad_input_gets_a_clear_message_and_a_non_zero_exit() {
             names: "absent.so",
         },
         Case {
+            name: "unusable --local-dir",
+            binary: "mrworker",
+            args: s(&["--local-dir", "/proc/no-such-dir", "wc"]),
+            code: 1,
+            names: "/proc/no-such-dir",
+        },
+        Case {
             name: "unreachable coordinator",
             binary: "mrworker",
             args: s(&[
