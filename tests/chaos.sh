@@ -7,7 +7,12 @@
 # (the reducer's CRC32C check must catch it and the map must run again).
 # The output must equal mrsequential's, byte for byte, every run.
 #
-#   bash tests/chaos.sh [--size 100MiB] [--runs 10] [--app wc] [--kill-ms 1000-3000] [--keep]
+#   bash tests/chaos.sh [--size 100MiB] [--runs 10] [--app wc] [--kill-ms 1000-3000] [--network] [--keep]
+#
+# --network: workers keep map outputs in their own directories and serve
+# them (--local-dir) and fetch every input from the coordinator
+# (--remote-inputs), as on hosts sharing no files: a killed worker takes its
+# map outputs with it, and the flipped byte is in a worker's served file.
 #
 # Prints one line per run and a summary; exits non-zero if any run failed.
 # MR_NO_BUILD=1 skips the release build; MR_BIN=DIR takes the binaries from DIR.
@@ -22,14 +27,16 @@ APP=wc
 KEEP=0
 KILL_LO=1000
 KILL_HI=3000
+NETWORK=0
 while [[ $# -gt 0 ]]; do
   case $1 in
     --size) SIZE=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --app) APP=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --network) NETWORK=1; shift ;;
     --kill-ms) KILL_LO=${2%-*}; KILL_HI=${2#*-}; shift 2 ;;
-    *) echo "usage: $0 [--size 100MiB] [--runs N]  [--app wc|indexer] [--kill-ms LO-HI] [--keep]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--size 100MiB] [--runs N]  [--app wc|indexer] [--kill-ms LO-HI] [--network] [--keep]" >&2; exit 2 ;;
   esac
 done
 
@@ -62,19 +69,31 @@ free_port() {
   done
 }
 
-echo "*** corpus: $SIZE in 16 files"
+echo "*** corpus: $SIZE in 16 files$([[ $NETWORK == 1 ]] && echo ", workers sharing no files")"
 "$BIN/mr-corpus" --size "$SIZE" --files 16 --vocabulary 200000 "$WORK/corpus" >/dev/null || exit 1
 INPUTS=("$WORK"/corpus/*.txt)
 mkdir -p "$WORK/seq"
 "$BIN/mrsequential" --output-dir "$WORK/seq" "$APP" "${INPUTS[@]}" || exit 1
 LC_ALL=C sort "$WORK/seq/mr-out-0" > "$WORK/want"
 
-# Accepted map outputs (mr-<m>-<attempt>) in the job directory.
-map_outputs() { ls "$1" 2>/dev/null | grep -E '^mr-[0-9]+-[0-9]+$'; }
+# Map outputs (mr-<m>-<attempt>): in the job directory, or (--network) in
+# the workers' own directories.
+map_outputs() {
+  local d
+  if [[ $NETWORK == 1 ]]; then
+    for d in "$RUN"/local/mr-worker-*; do
+      ls "$d" 2>/dev/null | grep -E '^mr-[0-9]+-[0-9]+$' | sed "s|^|$d/|"
+    done
+  else
+    ls "$RUN/out/mr-job" 2>/dev/null | grep -E '^mr-[0-9]+-[0-9]+$' | sed "s|^|$RUN/out/mr-job/|"
+  fi
+}
 
 start_worker() {
   # Small splits and one thread each keep the job long enough for chaos.
-  MR_THREADS=1 "$BIN/mrworker" --coordinator "$ADDR" "$APP" 2>>"$RUN/workers.log" &
+  local place=()
+  [[ $NETWORK == 1 ]] && place=(--local-dir "$RUN/local" --remote-inputs)
+  MR_THREADS=1 "$BIN/mrworker" --coordinator "$ADDR" "${place[@]}" "$APP" 2>>"$RUN/workers.log" &
   WORKERS+=($!)
 }
 
@@ -87,7 +106,7 @@ start_coordinator() {
 one_run() {
   local i=$1
   RUN=$WORK/run-$i
-  mkdir -p "$RUN/out"
+  mkdir -p "$RUN/out" "$RUN/local"
   ADDR=127.0.0.1:$(free_port)
   WORKERS=()
   local t0 kills=0 restarted=- corrupted=- next_kill
@@ -102,12 +121,12 @@ one_run() {
       wait "$COORD"; local rc=$?
       break
     fi
-    nmaps=$(map_outputs "$RUN/out/mr-job" | wc -l)
+    nmaps=$(map_outputs | wc -l)
     # Once: flip a byte in the middle of an accepted map output.
     if [[ $corrupted == - && $nmaps -ge 2 ]]; then
       local victim
-      victim=$RUN/out/mr-job/$(map_outputs "$RUN/out/mr-job" | head -1)
-      if [[ -f $victim ]]; then
+      victim=$(map_outputs | head -1)
+      if [[ -n $victim && -f $victim ]]; then
         local size off byte
         size=$(stat -c %s "$victim")
         off=$(( size / 2 ))

@@ -21,6 +21,8 @@ cargo test --release --workspace
 MR_NO_BUILD=1 bash tests/test-mr.sh
 # The chaos test, short: 100 MiB, one run, workers killed every 0.2-0.7 s.
 MR_NO_BUILD=1 bash tests/chaos.sh --size 100MiB --runs 1 --kill-ms 200-700
+# The same with workers sharing no files (a kill costs the maps it held).
+MR_NO_BUILD=1 bash tests/chaos.sh --size 100MiB --runs 1 --network
 # Jobs across four network-namespace hosts sharing nothing (SKIPs without root).
 MR_NO_BUILD=1 bash tests/hosts.sh --size 100MiB
 # The commands README.md and docs/GUIDE.md show, run as written.

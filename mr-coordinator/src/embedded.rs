@@ -97,12 +97,18 @@ impl EmbeddedWorkers {
         cmd.arg("--coordinator")
             .arg(addr.to_string())
             .arg("--threads")
-            .arg(self.threads.to_string())
-            .args(&self.app)
-            .spawn()
-            .map_err(|e| {
-                CoordinatorError::Workers(format!("cannot start {}: {e}", self.bin.display()))
-            })
+            .arg(self.threads.to_string());
+        if addr.ip().is_unspecified() {
+            // Listening on every interface: remote workers may join, and
+            // must reach these workers' map outputs too. They advertise
+            // loopback (how they reach us), which remote reducers read as
+            // this host (see fetch.rs), so they must listen on every
+            // interface as well.
+            cmd.args(["--shuffle-addr", "0.0.0.0:0"]);
+        }
+        cmd.args(&self.app).spawn().map_err(|e| {
+            CoordinatorError::Workers(format!("cannot start {}: {e}", self.bin.display()))
+        })
     }
 
     /// Replaces workers that died; fails when one refused to start or too

@@ -81,6 +81,21 @@ pub struct Gather<'a> {
     pub own: Option<(&'a LocalStore, &'a str)>,
     /// Where fetched partitions go (the caller removes it afterwards).
     pub into: &'a Path,
+    /// The coordinator's address as this worker reaches it: a holder that
+    /// advertises a loopback address is on the coordinator's host.
+    pub coordinator_ip: Option<std::net::IpAddr>,
+}
+
+/// Where to reach a holder: its advertised address, except that a loopback
+/// one (a worker on the coordinator's machine, which reached it over
+/// loopback) means the coordinator's host to a worker reaching it otherwise.
+fn reachable(host: &str, coordinator: Option<std::net::IpAddr>) -> String {
+    match (host.parse::<std::net::SocketAddr>(), coordinator) {
+        (Ok(a), Some(c)) if a.ip().is_loopback() && !c.is_loopback() => {
+            std::net::SocketAddr::new(c, a.port()).to_string()
+        }
+        _ => host.to_string(),
+    }
 }
 
 /// The reduce's inputs, and what fetching them took.
@@ -148,7 +163,10 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
 
 /// Fetches one map output's partition into a file; returns it and its size.
 async fn fetch_one(g: &Gather<'_>, m: &MapOutputRef) -> Result<(ReduceInput, u64), TaskFailure> {
-    let host = m.host.as_deref().expect("remote outputs have a holder");
+    let host = &reachable(
+        m.host.as_deref().expect("remote outputs have a holder"),
+        g.coordinator_ip,
+    );
     let path = g.into.join(format!(
         "{}-part{}",
         names::map_output(m.map, m.attempt),

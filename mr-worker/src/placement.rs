@@ -51,6 +51,8 @@ pub struct Placement {
     shuffle: Option<(Arc<ShuffleState>, String)>,
     remote_inputs: bool,
     peers: Peers,
+    /// The coordinator's address as this worker reaches it.
+    coordinator_ip: Option<IpAddr>,
 }
 
 /// True when `settings.job_dir` is the coordinator's own job directory as
@@ -78,16 +80,16 @@ pub fn create_store(cfg: &PlacementConfig) -> Result<Arc<LocalStore>, String> {
 impl Placement {
     /// Decides how to work for the job in `settings` and starts the shuffle
     /// service (a shared-directory worker serves what it writes there too,
-    /// for reducers that do not see it). `local_ip` is the address this
-    /// host reaches the coordinator from.
+    /// for reducers that do not see it). `ips` are this host's and the
+    /// coordinator's addresses on the connection between them.
     pub async fn decide(
         cfg: &PlacementConfig,
         settings: &JobSettings,
-        local_ip: Option<IpAddr>,
+        ips: Option<(IpAddr, IpAddr)>,
         store: Arc<LocalStore>,
     ) -> Result<Placement, String> {
         let shared = cfg.local_dir.is_none() && sees_job_dir(settings);
-        let ip = local_ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        let ip = ips.map_or(IpAddr::from([127, 0, 0, 1]), |(local, _)| local);
         let listen = cfg.shuffle_listen.clone().unwrap_or_else(|| match ip {
             IpAddr::V4(v4) => format!("{v4}:0"),
             IpAddr::V6(v6) => format!("[{v6}]:0"),
@@ -98,6 +100,7 @@ impl Placement {
             shuffle: None,
             remote_inputs: cfg.remote_inputs,
             peers: Peers::default(),
+            coordinator_ip: ips.map(|(_, c)| c),
         };
         let (state, bound) = match crate::shuffle_server::start(&listen, store.clone()).await {
             Ok(s) => s,
@@ -240,6 +243,7 @@ impl Placement {
             job_dir: &settings.job_dir,
             own,
             into,
+            coordinator_ip: self.coordinator_ip,
         };
         let got = gather(&g, maps).await?;
         Ok((got.inputs, got.bytes, got.took))

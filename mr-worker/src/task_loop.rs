@@ -73,13 +73,18 @@ pub enum Ending {
     CoordinatorGone,
 }
 
-/// A connection to the coordinator, and this host's address on it.
-async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<IpAddr>)> {
+/// A connection to the coordinator, and this host's and the coordinator's
+/// addresses on it.
+async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
     let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
     conn.config_mut()
         .max_frame_length(mr_coordinator::MAX_FRAME);
     let transport = conn.await?;
-    let local = transport.local_addr().ok().map(|a| a.ip());
+    let local = transport
+        .local_addr()
+        .ok()
+        .zip(transport.peer_addr().ok())
+        .map(|(l, p)| (l.ip(), p.ip()));
     Ok((
         CoordinatorClient::new(client::Config::default(), transport).spawn(),
         local,
@@ -90,7 +95,7 @@ async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<IpAdd
 async fn connect_retry(
     addr: &str,
     patience: Duration,
-) -> Result<(CoordinatorClient, Option<IpAddr>), std::io::Error> {
+) -> Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>), std::io::Error> {
     let deadline = Instant::now() + patience;
     loop {
         match connect(addr).await {
@@ -175,16 +180,11 @@ impl Worker {
     }
 
     /// Decides the placement after the first registration and announces it.
-    async fn place(&self, local_ip: Option<IpAddr>) -> Result<(), WorkerError> {
+    async fn place(&self, ips: Option<(IpAddr, IpAddr)>) -> Result<(), WorkerError> {
         let s = self.session();
-        let p = Placement::decide(
-            &self.cfg.placement,
-            &s.settings,
-            local_ip,
-            self.store.clone(),
-        )
-        .await
-        .map_err(WorkerError::Setup)?;
+        let p = Placement::decide(&self.cfg.placement, &s.settings, ips, self.store.clone())
+            .await
+            .map_err(WorkerError::Setup)?;
         let place = p.announce(&s.settings, &self.token());
         *self.placement.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(p));
         // A refusal shows on the next call, which re-registers (and re-announces).
