@@ -24,6 +24,9 @@ use tarpc::context::Context;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
+/// Most input files listed to a registering worker (for locality).
+const MAX_LISTED_INPUTS: usize = 100_000;
+
 /// Resolves once a journal record is on disk.
 pub(crate) type Durable =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
@@ -275,7 +278,13 @@ impl Coordinator for Handler {
             job_dir: self.shared.job_dir.clone(),
             output_dir: self.shared.output_dir.clone(),
             heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
-            inputs: self.shared.inputs.clone(),
+            // Past this many files the list alone would be a large frame:
+            // the worker then learns locality split by split instead.
+            inputs: if self.shared.inputs.len() <= MAX_LISTED_INPUTS {
+                self.shared.inputs.clone()
+            } else {
+                Vec::new()
+            },
         })
     }
 

@@ -134,23 +134,20 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
             }
         }
     }
-    let mut results = futures::stream::iter(remote.iter().map(|&i| fetch_one(g, &maps[i])))
-        .buffer_unordered(PARALLEL);
+    let mut results = futures::stream::iter(
+        remote
+            .iter()
+            .map(|&i| async move { (i, fetch_one(g, &maps[i]).await) }),
+    )
+    .buffer_unordered(PARALLEL);
     let mut bytes = 0;
-    let mut fetched = Vec::with_capacity(remote.len());
-    while let Some(r) = results.next().await {
+    while let Some((i, r)) = results.next().await {
         // The first failure ends the gathering; unfinished fetches are dropped.
         let (input, n) = r?;
         bytes += n;
-        fetched.push(input);
-    }
-    for input in fetched {
-        let i = maps
-            .iter()
-            .position(|m| m.map == input.map)
-            .expect("fetched only listed maps");
         inputs[i] = Some(input);
     }
+    drop(results);
     Ok(Gathered {
         inputs: inputs
             .into_iter()
