@@ -241,6 +241,7 @@ async fn call(
     req: FetchRequest,
 ) -> Result<mr_coordinator::protocol::FetchChunk, String> {
     let mut last = String::new();
+    let mut timeouts = 0;
     for attempt in 0..TRIES {
         if attempt > 0 {
             // 100 ms, 300 ms, 900 ms, 2 s (+ jitter): a restarting or briefly
@@ -271,6 +272,14 @@ async fn call(
             Err(e) => {
                 last = e.to_string();
                 peers.forget(host).await;
+                // A holder that takes the connection but never answers (a
+                // stopped process) is given up on after two deadlines, not five.
+                if matches!(e, tarpc::client::RpcError::DeadlineExceeded) {
+                    timeouts += 1;
+                    if timeouts >= 2 {
+                        break;
+                    }
+                }
             }
         }
     }

@@ -113,6 +113,19 @@ const REDUCE: &str = r#"sleep 0.4; awk -F'\t' '$1 != k { if (NR > 1) print k "\t
 
 #[test]
 fn a_worker_killed_after_the_map_phase_has_its_outputs_made_again() {
+    lose_a_holder_after_the_map_phase("KILL");
+}
+
+#[test]
+fn a_worker_stopped_after_the_map_phase_does_not_hold_up_the_job() {
+    // Reducers fetching from it get no answer: they give up after two
+    // 10 s deadlines, while the coordinator has declared it lost (2 s).
+    lose_a_holder_after_the_map_phase("STOP");
+}
+
+/// Runs a job on three workers sharing nothing and, once reduces are
+/// fetching, sends `signal` to a worker that holds map outputs.
+fn lose_a_holder_after_the_map_phase(signal: &str) {
     let t = TestDir::new();
     let inputs = ascii_inputs(&t);
     let want = t.sequential("wc", &inputs);
@@ -121,6 +134,8 @@ fn a_worker_killed_after_the_map_phase_has_its_outputs_made_again() {
         "8",
         "--split-size",
         "512KiB",
+        "--task-timeout",
+        "2",
         "--map-cmd",
         MAP,
         "--reduce-cmd",
@@ -159,7 +174,8 @@ fn a_worker_killed_after_the_map_phase_has_its_outputs_made_again() {
         "the reduce phase never started with a map holder idle"
     );
     let v = victim.unwrap();
-    workers[v].take().unwrap().signal("KILL");
+    let victim = workers[v].take().unwrap();
+    victim.signal(signal);
     let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(st.success(), "{text}");
@@ -168,6 +184,7 @@ fn a_worker_killed_after_the_map_phase_has_its_outputs_made_again() {
         text.contains("its output was on a lost worker's disk; the map will run again"),
         "{text}"
     );
+    drop(victim);
     let rep = report(t.path());
     let maps = rep["progress"]["maps"].as_u64().unwrap();
     let map_successes = rep["attempts"]
