@@ -341,3 +341,99 @@ fn map_outputs_vanishing_from_a_live_worker_are_reported_and_made_again() {
         "the loss was reported: {text}"
     );
 }
+
+#[test]
+fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
+    // early_exit's reduce sleeps 3 s on each key holding "tom"; keys are
+    // the input paths, so a directory name holding it would slow them all.
+    let t = std::iter::repeat_with(TestDir::new)
+        .find(|t| !t.path().to_string_lossy().contains("tom"))
+        .unwrap();
+    // Reduce 0 gets one slow key (3 s), reduce 1 two (6 s), reduce 2 none.
+    // With three workers: reduce 2 ends at once, so after the 1 s task
+    // timeout its worker backs up reduce 0; the first attempt wins at 3 s;
+    // the backup ends at 4 s while reduce 1 keeps the job going, and its
+    // upload must be refused and thrown away.
+    let dir = t.path().to_string_lossy().into_owned();
+    let part = |p: &String| mr_apps::ihash(p.as_bytes()) % 3;
+    let mut names = Vec::new();
+    for (stem, r, n) in [("tom", 0, 1), ("tom", 1, 2), ("plain", 2, 1)] {
+        names.extend(
+            (0..)
+                .map(|i| format!("{dir}/{stem}-{i}.txt"))
+                .filter(|p| part(p) == r)
+                .filter(|p| !names.contains(p))
+                .take(n)
+                .collect::<Vec<_>>(),
+        );
+    }
+    let inputs: Vec<String> = names
+        .iter()
+        .map(|p| t.write(Path::new(p).file_name().unwrap().to_str().unwrap(), b"x\n"))
+        .collect();
+    assert_eq!(inputs, names);
+    let mut args = vec![
+        "--app",
+        "early_exit",
+        "--reduces",
+        "3",
+        "--task-timeout",
+        "1",
+    ];
+    args.extend(inputs.iter().map(String::as_str));
+    let (mut c, addr, log) = t.coordinator_logged(&args);
+    let logs: Vec<_> = (0..3).map(|i| t.path().join(format!("w{i}.log"))).collect();
+    let _workers: Vec<Proc> = logs
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let local = t.path().join(format!("w{i}"));
+            std::fs::create_dir_all(&local).unwrap();
+            let mut cmd = Command::new(bin("mrworker"));
+            cmd.args(["--coordinator", &addr, "--remote-inputs", "--local-dir"])
+                .arg(&local)
+                .arg("early_exit");
+            Proc::start_logged(cmd, t.path(), l)
+        })
+        .collect();
+    let st = c.wait_for(Duration::from_secs(60)).expect("job finishes");
+    assert!(st.success(), "{}", std::fs::read_to_string(&log).unwrap());
+    // Hand-computed: every input path once.
+    let mut want: Vec<Vec<u8>> = inputs
+        .iter()
+        .map(|p| format!("{p} 1").into_bytes())
+        .collect();
+    want.sort();
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), want);
+    let rep = report(t.path());
+    let reduce0: Vec<&serde_json::Value> = rep["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["phase"] == "reduce" && a["task"] == 0)
+        .collect();
+    assert_eq!(reduce0.len(), 2, "reduce 0 was backed up: {rep}");
+    assert_eq!(
+        reduce0
+            .iter()
+            .filter(|a| a["outcome"] == "succeeded")
+            .count(),
+        1,
+        "{rep}"
+    );
+    // Only the winners' uploads count, and the loser said it was refused.
+    assert_eq!(
+        counter(&rep, "output bytes uploaded"),
+        counter(&rep, "output bytes")
+    );
+    let worker_logs: String = logs
+        .iter()
+        .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+        .collect();
+    assert!(worker_logs.contains("upload refused"), "{worker_logs}");
+    let temps: Vec<String> = walk(t.path())
+        .into_iter()
+        .filter(|n| n.starts_with(".mr-out-"))
+        .collect();
+    assert!(temps.is_empty(), "uncommitted outputs left: {temps:?}");
+}
