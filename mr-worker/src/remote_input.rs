@@ -5,7 +5,8 @@
 //! common, local case). Any other part is fetched into a sparse file of the
 //! input's full size in the worker's directory, at the same offsets: the byte
 //! before the range (to find the first line start) through the end of the
-//! line that crosses the range's end (found by fetching on until a newline).
+//! line that crosses the range's end (found by fetching on until a newline)
+//! when a line starts in the range at all.
 //! The map engine then memory-maps that copy exactly as it would the
 //! original, touching only the fetched bytes, so line alignment, record
 //! offsets and names are the same wherever the map runs.
@@ -86,10 +87,14 @@ pub async fn localize(
         } else {
             (part.start.saturating_sub(1), part.end.min(part.file_len))
         };
-        out.fetched += fetch_range(client, worker, part, &file, from, to)
+        let (n, newline) = fetch_range(client, worker, part, &file, from, to)
             .await
             .map_err(fail)?;
-        if !whole_file && to < part.file_len {
+        out.fetched += n;
+        // The map reads on past the range only to finish a line that starts
+        // in it; a range inside one long line maps nothing, so fetches no more.
+        let starts_a_line = part.start == 0 || newline;
+        if !whole_file && to < part.file_len && starts_a_line {
             out.fetched += finish_line(client, worker, part, &file, from, to)
                 .await
                 .map_err(fail)?;
@@ -102,6 +107,8 @@ pub async fn localize(
 }
 
 /// Fetches `[from, to)` of `part`'s file into `file`, several chunks at once.
+/// Returns the bytes fetched and whether any byte before `to - 1` is a
+/// newline (so that a line starts after `from` and before `to`).
 async fn fetch_range(
     client: &CoordinatorClient,
     worker: WorkerId,
@@ -109,7 +116,7 @@ async fn fetch_range(
     file: &Arc<File>,
     from: u64,
     to: u64,
-) -> Result<u64, String> {
+) -> Result<(u64, bool), String> {
     let offsets: Vec<u64> = (from..to).step_by(MAX_CHUNK as usize).collect();
     let mut calls = futures::stream::iter(offsets.into_iter().map(|off| {
         let len = (to - off).min(u64::from(MAX_CHUNK)) as u32;
@@ -121,16 +128,21 @@ async fn fetch_range(
                     data.len()
                 ));
             }
+            // Newlines at or past `to - 1` start no line inside the range.
+            let below = (to - 1).saturating_sub(off).min(data.len() as u64) as usize;
+            let newline = memchr::memchr(b'\n', &data[..below]).is_some();
             write_at(file, data, off).await?;
-            Ok::<u64, String>(u64::from(len))
+            Ok::<(u64, bool), String>((u64::from(len), newline))
         }
     }))
     .buffer_unordered(PARALLEL);
-    let mut total = 0;
+    let (mut total, mut newline) = (0, false);
     while let Some(r) = calls.next().await {
-        total += r?;
+        let (n, nl) = r?;
+        total += n;
+        newline |= nl;
     }
-    Ok(total)
+    Ok((total, newline))
 }
 
 /// Fetches on from `to` until the line running through `to - 1` ends (or the

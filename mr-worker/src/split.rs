@@ -14,21 +14,31 @@ pub fn line_start_at_or_after(data: &[u8], pos: usize) -> usize {
     if pos > data.len() {
         return data.len();
     }
-    match memchr(b'\n', &data[pos - 1..]) {
+    match memchr::memchr(b'\n', &data[pos - 1..]) {
         Some(i) => pos + i,
         None => data.len(),
     }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
-/// Aligns the byte range `[start, end)` of `data` to whole lines.
+/// Aligns the byte range `[start, end)` of `data` to whole lines: from the
+/// first line start in it to the end of the last line starting in it.
 pub fn align(data: &[u8], start: usize, end: usize) -> (usize, usize) {
-    let s = line_start_at_or_after(data, start);
-    let e = line_start_at_or_after(data, end);
-    (s, e.max(s))
+    let end = end.min(data.len());
+    if start >= end {
+        return (end, end);
+    }
+    // Only a line starting inside the range is ours, so the search for the
+    // first start stops at `end`: a range inside one long line costs its
+    // own length, not the rest of the line (tiny splits of a huge line).
+    let s = if start == 0 {
+        0
+    } else {
+        match memchr::memchr(b'\n', &data[start - 1..end - 1]) {
+            Some(i) => start + i,
+            None => return (end, end),
+        }
+    };
+    (s, line_start_at_or_after(data, end))
 }
 
 /// Cuts `[start, end)` (already aligned) into line-aligned chunks of about
@@ -90,6 +100,34 @@ mod tests {
         assert_eq!(p[0], &data[..21]);
         assert!(p[1..5].iter().all(|x| x.is_empty()));
         assert_eq!(p[5], b"b\n");
+    }
+
+    #[test]
+    fn align_takes_exactly_the_lines_starting_in_the_range() {
+        let data = b"\nab\nlonglonglonglong line\n\n\nx\r\ny z\nlast";
+        // Lines as (start, end), found independently of the module.
+        let mut lines = Vec::new();
+        let mut s = 0;
+        for (i, &b) in data.iter().enumerate() {
+            if b == b'\n' {
+                lines.push((s, i + 1));
+                s = i + 1;
+            }
+        }
+        lines.push((s, data.len()));
+        for start in 0..=data.len() {
+            for end in start..=data.len() {
+                let mine: Vec<_> = lines
+                    .iter()
+                    .filter(|&&(ls, _)| start <= ls && ls < end)
+                    .collect();
+                let (a, b) = align(data, start, end);
+                match (mine.first(), mine.last()) {
+                    (Some(f), Some(l)) => assert_eq!((a, b), (f.0, l.1), "{start}..{end}"),
+                    _ => assert_eq!(a, b, "{start}..{end} holds no line start"),
+                }
+            }
+        }
     }
 
     #[test]

@@ -437,3 +437,43 @@ fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
         .collect();
     assert!(temps.is_empty(), "uncommitted outputs left: {temps:?}");
 }
+
+#[test]
+fn tiny_splits_of_one_huge_line_fetch_the_line_about_twice_not_once_per_split() {
+    let t = TestDir::new();
+    // One 1 MiB line (no newline at all) and a normal file, cut in 4 KiB splits.
+    let line: Vec<u8> = (0..1u32 << 20)
+        .map(|i| {
+            if i % 7 == 6 {
+                b' '
+            } else {
+                b'a' + (i % 5) as u8
+            }
+        })
+        .collect();
+    let inputs = vec![
+        t.write("line.txt", &line),
+        t.write("two.txt", b"one two\nthree\n"),
+    ];
+    let mut args = vec!["--app", "wc", "--reduces", "3", "--split-size", "4KiB"];
+    args.extend(inputs.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    let _w = remote_worker(&t, &addr, &t.path().join("w"), &["wc"]);
+    let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
+    assert!(st.success());
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 3)),
+        t.sequential("wc", &inputs)
+    );
+    // Each split's own bytes (plus one before it), and the whole line once
+    // more for the split it starts in; splits inside the line fetch nothing
+    // past their end (else 256 splits would fetch ~128 MiB).
+    let rep = report(t.path());
+    let maps = rep["progress"]["maps"].as_u64().unwrap();
+    let fetched = counter(&rep, "input bytes fetched");
+    let total = line.len() as u64 + 14;
+    assert!(
+        fetched <= 2 * total + maps,
+        "{fetched} bytes fetched for {total} bytes in {maps} splits"
+    );
+}
