@@ -480,23 +480,6 @@ impl Scheduler {
         }
         silent
     }
-
-    /// Attempts `worker` holds whose task was finished by another attempt.
-    pub fn cancellable(&self, worker: WorkerId, held: &[AttemptId]) -> Vec<AttemptId> {
-        held.iter()
-            .copied()
-            .filter(|id| {
-                self.attempts
-                    .get(id)
-                    .is_some_and(|a| a.worker == worker && a.state == AttemptState::Abandoned)
-            })
-            .collect()
-    }
-
-    /// True when every live worker has been told to exit.
-    pub fn all_workers_dismissed(&self) -> bool {
-        self.workers.values().all(|w| !w.alive || w.told_exit)
-    }
 }
 
 #[path = "scheduler_views.rs"]

@@ -1,6 +1,7 @@
 //! The scheduler's views and bookkeeping that no scheduling decision
 //! depends on: restoring from a journal, counters, phase times, the attempt
-//! log and progress counts (for reports, the status page and logs).
+//! log and progress counts (for reports, the status page and logs), and what
+//! workers are told in passing (attempts to drop, whether all were dismissed).
 
 use super::*;
 
@@ -135,5 +136,22 @@ impl Scheduler {
             attempts: self.started,
             workers_alive: self.workers.values().filter(|w| w.alive).count(),
         }
+    }
+
+    /// Attempts `worker` holds whose task was finished by another attempt.
+    pub fn cancellable(&self, worker: WorkerId, held: &[AttemptId]) -> Vec<AttemptId> {
+        held.iter()
+            .copied()
+            .filter(|id| {
+                self.attempts
+                    .get(id)
+                    .is_some_and(|a| a.worker == worker && a.state == AttemptState::Abandoned)
+            })
+            .collect()
+    }
+
+    /// True when every live worker has been told to exit.
+    pub fn all_workers_dismissed(&self) -> bool {
+        self.workers.values().all(|w| !w.alive || w.told_exit)
     }
 }
