@@ -147,7 +147,6 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
         bytes += n;
         inputs[i] = Some(input);
     }
-    drop(results);
     Ok(Gathered {
         inputs: inputs
             .into_iter()
