@@ -157,22 +157,22 @@ fn lose_a_holder_after_the_map_phase(signal: &str) {
         })
         .collect();
     // Once some reduce is fetching, every map is done: kill a worker that
-    // holds map outputs and is not that reducer.
-    let holds = |l: &Path, what: &str| {
-        walk(l)
-            .iter()
-            .any(|n| n.starts_with(what) && !n.starts_with("mr-worker-"))
-    };
+    // holds map outputs (one not fetching, if there is one). At most 4 of
+    // the 8 outputs committed (at most 3 reduces running) leaves a reduce
+    // that has fetched nothing: the job cannot end without the victim's
+    // maps, so they must run again.
+    let fetching = |l: &Path| walk(l).iter().any(|n| n.starts_with("fetch-"));
+    let committed = || t.outputs_named(t.path()).len();
     let mut victim = None;
     let seen = eventually(Duration::from_secs(60), || {
-        let fetching: Vec<usize> = (0..3).filter(|&i| holds(&locals[i], "fetch-")).collect();
-        victim = (0..3).find(|&i| !fetching.contains(&i) && holds(&locals[i], "mr-"));
-        !fetching.is_empty() && victim.is_some()
+        let holders: Vec<usize> = (0..3).filter(|&i| !served(&locals[i]).is_empty()).collect();
+        victim = holders
+            .iter()
+            .copied()
+            .min_by_key(|&i| fetching(&locals[i]));
+        locals.iter().any(|l| fetching(l)) && victim.is_some() && committed() <= 4
     });
-    assert!(
-        seen,
-        "the reduce phase never started with a map holder idle"
-    );
+    assert!(seen, "no map holder while the reduce phase was young");
     let v = victim.unwrap();
     let victim = workers[v].take().unwrap();
     victim.signal(signal);
@@ -197,6 +197,20 @@ fn lose_a_holder_after_the_map_phase(signal: &str) {
         map_successes > maps,
         "{map_successes} map successes for {maps} maps"
     );
+}
+
+/// The map outputs a worker keeping its files under `local` serves: the
+/// `mr-*` files in its own directory (not the partitions it fetched).
+fn served(local: &Path) -> Vec<std::path::PathBuf> {
+    let mut v = Vec::new();
+    for d in std::fs::read_dir(local).into_iter().flatten().flatten() {
+        for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            if f.file_name().to_string_lossy().starts_with("mr-") {
+                v.push(f.path());
+            }
+        }
+    }
+    v
 }
 
 /// File names anywhere under `dir`.
@@ -304,18 +318,6 @@ fn map_outputs_vanishing_from_a_live_worker_are_reported_and_made_again() {
         .collect();
     // Once the first reduces are fetching, the other reduces are still to
     // come: delete one worker's map outputs behind its back (it stays up).
-    let outputs = |l: &Path| -> Vec<std::path::PathBuf> {
-        let mut v = Vec::new();
-        for d in std::fs::read_dir(l).into_iter().flatten().flatten() {
-            for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
-                let n = f.file_name().to_string_lossy().into_owned();
-                if n.starts_with("mr-") {
-                    v.push(f.path());
-                }
-            }
-        }
-        v
-    };
     let fetching = || {
         locals
             .iter()
@@ -327,9 +329,9 @@ fn map_outputs_vanishing_from_a_live_worker_are_reported_and_made_again() {
     );
     let victim = locals
         .iter()
-        .find(|l| !outputs(l).is_empty())
+        .find(|l| !served(l).is_empty())
         .expect("a worker holds map outputs");
-    for f in outputs(victim) {
+    for f in served(victim) {
         let _ = std::fs::remove_file(f);
     }
     let st = c.wait_for(Duration::from_secs(120)).expect("job finishes");
