@@ -158,12 +158,18 @@ pub fn resolve(spec: &str) -> Result<AppRef, LoadError> {
 /// Reduce task `r` receives exactly the keys with `ihash(key) % R == r`, the
 /// same assignment as the Go reference, so outputs match file for file.
 pub fn ihash(key: &[u8]) -> u32 {
+    fnv1a(key) & 0x7fff_ffff
+}
+
+/// 32-bit FNV-1a of `bytes`: the partition hash before its mask, and the
+/// stable digest behind streaming app names.
+pub fn fnv1a(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
-    for &b in key {
+    for &b in bytes {
         h ^= u32::from(b);
         h = h.wrapping_mul(0x0100_0193);
     }
-    h & 0x7fff_ffff
+    h
 }
 
 /// Parses a decimal count as [`App::sums_counts`] apps emit them (`1`, `42`);

@@ -25,15 +25,26 @@ pub struct Streaming {
 }
 
 impl Streaming {
-    /// The app called `name` (see `protocol::streaming_app_name`) for
-    /// `map_cmd` and `reduce_cmd`.
-    pub fn new(name: &str, map_cmd: &str, reduce_cmd: &str) -> Streaming {
+    /// The app of `map_cmd` and `reduce_cmd`, named by [`app_name`].
+    pub fn new(map_cmd: &str, reduce_cmd: &str) -> Streaming {
         Streaming {
-            name: name.to_string(),
+            name: app_name(map_cmd, reduce_cmd),
             map_cmd: map_cmd.to_string(),
             reduce_cmd: reduce_cmd.to_string(),
         }
     }
+}
+
+/// The app name of a streaming job: `streaming-` and a hash of both
+/// commands, so a coordinator can tell workers running other commands
+/// apart. The coordinator and its workers both derive it, so it must never
+/// change between versions that may meet in one job.
+pub fn app_name(map_cmd: &str, reduce_cmd: &str) -> String {
+    let mut bytes = Vec::with_capacity(map_cmd.len() + 1 + reduce_cmd.len());
+    bytes.extend_from_slice(map_cmd.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(reduce_cmd.as_bytes());
+    format!("streaming-{:08x}", crate::fnv1a(&bytes))
 }
 
 /// Starts `sh -c cmd` with all three pipes.
@@ -151,9 +162,16 @@ mod tests {
     use crate::VecEmit;
 
     #[test]
+    fn app_names_are_stable_across_versions() {
+        // FNV-1a of "cat\0sort", computed independently; a coordinator and
+        // workers of different builds must agree on it.
+        assert_eq!(app_name("cat", "sort"), "streaming-fcd85611");
+        assert_ne!(app_name("ca", "tsort"), app_name("cat", "sort"));
+    }
+
+    #[test]
     fn map_runs_the_command_and_splits_pairs_at_the_first_tab() {
         let app = Streaming::new(
-            "s",
             "awk '{print $2 \"\\t\" $1 \"\\t\" ENVIRON[\"MR_INPUT_FILE\"]}'",
             "cat",
         );
@@ -170,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_failing_command_panics_with_its_status_and_stderr() {
-        let app = Streaming::new("s", "echo oops >&2; exit 3", "cat");
+        let app = Streaming::new("echo oops >&2; exit 3", "cat");
         let caught = std::panic::catch_unwind(|| app.map("f", b"x\n", &mut VecEmit::default()));
         let msg = crate::plugin::panic_message(caught.unwrap_err().as_ref());
         assert!(

@@ -8,7 +8,7 @@
 //! coordinator read or write anything else. File I/O runs on blocking
 //! threads, never on the runtime.
 
-use crate::protocol::{AttemptId, PlannedFile, ProtocolError, MAX_CHUNK};
+use mr_protocol::{AttemptId, PlannedFile, ProtocolError, MAX_CHUNK};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;

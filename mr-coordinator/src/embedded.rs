@@ -13,10 +13,6 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use tracing::warn;
 
-/// Exit status `mrworker` uses when it refuses to start (unknown app, refused
-/// registration). Anything else non-zero is treated as a crash.
-pub const EXIT_REFUSED: i32 = 3;
-
 /// The local worker processes of an embedded job.
 pub struct EmbeddedWorkers {
     bin: PathBuf,
@@ -92,7 +88,7 @@ impl EmbeddedWorkers {
     fn spawn(&self, addr: SocketAddr) -> Result<Child, CoordinatorError> {
         let mut cmd = Command::new(&self.bin);
         if let Some(t) = &self.token {
-            cmd.env(crate::token::ENV, t);
+            cmd.env(mr_protocol::join::ENV, t);
         }
         cmd.arg("--coordinator")
             .arg(addr.to_string())
@@ -119,7 +115,7 @@ impl EmbeddedWorkers {
                 Ok(Some(status)) => status,
                 _ => continue,
             };
-            if matches!(status.code(), Some(2) | Some(EXIT_REFUSED)) {
+            if matches!(status.code(), Some(2) | Some(mr_protocol::EXIT_REFUSED)) {
                 return Err(CoordinatorError::Workers(format!(
                     "an embedded worker refused to start ({status}); see its message above"
                 )));

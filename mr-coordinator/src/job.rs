@@ -2,8 +2,8 @@
 //! summary, or the typed reason it could not run or finish.
 
 use crate::journal::JournalError;
-use crate::plan::PlanError;
-use crate::protocol::Counters;
+use mr_protocol::plan::PlanError;
+use mr_protocol::Counters;
 use crate::scheduler::JobFailure;
 use std::path::PathBuf;
 use std::time::Duration;

@@ -3,8 +3,8 @@
 
 use crate::job::{CoordinatorError, JobConfig};
 use crate::journal::{JobIdentity, Recovered, FILE_NAME as JOURNAL};
-use crate::plan::InputFile;
-use crate::protocol::names;
+use mr_protocol::plan::InputFile;
+use mr_protocol::names;
 use std::path::{Path, PathBuf};
 use tracing::warn;
 
@@ -59,9 +59,9 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
             return Ok(t.trim().to_string());
         }
     }
-    let t = crate::token::generate()
+    let t = mr_protocol::join::generate()
         .map_err(|e| CoordinatorError::Config(format!("cannot generate a job token: {e}")))?;
-    crate::token::write_private(&file, &t)
+    mr_protocol::join::write_private(&file, &t)
         .map_err(|e| dir_error(&file, format!("cannot write the job token: {e}")))?;
     Ok(t)
 }

@@ -14,7 +14,7 @@
 //! into one write and one `fdatasync` (group commit); callers on the tokio
 //! runtime await an acknowledgement instead of blocking on the disk.
 
-use crate::protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId};
+use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};

@@ -1,7 +1,7 @@
 //! What the scheduler reports: which task, how a report was taken, why a
 //! job failed, and progress counts. Plain data, shared by the server and tests.
 
-use crate::protocol::{AttemptId, MapTaskId, ReduceTaskId, TaskFailure, WorkerId};
+use mr_protocol::{AttemptId, MapTaskId, ReduceTaskId, TaskFailure, WorkerId};
 use std::time::Instant;
 
 /// A task of either phase.

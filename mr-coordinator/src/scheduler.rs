@@ -7,8 +7,8 @@
 
 use crate::journal::Recovered;
 pub use crate::outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
-use crate::plan::{make_splits, InputFile};
-use crate::protocol::{
+use mr_protocol::plan::{make_splits, InputFile};
+use mr_protocol::{
     Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
     RegisterError, TaskFailure, WorkerId, WorkerPlace,
 };

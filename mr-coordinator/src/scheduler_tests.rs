@@ -1,7 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use crate::protocol::{BadRecord, Counters};
+use mr_protocol::{BadRecord, Counters};
 
 fn cfg(reduces: u32) -> SchedulerConfig {
     SchedulerConfig {

@@ -8,8 +8,8 @@ use crate::jobdir::{
     dir_error, identity, job_id, job_token, lock_output_dir, reconcile, usable_dir,
     warn_stale_outputs, JOB_DIR,
 };
-use crate::plan::expand_inputs;
-use crate::protocol::{names, Coordinator, PlannedFile};
+use mr_protocol::plan::expand_inputs;
+use mr_protocol::{names, Coordinator, PlannedFile};
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use crate::service::{Handler, Shared};
 use futures::StreamExt;
@@ -103,7 +103,7 @@ impl RunningJob {
                 addr: cfg.listen.clone(),
                 reason: e.to_string(),
             })?;
-        listener.config_mut().max_frame_length(crate::MAX_FRAME);
+        listener.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
         let id = job_id(&files, &cfg);
         let job_dir = work_dir.join(JOB_DIR);
         if cfg.fresh && job_dir.exists() {
@@ -151,7 +151,7 @@ impl RunningJob {
         match &token {
             None if !addr.ip().is_loopback() => warn!(%addr, "LISTENING ON A NON-LOOPBACK ADDRESS WITH --no-token: any host that can reach it may join the job and make it read and write files in its directories"),
             None => {}
-            Some(t) => match crate::token::publish(addr.port(), t) {
+            Some(t) => match mr_protocol::join::publish(addr.port(), t) {
                 Ok(f) => {
                     token_hint = format!(" (on this job's coordinator host it is in {})", f.display());
                     if !addr.ip().is_loopback() {

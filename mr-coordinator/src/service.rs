@@ -9,7 +9,7 @@
 //! and their durability is awaited after it is released.
 
 use crate::journal::{Journal, Record};
-use crate::protocol::{
+use mr_protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, PlannedFile,
     ProtocolError, RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
     WorkerPlace,
@@ -200,7 +200,7 @@ impl Shared {
     /// Commits reduce attempt `attempt` of task `r`: its temp file becomes `mr-out-r`.
     fn commit_output(
         &self,
-        r: crate::protocol::ReduceTaskId,
+        r: mr_protocol::ReduceTaskId,
         attempt: AttemptId,
     ) -> Result<(), TaskFailure> {
         let tmp = self.output_dir.join(names::reduce_temp(r, attempt));
@@ -226,7 +226,7 @@ impl Coordinator for Handler {
         req: RegisterRequest,
     ) -> Result<JobSettings, RegisterError> {
         if let Some(expected) = &self.shared.token {
-            if !crate::token::matches(&req.token, expected) {
+            if !mr_protocol::join::matches(&req.token, expected) {
                 warn!(host = %req.host, pid = req.pid, "refused a worker that did not present the job's token");
                 return Err(RegisterError::BadToken {
                     hint: self.shared.token_hint.clone(),

@@ -2,7 +2,7 @@
 //! the decisions about them are in [`crate::scheduler`].
 
 use crate::outcome::TaskRef;
-use crate::protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
+use mr_protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
 use std::time::{Duration, Instant};
 
 /// One map or reduce task.

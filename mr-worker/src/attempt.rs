@@ -7,7 +7,7 @@ use crate::map::{run_map, MapJob};
 use crate::placement::Placement;
 use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::AppRef;
-use mr_coordinator::protocol::{
+use mr_protocol::{
     Assignment, CoordinatorClient, Counters, FilePart, JobSettings, TaskFailure, TaskOutput,
 };
 use std::sync::Arc;
@@ -132,7 +132,7 @@ pub(crate) enum Produced {
     /// A map output this worker serves.
     Served(
         Arc<crate::local::LocalStore>,
-        mr_coordinator::protocol::MapTaskId,
+        mr_protocol::MapTaskId,
     ),
     /// A file (map output in the job directory, reduce temp output).
     File(std::path::PathBuf),
@@ -159,7 +159,7 @@ fn run_map_task(
     parts: &[FilePart],
     out: &std::path::Path,
     memory: usize,
-    skip: &[mr_coordinator::protocol::BadRecord],
+    skip: &[mr_protocol::BadRecord],
 ) -> Result<TaskOutput, TaskFailure> {
     let stats = run_map(
         app,
@@ -194,7 +194,7 @@ fn run_reduce_task(
     reduces: u32,
     inputs: Vec<ReduceInput>,
     out: &std::path::Path,
-    skip: &[mr_coordinator::protocol::BadRecord],
+    skip: &[mr_protocol::BadRecord],
 ) -> Result<TaskOutput, TaskFailure> {
     let stats = run_reduce(
         app,

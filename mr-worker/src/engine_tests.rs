@@ -3,8 +3,8 @@
 use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
 use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
-use mr_coordinator::protocol::FilePart;
-use mr_coordinator::protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
+use mr_protocol::FilePart;
+use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::path::{Path, PathBuf};
 
 /// A byte range of a file, as the planner would send it.

@@ -14,7 +14,7 @@
 use crate::local::LocalStore;
 use crate::reduce::ReduceInput;
 use futures::StreamExt;
-use mr_coordinator::protocol::{
+use mr_protocol::{
     names, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient, TaskFailure, MAX_CHUNK,
 };
 use std::collections::HashMap;
@@ -44,7 +44,7 @@ impl Peers {
         }
         let mut conn = tarpc::serde_transport::tcp::connect(host, Bincode::default);
         conn.config_mut()
-            .max_frame_length(mr_coordinator::MAX_FRAME);
+            .max_frame_length(mr_protocol::MAX_FRAME);
         let transport = tokio::time::timeout(Duration::from_secs(3), conn)
             .await
             .map_err(|_| {
@@ -238,7 +238,7 @@ async fn call(
     peers: &Peers,
     host: &str,
     req: FetchRequest,
-) -> Result<mr_coordinator::protocol::FetchChunk, String> {
+) -> Result<mr_protocol::FetchChunk, String> {
     let mut last = String::new();
     let mut timeouts = 0;
     for attempt in 0..TRIES {

@@ -24,7 +24,7 @@ mod stream_reduce;
 pub mod table;
 pub mod task_loop;
 
-pub use mr_coordinator::init_logging;
+pub use mr_protocol::init_logging;
 
 /// Raises this process's open-file limit to its hard maximum: a reduce task
 /// holds one descriptor per map output, and default soft limits (often 1024)

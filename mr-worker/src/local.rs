@@ -8,7 +8,7 @@
 //! is kept here too: the shuffle service serves only those, by id, so a
 //! request can never name a path.
 
-use mr_coordinator::protocol::{names, AttemptId, MapTaskId};
+use mr_protocol::{names, AttemptId, MapTaskId};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

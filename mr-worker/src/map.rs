@@ -16,7 +16,7 @@ use crate::split::{align, chunks};
 use crate::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_apps::{parse_count, plugin::panic_message, App};
-use mr_coordinator::protocol::{BadRecord, FilePart, TaskFailure};
+use mr_protocol::{BadRecord, FilePart, TaskFailure};
 use rayon::prelude::*;
 use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};

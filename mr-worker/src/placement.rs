@@ -14,7 +14,7 @@ use crate::local::LocalStore;
 use crate::reduce::ReduceInput;
 use crate::remote_input::{localize, readable_here, Localized};
 use crate::shuffle_server::{Admission, ShuffleState};
-use mr_coordinator::protocol::{
+use mr_protocol::{
     names, AttemptId, CoordinatorClient, FilePart, JobSettings, MapOutputRef, ReduceTaskId,
     TaskFailure, WorkerPlace, MAX_CHUNK,
 };
@@ -162,7 +162,7 @@ impl Placement {
     pub fn map_output(
         &self,
         settings: &JobSettings,
-        task: mr_coordinator::protocol::MapTaskId,
+        task: mr_protocol::MapTaskId,
         attempt: AttemptId,
     ) -> PathBuf {
         match self.shared {

@@ -3,7 +3,7 @@
 //! panics on (so the failure can name it and `--skip-bad-records` skip it).
 
 use mr_apps::{plugin::panic_message, App};
-use mr_coordinator::protocol::{BadRecord, TaskFailure};
+use mr_protocol::{BadRecord, TaskFailure};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Lines in `data` (a last line without its newline counts).

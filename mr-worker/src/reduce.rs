@@ -8,7 +8,7 @@
 use crate::merge::{GroupError, Merger};
 use crate::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
-use mr_coordinator::protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
+use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -7,8 +7,8 @@
 use crate::map::{run_map, MapJob};
 use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::App;
-use mr_coordinator::plan::{make_splits, InputFile};
-use mr_coordinator::protocol::{AttemptId, MapTaskId, TaskFailure};
+use mr_protocol::plan::{make_splits, InputFile};
+use mr_protocol::{AttemptId, MapTaskId, TaskFailure};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 

@@ -12,7 +12,7 @@
 use crate::local::LocalStore;
 use crate::runfile::{RunError, RunFile};
 use futures::StreamExt;
-use mr_coordinator::protocol::{FetchChunk, FetchError, FetchRequest, Shuffle, MAX_CHUNK};
+use mr_protocol::{FetchChunk, FetchError, FetchRequest, Shuffle, MAX_CHUNK};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tarpc::context::Context;
@@ -58,7 +58,7 @@ impl Shuffle for Handler {
         else {
             return Err(FetchError::WrongJob(String::new()));
         };
-        if !mr_coordinator::token::matches(&req.token, &adm.token) {
+        if !mr_protocol::join::matches(&req.token, &adm.token) {
             warn!(map = %req.map, "refused a fetch without the job's token");
             return Err(FetchError::BadToken);
         }
@@ -106,7 +106,7 @@ pub async fn start(
     let mut listener = tarpc::serde_transport::tcp::listen(listen, Bincode::default).await?;
     listener
         .config_mut()
-        .max_frame_length(mr_coordinator::MAX_FRAME);
+        .max_frame_length(mr_protocol::MAX_FRAME);
     let addr = listener.local_addr();
     let state = Arc::new(ShuffleState {
         store,
@@ -140,7 +140,7 @@ pub async fn start(
 mod tests {
     use super::*;
     use crate::runfile::RunWriter;
-    use mr_coordinator::protocol::{AttemptId, MapTaskId, ReduceTaskId, ShuffleClient};
+    use mr_protocol::{AttemptId, MapTaskId, ReduceTaskId, ShuffleClient};
 
     #[tokio::test]
     async fn only_known_outputs_of_the_job_with_its_token_are_served() {

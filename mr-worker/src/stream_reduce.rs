@@ -5,7 +5,7 @@
 use crate::merge::{GroupError, Merger};
 use crate::reduce::{lost, ReduceStats};
 use mr_apps::streaming::{spawn, tail_of};
-use mr_coordinator::protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
+use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
 fn failed(cmd: &str, reduce: u32, how: String) -> TaskFailure {

@@ -7,7 +7,7 @@
 use crate::attempt::{AttemptContext, Produced};
 use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
-use mr_coordinator::protocol::{
+use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
     ReportAck,
 };
@@ -32,7 +32,7 @@ pub struct WorkerConfig {
     /// Memory budget of a map task's buffers, in bytes.
     pub memory: usize,
     /// The job's token; None to look for the one a coordinator on this
-    /// machine published (see [`mr_coordinator::token`]).
+    /// machine published (see [`mr_protocol::token`]).
     pub token: Option<String>,
     /// Where map outputs, fetched data and the shuffle service go.
     pub placement: PlacementConfig,
@@ -78,7 +78,7 @@ pub enum Ending {
 async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
     let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
     conn.config_mut()
-        .max_frame_length(mr_coordinator::MAX_FRAME);
+        .max_frame_length(mr_protocol::MAX_FRAME);
     let transport = conn.await?;
     let local = transport
         .local_addr()
@@ -208,7 +208,7 @@ impl Worker {
             .rsplit(':')
             .next()
             .and_then(|p| p.parse::<u16>().ok());
-        port.and_then(mr_coordinator::token::discover)
+        port.and_then(mr_protocol::join::discover)
             .unwrap_or_default()
     }
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 struct Args {
     /// Total size (e.g. 1GiB, 100MiB).
-    #[arg(long, default_value = "1GiB", value_parser = mr_coordinator::size::parse_size)]
+    #[arg(long, default_value = "1GiB", value_parser = mr_protocol::size::parse_size)]
     size: u64,
     /// Number of files to spread it over.
     #[arg(long, default_value_t = 64)]

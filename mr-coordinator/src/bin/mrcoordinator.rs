@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mr_coordinator::server::{JobConfig, RunningJob};
-use mr_coordinator::size::{parse_secs, parse_size};
+use mr_protocol::size::{parse_secs, parse_size};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,7 +21,7 @@ struct Args {
     #[arg(long, allow_hyphen_values = true, default_value_t = 10)]
     reduces: u32,
     /// Address to listen on for workers (port 0 picks a free port).
-    #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
+    #[arg(long, env = "MR_COORDINATOR", default_value = mr_protocol::DEFAULT_ADDR)]
     listen: String,
     /// Seconds a worker may stay silent before its tasks are reissued elsewhere.
     #[arg(long, allow_hyphen_values = true, default_value = "10", value_parser = parse_secs)]
@@ -87,7 +87,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    mr_coordinator::init_logging();
+    mr_protocol::init_logging();
     let quiet = args.quiet;
     let addr_file = args.addr_file;
     let cfg = JobConfig {
@@ -111,7 +111,7 @@ async fn main() -> ExitCode {
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {
-            app: Some(mr_coordinator::protocol::streaming_app_name(&m, &r)),
+            app: Some(mr_apps::streaming::app_name(&m, &r)),
             streaming: Some((m, r)),
             ..cfg
         },

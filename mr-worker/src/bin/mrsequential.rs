@@ -15,7 +15,7 @@ struct Args {
     output_dir: PathBuf,
     /// Memory budget for map buffers (bytes, or 64MiB, 1GiB...); past it,
     /// sorted runs are spilled to disk and merged.
-    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_protocol::size::parse_size)]
     memory: u64,
     /// The app: a built-in name or the path of a plugin (.so).
     app: String,
@@ -26,7 +26,7 @@ struct Args {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let app = mr_apps::resolve(&args.app)?;
-    let inputs = mr_coordinator::plan::expand_inputs(&args.inputs)?;
+    let inputs = mr_protocol::plan::expand_inputs(&args.inputs)?;
     if !args.output_dir.is_dir() {
         anyhow::bail!(
             "output directory '{}' does not exist",

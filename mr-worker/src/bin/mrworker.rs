@@ -1,7 +1,7 @@
 //! `mrworker`: joins a MapReduce job and runs its tasks until the job is done.
 
 use clap::Parser;
-use mr_coordinator::embedded::EXIT_REFUSED;
+use mr_protocol::EXIT_REFUSED;
 use mr_worker::task_loop::{run_worker, Ending, WorkerConfig, WorkerError};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,15 +15,15 @@ use std::time::Duration;
 #[command(version)]
 struct Args {
     /// Coordinator address, host:port.
-    #[arg(long, env = "MR_COORDINATOR", default_value = mr_coordinator::DEFAULT_ADDR)]
+    #[arg(long, env = "MR_COORDINATOR", default_value = mr_protocol::DEFAULT_ADDR)]
     coordinator: String,
     /// Seconds to keep trying to reach the coordinator at start-up.
-    #[arg(long, allow_hyphen_values = true, default_value = "5", value_parser = mr_coordinator::size::parse_secs)]
+    #[arg(long, allow_hyphen_values = true, default_value = "5", value_parser = mr_protocol::size::parse_secs)]
     connect_timeout: Duration,
     /// Seconds to wait for a coordinator lost mid-job to come back (it may be
     /// restarting from its journal) before exiting. A worker that can see the
     /// job directory exits at once if the job finished.
-    #[arg(long, allow_hyphen_values = true, default_value = "30", value_parser = mr_coordinator::size::parse_secs)]
+    #[arg(long, allow_hyphen_values = true, default_value = "30", value_parser = mr_protocol::size::parse_secs)]
     reconnect_timeout: Duration,
     /// The job's token (printed nowhere; see the coordinator's log for where
     /// it is kept). Workers on the coordinator's machine find it themselves.
@@ -31,7 +31,7 @@ struct Args {
     token: Option<String>,
     /// Memory budget of a map task's buffers (bytes, or 64MiB, 1GiB...);
     /// past it, sorted runs are spilled to disk and merged at the end.
-    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_coordinator::size::parse_size)]
+    #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_protocol::size::parse_size)]
     memory: u64,
     /// Threads for map and reduce work (0: one per core). Several workers on
     /// one machine do better splitting the cores than each using them all.
@@ -86,11 +86,7 @@ async fn main() -> ExitCode {
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
     let resolved = match (&args.map_cmd, &args.reduce_cmd, &args.app) {
-        (Some(m), Some(r), _) => Ok(std::sync::Arc::new(mr_apps::streaming::Streaming::new(
-            &mr_coordinator::protocol::streaming_app_name(m, r),
-            m,
-            r,
-        )) as mr_apps::AppRef),
+        (Some(m), Some(r), _) => Ok(std::sync::Arc::new(mr_apps::streaming::Streaming::new(m, r)) as mr_apps::AppRef),
         (_, _, Some(app)) => mr_apps::resolve(app),
         _ => unreachable!("clap requires an app or both commands"),
     };

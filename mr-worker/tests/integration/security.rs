@@ -3,7 +3,7 @@
 //! join, crash or stall the job.
 
 use crate::util::{bin, data_files, sorted_lines, Proc, TestDir};
-use mr_coordinator::protocol::{
+use mr_protocol::{
     AttemptId, CoordinatorClient, Counters, ProtocolError, RegisterError, RegisterRequest,
     ReportAck, TaskOutput, WorkerId,
 };
@@ -40,7 +40,7 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
     args.extend(files.iter().map(String::as_str));
     let (mut c, addr) = t.coordinator(&args);
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let token = mr_coordinator::token::discover(port).expect("token published for local workers");
+    let token = mr_protocol::join::discover(port).expect("token published for local workers");
 
     // Garbage: the server drops that connection (and only that one).
     let mut junk = TcpStream::connect(&addr).unwrap();
@@ -123,7 +123,7 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
     );
     drop(half);
     assert!(
-        mr_coordinator::token::discover(port).is_none(),
+        mr_protocol::join::discover(port).is_none(),
         "the published token is removed at the end"
     );
 }

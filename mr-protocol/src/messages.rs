@@ -1,46 +1,13 @@
-//! The wire between coordinator and workers: one tarpc service and its messages.
-//!
-//! This module is the only place that defines what crosses the network. Both
-//! binaries import it, so a change here changes both sides at once. Failures
-//! travel as typed enums ([`TaskFailure`]) the scheduler acts on, never as
-//! formatted strings. No call stays open for the length of a task: a worker
-//! asks for work, runs it locally, and reports back in a separate call.
+//! The messages of the coordinator's service: what a worker sends when it
+//! joins, asks for work and reports, and what the coordinator answers.
+//! Failures travel as typed enums ([`TaskFailure`]) the scheduler acts on,
+//! never as formatted strings.
 
+use crate::counters::Counters;
+use crate::ids::{AttemptId, MapTaskId, ReduceTaskId, WorkerId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
-
-macro_rules! id_newtype {
-    ($(#[$doc:meta])* $name:ident($inner:ty), $prefix:literal) => {
-        $(#[$doc])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        pub struct $name(pub $inner);
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!($prefix, "{}"), self.0)
-            }
-        }
-    };
-}
-
-id_newtype!(
-    /// A registered worker process, numbered by the coordinator.
-    WorkerId(u64), "worker-"
-);
-id_newtype!(
-    /// One execution of a task; unique across the whole job, so a late or
-    /// duplicate report can always be told apart from the current one.
-    AttemptId(u64), "attempt-"
-);
-id_newtype!(
-    /// Map task `m`, which maps split `m` of the plan.
-    MapTaskId(u32), "map-"
-);
-id_newtype!(
-    /// Reduce task `r`, which produces `mr-out-<r>`.
-    ReduceTaskId(u32), "reduce-"
-);
 
 /// A worker introducing itself.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -55,7 +22,7 @@ pub struct RegisterRequest {
     pub pid: u32,
     /// How many tasks the worker runs at once.
     pub capacity: u32,
-    /// The job's token (see [`crate::token`]); empty if the worker has none.
+    /// The job's token (see [`crate::join`]); empty if the worker has none.
     pub token: String,
 }
 
@@ -250,10 +217,6 @@ impl TaskOutput {
     }
 }
 
-#[path = "protocol_counters.rs"]
-mod counters;
-pub use counters::Counters;
-
 /// The record app code was working on when it panicked.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum BadRecord {
@@ -387,78 +350,10 @@ pub enum ProtocolError {
     },
 }
 
-/// Largest chunk of bytes one data call carries (input ranges, uploads,
-/// shuffle fetches), well under the frame limit.
-pub const MAX_CHUNK: u32 = 4 << 20;
-
-/// The coordinator's RPC service: the whole protocol.
-#[tarpc::service]
-pub trait Coordinator {
-    /// Joins the job.
-    async fn register(req: RegisterRequest) -> Result<JobSettings, RegisterError>;
-    /// Asks for the next thing to do.
-    async fn request_task(worker: WorkerId) -> Result<Assignment, ProtocolError>;
-    /// Reports how an attempt ended.
-    async fn report(
-        worker: WorkerId,
-        attempt: AttemptId,
-        outcome: Result<TaskOutput, TaskFailure>,
-    ) -> Result<ReportAck, ProtocolError>;
-    /// Says the worker is alive and which attempts it holds.
-    async fn heartbeat(
-        worker: WorkerId,
-        running: Vec<AttemptId>,
-    ) -> Result<HeartbeatReply, ProtocolError>;
-    /// Tells where the worker stands (shared directory or not, its shuffle
-    /// address, which inputs it reads itself); sent once after registering.
-    async fn announce(worker: WorkerId, place: WorkerPlace) -> Result<(), ProtocolError>;
-    /// Bytes `offset..offset+len` (at most [`MAX_CHUNK`]) of a planned input
-    /// file, for a worker that cannot read it itself. Shorter only at the
-    /// end of the file.
-    async fn read_input(
-        worker: WorkerId,
-        path: PathBuf,
-        offset: u64,
-        len: u32,
-    ) -> Result<serde_bytes::ByteBuf, ProtocolError>;
-    /// Writes a chunk of reduce attempt `attempt`'s output at `offset`
-    /// (chunks in order, from 0) into its uncommitted file beside the
-    /// outputs; after the `last` one the file is on disk, and the success
-    /// report commits it like one written there directly.
-    async fn upload_output(
-        worker: WorkerId,
-        attempt: AttemptId,
-        offset: u64,
-        data: serde_bytes::ByteBuf,
-        last: bool,
-    ) -> Result<(), ProtocolError>;
-}
-
-#[path = "protocol_shuffle.rs"]
-mod shuffle;
-pub use shuffle::*;
-
-/// The app name of a streaming job: `streaming-` and a hash of both
-/// commands, so a coordinator can tell workers running other commands apart.
-/// Both sides derive it, so it is part of the wire.
-pub fn streaming_app_name(map_cmd: &str, reduce_cmd: &str) -> String {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in map_cmd
-        .as_bytes()
-        .iter()
-        .chain(&[0])
-        .chain(reduce_cmd.as_bytes())
-    {
-        h ^= u32::from(b);
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    format!("streaming-{h:08x}")
-}
-
 /// File names both sides derive from ids. Names never travel over the wire,
 /// so a peer cannot make the other read or write an arbitrary path.
 pub mod names {
-    use super::{AttemptId, MapTaskId, ReduceTaskId};
+    use crate::ids::{AttemptId, MapTaskId, ReduceTaskId};
 
     /// The intermediate file of one map attempt, inside the job directory.
     pub fn map_output(map: MapTaskId, attempt: AttemptId) -> String {

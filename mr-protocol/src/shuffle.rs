@@ -2,7 +2,7 @@
 //! which reducers fetch their partitions of map outputs kept on other
 //! workers' disks (when workers share no file system).
 
-use super::{AttemptId, MapTaskId, ReduceTaskId};
+use crate::ids::{AttemptId, MapTaskId, ReduceTaskId};
 use serde::{Deserialize, Serialize};
 
 /// A reducer asking a worker for part of one partition of a map output.
@@ -20,7 +20,7 @@ pub struct FetchRequest {
     pub reduce: ReduceTaskId,
     /// Offset within the partition's byte range.
     pub offset: u64,
-    /// Most bytes to return (at most [`super::MAX_CHUNK`]).
+    /// Most bytes to return (at most [`crate::MAX_CHUNK`]).
     pub max: u32,
 }
 
@@ -58,6 +58,7 @@ pub enum FetchError {
 
 /// The service every worker that keeps its map outputs on its own disk runs,
 /// so reducers elsewhere can fetch their partitions.
+#[cfg(feature = "rpc")]
 #[tarpc::service]
 pub trait Shuffle {
     /// Part of one partition of one map output.

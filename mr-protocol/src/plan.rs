@@ -4,7 +4,7 @@
 //! or a pattern that matches nothing fails before any work starts, with a
 //! message that names the culprit.
 
-use crate::protocol::{FilePart, InputSplit};
+use crate::messages::{FilePart, InputSplit};
 use std::path::{Path, PathBuf};
 
 /// One validated input file.

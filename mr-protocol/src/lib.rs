@@ -1,0 +1,61 @@
+//! The MapReduce wire: everything the coordinator and the workers share, and
+//! nothing else of either.
+//!
+//! Both sides import this crate and no other part of each other, so a change
+//! to what crosses the network is a change here, seen by both at once (the
+//! service trait lives beside its messages, as in tarpc's example service).
+//! The coordinator serves [`Coordinator`]; workers serve [`Shuffle`] to each
+//! other. Besides the services: the ids, the counters every attempt reports,
+//! the job token and how local workers discover it ([`join`]), the planning
+//! of inputs into splits that `mrsequential` shares with the coordinator
+//! ([`plan`]), and the size and duration syntax of every binary's flags
+//! ([`size`]).
+
+pub mod counters;
+pub mod ids;
+pub mod join;
+pub mod messages;
+pub mod plan;
+#[cfg(feature = "rpc")]
+pub mod service;
+pub mod shuffle;
+pub mod size;
+
+pub use counters::Counters;
+pub use ids::{AttemptId, MapTaskId, ReduceTaskId, WorkerId};
+pub use messages::*;
+#[cfg(feature = "rpc")]
+pub use service::{Coordinator, CoordinatorClient};
+pub use shuffle::{FetchChunk, FetchError, FetchRequest};
+#[cfg(feature = "rpc")]
+pub use shuffle::{Shuffle, ShuffleClient};
+
+/// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
+
+/// The largest RPC frame either side accepts (reduce assignments list every
+/// map output, so they grow with M; intermediate data never travels in RPCs).
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Largest chunk of bytes one data call carries (input ranges, uploads,
+/// shuffle fetches), well under [`MAX_FRAME`].
+pub const MAX_CHUNK: u32 = 4 << 20;
+
+/// Exit status `mrworker` uses when it refuses to start (unknown app, refused
+/// registration); a coordinator supervising embedded workers treats any
+/// other non-zero status as a crash.
+pub const EXIT_REFUSED: i32 = 3;
+
+/// Sets up `tracing` logs on stderr for the binaries: warnings and errors
+/// unless `RUST_LOG` asks for more; colours only on a terminal. Here so every
+/// binary of both sides logs alike.
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
