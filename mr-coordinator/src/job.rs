@@ -2,9 +2,9 @@
 //! summary, or the typed reason it could not run or finish.
 
 use crate::journal::JournalError;
+use crate::scheduler::JobFailure;
 use mr_protocol::plan::PlanError;
 use mr_protocol::Counters;
-use crate::scheduler::JobFailure;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 
 use crate::job::{CoordinatorError, JobConfig};
 use crate::journal::{JobIdentity, Recovered, FILE_NAME as JOURNAL};
-use mr_protocol::plan::InputFile;
 use mr_protocol::names;
+use mr_protocol::plan::InputFile;
 use std::path::{Path, PathBuf};
 use tracing::warn;
 

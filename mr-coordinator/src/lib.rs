@@ -2,20 +2,16 @@
 //! server that drives it, the journal, and what a user watches a job by.
 //! The wire it serves is defined in `mr-protocol`, shared with the workers.
 //!
-//! The scheduler ([`scheduler`]) is pure state with time passed in; the
-//! server ([`server`]) owns sockets, files and the clock around it.
+//! - [`scheduler`]: pure state with time passed in; every decision.
+//! - [`server`]: sockets, files and the clock around it: the RPC service,
+//!   the data calls (input ranges, uploads), embedded local workers.
+//! - [`journal`] and [`jobdir`]: what survives a coordinator crash.
+//! - [`observe`]: the job report, status page, progress display, timeline.
+//! - [`job`]: the job's settings and its end-of-job summary.
 
-mod data_service;
-pub mod embedded;
 pub mod job;
 pub mod jobdir;
 pub mod journal;
-pub mod outcome;
-pub mod progress;
-pub mod report;
+pub mod observe;
 pub mod scheduler;
 pub mod server;
-mod service;
-pub mod status;
-mod task_state;
-pub mod timeline;

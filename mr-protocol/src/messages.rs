@@ -250,6 +250,28 @@ impl fmt::Display for BadRecord {
     }
 }
 
+/// Which of the app's functions was running.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// `map`, over a record of the input.
+    Map,
+    /// `combine`, over keys gathered from a whole map split: no one record
+    /// to blame, so nothing a retry could skip.
+    Combine,
+    /// `reduce`, over one key's values.
+    Reduce,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Map => "map",
+            Phase::Combine => "combine",
+            Phase::Reduce => "reduce",
+        })
+    }
+}
+
 /// Why an attempt failed, typed so the coordinator can act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum TaskFailure {
@@ -258,8 +280,8 @@ pub enum TaskFailure {
     AppPanic {
         /// The panic message.
         message: String,
-        /// "map", "combine" or "reduce".
-        phase: String,
+        /// Which app function panicked.
+        phase: Phase,
         /// The record it panicked on.
         record: BadRecord,
     },

@@ -130,10 +130,7 @@ pub(crate) async fn run(
 /// What an attempt left that must go if its report is not accepted.
 pub(crate) enum Produced {
     /// A map output this worker serves.
-    Served(
-        Arc<crate::local::LocalStore>,
-        mr_protocol::MapTaskId,
-    ),
+    Served(Arc<crate::local::LocalStore>, mr_protocol::MapTaskId),
     /// A file (map output in the job directory, reduce temp output).
     File(std::path::PathBuf),
 }

@@ -160,7 +160,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
             record,
         } => {
             assert!(message.contains("found a bomb"));
-            assert_eq!(phase, "map");
+            assert_eq!(phase, mr_protocol::Phase::Map);
             assert_eq!(
                 record,
                 BadRecord::Line {

@@ -43,8 +43,7 @@ impl Peers {
             return Ok(c.clone());
         }
         let mut conn = tarpc::serde_transport::tcp::connect(host, Bincode::default);
-        conn.config_mut()
-            .max_frame_length(mr_protocol::MAX_FRAME);
+        conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
         let transport = tokio::time::timeout(Duration::from_secs(3), conn)
             .await
             .map_err(|_| {

@@ -86,7 +86,7 @@ fn io_error(path: &Path, e: impl std::fmt::Display) -> TaskFailure {
 fn combine_call<T>(job: &MapJob<'_>, f: impl FnOnce() -> T) -> Result<T, TaskFailure> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| TaskFailure::AppPanic {
         message: panic_message(p.as_ref()),
-        phase: "combine".into(),
+        phase: mr_protocol::Phase::Combine,
         record: BadRecord::Combined(spill_input(job)),
     })
 }

@@ -97,7 +97,7 @@ pub(crate) fn map_chunk(
         catch_unwind(AssertUnwindSafe(|| app.map(name, &data[a..b], emit))).map_err(|p| {
             TaskFailure::AppPanic {
                 message: panic_message(p.as_ref()),
-                phase: "map".into(),
+                phase: mr_protocol::Phase::Map,
                 record: BadRecord::Line {
                     input: name.to_string(),
                     offset: find_bad_record(app, name, data, a, b) as u64,

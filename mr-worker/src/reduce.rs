@@ -139,7 +139,7 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         catch_unwind(AssertUnwindSafe(|| app.reduce(key, values, &mut value))).map_err(|p| {
             TaskFailure::AppPanic {
                 message: panic_message(p.as_ref()),
-                phase: "reduce".into(),
+                phase: mr_protocol::Phase::Reduce,
                 record: BadRecord::Key(key.to_vec()),
             }
         })?;

@@ -12,9 +12,7 @@
 //! offsets and names are the same wherever the map runs.
 
 use futures::StreamExt;
-use mr_protocol::{
-    CoordinatorClient, FilePart, ProtocolError, TaskFailure, WorkerId, MAX_CHUNK,
-};
+use mr_protocol::{CoordinatorClient, FilePart, ProtocolError, TaskFailure, WorkerId, MAX_CHUNK};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};

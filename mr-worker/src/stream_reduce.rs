@@ -11,7 +11,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 fn failed(cmd: &str, reduce: u32, how: String) -> TaskFailure {
     TaskFailure::AppPanic {
         message: format!("reduce command `{cmd}` {how}"),
-        phase: "reduce".into(),
+        phase: mr_protocol::Phase::Reduce,
         record: BadRecord::Combined(format!("partition {reduce}")),
     }
 }

@@ -77,8 +77,7 @@ pub enum Ending {
 /// addresses on it.
 async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
     let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
-    conn.config_mut()
-        .max_frame_length(mr_protocol::MAX_FRAME);
+    conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
     let transport = conn.await?;
     let local = transport
         .local_addr()

@@ -2,7 +2,7 @@
 //! status endpoint (`mrcoordinator --status-addr ADDR`).
 
 use clap::Parser;
-use mr_coordinator::report::Report;
+use mr_coordinator::observe::report::Report;
 use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Duration;

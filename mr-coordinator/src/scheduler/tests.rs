@@ -1,7 +1,20 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use mr_protocol::{BadRecord, Counters};
+use mr_protocol::{BadRecord, Counters, WorkerPlace};
+
+/// Reports `a` succeeded as its own worker would (an unknown attempt as
+/// worker 0); the rule that only the owner may report has its own test.
+fn ok(s: &mut Scheduler, a: AttemptId, now: Instant) -> Verdict {
+    let owner = s.attempts.get(&a).map_or(WorkerId(0), |x| x.worker);
+    s.succeeded(owner, a, now)
+}
+
+/// Reports `a` failed as its own worker would.
+fn fail(s: &mut Scheduler, a: AttemptId, f: TaskFailure) -> Verdict {
+    let owner = s.attempts.get(&a).map_or(WorkerId(0), |x| x.worker);
+    s.failed(owner, a, f, Instant::now())
+}
 
 fn cfg(reduces: u32) -> SchedulerConfig {
     SchedulerConfig {
@@ -55,7 +68,7 @@ fn runs_maps_then_reduces_then_exits() {
     for _ in 0..3 {
         let (m, a) = map_of(&s.assign(w, t0));
         seen.push(m.0);
-        assert_eq!(s.succeeded(a, t0), Verdict::Accepted(TaskRef::Map(m)));
+        assert_eq!(ok(&mut s, a, t0), Verdict::Accepted(TaskRef::Map(m)));
     }
     assert_eq!(seen, [0, 1, 2]);
     let (r0, a0, maps) = reduce_of(&s.assign(w, t0));
@@ -63,8 +76,8 @@ fn runs_maps_then_reduces_then_exits() {
     let (r1, a1, _) = reduce_of(&s.assign(w, t0));
     assert_eq!((r0.0, r1.0), (0, 1));
     assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
-    s.succeeded(a0, t0);
-    s.succeeded(a1, t0);
+    ok(&mut s, a0, t0);
+    ok(&mut s, a1, t0);
     assert!(s.is_done());
     assert!(matches!(s.assign(w, t0), Assignment::Exit));
     assert!(s.all_workers_dismissed());
@@ -85,10 +98,10 @@ fn reduces_wait_for_every_map() {
     let w2 = s.register(t0, "wc", false).unwrap();
     let (_, a) = map_of(&s.assign(w1, t0));
     let (_, b) = map_of(&s.assign(w2, t0));
-    s.succeeded(a, t0);
+    ok(&mut s, a, t0);
     // One map still running: no reduce may start.
     assert!(matches!(s.assign(w1, t0), Assignment::Wait { .. }));
-    s.succeeded(b, t0);
+    ok(&mut s, b, t0);
     reduce_of(&s.assign(w1, t0));
 }
 
@@ -99,17 +112,18 @@ fn lost_worker_tasks_are_reissued_and_late_reports_ignored() {
     let w1 = s.register(t0, "wc", false).unwrap();
     let w2 = s.register(t0, "wc", false).unwrap();
     let (m, a) = map_of(&s.assign(w1, t0));
-    assert_eq!(s.worker_lost(w1), vec![TaskRef::Map(m)]);
+    assert_eq!(s.worker_lost(w1, Instant::now()), vec![TaskRef::Map(m)]);
     assert!(!s.touch(w1, t0), "a lost worker must register again");
     let (m2, b) = map_of(&s.assign(w2, t0));
     assert_eq!(m, m2);
     assert_ne!(a, b);
-    assert_eq!(s.succeeded(b, t0), Verdict::Accepted(TaskRef::Map(m)));
+    assert_eq!(ok(&mut s, b, t0), Verdict::Accepted(TaskRef::Map(m)));
     // The lost worker's attempt finishing late, or a duplicate report.
-    assert_eq!(s.succeeded(a, t0), Verdict::Ignored);
-    assert_eq!(s.succeeded(b, t0), Verdict::Ignored);
+    assert_eq!(ok(&mut s, a, t0), Verdict::Ignored);
+    assert_eq!(ok(&mut s, b, t0), Verdict::Ignored);
     assert_eq!(
-        s.failed(
+        fail(
+            &mut s,
             AttemptId(999),
             TaskFailure::Io {
                 path: "x".into(),
@@ -141,7 +155,7 @@ fn failures_retry_then_fail_the_job() {
     let w = s.register(t0, "wc", false).unwrap();
     let panic = TaskFailure::AppPanic {
         message: "boom".into(),
-        phase: "map".into(),
+        phase: Phase::Map,
         record: BadRecord::Line {
             input: "in-0".into(),
             offset: 120,
@@ -151,7 +165,7 @@ fn failures_retry_then_fail_the_job() {
         let (m, a) = map_of(&s.assign(w, t0));
         assert_eq!(m.0, 0);
         assert_eq!(
-            s.failed(a, panic.clone()),
+            fail(&mut s, a, panic.clone()),
             Verdict::FailureRecorded(TaskRef::Map(m))
         );
         assert_eq!(s.failure().is_some(), i == 2);
@@ -175,7 +189,7 @@ fn lost_map_output_reruns_the_map_without_a_strike() {
     let mut first = Vec::new();
     for _ in 0..2 {
         let (_, a) = map_of(&s.assign(w, t0));
-        s.succeeded(a, t0);
+        ok(&mut s, a, t0);
         first.push(a);
     }
     let (_, ra, _) = reduce_of(&s.assign(w, t0));
@@ -184,10 +198,13 @@ fn lost_map_output_reruns_the_map_without_a_strike() {
         attempt: first[1],
         reason: "checksum mismatch".into(),
     };
-    assert!(matches!(s.failed(ra, lost), Verdict::FailureRecorded(_)));
+    assert!(matches!(
+        fail(&mut s, ra, lost),
+        Verdict::FailureRecorded(_)
+    ));
     let (m, again) = map_of(&s.assign(w, t0));
     assert_eq!(m, MapTaskId(1));
-    s.succeeded(again, t0);
+    ok(&mut s, again, t0);
     let (_, _, maps) = reduce_of(&s.assign(w, t0));
     assert_eq!(maps[0].attempt, first[0]);
     assert_eq!(
@@ -219,7 +236,7 @@ fn backups_only_for_genuine_stragglers() {
     let (slow, slow_a) = map_of(&s.assign(w1, t0));
     for _ in 0..2 {
         let (_, a) = map_of(&s.assign(w2, t0));
-        s.succeeded(a, t0 + Duration::from_secs(1));
+        ok(&mut s, a, t0 + Duration::from_secs(1));
     }
     // Running 5 s: over twice the median (1 s) but under the 10 s floor.
     assert!(matches!(
@@ -235,11 +252,11 @@ fn backups_only_for_genuine_stragglers() {
     let (m, backup) = map_of(&s.assign(w2, later));
     assert_eq!(m, slow);
     assert_eq!(
-        s.succeeded(backup, later),
+        ok(&mut s, backup, later),
         Verdict::Accepted(TaskRef::Map(m))
     );
     assert_eq!(s.cancellable(w1, &[slow_a]), vec![slow_a]);
-    assert_eq!(s.succeeded(slow_a, later), Verdict::Ignored);
+    assert_eq!(ok(&mut s, slow_a, later), Verdict::Ignored);
 }
 
 fn skips_of(a: &Assignment) -> Vec<BadRecord> {
@@ -258,7 +275,7 @@ fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() 
     let w = s.register(t0, "wc", false).unwrap();
     let bad = |offset| TaskFailure::AppPanic {
         message: "boom".into(),
-        phase: "map".into(),
+        phase: Phase::Map,
         record: BadRecord::Line {
             input: "in-0".into(),
             offset,
@@ -271,7 +288,7 @@ fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() 
         let a = s.assign(w, t0);
         assert_eq!(skips_of(&a), want);
         let (_, id) = map_of(&a);
-        s.failed(id, bad(off));
+        fail(&mut s, id, bad(off));
         assert!(s.failure().is_none());
         want.push(BadRecord::Line {
             input: "in-0".into(),
@@ -283,11 +300,12 @@ fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() 
     // A combine panic has no record to skip: it counts.
     for _ in 0..3 {
         let (_, id) = map_of(&s.assign(w, t0));
-        s.failed(
+        fail(
+            &mut s,
             id,
             TaskFailure::AppPanic {
                 message: "c".into(),
-                phase: "combine".into(),
+                phase: Phase::Combine,
                 record: BadRecord::Combined("in-0".into()),
             },
         );
@@ -298,18 +316,19 @@ fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() 
 #[test]
 fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     let t0 = Instant::now();
-    let mut r = crate::journal::Recovered {
-        incarnation: 2,
-        app: Some(("wc".into(), false)),
-        ..Default::default()
-    };
     let c = |n| Counters {
         input_records: n,
         ..Counters::default()
     };
-    r.maps.insert(MapTaskId(0), (AttemptId(7), c(10), None));
-    r.maps.insert(MapTaskId(2), (AttemptId(9), c(20), None));
-    r.reduces.insert(ReduceTaskId(1), (AttemptId(11), c(0)));
+    let r = Resume {
+        incarnation: 2,
+        app: Some(("wc".into(), false)),
+        maps: vec![
+            (MapTaskId(0), AttemptId(7), c(10), None),
+            (MapTaskId(2), AttemptId(9), c(20), None),
+        ],
+        reduces: vec![(ReduceTaskId(1), AttemptId(11), c(0))],
+    };
     let mut s = Scheduler::new(cfg(2), inputs(2));
     s.restore(&r);
     assert_eq!(s.planned_app(), Some(("wc".into(), false)));
@@ -320,7 +339,7 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     let (m, a) = map_of(&s.assign(w, t0));
     assert_eq!(m, MapTaskId(1));
     assert_eq!(a.0, 2 << 32);
-    s.succeeded(a, t0);
+    ok(&mut s, a, t0);
     // Only reduce 0 is left, and it reads the journaled map outputs.
     let (red, ra, maps) = reduce_of(&s.assign(w, t0));
     assert_eq!(red, ReduceTaskId(0));
@@ -329,11 +348,11 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
         vec![7, 2 << 32, 9]
     );
     // A report naming an attempt of the old incarnation is ignored.
-    assert_eq!(s.succeeded(AttemptId(5), t0), Verdict::Ignored);
+    assert_eq!(ok(&mut s, AttemptId(5), t0), Verdict::Ignored);
     // Counters carry over from the journal and add up with new ones.
     s.set_counters(TaskRef::Map(MapTaskId(1)), c(5));
     assert_eq!(s.counters().input_records, 35);
-    s.succeeded(ra, t0);
+    ok(&mut s, ra, t0);
     assert!(s.is_done());
 }
 
@@ -385,22 +404,22 @@ fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
         },
     );
     let (m0, a0) = map_of(&s.assign(gone, t0));
-    s.succeeded(a0, t0);
+    ok(&mut s, a0, t0);
     let (m1, a1) = map_of(&s.assign(stays, t0));
-    s.succeeded(a1, t0);
+    ok(&mut s, a1, t0);
     assert_eq!(s.held_at(m0).as_deref(), Some("10.0.0.9:7"));
     assert_eq!(
         s.held_at(m1),
         None,
         "in the job directory: nothing to journal"
     );
-    let reissued = s.worker_lost(gone);
+    let reissued = s.worker_lost(gone, Instant::now());
     assert_eq!(reissued, vec![TaskRef::Map(m0)]);
     assert_eq!(s.take_lost_outputs(), vec![m0]);
     assert!(!s.map_done(m0) && s.map_done(m1));
     let (again, a2) = map_of(&s.assign(stays, t0));
     assert_eq!(again, m0);
-    s.succeeded(a2, t0);
+    ok(&mut s, a2, t0);
     let (_, ra, maps) = reduce_of(&s.assign(stays, t0));
     assert_eq!(maps[0].attempt, a2);
     assert!(maps[0].in_job_dir && maps[1].in_job_dir);
@@ -411,9 +430,54 @@ fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
         attempt: a0,
         reason: "fetch failed".into(),
     };
-    s.failed(ra, stale);
+    fail(&mut s, ra, stale);
     assert!(
         s.map_done(m0),
         "a loss report about an older attempt changes nothing"
     );
+}
+
+#[test]
+fn only_an_attempts_own_worker_may_report_it() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (m, a) = map_of(&s.assign(w1, t0));
+    let io = TaskFailure::Io {
+        path: "x".into(),
+        reason: "y".into(),
+    };
+    // Another worker can neither fail nor complete w1's attempt.
+    assert_eq!(s.reported_task(w2, a), None);
+    assert_eq!(s.would_accept(w2, a), None);
+    assert_eq!(s.failed(w2, a, io.clone(), t0), Verdict::Ignored);
+    assert_eq!(s.succeeded(w2, a, t0), Verdict::Ignored);
+    assert_eq!(s.progress().maps_done, 0);
+    assert_eq!(s.attempt_log()[0].outcome, "running");
+    // Its owner can.
+    assert_eq!(s.reported_task(w1, a), Some(TaskRef::Map(m)));
+    assert_eq!(s.succeeded(w1, a, t0), Verdict::Accepted(TaskRef::Map(m)));
+}
+
+#[test]
+fn attempt_end_times_are_the_times_passed_in() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(3);
+    let t2 = t0 + Duration::from_secs(7);
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (_, a) = map_of(&s.assign(w1, t0));
+    let io = TaskFailure::Io {
+        path: "x".into(),
+        reason: "y".into(),
+    };
+    s.failed(w1, a, io, t1);
+    let (_, b) = map_of(&s.assign(w2, t1));
+    s.worker_lost(w2, t2);
+    let log = s.attempt_log();
+    assert_eq!((log[0].attempt, log[0].ended), (a, Some(t1)));
+    assert_eq!((log[1].attempt, log[1].ended), (b, Some(t2)));
+    assert_eq!(log[1].outcome, "abandoned");
 }

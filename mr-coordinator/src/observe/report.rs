@@ -2,8 +2,8 @@
 //! served live by the status endpoint and written as `mr-report.json` beside
 //! the outputs when the job ends, so a person can see why it was slow.
 
-use crate::outcome::TaskRef;
 use crate::scheduler::Scheduler;
+use crate::scheduler::TaskRef;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,18 +1,26 @@
 //! The coordinator's runtime: prepares the job (directories, journal
-//! replay, token), binds the RPC port and serves [`crate::service`] on it,
+//! replay, token), binds the RPC port and serves the [`service`] on it,
 //! watches for lost workers and signals, and cleans up at the end.
+//!
+//! [`service`] answers each RPC under the scheduler's lock; [`data`] moves
+//! bytes for workers outside the shared directory (input ranges, uploads);
+//! [`embedded`] starts and supervises local workers (`--workers N`).
 
-use crate::embedded::EmbeddedWorkers;
+mod data;
+pub mod embedded;
+mod service;
+
 pub use crate::job::{CoordinatorError, JobConfig, JobSummary};
 use crate::jobdir::{
     dir_error, identity, job_id, job_token, lock_output_dir, reconcile, usable_dir,
     warn_stale_outputs, JOB_DIR,
 };
+use crate::scheduler::{Scheduler, SchedulerConfig};
+use embedded::EmbeddedWorkers;
+use futures::StreamExt;
 use mr_protocol::plan::expand_inputs;
 use mr_protocol::{names, Coordinator, PlannedFile};
-use crate::scheduler::{Scheduler, SchedulerConfig};
-use crate::service::{Handler, Shared};
-use futures::StreamExt;
+use service::{Handler, Shared};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -54,9 +62,9 @@ pub struct RunningJob {
     /// Tasks found done in an earlier run's journal.
     resumed: (usize, usize),
     /// The status endpoint, if asked for (stops when dropped).
-    status: Option<crate::status::StatusServer>,
+    status: Option<crate::observe::status::StatusServer>,
     /// The progress display, if shown.
-    progress: Option<crate::progress::Progress>,
+    progress: Option<crate::observe::progress::Progress>,
     /// The file holding a generated token (None if given or disabled).
     token_kept: Option<PathBuf>,
 }
@@ -103,7 +111,9 @@ impl RunningJob {
                 addr: cfg.listen.clone(),
                 reason: e.to_string(),
             })?;
-        listener.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
+        listener
+            .config_mut()
+            .max_frame_length(mr_protocol::MAX_FRAME);
         let id = job_id(&files, &cfg);
         let job_dir = work_dir.join(JOB_DIR);
         if cfg.fresh && job_dir.exists() {
@@ -183,7 +193,7 @@ impl RunningJob {
             files,
         );
         let mut sched = sched;
-        sched.restore(&recovered);
+        sched.restore(&resume_from(&recovered));
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let shared = Arc::new(Shared {
@@ -235,7 +245,7 @@ impl RunningJob {
             None => None,
             Some(a) => {
                 let s = shared.clone();
-                match crate::status::StatusServer::start(a, move || s.report(None)) {
+                match crate::observe::status::StatusServer::start(a, move || s.report(None)) {
                     Ok(server) => Some(server),
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
@@ -246,7 +256,7 @@ impl RunningJob {
         };
         let progress = cfg.progress.then(|| {
             let s = shared.clone();
-            crate::progress::Progress::start(move || s.report(None))
+            crate::observe::progress::Progress::start(move || s.report(None))
         });
         let embedded = match (&cfg.app, cfg.workers) {
             (Some(_), n) if n > 0 => {
@@ -315,10 +325,10 @@ impl RunningJob {
             Err(_) => ("failed", Some(outcome_text(&outcome))),
         };
         let report = self.shared.report(Some(ended));
-        if let Err(e) = crate::report::write(&self.shared.output_dir, &report) {
+        if let Err(e) = crate::observe::report::write(&self.shared.output_dir, &report) {
             warn!(dir = %self.shared.output_dir.display(), "cannot write the job report: {e}");
         }
-        if let Err(e) = crate::timeline::write(&self.shared.output_dir, &report) {
+        if let Err(e) = crate::observe::timeline::write(&self.shared.output_dir, &report) {
             warn!(dir = %self.shared.output_dir.display(), "cannot write the timeline: {e}");
         }
         let sched = self.shared.sched();
@@ -405,5 +415,24 @@ impl RunningJob {
         if let Ok(Err(e)) = done {
             warn!(dir = %self.shared.job_dir.display(), "cannot remove job directory: {e}");
         }
+    }
+}
+
+/// What the journal recovered, as the scheduler takes it: the conversion at
+/// the edge, so the scheduler never imports the journal's types.
+fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
+    crate::scheduler::Resume {
+        incarnation: r.incarnation,
+        app: r.app.clone(),
+        maps: r
+            .maps
+            .iter()
+            .map(|(&m, (a, c, at))| (m, *a, c.clone(), at.clone()))
+            .collect(),
+        reduces: r
+            .reduces
+            .iter()
+            .map(|(&red, (a, c))| (red, *a, c.clone()))
+            .collect(),
     }
 }

@@ -9,12 +9,12 @@
 //! and their durability is awaited after it is released.
 
 use crate::journal::{Journal, Record};
+use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use mr_protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, PlannedFile,
     ProtocolError, RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
     WorkerPlace,
 };
-use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
@@ -75,7 +75,7 @@ impl Shared {
             .remove(&conn);
         if let Some(w) = worker {
             let mut s = self.sched();
-            let reissued = s.worker_lost(w);
+            let reissued = s.worker_lost(w, Instant::now());
             self.journal_lost_outputs(&mut s);
             drop(s);
             if !reissued.is_empty() {
@@ -97,16 +97,19 @@ impl Shared {
     }
 
     /// The job report as of now; `ended` once the job is over.
-    pub(crate) fn report(&self, ended: Option<(&str, Option<String>)>) -> crate::report::Report {
+    pub(crate) fn report(
+        &self,
+        ended: Option<(&str, Option<String>)>,
+    ) -> crate::observe::report::Report {
         let labels = self
             .labels
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let s = self.sched();
-        crate::report::snapshot(
+        crate::observe::report::snapshot(
             &s,
-            &crate::report::Context {
+            &crate::observe::report::Context {
                 id: &self.job_id,
                 started: self.started,
                 output_dir: &self.output_dir,
@@ -133,40 +136,41 @@ impl Shared {
         worker: WorkerId,
         attempt: AttemptId,
         outcome: Result<TaskOutput, TaskFailure>,
-    ) -> (Verdict, Option<Durable>, crate::outcome::Progress) {
+    ) -> (Verdict, Option<Durable>, crate::scheduler::Progress) {
         let now = Instant::now();
         let mut s = self.sched();
         s.touch(worker, now);
-        if s.owner_of(attempt) != Some(worker) {
+        // Only the attempt's own worker may report it (the scheduler's
+        // rule); anything else is ignored before it can touch any file.
+        let Some(task) = s.reported_task(worker, attempt) else {
             return (Verdict::Ignored, None, s.progress());
-        }
+        };
         let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
         let verdict = match outcome {
-            Ok(TaskOutput::Map(_)) => s.succeeded(attempt, now),
-            Ok(TaskOutput::Reduce(_)) => match s.would_accept(attempt) {
+            Ok(TaskOutput::Map(_)) => s.succeeded(worker, attempt, now),
+            Ok(TaskOutput::Reduce(_)) => match s.would_accept(worker, attempt) {
                 Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
-                    Ok(()) => s.succeeded(attempt, now),
+                    Ok(()) => s.succeeded(worker, attempt, now),
                     Err(f) => {
                         warn!(%attempt, "{f}");
-                        s.failed(attempt, f)
+                        s.failed(worker, attempt, f, now)
                     }
                 },
                 _ => {
                     // A late backup: its upload (if it uploaded) is not needed.
-                    self.discard_upload(s.task_of(attempt), attempt);
+                    self.discard_upload(task, attempt);
                     Verdict::Ignored
                 }
             },
             Err(failure) => {
-                let task = s.task_of(attempt);
                 let lost = match &failure {
                     TaskFailure::MapOutputLost { map, .. } if s.map_done(*map) => Some(*map),
                     _ => None,
                 };
                 self.discard_upload(task, attempt);
-                let v = s.failed(attempt, failure.clone());
+                let v = s.failed(worker, attempt, failure.clone(), now);
                 if v != Verdict::Ignored {
-                    warn!(%worker, %attempt, task = ?task, "attempt failed: {failure}");
+                    warn!(%worker, %attempt, %task, "attempt failed: {failure}");
                 }
                 if let Some(m) = lost.filter(|&m| !s.map_done(m)) {
                     self.journal.append_later(Record::MapLost(m));
@@ -191,8 +195,8 @@ impl Shared {
 
     /// Removes what a reduce attempt uploaded (if it did), once it is not
     /// going to be committed.
-    fn discard_upload(&self, task: Option<TaskRef>, attempt: AttemptId) {
-        if let Some(TaskRef::Reduce(r)) = task {
+    fn discard_upload(&self, task: TaskRef, attempt: AttemptId) {
+        if let TaskRef::Reduce(r) = task {
             let _ = std::fs::remove_file(self.output_dir.join(names::reduce_temp(r, attempt)));
         }
     }
@@ -262,7 +266,7 @@ impl Coordinator for Handler {
             .insert(self.conn, worker);
         if let Some(old) = previous {
             // The same connection registering again: its old identity is gone.
-            self.shared.sched().worker_lost(old);
+            self.shared.sched().worker_lost(old, Instant::now());
         }
         info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
         self.shared
@@ -382,7 +386,7 @@ impl Coordinator for Handler {
         if self.shared.worker_on(self.conn) != Some(worker) {
             return Err(ProtocolError::UnknownWorker(worker));
         }
-        crate::data_service::read_input(&self.shared.inputs, path, offset, len).await
+        super::data::read_input(&self.shared.inputs, path, offset, len).await
     }
 
     async fn upload_output(
@@ -399,8 +403,8 @@ impl Coordinator for Handler {
         }
         let target = {
             let s = self.shared.sched();
-            match (s.owner_of(attempt), s.would_accept(attempt)) {
-                (Some(w), Some(TaskRef::Reduce(r))) if w == worker => r,
+            match s.would_accept(worker, attempt) {
+                Some(TaskRef::Reduce(r)) => r,
                 _ => {
                     return Err(ProtocolError::UploadRefused {
                         attempt,
@@ -414,6 +418,6 @@ impl Coordinator for Handler {
             .shared
             .output_dir
             .join(names::reduce_temp(target, attempt));
-        crate::data_service::write_upload(path, attempt, offset, data.into_vec(), last).await
+        super::data::write_upload(path, attempt, offset, data.into_vec(), last).await
     }
 }

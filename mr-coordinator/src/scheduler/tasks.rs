@@ -1,7 +1,7 @@
 //! The scheduler's records: one per task, attempt and worker. Plain data;
-//! the decisions about them are in [`crate::scheduler`].
+//! the decisions about them are in [`super`].
 
-use crate::outcome::TaskRef;
+use super::TaskRef;
 use mr_protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! glance it shows stragglers (long bars), crashes (grey, abandoned bars),
 //! failures (red) and idle time (gaps).
 
-use crate::report::{AttemptInfo, Report};
+use crate::observe::report::{AttemptInfo, Report};
 use plotters::prelude::*;
 use std::path::Path;
 

@@ -2,7 +2,9 @@
 //! itself (so maps are given by locality, as in the paper), and which map
 //! outputs live only on a worker's own disk (so they go when it goes).
 
-use super::*;
+use super::tasks::Worker;
+use super::{Scheduler, TaskRef};
+use mr_protocol::{MapTaskId, WorkerId, WorkerPlace};
 
 impl Scheduler {
     /// Records where `worker` stands: whether it sees the job directory,

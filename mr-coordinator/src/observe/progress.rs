@@ -2,7 +2,7 @@
 //! tasks done and running per phase, input throughput, workers, failures and
 //! an ETA; otherwise one plain line every few seconds, for logs.
 
-use crate::report::Report;
+use crate::observe::report::Report;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! itself every two seconds. Served by `tiny_http` on a thread of its own,
 //! so a slow or hostile HTTP client never touches the RPC runtime.
 
-use crate::report::Report;
+use crate::observe::report::Report;
 use std::fmt::Write;
 use std::sync::Arc;
 use tiny_http::{Header, Method, Response, Server};

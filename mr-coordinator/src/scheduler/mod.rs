@@ -3,19 +3,32 @@
 //!
 //! Pure state: no sockets, no files, no clock. Every method that depends on
 //! time takes `now`, so tests drive it step by step. The server wraps it in a
-//! mutex and does the I/O around it.
+//! mutex and does the I/O around it; it also converts what the journal
+//! recovered into a [`Resume`], so the scheduler knows nothing of the journal.
+//!
+//! This module holds the decisions: admitting workers, assigning tasks,
+//! taking reports (only from the attempt's own worker), losing workers.
+//! [`place`] decides where maps run and which outputs a lost worker took
+//! with it; [`queries`] answers read-only questions for reports and the
+//! status page; [`tasks`] is the plain records; [`outcome`] what the
+//! scheduler tells its caller.
 
-use crate::journal::Recovered;
-pub use crate::outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
+mod outcome;
+mod place;
+mod queries;
+mod tasks;
+
+pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
+pub use tasks::MAX_SKIPPED_PER_TASK;
+
 use mr_protocol::plan::{make_splits, InputFile};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, ReduceTaskId,
-    RegisterError, TaskFailure, WorkerId, WorkerPlace,
+    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, Phase, ReduceTaskId,
+    RegisterError, TaskFailure, WorkerId,
 };
-pub use crate::task_state::MAX_SKIPPED_PER_TASK;
-use crate::task_state::{median, Attempt, AttemptState, Task, Worker};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+use tasks::{median, Attempt, AttemptState, Task, Worker};
 use tracing::info;
 
 /// Tunables of the scheduler.
@@ -65,8 +78,23 @@ pub struct Scheduler {
     /// When the first map was assigned, the maps last all became done, and
     /// the last output was committed.
     phase_marks: [Option<Instant>; 3],
-    /// The latest time any call passed in: "now" for calls that take none.
-    clock: Option<Instant>,
+}
+
+/// The progress of a previous incarnation of the job, as the server
+/// recovered it (from its journal and the files on disk), for
+/// [`Scheduler::restore`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// The previous incarnation's number; attempt ids continue past its range.
+    pub incarnation: u32,
+    /// The app and its whole-file flag, if the previous run had learned it
+    /// (so the inputs are split the same way).
+    pub app: Option<(String, bool)>,
+    /// Accepted map outputs: the attempt, its counters, and the shuffle
+    /// address of the worker holding it (None when in the job directory).
+    pub maps: Vec<(MapTaskId, AttemptId, Counters, Option<String>)>,
+    /// Committed reduce outputs: the attempt and its counters.
+    pub reduces: Vec<(ReduceTaskId, AttemptId, Counters)>,
 }
 
 impl Scheduler {
@@ -92,7 +120,6 @@ impl Scheduler {
             failure: None,
             started: 0,
             phase_marks: [None; 3],
-            clock: None,
         }
     }
 
@@ -104,7 +131,6 @@ impl Scheduler {
         app: &str,
         whole_file: bool,
     ) -> Result<WorkerId, RegisterError> {
-        self.tick(now);
         if self.is_over() {
             return Err(RegisterError::JobOver);
         }
@@ -166,14 +192,9 @@ impl Scheduler {
             .is_some_and(|t| t.done.is_some())
     }
 
-    fn tick(&mut self, now: Instant) {
-        self.clock = Some(self.clock.map_or(now, |c| c.max(now)));
-    }
-
     /// Records that `worker` was heard from. False if it is unknown or was
     /// declared lost, in which case it must register again.
     pub fn touch(&mut self, worker: WorkerId, now: Instant) -> bool {
-        self.tick(now);
         match self.workers.get_mut(&worker) {
             Some(w) if w.alive => {
                 w.last_seen = now;
@@ -215,7 +236,6 @@ impl Scheduler {
 
     /// Decides what `worker` does next.
     pub fn assign(&mut self, worker: WorkerId, now: Instant) -> Assignment {
-        self.tick(now);
         if self.is_over() {
             if let Some(w) = self.workers.get_mut(&worker) {
                 w.told_exit = true;
@@ -319,10 +339,21 @@ impl Scheduler {
         })
     }
 
-    /// Whether a success report for `attempt` would be accepted; the server
-    /// asks before committing a reduce output, then calls [`Self::succeeded`].
-    pub fn would_accept(&self, attempt: AttemptId) -> Option<TaskRef> {
-        let a = self.attempts.get(&attempt)?;
+    /// The task of `attempt` if `worker` may report on it: only the worker
+    /// an attempt was given to may report it, upload its output or abandon
+    /// it, so a confused or hostile worker cannot end another's attempt.
+    pub fn reported_task(&self, worker: WorkerId, attempt: AttemptId) -> Option<TaskRef> {
+        self.attempts
+            .get(&attempt)
+            .filter(|a| a.worker == worker)
+            .map(|a| a.task)
+    }
+
+    /// Whether a success report for `attempt` from `worker` would be
+    /// accepted; the server asks before committing a reduce output, then
+    /// calls [`Self::succeeded`].
+    pub fn would_accept(&self, worker: WorkerId, attempt: AttemptId) -> Option<TaskRef> {
+        let a = self.attempts.get(&attempt).filter(|a| a.worker == worker)?;
         let task = match a.task {
             TaskRef::Map(m) => &self.maps[m.0 as usize],
             TaskRef::Reduce(r) => &self.reduces[r.0 as usize],
@@ -331,13 +362,12 @@ impl Scheduler {
         (usable && task.done.is_none() && self.failure.is_none()).then_some(a.task)
     }
 
-    /// Records a successful attempt. The first success of a task wins; any
-    /// other attempt of it is abandoned.
-    pub fn succeeded(&mut self, attempt: AttemptId, now: Instant) -> Verdict {
-        let Some(task_ref) = self.would_accept(attempt) else {
+    /// Records a successful attempt reported by `worker`. The first success
+    /// of a task wins; any other attempt of it is abandoned.
+    pub fn succeeded(&mut self, worker: WorkerId, attempt: AttemptId, now: Instant) -> Verdict {
+        let Some(task_ref) = self.would_accept(worker, attempt) else {
             return Verdict::Ignored;
         };
-        self.tick(now);
         let a = self.attempts.get_mut(&attempt).expect("checked above");
         a.state = AttemptState::Succeeded;
         a.ended = Some(now);
@@ -369,16 +399,22 @@ impl Scheduler {
         Verdict::Accepted(task_ref)
     }
 
-    /// Records a failed attempt and decides what to re-run.
-    pub fn failed(&mut self, attempt: AttemptId, failure: TaskFailure) -> Verdict {
+    /// Records a failed attempt reported by `worker` and decides what to re-run.
+    pub fn failed(
+        &mut self,
+        worker: WorkerId,
+        attempt: AttemptId,
+        failure: TaskFailure,
+        now: Instant,
+    ) -> Verdict {
         let Some(a) = self.attempts.get_mut(&attempt) else {
             return Verdict::Ignored;
         };
-        if a.state != AttemptState::Running {
+        if a.worker != worker || a.state != AttemptState::Running {
             return Verdict::Ignored;
         }
         a.state = AttemptState::Failed;
-        a.ended = self.clock;
+        a.ended = Some(now);
         let task_ref = a.task;
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
@@ -409,7 +445,7 @@ impl Scheduler {
             // the next attempt, which costs no strike. Combine works on keys
             // gathered from the whole split, so it has no record to skip.
             let skippable = skip_enabled
-                && phase != "combine"
+                && *phase != Phase::Combine
                 && !task.skip.contains(record)
                 && task.skip.len() < MAX_SKIPPED_PER_TASK;
             if skippable {
@@ -435,7 +471,7 @@ impl Scheduler {
     /// produced into the shared job directory stay valid; map outputs kept
     /// on its own disk went with it, so those maps run again (as in the
     /// paper) while any reduce still needs them. Returns the tasks reissued.
-    pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<TaskRef> {
+    pub fn worker_lost(&mut self, worker: WorkerId, now: Instant) -> Vec<TaskRef> {
         let Some(w) = self.workers.get_mut(&worker) else {
             return Vec::new();
         };
@@ -454,7 +490,7 @@ impl Scheduler {
         for (id, task_ref) in running {
             let a = self.attempts.get_mut(&id).expect("listed above");
             a.state = AttemptState::Abandoned;
-            a.ended = self.clock;
+            a.ended = Some(now);
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
             if task.done.is_none() && task.running.is_empty() {
@@ -467,7 +503,6 @@ impl Scheduler {
     /// Declares lost every worker not heard from within the task timeout.
     /// Returns the workers lost.
     pub fn expire(&mut self, now: Instant) -> Vec<WorkerId> {
-        self.tick(now);
         let timeout = self.cfg.task_timeout;
         let silent: Vec<WorkerId> = self
             .workers
@@ -476,18 +511,62 @@ impl Scheduler {
             .map(|(&id, _)| id)
             .collect();
         for &id in &silent {
-            self.worker_lost(id);
+            self.worker_lost(id, now);
         }
         silent
     }
+
+    /// Takes over the progress of a previous incarnation: the app (and so the
+    /// split plan), accepted map outputs and committed reduces. Attempt ids
+    /// continue in a range of their own (`incarnation << 32`), so reports
+    /// from the previous incarnation's attempts can never be mistaken for new ones.
+    pub fn restore(&mut self, r: &Resume) {
+        self.next_attempt = u64::from(r.incarnation) << 32;
+        let Some((app, whole_file)) = &r.app else {
+            return;
+        };
+        self.app = Some(app.clone());
+        self.plan(*whole_file);
+        for (m, a, c, at) in &r.maps {
+            if let Some(t) = self.maps.get_mut(m.0 as usize) {
+                t.done = Some(*a);
+                t.held_at = at.clone();
+                t.in_job_dir = at.is_none();
+                t.counters = Some(c.clone());
+            }
+        }
+        for (red, a, c) in &r.reduces {
+            if let Some(t) = self.reduces.get_mut(red.0 as usize) {
+                t.done = Some(*a);
+                t.counters = Some(c.clone());
+            }
+        }
+    }
+
+    /// Records the counters of `task`'s accepted attempt.
+    pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
+        self.task_mut(task).counters = Some(c);
+    }
+
+    /// Of the attempts `worker` says it holds, those it should stop: another
+    /// attempt finished their task, or the worker was declared lost.
+    pub fn cancellable(&self, worker: WorkerId, held: &[AttemptId]) -> Vec<AttemptId> {
+        held.iter()
+            .copied()
+            .filter(|id| {
+                self.attempts
+                    .get(id)
+                    .is_some_and(|a| a.worker == worker && a.state == AttemptState::Abandoned)
+            })
+            .collect()
+    }
+
+    /// True when every live worker has been told to exit (the job can end
+    /// without leaving one waiting on a coordinator that is gone).
+    pub fn all_workers_dismissed(&self) -> bool {
+        self.workers.values().all(|w| !w.alive || w.told_exit)
+    }
 }
 
-#[path = "scheduler_views.rs"]
-mod views;
-
-#[path = "scheduler_place.rs"]
-mod place;
-
 #[cfg(test)]
-#[path = "scheduler_tests.rs"]
 mod tests;

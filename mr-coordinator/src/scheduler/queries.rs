@@ -1,9 +1,12 @@
-//! The scheduler's views and bookkeeping that no scheduling decision
-//! depends on: restoring from a journal, counters, phase times, the attempt
-//! log and progress counts (for reports, the status page and logs), and what
-//! workers are told in passing (attempts to drop, whether all were dismissed).
+//! Read-only questions about the scheduler's state that no scheduling
+//! decision depends on: the job's counters, phase times, the attempt log and
+//! progress counts (for reports, the status page and logs), and what the
+//! server needs to name files and journal records.
 
-use super::*;
+use super::tasks::AttemptState;
+use super::{AttemptRecord, Progress, Scheduler, TaskRef};
+use mr_protocol::{AttemptId, Counters, ReduceTaskId, WorkerId};
+use std::time::{Duration, Instant};
 
 impl Scheduler {
     /// The app and its whole-file flag once the inputs are split (what a
@@ -13,38 +16,6 @@ impl Scheduler {
             return None;
         }
         self.app.clone().map(|a| (a, self.whole_file))
-    }
-
-    /// Takes over the progress a previous coordinator journaled: the app (and
-    /// so the split plan), accepted map outputs and committed reduces. Attempt
-    /// ids continue in a range of their own (`incarnation << 32`), so reports
-    /// from the previous incarnation's attempts can never be mistaken for new ones.
-    pub fn restore(&mut self, r: &Recovered) {
-        self.next_attempt = u64::from(r.incarnation) << 32;
-        let Some((app, whole_file)) = &r.app else {
-            return;
-        };
-        self.app = Some(app.clone());
-        self.plan(*whole_file);
-        for (m, (a, c, at)) in &r.maps {
-            if let Some(t) = self.maps.get_mut(m.0 as usize) {
-                t.done = Some(*a);
-                t.held_at = at.clone();
-                t.in_job_dir = at.is_none();
-                t.counters = Some(c.clone());
-            }
-        }
-        for (red, (a, c)) in &r.reduces {
-            if let Some(t) = self.reduces.get_mut(red.0 as usize) {
-                t.done = Some(*a);
-                t.counters = Some(c.clone());
-            }
-        }
-    }
-
-    /// Records the counters of `task`'s accepted attempt.
-    pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
-        self.task_mut(task).counters = Some(c);
     }
 
     /// The job's counters: sums over the accepted attempts of done tasks
@@ -96,16 +67,6 @@ impl Scheduler {
             .collect()
     }
 
-    /// The worker an attempt was given to.
-    pub fn owner_of(&self, attempt: AttemptId) -> Option<WorkerId> {
-        self.attempts.get(&attempt).map(|a| a.worker)
-    }
-
-    /// The task an attempt belongs to.
-    pub fn task_of(&self, attempt: AttemptId) -> Option<TaskRef> {
-        self.attempts.get(&attempt).map(|a| a.task)
-    }
-
     /// Every attempt so far, in id order: the job report's timeline.
     pub fn attempt_log(&self) -> Vec<AttemptRecord> {
         self.attempts
@@ -136,22 +97,5 @@ impl Scheduler {
             attempts: self.started,
             workers_alive: self.workers.values().filter(|w| w.alive).count(),
         }
-    }
-
-    /// Attempts `worker` holds whose task was finished by another attempt.
-    pub fn cancellable(&self, worker: WorkerId, held: &[AttemptId]) -> Vec<AttemptId> {
-        held.iter()
-            .copied()
-            .filter(|id| {
-                self.attempts
-                    .get(id)
-                    .is_some_and(|a| a.worker == worker && a.state == AttemptState::Abandoned)
-            })
-            .collect()
-    }
-
-    /// True when every live worker has been told to exit.
-    pub fn all_workers_dismissed(&self) -> bool {
-        self.workers.values().all(|w| !w.alive || w.told_exit)
     }
 }
