@@ -7,18 +7,14 @@
 //! crate drives them. The same apps also build as plugins (see [`plugin`]),
 //! which `mrworker` loads from a path, as the lab's `mrworker wc.so` does.
 
-pub mod builtin;
+pub mod apps;
 pub mod hash;
-pub mod indexer;
 pub mod plugin;
-pub mod streaming;
-pub mod testapps;
-pub mod wc;
 pub mod words;
 
 use std::sync::Arc;
 
-pub use builtin::{builtin, builtin_names};
+pub use apps::builtin::{builtin, builtin_names};
 
 /// The map's context: receives the key/value pairs a map call emits, and
 /// app-defined counters.

@@ -3,9 +3,9 @@
 //! run the map or reduce engine on a blocking thread, and upload a reduce
 //! output when the worker does not share the output directory.
 
-use crate::map::{run_map, MapJob};
+use crate::engine::map::{run_map, MapJob};
+use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
 use crate::placement::Placement;
-use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::AppRef;
 use mr_protocol::{
     Assignment, CoordinatorClient, Counters, FilePart, JobSettings, TaskFailure, TaskOutput,
@@ -130,7 +130,10 @@ pub(crate) async fn run(
 /// What an attempt left that must go if its report is not accepted.
 pub(crate) enum Produced {
     /// A map output this worker serves.
-    Served(Arc<crate::local::LocalStore>, mr_protocol::MapTaskId),
+    Served(
+        Arc<crate::shuffle::local::LocalStore>,
+        mr_protocol::MapTaskId,
+    ),
     /// A file (map output in the job directory, reduce temp output).
     File(std::path::PathBuf),
 }

@@ -1,27 +1,18 @@
 //! The MapReduce worker: the task loop that talks to the coordinator, the
-//! map and reduce engines, and the intermediate run file format.
+//! map and reduce engines, the intermediate run file format, and the
+//! worker-to-worker shuffle.
 //!
-//! Imports run one way: binaries -> [`task_loop`] -> [`map`] / [`reduce`] ->
-//! [`runfile`], [`pairs`], [`split`]. `mrsequential` ([`sequential`]) calls
+//! Imports run one way: binaries -> [`task_loop`] -> [`attempt`] ->
+//! [`placement`] -> [`shuffle`] (where bytes come from and go when workers
+//! share no files) and [`engine`] (map, reduce, merge and the run file,
+//! which know nothing of the network). `mrsequential` ([`sequential`]) calls
 //! the same engines in one process, so there is one code path to trust.
 
 mod attempt;
-pub mod counts;
-pub mod fetch;
-pub mod local;
-pub mod map;
-pub mod merge;
-pub mod pairs;
+pub mod engine;
 pub mod placement;
-mod records;
-pub mod reduce;
-pub mod remote_input;
-pub mod runfile;
 pub mod sequential;
-pub mod shuffle_server;
-pub mod split;
-mod stream_reduce;
-pub mod table;
+pub mod shuffle;
 pub mod task_loop;
 
 pub use mr_protocol::init_logging;

@@ -9,11 +9,11 @@
 //! reduce inputs from the workers holding them, fetches input ranges it
 //! cannot read from the coordinator, and uploads reduce outputs to it.
 
-use crate::fetch::{gather, Gather, Peers};
-use crate::local::LocalStore;
-use crate::reduce::ReduceInput;
-use crate::remote_input::{localize, readable_here, Localized};
-use crate::shuffle_server::{Admission, ShuffleState};
+use crate::engine::reduce::ReduceInput;
+use crate::shuffle::fetch::{gather, Gather, Peers};
+use crate::shuffle::local::LocalStore;
+use crate::shuffle::remote_input::{localize, readable_here, Localized};
+use crate::shuffle::server::{Admission, ShuffleState};
 use mr_protocol::{
     names, AttemptId, CoordinatorClient, FilePart, JobSettings, MapOutputRef, ReduceTaskId,
     TaskFailure, WorkerPlace, MAX_CHUNK,
@@ -102,7 +102,7 @@ impl Placement {
             peers: Peers::default(),
             coordinator_ip: ips.map(|(_, c)| c),
         };
-        let (state, bound) = match crate::shuffle_server::start(&listen, store.clone()).await {
+        let (state, bound) = match crate::shuffle::server::start(&listen, store.clone()).await {
             Ok(s) => s,
             Err(e) if shared && cfg.shuffle_listen.is_none() => {
                 // Reducers that see the job directory do not need it.

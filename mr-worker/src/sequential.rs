@@ -4,8 +4,8 @@
 //! one reduce merges them into `mr-out-0`. It is the reference answer tests
 //! compare against, and a debugger-friendly way to run an app.
 
-use crate::map::{run_map, MapJob};
-use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
+use crate::engine::map::{run_map, MapJob};
+use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::App;
 use mr_protocol::plan::{make_splits, InputFile};
 use mr_protocol::{AttemptId, MapTaskId, TaskFailure};

@@ -126,7 +126,7 @@ struct Worker {
     /// Decided at the first registration.
     placement: Mutex<Option<Arc<Placement>>>,
     /// The worker's own directory.
-    store: Arc<crate::local::LocalStore>,
+    store: Arc<crate::shuffle::local::LocalStore>,
 }
 
 impl Worker {
@@ -379,7 +379,7 @@ impl Worker {
             .report(context::current(), s.settings.worker, attempt, outcome)
             .await;
         for p in cleanup {
-            crate::fetch::discard(&p);
+            crate::shuffle::fetch::discard(&p);
         }
         // Anything not accepted is discarded, so stale outputs never linger.
         if failed || !matches!(ack, Ok(Ok(ReportAck::Accepted))) {

@@ -111,7 +111,7 @@ async fn main() -> ExitCode {
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {
-            app: Some(mr_apps::streaming::app_name(&m, &r)),
+            app: Some(mr_apps::apps::streaming::app_name(&m, &r)),
             streaming: Some((m, r)),
             ..cfg
         },

@@ -86,9 +86,9 @@ async fn main() -> ExitCode {
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
     let resolved = match (&args.map_cmd, &args.reduce_cmd, &args.app) {
-        (Some(m), Some(r), _) => {
-            Ok(std::sync::Arc::new(mr_apps::streaming::Streaming::new(m, r)) as mr_apps::AppRef)
-        }
+        (Some(m), Some(r), _) => Ok(
+            std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as mr_apps::AppRef,
+        ),
         (_, _, Some(app)) => mr_apps::resolve(app),
         _ => unreachable!("clap requires an app or both commands"),
     };

@@ -1,3 +1,3 @@
 //! The `indexer` inverted-index app as a plugin: `mrworker target/release/libindexer.so`.
 
-mr_apps::export_app!(mr_apps::indexer::Indexer);
+mr_apps::export_app!(mr_apps::apps::indexer::Indexer);

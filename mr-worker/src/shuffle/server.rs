@@ -9,8 +9,8 @@
 //! thread. The bytes are the run file's own checksummed blocks: the reducer
 //! verifies them on arrival.
 
-use crate::local::LocalStore;
-use crate::runfile::{RunError, RunFile};
+use crate::engine::runfile::{RunError, RunFile};
+use crate::shuffle::local::LocalStore;
 use futures::StreamExt;
 use mr_protocol::{FetchChunk, FetchError, FetchRequest, Shuffle, MAX_CHUNK};
 use std::net::SocketAddr;
@@ -139,7 +139,7 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runfile::RunWriter;
+    use crate::engine::runfile::RunWriter;
     use mr_protocol::{AttemptId, MapTaskId, ReduceTaskId, ShuffleClient};
 
     #[tokio::test]

@@ -2,7 +2,14 @@
 //! expands to call. Wraps the plugin's [`App`] in `extern "C"` functions
 //! that catch every panic, so none unwinds across the boundary.
 
-use super::*;
+use super::{
+    bytes, panic_message, BytesFn, CountFn, EmitFn, NextFn, PluginVTable, ABI_VERSION,
+    FLAG_COMBINER, FLAG_PARTITIONER, FLAG_SUMS_COUNTS, FLAG_WHOLE_FILE,
+};
+use crate::{App, Emit, Values};
+use std::ffi::c_void;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 static APP: OnceLock<Box<dyn App>> = OnceLock::new();
 static TABLE: OnceLock<SyncTable> = OnceLock::new();

@@ -1,6 +1,7 @@
 //! The registry of apps built into the binaries, by name.
 
-use crate::{indexer::Indexer, testapps, wc::WordCount, AppRef};
+use super::{indexer::Indexer, testapps, wc::WordCount};
+use crate::AppRef;
 use std::sync::Arc;
 
 /// Names of the built-in apps, in the order `--help` lists them.

@@ -6,9 +6,9 @@
 //! contents sorted by (partition, key) and combined, which is the order a run
 //! file needs.
 
-use crate::counts::PackedCounts;
-use crate::pairs::{sort_and_group, PairBuf};
-use crate::runfile::{RunError, RunWriter};
+use crate::engine::counts::PackedCounts;
+use crate::engine::pairs::{sort_and_group, PairBuf};
+use crate::engine::runfile::{RunError, RunWriter};
 use mr_apps::{ihash, parse_count, App, Emit};
 use rayon::slice::ParallelSliceMut;
 use std::collections::HashMap;

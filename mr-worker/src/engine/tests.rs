@@ -1,7 +1,7 @@
 //! Tests of the map and reduce engines together, through real files.
 
-use crate::map::{run_map, MapJob, DEFAULT_MEMORY};
-use crate::reduce::{run_reduce, ReduceInput, ReduceJob};
+use crate::engine::map::{run_map, MapJob, DEFAULT_MEMORY};
+use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::{ihash, App, Emit, Values};
 use mr_protocol::FilePart;
 use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
@@ -83,7 +83,7 @@ fn splits_and_partitions_give_the_same_counts_as_one_pass() {
     }
     text.push_str("last line without newline the");
     std::fs::write(&input, &text).unwrap();
-    let app = mr_apps::wc::WordCount;
+    let app = mr_apps::apps::wc::WordCount;
     let one = run_job(&app, dir.path(), std::slice::from_ref(&input), 1, 1 << 30).concat();
     for (reduces, split) in [(3, 1000), (7, 64), (13, 7)] {
         let parts = run_job(
@@ -312,7 +312,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
     let mut bytes = std::fs::read(&run).unwrap();
     bytes[24] ^= 1;
     std::fs::write(&run, bytes).unwrap();
-    let err = run_reduce(&mr_apps::wc::WordCount, &reduce).unwrap_err();
+    let err = run_reduce(&mr_apps::apps::wc::WordCount, &reduce).unwrap_err();
     assert!(
         matches!(
             err,
@@ -324,7 +324,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         "{err:?}"
     );
     std::fs::remove_file(&run).unwrap();
-    let err = run_reduce(&mr_apps::wc::WordCount, &reduce).unwrap_err();
+    let err = run_reduce(&mr_apps::apps::wc::WordCount, &reduce).unwrap_err();
     assert!(
         matches!(
             err,
@@ -344,7 +344,7 @@ fn a_changed_input_is_refused() {
     std::fs::write(&input, "abc\n").unwrap();
     let out = dir.path().join("mr-0");
     let err = run_map(
-        &mr_apps::wc::WordCount,
+        &mr_apps::apps::wc::WordCount,
         &MapJob {
             map: 0,
             reduces: 1,
@@ -422,8 +422,11 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
     }
     std::fs::write(&input, &text).unwrap();
     let apps: [(&dyn App, &str); 3] = [
-        (&mr_apps::wc::WordCount, "wc (count table)"),
-        (&mr_apps::indexer::Indexer, "indexer (pairs + combine)"),
+        (&mr_apps::apps::wc::WordCount, "wc (count table)"),
+        (
+            &mr_apps::apps::indexer::Indexer,
+            "indexer (pairs + combine)",
+        ),
         (&Fragile, "no combiner"),
     ];
     for (app, what) in apps {

@@ -5,8 +5,9 @@
 //! to the app straight from the read buffers as a stream ([`mr_apps::Values`]),
 //! so a key with millions of values costs nothing extra unless the app keeps them.
 
-use crate::merge::{GroupError, Merger};
-use crate::runfile::{PartitionReader, RunError, RunFile};
+pub use crate::engine::merge::ReduceStats;
+use crate::engine::merge::{lost, GroupError, Merger};
+use crate::engine::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
 use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::fs::File;
@@ -65,39 +66,6 @@ pub struct ReduceJob<'a> {
     pub skip: &'a [BadRecord],
 }
 
-/// What a reduce task did.
-#[derive(Clone, Debug, Default)]
-pub struct ReduceStats {
-    /// Distinct keys reduced.
-    pub keys: u64,
-    /// Records read.
-    pub records: u64,
-    /// Output bytes.
-    pub bytes: u64,
-    /// Keys skipped as told by `skip`.
-    pub skipped: u64,
-    /// Distinct keys read (for streaming reduces, where output lines need
-    /// not match keys one to one; else `keys + skipped`).
-    pub groups: u64,
-    /// App-defined counters.
-    pub app_counters: crate::table::AppCounters,
-}
-
-/// A bad map output is the map's problem (re-run it); other I/O is ours.
-pub(crate) fn lost((map, attempt): (MapTaskId, AttemptId), e: RunError) -> TaskFailure {
-    match e {
-        RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
-            map,
-            attempt,
-            reason: e.to_string(),
-        },
-        RunError::Io { path, source } => TaskFailure::Io {
-            path: path.display().to_string(),
-            reason: source.to_string(),
-        },
-    }
-}
-
 /// Runs one reduce task, writing `key value` lines to `job.out`.
 pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, TaskFailure> {
     let mut readers = Vec::with_capacity(job.inputs.len());
@@ -115,7 +83,7 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
     };
     let mut out = BufWriter::with_capacity(1 << 20, File::create(job.out).map_err(io)?);
     if let Some(cmd) = app.reduce_command() {
-        let stats = crate::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
+        let stats = crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
         let file = out.into_inner().map_err(|e| io(e.into_error()))?;
         file.sync_data().map_err(io)?;
         return Ok(stats);

@@ -446,5 +446,4 @@ impl PartitionReader {
 }
 
 #[cfg(test)]
-#[path = "runfile_tests.rs"]
 mod tests;

@@ -2,9 +2,8 @@
 //! task, fed the partition's merged pairs as sorted `key<TAB>value` lines;
 //! each line it prints becomes an output line (first tab -> space).
 
-use crate::merge::{GroupError, Merger};
-use crate::reduce::{lost, ReduceStats};
-use mr_apps::streaming::{spawn, tail_of};
+use crate::engine::merge::{lost, GroupError, Merger, ReduceStats};
+use mr_apps::apps::streaming::{spawn, tail_of};
 use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 

@@ -9,11 +9,11 @@
 //! input pages are released as soon as their chunk is mapped. At the end the
 //! accumulators (and spills, if any) become ONE run file, temp + rename.
 
-use crate::merge::{GroupError, Merger};
-use crate::records::{count_lines, map_chunk};
-use crate::runfile::{RunError, RunFile, RunWriter};
-use crate::split::{align, chunks};
-use crate::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
+use crate::engine::merge::{GroupError, Merger};
+use crate::engine::records::{count_lines, map_chunk};
+use crate::engine::runfile::{RunError, RunFile, RunWriter};
+use crate::engine::split::{align, chunks};
+use crate::engine::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_apps::{parse_count, plugin::panic_message, App};
 use mr_protocol::{BadRecord, FilePart, TaskFailure};
@@ -437,7 +437,3 @@ fn merge_spills(
     }
     Ok(records)
 }
-
-#[cfg(test)]
-#[path = "engine_tests.rs"]
-mod tests;

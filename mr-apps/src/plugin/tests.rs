@@ -1,6 +1,7 @@
 //! Tests of the plugin ABI without building a shared library.
 use super::*;
-use crate::{SliceValues, VecEmit};
+use crate::{App, Emit, SliceValues, Values, VecEmit};
+use std::path::Path;
 
 /// Word count whose map panics on "boom": exercises both directions of
 /// the ABI and the panic path without building a shared library.
@@ -15,13 +16,13 @@ impl App for Touchy {
     }
     fn map(&self, f: &str, chunk: &[u8], emit: &mut dyn Emit) {
         assert!(chunk != b"boom", "boom in {f}");
-        crate::wc::WordCount.map(f, chunk, emit);
+        crate::apps::wc::WordCount.map(f, chunk, emit);
     }
     fn combine(&self, k: &[u8], v: &mut dyn Values, out: &mut dyn FnMut(&[u8])) {
-        crate::wc::WordCount.combine(k, v, out);
+        crate::apps::wc::WordCount.combine(k, v, out);
     }
     fn reduce(&self, k: &[u8], v: &mut dyn Values, out: &mut Vec<u8>) {
-        crate::wc::WordCount.reduce(k, v, out);
+        crate::apps::wc::WordCount.reduce(k, v, out);
     }
 }
 

@@ -11,8 +11,8 @@
 //! the reduce fail with `MapOutputLost` naming the map and the host, and
 //! the coordinator re-runs that map.
 
-use crate::local::LocalStore;
-use crate::reduce::ReduceInput;
+use crate::engine::reduce::ReduceInput;
+use crate::shuffle::local::LocalStore;
 use futures::StreamExt;
 use mr_protocol::{
     names, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient, TaskFailure, MAX_CHUNK,

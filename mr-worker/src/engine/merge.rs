@@ -6,8 +6,9 @@
 //! (ties by input index, so value order is deterministic). Values are handed
 //! out straight from the inputs' read buffers, one at a time.
 
-use crate::runfile::{PartitionReader, RunError};
+use crate::engine::runfile::{PartitionReader, RunError};
 use mr_apps::Values;
+use mr_protocol::{AttemptId, MapTaskId, TaskFailure};
 
 /// Inputs to merge, each tagged with a caller-chosen id used in errors.
 pub struct Merger<T: Copy> {
@@ -15,7 +16,7 @@ pub struct Merger<T: Copy> {
     heap: Vec<usize>,
     records: u64,
     /// App-defined counters counted by the callbacks of [`Merger::for_each_group`].
-    pub app_counters: crate::table::AppCounters,
+    pub app_counters: crate::engine::table::AppCounters,
 }
 
 /// A failed read, tagged with the input it came from.
@@ -157,6 +158,39 @@ impl<T: Copy> Values for KeyValues<'_, T> {
     }
 
     fn count(&mut self, name: &str, delta: u64) {
-        crate::table::add_counter(&mut self.merger.app_counters, name, delta);
+        crate::engine::table::add_counter(&mut self.merger.app_counters, name, delta);
+    }
+}
+
+/// What a reduce task did.
+#[derive(Clone, Debug, Default)]
+pub struct ReduceStats {
+    /// Distinct keys reduced.
+    pub keys: u64,
+    /// Records read.
+    pub records: u64,
+    /// Output bytes.
+    pub bytes: u64,
+    /// Keys skipped as told by `skip`.
+    pub skipped: u64,
+    /// Distinct keys read (for streaming reduces, where output lines need
+    /// not match keys one to one; else `keys + skipped`).
+    pub groups: u64,
+    /// App-defined counters.
+    pub app_counters: crate::engine::table::AppCounters,
+}
+
+/// A bad map output is the map's problem (re-run it); other I/O is ours.
+pub(crate) fn lost((map, attempt): (MapTaskId, AttemptId), e: RunError) -> TaskFailure {
+    match e {
+        RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
+            map,
+            attempt,
+            reason: e.to_string(),
+        },
+        RunError::Io { path, source } => TaskFailure::Io {
+            path: path.display().to_string(),
+            reason: source.to_string(),
+        },
     }
 }

@@ -1,0 +1,9 @@
+//! The bundled apps: word count ([`wc`]), inverted index ([`indexer`]), the
+//! lab's test apps ([`testapps`]), streaming apps made of two shell commands
+//! ([`streaming`]), and the table of built-in names ([`builtin`]).
+
+pub mod builtin;
+pub mod indexer;
+pub mod streaming;
+pub mod testapps;
+pub mod wc;

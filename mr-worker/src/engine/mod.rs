@@ -1,0 +1,23 @@
+//! The engines: one map task from input split to intermediate run file
+//! ([`map`]), one reduce task from partitions to output ([`reduce`],
+//! [`stream_reduce`] for streaming apps), and what they share: the k-way
+//! merge ([`merge`]), the in-memory accumulators ([`table`] over [`counts`]
+//! and [`pairs`]), records within a chunk ([`records`]), line alignment of
+//! splits ([`split`]) and the run file format ([`runfile`]).
+//!
+//! Engines read files and write files; they never touch the network or the
+//! coordinator, so `mrsequential` and the worker run exactly the same code.
+
+pub mod counts;
+pub mod map;
+pub mod merge;
+pub mod pairs;
+mod records;
+pub mod reduce;
+pub mod runfile;
+pub mod split;
+mod stream_reduce;
+pub mod table;
+
+#[cfg(test)]
+mod tests;
