@@ -111,6 +111,22 @@ pub enum CoordinatorError {
     /// Interrupted by a signal.
     #[error("interrupted by {0}; no output was committed after it")]
     Interrupted(&'static str),
+    /// The status page cannot be served.
+    #[error(transparent)]
+    Status(#[from] crate::observe::status::StatusError),
+    /// The job token could not be generated.
+    #[error(
+        "cannot generate a job token from the system's random source: {0}; give one with --token"
+    )]
+    Token(std::io::Error),
+    /// A thread of the coordinator's own failed (a bug: please report it).
+    #[error("the coordinator's {what} failed: {reason}")]
+    Internal {
+        /// What was running.
+        what: &'static str,
+        /// The panic or join error.
+        reason: String,
+    },
     /// Another job is writing the same output directory.
     #[error("another mrcoordinator is already running a job with output directory '{0}'; wait for it or choose another --output-dir")]
     Busy(String),

@@ -59,8 +59,7 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
             return Ok(t.trim().to_string());
         }
     }
-    let t = mr_protocol::join::generate()
-        .map_err(|e| CoordinatorError::Config(format!("cannot generate a job token: {e}")))?;
+    let t = mr_protocol::join::generate().map_err(CoordinatorError::Token)?;
     mr_protocol::join::write_private(&file, &t)
         .map_err(|e| dir_error(&file, format!("cannot write the job token: {e}")))?;
     Ok(t)

@@ -167,29 +167,8 @@ pub struct MapOutputRef {
 /// What the coordinator tells a worker to do next.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Assignment {
-    /// Run map task `task` over `split`.
-    Map {
-        /// The task.
-        task: MapTaskId,
-        /// This execution's id.
-        attempt: AttemptId,
-        /// The input to read.
-        split: InputSplit,
-        /// Records to skip: each made an earlier attempt's app code panic
-        /// (only with `--skip-bad-records`).
-        skip: Vec<BadRecord>,
-    },
-    /// Run reduce task `task` over partition `task` of every map output.
-    Reduce {
-        /// The task.
-        task: ReduceTaskId,
-        /// This execution's id.
-        attempt: AttemptId,
-        /// The accepted output of every map task, in map order.
-        maps: Vec<MapOutputRef>,
-        /// Keys to skip: each made an earlier attempt's reduce panic.
-        skip: Vec<BadRecord>,
-    },
+    /// Run this attempt of a task.
+    Work(Work),
     /// Nothing to do yet; ask again after this many milliseconds.
     Wait {
         /// Suggested pause.
@@ -197,6 +176,68 @@ pub enum Assignment {
     },
     /// The job is over: exit.
     Exit,
+}
+
+/// One attempt of a task, as a worker runs it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Work {
+    /// A map task.
+    Map(MapWork),
+    /// A reduce task.
+    Reduce(ReduceWork),
+}
+
+impl Work {
+    /// This execution's id.
+    pub fn attempt(&self) -> AttemptId {
+        match self {
+            Work::Map(m) => m.attempt,
+            Work::Reduce(r) => r.attempt,
+        }
+    }
+
+    /// The task's name (`map-3`, `reduce-0`), for logs.
+    pub fn task_name(&self) -> String {
+        match self {
+            Work::Map(m) => m.task.to_string(),
+            Work::Reduce(r) => r.task.to_string(),
+        }
+    }
+
+    /// The records this attempt skips.
+    pub fn skip(&self) -> &[BadRecord] {
+        match self {
+            Work::Map(m) => &m.skip,
+            Work::Reduce(r) => &r.skip,
+        }
+    }
+}
+
+/// Run map task `task` over `split`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MapWork {
+    /// The task.
+    pub task: MapTaskId,
+    /// This execution's id.
+    pub attempt: AttemptId,
+    /// The input to read.
+    pub split: InputSplit,
+    /// Records to skip: each made an earlier attempt's app code panic
+    /// (only with `--skip-bad-records`).
+    pub skip: Vec<BadRecord>,
+}
+
+/// Run reduce task `task` over partition `task` of every map output.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReduceWork {
+    /// The task.
+    pub task: ReduceTaskId,
+    /// This execution's id.
+    pub attempt: AttemptId,
+    /// The accepted output of every map task, in map order.
+    pub maps: Vec<MapOutputRef>,
+    /// Keys to skip: each made an earlier attempt's reduce panic.
+    pub skip: Vec<BadRecord>,
 }
 
 /// What a successful attempt produced.
@@ -295,6 +336,18 @@ pub enum TaskFailure {
         attempt: AttemptId,
         /// What was wrong with it.
         reason: String,
+    },
+    /// A worker holding a map output refused to serve it to this reduce
+    /// (wrong token, another job): a fault of the setup, not of the output,
+    /// so the map is not re-run; the reduce takes a strike.
+    #[error("the worker at {host} refused to serve {map}: {reason}")]
+    FetchRefused {
+        /// The map task whose output was asked for.
+        map: MapTaskId,
+        /// The holder's shuffle address.
+        host: String,
+        /// What the holder said.
+        reason: crate::shuffle::FetchError,
     },
     /// The input file could not be read, or changed since planning.
     #[error("cannot read input {path}: {reason}")]

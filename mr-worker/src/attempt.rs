@@ -8,7 +8,8 @@ use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
 use crate::placement::Placement;
 use mr_apps::AppRef;
 use mr_protocol::{
-    Assignment, CoordinatorClient, Counters, FilePart, JobSettings, TaskFailure, TaskOutput,
+    CoordinatorClient, Counters, FilePart, JobSettings, MapWork, ReduceWork, TaskFailure,
+    TaskOutput, Work,
 };
 use std::sync::Arc;
 
@@ -33,7 +34,7 @@ pub(crate) struct AttemptContext<'a> {
 /// to discard if not accepted, and what to remove in any case.
 pub(crate) async fn run(
     cx: &AttemptContext<'_>,
-    task: Assignment,
+    task: Work,
 ) -> (
     Result<TaskOutput, TaskFailure>,
     Produced,
@@ -42,12 +43,12 @@ pub(crate) async fn run(
     let (app, memory, placement) = (cx.app.clone(), cx.memory, cx.placement);
     let settings = cx.settings.clone();
     match task {
-        Assignment::Map {
+        Work::Map(MapWork {
             task,
             attempt,
             split,
             skip,
-        } => {
+        }) => {
             let out = placement.map_output(&settings, task, attempt);
             let produced = match placement.shuffle_addr() {
                 Some(_) => {
@@ -86,12 +87,12 @@ pub(crate) async fn run(
             });
             (outcome, produced, copies)
         }
-        Assignment::Reduce {
+        Work::Reduce(ReduceWork {
             task,
             attempt,
             maps,
             skip,
-        } => {
+        }) => {
             let out = placement.reduce_output(&settings, task, attempt);
             let produced = Produced::File(out.clone());
             let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
@@ -123,7 +124,6 @@ pub(crate) async fn run(
             }
             (outcome, produced, vec![scratch])
         }
-        _ => unreachable!("only tasks are executed"),
     }
 }
 

@@ -55,6 +55,27 @@ pub struct Placement {
     coordinator_ip: Option<IpAddr>,
 }
 
+/// Why a worker cannot set itself up to work outside the shared directory.
+#[derive(Debug, thiserror::Error)]
+pub enum PlacementError {
+    /// Its own directory cannot be made.
+    #[error("cannot create the worker's directory in {}: {source} (set --local-dir or TMPDIR)", dir.display())]
+    Directory {
+        /// The parent it was to be made in.
+        dir: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The shuffle service cannot listen where it must.
+    #[error("cannot listen for shuffle fetches on {addr}: {source} (set --shuffle-addr)")]
+    Listen {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
 /// True when `settings.job_dir` is the coordinator's own job directory as
 /// seen from here (it holds the job's marker) and the output directory exists.
 fn sees_job_dir(settings: &JobSettings) -> bool {
@@ -65,15 +86,12 @@ fn sees_job_dir(settings: &JobSettings) -> bool {
 
 /// Creates the worker's own directory (before it connects, so a bad
 /// `--local-dir` is reported at once).
-pub fn create_store(cfg: &PlacementConfig) -> Result<Arc<LocalStore>, String> {
+pub fn create_store(cfg: &PlacementConfig) -> Result<Arc<LocalStore>, PlacementError> {
     LocalStore::create(cfg.local_dir.as_deref())
         .map(Arc::new)
-        .map_err(|e| {
-            let dir = cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir);
-            format!(
-                "cannot create the worker's directory in {}: {e} (set --local-dir or TMPDIR)",
-                dir.display()
-            )
+        .map_err(|source| PlacementError::Directory {
+            dir: cfg.local_dir.clone().unwrap_or_else(std::env::temp_dir),
+            source,
         })
 }
 
@@ -87,7 +105,7 @@ impl Placement {
         settings: &JobSettings,
         ips: Option<(IpAddr, IpAddr)>,
         store: Arc<LocalStore>,
-    ) -> Result<Placement, String> {
+    ) -> Result<Placement, PlacementError> {
         let shared = cfg.local_dir.is_none() && sees_job_dir(settings);
         let ip = ips.map_or(IpAddr::from([127, 0, 0, 1]), |(local, _)| local);
         let listen = cfg.shuffle_listen.clone().unwrap_or_else(|| match ip {
@@ -109,10 +127,11 @@ impl Placement {
                 warn!("cannot listen for shuffle fetches on {listen}: {e}; serving no map outputs");
                 return Ok(placement);
             }
-            Err(e) => {
-                return Err(format!(
-                    "cannot listen for shuffle fetches on {listen}: {e} (set --shuffle-addr)"
-                ))
+            Err(source) => {
+                return Err(PlacementError::Listen {
+                    addr: listen,
+                    source,
+                })
             }
         };
         // A wildcard bind is advertised under the address peers reach us at.

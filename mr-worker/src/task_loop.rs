@@ -9,7 +9,7 @@ use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
 use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
-    ReportAck,
+    ReportAck, Work,
 };
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -60,8 +60,8 @@ pub enum WorkerError {
         reason: RegisterError,
     },
     /// The worker could not set up its own directory or shuffle service.
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Setup(#[from] crate::placement::PlacementError),
 }
 
 /// How the loop ended.
@@ -337,19 +337,15 @@ impl Worker {
                 Assignment::Wait { millis } => {
                     tokio::time::sleep(Duration::from_millis(millis)).await
                 }
-                task => self.execute(&s, task).await,
+                Assignment::Work(work) => self.execute(&s, work).await,
             }
         }
     }
 
     /// Runs a map or reduce assignment and reports its outcome.
-    async fn execute(&self, s: &Session, task: Assignment) {
+    async fn execute(&self, s: &Session, task: Work) {
         let placement = self.placement().expect("placed after registering");
-        let (attempt, what) = match &task {
-            Assignment::Map { task, attempt, .. } => (*attempt, task.to_string()),
-            Assignment::Reduce { task, attempt, .. } => (*attempt, task.to_string()),
-            _ => unreachable!("only tasks are executed"),
-        };
+        let (attempt, what) = (task.attempt(), task.task_name());
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())

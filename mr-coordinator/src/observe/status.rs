@@ -15,19 +15,39 @@ pub struct StatusServer {
     addr: std::net::SocketAddr,
 }
 
+/// Why the status page cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The address cannot be bound.
+    #[error("cannot serve status on --status-addr {addr}: {reason}; choose another address")]
+    Bind {
+        /// The address given.
+        addr: String,
+        /// What the HTTP server said.
+        reason: String,
+    },
+    /// The address is not an IP address and port.
+    #[error("--status-addr {0} is not an IP address and port")]
+    NotIp(String),
+    /// The serving thread could not start.
+    #[error("cannot start the status thread: {0}")]
+    Thread(std::io::Error),
+}
+
 impl StatusServer {
     /// Binds `addr` and serves reports made by `report` until dropped.
     pub fn start(
         addr: &str,
         report: impl Fn() -> Report + Send + 'static,
-    ) -> Result<StatusServer, String> {
-        let server = Server::http(addr).map_err(|e| {
-            format!("cannot serve status on --status-addr {addr}: {e}; choose another address")
+    ) -> Result<StatusServer, StatusError> {
+        let server = Server::http(addr).map_err(|e| StatusError::Bind {
+            addr: addr.to_string(),
+            reason: e.to_string(),
         })?;
         let bound = server
             .server_addr()
             .to_ip()
-            .ok_or_else(|| format!("--status-addr {addr} is not an IP address"))?;
+            .ok_or_else(|| StatusError::NotIp(addr.to_string()))?;
         let server = Arc::new(server);
         let serving = server.clone();
         let thread = std::thread::Builder::new()
@@ -39,7 +59,7 @@ impl StatusServer {
                     let _ = req.respond(response);
                 }
             })
-            .map_err(|e| format!("cannot start the status thread: {e}"))?;
+            .map_err(StatusError::Thread)?;
         Ok(StatusServer {
             server,
             thread: Some(thread),

@@ -23,8 +23,8 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{make_splits, InputFile};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, Phase, ReduceTaskId,
-    RegisterError, TaskFailure, WorkerId,
+    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, MapWork, Phase,
+    ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -276,13 +276,13 @@ impl Scheduler {
         }
         running.push(attempt);
         match task {
-            TaskRef::Map(m) => Assignment::Map {
+            TaskRef::Map(m) => Assignment::Work(Work::Map(MapWork {
                 task: m,
                 attempt,
                 split: self.splits[m.0 as usize].clone(),
                 skip: self.maps[m.0 as usize].skip.clone(),
-            },
-            TaskRef::Reduce(r) => Assignment::Reduce {
+            })),
+            TaskRef::Reduce(r) => Assignment::Work(Work::Reduce(ReduceWork {
                 task: r,
                 attempt,
                 maps: self
@@ -297,7 +297,7 @@ impl Scheduler {
                     })
                     .collect(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
-            },
+            })),
         }
     }
 

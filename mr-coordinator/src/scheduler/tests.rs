@@ -40,19 +40,14 @@ fn inputs(n: usize) -> Vec<InputFile> {
 
 fn map_of(a: &Assignment) -> (MapTaskId, AttemptId) {
     match a {
-        Assignment::Map { task, attempt, .. } => (*task, *attempt),
+        Assignment::Work(Work::Map(w)) => (w.task, w.attempt),
         other => panic!("expected a map, got {other:?}"),
     }
 }
 
 fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, Vec<MapOutputRef>) {
     match a {
-        Assignment::Reduce {
-            task,
-            attempt,
-            maps,
-            ..
-        } => (*task, *attempt, maps.clone()),
+        Assignment::Work(Work::Reduce(w)) => (w.task, w.attempt, w.maps.clone()),
         other => panic!("expected a reduce, got {other:?}"),
     }
 }
@@ -182,6 +177,34 @@ fn failures_retry_then_fail_the_job() {
 }
 
 #[test]
+fn a_refused_fetch_is_a_strike_against_the_reduce_and_reruns_no_map() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w, t0));
+        ok(&mut s, a, t0);
+    }
+    let refused = TaskFailure::FetchRefused {
+        map: MapTaskId(1),
+        host: "10.0.0.2:4000".into(),
+        reason: mr_protocol::FetchError::BadToken,
+    };
+    for i in 0..3 {
+        let (_, ra, _) = reduce_of(&s.assign(w, t0));
+        fail(&mut s, ra, refused.clone());
+        // The maps stay done: the next assignment is the reduce again.
+        assert!(s.map_done(MapTaskId(0)) && s.map_done(MapTaskId(1)));
+        assert_eq!(s.failure().is_some(), i == 2, "strike {i}");
+    }
+    let msg = s.failure().unwrap().to_string();
+    assert!(
+        msg.contains("reduce-0") && msg.contains("refused") && msg.contains("10.0.0.2:4000"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn lost_map_output_reruns_the_map_without_a_strike() {
     let t0 = Instant::now();
     let mut s = Scheduler::new(cfg(1), inputs(1));
@@ -261,7 +284,7 @@ fn backups_only_for_genuine_stragglers() {
 
 fn skips_of(a: &Assignment) -> Vec<BadRecord> {
     match a {
-        Assignment::Map { skip, .. } | Assignment::Reduce { skip, .. } => skip.clone(),
+        Assignment::Work(w) => w.skip().to_vec(),
         other => panic!("expected a task, got {other:?}"),
     }
 }

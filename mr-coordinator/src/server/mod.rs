@@ -135,7 +135,10 @@ impl RunningJob {
             Ok::<_, CoordinatorError>((journal, recovered))
         })
         .await
-        .map_err(|e| CoordinatorError::Config(format!("journal replay failed: {e}")))??;
+        .map_err(|e| CoordinatorError::Internal {
+            what: "journal replay",
+            reason: e.to_string(),
+        })??;
         let resumed = (recovered.maps.len(), recovered.reduces.len());
         if recovered.incarnation > 0 {
             info!(
@@ -249,7 +252,7 @@ impl RunningJob {
                     Ok(server) => Some(server),
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
-                        return Err(CoordinatorError::Config(e));
+                        return Err(e.into());
                     }
                 }
             }

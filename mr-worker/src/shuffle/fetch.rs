@@ -9,13 +9,16 @@
 //! retried with backoff on a fresh connection; a holder that says it has no
 //! such output, or whose copy is damaged, or that stays unreachable, makes
 //! the reduce fail with `MapOutputLost` naming the map and the host, and
-//! the coordinator re-runs that map.
+//! the coordinator re-runs that map. A holder that refuses this worker (its
+//! token or job id) says nothing about the output: the reduce fails with
+//! `FetchRefused`, a strike against the reduce, and no map runs again.
 
 use crate::engine::reduce::ReduceInput;
 use crate::shuffle::local::LocalStore;
 use futures::StreamExt;
 use mr_protocol::{
-    names, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient, TaskFailure, MAX_CHUNK,
+    names, FetchChunk, FetchError, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient,
+    TaskFailure, MAX_CHUNK,
 };
 use std::collections::HashMap;
 use std::fs::File;
@@ -30,6 +33,90 @@ use tracing::{debug, warn};
 const PARALLEL: usize = 16;
 /// Tries of one call before the holder is given up on.
 const TRIES: u32 = 5;
+
+/// Why one map output's partition could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchFailure {
+    /// The holder answered and would not serve this worker (wrong token,
+    /// another job): the output may be fine, so no map must re-run.
+    #[error("the worker at {host} refused the fetch: {reason}")]
+    Refused {
+        /// The holder as reached.
+        host: String,
+        /// What it said.
+        reason: FetchError,
+    },
+    /// The holder answered that it has no such output, or that its copy is
+    /// damaged.
+    #[error("the worker at {host} cannot serve it: {reason}")]
+    Unavailable {
+        /// The holder as reached.
+        host: String,
+        /// What it said.
+        reason: FetchError,
+    },
+    /// The holder could not be reached, or stopped answering.
+    #[error("gave up on the worker at {host}: {last}")]
+    Unreachable {
+        /// The holder as reached.
+        host: String,
+        /// The last transport error.
+        last: String,
+    },
+    /// What arrived is not what a run file partition holds.
+    #[error("the partition from the worker at {host} is damaged: {damage}")]
+    Damaged {
+        /// The holder as reached.
+        host: String,
+        /// What was wrong.
+        damage: Damage,
+    },
+    /// Writing the fetched bytes here failed.
+    #[error("cannot write the fetched partition {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+/// How fetched bytes failed their checks.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Damage {
+    /// A block's CRC32C does not match its payload.
+    #[error("block checksum mismatch")]
+    Checksum,
+    /// The partition ended in the middle of a block.
+    #[error("it ends inside a block")]
+    Truncated,
+    /// The holder sent nothing before the partition's end.
+    #[error("nothing was sent at offset {0}")]
+    Empty(u64),
+}
+
+impl FetchFailure {
+    /// The attempt's failure: a refusal or a local write error is the
+    /// reduce's own; anything else means map `m`'s output is lost.
+    fn into_task_failure(self, m: &MapOutputRef, reduce: ReduceTaskId) -> TaskFailure {
+        match self {
+            FetchFailure::Refused { host, reason } => TaskFailure::FetchRefused {
+                map: m.map,
+                host,
+                reason,
+            },
+            FetchFailure::Io { path, source } => TaskFailure::Io {
+                path: path.display().to_string(),
+                reason: source.to_string(),
+            },
+            other => TaskFailure::MapOutputLost {
+                map: m.map,
+                attempt: m.attempt,
+                reason: format!("cannot fetch partition {}: {other}", reduce.0),
+            },
+        }
+    }
+}
 
 /// Connections to other workers' shuffle services, one per address.
 #[derive(Default)]
@@ -158,24 +245,41 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
 
 /// Fetches one map output's partition into a file; returns it and its size.
 async fn fetch_one(g: &Gather<'_>, m: &MapOutputRef) -> Result<(ReduceInput, u64), TaskFailure> {
-    let host = &reachable(
-        m.host.as_deref().expect("remote outputs have a holder"),
-        g.coordinator_ip,
-    );
     let path = g.into.join(format!(
         "{}-part{}",
         names::map_output(m.map, m.attempt),
         g.reduce.0
     ));
-    let lost = |reason: String| TaskFailure::MapOutputLost {
-        map: m.map,
-        attempt: m.attempt,
-        reason,
+    fetch_into(g, m, &path)
+        .await
+        .map(|n| {
+            let input = ReduceInput {
+                map: m.map,
+                attempt: m.attempt,
+                path: path.clone(),
+                fetched: true,
+            };
+            (input, n)
+        })
+        .map_err(|f| f.into_task_failure(m, g.reduce))
+}
+
+/// Fetches map output `m`'s partition into `path`, verifying every block;
+/// returns the bytes fetched.
+async fn fetch_into(g: &Gather<'_>, m: &MapOutputRef, path: &Path) -> Result<u64, FetchFailure> {
+    let host = reachable(
+        m.host.as_deref().expect("remote outputs have a holder"),
+        g.coordinator_ip,
+    );
+    let io = |source| FetchFailure::Io {
+        path: path.to_path_buf(),
+        source,
     };
-    let file = File::create(&path).map_err(|e| TaskFailure::Io {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+    let damaged = |damage| FetchFailure::Damaged {
+        host: host.clone(),
+        damage,
+    };
+    let file = File::create(path).map_err(io)?;
     let mut verifier = Some(Verifier {
         file,
         carry: Vec::new(),
@@ -191,53 +295,39 @@ async fn fetch_one(g: &Gather<'_>, m: &MapOutputRef) -> Result<(ReduceInput, u64
             offset,
             max: MAX_CHUNK,
         };
-        let chunk = call(g.peers, host, req).await.map_err(|why| {
-            lost(format!(
-                "cannot fetch partition {} from the worker at {host}: {why}",
-                g.reduce.0
-            ))
-        })?;
+        let chunk = call(g.peers, &host, req).await?;
         let n = chunk.data.len() as u64;
         let mut v = verifier.take().expect("put back after each chunk");
         let v = tokio::task::spawn_blocking(move || v.push(&chunk.data).map(|()| v))
             .await
-            .map_err(|e| lost(format!("verifying failed: {e}")))?
-            .map_err(|what| lost(format!("fetched from the worker at {host}: {what}")))?;
+            .map_err(|e| {
+                io(std::io::Error::other(format!(
+                    "verifying thread failed: {e}"
+                )))
+            })?
+            .map_err(|e| match e {
+                VerifyError::Damage(d) => damaged(d),
+                VerifyError::Write(e) => io(e),
+            })?;
         verifier = Some(v);
         offset += n;
         if offset >= chunk.partition_len {
             break;
         }
         if n == 0 {
-            return Err(lost(format!(
-                "the worker at {host} sent nothing at offset {offset}"
-            )));
+            return Err(damaged(Damage::Empty(offset)));
         }
     }
     let v = verifier.expect("present");
     if !v.carry.is_empty() {
-        return Err(lost(format!(
-            "the partition from {host} ends inside a block"
-        )));
+        return Err(damaged(Damage::Truncated));
     }
     debug!(map = %m.map, %host, bytes = offset, "fetched");
-    Ok((
-        ReduceInput {
-            map: m.map,
-            attempt: m.attempt,
-            path,
-            fetched: true,
-        },
-        offset,
-    ))
+    Ok(offset)
 }
 
 /// One fetch call with retries; Err says why the holder was given up on.
-async fn call(
-    peers: &Peers,
-    host: &str,
-    req: FetchRequest,
-) -> Result<mr_protocol::FetchChunk, String> {
+async fn call(peers: &Peers, host: &str, req: FetchRequest) -> Result<FetchChunk, FetchFailure> {
     let mut last = String::new();
     let mut timeouts = 0;
     for attempt in 0..TRIES {
@@ -266,7 +356,18 @@ async fn call(
         match client.fetch(ctx, req.clone()).await {
             Ok(Ok(chunk)) => return Ok(chunk),
             // The holder answered: retrying cannot help.
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(reason @ (FetchError::BadToken | FetchError::WrongJob(_)))) => {
+                return Err(FetchFailure::Refused {
+                    host: host.to_string(),
+                    reason,
+                })
+            }
+            Ok(Err(reason)) => {
+                return Err(FetchFailure::Unavailable {
+                    host: host.to_string(),
+                    reason,
+                })
+            }
             Err(e) => {
                 last = e.to_string();
                 peers.forget(host).await;
@@ -282,7 +383,17 @@ async fn call(
         }
     }
     warn!(%host, map = %req.map, "giving up fetching: {last}");
-    Err(format!("gave up: {last}"))
+    Err(FetchFailure::Unreachable {
+        host: host.to_string(),
+        last,
+    })
+}
+
+/// Why a chunk was not accepted by the [`Verifier`].
+#[derive(Debug)]
+enum VerifyError {
+    Damage(Damage),
+    Write(std::io::Error),
 }
 
 /// Checks arriving bytes block by block (`len u32 | payload | crc32c u32`)
@@ -293,7 +404,7 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn push(&mut self, data: &[u8]) -> Result<(), String> {
+    fn push(&mut self, data: &[u8]) -> Result<(), VerifyError> {
         self.carry.extend_from_slice(data);
         let mut pos = 0;
         while self.carry.len() - pos >= 8 {
@@ -304,13 +415,13 @@ impl Verifier {
             let payload = &self.carry[pos + 4..pos + 4 + len];
             let crc = &self.carry[pos + 4 + len..pos + 8 + len];
             if crc32c::crc32c(payload).to_le_bytes() != crc {
-                return Err("block checksum mismatch".into());
+                return Err(VerifyError::Damage(Damage::Checksum));
             }
             pos += 8 + len;
         }
         self.file
             .write_all(&self.carry[..pos])
-            .map_err(|e| format!("cannot write the fetched partition: {e}"))?;
+            .map_err(VerifyError::Write)?;
         self.carry.drain(..pos);
         Ok(())
     }
@@ -359,7 +470,7 @@ mod tests {
             // way nothing unverified is accepted as the whole partition.
             let r = v.push(&bad);
             assert!(
-                r.is_err() || !v.carry.is_empty(),
+                matches!(r, Err(super::VerifyError::Damage(_))) || !v.carry.is_empty(),
                 "flip at {flip} went unnoticed"
             );
         }

@@ -23,6 +23,36 @@ use tarpc::context;
 /// Chunks of one range requested at once.
 const PARALLEL: usize = 4;
 
+/// Why an input range could not be fetched from the coordinator.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteInputError {
+    /// The coordinator could not read its own file.
+    #[error("the coordinator cannot read it: {0}")]
+    CoordinatorIo(String),
+    /// The coordinator refused the call (not an input, bad range, unknown worker).
+    #[error("the coordinator refused: {0}")]
+    Refused(ProtocolError),
+    /// The coordinator could not be reached.
+    #[error("cannot fetch it from the coordinator: {0}")]
+    Unreachable(String),
+    /// Fewer bytes came than the range holds before the file's end.
+    #[error("the coordinator sent {got} of {want} bytes at {offset}")]
+    Short {
+        /// Bytes received.
+        got: usize,
+        /// Bytes asked for.
+        want: u32,
+        /// Where.
+        offset: u64,
+    },
+    /// Nothing came before the file's planned end.
+    #[error("the coordinator sent nothing at {0}")]
+    Empty(u64),
+    /// The local copy could not be read or written.
+    #[error("cannot write the fetched input: {0}")]
+    Write(std::io::Error),
+}
+
 /// Parts ready to map, and what fetching them cost.
 pub struct Localized {
     /// The parts, with fetched ones pointing at their local copies.
@@ -61,9 +91,15 @@ pub async fn localize(
         }
         let copy = dir.join(format!("input-{tag}-{i}"));
         out.copies.push(copy.clone());
-        let fail = |reason: String| TaskFailure::Input {
-            path: part.name.clone(),
-            reason,
+        let fail = |e: RemoteInputError| match e {
+            RemoteInputError::Write(e) => TaskFailure::Io {
+                path: copy.display().to_string(),
+                reason: e.to_string(),
+            },
+            other => TaskFailure::Input {
+                path: part.name.clone(),
+                reason: other.to_string(),
+            },
         };
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -114,23 +150,24 @@ async fn fetch_range(
     file: &Arc<File>,
     from: u64,
     to: u64,
-) -> Result<(u64, bool), String> {
+) -> Result<(u64, bool), RemoteInputError> {
     let offsets: Vec<u64> = (from..to).step_by(MAX_CHUNK as usize).collect();
     let mut calls = futures::stream::iter(offsets.into_iter().map(|off| {
         let len = (to - off).min(u64::from(MAX_CHUNK)) as u32;
         async move {
             let data = read(client, worker, part, off, len).await?;
             if data.len() != len as usize {
-                return Err(format!(
-                    "the coordinator sent {} of {len} bytes at {off}",
-                    data.len()
-                ));
+                return Err(RemoteInputError::Short {
+                    got: data.len(),
+                    want: len,
+                    offset: off,
+                });
             }
             // Newlines at or past `to - 1` start no line inside the range.
             let below = (to - 1).saturating_sub(off).min(data.len() as u64) as usize;
             let newline = memchr::memchr(b'\n', &data[..below]).is_some();
             write_at(file, data, off).await?;
-            Ok::<(u64, bool), String>((u64::from(len), newline))
+            Ok::<(u64, bool), RemoteInputError>((u64::from(len), newline))
         }
     }))
     .buffer_unordered(PARALLEL);
@@ -152,11 +189,11 @@ async fn finish_line(
     file: &Arc<File>,
     from: u64,
     to: u64,
-) -> Result<u64, String> {
+) -> Result<u64, RemoteInputError> {
     if to > from {
         let mut last = [0u8; 1];
         file.read_exact_at(&mut last, to - 1)
-            .map_err(|e| e.to_string())?;
+            .map_err(RemoteInputError::Write)?;
         if last[0] == b'\n' {
             return Ok(0);
         }
@@ -167,7 +204,7 @@ async fn finish_line(
         let len = (part.file_len - at).min(u64::from(step)) as u32;
         let data = read(client, worker, part, at, len).await?;
         if data.is_empty() {
-            return Err(format!("the coordinator sent nothing at {at}"));
+            return Err(RemoteInputError::Empty(at));
         }
         let found = data.iter().position(|&b| b == b'\n');
         let n = data.len() as u64;
@@ -188,7 +225,7 @@ async fn read(
     part: &FilePart,
     offset: u64,
     len: u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, RemoteInputError> {
     let mut last = String::new();
     for attempt in 0..3u64 {
         if attempt > 0 {
@@ -202,19 +239,19 @@ async fn read(
         {
             Ok(Ok(data)) => return Ok(data.into_vec()),
             Ok(Err(ProtocolError::Io { reason, .. })) => {
-                return Err(format!("the coordinator cannot read it: {reason}"))
+                return Err(RemoteInputError::CoordinatorIo(reason))
             }
-            Ok(Err(e)) => return Err(format!("the coordinator refused: {e}")),
+            Ok(Err(e)) => return Err(RemoteInputError::Refused(e)),
             Err(e) => last = e.to_string(),
         }
     }
-    Err(format!("cannot fetch it from the coordinator: {last}"))
+    Err(RemoteInputError::Unreachable(last))
 }
 
-async fn write_at(file: &Arc<File>, data: Vec<u8>, offset: u64) -> Result<(), String> {
+async fn write_at(file: &Arc<File>, data: Vec<u8>, offset: u64) -> Result<(), RemoteInputError> {
     let f = file.clone();
     tokio::task::spawn_blocking(move || f.write_all_at(&data, offset))
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("cannot write the fetched input: {e}"))
+        .map_err(|e| RemoteInputError::Write(std::io::Error::other(e)))?
+        .map_err(RemoteInputError::Write)
 }
