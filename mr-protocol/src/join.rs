@@ -35,8 +35,7 @@ pub fn runtime_dir() -> PathBuf {
     match std::env::var_os("XDG_RUNTIME_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d).join("mapreduce"),
         _ => {
-            // SAFETY: getuid cannot fail and has no preconditions.
-            let uid = unsafe { libc::getuid() };
+            let uid = nix::unistd::getuid();
             std::env::temp_dir().join(format!("mapreduce-{uid}"))
         }
     }
@@ -72,8 +71,7 @@ pub fn publish(port: u16, token: &str) -> std::io::Result<PathBuf> {
         }
     }
     let meta = std::fs::symlink_metadata(&dir)?;
-    // SAFETY: see runtime_dir.
-    let me = unsafe { libc::getuid() };
+    let me = nix::unistd::getuid().as_raw();
     if !meta.is_dir() || meta.uid() != me || meta.permissions().mode() & 0o077 != 0 {
         return Err(std::io::Error::other(format!(
             "{} is not a private directory of this user",

@@ -105,10 +105,12 @@ async fn connect_retry(
     }
 }
 
+/// This host's name, for the coordinator's logs and labels.
 fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "localhost".into())
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 /// The current connection and identity, shared with the heartbeat task.

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use mr_coordinator::observe::report::Report;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -22,25 +22,25 @@ struct Args {
 /// GETs `/status` from `addr`; the body on a 200.
 fn fetch(addr: &str) -> Result<Vec<u8>, String> {
     let addr = addr.trim_start_matches("http://").trim_end_matches('/');
-    let unreachable = |e: std::io::Error| {
-        format!("cannot reach the status endpoint at {addr}: {e}; is mrcoordinator running with --status-addr {addr}?")
-    };
-    let mut conn = std::net::TcpStream::connect(addr).map_err(unreachable)?;
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .map_err(unreachable)?;
-    write!(conn, "GET /status HTTP/1.0\r\nHost: {addr}\r\n\r\n").map_err(unreachable)?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).map_err(unreachable)?;
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| format!("{addr} did not answer HTTP"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head.lines().next().unwrap_or_default();
-    if !status.contains(" 200 ") {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .get(format!("http://{addr}/status"))
+        .call()
+        .map_err(|e| {
+            format!("cannot reach the status endpoint at {addr}: {e}; is mrcoordinator running with --status-addr {addr}?")
+        })?;
+    let status = response.status();
+    if status != ureq::http::StatusCode::OK {
         return Err(format!("{addr} answered '{status}', not a job status"));
     }
-    Ok(raw[split + 4..].to_vec())
+    response
+        .body_mut()
+        .read_to_vec()
+        .map_err(|e| format!("{addr} did not send a whole answer: {e}"))
 }
 
 fn render(r: &Report) -> String {

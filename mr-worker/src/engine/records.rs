@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Lines in `data` (a last line without its newline counts).
 pub(crate) fn count_lines(data: &[u8]) -> u64 {
-    let newlines = data.iter().filter(|&&b| b == b'\n').count() as u64;
+    let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
     newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
 }
 
