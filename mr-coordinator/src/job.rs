@@ -15,8 +15,12 @@ pub struct JobConfig {
     pub inputs: Vec<String>,
     /// R, the number of reduce tasks.
     pub reduces: u32,
-    /// Address to listen on (`host:port`; port 0 picks one).
-    pub listen: String,
+    /// Address to listen on (`host:port`; port 0 picks one); None when not
+    /// given: 127.0.0.1:7878, or a free loopback port for a job whose
+    /// workers are all embedded and reach it over its socket.
+    pub listen: Option<String>,
+    /// Whether and where to serve the Unix domain socket.
+    pub socket: SocketChoice,
     /// How long a worker may stay silent before its tasks are reissued.
     pub task_timeout: Duration,
     /// Maximum split size in bytes.
@@ -45,6 +49,22 @@ pub struct JobConfig {
     pub progress: bool,
     /// A streaming app's (map command, reduce command), if the job is one.
     pub streaming: Option<(String, String)>,
+}
+
+/// Whether the coordinator also serves its Unix domain socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SocketChoice {
+    /// The lab's path (`/var/tmp/5840-mr-<uid>`), unless `--listen` was
+    /// given (then TCP only). When a live coordinator already serves that
+    /// path, a job of embedded workers goes without a socket; any other job
+    /// is refused, since workers looking for the socket would join the
+    /// other job.
+    #[default]
+    Default,
+    /// This path (`--socket`); refused if a live coordinator serves it.
+    Path(std::path::PathBuf),
+    /// No socket (`--no-socket`).
+    Off,
 }
 
 impl JobConfig {
@@ -127,6 +147,9 @@ pub enum CoordinatorError {
         /// The panic or join error.
         reason: String,
     },
+    /// The Unix domain socket cannot be served.
+    #[error(transparent)]
+    Socket(#[from] crate::server::socket::SocketError),
     /// Another job is writing the same output directory.
     #[error("another mrcoordinator is already running a job with output directory '{0}'; wait for it or choose another --output-dir")]
     Busy(String),

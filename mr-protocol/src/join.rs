@@ -7,6 +7,11 @@
 //! coordinator publishes the token in a file only its user can read,
 //! `<runtime dir>/<port>.token`, and a worker given no token looks there for
 //! the port it connects to. Workers on other hosts are given it explicitly.
+//!
+//! Workers on the coordinator's machine may also reach it over its Unix
+//! domain socket (the lab's `/var/tmp/5840-mr-<uid>`), where the socket's
+//! permissions and the peer's uid authenticate instead of the token; an
+//! [`Endpoint`] names either way in.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -14,6 +19,53 @@ use std::path::{Path, PathBuf};
 
 /// Environment variable that carries a token to workers (and to the coordinator).
 pub const ENV: &str = "MR_TOKEN";
+
+/// Where a worker reaches its coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port` over TCP.
+    Tcp(String),
+    /// A Unix domain socket on this machine.
+    Unix(PathBuf),
+}
+
+impl Endpoint {
+    /// Parses an address: `unix:PATH` or an absolute path is a socket,
+    /// anything else `host:port`.
+    pub fn parse(s: &str) -> Endpoint {
+        match s.strip_prefix("unix:") {
+            Some(p) => Endpoint::Unix(PathBuf::from(p)),
+            None if s.starts_with('/') => Endpoint::Unix(PathBuf::from(s)),
+            None => Endpoint::Tcp(s.to_string()),
+        }
+    }
+
+    /// The endpoint a worker given no address uses: the lab's socket when
+    /// a coordinator has made it, else [`crate::DEFAULT_ADDR`].
+    pub fn local_default() -> Endpoint {
+        let sock = lab_socket();
+        match std::fs::symlink_metadata(&sock) {
+            Ok(m) if std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()) => {
+                Endpoint::Unix(sock)
+            }
+            _ => Endpoint::Tcp(crate::DEFAULT_ADDR.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => f.write_str(a),
+            Endpoint::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
+    }
+}
+
+/// The lab's coordinator socket for this user: `/var/tmp/5840-mr-<uid>`.
+pub fn lab_socket() -> PathBuf {
+    PathBuf::from(format!("/var/tmp/5840-mr-{}", nix::unistd::getuid()))
+}
 
 /// A fresh random token (32 hex digits) from the kernel's generator.
 pub fn generate() -> std::io::Result<String> {
@@ -115,5 +167,25 @@ mod tests {
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "secret");
+    }
+
+    #[test]
+    fn endpoints_parse_sockets_and_tcp_addresses() {
+        assert_eq!(
+            Endpoint::parse("unix:/tmp/s"),
+            Endpoint::Unix("/tmp/s".into())
+        );
+        assert_eq!(
+            Endpoint::parse("/var/tmp/5840-mr-0"),
+            Endpoint::Unix("/var/tmp/5840-mr-0".into())
+        );
+        assert_eq!(
+            Endpoint::parse("10.0.0.1:7878"),
+            Endpoint::Tcp("10.0.0.1:7878".into())
+        );
+        assert_eq!(Endpoint::parse("unix:/tmp/s").to_string(), "unix:/tmp/s");
+        assert!(lab_socket()
+            .to_string_lossy()
+            .starts_with("/var/tmp/5840-mr-"));
     }
 }

@@ -44,6 +44,10 @@ pub struct JobSettings {
     /// Every input file of the job, as the coordinator sees it (index = the
     /// file's number in [`WorkerPlace::local_inputs`]).
     pub inputs: Vec<PlannedFile>,
+    /// The job's token, told only to workers that joined over the
+    /// coordinator's socket (the socket authenticated them; they present
+    /// the token to other workers' shuffle services). None over TCP.
+    pub token: Option<String>,
 }
 
 /// One input file of the job.
@@ -105,6 +109,14 @@ pub enum RegisterError {
     /// The job has finished or failed; there is nothing to join.
     #[error("the job is over; no more workers are needed")]
     JobOver,
+    /// A worker of another user connected to the coordinator's socket.
+    #[error("the coordinator's socket admits only its own user's workers (uid {owner}); this worker runs as uid {}", uid.map_or("unknown".to_string(), |u| u.to_string()))]
+    OtherUser {
+        /// The worker's uid, if the kernel told it.
+        uid: Option<u32>,
+        /// The coordinator's uid.
+        owner: u32,
+    },
     /// The worker did not present the job's token.
     #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]
     BadToken {

@@ -7,6 +7,7 @@
 use crate::attempt::{AttemptContext, Produced};
 use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
+use mr_protocol::join::Endpoint;
 use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
     ReportAck, Work,
@@ -21,8 +22,8 @@ use tracing::{debug, info, warn};
 /// How the worker is started.
 #[derive(Clone)]
 pub struct WorkerConfig {
-    /// The coordinator's address (`host:port`).
-    pub coordinator: String,
+    /// Where the coordinator is: `host:port`, or its Unix domain socket.
+    pub coordinator: Endpoint,
     /// The app to run.
     pub app: AppRef,
     /// How long to keep trying to reach the coordinator at start-up.
@@ -74,25 +75,34 @@ pub enum Ending {
 }
 
 /// A connection to the coordinator, and this host's and the coordinator's
-/// addresses on it.
-async fn connect(addr: &str) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
-    let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
-    conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
-    let transport = conn.await?;
-    let local = transport
-        .local_addr()
-        .ok()
-        .zip(transport.peer_addr().ok())
-        .map(|(l, p)| (l.ip(), p.ip()));
-    Ok((
-        CoordinatorClient::new(client::Config::default(), transport).spawn(),
-        local,
-    ))
+/// addresses on it (None over a socket: then both are this host).
+async fn connect(to: &Endpoint) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
+    match to {
+        Endpoint::Tcp(addr) => {
+            let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
+            conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
+            let transport = conn.await?;
+            let local = transport
+                .local_addr()
+                .ok()
+                .zip(transport.peer_addr().ok())
+                .map(|(l, p)| (l.ip(), p.ip()));
+            let client = CoordinatorClient::new(client::Config::default(), transport).spawn();
+            Ok((client, local))
+        }
+        Endpoint::Unix(path) => {
+            let mut conn = tarpc::serde_transport::unix::connect(path, Bincode::default);
+            conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
+            let transport = conn.await?;
+            let client = CoordinatorClient::new(client::Config::default(), transport).spawn();
+            Ok((client, None))
+        }
+    }
 }
 
 /// Connects, retrying every 100 ms for up to `patience`.
 async fn connect_retry(
-    addr: &str,
+    addr: &Endpoint,
     patience: Duration,
 ) -> Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>), std::io::Error> {
     let deadline = Instant::now() + patience;
@@ -198,17 +208,26 @@ impl Worker {
 
     /// The token to present: the configured one, else the one published by
     /// a local coordinator on the port we connect to (read afresh each time,
-    /// since a restarted coordinator may publish it again).
+    /// since a restarted coordinator may publish it again). Over a socket
+    /// none is needed, but the job's token is still what peers' shuffle
+    /// services check, so the configured one is used if there is one.
     fn token(&self) -> String {
         if let Some(t) = &self.cfg.token {
             return t.clone();
         }
-        let port = self
-            .cfg
-            .coordinator
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse::<u16>().ok());
+        let told = self
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|s| s.settings.token.clone());
+        if let Some(t) = told {
+            return t;
+        }
+        let Endpoint::Tcp(addr) = &self.cfg.coordinator else {
+            return String::new();
+        };
+        let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
         port.and_then(mr_protocol::join::discover)
             .unwrap_or_default()
     }
@@ -290,7 +309,7 @@ impl Worker {
         let (client, local_ip) = connect_retry(addr, self.cfg.connect_for)
             .await
             .map_err(|e| WorkerError::Connect {
-                addr: addr.clone(),
+                addr: addr.to_string(),
                 secs: self.cfg.connect_for.as_secs(),
                 reason: e.to_string(),
             })?;
@@ -300,7 +319,7 @@ impl Worker {
             Ok(Err(RegisterError::JobOver)) => return Ok(Ending::Dismissed),
             Ok(Err(reason)) => {
                 return Err(WorkerError::Refused {
-                    addr: addr.clone(),
+                    addr: addr.to_string(),
                     reason,
                 })
             }

@@ -2,7 +2,7 @@
 //! exits 0 once every `mr-out-*` file is committed.
 
 use clap::Parser;
-use mr_coordinator::server::{JobConfig, RunningJob};
+use mr_coordinator::server::{JobConfig, RunningJob, SocketChoice};
 use mr_protocol::size::{parse_secs, parse_size};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,9 +20,19 @@ struct Args {
     /// Number of reduce tasks R (and output files).
     #[arg(long, allow_hyphen_values = true, default_value_t = 10)]
     reduces: u32,
-    /// Address to listen on for workers (port 0 picks a free port).
-    #[arg(long, env = "MR_COORDINATOR", default_value = mr_protocol::DEFAULT_ADDR)]
-    listen: String,
+    /// Address to listen on for workers (port 0 picks a free port). Default
+    /// 127.0.0.1:7878, or a free loopback port with --workers (its workers
+    /// use the socket).
+    #[arg(long, env = "MR_COORDINATOR")]
+    listen: Option<String>,
+    /// Also serve workers on this machine on a Unix domain socket here
+    /// (default without --listen: the lab's /var/tmp/5840-mr-<uid>). Only
+    /// this user's workers are admitted, without a token; removed at exit.
+    #[arg(long, conflicts_with = "no_socket")]
+    socket: Option<PathBuf>,
+    /// Serve no Unix domain socket, only TCP.
+    #[arg(long)]
+    no_socket: bool,
     /// Seconds a worker may stay silent before its tasks are reissued elsewhere.
     #[arg(long, allow_hyphen_values = true, default_value = "10", value_parser = parse_secs)]
     task_timeout: Duration,
@@ -94,6 +104,11 @@ async fn main() -> ExitCode {
         inputs: args.inputs,
         reduces: args.reduces,
         listen: args.listen,
+        socket: match (args.socket, args.no_socket) {
+            (Some(p), _) => SocketChoice::Path(p),
+            (None, true) => SocketChoice::Off,
+            (None, false) => SocketChoice::Default,
+        },
         task_timeout: args.task_timeout,
         split_size: args.split_size,
         app: args.app,

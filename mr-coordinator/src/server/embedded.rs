@@ -7,7 +7,7 @@
 //! since its replacements would refuse too.
 
 use crate::job::CoordinatorError;
-use std::net::SocketAddr;
+use mr_protocol::join::Endpoint;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -26,6 +26,10 @@ pub struct EmbeddedWorkers {
     /// The job's token, handed to each worker in its environment (not its
     /// command line, which other users can read).
     token: Option<String>,
+    /// Where the workers reach the coordinator (its socket, when it has one).
+    coordinator: Option<Endpoint>,
+    /// The coordinator listens on every interface (see [`Self::spawn`]).
+    every_interface: bool,
 }
 
 /// Finds `mrworker`: `MR_WORKER_BIN`, else beside the running executable.
@@ -57,15 +61,19 @@ impl EmbeddedWorkers {
             max_restarts: 0,
             threads: 0,
             token: None,
+            coordinator: None,
+            every_interface: false,
         }
     }
 
     /// Starts `n` workers for `app` (the worker's arguments naming its app)
-    /// connecting to `addr`.
+    /// connecting to `coordinator`; `every_interface` when the coordinator
+    /// listens on every interface, so remote workers may join.
     pub fn start(
         n: u32,
         app: &[String],
-        addr: SocketAddr,
+        coordinator: Endpoint,
+        every_interface: bool,
         token: Option<&str>,
     ) -> Result<Self, CoordinatorError> {
         let mut me = Self {
@@ -77,24 +85,26 @@ impl EmbeddedWorkers {
             threads: (std::thread::available_parallelism().map_or(1, |c| c.get()) / n as usize)
                 .max(1),
             token: token.map(str::to_string),
+            coordinator: Some(coordinator),
+            every_interface,
         };
         for _ in 0..n {
-            let child = me.spawn(addr)?;
+            let child = me.spawn()?;
             me.children.push(child);
         }
         Ok(me)
     }
 
-    fn spawn(&self, addr: SocketAddr) -> Result<Child, CoordinatorError> {
+    fn spawn(&self) -> Result<Child, CoordinatorError> {
         let mut cmd = Command::new(&self.bin);
         if let Some(t) = &self.token {
             cmd.env(mr_protocol::join::ENV, t);
         }
-        cmd.arg("--coordinator")
-            .arg(addr.to_string())
-            .arg("--threads")
-            .arg(self.threads.to_string());
-        if addr.ip().is_unspecified() {
+        if let Some(c) = &self.coordinator {
+            cmd.arg("--coordinator").arg(c.to_string());
+        }
+        cmd.arg("--threads").arg(self.threads.to_string());
+        if self.every_interface {
             // Listening on every interface: remote workers may join, and
             // must reach these workers' map outputs too. They advertise
             // loopback (how they reach us), which remote reducers read as
@@ -109,7 +119,7 @@ impl EmbeddedWorkers {
 
     /// Replaces workers that died; fails when one refused to start or too
     /// many died.
-    pub fn supervise(&mut self, addr: SocketAddr) -> Result<(), CoordinatorError> {
+    pub fn supervise(&mut self) -> Result<(), CoordinatorError> {
         for i in 0..self.children.len() {
             let status = match self.children[i].try_wait() {
                 Ok(Some(status)) => status,
@@ -128,7 +138,7 @@ impl EmbeddedWorkers {
             }
             warn!(%status, "embedded worker died; starting a replacement");
             self.restarts += 1;
-            self.children[i] = self.spawn(addr)?;
+            self.children[i] = self.spawn()?;
         }
         Ok(())
     }

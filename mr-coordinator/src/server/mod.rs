@@ -9,8 +9,9 @@
 mod data;
 pub mod embedded;
 mod service;
+pub mod socket;
 
-pub use crate::job::{CoordinatorError, JobConfig, JobSummary};
+pub use crate::job::{CoordinatorError, JobConfig, JobSummary, SocketChoice};
 use crate::jobdir::{
     dir_error, identity, job_id, job_token, lock_output_dir, reconcile, usable_dir,
     warn_stale_outputs, JOB_DIR,
@@ -18,9 +19,10 @@ use crate::jobdir::{
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use embedded::EmbeddedWorkers;
 use futures::StreamExt;
+use mr_protocol::join::Endpoint;
 use mr_protocol::plan::expand_inputs;
 use mr_protocol::{names, Coordinator, PlannedFile};
-use service::{Handler, Shared};
+use service::{Handler, Shared, Via};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +69,8 @@ pub struct RunningJob {
     progress: Option<crate::observe::progress::Progress>,
     /// The file holding a generated token (None if given or disabled).
     token_kept: Option<PathBuf>,
+    /// The Unix domain socket, removed when the job ends (with `self`).
+    socket: Option<socket::SocketClaim>,
 }
 
 impl RunningJob {
@@ -104,11 +108,21 @@ impl RunningJob {
         if work_dir != output_dir {
             locks.push(lock_output_dir(&work_dir)?);
         }
+        // The socket first: when another job holds it, that is what to say.
+        let socket = claim_socket(&cfg, &job_id(&files, &cfg), &output_dir)?;
+        // Without --listen, a job whose workers are all embedded needs no
+        // well-known port (they use the socket): a free one keeps two such
+        // jobs on one machine from colliding.
+        let listen = match &cfg.listen {
+            Some(a) => a.clone(),
+            None if cfg.workers > 0 => "127.0.0.1:0".to_string(),
+            None => mr_protocol::DEFAULT_ADDR.to_string(),
+        };
         // Bound before the job directory exists, so a busy port leaves nothing behind.
-        let mut listener = tarpc::serde_transport::tcp::listen(&cfg.listen, Bincode::default)
+        let mut listener = tarpc::serde_transport::tcp::listen(&listen, Bincode::default)
             .await
             .map_err(|e| CoordinatorError::Bind {
-                addr: cfg.listen.clone(),
+                addr: listen.clone(),
                 reason: e.to_string(),
             })?;
         listener
@@ -223,26 +237,25 @@ impl RunningJob {
                 // A failed accept (e.g. out of descriptors) drops that one connection.
                 .filter_map(|r| std::future::ready(r.ok()))
                 .for_each(|transport| {
-                    let shared = accept_shared.clone();
-                    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
-                    let handler = Handler {
-                        shared: shared.clone(),
-                        conn,
-                    };
-                    tokio::spawn(async move {
-                        // Garbage or a half-open client only ends this channel.
-                        BaseChannel::with_defaults(transport)
-                            .execute(handler.serve())
-                            .for_each(|call| async {
-                                tokio::spawn(call);
-                            })
-                            .await;
-                        shared.connection_closed(conn);
-                    });
+                    serve_connection(accept_shared.clone(), transport, Via::Tcp);
                     std::future::ready(())
                 })
                 .await;
         });
+        let socket = match socket {
+            Some((std_listener, claim)) => {
+                let listener = tokio::net::UnixListener::from_std(std_listener).map_err(|e| {
+                    CoordinatorError::Socket(socket::SocketError::Io {
+                        path: claim.path().to_path_buf(),
+                        source: e,
+                    })
+                })?;
+                tokio::spawn(serve_socket(listener, shared.clone()));
+                info!(socket = %claim.path().display(), "coordinator serving its socket");
+                Some(claim)
+            }
+            None => None,
+        };
 
         let status = match &cfg.status_addr {
             None => None,
@@ -263,7 +276,14 @@ impl RunningJob {
         });
         let embedded = match (&cfg.app, cfg.workers) {
             (Some(_), n) if n > 0 => {
-                match EmbeddedWorkers::start(n, &cfg.worker_app_args(), addr, token.as_deref()) {
+                let endpoint = match &socket {
+                    Some(c) => Endpoint::Unix(c.path().to_path_buf()),
+                    None => Endpoint::Tcp(addr.to_string()),
+                };
+                let every_interface = addr.ip().is_unspecified();
+                let args = cfg.worker_app_args();
+                match EmbeddedWorkers::start(n, &args, endpoint, every_interface, token.as_deref())
+                {
                     Ok(w) => w,
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
@@ -288,6 +308,7 @@ impl RunningJob {
             status,
             progress,
             token_kept,
+            socket,
         })
     }
 
@@ -305,6 +326,11 @@ impl RunningJob {
     /// The address workers connect to.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Unix domain socket workers on this machine may connect to, if served.
+    pub fn socket_path(&self) -> Option<&std::path::Path> {
+        self.socket.as_ref().map(|c| c.path())
     }
 
     /// Runs the job to its end: every output committed (Ok), or a task failed
@@ -378,7 +404,7 @@ impl RunningJob {
                     return Err(f.clone().into());
                 }
             }
-            self.embedded.supervise(self.addr)?;
+            self.embedded.supervise()?;
         }
     }
 
@@ -437,5 +463,90 @@ fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
             .iter()
             .map(|(&red, (a, c))| (red, *a, c.clone()))
             .collect(),
+    }
+}
+
+/// Claims the job's Unix domain socket as `cfg` asks (see [`SocketChoice`]);
+/// None when the job goes without one.
+fn claim_socket(
+    cfg: &JobConfig,
+    id: &str,
+    output_dir: &std::path::Path,
+) -> Result<Option<(std::os::unix::net::UnixListener, socket::SocketClaim)>, CoordinatorError> {
+    let owner = format!(
+        "job {id}, output directory {}, pid {}",
+        output_dir.display(),
+        std::process::id()
+    );
+    match &cfg.socket {
+        SocketChoice::Off => Ok(None),
+        SocketChoice::Path(p) => Ok(Some(socket::claim(p, &owner)?)),
+        // With --listen the user chose TCP; the socket is only for the
+        // lab's way of running (everything local, nothing configured).
+        SocketChoice::Default if cfg.listen.is_some() => Ok(None),
+        SocketChoice::Default => match socket::claim(&socket::default_path(), &owner) {
+            Ok(c) => Ok(Some(c)),
+            Err(socket::SocketError::Busy { path, owner }) if cfg.workers > 0 => {
+                // Embedded workers are told where to connect; only workers
+                // started by hand look for the socket, and they would find
+                // the other job's.
+                warn!(
+                    "{} is served by another running coordinator ({owner}); this job's workers connect over TCP instead",
+                    path.display()
+                );
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        },
+    }
+}
+
+/// Serves one connection (TCP or socket) until it ends, then tells the
+/// scheduler its worker is gone.
+fn serve_connection<T>(shared: Arc<Shared>, transport: T, via: Via)
+where
+    T: tarpc::Transport<
+            tarpc::Response<mr_protocol::service::CoordinatorResponse>,
+            tarpc::ClientMessage<mr_protocol::service::CoordinatorRequest>,
+        > + Send
+        + 'static,
+{
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let handler = Handler {
+        shared: shared.clone(),
+        conn,
+        via,
+    };
+    tokio::spawn(async move {
+        // Garbage or a half-open client only ends this channel.
+        BaseChannel::with_defaults(transport)
+            .execute(handler.serve())
+            .for_each(|call| async {
+                tokio::spawn(call);
+            })
+            .await;
+        shared.connection_closed(conn);
+    });
+}
+
+/// Accepts connections on the job's socket, noting each peer's uid (the
+/// service admits only this user's workers there).
+async fn serve_socket(listener: tokio::net::UnixListener, shared: Arc<Shared>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, say: drop this one, keep serving.
+                warn!("accepting on the socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let uid = stream.peer_cred().ok().map(|c| c.uid());
+        let framed = tarpc::tokio_util::codec::LengthDelimitedCodec::builder()
+            .max_frame_length(mr_protocol::MAX_FRAME)
+            .new_framed(stream);
+        let transport = tarpc::serde_transport::new(framed, Bincode::default());
+        serve_connection(shared.clone(), transport, Via::Socket { uid });
     }
 }

@@ -216,11 +216,40 @@ impl Shared {
     }
 }
 
+/// How a connection reached the coordinator.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Via {
+    /// The TCP port: workers prove membership with the job's token.
+    Tcp,
+    /// The Unix domain socket: the peer's uid (from the kernel) must be
+    /// this process's; then no token is needed.
+    Socket {
+        /// The peer's uid, if the kernel told it.
+        uid: Option<u32>,
+    },
+}
+
 /// One connection's view of the service.
 #[derive(Clone)]
 pub(crate) struct Handler {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: u64,
+    pub(crate) via: Via,
+}
+
+impl Handler {
+    /// Over TCP, a worker proves membership with the job's token.
+    fn check_token(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
+        match &self.shared.token {
+            Some(expected) if !mr_protocol::join::matches(&req.token, expected) => {
+                warn!(host = %req.host, pid = req.pid, "refused a worker that did not present the job's token");
+                Err(RegisterError::BadToken {
+                    hint: self.shared.token_hint.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Coordinator for Handler {
@@ -229,13 +258,14 @@ impl Coordinator for Handler {
         _: Context,
         req: RegisterRequest,
     ) -> Result<JobSettings, RegisterError> {
-        if let Some(expected) = &self.shared.token {
-            if !mr_protocol::join::matches(&req.token, expected) {
-                warn!(host = %req.host, pid = req.pid, "refused a worker that did not present the job's token");
-                return Err(RegisterError::BadToken {
-                    hint: self.shared.token_hint.clone(),
-                });
+        let me = nix::unistd::getuid().as_raw();
+        match self.via {
+            Via::Socket { uid } if uid == Some(me) => {}
+            Via::Socket { uid } => {
+                warn!(host = %req.host, pid = req.pid, ?uid, "refused a worker of another user on the socket");
+                return Err(RegisterError::OtherUser { uid, owner: me });
             }
+            Via::Tcp => self.check_token(&req)?,
         }
         let worker = {
             let mut s = self.shared.sched();
@@ -288,6 +318,12 @@ impl Coordinator for Handler {
                 self.shared.inputs.clone()
             } else {
                 Vec::new()
+            },
+            // A worker of this user on the socket may know the token: it
+            // presents it to other workers' shuffle services.
+            token: match self.via {
+                Via::Socket { .. } => self.shared.token.clone(),
+                Via::Tcp => None,
             },
         })
     }

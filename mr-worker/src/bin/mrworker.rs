@@ -1,6 +1,7 @@
 //! `mrworker`: joins a MapReduce job and runs its tasks until the job is done.
 
 use clap::Parser;
+use mr_protocol::join::Endpoint;
 use mr_protocol::EXIT_REFUSED;
 use mr_worker::task_loop::{run_worker, Ending, WorkerConfig, WorkerError};
 use std::process::ExitCode;
@@ -14,9 +15,11 @@ use std::time::Duration;
 #[derive(Parser, Debug)]
 #[command(version)]
 struct Args {
-    /// Coordinator address, host:port.
-    #[arg(long, env = "MR_COORDINATOR", default_value = mr_protocol::DEFAULT_ADDR)]
-    coordinator: String,
+    /// Coordinator address: host:port, or unix:PATH (or an absolute path)
+    /// for its Unix domain socket. Default: the lab's socket
+    /// /var/tmp/5840-mr-<uid> if a coordinator made it, else 127.0.0.1:7878.
+    #[arg(long, env = "MR_COORDINATOR")]
+    coordinator: Option<String>,
     /// Seconds to keep trying to reach the coordinator at start-up.
     #[arg(long, allow_hyphen_values = true, default_value = "5", value_parser = mr_protocol::size::parse_secs)]
     connect_timeout: Duration,
@@ -99,8 +102,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_REFUSED as u8);
         }
     };
+    let coordinator = match &args.coordinator {
+        Some(a) => Endpoint::parse(a),
+        None => Endpoint::local_default(),
+    };
     let cfg = WorkerConfig {
-        coordinator: args.coordinator,
+        coordinator,
         app,
         connect_for: args.connect_timeout,
         reconnect_for: args.reconnect_timeout,

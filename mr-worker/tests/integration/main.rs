@@ -10,6 +10,7 @@ mod inputs;
 mod network;
 mod report;
 mod security;
+mod socket;
 mod status;
 mod storage;
 mod streaming;
