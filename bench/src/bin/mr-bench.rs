@@ -194,13 +194,29 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
     println!("| job | wall median s (min-max) | map tasks | per task (wall x 2 workers / tasks) |");
     println!("|---|---|---|---|");
     // Default splits pack the small files into one task; 1 KiB splits force
-    // one map task per file, which measures the cost of a task itself.
-    for (label, split, maps) in [
-        ("packed (default --split-size 64MiB)", "64MiB", 1),
+    // one map task per file, which measures the cost of a task itself, with
+    // the embedded workers on loopback TCP or on the coordinator's socket.
+    let socket = dir.join("bench.sock").display().to_string();
+    let tcp_only: &[String] = &["--no-socket".to_string()];
+    let via_socket: &[String] = &["--socket".to_string(), socket];
+    for (label, split, maps, transport) in [
         (
-            "one task per file (--split-size 1KiB)",
+            "packed (default --split-size 64MiB), TCP",
+            "64MiB",
+            1,
+            tcp_only,
+        ),
+        (
+            "one task per file (--split-size 1KiB), TCP",
             "1KiB",
             inputs.len(),
+            tcp_only,
+        ),
+        (
+            "one task per file (--split-size 1KiB), Unix socket",
+            "1KiB",
+            inputs.len(),
+            via_socket,
         ),
     ] {
         let out = dir.join("out-tiny");
@@ -208,11 +224,14 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
         for run in 0..runs {
             let _ = std::fs::remove_dir_all(&out);
             std::fs::create_dir_all(&out)?;
-            let argv: Vec<String> = vec![
+            let mut argv: Vec<String> = vec![
                 bin.join("mrcoordinator").display().to_string(),
                 "--quiet".into(),
                 "--listen".into(),
                 "127.0.0.1:0".into(),
+            ];
+            argv.extend(transport.iter().cloned());
+            argv.extend([
                 "--app".into(),
                 "wc".into(),
                 "--workers".into(),
@@ -220,7 +239,7 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
                 "--split-size".into(),
                 split.into(),
                 format!("{}/*.txt", corpus.display()),
-            ];
+            ]);
             let s = measure(&argv, &out)?;
             eprintln!(
                 "{} tiny inputs, {label}: run {} {:.2} s",

@@ -101,7 +101,29 @@ fn every_bad_input_gets_a_clear_message_and_a_non_zero_exit() {
         v.extend(s(extra));
         v
     };
+    let long_socket = t.path().join("s".repeat(120)).display().to_string();
     let mut cases = vec![
+        Case {
+            name: "--socket naming a regular file",
+            binary: "mrcoordinator",
+            args: co(&["--socket", &good, &good]),
+            code: 1,
+            names: "is not a socket",
+        },
+        Case {
+            name: "--socket path too long",
+            binary: "mrcoordinator",
+            args: co(&["--socket", &long_socket, &good]),
+            code: 1,
+            names: "longer than 107 bytes",
+        },
+        Case {
+            name: "--socket with --no-socket",
+            binary: "mrcoordinator",
+            args: co(&["--socket", "/tmp/x", "--no-socket", &good]),
+            code: 2,
+            names: "--no-socket",
+        },
         Case {
             name: "missing input",
             binary: "mrcoordinator",
