@@ -11,6 +11,7 @@
 //! ([`plan`]), and the size and duration syntax of every binary's flags
 //! ([`size`]).
 
+pub mod codec;
 pub mod counters;
 pub mod ids;
 pub mod join;

@@ -289,9 +289,14 @@ pub enum BadRecord {
 impl fmt::Display for BadRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BadRecord::Line { input, offset } => {
-                write!(f, "input '{input}', record at byte offset {offset}")
-            }
+            BadRecord::Line { input, offset } => match crate::codec::Codec::of(input) {
+                Some(c) => write!(
+                    f,
+                    "input '{input}', record at byte offset {offset} of its decompressed ({}) stream",
+                    c.name()
+                ),
+                None => write!(f, "input '{input}', record at byte offset {offset}"),
+            },
             BadRecord::Key(k) => write!(
                 f,
                 "key '{}'{}",

@@ -4,6 +4,7 @@
 //! or a pattern that matches nothing fails before any work starts, with a
 //! message that names the culprit.
 
+use crate::codec::Codec;
 use crate::messages::{FilePart, InputSplit};
 use std::path::{Path, PathBuf};
 
@@ -134,6 +135,8 @@ fn check_file(name: &str) -> Result<InputFile, PlanError> {
 /// tasks. Apps that need whole files get one split per file instead. Byte
 /// ranges only: the worker aligns each range to line starts, so a line
 /// belongs to the range it starts in. Empty files ride along as empty ranges.
+/// A compressed file ([`Codec`]) is never cut: it is one range, packed with
+/// others while it fits, else a split of its own.
 pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
     let part = |f: &InputFile, start: u64, end: u64| FilePart {
         name: f.name.clone(),
@@ -157,6 +160,23 @@ pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Ve
     for f in files {
         if f.len == 0 {
             parts.push(part(f, 0, 0));
+            continue;
+        }
+        if Codec::of(&f.name).is_some() {
+            if f.len > room && !parts.is_empty() {
+                splits.push(InputSplit {
+                    parts: std::mem::take(&mut parts),
+                });
+                room = split_size;
+            }
+            parts.push(part(f, 0, f.len));
+            room = room.saturating_sub(f.len);
+            if room == 0 {
+                splits.push(InputSplit {
+                    parts: std::mem::take(&mut parts),
+                });
+                room = split_size;
+            }
             continue;
         }
         let mut off = 0;
@@ -220,6 +240,28 @@ mod tests {
         let whole = make_splits(&files, 4, true);
         assert_eq!(whole.len(), 4);
         assert_eq!(ranges(&whole)[0], vec![r("a", 0, 10)]);
+    }
+
+    #[test]
+    fn compressed_files_are_never_cut() {
+        let files = [
+            file("a", 3),
+            file("big.gz", 10),
+            file("b", 1),
+            file("s.zst", 2),
+            file("c", 5),
+        ];
+        let s = make_splits(&files, 4, false);
+        let r = |n: &str, a, b| (n.to_string(), a, b);
+        assert_eq!(
+            ranges(&s),
+            vec![
+                vec![r("a", 0, 3)],
+                vec![r("big.gz", 0, 10)],
+                vec![r("b", 0, 1), r("s.zst", 0, 2), r("c", 0, 1)],
+                vec![r("c", 1, 5)],
+            ]
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Imports run one way: binaries -> [`task_loop`] -> [`attempt`] ->
 //! [`placement`] -> [`shuffle`] (where bytes come from and go when workers
 //! share no files) and [`engine`] (map, reduce, merge and the run file,
-//! which know nothing of the network). `mrsequential` ([`sequential`]) calls
+//! which know nothing of the network), which reads its inputs through
+//! [`source`] (mapped, whole or decompressed). `mrsequential` ([`sequential`]) calls
 //! the same engines in one process, so there is one code path to trust.
 
 mod attempt;
@@ -13,6 +14,7 @@ pub mod engine;
 pub mod placement;
 pub mod sequential;
 pub mod shuffle;
+pub mod source;
 pub mod task_loop;
 
 pub use mr_protocol::init_logging;

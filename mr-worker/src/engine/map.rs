@@ -1,7 +1,9 @@
 //! The map engine: one map task from input split to intermediate run file.
 //!
-//! The split is memory-mapped and aligned to whole lines, then cut into
-//! chunks that one thread per core pulls and maps into its own accumulator:
+//! Each input range of the split becomes a record source (see
+//! [`crate::source`]: mapped and aligned to whole lines, given whole, or
+//! decompressed), whose chunks one thread per core pulls and maps into its
+//! own accumulator:
 //! a [`CountTable`] for apps whose values are counts (word count), else
 //! per-partition [`PairBuffers`]. Memory stays within the task's budget: a
 //! thread whose accumulator passes its share writes it out as a sorted,
@@ -12,16 +14,14 @@
 use crate::engine::merge::{GroupError, Merger};
 use crate::engine::records::{count_lines, map_chunk};
 use crate::engine::runfile::{RunError, RunFile, RunWriter};
-use crate::engine::split::{align, chunks};
 use crate::engine::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
-use memmap2::{Mmap, UncheckedAdvice};
+use crate::source::{Chunk, RecordSource};
 use mr_apps::{parse_count, plugin::panic_message, App};
 use mr_protocol::{BadRecord, FilePart, TaskFailure};
 use rayon::prelude::*;
-use std::fs::File;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 /// The default memory budget of one map task's buffers.
@@ -68,13 +68,6 @@ pub struct MapStats {
     pub app_counters: AppCounters,
 }
 
-fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
-    TaskFailure::Input {
-        path: part.name.clone(),
-        reason: reason.into(),
-    }
-}
-
 fn io_error(path: &Path, e: impl std::fmt::Display) -> TaskFailure {
     TaskFailure::Io {
         path: path.display().to_string(),
@@ -91,91 +84,73 @@ fn combine_call<T>(job: &MapJob<'_>, f: impl FnOnce() -> T) -> Result<T, TaskFai
     })
 }
 
-/// One input range, mapped and aligned.
-struct Input<'a> {
-    part: &'a FilePart,
-    map: Option<Mmap>,
+/// A task's chunks, from its inputs in order, pulled by the engine's
+/// threads in turn (so a decompressing input decodes its next chunk while
+/// other threads map the ones before it).
+struct Feed {
+    state: Mutex<FeedState>,
+    /// Bytes of records handed out.
+    bytes: AtomicU64,
 }
 
-impl Input<'_> {
-    fn data(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
-    }
+struct FeedState {
+    sources: Vec<Box<dyn RecordSource>>,
+    current: usize,
 }
 
-/// Opens and maps one part, checking it is the file that was planned.
-fn open_part(part: &FilePart) -> Result<Input<'_>, TaskFailure> {
-    let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
-    let len = file
-        .metadata()
-        .map_err(|e| input_error(part, e.to_string()))?
-        .len();
-    if len != part.file_len {
-        return Err(input_error(
-            part,
-            format!(
-                "size changed from {} to {len} bytes since the job was planned",
-                part.file_len
-            ),
-        ));
+impl Feed {
+    fn new(sources: Vec<Box<dyn RecordSource>>) -> Feed {
+        Feed {
+            state: Mutex::new(FeedState {
+                sources,
+                current: 0,
+            }),
+            bytes: AtomicU64::new(0),
+        }
     }
-    // An empty file cannot be mapped; it simply has no lines.
-    let map = if len == 0 {
-        None
-    } else {
-        // SAFETY: the mapping is read-only. If another process truncates the
-        // file while we read, we may fault: inputs must not change during a
-        // job, which the size check above enforces as far as it can.
-        let m = unsafe { Mmap::map(&file) }
-            .map_err(|e| input_error(part, format!("cannot mmap: {e}")))?;
-        let _ = m.advise(memmap2::Advice::Sequential);
-        Some(m)
-    };
-    Ok(Input { part, map })
+
+    /// The next chunk and the number of its input; None when all are done.
+    fn next(&self) -> Result<Option<(usize, Chunk)>, TaskFailure> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.current < st.sources.len() {
+            let i = st.current;
+            match st.sources[i].next_chunk() {
+                Ok(Some(c)) => {
+                    self.bytes
+                        .fetch_add(c.data().len() as u64, Ordering::Relaxed);
+                    return Ok(Some((i, c)));
+                }
+                Ok(None) => st.current += 1,
+                Err(e) => {
+                    // Every thread stops at its next pull.
+                    st.current = st.sources.len();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(None)
+    }
 }
 
 /// Runs one map task.
 pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
-    let inputs = job
-        .parts
-        .iter()
-        .map(open_part)
-        .collect::<Result<Vec<_>, _>>()?;
     let threads = rayon::current_num_threads().max(1);
     let total: u64 = job.parts.iter().map(|p| p.end - p.start).sum();
     let target = (total as usize / (threads * 4)).clamp(256 << 10, 8 << 20);
-    // (input, start, end) of every chunk, all inputs' chunks in one list.
-    let mut pieces = Vec::new();
-    let mut input_bytes = 0;
-    for (i, input) in inputs.iter().enumerate() {
-        let data = input.data();
-        if app.whole_file() {
-            // Whole-file apps see an empty file as one empty call, as in the lab.
-            pieces.push((i, 0, data.len()));
-            input_bytes += data.len();
-            continue;
-        }
-        let p = input.part;
-        let (start, end) = align(
-            data,
-            p.start as usize,
-            p.end.min(data.len() as u64) as usize,
-        );
-        input_bytes += end - start;
-        pieces.extend(
-            chunks(data, start, end, target)
-                .into_iter()
-                .map(|(s, e)| (i, s, e)),
-        );
-    }
+    let sources = job
+        .parts
+        .iter()
+        .map(|p| crate::source::open(p, app.whole_file(), target))
+        .collect::<Result<Vec<_>, _>>()?;
+    let feed = Feed::new(sources);
     // Integer counting keys partitions by the default hash; an app that
     // partitions itself gets pair buffers.
     let mut stats = if app.sums_counts() && !app.has_partitioner() {
-        map_into::<CountTable>(app, job, &inputs, &pieces)?
+        map_into::<CountTable>(app, job, &feed)?
     } else {
-        map_into::<PairBuffers>(app, job, &inputs, &pieces)?
+        map_into::<PairBuffers>(app, job, &feed)?
     };
-    stats.input_bytes = input_bytes as u64;
+    stats.input_bytes = feed.bytes.load(Ordering::Relaxed);
     Ok(stats)
 }
 
@@ -191,18 +166,6 @@ fn spill_input(job: &MapJob<'_>) -> String {
             job.parts.len() - 1,
             job.map
         ),
-    }
-}
-
-/// Lets the kernel drop a mapped chunk's pages from our resident set once
-/// mapped (they stay in the page cache). Only whole pages inside the chunk.
-fn release(map: Option<&Mmap>, s: usize, e: usize) {
-    const PAGE: usize = 4096;
-    let (a, b) = (s.div_ceil(PAGE) * PAGE, e / PAGE * PAGE);
-    if let (Some(m), true) = (map, b > a) {
-        // SAFETY: a read-only shared file mapping: dropped pages are read
-        // back from the file on the next touch, unchanged.
-        let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a) };
     }
 }
 
@@ -250,10 +213,9 @@ impl Spills<'_> {
 fn map_into<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
-    inputs: &[Input<'_>],
-    pieces: &[(usize, usize, usize)],
+    feed: &Feed,
 ) -> Result<MapStats, TaskFailure> {
-    let threads = rayon::current_num_threads().clamp(1, pieces.len().max(1));
+    let threads = rayon::current_num_threads().max(1);
     let share = (job.memory / threads).max(64 << 10);
     let spills = Spills {
         out: job.out,
@@ -261,7 +223,6 @@ fn map_into<A: Accumulator>(
         files: Mutex::new(Vec::new()),
         bytes: AtomicU64::new(0),
     };
-    let next = AtomicUsize::new(0);
     let skipped = AtomicU64::new(0);
     let records = AtomicU64::new(0);
     let emitted = AtomicU64::new(0);
@@ -273,14 +234,15 @@ fn map_into<A: Accumulator>(
         }
     };
     // Per input: the sorted offsets of records to skip.
-    let skips: Vec<Vec<u64>> = inputs
+    let skips: Vec<Vec<u64>> = job
+        .parts
         .iter()
-        .map(|input| {
+        .map(|part| {
             let mut v: Vec<u64> = job
                 .skip
                 .iter()
                 .filter_map(|r| match r {
-                    BadRecord::Line { input: n, offset } if *n == input.part.name => Some(*offset),
+                    BadRecord::Line { input: n, offset } if *n == part.name => Some(*offset),
                     _ => None,
                 })
                 .collect();
@@ -296,20 +258,20 @@ fn map_into<A: Accumulator>(
         if app.has_partitioner() {
             acc.defer_partitioning();
         }
-        while let Some(&(i, s, e)) = pieces.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let input = &inputs[i];
-            let name = input.part.name.as_str();
-            let n = map_chunk(app, name, input.data(), (s, e), &skips[i], &mut acc)?;
+        while let Some((i, chunk)) = feed.next()? {
+            let name = job.parts[i].name.as_str();
+            let data = chunk.data();
+            let n = map_chunk(app, name, data, chunk.base, &skips[i], &mut acc)?;
             if n > 0 {
                 skipped.fetch_add(n, Ordering::Relaxed);
             }
             // Counted while the chunk is still in cache.
             let lines = match app.whole_file() {
                 true => 1,
-                false => count_lines(&input.data()[s..e]),
+                false => count_lines(data),
             };
             records.fetch_add(lines.saturating_sub(n), Ordering::Relaxed);
-            release(input.map.as_ref(), s, e);
+            chunk.release();
             if acc.bytes() > share {
                 emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
                 collect(&mut acc);

@@ -55,26 +55,26 @@ fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -
         .map_or(s, |(ls, _)| ls)
 }
 
-/// Maps chunk `[s, e)` of one input, leaving out the records at the offsets
-/// in `skip` (sorted line starts; for whole-file apps, offset 0 skips the
-/// file). Returns how many records were skipped, or the failure naming the
-/// record that panicked.
+/// Maps one chunk of an input, `data`, whose first byte is at offset
+/// `base` of the input's record stream, leaving out the records at the
+/// offsets in `skip` (sorted line starts in that stream; for whole-file
+/// apps, offset 0 skips the file). Returns how many records were skipped,
+/// or the failure naming the record that panicked.
 pub(crate) fn map_chunk(
     app: &dyn App,
     name: &str,
     data: &[u8],
-    (s, e): (usize, usize),
+    base: u64,
     skip: &[u64],
     emit: &mut dyn mr_apps::Emit,
 ) -> Result<u64, TaskFailure> {
+    let (s, e) = (0, data.len());
     let mut skipped = 0;
     let mut ranges = Vec::new();
     let mut at = s;
-    for &off in skip
-        .iter()
-        .filter(|&&o| (o as usize) >= s && (o as usize) < e.max(s + 1))
-    {
-        let off = off as usize;
+    let within = |o: u64| o >= base && o < base + (e as u64).max(1);
+    for &off in skip.iter().filter(|&&o| within(o)) {
+        let off = (off - base) as usize;
         if off < at {
             continue;
         }
@@ -100,7 +100,7 @@ pub(crate) fn map_chunk(
                 phase: mr_protocol::Phase::Map,
                 record: BadRecord::Line {
                     input: name.to_string(),
-                    offset: find_bad_record(app, name, data, a, b) as u64,
+                    offset: base + find_bad_record(app, name, data, a, b) as u64,
                 },
             }
         })?;

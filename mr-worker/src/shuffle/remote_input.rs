@@ -116,6 +116,8 @@ pub async fn localize(
             reason: e.to_string(),
         })?;
         let file = Arc::new(file);
+        // A compressed file is read as one stream from its start.
+        let whole_file = whole_file || mr_protocol::codec::Codec::of(&part.name).is_some();
         let (from, to) = if whole_file {
             (0, part.file_len)
         } else {

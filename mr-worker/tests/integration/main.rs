@@ -5,6 +5,7 @@
 mod apps;
 mod bad_input;
 mod cli;
+mod compressed;
 mod faults;
 mod inputs;
 mod network;

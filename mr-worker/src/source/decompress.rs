@@ -1,0 +1,381 @@
+//! Compressed files (`.gz`, `.zst`, `.bz2`), decoded as a stream into
+//! line-aligned chunks of about the target size, so memory stays bounded
+//! whatever the file's size (a single line longer than a chunk makes that
+//! chunk longer). A compressed file is one split: a stream cannot be entered
+//! in the middle. Offsets are offsets in the decompressed stream.
+//!
+//! Decoding is serial by nature; the engine's threads take turns pulling
+//! the next chunk, so decoding one chunk overlaps with mapping the others.
+
+use super::{input_error, Chunk, RecordSource};
+use mr_protocol::codec::Codec;
+use mr_protocol::{FilePart, TaskFailure};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+
+/// Decoder input buffer: large reads from the file.
+const READ_BUFFER: usize = 256 << 10;
+
+/// A compressed input's records.
+pub struct Decompressed {
+    part: FilePart,
+    codec: Codec,
+    reader: Box<dyn Read + Send>,
+    whole_file: bool,
+    target: usize,
+    /// The start of a line that the previous chunk did not finish.
+    carry: Vec<u8>,
+    /// Decompressed bytes handed out so far (the next chunk's base).
+    offset: u64,
+    done: bool,
+}
+
+impl Decompressed {
+    /// Opens `part` (which must be its whole file) for decoding with `codec`.
+    pub fn open(
+        part: &FilePart,
+        codec: Codec,
+        whole_file: bool,
+        target: usize,
+    ) -> Result<Decompressed, TaskFailure> {
+        let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
+        let len = file
+            .metadata()
+            .map_err(|e| input_error(part, e.to_string()))?
+            .len();
+        if len != part.file_len {
+            return Err(input_error(
+                part,
+                format!(
+                    "size changed from {} to {len} bytes since the job was planned",
+                    part.file_len
+                ),
+            ));
+        }
+        if part.start != 0 || part.end != part.file_len {
+            return Err(input_error(
+                part,
+                format!(
+                    "a {} file cannot be split (asked for bytes {}..{})",
+                    codec.name(),
+                    part.start,
+                    part.end
+                ),
+            ));
+        }
+        let buffered = BufReader::with_capacity(READ_BUFFER, file);
+        // An empty file holds no stream at all: no records, like an empty
+        // plain file (rather than an error about a missing header).
+        let reader: Box<dyn Read + Send> = if len == 0 {
+            Box::new(std::io::empty())
+        } else {
+            decoder(codec, buffered).map_err(|e| decode_error(part, codec, 0, &e))?
+        };
+        Ok(Decompressed {
+            part: part.clone(),
+            codec,
+            reader,
+            whole_file,
+            target: target.max(1),
+            carry: Vec::new(),
+            offset: 0,
+            done: false,
+        })
+    }
+
+    /// Reads into `buf` until it holds at least `want` bytes or the stream
+    /// ends; true at the end.
+    fn fill(&mut self, buf: &mut Vec<u8>, want: usize) -> Result<bool, TaskFailure> {
+        while buf.len() < want {
+            let at = buf.len();
+            buf.resize(want, 0);
+            match self.reader.read(&mut buf[at..]) {
+                Ok(0) => {
+                    buf.truncate(at);
+                    return Ok(true);
+                }
+                Ok(n) => buf.truncate(at + n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => buf.truncate(at),
+                Err(e) => {
+                    buf.truncate(at);
+                    let at = self.offset + at as u64;
+                    return Err(decode_error(&self.part, self.codec, at, &e));
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
+impl RecordSource for Decompressed {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
+        if self.done {
+            return Ok(None);
+        }
+        if self.whole_file {
+            // Apps that need the whole file get it, decoded, in one piece.
+            let mut all = Vec::new();
+            loop {
+                let want = all.len() + self.target.max(1 << 20);
+                if self.fill(&mut all, want)? {
+                    break;
+                }
+            }
+            self.done = true;
+            return Ok(Some(Chunk::owned(all, 0)));
+        }
+        let mut buf = std::mem::take(&mut self.carry);
+        let mut want = self.target;
+        loop {
+            let at_end = self.fill(&mut buf, want)?;
+            if at_end {
+                self.done = true;
+                if buf.is_empty() {
+                    return Ok(None);
+                }
+                // The last line may lack its newline; it is still a record.
+                break;
+            }
+            // Whole lines only: the rest starts the next chunk.
+            if let Some(i) = memchr::memrchr(b'\n', &buf) {
+                self.carry = buf[i + 1..].to_vec();
+                buf.truncate(i + 1);
+                break;
+            }
+            // One line longer than a chunk: read on until it ends.
+            want = buf.len() * 2;
+        }
+        let base = self.offset;
+        self.offset += buf.len() as u64;
+        Ok(Some(Chunk::owned(buf, base)))
+    }
+}
+
+/// The failure of a compressed input whose stream cannot be decoded.
+fn decode_error(part: &FilePart, codec: Codec, at: u64, e: &std::io::Error) -> TaskFailure {
+    input_error(
+        part,
+        format!(
+            "the {} stream is corrupt or truncated (after {at} bytes of decompressed data): {e}",
+            codec.name()
+        ),
+    )
+}
+
+/// A reader of `codec`'s decoded stream, every member or frame of it.
+fn decoder(codec: Codec, input: BufReader<File>) -> std::io::Result<Box<dyn Read + Send>> {
+    Ok(match codec {
+        Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
+        Codec::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
+        Codec::Zstd => Box::new(ZstdFrames::new(input)?),
+    })
+}
+
+/// Every frame of a zstd stream, one after another (`zstd` writes one frame
+/// per input file, so concatenated files are several frames).
+struct ZstdFrames<R: BufRead> {
+    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
+}
+
+impl<R: BufRead> ZstdFrames<R> {
+    fn new(input: R) -> std::io::Result<Self> {
+        let frame =
+            ruzstd::decoding::StreamingDecoder::new(input).map_err(std::io::Error::other)?;
+        Ok(ZstdFrames { frame: Some(frame) })
+    }
+}
+
+impl<R: BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let Some(frame) = self.frame.as_mut() else {
+                return Ok(0);
+            };
+            let n = frame.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This frame is done: another may follow.
+            let (mut input, decoder) = self.frame.take().expect("present").into_parts();
+            if input.fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let next = ruzstd::decoding::StreamingDecoder::new_with_decoder(input, decoder)
+                .map_err(std::io::Error::other)?;
+            self.frame = Some(next);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn bzip2(data: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    fn encode(codec: Codec, data: &[u8]) -> Vec<u8> {
+        match codec {
+            Codec::Gzip => gzip(data),
+            Codec::Zstd => zstd(data),
+            Codec::Bzip2 => bzip2(data),
+        }
+    }
+
+    fn ext(codec: Codec) -> &'static str {
+        match codec {
+            Codec::Gzip => "gz",
+            Codec::Zstd => "zst",
+            Codec::Bzip2 => "bz2",
+        }
+    }
+
+    /// Writes `bytes` as `in.<ext>` and returns the part covering it.
+    fn part(dir: &tempfile::TempDir, codec: Codec, bytes: &[u8]) -> FilePart {
+        let path = dir.path().join(format!("in.{}", ext(codec)));
+        std::fs::write(&path, bytes).unwrap();
+        FilePart {
+            name: format!("in.{}", ext(codec)),
+            path,
+            start: 0,
+            end: bytes.len() as u64,
+            file_len: bytes.len() as u64,
+        }
+    }
+
+    /// Every chunk of a source, or its failure.
+    fn drain(src: &mut Decompressed) -> Result<Vec<(u64, Vec<u8>)>, TaskFailure> {
+        let mut out = Vec::new();
+        while let Some(c) = src.next_chunk()? {
+            out.push((c.base, c.data().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Text of many short lines, one line of 100 KB, and no final newline.
+    fn text() -> Vec<u8> {
+        let mut t = Vec::new();
+        for i in 0..20_000 {
+            writeln!(t, "line {i} of some words").unwrap();
+        }
+        t.extend(std::iter::repeat_n(b'x', 100_000));
+        t.extend_from_slice(b"\nlast line without newline");
+        t
+    }
+
+    const CODECS: [Codec; 3] = [Codec::Gzip, Codec::Zstd, Codec::Bzip2];
+
+    #[test]
+    fn chunks_are_whole_lines_at_their_offsets_for_every_codec() {
+        let t = text();
+        for codec in CODECS {
+            let dir = tempfile::tempdir().unwrap();
+            let p = part(&dir, codec, &encode(codec, &t));
+            // A small target puts many lines across decoder buffer boundaries.
+            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            let chunks = drain(&mut src).unwrap();
+            assert!(chunks.len() > 10, "{codec:?}");
+            let mut joined = Vec::new();
+            for (base, data) in &chunks {
+                assert_eq!(*base, joined.len() as u64, "{codec:?}");
+                joined.extend_from_slice(data);
+            }
+            assert_eq!(joined, t, "{codec:?}");
+            // Every chunk but the last ends a line.
+            for (_, data) in &chunks[..chunks.len() - 1] {
+                assert_eq!(data.last(), Some(&b'\n'), "{codec:?}");
+            }
+            // Whole-file apps get it all at once.
+            let mut whole = Decompressed::open(&p, codec, true, 4096).unwrap();
+            assert_eq!(drain(&mut whole).unwrap(), vec![(0, t.clone())]);
+        }
+    }
+
+    #[test]
+    fn multi_member_gzip_and_multi_frame_zstd_read_on() {
+        for codec in [Codec::Gzip, Codec::Zstd, Codec::Bzip2] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut bytes = encode(codec, b"first member\n");
+            bytes.extend(encode(codec, b"second member\n"));
+            let p = part(&dir, codec, &bytes);
+            let mut src = Decompressed::open(&p, codec, false, 1 << 20).unwrap();
+            let all: Vec<u8> = drain(&mut src)
+                .unwrap()
+                .into_iter()
+                .flat_map(|c| c.1)
+                .collect();
+            assert_eq!(all, b"first member\nsecond member\n", "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn truncated_and_corrupt_streams_fail_naming_the_file_and_codec() {
+        let t = text();
+        for codec in CODECS {
+            let good = encode(codec, &t);
+            let truncated = &good[..good.len() * 2 / 3];
+            let mut corrupt = good.clone();
+            let mid = corrupt.len() / 2;
+            for b in &mut corrupt[mid..mid + 64] {
+                *b ^= 0x5a;
+            }
+            for (what, bytes) in [("truncated", truncated), ("corrupt", &corrupt[..])] {
+                let dir = tempfile::tempdir().unwrap();
+                let p = part(&dir, codec, bytes);
+                let r =
+                    Decompressed::open(&p, codec, false, 64 << 10).and_then(|mut s| drain(&mut s));
+                match r {
+                    Err(TaskFailure::Input { path, reason }) => {
+                        assert_eq!(path, p.name, "{codec:?} {what}");
+                        assert!(reason.contains(codec.name()), "{codec:?} {what}: {reason}");
+                    }
+                    Err(other) => panic!("{codec:?} {what}: {other:?}"),
+                    Ok(chunks) => {
+                        let n: usize = chunks.iter().map(|c| c.1.len()).sum();
+                        panic!("{codec:?} {what} went unnoticed ({n} bytes decoded)");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_files_and_empty_streams_have_no_records() {
+        for codec in CODECS {
+            for bytes in [Vec::new(), encode(codec, b"")] {
+                let dir = tempfile::tempdir().unwrap();
+                let p = part(&dir, codec, &bytes);
+                let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+                assert!(drain(&mut src).unwrap().is_empty(), "{codec:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_size_or_a_partial_range_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = part(&dir, Codec::Gzip, &gzip(b"a\n"));
+        p.file_len += 1;
+        assert!(Decompressed::open(&p, Codec::Gzip, false, 10).is_err());
+        p.file_len -= 1;
+        p.start = 1;
+        let e = Decompressed::open(&p, Codec::Gzip, false, 10)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("cannot be split"), "{e}");
+    }
+}

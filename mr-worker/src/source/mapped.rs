@@ -1,0 +1,97 @@
+//! Plain files, memory-mapped: [`Lines`] cuts a split's byte range, aligned
+//! to whole lines, into chunks; [`WholeFile`] hands over the whole file.
+//! Nothing is copied: chunks are ranges of the mapping.
+
+use super::{input_error, Chunk, RecordSource};
+use crate::engine::split::{align, chunks};
+use memmap2::Mmap;
+use mr_protocol::{FilePart, TaskFailure};
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+
+/// Opens and maps `part`'s file, checking it is the file that was planned;
+/// None for an empty file (which cannot be mapped and has no lines).
+pub(super) fn map_file(part: &FilePart) -> Result<Option<Arc<Mmap>>, TaskFailure> {
+    let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| input_error(part, e.to_string()))?
+        .len();
+    if len != part.file_len {
+        return Err(input_error(
+            part,
+            format!(
+                "size changed from {} to {len} bytes since the job was planned",
+                part.file_len
+            ),
+        ));
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    // SAFETY: the mapping is read-only. If another process truncates the
+    // file while we read, we may fault: inputs must not change during a
+    // job, which the size check above enforces as far as it can.
+    let m =
+        unsafe { Mmap::map(&file) }.map_err(|e| input_error(part, format!("cannot mmap: {e}")))?;
+    let _ = m.advise(memmap2::Advice::Sequential);
+    Ok(Some(Arc::new(m)))
+}
+
+/// A split of a mapped file: the lines that start in its byte range.
+pub struct Lines {
+    map: Option<Arc<Mmap>>,
+    pieces: VecDeque<(usize, usize)>,
+}
+
+impl Lines {
+    /// The lines of `part` in `map`, in chunks of about `target` bytes.
+    pub fn new(part: &FilePart, map: Option<Arc<Mmap>>, target: usize) -> Lines {
+        let pieces = match &map {
+            None => VecDeque::new(),
+            Some(m) => {
+                let data: &[u8] = m;
+                let end = part.end.min(data.len() as u64) as usize;
+                let (s, e) = align(data, part.start as usize, end);
+                chunks(data, s, e, target).into()
+            }
+        };
+        Lines { map, pieces }
+    }
+}
+
+impl RecordSource for Lines {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
+        let (Some(map), Some((s, e))) = (&self.map, self.pieces.pop_front()) else {
+            return Ok(None);
+        };
+        Ok(Some(Chunk::mapped(map, s, e)))
+    }
+}
+
+/// A whole mapped file, as one chunk (an empty file is one empty chunk, so
+/// whole-file apps see one call per file, as in the lab).
+pub struct WholeFile {
+    map: Option<Arc<Mmap>>,
+    done: bool,
+}
+
+impl WholeFile {
+    /// The file in `map` (None: empty).
+    pub fn new(map: Option<Arc<Mmap>>) -> WholeFile {
+        WholeFile { map, done: false }
+    }
+}
+
+impl RecordSource for WholeFile {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
+        if std::mem::replace(&mut self.done, true) {
+            return Ok(None);
+        }
+        Ok(Some(match &self.map {
+            Some(m) => Chunk::mapped(m, 0, m.len()),
+            None => Chunk::empty(),
+        }))
+    }
+}

@@ -1,0 +1,121 @@
+//! Where a map task's records come from: the seam between the bytes of an
+//! input and the map engine.
+//!
+//! Each input range of a task becomes a [`RecordSource`], chosen per input
+//! by [`open`]: [`Lines`] (a memory-mapped file aligned to whole lines, cut
+//! into chunks), [`WholeFile`] (a mapped file given whole to apps that need
+//! it), or [`Decompressed`] (a `.gz`, `.zst` or `.bz2` file decoded as a
+//! stream into line-aligned chunks, in bounded memory). The engine only
+//! sees [`Chunk`]s: whole records, and the offset of their first byte in the
+//! input's record stream (the decompressed stream for compressed files), so
+//! record offsets in failures and skips mean the same whatever the format.
+//! A new format (say, length-prefixed records) is one more implementation.
+
+mod decompress;
+mod mapped;
+
+pub use decompress::Decompressed;
+pub use mapped::{Lines, WholeFile};
+
+use memmap2::{Mmap, UncheckedAdvice};
+use mr_protocol::codec::Codec;
+use mr_protocol::{FilePart, TaskFailure};
+use std::sync::Arc;
+
+/// Whole records of one input, ready to map.
+pub struct Chunk {
+    bytes: Bytes,
+    /// Offset of the first byte in the input's record stream.
+    pub base: u64,
+}
+
+/// A chunk's bytes: a range of a mapped file, or decoded bytes of its own.
+enum Bytes {
+    Mapped(Arc<Mmap>, usize, usize),
+    Owned(Vec<u8>),
+    Empty,
+}
+
+impl Chunk {
+    /// A chunk of `len` mapped bytes at `start`.
+    fn mapped(map: &Arc<Mmap>, start: usize, end: usize) -> Chunk {
+        Chunk {
+            bytes: Bytes::Mapped(map.clone(), start, end),
+            base: start as u64,
+        }
+    }
+
+    /// A chunk of bytes decoded into memory, starting at `base`.
+    fn owned(data: Vec<u8>, base: u64) -> Chunk {
+        Chunk {
+            bytes: Bytes::Owned(data),
+            base,
+        }
+    }
+
+    /// An empty chunk (an empty file given whole).
+    fn empty() -> Chunk {
+        Chunk {
+            bytes: Bytes::Empty,
+            base: 0,
+        }
+    }
+
+    /// The records.
+    pub fn data(&self) -> &[u8] {
+        match &self.bytes {
+            Bytes::Mapped(m, s, e) => &m[*s..*e],
+            Bytes::Owned(v) => v,
+            Bytes::Empty => &[],
+        }
+    }
+
+    /// Lets the kernel drop a mapped chunk's pages from the resident set
+    /// once it is mapped (they stay in the page cache). Only whole pages
+    /// inside the chunk, so neighbouring chunks are untouched.
+    pub fn release(&self) {
+        const PAGE: usize = 4096;
+        if let Bytes::Mapped(m, s, e) = &self.bytes {
+            let (a, b) = (s.div_ceil(PAGE) * PAGE, e / PAGE * PAGE);
+            if b > a {
+                // SAFETY: a read-only shared file mapping: dropped pages are
+                // read back from the file on the next touch, unchanged.
+                let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a) };
+            }
+        }
+    }
+}
+
+/// One input's records, chunk by chunk, in order.
+pub trait RecordSource: Send {
+    /// The next chunk of whole records; None after the last.
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure>;
+}
+
+/// The failure for input `part`: it cannot be read, or is not what was planned.
+pub(crate) fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFailure {
+    TaskFailure::Input {
+        path: part.name.clone(),
+        reason: reason.into(),
+    }
+}
+
+/// Opens the source of `part`: decompressed by its extension, else mapped;
+/// whole for apps that map whole files, else in line-aligned chunks of
+/// about `target` bytes.
+pub fn open(
+    part: &FilePart,
+    whole_file: bool,
+    target: usize,
+) -> Result<Box<dyn RecordSource>, TaskFailure> {
+    if let Some(codec) = Codec::of(&part.name) {
+        return Ok(Box::new(Decompressed::open(
+            part, codec, whole_file, target,
+        )?));
+    }
+    let map = mapped::map_file(part)?;
+    Ok(match whole_file {
+        true => Box::new(WholeFile::new(map)),
+        false => Box::new(Lines::new(part, map, target)),
+    })
+}
