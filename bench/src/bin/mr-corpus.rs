@@ -32,6 +32,10 @@ struct Args {
     seed: u64,
     /// Output directory (created if missing).
     out: PathBuf,
+    /// Also write each file compressed beside it (`corpus-N.txt.gz`,
+    /// `.zst` or `.bz2`), for timing compressed inputs against plain ones.
+    #[arg(long, value_parser = ["gz", "zst", "bz2"])]
+    compress: Option<String>,
 }
 
 /// Non-ASCII letters (all general category L) sprinkled into 1% of words.
@@ -133,7 +137,32 @@ fn main() -> anyhow::Result<()> {
     (0..args.files).into_par_iter().try_for_each(|i| {
         let path = args.out.join(format!("corpus-{i:04}.txt"));
         let seed = args.seed ^ (u64::from(i) + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
-        write_file(&path, per_file, seed, &vocab, &cdf)
+        write_file(&path, per_file, seed, &vocab, &cdf)?;
+        match args.compress.as_deref() {
+            Some(ext) => compress(&path, ext),
+            None => Ok(()),
+        }
     })?;
     Ok(())
+}
+
+/// Writes `path` compressed as `<path>.<ext>`, at each tool's default level.
+fn compress(path: &std::path::Path, ext: &str) -> std::io::Result<()> {
+    let data = std::fs::read(path)?;
+    let packed = match ext {
+        "gz" => {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&data)?;
+            e.finish()?
+        }
+        "bz2" => {
+            let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+            e.write_all(&data)?;
+            e.finish()?
+        }
+        _ => zstd::encode_all(&data[..], 3)?,
+    };
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{ext}"));
+    std::fs::write(name, packed)
 }

@@ -11,7 +11,7 @@ use super::{input_error, Chunk, RecordSource};
 use mr_protocol::codec::Codec;
 use mr_protocol::{FilePart, TaskFailure};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 
 /// Decoder input buffer: large reads from the file.
 const READ_BUFFER: usize = 256 << 10;
@@ -167,44 +167,9 @@ fn decoder(codec: Codec, input: BufReader<File>) -> std::io::Result<Box<dyn Read
     Ok(match codec {
         Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Codec::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
-        Codec::Zstd => Box::new(ZstdFrames::new(input)?),
+        // libzstd reads every frame of the stream, one after another.
+        Codec::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(input)?),
     })
-}
-
-/// Every frame of a zstd stream, one after another (`zstd` writes one frame
-/// per input file, so concatenated files are several frames).
-struct ZstdFrames<R: BufRead> {
-    frame: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
-}
-
-impl<R: BufRead> ZstdFrames<R> {
-    fn new(input: R) -> std::io::Result<Self> {
-        let frame =
-            ruzstd::decoding::StreamingDecoder::new(input).map_err(std::io::Error::other)?;
-        Ok(ZstdFrames { frame: Some(frame) })
-    }
-}
-
-impl<R: BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let Some(frame) = self.frame.as_mut() else {
-                return Ok(0);
-            };
-            let n = frame.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            // This frame is done: another may follow.
-            let (mut input, decoder) = self.frame.take().expect("present").into_parts();
-            if input.fill_buf()?.is_empty() {
-                return Ok(0);
-            }
-            let next = ruzstd::decoding::StreamingDecoder::new_with_decoder(input, decoder)
-                .map_err(std::io::Error::other)?;
-            self.frame = Some(next);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -225,7 +190,7 @@ mod tests {
     }
 
     fn zstd(data: &[u8]) -> Vec<u8> {
-        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+        zstd::encode_all(data, 1).unwrap()
     }
 
     fn encode(codec: Codec, data: &[u8]) -> Vec<u8> {
