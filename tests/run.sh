@@ -16,6 +16,17 @@ if ! command -v chromium-headless-shell >/dev/null 2>&1; then
     echo "SKIP browser check: chromium-headless-shell is missing (apt-get install chromium-headless-shell)"
   fi
 fi
+# The object store tests run against moto's S3 server on loopback.
+if ! command -v moto_server >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1 &&
+    echo "installing moto (an S3-compatible server) for the object store tests" &&
+    python3 -m pip install --quiet 'moto[server]' >/dev/null 2>&1 &&
+    command -v moto_server >/dev/null 2>&1; then
+    :
+  else
+    echo "SKIP object store tests: moto_server is missing and could not be installed (pip install 'moto[server]')"
+  fi
+fi
 cargo build --release --workspace
 cargo test --release --workspace
 MR_NO_BUILD=1 bash tests/test-mr.sh

@@ -139,6 +139,9 @@ pub struct FilePart {
     pub end: u64,
     /// The file's size when planned; a different size at map time is an error.
     pub file_len: u64,
+    /// For an object input: its ETag when planned (a read of another
+    /// version fails the map, naming it).
+    pub version: Option<String>,
 }
 
 /// What one map task reads: byte ranges of one or more files, in order.

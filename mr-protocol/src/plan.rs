@@ -17,6 +17,8 @@ pub struct InputFile {
     pub path: PathBuf,
     /// Size in bytes at planning time.
     pub len: u64,
+    /// For an object: its ETag when listed (reads check it is unchanged).
+    pub version: Option<String>,
 }
 
 /// Why the inputs cannot make a job.
@@ -56,21 +58,53 @@ pub enum PlanError {
     /// A path is not valid UTF-8 (names travel to apps as strings).
     #[error("input path '{0}' is not valid UTF-8; rename the file")]
     NotUtf8(String),
+    /// An object input could not be listed (the message names its URL).
+    #[error("{0}")]
+    Object(String),
+    /// An input URL of a scheme this framework does not read.
+    #[error("input '{0}' has a URL scheme this framework does not read; give a local path or an s3://BUCKET/KEY object URL")]
+    Scheme(String),
+    /// An object URL, where objects cannot be read.
+    #[error("input '{0}' is an object URL, but this program reads local files only")]
+    NoObjects(String),
 }
 
 fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Expands and validates the input arguments, in order. A plain path that
-/// exists is taken as is, even if it contains glob characters.
+/// Lists object inputs (`s3://...`) for the planner. The object store
+/// client lives elsewhere (`mr-store`), so this crate stays small.
+pub trait ObjectLister {
+    /// The objects `arg` names (one URL, or a glob over keys), in order,
+    /// with size and ETag; an error naming `arg` when there are none.
+    fn list(&self, arg: &str) -> Result<Vec<InputFile>, PlanError>;
+}
+
+/// Expands and validates local input arguments, in order (see [`expand_inputs_with`]).
 pub fn expand_inputs(args: &[String]) -> Result<Vec<InputFile>, PlanError> {
+    expand_inputs_with(args, None)
+}
+
+/// Expands and validates the input arguments, in order: local paths and
+/// glob patterns, and, with `objects`, object URLs. A plain path that
+/// exists is taken as is, even if it contains glob characters.
+pub fn expand_inputs_with(
+    args: &[String],
+    objects: Option<&dyn ObjectLister>,
+) -> Result<Vec<InputFile>, PlanError> {
     if args.is_empty() {
         return Err(PlanError::NoInputs);
     }
     let mut files = Vec::new();
     for arg in args {
-        if has_glob_meta(arg) && !Path::new(arg).exists() {
+        if let Some((scheme, _)) = arg.split_once("://") {
+            match (scheme, objects) {
+                ("s3", Some(lister)) => files.extend(lister.list(arg)?),
+                ("s3", None) => return Err(PlanError::NoObjects(arg.clone())),
+                _ => return Err(PlanError::Scheme(arg.clone())),
+            }
+        } else if has_glob_meta(arg) && !Path::new(arg).exists() {
             let paths = glob::glob(arg).map_err(|e| PlanError::BadPattern {
                 pattern: arg.clone(),
                 reason: e.to_string(),
@@ -126,6 +160,7 @@ fn check_file(name: &str) -> Result<InputFile, PlanError> {
         name: name.to_string(),
         path,
         len: meta.len(),
+        version: None,
     })
 }
 
@@ -144,6 +179,7 @@ pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Ve
         start,
         end,
         file_len: f.len,
+        version: f.version.clone(),
     };
     if whole_file {
         return files
@@ -205,6 +241,7 @@ mod tests {
 
     fn file(name: &str, len: u64) -> InputFile {
         InputFile {
+            version: None,
             name: name.into(),
             path: format!("/{name}").into(),
             len,

@@ -164,7 +164,9 @@ impl Placement {
         };
         if !self.remote_inputs {
             for (i, f) in settings.inputs.iter().enumerate() {
-                if self.shared || readable_here(&f.path, f.len) {
+                // Every worker reads objects from the store itself.
+                let object = f.path.to_str().is_some_and(mr_store::is_object_url);
+                if self.shared || object || readable_here(&f.path, f.len) {
                     place.set_input(i);
                 }
             }

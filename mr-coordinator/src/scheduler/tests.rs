@@ -31,6 +31,7 @@ fn cfg(reduces: u32) -> SchedulerConfig {
 fn inputs(n: usize) -> Vec<InputFile> {
     (0..n)
         .map(|i| InputFile {
+            version: None,
             name: format!("in-{i}"),
             path: format!("/in-{i}").into(),
             len: 150,

@@ -20,7 +20,7 @@ use crate::scheduler::{Scheduler, SchedulerConfig};
 use embedded::EmbeddedWorkers;
 use futures::StreamExt;
 use mr_protocol::join::Endpoint;
-use mr_protocol::plan::expand_inputs;
+use mr_protocol::plan::expand_inputs_with;
 use mr_protocol::{names, Coordinator, PlannedFile};
 use service::{Handler, Shared, Via};
 use std::collections::HashMap;
@@ -97,7 +97,15 @@ impl RunningJob {
                 "--workers starts local workers, which need to know the app: add --app NAME".into(),
             ));
         }
-        let files = expand_inputs(&cfg.inputs)?;
+        // Listing objects waits on the network: off the runtime's threads.
+        let args = cfg.inputs.clone();
+        let files =
+            tokio::task::spawn_blocking(move || expand_inputs_with(&args, Some(&mr_store::Lister)))
+                .await
+                .map_err(|e| CoordinatorError::Internal {
+                    what: "input listing",
+                    reason: e.to_string(),
+                })??;
         let output_dir = usable_dir(&cfg.output_dir, "output directory")?;
         let mut locks = vec![lock_output_dir(&output_dir)?];
         warn_stale_outputs(&output_dir, cfg.reduces);

@@ -26,7 +26,7 @@ struct Args {
 
 fn run(args: Args) -> anyhow::Result<()> {
     let app = mr_apps::resolve(&args.app)?;
-    let inputs = mr_protocol::plan::expand_inputs(&args.inputs)?;
+    let inputs = mr_protocol::plan::expand_inputs_with(&args.inputs, Some(&mr_store::Lister))?;
     if !args.output_dir.is_dir() {
         anyhow::bail!(
             "output directory '{}' does not exist",

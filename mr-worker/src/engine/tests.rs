@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// A byte range of a file, as the planner would send it.
 fn part(name: &str, path: &Path, start: u64, end: u64, file_len: u64) -> FilePart {
     FilePart {
+        version: None,
         name: name.to_string(),
         path: path.to_path_buf(),
         start,

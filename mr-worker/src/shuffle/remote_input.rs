@@ -85,7 +85,8 @@ pub async fn localize(
         copies: Vec::new(),
     };
     for (i, part) in parts.iter().enumerate() {
-        if !always && readable_here(&part.path, part.file_len) {
+        // Objects are read from the store, never through the coordinator.
+        if crate::source::is_object(part) || (!always && readable_here(&part.path, part.file_len)) {
             out.parts.push(part.clone());
             continue;
         }

@@ -19,7 +19,8 @@ const READ_BUFFER: usize = 256 << 10;
 /// A compressed input's records.
 pub struct Decompressed {
     part: FilePart,
-    codec: Codec,
+    /// None for a plain object read whole as a stream.
+    codec: Option<Codec>,
     reader: Box<dyn Read + Send>,
     whole_file: bool,
     target: usize,
@@ -69,7 +70,35 @@ impl Decompressed {
         let reader: Box<dyn Read + Send> = if len == 0 {
             Box::new(std::io::empty())
         } else {
-            decoder(codec, buffered).map_err(|e| decode_error(part, codec, 0, &e))?
+            decoder(codec, buffered).map_err(|e| decode_error(part, Some(codec), 0, &e))?
+        };
+        Ok(Decompressed {
+            part: part.clone(),
+            codec: Some(codec),
+            reader,
+            whole_file,
+            target: target.max(1),
+            carry: Vec::new(),
+            offset: 0,
+            done: false,
+        })
+    }
+
+    /// Streams `part`, an object in a store, from its start: decoded with
+    /// `codec`, or as it is (for apps that need whole files).
+    pub fn from_object(
+        part: &FilePart,
+        codec: Option<Codec>,
+        whole_file: bool,
+        target: usize,
+    ) -> Result<Decompressed, TaskFailure> {
+        let url = part.path.to_string_lossy().into_owned();
+        let object = mr_store::ObjectReader::new(&url, part.version.as_deref(), part.file_len);
+        let buffered = BufReader::with_capacity(READ_BUFFER, object);
+        let reader: Box<dyn Read + Send> = match codec {
+            _ if part.file_len == 0 => Box::new(std::io::empty()),
+            Some(c) => decoder(c, buffered).map_err(|e| decode_error(part, codec, 0, &e))?,
+            None => Box::new(buffered),
         };
         Ok(Decompressed {
             part: part.clone(),
@@ -151,19 +180,23 @@ impl RecordSource for Decompressed {
     }
 }
 
-/// The failure of a compressed input whose stream cannot be decoded.
-fn decode_error(part: &FilePart, codec: Codec, at: u64, e: &std::io::Error) -> TaskFailure {
-    input_error(
-        part,
-        format!(
-            "the {} stream is corrupt or truncated (after {at} bytes of decompressed data): {e}",
-            codec.name()
+/// The failure of an input whose stream cannot be read or decoded.
+fn decode_error(part: &FilePart, codec: Option<Codec>, at: u64, e: &std::io::Error) -> TaskFailure {
+    let what = match codec {
+        Some(c) => format!(
+            "the {} stream is corrupt or truncated (after {at} bytes of decompressed data)",
+            c.name()
         ),
-    )
+        None => format!("reading it failed after {at} bytes"),
+    };
+    input_error(part, format!("{what}: {e}"))
 }
 
 /// A reader of `codec`'s decoded stream, every member or frame of it.
-fn decoder(codec: Codec, input: BufReader<File>) -> std::io::Result<Box<dyn Read + Send>> {
+fn decoder<R: Read + Send + 'static>(
+    codec: Codec,
+    input: BufReader<R>,
+) -> std::io::Result<Box<dyn Read + Send>> {
     Ok(match codec {
         Codec::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(input)),
         Codec::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(input)),
@@ -214,6 +247,7 @@ mod tests {
         let path = dir.path().join(format!("in.{}", ext(codec)));
         std::fs::write(&path, bytes).unwrap();
         FilePart {
+            version: None,
             name: format!("in.{}", ext(codec)),
             path,
             start: 0,

@@ -4,8 +4,10 @@
 //! Each input range of a task becomes a [`RecordSource`], chosen per input
 //! by [`open`]: [`Lines`] (a memory-mapped file aligned to whole lines, cut
 //! into chunks), [`WholeFile`] (a mapped file given whole to apps that need
-//! it), or [`Decompressed`] (a `.gz`, `.zst` or `.bz2` file decoded as a
-//! stream into line-aligned chunks, in bounded memory). The engine only
+//! it), [`Decompressed`] (a `.gz`, `.zst` or `.bz2` file decoded as a
+//! stream into line-aligned chunks, in bounded memory), or [`ObjectLines`]
+//! (a split of an object in an S3-compatible store, fetched with ranged
+//! GETs; compressed or whole objects stream through `Decompressed`). The engine only
 //! sees [`Chunk`]s: whole records, and the offset of their first byte in the
 //! input's record stream (the decompressed stream for compressed files), so
 //! record offsets in failures and skips mean the same whatever the format.
@@ -13,9 +15,11 @@
 
 mod decompress;
 mod mapped;
+mod object;
 
 pub use decompress::Decompressed;
 pub use mapped::{Lines, WholeFile};
+pub use object::{is_object, ObjectLines};
 
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_protocol::codec::Codec;
@@ -32,6 +36,7 @@ pub struct Chunk {
 /// A chunk's bytes: a range of a mapped file, or decoded bytes of its own.
 enum Bytes {
     Mapped(Arc<Mmap>, usize, usize),
+    Shared(Arc<Vec<u8>>, usize, usize),
     Owned(Vec<u8>),
     Empty,
 }
@@ -42,6 +47,14 @@ impl Chunk {
         Chunk {
             bytes: Bytes::Mapped(map.clone(), start, end),
             base: start as u64,
+        }
+    }
+
+    /// A chunk of `data[start..end]`, whose first byte is at `base`.
+    fn shared(data: &Arc<Vec<u8>>, start: usize, end: usize, base: u64) -> Chunk {
+        Chunk {
+            bytes: Bytes::Shared(data.clone(), start, end),
+            base,
         }
     }
 
@@ -65,6 +78,7 @@ impl Chunk {
     pub fn data(&self) -> &[u8] {
         match &self.bytes {
             Bytes::Mapped(m, s, e) => &m[*s..*e],
+            Bytes::Shared(v, s, e) => &v[*s..*e],
             Bytes::Owned(v) => v,
             Bytes::Empty => &[],
         }
@@ -108,7 +122,15 @@ pub fn open(
     whole_file: bool,
     target: usize,
 ) -> Result<Box<dyn RecordSource>, TaskFailure> {
-    if let Some(codec) = Codec::of(&part.name) {
+    let codec = Codec::of(&part.name);
+    if is_object(part) {
+        return Ok(match (codec, whole_file) {
+            (None, false) => Box::new(ObjectLines::open(part, target)?),
+            // Streamed from the object's start: decompressed, or whole.
+            (codec, _) => Box::new(Decompressed::from_object(part, codec, whole_file, target)?),
+        });
+    }
+    if let Some(codec) = codec {
         return Ok(Box::new(Decompressed::open(
             part, codec, whole_file, target,
         )?));

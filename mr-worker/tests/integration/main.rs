@@ -9,6 +9,7 @@ mod compressed;
 mod faults;
 mod inputs;
 mod network;
+mod objects;
 mod report;
 mod security;
 mod socket;

@@ -1,0 +1,144 @@
+//! Objects in an S3-compatible store (`s3://BUCKET/KEY`), read by the
+//! worker straight from the store with ranged GETs, never through the
+//! coordinator: [`ObjectLines`] fetches a split's range (from the byte
+//! before it, to find its first line start, through the end of the line
+//! crossing its end, only if a line starts in it), in parallel GETs, and
+//! cuts it into chunks exactly as [`super::Lines`] cuts a mapped file, so
+//! line alignment and record offsets are the same. Whole-file apps and
+//! compressed objects read the object from its start as a stream.
+//! Every GET checks the object's ETag against the plan.
+
+use super::{input_error, Chunk, RecordSource};
+use crate::engine::split::{align, chunks};
+use mr_protocol::{FilePart, TaskFailure};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Bytes per GET of a split's range; several run at once.
+const STEP: u64 = 8 << 20;
+/// GETs of one split in flight at once.
+const PARALLEL: usize = 4;
+
+/// Whether `part` is an object rather than a local file.
+pub fn is_object(part: &FilePart) -> bool {
+    part.path.to_str().is_some_and(mr_store::is_object_url)
+}
+
+fn url(part: &FilePart) -> &str {
+    part.path.to_str().unwrap_or_default()
+}
+
+/// The failure for an object that cannot be read.
+fn read_error(part: &FilePart, e: mr_store::StoreError) -> TaskFailure {
+    input_error(part, e.to_string())
+}
+
+/// Bytes `[from, to)` of `part`'s object, fetched in parallel ranged GETs.
+fn fetch(part: &FilePart, from: u64, to: u64) -> Result<Vec<u8>, TaskFailure> {
+    let steps: Vec<(u64, u64)> = (from..to)
+        .step_by(STEP as usize)
+        .map(|a| (a, (a + STEP).min(to)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let etag = part.version.as_deref();
+    // Each thread takes the next step until none is left; the pieces are
+    // put in order afterwards.
+    let fetched: Vec<Result<Vec<(usize, mr_store::Bytes)>, TaskFailure>> =
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..PARALLEL.min(steps.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut got = Vec::new();
+                        while let Some(&(a, b)) = steps.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            let bytes = mr_store::read_range(url(part), etag, a..b)
+                                .map_err(|e| read_error(part, e))?;
+                            if bytes.len() as u64 != b - a {
+                                return Err(input_error(
+                                    part,
+                                    format!(
+                                        "the store sent {} of {} bytes at {a}",
+                                        bytes.len(),
+                                        b - a
+                                    ),
+                                ));
+                            }
+                            got.push((((a - from) / STEP) as usize, bytes));
+                        }
+                        Ok(got)
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join()
+                        .unwrap_or_else(|_| Err(input_error(part, "a reading thread failed")))
+                })
+                .collect()
+        });
+    let mut pieces = Vec::with_capacity(steps.len());
+    for r in fetched {
+        pieces.extend(r?);
+    }
+    pieces.sort_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity((to - from) as usize);
+    for (_, b) in pieces {
+        out.extend_from_slice(&b);
+    }
+    Ok(out)
+}
+
+/// A split of an object: the lines that start in its byte range.
+pub struct ObjectLines {
+    data: Arc<Vec<u8>>,
+    /// Offset in the object of `data[0]`.
+    from: u64,
+    pieces: VecDeque<(usize, usize)>,
+}
+
+impl ObjectLines {
+    /// Fetches `part`'s range (and what aligning it needs) and cuts it into
+    /// chunks of about `target` bytes.
+    pub fn open(part: &FilePart, target: usize) -> Result<ObjectLines, TaskFailure> {
+        let end = part.end.min(part.file_len);
+        let from = part.start.saturating_sub(1);
+        let mut data = fetch(part, from, end)?;
+        // A line starts in [start, end) iff start is 0 or a newline lies in
+        // [start - 1, end - 1); only then is the line crossing `end` ours.
+        let starts_a_line = part.start == 0
+            || (end > part.start
+                && memchr::memchr(b'\n', &data[..(end - 1 - from) as usize]).is_some());
+        let mut at = end;
+        let mut step = 64u64 << 10;
+        if starts_a_line && end < part.file_len && data.last() != Some(&b'\n') {
+            // Fetch on until the line running past the end does end.
+            while at < part.file_len {
+                let more = fetch(part, at, (at + step).min(part.file_len))?;
+                let found = memchr::memchr(b'\n', &more);
+                at += more.len() as u64;
+                data.extend_from_slice(&more);
+                if found.is_some() {
+                    break;
+                }
+                step = (step * 2).min(STEP);
+            }
+        }
+        let (s, e) = align(&data, (part.start - from) as usize, (end - from) as usize);
+        let pieces = chunks(&data, s, e, target).into();
+        Ok(ObjectLines {
+            data: Arc::new(data),
+            from,
+            pieces,
+        })
+    }
+}
+
+impl RecordSource for ObjectLines {
+    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
+        let Some((s, e)) = self.pieces.pop_front() else {
+            return Ok(None);
+        };
+        Ok(Some(Chunk::shared(&self.data, s, e, self.from + s as u64)))
+    }
+}

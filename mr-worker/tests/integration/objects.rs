@@ -1,0 +1,324 @@
+//! Inputs in an S3-compatible object store, against a real server started
+//! on loopback (moto's server mode; SKIP when `moto_server` is missing):
+//! objects plain and compressed, mixed with local files, read by workers
+//! straight from the store; bad object inputs named within seconds; an
+//! object changed after planning.
+
+use crate::util::{bin, data_files, eventually, free_addr, sorted_lines, Proc, TestDir};
+use std::io::{Read, Write};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A moto server on a free loopback port, killed when dropped.
+struct Moto {
+    _proc: Proc,
+    addr: String,
+}
+
+impl Moto {
+    /// Starts one, or None (after printing SKIP) when moto is missing.
+    fn start(t: &TestDir) -> Option<Moto> {
+        let found = Command::new("moto_server")
+            .arg("--help")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            eprintln!(
+                "SKIP object store tests: moto_server is missing (pip install 'moto[server]')"
+            );
+            return None;
+        }
+        let addr = free_addr();
+        let port = addr.rsplit(':').next().unwrap().to_string();
+        let mut cmd = Command::new("moto_server");
+        cmd.args(["-H", "127.0.0.1", "-p", &port]);
+        let p = Proc::start(cmd, t.path());
+        let up = eventually(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(&addr).is_ok()
+        });
+        assert!(up, "moto_server did not start on {addr}");
+        Some(Moto { _proc: p, addr })
+    }
+
+    /// A plain HTTP request to the server (moto takes unsigned requests);
+    /// the status code.
+    fn request(&self, method: &str, path: &str, body: &[u8]) -> u16 {
+        let mut c = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            c,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        c.write_all(body).unwrap();
+        let mut answer = String::new();
+        let _ = c.read_to_string(&mut answer);
+        answer
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn bucket(&self, name: &str) {
+        assert_eq!(self.request("PUT", &format!("/{name}"), b""), 200);
+    }
+
+    fn put(&self, bucket: &str, key: &str, data: &[u8]) {
+        let status = self.request("PUT", &format!("/{bucket}/{key}"), data);
+        assert_eq!(status, 200, "PUT {bucket}/{key}");
+    }
+
+    /// The environment that points a process at this server.
+    fn env(&self, cmd: &mut Command) {
+        cmd.env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
+            .env("AWS_ACCESS_KEY_ID", "test-key")
+            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_SESSION_TOKEN")
+            .env_remove("AWS_PROFILE");
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn bzip2(data: &[u8]) -> Vec<u8> {
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Runs `binary args` against `moto`; (exit code, stderr).
+fn run(moto: &Moto, t: &TestDir, binary: &str, args: &[&str]) -> (i32, String) {
+    let mut cmd = Command::new(bin(binary));
+    moto.env(&mut cmd);
+    let o = cmd.args(args).current_dir(t.path()).output().unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn object_inputs_plain_and_compressed_with_local_files_give_the_sequential_answer() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-in");
+    let texts: Vec<Vec<u8>> = data_files()
+        .iter()
+        .map(|f| std::fs::read(f).unwrap())
+        .collect();
+    // Plain objects in texts/, compressed ones in packed/, one local file.
+    let mut plain_copies = Vec::new();
+    for (i, data) in texts.iter().enumerate() {
+        plain_copies.push(t.write(&format!("copies/{i}.txt"), data));
+        match i % 4 {
+            0 | 1 => moto.put("mr-in", &format!("texts/{i}.txt"), data),
+            2 => moto.put("mr-in", &format!("packed/{i}.txt.gz"), &gzip(data)),
+            _ => moto.put("mr-in", &format!("packed/{i}.txt.bz2"), &bzip2(data)),
+        }
+    }
+    let local = t.write("local.txt", b"local words only here\nlast line");
+    plain_copies.push(local.clone());
+    let want = t.sequential("wc", &plain_copies);
+    let inputs = [
+        "s3://mr-in/texts/*.txt",
+        "s3://mr-in/packed/*",
+        local.as_str(),
+    ];
+
+    // Workers that share nothing and fetch every input they cannot read
+    // from the coordinator: objects still come from the store.
+    let addr = free_addr();
+    let mut coord_args = vec![
+        "--quiet",
+        "--listen",
+        &addr,
+        "--app",
+        "wc",
+        "--reduces",
+        "3",
+    ];
+    coord_args.extend(["--split-size", "128KiB", "--no-token"]);
+    coord_args.extend(inputs);
+    let mut c = Command::new(bin("mrcoordinator"));
+    moto.env(&mut c);
+    c.args(&coord_args);
+    let mut coord = Proc::start(c, t.path());
+    let mut workers = Vec::new();
+    for i in 0..2 {
+        let mut w = Command::new(bin("mrworker"));
+        moto.env(&mut w);
+        w.args(["--coordinator", &addr, "--remote-inputs", "--local-dir"])
+            .arg(t.path().join(format!("w{i}")))
+            .arg("wc");
+        std::fs::create_dir_all(t.path().join(format!("w{i}"))).unwrap();
+        workers.push(Proc::start(w, t.path()));
+    }
+    let st = coord.wait_for(Duration::from_secs(90)).expect("job ends");
+    assert!(st.success(), "coordinator: {st}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), want);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("mr-report.json")).unwrap()).unwrap();
+    let fetched = report["counters"]["input bytes fetched"].as_u64().unwrap();
+    let local_len = std::fs::metadata(&local).unwrap().len();
+    assert!(
+        fetched <= local_len,
+        "only the local file may come through the coordinator, not {fetched} bytes"
+    );
+
+    // mrsequential reads the same inputs.
+    let seq = t.path().join("seq");
+    std::fs::create_dir_all(&seq).unwrap();
+    let mut args = vec!["--output-dir", seq.to_str().unwrap(), "wc"];
+    args.extend(inputs);
+    let (code, err) = run(&moto, &t, "mrsequential", &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        sorted_lines(&[std::fs::read(seq.join("mr-out-0")).unwrap()]),
+        want
+    );
+
+    // The indexer names objects by their URLs.
+    let out = t.path().join("ix");
+    std::fs::create_dir_all(&out).unwrap();
+    let mut args = vec!["--quiet", "--listen", "127.0.0.1:0", "--app", "indexer"];
+    args.extend([
+        "--workers",
+        "2",
+        "--reduces",
+        "2",
+        "--output-dir",
+        out.to_str().unwrap(),
+    ]);
+    args.extend(inputs);
+    let (code, err) = run(&moto, &t, "mrcoordinator", &args);
+    assert_eq!(code, 0, "{err}");
+    let ix = sorted_lines(&t.outputs(&out, 2));
+    let text = String::from_utf8(ix.join(&b'\n')).unwrap();
+    assert!(
+        text.contains("s3://mr-in/packed/2.txt.gz"),
+        "document names"
+    );
+    let mut args = vec!["--output-dir", seq.to_str().unwrap(), "indexer"];
+    args.extend(inputs);
+    let (code, err) = run(&moto, &t, "mrsequential", &args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        sorted_lines(&[std::fs::read(seq.join("mr-out-0")).unwrap()]),
+        ix
+    );
+}
+
+#[test]
+fn bad_object_inputs_are_named_within_seconds() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-bad");
+    moto.put("mr-bad", "here.txt", b"a b c\n");
+    let cases: [(&str, &str); 4] = [
+        ("s3://mr-bad/nothing-*.txt", "no object matches"),
+        ("s3://mr-bad/missing.txt", "does not exist"),
+        ("s3://no-such-bucket/x.txt", "no-such-bucket"),
+        ("gs://mr-bad/here.txt", "scheme"),
+    ];
+    for (input, says) in cases {
+        for binary in ["mrcoordinator", "mrsequential"] {
+            let args: Vec<&str> = match binary {
+                "mrcoordinator" => vec![
+                    "--quiet",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--app",
+                    "wc",
+                    "--workers",
+                    "1",
+                    input,
+                ],
+                _ => vec!["wc", input],
+            };
+            let started = Instant::now();
+            let (code, err) = run(&moto, &t, binary, &args);
+            assert_eq!(code, 1, "{binary} {input}: {err}");
+            assert!(
+                err.contains(input) && err.contains(says),
+                "{binary} {input}: {err}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{binary} {input} took too long"
+            );
+        }
+    }
+    // An endpoint nobody listens on: a clear failure within seconds.
+    let closed = free_addr();
+    let started = Instant::now();
+    let o = Command::new(bin("mrcoordinator"))
+        .env("AWS_ENDPOINT_URL", format!("http://{closed}"))
+        .env("AWS_ACCESS_KEY_ID", "k")
+        .env("AWS_SECRET_ACCESS_KEY", "s")
+        .env("AWS_REGION", "us-east-1")
+        .args(["--quiet", "--listen", "127.0.0.1:0", "s3://mr-bad/here.txt"])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("s3://mr-bad/here.txt"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn an_object_changed_after_planning_fails_the_job_naming_it() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-chg");
+    moto.put("mr-chg", "in.txt", &b"first version words\n".repeat(100));
+    let addr = free_addr();
+    let mut c = Command::new(bin("mrcoordinator"));
+    moto.env(&mut c);
+    c.args([
+        "--listen",
+        &addr,
+        "--no-token",
+        "--max-attempts",
+        "1",
+        "s3://mr-chg/in.txt",
+    ]);
+    let log = t.path().join("coordinator.log");
+    let mut coord = Proc::start_logged(c, t.path(), &log);
+    // Planned (listed) once it listens; then the object changes.
+    assert!(eventually(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    }));
+    // A signed overwrite (moto refuses unsigned ones), through boto3,
+    // which comes with moto.
+    let mut py = Command::new("python3");
+    moto.env(&mut py);
+    let code = "import boto3; boto3.client('s3').put_object(Bucket='mr-chg', Key='in.txt', Body=b'second version words' * 100)";
+    let st = py.args(["-c", code]).status().unwrap();
+    assert!(st.success(), "overwriting the object failed");
+    let mut w = Command::new(bin("mrworker"));
+    moto.env(&mut w);
+    w.args(["--coordinator", &addr, "wc"]);
+    let _w = Proc::start(w, t.path());
+    let st = coord.wait_for(Duration::from_secs(60)).expect("job ends");
+    assert!(!st.success());
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        err.contains("s3://mr-chg/in.txt") && err.contains("changed since the job was planned"),
+        "{err}"
+    );
+    assert!(t.outputs_named(t.path()).is_empty());
+}
