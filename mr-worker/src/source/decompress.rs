@@ -10,7 +10,6 @@
 use super::{input_error, Chunk, RecordSource};
 use mr_protocol::codec::Codec;
 use mr_protocol::{FilePart, TaskFailure};
-use std::fs::File;
 use std::io::{BufReader, Read};
 
 /// Decoder input buffer: large reads from the file.
@@ -32,6 +31,25 @@ pub struct Decompressed {
 }
 
 impl Decompressed {
+    fn new(
+        part: &FilePart,
+        codec: Option<Codec>,
+        reader: Box<dyn Read + Send>,
+        whole_file: bool,
+        target: usize,
+    ) -> Decompressed {
+        Decompressed {
+            part: part.clone(),
+            codec,
+            reader,
+            whole_file,
+            target: target.max(1),
+            carry: Vec::new(),
+            offset: 0,
+            done: false,
+        }
+    }
+
     /// Opens `part` (which must be its whole file) for decoding with `codec`.
     pub fn open(
         part: &FilePart,
@@ -39,20 +57,7 @@ impl Decompressed {
         whole_file: bool,
         target: usize,
     ) -> Result<Decompressed, TaskFailure> {
-        let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
-        let len = file
-            .metadata()
-            .map_err(|e| input_error(part, e.to_string()))?
-            .len();
-        if len != part.file_len {
-            return Err(input_error(
-                part,
-                format!(
-                    "size changed from {} to {len} bytes since the job was planned",
-                    part.file_len
-                ),
-            ));
-        }
+        let (file, len) = super::open_planned(part)?;
         if part.start != 0 || part.end != part.file_len {
             return Err(input_error(
                 part,
@@ -72,16 +77,13 @@ impl Decompressed {
         } else {
             decoder(codec, buffered).map_err(|e| decode_error(part, Some(codec), 0, &e))?
         };
-        Ok(Decompressed {
-            part: part.clone(),
-            codec: Some(codec),
+        Ok(Decompressed::new(
+            part,
+            Some(codec),
             reader,
             whole_file,
-            target: target.max(1),
-            carry: Vec::new(),
-            offset: 0,
-            done: false,
-        })
+            target,
+        ))
     }
 
     /// Streams `part`, an object in a store, from its start: decoded with
@@ -100,16 +102,7 @@ impl Decompressed {
             Some(c) => decoder(c, buffered).map_err(|e| decode_error(part, codec, 0, &e))?,
             None => Box::new(buffered),
         };
-        Ok(Decompressed {
-            part: part.clone(),
-            codec,
-            reader,
-            whole_file,
-            target: target.max(1),
-            carry: Vec::new(),
-            offset: 0,
-            done: false,
-        })
+        Ok(Decompressed::new(part, codec, reader, whole_file, target))
     }
 
     /// Reads into `buf` until it holds at least `want` bytes or the stream

@@ -7,26 +7,12 @@ use crate::engine::split::{align, chunks};
 use memmap2::Mmap;
 use mr_protocol::{FilePart, TaskFailure};
 use std::collections::VecDeque;
-use std::fs::File;
 use std::sync::Arc;
 
 /// Opens and maps `part`'s file, checking it is the file that was planned;
 /// None for an empty file (which cannot be mapped and has no lines).
 pub(super) fn map_file(part: &FilePart) -> Result<Option<Arc<Mmap>>, TaskFailure> {
-    let file = File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
-    let len = file
-        .metadata()
-        .map_err(|e| input_error(part, e.to_string()))?
-        .len();
-    if len != part.file_len {
-        return Err(input_error(
-            part,
-            format!(
-                "size changed from {} to {len} bytes since the job was planned",
-                part.file_len
-            ),
-        ));
-    }
+    let (file, len) = super::open_planned(part)?;
     if len == 0 {
         return Ok(None);
     }

@@ -114,6 +114,26 @@ pub(crate) fn input_error(part: &FilePart, reason: impl Into<String>) -> TaskFai
     }
 }
 
+/// Opens `part`'s file and checks it still has the planned size; the
+/// file and its length.
+pub(crate) fn open_planned(part: &FilePart) -> Result<(std::fs::File, u64), TaskFailure> {
+    let file = std::fs::File::open(&part.path).map_err(|e| input_error(part, e.to_string()))?;
+    let len = file
+        .metadata()
+        .map_err(|e| input_error(part, e.to_string()))?
+        .len();
+    if len != part.file_len {
+        return Err(input_error(
+            part,
+            format!(
+                "size changed from {} to {len} bytes since the job was planned",
+                part.file_len
+            ),
+        ));
+    }
+    Ok((file, len))
+}
+
 /// Opens the source of `part`: decompressed by its extension, else mapped;
 /// whole for apps that map whole files, else in line-aligned chunks of
 /// about `target` bytes.

@@ -2,26 +2,9 @@
 //! the distributed path and `mrsequential`, against `mrsequential` over the
 //! decompressed copies; corrupt streams and bad records in them.
 
-use crate::util::{ascii_inputs, bin, data_files, sorted_lines, TestDir};
-use std::io::Write;
+use crate::util::{ascii_inputs, bin, bzip2, data_files, gzip, sorted_lines, zstd, TestDir};
 use std::process::Command;
 use std::time::Duration;
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn bzip2(data: &[u8]) -> Vec<u8> {
-    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zstd(data: &[u8]) -> Vec<u8> {
-    zstd::encode_all(data, 1).unwrap()
-}
 
 /// The inputs twice: `plain/NAME` and `packed/NAME.<ext>`, cycling through
 /// the codecs and leaving every fourth file plain; one gzip file is two
@@ -77,32 +60,17 @@ fn job(t: &TestDir, dir: &str, args: &[&str]) -> std::path::PathBuf {
     out
 }
 
-/// mrsequential `app` over `inputs`, its output's lines sorted.
-fn sequential(t: &TestDir, dir: &str, app: &str, inputs: &[String]) -> Vec<Vec<u8>> {
-    let out = t.path().join(dir);
-    std::fs::create_dir_all(&out).unwrap();
-    let st = Command::new(bin("mrsequential"))
-        .arg("--output-dir")
-        .arg(&out)
-        .arg(app)
-        .args(inputs)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    sorted_lines(&[std::fs::read(out.join("mr-out-0")).unwrap()])
-}
-
 #[test]
 fn compressed_and_plain_inputs_give_what_their_decompressed_copies_give() {
     let t = TestDir::new();
     let (plain, mixed) = inputs(&t, &sources());
-    let want_wc = sequential(&t, "seq-plain-wc", "wc", &plain);
+    let want_wc = t.sequential_in("seq-plain-wc", "wc", &plain);
     // Small splits cut the plain files; the compressed ones stay whole.
     let mut args = vec!["--app", "wc", "--reduces", "3", "--split-size", "64KiB"];
     args.extend(mixed.iter().map(String::as_str));
     let out = job(&t, "wc", &args);
     assert_eq!(sorted_lines(&t.outputs(&out, 3)), want_wc);
-    assert_eq!(sequential(&t, "seq-mixed-wc", "wc", &mixed), want_wc);
+    assert_eq!(t.sequential_in("seq-mixed-wc", "wc", &mixed), want_wc);
 
     // The indexer names documents: the mixed run names the compressed files.
     let rename = |lines: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
@@ -114,7 +82,7 @@ fn compressed_and_plain_inputs_give_what_their_decompressed_copies_give() {
         v.sort();
         v
     };
-    let want_ix = rename(sequential(&t, "seq-plain-ix", "indexer", &plain));
+    let want_ix = rename(t.sequential_in("seq-plain-ix", "indexer", &plain));
     let mut args = vec!["--app", "indexer", "--reduces", "2"];
     args.extend(mixed.iter().map(String::as_str));
     let out = job(&t, "ix", &args);
@@ -131,7 +99,7 @@ fn a_streaming_job_reads_compressed_inputs() {
         .map(|f| std::fs::read(f).unwrap())
         .collect();
     let (plain, mixed) = inputs(&t, &ascii);
-    let want = sequential(&t, "seq", "wc", &plain);
+    let want = t.sequential_in("seq", "wc", &plain);
     let mut args = vec!["--reduces", "2", "--map-cmd", MAP, "--reduce-cmd", REDUCE];
     args.extend(mixed.iter().map(String::as_str));
     let out = job(&t, "stream", &args);

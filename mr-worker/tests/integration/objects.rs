@@ -4,7 +4,9 @@
 //! straight from the store; bad object inputs named within seconds; an
 //! object changed after planning.
 
-use crate::util::{bin, data_files, eventually, free_addr, sorted_lines, Proc, TestDir};
+use crate::util::{
+    bin, bzip2, data_files, eventually, free_addr, gzip, sorted_lines, Proc, TestDir,
+};
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -81,18 +83,6 @@ impl Moto {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
     }
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn bzip2(data: &[u8]) -> Vec<u8> {
-    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 /// Runs `binary args` against `moto`; (exit code, stderr).

@@ -194,7 +194,13 @@ impl TestDir {
 
     /// Runs `mrsequential app inputs` in a subdirectory; returns its sorted lines.
     pub fn sequential(&self, app: &str, inputs: &[String]) -> Vec<Vec<u8>> {
-        let out = self.path().join("seq");
+        self.sequential_in("seq", app, inputs)
+    }
+
+    /// Runs `mrsequential app inputs` writing into subdirectory `dir`;
+    /// returns its sorted lines.
+    pub fn sequential_in(&self, dir: &str, app: &str, inputs: &[String]) -> Vec<Vec<u8>> {
+        let out = self.path().join(dir);
         std::fs::create_dir_all(&out).unwrap();
         let st = Command::new(bin("mrsequential"))
             .arg("--output-dir")
@@ -312,4 +318,25 @@ pub fn sorted_lines(files: &[Vec<u8>]) -> Vec<Vec<u8>> {
         .collect();
     v.sort();
     v
+}
+
+/// `data` gzip-compressed (one member).
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `data` bzip2-compressed.
+pub fn bzip2(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// `data` zstd-compressed (one frame).
+pub fn zstd(data: &[u8]) -> Vec<u8> {
+    zstd::encode_all(data, 1).unwrap()
 }
