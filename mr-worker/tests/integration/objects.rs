@@ -11,6 +11,9 @@ use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The secret key every test process gets; it must never be printed.
+const SECRET: &str = "sEcReT-never-printed-0123";
+
 /// A moto server on a free loopback port, killed when dropped.
 struct Moto {
     _proc: Proc,
@@ -78,7 +81,7 @@ impl Moto {
     fn env(&self, cmd: &mut Command) {
         cmd.env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
             .env("AWS_ACCESS_KEY_ID", "test-key")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
@@ -278,7 +281,7 @@ fn an_object_changed_after_planning_fails_the_job_naming_it() {
     let addr = free_addr();
     let mut c = Command::new(bin("mrcoordinator"));
     moto.env(&mut c);
-    c.args([
+    c.env("RUST_LOG", "trace").args([
         "--listen",
         &addr,
         "--no-token",
@@ -299,10 +302,12 @@ fn an_object_changed_after_planning_fails_the_job_naming_it() {
     let code = "import boto3; boto3.client('s3').put_object(Bucket='mr-chg', Key='in.txt', Body=b'second version words' * 100)";
     let st = py.args(["-c", code]).status().unwrap();
     assert!(st.success(), "overwriting the object failed");
+    // The worker logs everything it can, into the same file.
     let mut w = Command::new(bin("mrworker"));
     moto.env(&mut w);
-    w.args(["--coordinator", &addr, "wc"]);
-    let _w = Proc::start(w, t.path());
+    w.env("RUST_LOG", "trace")
+        .args(["--coordinator", &addr, "wc"]);
+    let _w = Proc::start_logged(w, t.path(), &log);
     let st = coord.wait_for(Duration::from_secs(60)).expect("job ends");
     assert!(!st.success());
     let err = std::fs::read_to_string(&log).unwrap();
@@ -311,4 +316,9 @@ fn an_object_changed_after_planning_fails_the_job_naming_it() {
         "{err}"
     );
     assert!(t.outputs_named(t.path()).is_empty());
+    // The secret key appears in no log and not in the job report.
+    let report = std::fs::read_to_string(t.path().join("mr-report.json")).unwrap();
+    for (what, text) in [("log", &err), ("report", &report)] {
+        assert!(!text.contains(SECRET), "the secret key is in the {what}");
+    }
 }
