@@ -148,9 +148,12 @@ fn client(url: &ObjectUrl) -> Result<Arc<AmazonS3>, StoreError> {
     if let Some(c) = map.get(&url.bucket) {
         return Ok(c.clone());
     }
-    let allow_http = std::env::var("AWS_ENDPOINT_URL")
-        .map(|e| e.starts_with("http://"))
-        .unwrap_or(false);
+    // Plain http when the endpoint says so, or AWS_ALLOW_HTTP=true (the
+    // client options below replace the ones from_env read, so both are
+    // looked at here).
+    let env = |k: &str| std::env::var(k).unwrap_or_default();
+    let allow_http = env("AWS_ENDPOINT_URL").starts_with("http://")
+        || env("AWS_ALLOW_HTTP").eq_ignore_ascii_case("true");
     // The client options carry "allow http" too: set it there, since
     // options given later replace earlier ones.
     let store = AmazonS3Builder::from_env()

@@ -117,7 +117,8 @@ impl RunningJob {
             locks.push(lock_output_dir(&work_dir)?);
         }
         // The socket first: when another job holds it, that is what to say.
-        let socket = claim_socket(&cfg, &job_id(&files, &cfg), &output_dir)?;
+        let id = job_id(&files, &cfg);
+        let socket = claim_socket(&cfg, &id, &output_dir)?;
         // Without --listen, a job whose workers are all embedded needs no
         // well-known port (they use the socket): a free one keeps two such
         // jobs on one machine from colliding.
@@ -136,7 +137,6 @@ impl RunningJob {
         listener
             .config_mut()
             .max_frame_length(mr_protocol::MAX_FRAME);
-        let id = job_id(&files, &cfg);
         let job_dir = work_dir.join(JOB_DIR);
         if cfg.fresh && job_dir.exists() {
             warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
