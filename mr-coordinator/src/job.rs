@@ -104,6 +104,9 @@ pub enum CoordinatorError {
     /// A flag has an unusable value.
     #[error("{0}")]
     Config(String),
+    /// The object store holding the outputs failed or refused.
+    #[error(transparent)]
+    Store(#[from] mr_store::StoreError),
     /// The output or work directory is unusable.
     #[error("directory '{path}': {reason}")]
     Directory {

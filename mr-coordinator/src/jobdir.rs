@@ -73,8 +73,10 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
 
 /// After replaying a journal: forgets accepted outputs whose files are gone
 /// (they will be redone) and removes every leftover that is not accepted
-/// (partial map outputs, spills, uncommitted reduce temps).
-pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
+/// (partial map outputs, spills, uncommitted reduce temps). Reduce outputs
+/// are checked here only when `local_outputs` (objects are checked by the
+/// server, over the network).
+pub fn reconcile(job_dir: &Path, output_dir: &Path, local_outputs: bool, r: &mut Recovered) {
     r.maps.retain(|&m, (a, _, at)| {
         // Outputs on a worker's own disk cannot be checked from here; a
         // reducer that cannot fetch one reports it lost and the map reruns.
@@ -85,7 +87,7 @@ pub fn reconcile(job_dir: &Path, output_dir: &Path, r: &mut Recovered) {
         ok
     });
     r.reduces.retain(|&red, _| {
-        let ok = output_dir.join(names::output(red)).is_file();
+        let ok = !local_outputs || output_dir.join(names::output(red)).is_file();
         if !ok {
             warn!(reduce = %red, "journaled output is missing; the reduce will run again");
         }

@@ -14,7 +14,7 @@
 //! into one write and one `fdatasync` (group commit); callers on the tokio
 //! runtime await an acknowledgement instead of blocking on the disk.
 
-use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId};
+use mr_protocol::{AttemptId, Counters, MapTaskId, OutputUpload, ReduceTaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -116,6 +116,11 @@ pub enum Record {
     MapLost(MapTaskId),
     /// `mr-out-r` was committed (with the attempt's counters).
     ReduceDone(ReduceTaskId, AttemptId, Counters),
+    /// The coordinator is about to complete this reduce attempt's upload to
+    /// the object store (publishing `mr-out-r`); a [`Record::ReduceDone`]
+    /// of the same attempt follows once it has. Without one, a restarted
+    /// coordinator completes it again or checks that it was.
+    Completing(ReduceTaskId, AttemptId, Counters, OutputUpload),
 }
 
 /// What replaying a journal yields.
@@ -129,6 +134,21 @@ pub struct Recovered {
     pub maps: BTreeMap<MapTaskId, (AttemptId, Counters, Option<String>)>,
     /// Committed reduce outputs.
     pub reduces: BTreeMap<ReduceTaskId, (AttemptId, Counters)>,
+    /// Uploads of reduce outputs being completed, or completed (then the
+    /// task is also in `reduces` with the same attempt): what a restart
+    /// must finish, and what the `_SUCCESS` manifest lists.
+    pub uploads: BTreeMap<ReduceTaskId, (AttemptId, Counters, OutputUpload)>,
+}
+
+impl Recovered {
+    /// Uploads journaled as being completed with no record that they were.
+    pub fn unfinished_uploads(&self) -> Vec<(ReduceTaskId, AttemptId, Counters, OutputUpload)> {
+        self.uploads
+            .iter()
+            .filter(|(r, (a, _, _))| self.reduces.get(r).is_none_or(|(done, _)| done != a))
+            .map(|(&r, (a, c, u))| (r, *a, c.clone(), u.clone()))
+            .collect()
+    }
 }
 
 impl Recovered {
@@ -145,6 +165,9 @@ impl Recovered {
             }
             Record::ReduceDone(r, a, c) => {
                 self.reduces.insert(r, (a, c));
+            }
+            Record::Completing(r, a, c, u) => {
+                self.uploads.insert(r, (a, c, u));
             }
         }
     }
@@ -404,6 +427,45 @@ mod tests {
         ))
         .await
         .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_upload_being_completed_is_unfinished_until_its_reduce_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open(dir.path(), &identity(3)).unwrap();
+        let upload = |r: u32| OutputUpload {
+            url: format!("s3://b/out/mr-out-{r}"),
+            upload_id: format!("u{r}"),
+            parts: vec!["\"e1\"".into()],
+            bytes: 10,
+            crc32c: 7,
+        };
+        for r in 0..3 {
+            let rec =
+                Record::Completing(ReduceTaskId(r), AttemptId(r.into()), counted(1), upload(r));
+            j.append(rec).await.unwrap();
+        }
+        // Task 0 published by its attempt; task 1 by another attempt (a
+        // journal never says so, but only the same attempt counts); task 2 not.
+        j.append(Record::ReduceDone(
+            ReduceTaskId(0),
+            AttemptId(0),
+            counted(1),
+        ))
+        .await
+        .unwrap();
+        j.append(Record::ReduceDone(
+            ReduceTaskId(1),
+            AttemptId(9),
+            counted(1),
+        ))
+        .await
+        .unwrap();
+        drop(j);
+        let (_j, r) = open(dir.path(), &identity(3)).unwrap();
+        let pending: Vec<u32> = r.unfinished_uploads().iter().map(|u| u.0 .0).collect();
+        assert_eq!(pending, vec![1, 2]);
+        assert_eq!(r.uploads[&ReduceTaskId(2)].2, upload(2));
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub struct JobSettings {
     pub job_dir: PathBuf,
     /// Absolute directory where `mr-out-*` files are committed.
     pub output_dir: PathBuf,
+    /// When outputs go to an object store: the prefix (`s3://BUCKET/dir/`)
+    /// under which each reduce attempt uploads `mr-out-<r>` (uncompleted).
+    pub output_store: Option<String>,
     /// How often the worker must send a heartbeat, in milliseconds.
     pub heartbeat_ms: u64,
     /// Every input file of the job, as the coordinator sees it (index = the
@@ -262,13 +265,32 @@ pub enum TaskOutput {
     Map(Counters),
     /// A reduce task wrote its temporary output, ready to commit.
     Reduce(Counters),
+    /// A reduce task uploaded its output to the object store as a multipart
+    /// upload it did not complete: the coordinator completes it (publishes
+    /// the object) when it commits the task, or aborts it.
+    Uploaded(Counters, OutputUpload),
+}
+
+/// A reduce output in an object store, uploaded but not yet published.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputUpload {
+    /// The object it becomes: `s3://BUCKET/prefix/mr-out-<r>`.
+    pub url: String,
+    /// The store's id of the multipart upload.
+    pub upload_id: String,
+    /// The ETag of each part, in order (what completing the upload needs).
+    pub parts: Vec<String>,
+    /// The output's size in bytes.
+    pub bytes: u64,
+    /// CRC-32C of the output's bytes.
+    pub crc32c: u32,
 }
 
 impl TaskOutput {
     /// The attempt's counters.
     pub fn counters(&self) -> &Counters {
         match self {
-            TaskOutput::Map(c) | TaskOutput::Reduce(c) => c,
+            TaskOutput::Map(c) | TaskOutput::Reduce(c) | TaskOutput::Uploaded(c, _) => c,
         }
     }
 }

@@ -15,15 +15,23 @@
 //! on its result, so no caller needs a runtime of its own, and none of the
 //! async client leaks into the engines.
 
-use futures::TryStreamExt;
-use mr_protocol::plan::{InputFile, PlanError};
-use object_store::aws::{AmazonS3, AmazonS3Builder};
-use object_store::path::Path as ObjectPath;
-use object_store::{BackoffConfig, ClientOptions, GetOptions, GetRange, ObjectStore, RetryConfig};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+mod pending;
+mod read;
+mod write;
+
+pub use pending::{pending_uploads, PendingUpload};
+pub use read::{list, read_range, Lister, ObjectReader};
+pub use write::{
+    abort_upload, complete_upload, delete_object, expected_etag, head_etag, probe_writable,
+    put_object, PartWriter,
+};
 
 /// The URL scheme of object inputs.
 pub const SCHEME: &str = "s3://";
@@ -67,6 +75,14 @@ pub enum StoreError {
         /// The ETag planned.
         etag: String,
     },
+    /// Objects cannot be written under an output prefix.
+    #[error("cannot write objects under {url}: {reason}; check that the bucket exists and the credentials may write there")]
+    NotWritable {
+        /// The prefix.
+        url: String,
+        /// What the store said.
+        reason: String,
+    },
     /// Anything else the store or the network said.
     #[error("object store error on {url}: {reason}")]
     Store {
@@ -109,6 +125,31 @@ impl ObjectUrl {
         })
     }
 
+    /// Parses an output prefix, `s3://BUCKET/` or `s3://BUCKET/dir/`: the
+    /// key part (possibly empty) is a "directory", so it ends with `/`.
+    pub fn parse_prefix(url: &str) -> Result<ObjectUrl, StoreError> {
+        let bad = |why| StoreError::BadUrl {
+            url: url.to_string(),
+            why,
+        };
+        let rest = url.strip_prefix(SCHEME).ok_or_else(|| bad("not s3://"))?;
+        let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(bad("no bucket"));
+        }
+        if key.contains(['*', '?', '[']) {
+            return Err(bad("an output prefix cannot be a pattern"));
+        }
+        let mut key = key.to_string();
+        if !key.is_empty() && !key.ends_with('/') {
+            key.push('/');
+        }
+        Ok(ObjectUrl {
+            bucket: bucket.to_string(),
+            key,
+        })
+    }
+
     /// The URL again.
     pub fn url(&self) -> String {
         format!("{SCHEME}{}/{}", self.bucket, self.key)
@@ -133,16 +174,38 @@ fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-/// Runs `fut` on the store's runtime and waits for it, from any thread
-/// (also from inside another runtime's blocking section).
+/// Starts `fut` on the store's runtime; the handle may be awaited from
+/// any runtime (the coordinator's) or blocked on from any thread.
+fn spawn<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> tokio::task::JoinHandle<T> {
+    runtime().spawn(fut)
+}
+
+/// Runs `fut` on the store's runtime and waits for it, from a thread that
+/// may block (never a runtime's worker thread).
 fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
-    let handle = runtime().spawn(fut);
-    futures::executor::block_on(handle).expect("an object store call panicked")
+    futures::executor::block_on(spawn(fut)).expect("an object store call panicked")
+}
+
+/// A bucket's client, and what a request the client cannot make itself
+/// (listing open uploads) needs to reach the same store.
+struct Connection {
+    store: Arc<AmazonS3>,
+    /// Where requests go: `AWS_ENDPOINT_URL`, else the region's AWS endpoint.
+    endpoint: String,
+    region: String,
+    options: ClientOptions,
 }
 
 /// One client per bucket, made from the environment on first use.
 fn client(url: &ObjectUrl) -> Result<Arc<AmazonS3>, StoreError> {
-    static CLIENTS: OnceLock<Mutex<HashMap<String, Arc<AmazonS3>>>> = OnceLock::new();
+    connection(url).map(|c| c.store.clone())
+}
+
+/// The bucket's connection, made on first use.
+fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
+    static CLIENTS: OnceLock<Mutex<HashMap<String, Arc<Connection>>>> = OnceLock::new();
     let clients = CLIENTS.get_or_init(Default::default);
     let mut map = clients.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(c) = map.get(&url.bucket) {
@@ -154,16 +217,19 @@ fn client(url: &ObjectUrl) -> Result<Arc<AmazonS3>, StoreError> {
     let env = |k: &str| std::env::var(k).unwrap_or_default();
     let allow_http = env("AWS_ENDPOINT_URL").starts_with("http://")
         || env("AWS_ALLOW_HTTP").eq_ignore_ascii_case("true");
-    // The client options carry "allow http" too: set it there, since
-    // options given later replace earlier ones.
-    let store = AmazonS3Builder::from_env()
-        .with_bucket_name(&url.bucket)
-        .with_client_options(
-            ClientOptions::new()
-                .with_allow_http(allow_http)
-                .with_connect_timeout(Duration::from_secs(3))
-                .with_timeout(Duration::from_secs(60)),
-        )
+    let options = ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(Duration::from_secs(3))
+        .with_timeout(Duration::from_secs(60));
+    let builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
+    let region = builder
+        .get_config_value(&AmazonS3ConfigKey::Region)
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let endpoint = builder
+        .get_config_value(&AmazonS3ConfigKey::Endpoint)
+        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
+    let store = builder
+        .with_client_options(options.clone())
         .with_retry(RetryConfig {
             backoff: BackoffConfig {
                 init_backoff: Duration::from_millis(100),
@@ -178,9 +244,14 @@ fn client(url: &ObjectUrl) -> Result<Arc<AmazonS3>, StoreError> {
             url: url.url(),
             reason: e.to_string(),
         })?;
-    let store = Arc::new(store);
-    map.insert(url.bucket.clone(), store.clone());
-    Ok(store)
+    let conn = Arc::new(Connection {
+        store: Arc::new(store),
+        endpoint,
+        region,
+        options,
+    });
+    map.insert(url.bucket.clone(), conn.clone());
+    Ok(conn)
 }
 
 /// Turns the client's error into ours, naming `url`.
@@ -191,173 +262,35 @@ fn store_error(url: &str, e: object_store::Error) -> StoreError {
         },
         other => StoreError::Store {
             url: url.to_string(),
-            reason: other.to_string(),
+            reason: concise(&other.to_string()),
         },
     }
 }
 
-/// Everything before the first glob character: what to list.
-fn literal_prefix(pattern: &str) -> &str {
-    let end = pattern.find(['*', '?', '[']).unwrap_or(pattern.len());
-    &pattern[..end]
-}
-
-/// The objects `arg` names: one object, or every object whose key matches
-/// its glob pattern (listed under the pattern's literal prefix), in key
-/// order, with size and ETag from the listing.
-pub fn list(arg: &str) -> Result<Vec<InputFile>, StoreError> {
-    let url = ObjectUrl::parse(arg)?;
-    let store = client(&url)?;
-    let pattern = url.key.clone();
-    let prefix = literal_prefix(&pattern).to_string();
-    let is_glob = prefix.len() < pattern.len();
-    let matcher = match is_glob {
-        true => Some(
-            glob::Pattern::new(&pattern).map_err(|_| StoreError::BadUrl {
-                url: arg.to_string(),
-                why: "not a valid glob pattern",
-            })?,
-        ),
-        false => None,
+/// The client's error text with an S3 error document (XML, request ids)
+/// replaced by its code and message: what a person needs to read.
+pub(crate) fn concise(text: &str) -> String {
+    let Some(at) = text.find("<?xml").or_else(|| text.find("<Error>")) else {
+        return text.to_string();
     };
-    let bucket = url.bucket.clone();
-    let listed = run(async move {
-        // The listing is by "directory" prefix; the rest of the literal
-        // prefix is matched below with the pattern.
-        let dir = prefix.rsplit_once('/').map(|(d, _)| d.to_string());
-        let dir = dir.map(ObjectPath::from);
-        store.list(dir.as_ref()).try_collect::<Vec<_>>().await
-    })
-    .map_err(|e| store_error(arg, e))?;
-    let opts = glob::MatchOptions {
-        case_sensitive: true,
-        require_literal_separator: true,
-        require_literal_leading_dot: false,
+    let tag = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find('<')? + start;
+        Some(text[start..end].to_string())
     };
-    let mut found: Vec<InputFile> = listed
-        .into_iter()
-        .filter(|m| {
-            let key = m.location.as_ref();
-            match &matcher {
-                Some(p) => p.matches_with(key, opts),
-                None => key == pattern,
-            }
-        })
-        .map(|m| {
-            let url = format!("{SCHEME}{bucket}/{}", m.location);
-            InputFile {
-                name: url.clone(),
-                path: url.into(),
-                len: m.size,
-                version: m.e_tag,
-            }
-        })
-        .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    if found.is_empty() {
-        return Err(match is_glob {
-            true => StoreError::NoMatch(arg.to_string()),
-            false => StoreError::Missing {
-                url: arg.to_string(),
-            },
-        });
-    }
-    Ok(found)
-}
-
-/// Bytes `range` of the object at `url`, which must still have ETag
-/// `etag` (when one was planned); retried by the client on 5xx and
-/// timeouts.
-pub fn read_range(
-    url: &str,
-    etag: Option<&str>,
-    range: std::ops::Range<u64>,
-) -> Result<bytes::Bytes, StoreError> {
-    let parsed = ObjectUrl::parse(url)?;
-    let store = client(&parsed)?;
-    if range.is_empty() {
-        return Ok(bytes::Bytes::new());
-    }
-    let path = ObjectPath::from(parsed.key.as_str());
-    let opts = GetOptions {
-        if_match: etag.map(str::to_string),
-        range: Some(GetRange::Bounded(range)),
-        ..GetOptions::default()
-    };
-    let got = run(async move {
-        let r = store.get_opts(&path, opts).await?;
-        r.bytes().await
-    });
-    got.map_err(|e| match e {
-        object_store::Error::Precondition { .. } => StoreError::Changed {
-            url: url.to_string(),
-            etag: etag.unwrap_or_default().to_string(),
-        },
-        other => store_error(url, other),
-    })
-}
-
-/// Reads an object from its start in large ranged GETs, as a stream (for
-/// decompressing): a `Read` over the object's bytes.
-pub struct ObjectReader {
-    url: String,
-    etag: Option<String>,
-    len: u64,
-    at: u64,
-    buf: bytes::Bytes,
-}
-
-/// Bytes per GET of a sequential read.
-const READ_STEP: u64 = 8 << 20;
-
-impl ObjectReader {
-    /// A reader of the `len` bytes of the object at `url` (ETag `etag`).
-    pub fn new(url: &str, etag: Option<&str>, len: u64) -> ObjectReader {
-        ObjectReader {
-            url: url.to_string(),
-            etag: etag.map(str::to_string),
-            len,
-            at: 0,
-            buf: bytes::Bytes::new(),
-        }
-    }
-}
-
-impl std::io::Read for ObjectReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        if self.buf.is_empty() {
-            if self.at >= self.len {
-                return Ok(0);
-            }
-            let end = (self.at + READ_STEP).min(self.len);
-            self.buf = read_range(&self.url, self.etag.as_deref(), self.at..end)
-                .map_err(std::io::Error::other)?;
-            if self.buf.is_empty() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("{} ended at {} of {} bytes", self.url, self.at, self.len),
-                ));
-            }
-            self.at += self.buf.len() as u64;
-        }
-        let n = out.len().min(self.buf.len());
-        out[..n].copy_from_slice(&self.buf.split_to(n));
-        Ok(n)
-    }
-}
-
-/// The planner's view of object inputs.
-pub struct Lister;
-
-impl mr_protocol::plan::ObjectLister for Lister {
-    fn list(&self, arg: &str) -> Result<Vec<InputFile>, PlanError> {
-        list(arg).map_err(|e| PlanError::Object(e.to_string()))
+    let head = text[..at].trim_end().trim_end_matches(':');
+    match (tag("Code"), tag("Message")) {
+        (Some(code), Some(msg)) => format!("{head}: {code} ({msg})"),
+        (Some(code), None) => format!("{head}: {code}"),
+        _ => head.to_string(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use read::literal_prefix;
 
     #[test]
     fn urls_parse_and_bad_ones_are_named() {
@@ -380,5 +313,28 @@ mod tests {
         }
         assert_eq!(literal_prefix("logs/2024-*/x?.txt"), "logs/2024-");
         assert_eq!(literal_prefix("plain/key"), "plain/key");
+    }
+
+    #[test]
+    fn s3_error_documents_shrink_to_code_and_message() {
+        let raw = "Error performing POST http://h/b/k?uploads= - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>XYZ</RequestId></Error>";
+        assert_eq!(
+            concise(raw),
+            "Error performing POST http://h/b/k?uploads= - Server returned non-2xx status code: 404 Not Found: NoSuchBucket (The specified bucket does not exist)"
+        );
+        assert_eq!(concise("plain words"), "plain words");
+    }
+
+    #[test]
+    fn output_prefixes_parse_as_directories() {
+        let p = |u: &str| ObjectUrl::parse_prefix(u).map(|o| o.url());
+        assert_eq!(p("s3://b/out").unwrap(), "s3://b/out/");
+        assert_eq!(p("s3://b/out/").unwrap(), "s3://b/out/");
+        assert_eq!(p("s3://b").unwrap(), "s3://b/");
+        assert_eq!(p("s3://b/").unwrap(), "s3://b/");
+        for bad in ["s3:///x", "s3://b/out/*", "gs://b/x"] {
+            let e = ObjectUrl::parse_prefix(bad).unwrap_err().to_string();
+            assert!(e.contains(bad), "{e}");
+        }
     }
 }

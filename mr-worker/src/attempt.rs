@@ -94,6 +94,11 @@ pub(crate) async fn run(
             skip,
         }) => {
             let out = placement.reduce_output(&settings, task, attempt);
+            // With outputs in an object store, the output streams there.
+            let upload_to = settings
+                .output_store
+                .as_ref()
+                .map(|prefix| format!("{prefix}{}", mr_protocol::names::output(task)));
             let produced = Produced::File(out.clone());
             let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
             let token = cx.token;
@@ -106,21 +111,33 @@ pub(crate) async fn run(
             };
             let reduces = settings.reduces;
             let o = out.clone();
+            let to = upload_to.clone();
             let mut outcome = blocking(&out, move || {
-                run_reduce_task(&*app, task.0, reduces, inputs, &o, &skip)
+                run_reduce_task(&*app, task.0, reduces, inputs, &o, to.as_deref(), &skip)
             })
             .await;
-            if let Ok(TaskOutput::Reduce(c)) = &mut outcome {
-                c.shuffle_bytes = bytes;
-                c.shuffle_millis = took.as_millis() as u64;
-                if !placement.shared {
-                    match placement.upload(cx.client, &settings, attempt, &out).await {
-                        Ok(n) => c.uploaded_bytes = n,
-                        Err(f) => outcome = Err(f),
-                    }
-                    // The coordinator holds it now (or it failed): ours goes.
-                    let _ = std::fs::remove_file(&out);
+            let produced = match &outcome {
+                Ok(TaskOutput::Uploaded(_, u)) => Produced::Upload(u.clone()),
+                _ => produced,
+            };
+            match &mut outcome {
+                Ok(TaskOutput::Uploaded(c, _)) => {
+                    c.shuffle_bytes = bytes;
+                    c.shuffle_millis = took.as_millis() as u64;
                 }
+                Ok(TaskOutput::Reduce(c)) => {
+                    c.shuffle_bytes = bytes;
+                    c.shuffle_millis = took.as_millis() as u64;
+                    if !placement.shared {
+                        match placement.upload(cx.client, &settings, attempt, &out).await {
+                            Ok(n) => c.uploaded_bytes = n,
+                            Err(f) => outcome = Err(f),
+                        }
+                        // The coordinator holds it now (or it failed): ours goes.
+                        let _ = std::fs::remove_file(&out);
+                    }
+                }
+                _ => {}
             }
             (outcome, produced, vec![scratch])
         }
@@ -136,6 +153,8 @@ pub(crate) enum Produced {
     ),
     /// A file (map output in the job directory, reduce temp output).
     File(std::path::PathBuf),
+    /// A reduce output's multipart upload to an object store, uncompleted.
+    Upload(mr_protocol::OutputUpload),
 }
 
 /// Runs CPU work on a blocking thread (rayon inside), never on the runtime.
@@ -194,6 +213,7 @@ fn run_reduce_task(
     reduces: u32,
     inputs: Vec<ReduceInput>,
     out: &std::path::Path,
+    upload_to: Option<&str>,
     skip: &[mr_protocol::BadRecord],
 ) -> Result<TaskOutput, TaskFailure> {
     let stats = run_reduce(
@@ -203,10 +223,11 @@ fn run_reduce_task(
             reduces,
             inputs,
             out,
+            upload_to,
             skip,
         },
     )?;
-    Ok(TaskOutput::Reduce(Counters {
+    let counters = Counters {
         reduce_input_groups: stats.groups,
         reduce_input_records: stats.records,
         output_records: stats.keys,
@@ -214,5 +235,9 @@ fn run_reduce_task(
         skipped_records: stats.skipped,
         app: stats.app_counters,
         ..Counters::default()
-    }))
+    };
+    Ok(match stats.upload {
+        Some(u) => TaskOutput::Uploaded(counters, u),
+        None => TaskOutput::Reduce(counters),
+    })
 }

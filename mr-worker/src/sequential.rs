@@ -72,6 +72,7 @@ pub fn run_sequential(
                 .map(|(m, path)| ReduceInput::run_file(m, AttemptId(0), path))
                 .collect(),
             out: &tmp,
+            upload_to: None,
             skip: &[],
         },
     )?;

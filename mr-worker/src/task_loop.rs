@@ -405,6 +405,14 @@ impl Worker {
                 Produced::File(p) => {
                     let _ = std::fs::remove_file(p);
                 }
+                // Not accepted (or the coordinator is unreachable): the
+                // upload goes. Should a restarted coordinator have meant to
+                // complete it, it finds it gone and runs the reduce again.
+                Produced::Upload(u) => {
+                    if let Err(e) = mr_store::abort_upload(&u.url, &u.upload_id).await {
+                        debug!("aborting the upload of {}: {e}", u.url);
+                    }
+                }
             }
         }
     }

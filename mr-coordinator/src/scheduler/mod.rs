@@ -315,7 +315,7 @@ impl Scheduler {
                 TaskRef::Reduce(ReduceTaskId(i as u32))
             }
         };
-        let idle = |t: &Task| t.done.is_none() && t.running.is_empty();
+        let idle = |t: &Task| t.done.is_none() && t.running.is_empty() && t.committing.is_none();
         if maps {
             if let Some(i) = self.pick_map(worker) {
                 return Some(mk(i));
@@ -334,7 +334,8 @@ impl Scheduler {
                 return None;
             };
             let a = &self.attempts[only];
-            (t.done.is_none() && a.worker != worker && now.duration_since(a.started) > threshold)
+            let waiting = t.done.is_none() && t.committing.is_none();
+            (waiting && a.worker != worker && now.duration_since(a.started) > threshold)
                 .then(|| mk(i))
         })
     }
@@ -359,16 +360,60 @@ impl Scheduler {
             TaskRef::Reduce(r) => &self.reduces[r.0 as usize],
         };
         let usable = matches!(a.state, AttemptState::Running | AttemptState::Abandoned);
-        (usable && task.done.is_none() && self.failure.is_none()).then_some(a.task)
+        let free = task.committing.is_none();
+        (usable && free && task.done.is_none() && self.failure.is_none()).then_some(a.task)
     }
 
     /// Records a successful attempt reported by `worker`. The first success
     /// of a task wins; any other attempt of it is abandoned.
     pub fn succeeded(&mut self, worker: WorkerId, attempt: AttemptId, now: Instant) -> Verdict {
-        let Some(task_ref) = self.would_accept(worker, attempt) else {
+        if self.would_accept(worker, attempt).is_none() {
+            return Verdict::Ignored;
+        }
+        self.accept(attempt, now)
+    }
+
+    /// Starts committing reduce attempt `attempt`, reported successful by
+    /// `worker`, whose output the server must publish with I/O that takes a
+    /// while (completing an upload). Returns the task if it may; until
+    /// [`Self::finish_commit`], no other attempt of it can win and it is
+    /// not reissued, even if the worker is lost meanwhile (its output is
+    /// in the store, not on the worker).
+    pub fn begin_commit(&mut self, worker: WorkerId, attempt: AttemptId) -> Option<ReduceTaskId> {
+        let TaskRef::Reduce(r) = self.would_accept(worker, attempt)? else {
+            return None;
+        };
+        self.reduces[r.0 as usize].committing = Some(attempt);
+        Some(r)
+    }
+
+    /// Ends the commit [`Self::begin_commit`] started: published, the
+    /// attempt is accepted (whatever became of its worker); not, it counts
+    /// as a failed attempt and the task runs again.
+    pub fn finish_commit(
+        &mut self,
+        r: ReduceTaskId,
+        attempt: AttemptId,
+        published: Result<(), TaskFailure>,
+        now: Instant,
+    ) -> Verdict {
+        let Some(task) = self.reduces.get_mut(r.0 as usize) else {
             return Verdict::Ignored;
         };
-        let a = self.attempts.get_mut(&attempt).expect("checked above");
+        if task.committing != Some(attempt) {
+            return Verdict::Ignored;
+        }
+        task.committing = None;
+        match published {
+            Ok(()) => self.accept(attempt, now),
+            Err(f) => self.fail(attempt, f, now),
+        }
+    }
+
+    /// Makes `attempt` its task's accepted one; any other is abandoned.
+    fn accept(&mut self, attempt: AttemptId, now: Instant) -> Verdict {
+        let a = self.attempts.get_mut(&attempt).expect("a known attempt");
+        let task_ref = a.task;
         a.state = AttemptState::Succeeded;
         a.ended = Some(now);
         let took = now.duration_since(a.started);
@@ -413,6 +458,12 @@ impl Scheduler {
         if a.worker != worker || a.state != AttemptState::Running {
             return Verdict::Ignored;
         }
+        self.fail(attempt, failure, now)
+    }
+
+    /// Records `attempt` as failed with `failure` and decides what to re-run.
+    fn fail(&mut self, attempt: AttemptId, failure: TaskFailure, now: Instant) -> Verdict {
+        let a = self.attempts.get_mut(&attempt).expect("a known attempt");
         a.state = AttemptState::Failed;
         a.ended = Some(now);
         let task_ref = a.task;
@@ -493,7 +544,7 @@ impl Scheduler {
             a.ended = Some(now);
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
-            if task.done.is_none() && task.running.is_empty() {
+            if task.done.is_none() && task.running.is_empty() && task.committing.is_none() {
                 reissued.push(task_ref);
             }
         }

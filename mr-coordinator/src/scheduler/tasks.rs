@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 pub(crate) struct Task {
     /// The accepted attempt, once the task is done.
     pub(crate) done: Option<AttemptId>,
+    /// A reduce attempt whose output the server is publishing (completing
+    /// its upload to an object store): until it says how that went, no
+    /// other attempt of the task may win and the task is not reissued.
+    pub(crate) committing: Option<AttemptId>,
     /// Attempts currently running (more than one only for backups).
     pub(crate) running: Vec<AttemptId>,
     /// Failed attempts that count against `max_attempts`.

@@ -505,3 +505,49 @@ fn attempt_end_times_are_the_times_passed_in() {
     assert_eq!((log[1].attempt, log[1].ended), (b, Some(t2)));
     assert_eq!(log[1].outcome, "abandoned");
 }
+
+#[test]
+fn a_reduce_being_committed_is_neither_won_by_another_attempt_nor_reissued() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(2), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w1, t0));
+        ok(&mut s, a, t0);
+    }
+    let (r0, a, _) = reduce_of(&s.assign(w1, t0));
+    let (r1, b, _) = reduce_of(&s.assign(w2, t0));
+    assert_eq!(s.begin_commit(w1, a), Some(r0));
+    // Not twice, and not by another worker.
+    assert_eq!(s.begin_commit(w1, a), None);
+    assert_eq!(s.begin_commit(w1, b), None);
+    // Its worker lost mid-commit: the output is in the store, not on the
+    // worker, so the task is not reissued; the commit still counts.
+    assert!(s.worker_lost(w1, t0).is_empty());
+    let w3 = s.register(t0, "wc", false).unwrap();
+    assert!(matches!(s.assign(w3, t0), Assignment::Wait { .. }));
+    assert_eq!(
+        s.finish_commit(r0, a, Ok(()), t0),
+        Verdict::Accepted(TaskRef::Reduce(r0))
+    );
+    assert_eq!(s.finish_commit(r0, a, Ok(()), t0), Verdict::Ignored);
+    // A commit that fails is a failed attempt: the task runs again.
+    assert_eq!(s.begin_commit(w2, b), Some(r1));
+    let broken = TaskFailure::Io {
+        path: "s3://b/out/mr-out-1".into(),
+        reason: "completing the upload failed".into(),
+    };
+    assert_eq!(
+        s.finish_commit(r1, b, Err(broken), t0),
+        Verdict::FailureRecorded(TaskRef::Reduce(r1))
+    );
+    let (again, c, _) = reduce_of(&s.assign(w3, t0));
+    assert_eq!(again, r1);
+    assert_eq!(s.begin_commit(w3, c), Some(r1));
+    assert_eq!(
+        s.finish_commit(r1, c, Ok(()), t0),
+        Verdict::Accepted(TaskRef::Reduce(r1))
+    );
+    assert!(s.is_done());
+}

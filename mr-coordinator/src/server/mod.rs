@@ -8,6 +8,7 @@
 
 mod data;
 pub mod embedded;
+mod publish;
 mod service;
 pub mod socket;
 
@@ -106,9 +107,29 @@ impl RunningJob {
                     what: "input listing",
                     reason: e.to_string(),
                 })??;
-        let output_dir = usable_dir(&cfg.output_dir, "output directory")?;
+        // Outputs in an object store: checked writable now, so a bad
+        // prefix fails in seconds; the journal and intermediate files then
+        // need a local directory: the work directory (default: here).
+        let output_store = output_prefix(&cfg.output_dir)?;
+        if let Some(prefix) = &output_store {
+            mr_store::probe_writable(prefix).await?;
+        }
+        let output_dir = match &output_store {
+            None => usable_dir(&cfg.output_dir, "output directory")?,
+            Some(_) => {
+                let here = std::path::Path::new(".");
+                usable_dir(cfg.work_dir.as_deref().unwrap_or(here), "work directory")?
+            }
+        };
         let mut locks = vec![lock_output_dir(&output_dir)?];
-        warn_stale_outputs(&output_dir, cfg.reduces);
+        if output_store.is_none() {
+            warn_stale_outputs(&output_dir, cfg.reduces);
+        }
+        // How the job names where its outputs go (in messages, the report
+        // and the journal's identity).
+        let output_label = output_store
+            .as_ref()
+            .map_or_else(|| output_dir.clone(), PathBuf::from);
         let work_dir = match &cfg.work_dir {
             Some(w) => usable_dir(w, "work directory")?,
             None => output_dir.clone(),
@@ -118,7 +139,7 @@ impl RunningJob {
         }
         // The socket first: when another job holds it, that is what to say.
         let id = job_id(&files, &cfg);
-        let socket = claim_socket(&cfg, &id, &output_dir)?;
+        let socket = claim_socket(&cfg, &id, &output_label)?;
         // Without --listen, a job whose workers are all embedded needs no
         // well-known port (they use the socket): a free one keeps two such
         // jobs on one machine from colliding.
@@ -149,11 +170,12 @@ impl RunningJob {
         std::fs::write(&marker, &id).map_err(|e| dir_error(&marker, e.to_string()))?;
         // A journal left by a coordinator that died is this job's progress
         // (or, if another job's, a refusal): replay it on a blocking thread.
-        let ident = identity(&files, &cfg, &output_dir)?;
+        let ident = identity(&files, &cfg, &output_label)?;
         let (jd, od) = (job_dir.clone(), output_dir.clone());
-        let (journal, recovered) = tokio::task::spawn_blocking(move || {
+        let local_outputs = output_store.is_none();
+        let (journal, mut recovered) = tokio::task::spawn_blocking(move || {
             let (journal, mut recovered) = crate::journal::open(&jd, &ident)?;
-            reconcile(&jd, &od, &mut recovered);
+            reconcile(&jd, &od, local_outputs, &mut recovered);
             Ok::<_, CoordinatorError>((journal, recovered))
         })
         .await
@@ -161,6 +183,19 @@ impl RunningJob {
             what: "journal replay",
             reason: e.to_string(),
         })??;
+        if let Some(prefix) = &output_store {
+            if let Err(e) = publish::recover(prefix, &mut recovered, &journal).await {
+                abandon_fresh(&job_dir, recovered.incarnation);
+                return Err(e.into());
+            }
+        }
+        // The store's outputs already published, for the manifest.
+        let published = recovered
+            .uploads
+            .iter()
+            .filter(|(r, (a, _, _))| recovered.reduces.get(r).is_some_and(|(d, _)| d == a))
+            .map(|(&r, (_, _, u))| (r, u.clone()))
+            .collect();
         let resumed = (recovered.maps.len(), recovered.reduces.len());
         if recovered.incarnation > 0 {
             info!(
@@ -237,6 +272,8 @@ impl RunningJob {
             started: Instant::now(),
             labels: Mutex::new(Default::default()),
             inputs: planned,
+            output_store,
+            published: Mutex::new(published),
         });
 
         let accept_shared = shared.clone();
@@ -344,7 +381,7 @@ impl RunningJob {
     /// Runs the job to its end: every output committed (Ok), or a task failed
     /// for good (Err). Either way workers are dismissed and temporary files removed.
     pub async fn wait(mut self) -> Result<JobSummary, CoordinatorError> {
-        let outcome = self.supervise().await;
+        let mut outcome = self.supervise().await;
         if let Some(p) = self.progress.take() {
             // Joining the drawing thread is a short wait; not on the runtime.
             let _ = tokio::task::spawn_blocking(move || p.finish()).await;
@@ -355,6 +392,15 @@ impl RunningJob {
         } else {
             self.dismiss_workers().await;
         }
+        // Before the journal goes: a crash here resumes, not restarts.
+        if let Some(prefix) = self.shared.output_store.clone() {
+            if let Err(e) = self.seal(&prefix, outcome.is_ok()).await {
+                match outcome {
+                    Ok(()) => outcome = Err(e.into()),
+                    Err(_) => warn!("{e}"),
+                }
+            }
+        }
         self.cleanup().await;
         let ended = match &outcome {
             Ok(()) => ("succeeded", None),
@@ -362,11 +408,17 @@ impl RunningJob {
             Err(_) => ("failed", Some(outcome_text(&outcome))),
         };
         let report = self.shared.report(Some(ended));
-        if let Err(e) = crate::observe::report::write(&self.shared.output_dir, &report) {
-            warn!(dir = %self.shared.output_dir.display(), "cannot write the job report: {e}");
-        }
-        if let Err(e) = crate::observe::timeline::write(&self.shared.output_dir, &report) {
-            warn!(dir = %self.shared.output_dir.display(), "cannot write the timeline: {e}");
+        match self.shared.output_store.clone() {
+            Some(prefix) => publish::put_report(&prefix, &report).await,
+            None => {
+                let dir = &self.shared.output_dir;
+                if let Err(e) = crate::observe::report::write(dir, &report) {
+                    warn!(dir = %dir.display(), "cannot write the job report: {e}");
+                }
+                if let Err(e) = crate::observe::timeline::write(dir, &report) {
+                    warn!(dir = %dir.display(), "cannot write the timeline: {e}");
+                }
+            }
         }
         let sched = self.shared.sched();
         let p = sched.progress();
@@ -376,7 +428,7 @@ impl RunningJob {
             reduces: p.reduces,
             attempts: p.attempts,
             elapsed: self.started.elapsed(),
-            output_dir: self.shared.output_dir.clone(),
+            output_dir: self.shared.output_label(),
             counters: sched.counters(),
             map_phase: phases.0,
             reduce_phase: phases.1,
@@ -416,6 +468,27 @@ impl RunningJob {
         }
     }
 
+    /// Ends a job whose outputs are in an object store: aborts every upload
+    /// still open on its output keys, then (if it succeeded) writes the
+    /// `_SUCCESS` manifest, last.
+    async fn seal(&self, prefix: &str, succeeded: bool) -> Result<(), mr_store::StoreError> {
+        let aborted = publish::sweep(prefix, self.shared.reduces).await?;
+        if aborted > 0 {
+            info!(aborted, "aborted uploads left by attempts that did not win");
+        }
+        if !succeeded {
+            return Ok(());
+        }
+        let uploads = self
+            .shared
+            .published
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let counters = self.shared.sched().counters();
+        publish::write_manifest(prefix, &self.shared.job_id, &uploads, &counters).await
+    }
+
     /// Lets connected workers hear "exit" before the port closes, without
     /// waiting long for ones busy with abandoned attempts.
     async fn dismiss_workers(&mut self) {
@@ -453,6 +526,16 @@ impl RunningJob {
             warn!(dir = %self.shared.job_dir.display(), "cannot remove job directory: {e}");
         }
     }
+}
+
+/// The object store prefix `--output-dir` names, normalized to
+/// `s3://BUCKET/dir/`, or None for a local directory.
+fn output_prefix(dir: &std::path::Path) -> Result<Option<String>, CoordinatorError> {
+    let Some(arg) = dir.to_str().filter(|a| a.contains("://")) else {
+        return Ok(None);
+    };
+    let url = mr_store::ObjectUrl::parse_prefix(arg)?;
+    Ok(Some(url.url()))
 }
 
 /// What the journal recovered, as the scheduler takes it: the conversion at

@@ -6,14 +6,16 @@
 //! reduce output, so that "is this the first good report?" and "commit it"
 //! happen as one step and no task is ever committed twice. Journal records
 //! are queued under the same lock (so the journal's order is the state's)
-//! and their durability is awaited after it is released.
+//! and their durability is awaited after it is released. Outputs in an
+//! object store are published by [`super::publish`] instead, whose I/O
+//! (completing an upload) is awaited outside the lock.
 
 use crate::journal::{Journal, Record};
 use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use mr_protocol::{
-    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, PlannedFile,
-    ProtocolError, RegisterError, RegisterRequest, ReportAck, TaskFailure, TaskOutput, WorkerId,
-    WorkerPlace,
+    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputUpload,
+    PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest, ReportAck,
+    TaskFailure, TaskOutput, WorkerId, WorkerPlace,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -56,6 +58,10 @@ pub(crate) struct Shared {
     pub(crate) labels: Mutex<std::collections::BTreeMap<u64, String>>,
     /// The job's input files (what workers may ask bytes of).
     pub(crate) inputs: Vec<PlannedFile>,
+    /// With outputs in an object store, their prefix (`s3://BUCKET/dir/`).
+    pub(crate) output_store: Option<String>,
+    /// Published outputs in the store, by task (for the `_SUCCESS` manifest).
+    pub(crate) published: Mutex<std::collections::BTreeMap<ReduceTaskId, OutputUpload>>,
 }
 
 impl Shared {
@@ -106,17 +112,27 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
+        let output = self.output_label();
         let s = self.sched();
         crate::observe::report::snapshot(
             &s,
             &crate::observe::report::Context {
                 id: &self.job_id,
                 started: self.started,
-                output_dir: &self.output_dir,
+                output_dir: &output,
                 labels: &labels,
                 ended,
             },
         )
+    }
+
+    /// Where the job's outputs go, as the user named it: the output
+    /// directory, or the object store prefix.
+    pub(crate) fn output_label(&self) -> PathBuf {
+        match &self.output_store {
+            Some(prefix) => PathBuf::from(prefix),
+            None => self.output_dir.clone(),
+        }
     }
 
     /// The worker registered on connection `conn`, if any.
@@ -148,6 +164,8 @@ impl Shared {
         let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
         let verdict = match outcome {
             Ok(TaskOutput::Map(_)) => s.succeeded(worker, attempt, now),
+            // Published by `report` before it gets here; never a verdict of ours.
+            Ok(TaskOutput::Uploaded(..)) => Verdict::Ignored,
             Ok(TaskOutput::Reduce(_)) => match s.would_accept(worker, attempt) {
                 Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
                     Ok(()) => s.succeeded(worker, attempt, now),
@@ -311,6 +329,7 @@ impl Coordinator for Handler {
             reduces: self.shared.reduces,
             job_dir: self.shared.job_dir.clone(),
             output_dir: self.shared.output_dir.clone(),
+            output_store: self.shared.output_store.clone(),
             heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
             // Past this many files the list alone would be a large frame:
             // the worker then learns locality split by split instead.
@@ -351,11 +370,25 @@ impl Coordinator for Handler {
         if self.shared.worker_on(self.conn) != Some(worker) {
             return Err(ProtocolError::UnknownWorker(worker));
         }
-        let (verdict, durable, progress) = self.shared.decide(worker, attempt, outcome);
-        if let Some(d) = durable {
-            // A failed append is logged by the journal; the job goes on.
-            let _ = d.await;
-        }
+        let (verdict, progress) = match outcome {
+            // An output in the object store: published with store I/O,
+            // outside the scheduler's lock (see `publish`).
+            Ok(TaskOutput::Uploaded(counters, upload)) => {
+                if self.shared.sched().reported_task(worker, attempt).is_none() {
+                    return Ok(ReportAck::Ignored);
+                }
+                let v = self.shared.publish(worker, attempt, counters, upload).await;
+                (v, self.shared.sched().progress())
+            }
+            outcome => {
+                let (verdict, durable, progress) = self.shared.decide(worker, attempt, outcome);
+                if let Some(d) = durable {
+                    // A failed append is logged by the journal; the job goes on.
+                    let _ = d.await;
+                }
+                (verdict, progress)
+            }
+        };
         if let Verdict::Accepted(task) = verdict {
             info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
         }

@@ -178,6 +178,8 @@ pub struct ReduceStats {
     pub groups: u64,
     /// App-defined counters.
     pub app_counters: crate::engine::table::AppCounters,
+    /// The output's upload, when it went to an object store.
+    pub upload: Option<mr_protocol::OutputUpload>,
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.

@@ -5,12 +5,14 @@
 //! and [`pairs`]), records within a chunk ([`records`]), line alignment of
 //! splits ([`split`]) and the run file format ([`runfile`]).
 //!
-//! Engines read files and write files; they never touch the network or the
-//! coordinator, so `mrsequential` and the worker run exactly the same code.
+//! Engines read files and write files (or a reduce output to an object
+//! store, through [`output`]'s sink); they never talk to the coordinator,
+//! so `mrsequential` and the worker run exactly the same code.
 
 pub mod counts;
 pub mod map;
 pub mod merge;
+mod output;
 pub mod pairs;
 mod records;
 pub mod reduce;

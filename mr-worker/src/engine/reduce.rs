@@ -7,11 +7,11 @@
 
 pub use crate::engine::merge::ReduceStats;
 use crate::engine::merge::{lost, GroupError, Merger};
+use crate::engine::output::Sink;
 use crate::engine::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
 use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -62,6 +62,9 @@ pub struct ReduceJob<'a> {
     pub inputs: Vec<ReduceInput>,
     /// Where the output goes (the caller commits it by rename).
     pub out: &'a Path,
+    /// When set, the output goes instead to the object at this URL, as a
+    /// multipart upload left for the coordinator to complete.
+    pub upload_to: Option<&'a str>,
     /// Keys not to reduce: each made an earlier attempt panic.
     pub skip: &'a [BadRecord],
 }
@@ -77,15 +80,15 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         readers.push((tag, reader));
     }
     let mut merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
+    let mut out = Sink::open(job.out, job.upload_to)?;
+    let name = out.name().to_string();
     let io = |e: std::io::Error| TaskFailure::Io {
-        path: job.out.display().to_string(),
+        path: name.clone(),
         reason: e.to_string(),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(job.out).map_err(io)?);
     if let Some(cmd) = app.reduce_command() {
-        let stats = crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
-        let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_data().map_err(io)?;
+        let mut stats = crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
+        stats.upload = out.finish()?;
         return Ok(stats);
     }
     let mut value = Vec::new();
@@ -125,9 +128,7 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         Err(GroupError::Read((m, e))) => return Err(lost(m, e)),
         Err(GroupError::Callback(f)) => return Err(f),
     }
-    // On disk before the coordinator's rename makes it the committed output.
-    let file = out.into_inner().map_err(|e| io(e.into_error()))?;
-    file.sync_data().map_err(io)?;
+    stats.upload = out.finish()?;
     stats.records = merger.records();
     stats.groups = stats.keys + stats.skipped;
     stats.app_counters = std::mem::take(&mut merger.app_counters);

@@ -65,6 +65,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     reduces,
                     inputs: runs.clone(),
                     out: &out,
+                    upload_to: None,
                     skip: &[],
                 },
             )
@@ -203,6 +204,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
                 out.clone(),
             )],
             out: &reduced,
+            upload_to: None,
             skip: &[],
         },
     )
@@ -250,6 +252,7 @@ fn skipping_works_on_records_anywhere_in_a_chunk() {
             reduces: 1,
             inputs: vec![ReduceInput::run_file(MapTaskId(0), AttemptId(0), out)],
             out: &reduced,
+            upload_to: None,
             skip: &[],
         },
     )
@@ -286,6 +289,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
             run.clone(),
         )],
         out: &out,
+        upload_to: None,
         skip: &[],
     };
     let err = run_reduce(&Fragile, &reduce).unwrap_err();
@@ -390,6 +394,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
             reduces: 1,
             inputs: vec![ReduceInput::run_file(MapTaskId(9), AttemptId(0), run)],
             out: &out,
+            upload_to: None,
             skip: &[],
         },
     )

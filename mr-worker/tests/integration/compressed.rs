@@ -91,8 +91,7 @@ fn compressed_and_plain_inputs_give_what_their_decompressed_copies_give() {
 
 #[test]
 fn a_streaming_job_reads_compressed_inputs() {
-    const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
-    const REDUCE: &str = r#"awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
+    use crate::streaming::{MAP, REDUCE};
     let t = TestDir::new();
     let ascii: Vec<Vec<u8>> = ascii_inputs(&t)
         .iter()

@@ -9,6 +9,7 @@ mod compressed;
 mod faults;
 mod inputs;
 mod network;
+mod object_outputs;
 mod objects;
 mod report;
 mod security;

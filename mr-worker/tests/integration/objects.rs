@@ -12,17 +12,17 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The secret key every test process gets; it must never be printed.
-const SECRET: &str = "sEcReT-never-printed-0123";
+pub(crate) const SECRET: &str = "sEcReT-never-printed-0123";
 
 /// A moto server on a free loopback port, killed when dropped.
-struct Moto {
+pub(crate) struct Moto {
     _proc: Proc,
     addr: String,
 }
 
 impl Moto {
     /// Starts one, or None (after printing SKIP) when moto is missing.
-    fn start(t: &TestDir) -> Option<Moto> {
+    pub(crate) fn start(t: &TestDir) -> Option<Moto> {
         let found = Command::new("moto_server")
             .arg("--help")
             .stdout(std::process::Stdio::null())
@@ -68,17 +68,17 @@ impl Moto {
             .unwrap_or(0)
     }
 
-    fn bucket(&self, name: &str) {
+    pub(crate) fn bucket(&self, name: &str) {
         assert_eq!(self.request("PUT", &format!("/{name}"), b""), 200);
     }
 
-    fn put(&self, bucket: &str, key: &str, data: &[u8]) {
+    pub(crate) fn put(&self, bucket: &str, key: &str, data: &[u8]) {
         let status = self.request("PUT", &format!("/{bucket}/{key}"), data);
         assert_eq!(status, 200, "PUT {bucket}/{key}");
     }
 
     /// The environment that points a process at this server.
-    fn env(&self, cmd: &mut Command) {
+    pub(crate) fn env(&self, cmd: &mut Command) {
         cmd.env("AWS_ENDPOINT_URL", format!("http://{}", self.addr))
             .env("AWS_ACCESS_KEY_ID", "test-key")
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
@@ -86,10 +86,63 @@ impl Moto {
             .env_remove("AWS_SESSION_TOKEN")
             .env_remove("AWS_PROFILE");
     }
+
+    /// Runs a Python snippet with boto3 (which comes with moto) pointed
+    /// at this server, as `s3`; its stdout. An independent client, for
+    /// checking what the framework left in the store.
+    pub(crate) fn boto(&self, code: &str) -> String {
+        let mut py = Command::new("python3");
+        self.env(&mut py);
+        let script = format!("import boto3, json, sys\ns3 = boto3.client('s3')\n{code}");
+        let o = py.args(["-c", &script]).output().unwrap();
+        assert!(
+            o.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The object's bytes, or None if there is no such object.
+    pub(crate) fn get(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
+        let hex = self.boto(&format!(
+            "try:\n  print(s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read().hex())\nexcept s3.exceptions.NoSuchKey:\n  print('none')"
+        ));
+        let hex = hex.trim();
+        (hex != "none").then(|| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        })
+    }
+
+    /// Keys of the objects under `prefix`, sorted.
+    pub(crate) fn keys(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let out = self.boto(&format!(
+            "r = s3.list_objects_v2(Bucket='{bucket}', Prefix='{prefix}')\nprint(json.dumps(sorted(o['Key'] for o in r.get('Contents', []))))"
+        ));
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Keys of the multipart uploads open in `bucket`, sorted.
+    pub(crate) fn open_uploads(&self, bucket: &str) -> Vec<String> {
+        let out = self.boto(&format!(
+            "r = s3.list_multipart_uploads(Bucket='{bucket}')\nprint(json.dumps(sorted(u['Key'] for u in r.get('Uploads', []))))"
+        ));
+        serde_json::from_str(&out).unwrap()
+    }
+
+    /// Opens a multipart upload of `key` with one part, never completed.
+    pub(crate) fn start_upload(&self, bucket: &str, key: &str) {
+        self.boto(&format!(
+            "u = s3.create_multipart_upload(Bucket='{bucket}', Key='{key}')\ns3.upload_part(Bucket='{bucket}', Key='{key}', UploadId=u['UploadId'], PartNumber=1, Body=b'stale part')"
+        ));
+    }
 }
 
 /// Runs `binary args` against `moto`; (exit code, stderr).
-fn run(moto: &Moto, t: &TestDir, binary: &str, args: &[&str]) -> (i32, String) {
+pub(crate) fn run(moto: &Moto, t: &TestDir, binary: &str, args: &[&str]) -> (i32, String) {
     let mut cmd = Command::new(bin(binary));
     moto.env(&mut cmd);
     let o = cmd.args(args).current_dir(t.path()).output().unwrap();

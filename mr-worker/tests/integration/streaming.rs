@@ -1,12 +1,13 @@
 //! Streaming apps: map and reduce as shell commands (here awk), checked
-//! against the built-in word count on ASCII text.
+//! against the built-in word count on ASCII text. [`MAP`] and [`REDUCE`]
+//! serve other modules' streaming jobs too.
 
 use crate::util::{ascii_inputs, bin, sorted_lines, TestDir};
 use std::process::Command;
 use std::time::Duration;
 
-const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
-const REDUCE: &str = r#"awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
+pub(crate) const MAP: &str = r#"tr -cs 'A-Za-z' '\n' | awk 'NF { print $1 "\t1" }'"#;
+pub(crate) const REDUCE: &str = r#"awk -F'\t' '$1 != k { if (NR > 1) print k "\t" n; k = $1; n = 0 } { n += $2 } END { if (NR > 0) print k "\t" n }'"#;
 
 #[test]
 fn an_awk_word_count_equals_the_built_in_one() {

@@ -1,0 +1,272 @@
+//! Outputs in an object store (`--output-dir s3://BUCKET/prefix/`): the
+//! commit without rename, in the manner of S3A's magic committer.
+//!
+//! Each reduce attempt uploads `prefix/mr-out-<r>` as a multipart upload it
+//! does not complete, and reports it. Publishing one is three steps:
+//! journal `Completing(r, attempt, upload)`, complete the upload (the
+//! object appears whole or not at all), journal `ReduceDone`. The
+//! scheduler holds the task in "committing" meanwhile, so no other attempt
+//! can win it and a lost worker does not make it run again; every other
+//! attempt's upload is aborted when its report comes (or by its worker).
+//! A restarted coordinator finishes what its journal left between the
+//! steps ([`recover`]). At the end of the job a sweep aborts every upload
+//! still open on the job's output keys (a worker killed mid-upload never
+//! reported its own), then `prefix/_SUCCESS` is written last: a JSON
+//! manifest of the outputs, so its presence means the output is whole.
+
+use super::service::Shared;
+use crate::journal::{Journal, Record, Recovered};
+use crate::scheduler::Verdict;
+use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};
+use serde::Serialize;
+use std::time::Instant;
+use tracing::{info, warn};
+
+/// Name of the manifest written last under the output prefix.
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// The object URL of output `r` under `prefix`.
+pub(crate) fn output_url(prefix: &str, r: ReduceTaskId) -> String {
+    format!("{prefix}{}", names::output(r))
+}
+
+impl Shared {
+    /// Publishes the output a reduce attempt uploaded, if the scheduler
+    /// takes it: see the module's description. Returns the verdict.
+    pub(crate) async fn publish(
+        &self,
+        worker: WorkerId,
+        attempt: AttemptId,
+        counters: Counters,
+        upload: OutputUpload,
+    ) -> Verdict {
+        let Some(prefix) = self.output_store.as_deref() else {
+            // Not a job with outputs in a store: nothing to publish.
+            discard(&upload).await;
+            return Verdict::Ignored;
+        };
+        let begun = {
+            let mut s = self.sched();
+            s.touch(worker, Instant::now());
+            s.begin_commit(worker, attempt).map(|r| {
+                // Queued under the lock, so the journal's order is the state's.
+                let record = Record::Completing(r, attempt, counters.clone(), upload.clone());
+                (r, self.journal.submit(record))
+            })
+        };
+        let Some((r, durable)) = begun else {
+            // Lost the race (or the task failed): its upload is not needed.
+            discard(&upload).await;
+            return Verdict::Ignored;
+        };
+        let published = if upload.url != output_url(prefix, r) {
+            // Only the task's own output key may be published.
+            discard(&upload).await;
+            Err(TaskFailure::Io {
+                path: upload.url.clone(),
+                reason: format!(
+                    "uploaded to the wrong object (expected {})",
+                    output_url(prefix, r)
+                ),
+            })
+        } else if let Err(e) = durable.await {
+            // Without the record a restart could not finish the commit.
+            discard(&upload).await;
+            Err(TaskFailure::Io {
+                path: "journal".into(),
+                reason: format!("cannot journal the commit: {e}"),
+            })
+        } else {
+            fault_point("completing-journaled");
+            let done = mr_store::complete_upload(&upload)
+                .await
+                .map(|_| ())
+                .map_err(|e| TaskFailure::Io {
+                    path: upload.url.clone(),
+                    reason: format!("completing the upload failed: {e}"),
+                });
+            fault_point("completed");
+            done
+        };
+        let durable = {
+            let mut s = self.sched();
+            let verdict = s.finish_commit(r, attempt, published.clone(), Instant::now());
+            match verdict {
+                Verdict::Accepted(task) => {
+                    s.set_counters(task, counters.clone());
+                    self.published
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(r, upload.clone());
+                    Some((
+                        verdict,
+                        self.journal
+                            .submit(Record::ReduceDone(r, attempt, counters)),
+                    ))
+                }
+                _ => {
+                    if let Err(f) = &published {
+                        warn!(%attempt, "{f}");
+                    }
+                    return verdict;
+                }
+            }
+        };
+        let (verdict, done) = durable.expect("accepted above");
+        // A failed append is logged by the journal; a restart would find
+        // the object published and complete nothing twice.
+        let _ = done.await;
+        verdict
+    }
+}
+
+/// Fault injection for chaos tests: with `MR_FAULT_POINT=<name>` the
+/// coordinator exits at once, as if killed, when a commit reaches the step
+/// `name` ("completing-journaled": the record is on disk, the upload not
+/// completed; "completed": published, `ReduceDone` not yet journaled).
+fn fault_point(name: &str) {
+    if std::env::var("MR_FAULT_POINT").is_ok_and(|v| v == name) {
+        eprintln!("mrcoordinator: exiting at fault point {name} (MR_FAULT_POINT)");
+        std::process::exit(137);
+    }
+}
+
+/// Aborts an upload that will not be published (best effort: the end of
+/// job sweep catches what this misses).
+pub(crate) async fn discard(upload: &OutputUpload) {
+    if let Err(e) = mr_store::abort_upload(&upload.url, &upload.upload_id).await {
+        warn!(url = %upload.url, "cannot abort an unneeded upload: {e}");
+    }
+}
+
+/// After replaying the journal of a job with outputs under `prefix`:
+/// finishes the commits it left half done (completes the upload again, or
+/// finds the object it produced), forgets outputs that are gone (they run
+/// again), and removes a `_SUCCESS` a previous run left, since outputs may
+/// now change until this run writes its own.
+pub(crate) async fn recover(
+    prefix: &str,
+    r: &mut Recovered,
+    journal: &Journal,
+) -> Result<(), mr_store::StoreError> {
+    mr_store::delete_object(&format!("{prefix}{SUCCESS}")).await?;
+    for (red, attempt, counters, upload) in r.unfinished_uploads() {
+        let done = match mr_store::complete_upload(&upload).await {
+            Ok(_) => true,
+            // Completed before the crash (or aborted): the object tells.
+            Err(_) => is_from(&upload).await?,
+        };
+        if done {
+            info!(url = %upload.url, "finished publishing an output the previous run was committing");
+            let _ = journal
+                .submit(Record::ReduceDone(red, attempt, counters.clone()))
+                .await;
+            r.reduces.insert(red, (attempt, counters));
+        } else {
+            warn!(url = %upload.url, "an output the previous run was committing was not published; its reduce will run again");
+            discard(&upload).await;
+            r.uploads.remove(&red);
+        }
+    }
+    let done: Vec<ReduceTaskId> = r.reduces.keys().copied().collect();
+    for red in done {
+        let url = output_url(prefix, red);
+        if mr_store::head_etag(&url).await?.is_none() {
+            warn!(%url, "journaled output is missing; the reduce will run again");
+            r.reduces.remove(&red);
+            r.uploads.remove(&red);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the object at `upload.url` is the one completing `upload`
+/// makes (its multipart ETag says which parts it was made of).
+async fn is_from(upload: &OutputUpload) -> Result<bool, mr_store::StoreError> {
+    let Some((etag, size)) = mr_store::head_etag(&upload.url).await? else {
+        return Ok(false);
+    };
+    let expected = mr_store::expected_etag(&upload.parts);
+    Ok(size == upload.bytes && expected.is_some() && etag == expected)
+}
+
+/// Aborts every upload still open on one of the job's `reduces` output
+/// keys under `prefix`; returns how many.
+pub(crate) async fn sweep(prefix: &str, reduces: u32) -> Result<usize, mr_store::StoreError> {
+    let ours: std::collections::HashSet<String> = (0..reduces)
+        .map(|r| output_url(prefix, ReduceTaskId(r)))
+        .collect();
+    let mut aborted = 0;
+    for u in mr_store::pending_uploads(prefix).await? {
+        if ours.contains(&u.url) {
+            mr_store::abort_upload(&u.url, &u.upload_id).await?;
+            aborted += 1;
+        }
+    }
+    Ok(aborted)
+}
+
+/// One output in the manifest.
+#[derive(Serialize)]
+struct ManifestOutput {
+    name: String,
+    size: u64,
+    /// CRC-32C of the object's bytes, as 8 hex digits.
+    crc32c: String,
+    /// The object's ETag, as the store gives it for these parts.
+    etag: Option<String>,
+}
+
+/// The `_SUCCESS` manifest.
+#[derive(Serialize)]
+struct Manifest<'a> {
+    job_id: &'a str,
+    outputs: Vec<ManifestOutput>,
+    counters: &'a Counters,
+}
+
+/// Writes `prefix/_SUCCESS`: the job id, every output with its size and
+/// checksum, and the counters. Written last, so present means whole.
+pub(crate) async fn write_manifest(
+    prefix: &str,
+    job_id: &str,
+    uploads: &std::collections::BTreeMap<ReduceTaskId, OutputUpload>,
+    counters: &Counters,
+) -> Result<(), mr_store::StoreError> {
+    let outputs = uploads
+        .iter()
+        .map(|(&r, u)| ManifestOutput {
+            name: names::output(r),
+            size: u.bytes,
+            crc32c: format!("{:08x}", u.crc32c),
+            etag: mr_store::expected_etag(&u.parts),
+        })
+        .collect();
+    let manifest = Manifest {
+        job_id,
+        outputs,
+        counters,
+    };
+    let json = serde_json::to_vec_pretty(&manifest).expect("the manifest always serializes");
+    mr_store::put_object(&format!("{prefix}{SUCCESS}"), json).await
+}
+
+/// Puts the job report and timeline beside the outputs (a failure is only
+/// logged: the outputs and manifest are what matter).
+pub(crate) async fn put_report(prefix: &str, report: &crate::observe::report::Report) {
+    use crate::observe::{report, timeline};
+    let json = serde_json::to_vec_pretty(report).expect("the report always serializes");
+    let url = format!("{prefix}{}", report::FILE_NAME);
+    if let Err(e) = mr_store::put_object(&url, json).await {
+        warn!("cannot write the job report: {e}");
+    }
+    match timeline::render(report) {
+        Ok(svg) => {
+            let url = format!("{prefix}{}", timeline::FILE_NAME);
+            if let Err(e) = mr_store::put_object(&url, svg.into_bytes()).await {
+                warn!("cannot write the timeline: {e}");
+            }
+        }
+        Err(e) => warn!("cannot draw the timeline: {e}"),
+    }
+}

@@ -1,0 +1,321 @@
+//! Writing objects without rename: a reduce attempt streams its output
+//! into a multipart upload it never completes ([`PartWriter`]); the
+//! coordinator completes the winning attempt's upload when it commits the
+//! task (the object then appears whole, or not at all) and aborts every
+//! other. Small objects (the `_SUCCESS` manifest, the report) are plain PUTs.
+//!
+//! The multipart ETag a completed upload gets (the MD5 of its parts' MD5s,
+//! then `-N`) lets a restarted coordinator tell whether an object is the
+//! one an upload it journaled produced ([`expected_etag`]).
+
+use crate::{client, run, spawn, store_error, ObjectUrl, StoreError};
+use md5::{Digest, Md5};
+use mr_protocol::OutputUpload;
+use object_store::multipart::{MultipartStore, PartId};
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStoreExt, PutPayload};
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::Arc;
+
+/// Bytes per part: above S3's 5 MiB minimum for every part but the last.
+pub const PART_SIZE: usize = 8 << 20;
+/// Parts uploading at once while the writer goes on filling the next.
+const PARTS_IN_FLIGHT: usize = 3;
+
+type PartHandle = tokio::task::JoinHandle<object_store::Result<PartId>>;
+
+/// A `Write` that uploads what is written to `url` as a multipart upload,
+/// part by part while writing goes on, and leaves it uncompleted: see
+/// [`PartWriter::finish`]. Dropped unfinished (the attempt failed), it
+/// aborts the upload, so no failed attempt leaves parts behind.
+pub struct PartWriter {
+    url: String,
+    store: Arc<object_store::aws::AmazonS3>,
+    path: ObjectPath,
+    upload_id: String,
+    buf: Vec<u8>,
+    in_flight: VecDeque<PartHandle>,
+    parts: Vec<String>,
+    next_part: usize,
+    bytes: u64,
+    crc: u32,
+    finished: bool,
+}
+
+impl PartWriter {
+    /// Starts a multipart upload to the object at `url`.
+    pub fn create(url: &str) -> Result<PartWriter, StoreError> {
+        let parsed = ObjectUrl::parse(url)?;
+        let store = client(&parsed)?;
+        let path = ObjectPath::from(parsed.key.as_str());
+        let (s, p) = (store.clone(), path.clone());
+        let upload_id =
+            run(async move { s.create_multipart(&p).await }).map_err(|e| store_error(url, e))?;
+        Ok(PartWriter {
+            url: url.to_string(),
+            store,
+            path,
+            upload_id,
+            buf: Vec::with_capacity(PART_SIZE),
+            in_flight: VecDeque::new(),
+            parts: Vec::new(),
+            next_part: 0,
+            bytes: 0,
+            crc: 0,
+            finished: false,
+        })
+    }
+
+    /// The store's id of this upload.
+    pub fn upload_id(&self) -> &str {
+        &self.upload_id
+    }
+
+    /// Sends the buffered bytes as the next part (in the background).
+    fn send_part(&mut self) -> std::io::Result<()> {
+        while self.in_flight.len() >= PARTS_IN_FLIGHT {
+            self.wait_oldest()?;
+        }
+        let data = std::mem::replace(&mut self.buf, Vec::with_capacity(PART_SIZE));
+        let (store, path, id, idx) = (
+            self.store.clone(),
+            self.path.clone(),
+            self.upload_id.clone(),
+            self.next_part,
+        );
+        self.next_part += 1;
+        self.in_flight.push_back(spawn(async move {
+            store
+                .put_part(&path, &id, idx, PutPayload::from(data))
+                .await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the oldest part in flight and records its ETag.
+    fn wait_oldest(&mut self) -> std::io::Result<()> {
+        let Some(h) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let part = futures::executor::block_on(h)
+            .map_err(|e| std::io::Error::other(format!("upload of {} failed: {e}", self.url)))?
+            .map_err(|e| std::io::Error::other(store_error(&self.url, e)))?;
+        self.parts.push(part.content_id);
+        Ok(())
+    }
+
+    /// Uploads the last part, waits for every part, and returns the upload
+    /// for the coordinator to complete (or abort). The object does not
+    /// exist until then.
+    pub fn finish(mut self) -> Result<OutputUpload, StoreError> {
+        let io = |url: &str, e: std::io::Error| StoreError::Store {
+            url: url.to_string(),
+            reason: e.to_string(),
+        };
+        // An empty output is one empty part: an upload needs at least one.
+        if !self.buf.is_empty() || self.next_part == 0 {
+            self.send_part().map_err(|e| io(&self.url, e))?;
+        }
+        while !self.in_flight.is_empty() {
+            self.wait_oldest().map_err(|e| io(&self.url, e))?;
+        }
+        self.finished = true;
+        Ok(OutputUpload {
+            url: self.url.clone(),
+            upload_id: self.upload_id.clone(),
+            parts: std::mem::take(&mut self.parts),
+            bytes: self.bytes,
+            crc32c: self.crc,
+        })
+    }
+}
+
+impl Write for PartWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(PART_SIZE - self.buf.len());
+        self.buf.extend_from_slice(&data[..n]);
+        self.crc = crc32c::crc32c_append(self.crc, &data[..n]);
+        self.bytes += n as u64;
+        if self.buf.len() == PART_SIZE {
+            self.send_part()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        // Parts go when full; the last goes with finish().
+        Ok(())
+    }
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Unfinished: the attempt failed. Parts in flight are dropped with
+        // their handles' results; the abort discards whatever arrived.
+        let (store, path, id) = (
+            self.store.clone(),
+            self.path.clone(),
+            self.upload_id.clone(),
+        );
+        let _ = run(async move { store.abort_multipart(&path, &id).await });
+    }
+}
+
+/// Completes `upload`: the object at its URL appears, whole. Returns the
+/// object's ETag.
+pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, StoreError> {
+    let parsed = ObjectUrl::parse(&upload.url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    let id = upload.upload_id.clone();
+    let parts = upload
+        .parts
+        .iter()
+        .map(|p| PartId {
+            content_id: p.clone(),
+        })
+        .collect();
+    let done = spawn(async move { store.complete_multipart(&path, &id, parts).await })
+        .await
+        .map_err(|e| StoreError::Store {
+            url: upload.url.clone(),
+            reason: e.to_string(),
+        })?;
+    done.map(|r| r.e_tag)
+        .map_err(|e| store_error(&upload.url, e))
+}
+
+/// Aborts the multipart upload `upload_id` of the object at `url`: its
+/// parts are discarded and the object is not touched.
+pub async fn abort_upload(url: &str, upload_id: &str) -> Result<(), StoreError> {
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    let id = upload_id.to_string();
+    spawn(async move { store.abort_multipart(&path, &id).await })
+        .await
+        .map_err(|e| StoreError::Store {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?
+        .map_err(|e| store_error(url, e))
+}
+
+/// Writes `data` as the object at `url` (one PUT: for small objects).
+pub async fn put_object(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    spawn(async move { store.put(&path, PutPayload::from(data)).await })
+        .await
+        .map_err(|e| StoreError::Store {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?
+        .map(|_| ())
+        .map_err(|e| store_error(url, e))
+}
+
+/// Deletes the object at `url` (a missing object is not an error).
+pub async fn delete_object(url: &str) -> Result<(), StoreError> {
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    let r = spawn(async move { store.delete(&path).await })
+        .await
+        .map_err(|e| StoreError::Store {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    match r {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
+/// The ETag and size of the object at `url`, or None if there is none.
+pub async fn head_etag(url: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    let r = spawn(async move { store.head(&path).await })
+        .await
+        .map_err(|e| StoreError::Store {
+            url: url.to_string(),
+            reason: e.to_string(),
+        })?;
+    match r {
+        Ok(meta) => Ok(Some((meta.e_tag, meta.size))),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
+/// Checks that objects can be written under `prefix` (`s3://BUCKET/dir/`)
+/// by starting a multipart upload there and aborting it: nothing is left.
+pub async fn probe_writable(prefix: &str) -> Result<(), StoreError> {
+    let url = format!("{prefix}_mr-probe");
+    let parsed = ObjectUrl::parse(&url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    let r = spawn(async move {
+        let id = store.create_multipart(&path).await?;
+        store.abort_multipart(&path, &id).await
+    })
+    .await
+    .map_err(|e| StoreError::Store {
+        url: prefix.to_string(),
+        reason: e.to_string(),
+    })?;
+    r.map_err(|e| StoreError::NotWritable {
+        url: prefix.to_string(),
+        reason: crate::concise(&e.to_string()),
+    })
+}
+
+/// The ETag S3 gives the object a completed multipart upload with these
+/// part ETags makes: the MD5 of the parts' MD5s, then `-N`. None when a
+/// part's ETag is not an MD5 (some encryption modes), so it cannot be told.
+pub fn expected_etag(parts: &[String]) -> Option<String> {
+    let mut h = Md5::new();
+    for p in parts {
+        let hex = p.trim_matches('"');
+        if hex.len() != 32 {
+            return None;
+        }
+        let mut md5 = [0u8; 16];
+        for (i, b) in md5.iter_mut().enumerate() {
+            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        h.update(md5);
+    }
+    let sum = h.finalize();
+    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!("\"{hex}-{}\"", parts.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_etag_is_md5_of_part_md5s() {
+        // Two parts whose MD5s are those of "a" and "b": the object's ETag
+        // is md5(md5("a") || md5("b")) followed by the part count.
+        let a = "\"0cc175b9c0f1b6a831c399e269772661\"".to_string();
+        let b = "\"92eb5ffee6ae2fec3ad71c777531578f\"".to_string();
+        let mut both = Vec::new();
+        both.extend_from_slice(&Md5::digest(b"a"));
+        both.extend_from_slice(&Md5::digest(b"b"));
+        let want: String = Md5::digest(&both)
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        assert_eq!(expected_etag(&[a, b]), Some(format!("\"{want}-2\"")));
+        assert_eq!(expected_etag(&["\"not-an-md5\"".into()]), None);
+    }
+}

@@ -1,0 +1,360 @@
+//! Outputs in an S3-compatible object store (`--output-dir s3://...`),
+//! against moto's server on loopback (SKIP when it is missing): every
+//! output published whole by completing one attempt's multipart upload,
+//! the `_SUCCESS` manifest written last, and no multipart upload left open
+//! after a worker killed mid-reduce, crashing workers, or a coordinator
+//! killed between the steps of a commit. What the store holds is read back
+//! with boto3, a client independent of ours.
+
+use crate::objects::{run, Moto};
+use crate::streaming::{MAP, REDUCE};
+use crate::util::{
+    ascii_inputs, bin, bzip2, data_files, eventually, gzip, sorted_lines, zstd, Proc, TestDir,
+};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The outputs `mr-out-0..reduces` under `bucket/prefix`, asserting that
+/// they are exactly the objects named so (no more, no fewer).
+fn outputs(moto: &Moto, bucket: &str, prefix: &str, reduces: u32) -> Vec<Vec<u8>> {
+    let named: Vec<String> = moto
+        .keys(bucket, prefix)
+        .into_iter()
+        .filter(|k| k[prefix.len()..].starts_with("mr-out"))
+        .collect();
+    let want: Vec<String> = (0..reduces)
+        .map(|r| format!("{prefix}mr-out-{r}"))
+        .collect();
+    let mut sorted_want = want.clone();
+    sorted_want.sort();
+    assert_eq!(named, sorted_want, "output objects");
+    want.iter()
+        .map(|k| moto.get(bucket, k).expect("listed, so present"))
+        .collect()
+}
+
+/// Checks `_SUCCESS` under `bucket/prefix` against the outputs: it lists
+/// exactly them, each with its size and CRC-32C. Returns it.
+fn check_manifest(moto: &Moto, bucket: &str, prefix: &str, outs: &[Vec<u8>]) -> serde_json::Value {
+    let raw = moto
+        .get(bucket, &format!("{prefix}_SUCCESS"))
+        .expect("_SUCCESS written");
+    let m: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    let listed = m["outputs"].as_array().unwrap();
+    assert_eq!(listed.len(), outs.len(), "{m}");
+    for (r, (entry, bytes)) in listed.iter().zip(outs).enumerate() {
+        assert_eq!(entry["name"], format!("mr-out-{r}"));
+        assert_eq!(entry["size"].as_u64(), Some(bytes.len() as u64));
+        let crc = format!("{:08x}", crc32c::crc32c(bytes));
+        assert_eq!(entry["crc32c"].as_str(), Some(crc.as_str()));
+    }
+    assert!(m["job_id"].as_str().is_some_and(|id| !id.is_empty()));
+    m
+}
+
+/// Runs `mrcoordinator` with `args` and local workers against `moto`,
+/// in directory `t`; asserts it succeeds.
+fn job(moto: &Moto, t: &TestDir, args: &[&str]) {
+    let mut all = vec!["--quiet", "--listen", "127.0.0.1:0", "--no-socket"];
+    all.extend(args);
+    let (code, err) = run(moto, t, "mrcoordinator", &all);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn outputs_in_the_store_are_published_whole_with_a_manifest_and_no_open_uploads() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-io");
+    // Inputs: objects plain, .gz, .zst and .bz2, and a local file.
+    let mut copies = Vec::new();
+    for (i, f) in data_files().iter().enumerate() {
+        let data = std::fs::read(f).unwrap();
+        copies.push(t.write(&format!("copies/{i}.txt"), &data));
+        match i % 4 {
+            0 => moto.put("mr-io", &format!("in/{i}.txt"), &data),
+            1 => moto.put("mr-io", &format!("in/{i}.txt.gz"), &gzip(&data)),
+            2 => moto.put("mr-io", &format!("in/{i}.txt.zst"), &zstd(&data)),
+            _ => moto.put("mr-io", &format!("in/{i}.txt.bz2"), &bzip2(&data)),
+        }
+    }
+    let local = t.write("local.txt", b"local words only here\nlast line");
+    copies.push(local.clone());
+    // Left by "an earlier run": an open upload of one of the outputs (the
+    // job aborts it), one of another key (not the job's: left alone), and a
+    // _SUCCESS that must not vouch for this run's outputs.
+    moto.start_upload("mr-io", "run/mr-out-1");
+    moto.start_upload("mr-io", "run/notes.txt");
+    moto.put("mr-io", "run/_SUCCESS", b"{\"job_id\": \"an earlier job\"}");
+    std::fs::create_dir_all(t.path().join("wd")).unwrap();
+
+    let want = t.sequential("wc", &copies);
+    let mut args = vec!["--app", "wc", "--workers", "2", "--reduces", "3"];
+    args.extend(["--split-size", "64KiB", "--work-dir", "wd"]);
+    args.extend(["--output-dir", "s3://mr-io/run", "s3://mr-io/in/*", &local]);
+    job(&moto, &t, &args);
+    let outs = outputs(&moto, "mr-io", "run/", 3);
+    assert_eq!(sorted_lines(&outs), want);
+    let m = check_manifest(&moto, "mr-io", "run/", &outs);
+    let lines = want.len() as u64;
+    assert_eq!(m["counters"]["output_records"].as_u64(), Some(lines), "{m}");
+    assert_eq!(moto.open_uploads("mr-io"), vec!["run/notes.txt"]);
+    // The report and timeline sit beside the outputs; nothing is left
+    // in the work directory, and no output was written locally.
+    let keys = moto.keys("mr-io", "run/");
+    for k in ["run/mr-report.json", "run/mr-timeline.svg"] {
+        assert!(keys.contains(&k.to_string()), "{keys:?}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&moto.get("mr-io", "run/mr-report.json").unwrap()).unwrap();
+    assert_eq!(report["job"]["id"], m["job_id"]);
+    assert_eq!(report["job"]["state"], "succeeded");
+    assert_eq!(report["job"]["output_dir"], "s3://mr-io/run/");
+    let left: Vec<_> = std::fs::read_dir(t.path().join("wd")).unwrap().collect();
+    assert!(left.is_empty(), "work directory: {left:?}");
+    assert!(t.outputs_named(t.path()).is_empty());
+
+    // The indexer (documents named by their URLs, as mrsequential over
+    // the same URLs names them) to a prefix of its own.
+    let seq = t.path().join("seq-ix");
+    std::fs::create_dir_all(&seq).unwrap();
+    let seq_args = [
+        "--output-dir",
+        seq.to_str().unwrap(),
+        "indexer",
+        "s3://mr-io/in/*",
+        &local,
+    ];
+    let (code, err) = run(&moto, &t, "mrsequential", &seq_args);
+    assert_eq!(code, 0, "{err}");
+    let want_ix = sorted_lines(&[std::fs::read(seq.join("mr-out-0")).unwrap()]);
+    let mut args = vec!["--app", "indexer", "--workers", "2", "--reduces", "2"];
+    args.extend(["--work-dir", "wd", "--output-dir", "s3://mr-io/ix/"]);
+    args.extend(["s3://mr-io/in/*", &local]);
+    job(&moto, &t, &args);
+    let outs = outputs(&moto, "mr-io", "ix/", 2);
+    assert_eq!(sorted_lines(&outs), want_ix);
+    check_manifest(&moto, "mr-io", "ix/", &outs);
+
+    // A streaming (awk) word count of ASCII objects, which equals the
+    // built-in one.
+    let ascii = ascii_objects(&moto, &t, "mr-io");
+    let want_ascii = t.sequential_in("seq-ascii", "wc", &ascii);
+    let mut args = vec!["--workers", "2", "--reduces", "2"];
+    args.extend(["--map-cmd", MAP, "--reduce-cmd", REDUCE]);
+    args.extend(["--work-dir", "wd", "--output-dir", "s3://mr-io/stream/"]);
+    args.push("s3://mr-io/ascii/*");
+    job(&moto, &t, &args);
+    let outs = outputs(&moto, "mr-io", "stream/", 2);
+    assert_eq!(sorted_lines(&outs), want_ascii);
+    check_manifest(&moto, "mr-io", "stream/", &outs);
+    assert_eq!(moto.open_uploads("mr-io"), vec!["run/notes.txt"]);
+}
+
+/// Puts ASCII-only copies of the data files in `bucket` under `ascii/`
+/// (gzipped every other one); returns the local copies.
+fn ascii_objects(moto: &Moto, t: &TestDir, bucket: &str) -> Vec<String> {
+    let local = ascii_inputs(t);
+    for (i, f) in local.iter().enumerate() {
+        let data = std::fs::read(f).unwrap();
+        match i % 2 {
+            0 => moto.put(bucket, &format!("ascii/{i}.txt"), &data),
+            _ => moto.put(bucket, &format!("ascii/{i}.txt.gz"), &gzip(&data)),
+        }
+    }
+    local
+}
+
+#[test]
+fn a_worker_killed_mid_reduce_leaves_no_upload_and_its_task_is_published_once() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-kill");
+    let local = ascii_objects(&moto, &t, "mr-kill");
+    let want = t.sequential("wc", &local);
+    // A reduce that takes seconds: its attempt opens its upload at once,
+    // then dawdles, so the kill lands mid-reduce.
+    let slow_reduce = format!("sleep 3; {REDUCE}");
+    let addr = crate::util::free_addr();
+    let mut c = Command::new(bin("mrcoordinator"));
+    moto.env(&mut c);
+    c.args(["--listen", &addr, "--no-token", "--reduces", "1"])
+        .args(["--map-cmd", MAP, "--reduce-cmd", &slow_reduce])
+        .args(["--output-dir", "s3://mr-kill/out/", "s3://mr-kill/ascii/*"]);
+    let log = t.path().join("coordinator.log");
+    let mut coord = Proc::start_logged(c, t.path(), &log);
+    let worker = |t: &TestDir| {
+        let mut w = Command::new(bin("mrworker"));
+        moto.env(&mut w);
+        w.args([
+            "--coordinator",
+            &addr,
+            "--map-cmd",
+            MAP,
+            "--reduce-cmd",
+            &slow_reduce,
+        ]);
+        Proc::start(w, t.path())
+    };
+    let first = worker(&t);
+    // Killed once its reduce attempt has opened its upload.
+    let opened = eventually(Duration::from_secs(60), || {
+        !moto.open_uploads("mr-kill").is_empty()
+    });
+    assert!(
+        opened,
+        "no reduce began: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    first.signal("KILL");
+    drop(first);
+    let _second = worker(&t);
+    let st = coord.wait_for(Duration::from_secs(90)).expect("job ends");
+    assert!(
+        st.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let outs = outputs(&moto, "mr-kill", "out/", 1);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-kill", "out/", &outs);
+    assert!(
+        moto.open_uploads("mr-kill").is_empty(),
+        "the killed attempt's upload is aborted"
+    );
+}
+
+#[test]
+fn crashing_workers_and_losing_backups_leave_exactly_one_output_per_partition() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-crash");
+    let files = data_files();
+    let want = t.sequential("nocrash", &files);
+    let addr = crate::util::free_addr();
+    let mut c = Command::new(bin("mrcoordinator"));
+    moto.env(&mut c);
+    c.args([
+        "--listen",
+        &addr,
+        "--no-token",
+        "--app",
+        "crash",
+        "--reduces",
+        "3",
+    ])
+    .args(["--task-timeout", "3", "--output-dir", "s3://mr-crash/out/"])
+    .args(&files);
+    let log = t.path().join("coordinator.log");
+    let mut coord = Proc::start_logged(c, t.path(), &log);
+    // The crash app exits (mid-map, mid-reduce) or stalls at random; like
+    // the lab's crash test, dead workers are replaced until the job ends.
+    let mut workers: Vec<Proc> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(st) = coord.wait_for(Duration::from_millis(200)) {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "the job did not finish");
+        workers.retain_mut(|w| w.wait_for(Duration::ZERO).is_none());
+        while workers.len() < 3 {
+            let mut w = Command::new(bin("mrworker"));
+            moto.env(&mut w);
+            w.args(["--coordinator", &addr, "crash"]);
+            workers.push(Proc::start(w, t.path()));
+        }
+    };
+    assert!(
+        status.success(),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let outs = outputs(&moto, "mr-crash", "out/", 3);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-crash", "out/", &outs);
+    assert!(moto.open_uploads("mr-crash").is_empty());
+}
+
+#[test]
+fn a_coordinator_killed_between_the_steps_of_a_commit_finishes_it_on_restart() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-halt");
+    let files: Vec<String> = data_files().into_iter().take(4).collect();
+    let want = t.sequential("wc", &files);
+    // Killed after journaling that it is completing an upload (the upload
+    // still open), or after completing it (the object published, the
+    // journal not yet saying so): either way the same command finishes.
+    for point in ["completing-journaled", "completed"] {
+        let prefix = format!("{point}/");
+        let out = format!("s3://mr-halt/{prefix}");
+        let mut args = vec!["--quiet", "--listen", "127.0.0.1:0", "--no-socket"];
+        args.extend(["--app", "wc", "--workers", "2", "--reduces", "2"]);
+        args.extend(["--output-dir", &out]);
+        args.extend(files.iter().map(String::as_str));
+        let mut c = Command::new(bin("mrcoordinator"));
+        moto.env(&mut c);
+        let o = c
+            .env("MR_FAULT_POINT", point)
+            .args(&args)
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(137), "{err}");
+        assert!(err.contains(point), "{err}");
+        assert!(
+            t.path().join("mr-job").exists(),
+            "the journal stays for the restart"
+        );
+        let keys = moto.keys("mr-halt", &prefix);
+        assert!(!keys.iter().any(|k| k.ends_with("_SUCCESS")), "{keys:?}");
+
+        let mut args = args.clone();
+        args.retain(|a| *a != "--quiet");
+        let (code, err) = run(&moto, &t, "mrcoordinator", &args);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("resumed from the journal"), "{err}");
+        let outs = outputs(&moto, "mr-halt", &prefix, 2);
+        assert_eq!(sorted_lines(&outs), want, "{point}");
+        check_manifest(&moto, "mr-halt", &prefix, &outs);
+        assert!(moto.open_uploads("mr-halt").is_empty(), "{point}");
+        assert!(!t.path().join("mr-job").exists());
+    }
+}
+
+#[test]
+fn an_unusable_output_prefix_is_named_within_seconds() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-here");
+    let input = t.write("in.txt", b"a b c\n");
+    for (prefix, says) in [
+        ("s3://mr-missing-bucket/out/", "NoSuchBucket"),
+        ("s3://mr-here/out/*", "cannot be a pattern"),
+        ("s3:///out/", "no bucket"),
+        ("gs://mr-here/out/", "not s3://"),
+    ] {
+        let started = Instant::now();
+        let args = ["--listen", "127.0.0.1:0", "--app", "wc", "--workers", "1"];
+        let mut args = args.to_vec();
+        args.extend(["--output-dir", prefix, &input]);
+        let (code, err) = run(&moto, &t, "mrcoordinator", &args);
+        assert_eq!(code, 1, "{prefix}: {err}");
+        assert!(
+            err.contains(prefix) && err.contains(says),
+            "{prefix}: {err}"
+        );
+        assert!(!err.contains("<?xml"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{prefix}: slow"
+        );
+    }
+    assert!(!t.path().join("mr-job").exists());
+    assert!(
+        moto.keys("mr-here", "").is_empty(),
+        "the probe leaves nothing"
+    );
+    assert!(moto.open_uploads("mr-here").is_empty());
+}
