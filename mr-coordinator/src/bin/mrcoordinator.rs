@@ -53,10 +53,12 @@ struct Args {
     /// Start this many local mrworker processes for the job (needs --app).
     #[arg(long, allow_hyphen_values = true, default_value_t = 0)]
     workers: u32,
-    /// Directory where mr-out-* files are written.
+    /// Directory where mr-out-* files are written, or an object store
+    /// prefix (s3://BUCKET/prefix/; ends with a _SUCCESS manifest).
     #[arg(long, default_value = ".")]
     output_dir: PathBuf,
-    /// Directory for the job's intermediate files (default: the output directory).
+    /// Directory for the job's intermediate files (default: the output
+    /// directory, or . when outputs go to an object store).
     #[arg(long)]
     work_dir: Option<PathBuf>,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
