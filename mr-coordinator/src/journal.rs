@@ -24,7 +24,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-const MAGIC: &[u8; 8] = b"MRJRNL02";
+const MAGIC: &[u8; 8] = b"MRJRNL03";
 /// Journals of earlier versions (different record layout).
 const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.

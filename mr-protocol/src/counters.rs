@@ -71,4 +71,9 @@ counters! {
     shuffle_millis => "shuffle fetch ms",
     /// Output bytes reduce tasks uploaded to the coordinator.
     uploaded_bytes => "output bytes uploaded",
+    /// Bytes map tasks read from the object store (their splits, the
+    /// lines crossing their ends, compressed objects as stored).
+    store_read_bytes => "object bytes read",
+    /// Output bytes reduce tasks uploaded to the object store.
+    store_written_bytes => "object bytes written",
 }

@@ -27,7 +27,7 @@ mod read;
 mod write;
 
 pub use pending::{pending_uploads, PendingUpload};
-pub use read::{list, read_range, Lister, ObjectReader};
+pub use read::{bytes_read, list, read_range, Lister, ObjectReader};
 pub use write::{
     abort_upload, complete_upload, delete_object, expected_etag, head_etag, probe_writable,
     put_object, PartWriter,

@@ -77,6 +77,15 @@ pub fn list(arg: &str) -> Result<Vec<InputFile>, StoreError> {
     Ok(found)
 }
 
+/// Bytes this process has read from object stores.
+static BYTES_READ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes this process has read from object stores so far (a worker runs one
+/// attempt at a time, so the difference across an attempt is its own).
+pub fn bytes_read() -> u64 {
+    BYTES_READ.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Bytes `range` of the object at `url`, which must still have ETag
 /// `etag` (when one was planned); retried by the client on 5xx and
 /// timeouts.
@@ -100,6 +109,9 @@ pub fn read_range(
         let r = store.get_opts(&path, opts).await?;
         r.bytes().await
     });
+    if let Ok(b) = &got {
+        BYTES_READ.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
     got.map_err(|e| match e {
         object_store::Error::Precondition { .. } => StoreError::Changed {
             url: url.to_string(),

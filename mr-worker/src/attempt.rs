@@ -75,6 +75,7 @@ pub(crate) async fn run(
             let (parts, fetched, copies) = (local.parts, local.fetched, local.copies);
             let reduces = settings.reduces;
             let o = out.clone();
+            let store_before = mr_store::bytes_read();
             let outcome = blocking(&out, move || {
                 run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip)
             })
@@ -82,6 +83,7 @@ pub(crate) async fn run(
             .map(|mut o| {
                 if let TaskOutput::Map(c) = &mut o {
                     c.input_fetched_bytes = fetched;
+                    c.store_read_bytes = mr_store::bytes_read() - store_before;
                 }
                 o
             });
@@ -121,7 +123,8 @@ pub(crate) async fn run(
                 _ => produced,
             };
             match &mut outcome {
-                Ok(TaskOutput::Uploaded(c, _)) => {
+                Ok(TaskOutput::Uploaded(c, u)) => {
+                    c.store_written_bytes = u.bytes;
                     c.shuffle_bytes = bytes;
                     c.shuffle_millis = took.as_millis() as u64;
                 }

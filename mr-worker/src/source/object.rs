@@ -110,7 +110,10 @@ impl ObjectLines {
             || (end > part.start
                 && memchr::memchr(b'\n', &data[..(end - 1 - from) as usize]).is_some());
         let mut at = end;
-        let mut step = 64u64 << 10;
+        // Most lines are short: a small first GET finds the end of the
+        // crossing line without reading much past it (each split pays
+        // this once); long lines double the step up to STEP.
+        let mut step = 4u64 << 10;
         if starts_a_line && end < part.file_len && data.last() != Some(&b'\n') {
             // Fetch on until the line running past the end does end.
             while at < part.file_len {

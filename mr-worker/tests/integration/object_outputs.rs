@@ -110,6 +110,24 @@ fn outputs_in_the_store_are_published_whole_with_a_manifest_and_no_open_uploads(
     assert_eq!(report["job"]["id"], m["job_id"]);
     assert_eq!(report["job"]["state"], "succeeded");
     assert_eq!(report["job"]["output_dir"], "s3://mr-io/run/");
+    // Every stored byte of the inputs was read from the store (a little
+    // more: the byte before each split and the line crossing its end, a
+    // few KiB per split at most), and every output byte written there.
+    let stored: u64 = moto
+        .keys("mr-io", "in/")
+        .iter()
+        .map(|k| moto.get("mr-io", k).unwrap().len() as u64)
+        .sum();
+    let read = report["counters"]["object bytes read"].as_u64().unwrap();
+    assert!(
+        (stored..stored + stored / 4).contains(&read),
+        "{read} of {stored}"
+    );
+    let written: u64 = outs.iter().map(|o| o.len() as u64).sum();
+    assert_eq!(
+        report["counters"]["object bytes written"].as_u64(),
+        Some(written)
+    );
     let left: Vec<_> = std::fs::read_dir(t.path().join("wd")).unwrap().collect();
     assert!(left.is_empty(), "work directory: {left:?}");
     assert!(t.outputs_named(t.path()).is_empty());
