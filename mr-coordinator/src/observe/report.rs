@@ -82,6 +82,12 @@ pub struct WorkerInfo {
     pub label: String,
     /// Still in the job.
     pub alive: bool,
+    /// Tasks whose accepted attempt it ran.
+    pub tasks_done: u64,
+    /// Input bytes those attempts mapped.
+    pub input_bytes: u64,
+    /// Bytes those attempts read from the object store.
+    pub object_bytes_read: u64,
 }
 
 /// One attempt.
@@ -165,15 +171,23 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        workers: s
-            .workers()
-            .into_iter()
-            .map(|(id, alive)| WorkerInfo {
-                id: id.0,
-                label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
-                alive,
-            })
-            .collect(),
+        workers: {
+            let done = s.worker_counters();
+            s.workers()
+                .into_iter()
+                .map(|(id, alive)| {
+                    let (tasks_done, c) = done.get(&id).cloned().unwrap_or_default();
+                    WorkerInfo {
+                        id: id.0,
+                        label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
+                        alive,
+                        tasks_done,
+                        input_bytes: c.input_bytes,
+                        object_bytes_read: c.store_read_bytes,
+                    }
+                })
+                .collect()
+        },
         attempts: log
             .iter()
             .map(|a| {

@@ -51,6 +51,24 @@ impl Scheduler {
         self.inputs.len()
     }
 
+    /// Per worker, the number of done tasks whose accepted attempt it ran
+    /// and the sum of those attempts' counters (tasks done by an earlier
+    /// incarnation's workers are in no one's).
+    pub fn worker_counters(&self) -> std::collections::BTreeMap<WorkerId, (u64, Counters)> {
+        let mut per = std::collections::BTreeMap::<WorkerId, (u64, Counters)>::new();
+        for t in self.maps.iter().chain(&self.reduces) {
+            let (Some(a), Some(c)) = (t.done, &t.counters) else {
+                continue;
+            };
+            if let Some(attempt) = self.attempts.get(&a) {
+                let e = per.entry(attempt.worker).or_default();
+                e.0 += 1;
+                e.1.add(c);
+            }
+        }
+        per
+    }
+
     /// Every worker that registered, and whether it is still alive.
     pub fn workers(&self) -> Vec<(WorkerId, bool)> {
         self.workers.iter().map(|(&id, w)| (id, w.alive)).collect()
