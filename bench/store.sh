@@ -49,7 +49,7 @@ EOF
 
 # Runs every configuration; prints wall s, CPU s (coordinator and workers),
 # the largest process, the coordinator's own I/O (rchar + wchar: sockets,
-# journal and files) and the bytes each worker read from the store.
+# journal, files; an upper bound of its network bytes) and the bytes each worker read from the store.
 python3 - "$bin" "$dir" "$corpus" "$runs" <<'EOF'
 import glob, json, os, resource, subprocess, sys, time
 import boto3
@@ -66,16 +66,22 @@ def run(inputs, out):
     subprocess.run(['rm', '-rf', work]); os.makedirs(work)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.time()
+    # Workers are started apart from the coordinator (not --workers), so
+    # its I/O counters are its own: a parent's include its reaped children's.
+    addr_file = os.path.join(work, 'addr')
     p = subprocess.Popen([bin + '/mrcoordinator', '--quiet', '--no-socket', '--listen', '127.0.0.1:0',
-                          '--app', 'wc', '--workers', '2', '--work-dir', work, '--output-dir', out] + inputs,
-                         stderr=subprocess.PIPE)
+                          '--addr-file', addr_file, '--app', 'wc', '--work-dir', work, '--output-dir', out]
+                         + inputs, stderr=subprocess.PIPE)
+    while not os.path.exists(addr_file) and p.poll() is None:
+        time.sleep(0.01)
+    addr = open(addr_file).read().strip() if os.path.exists(addr_file) else ''
+    workers = [subprocess.Popen([bin + '/mrworker', '--coordinator', addr, 'wc']) for _ in range(2)]
     io = peak = 0
     while p.poll() is None:
         try:
             f = dict(l.split(': ') for l in open('/proc/%d/io' % p.pid).read().split('\n') if l)
             io = int(f['rchar']) + int(f['wchar'])
-            kids = open('/proc/%d/task/%d/children' % (p.pid, p.pid)).read().split()
-            for pid in [str(p.pid)] + kids:
+            for pid in [p.pid] + [w.pid for w in workers]:
                 for l in open('/proc/%s/status' % pid):
                     if l.startswith('VmHWM:'):
                         peak = max(peak, int(l.split()[1]) // 1024)
@@ -83,6 +89,8 @@ def run(inputs, out):
             pass
         time.sleep(0.05)
     wall = time.time() - t0
+    for w in workers:
+        w.wait()
     if p.returncode != 0:
         sys.exit(p.stderr.read().decode())
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
