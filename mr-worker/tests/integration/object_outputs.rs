@@ -185,18 +185,41 @@ fn ascii_objects(moto: &Moto, t: &TestDir, bucket: &str) -> Vec<String> {
 
 #[test]
 fn a_worker_killed_mid_reduce_leaves_no_upload_and_its_task_is_published_once() {
+    worker_lost_mid_reduce(Loss::Killed);
+}
+
+#[test]
+fn a_worker_stalled_mid_reduce_then_resumed_leaves_one_output_and_no_upload() {
+    worker_lost_mid_reduce(Loss::Stalled);
+}
+
+/// How the first reduce attempt's worker goes.
+#[derive(Clone, Copy, PartialEq)]
+enum Loss {
+    /// SIGKILL: its upload is never reported.
+    Killed,
+    /// SIGSTOP past the task timeout (declared lost, the task runs on
+    /// another worker), then SIGCONT while that attempt runs: the two race,
+    /// and whichever loses has its upload aborted.
+    Stalled,
+}
+
+/// One reduce whose first worker is lost mid-reduce, its upload open.
+fn worker_lost_mid_reduce(loss: Loss) {
     let t = TestDir::new();
     let Some(moto) = Moto::start(&t) else { return };
     moto.bucket("mr-kill");
     let local = ascii_objects(&moto, &t, "mr-kill");
     let want = t.sequential("wc", &local);
     // A reduce that takes seconds: its attempt opens its upload at once,
-    // then dawdles, so the kill lands mid-reduce.
+    // then dawdles, so the loss lands mid-reduce.
     let slow_reduce = format!("sleep 3; {REDUCE}");
     let addr = crate::util::free_addr();
     let mut c = Command::new(bin("mrcoordinator"));
     moto.env(&mut c);
-    c.args(["--listen", &addr, "--no-token", "--reduces", "1"])
+    c.env("RUST_LOG", "info")
+        .args(["--listen", &addr, "--no-token", "--reduces", "1"])
+        .args(["--task-timeout", "2"])
         .args(["--map-cmd", MAP, "--reduce-cmd", &slow_reduce])
         .args(["--output-dir", "s3://mr-kill/out/", "s3://mr-kill/ascii/*"]);
     let log = t.path().join("coordinator.log");
@@ -204,42 +227,50 @@ fn a_worker_killed_mid_reduce_leaves_no_upload_and_its_task_is_published_once() 
     let worker = |t: &TestDir| {
         let mut w = Command::new(bin("mrworker"));
         moto.env(&mut w);
-        w.args([
-            "--coordinator",
-            &addr,
-            "--map-cmd",
-            MAP,
-            "--reduce-cmd",
-            &slow_reduce,
-        ]);
+        w.args(["--coordinator", &addr, "--map-cmd", MAP])
+            .args(["--reduce-cmd", &slow_reduce]);
         Proc::start(w, t.path())
     };
     let first = worker(&t);
-    // Killed once its reduce attempt has opened its upload.
-    let opened = eventually(Duration::from_secs(60), || {
-        !moto.open_uploads("mr-kill").is_empty()
-    });
-    assert!(
-        opened,
-        "no reduce began: {}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
-    first.signal("KILL");
-    drop(first);
-    let _second = worker(&t);
+    let uploads = |n: usize| {
+        eventually(Duration::from_secs(60), || {
+            moto.open_uploads("mr-kill").len() >= n
+        })
+    };
+    let opened = uploads(1);
+    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(opened, "no reduce began: {}", log_text());
+    let _second;
+    let mut _resumed = None;
+    match loss {
+        Loss::Killed => {
+            first.signal("KILL");
+            drop(first);
+            _second = worker(&t);
+        }
+        Loss::Stalled => {
+            first.signal("STOP");
+            _second = worker(&t);
+            // The task runs again once the first is declared lost.
+            assert!(uploads(2), "no second attempt: {}", log_text());
+            first.signal("CONT");
+            // Kept (and reaped at the end) while it finishes and reports.
+            _resumed = Some(first);
+        }
+    }
     let st = coord.wait_for(Duration::from_secs(90)).expect("job ends");
-    assert!(
-        st.success(),
-        "{}",
-        std::fs::read_to_string(&log).unwrap_or_default()
-    );
+    assert!(st.success(), "{}", log_text());
     let outs = outputs(&moto, "mr-kill", "out/", 1);
     assert_eq!(sorted_lines(&outs), want);
     check_manifest(&moto, "mr-kill", "out/", &outs);
-    assert!(
-        moto.open_uploads("mr-kill").is_empty(),
-        "the killed attempt's upload is aborted"
-    );
+    // Give a resumed loser time to report and abort, then look.
+    let clean = eventually(Duration::from_secs(20), || {
+        moto.open_uploads("mr-kill").is_empty()
+    });
+    assert!(clean, "open uploads: {:?}", moto.open_uploads("mr-kill"));
+    if loss == Loss::Stalled {
+        assert!(log_text().contains("declared lost"), "{}", log_text());
+    }
 }
 
 #[test]
