@@ -258,7 +258,10 @@ impl RunFile {
         }
         let index_off = u64::from_le_bytes(footer[..8].try_into().unwrap());
         let index_len = u64::from(reduces) * INDEX_ENTRY;
-        if index_off + index_len + 4 + FOOTER_LEN != size {
+        // Every length and offset read from the file is checked without
+        // overflow: a wrapped sum could pass a check it should fail.
+        let index_end = index_off.checked_add(index_len + 4 + FOOTER_LEN);
+        if index_end != Some(size) {
             return Err(corrupt("index position does not match file size"));
         }
         let mut raw = vec![0u8; index_len as usize + 4];
@@ -274,10 +277,10 @@ impl RunFile {
                 (f(0), f(8), f(16))
             })
             .collect();
-        if index
-            .iter()
-            .any(|&(off, len, _)| off < HEADER_LEN || off + len > index_off)
-        {
+        let inside = |off: u64, len: u64| {
+            off >= HEADER_LEN && off.checked_add(len).is_some_and(|end| end <= index_off)
+        };
+        if index.iter().any(|&(off, len, _)| !inside(off, len)) {
             return Err(corrupt("index points outside the data"));
         }
         Ok(Self {
@@ -390,7 +393,8 @@ impl PartitionReader {
                 source: e,
             })?;
         let len = u32::from_le_bytes(len) as u64;
-        if self.pos + 8 + len > self.end {
+        // pos < end here and len < 2^32: no overflow.
+        if self.end - self.pos - 8 < len {
             return Err(self.corrupt("block length runs past the partition"));
         }
         self.block.resize(len as usize + 4, 0);
@@ -424,13 +428,17 @@ impl PartitionReader {
         ) else {
             return Err(self.corrupt("bad record header"));
         };
-        let (kl, vl) = (kl as usize, vl as usize);
-        if p + kl + vl > self.block.len() {
+        // Checked: lengths from the file must not wrap past the check.
+        let end = usize::try_from(kl)
+            .ok()
+            .zip(usize::try_from(vl).ok())
+            .and_then(|(kl, vl)| p.checked_add(kl)?.checked_add(vl).map(|e| (p + kl, e)));
+        let Some((key_end, end)) = end.filter(|&(_, e)| e <= self.block.len()) else {
             return Err(self.corrupt("record runs past its block"));
-        }
-        self.key = p..p + kl;
-        self.value = p + kl..p + kl + vl;
-        self.cursor = p + kl + vl;
+        };
+        self.key = p..key_end;
+        self.value = key_end..end;
+        self.cursor = end;
         Ok(true)
     }
 

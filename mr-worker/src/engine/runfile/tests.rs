@@ -111,3 +111,115 @@ fn every_flipped_byte_is_caught() {
         );
     }
 }
+
+/// A run file for map 7 with one partition per entry of `blocks` (each a
+/// list of block payloads, checksummed correctly) and, if given, `index`
+/// instead of the true one: bytes a buggy or hostile writer could make.
+fn craft(path: &Path, blocks: &[Vec<Vec<u8>>], index: Option<Vec<(u64, u64, u64)>>) {
+    let r = blocks.len() as u32;
+    let mut f = Vec::new();
+    f.extend_from_slice(MAGIC);
+    f.extend_from_slice(&7u32.to_le_bytes());
+    f.extend_from_slice(&r.to_le_bytes());
+    let crc = crc32c::crc32c(&f);
+    f.extend_from_slice(&crc.to_le_bytes());
+    let mut real = Vec::new();
+    for part in blocks {
+        let start = f.len() as u64;
+        for payload in part {
+            f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            f.extend_from_slice(payload);
+            f.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        }
+        real.push((start, f.len() as u64 - start, 1));
+    }
+    let index_off = f.len() as u64;
+    let mut tail = Vec::new();
+    for (off, len, n) in index.unwrap_or(real) {
+        tail.extend_from_slice(&off.to_le_bytes());
+        tail.extend_from_slice(&len.to_le_bytes());
+        tail.extend_from_slice(&n.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&tail);
+    tail.extend_from_slice(&crc.to_le_bytes());
+    let footer = tail.len();
+    tail.extend_from_slice(&index_off.to_le_bytes());
+    tail.extend_from_slice(&r.to_le_bytes());
+    tail.extend_from_slice(FOOTER_MAGIC);
+    let crc = crc32c::crc32c(&tail[footer..]);
+    tail.extend_from_slice(&crc.to_le_bytes());
+    f.extend_from_slice(&tail);
+    std::fs::write(path, f).unwrap();
+}
+
+/// A record header claiming `kl` and `vl` bytes, then `body`.
+fn record(kl: u64, vl: u64, body: &[u8]) -> Vec<u8> {
+    let mut b = Vec::new();
+    put_varint(&mut b, kl);
+    put_varint(&mut b, vl);
+    b.extend_from_slice(body);
+    b
+}
+
+fn corrupt_saying(r: Result<Records, RunError>, what: &str) {
+    match r {
+        Err(RunError::Corrupt { what: w, .. }) => assert!(w.contains(what), "{w}"),
+        other => panic!("expected Corrupt({what}), got {other:?}"),
+    }
+}
+
+#[test]
+fn record_lengths_that_wrap_are_corrupt_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    // Lengths whose sum wraps around (in release builds), in every way.
+    for (kl, vl) in [
+        (u64::MAX, 2),
+        (2, u64::MAX),
+        (u64::MAX / 2 + 1, u64::MAX / 2 + 1),
+        (1 << 40, 1),
+    ] {
+        craft(&path, &[vec![record(kl, vl, b"abcdef")]], None);
+        corrupt_saying(read_all1(&path), "record runs past its block");
+    }
+}
+
+fn read_all1(path: &Path) -> Result<Records, RunError> {
+    let mut p = RunFile::open(path, 7, 1)?.partition(0);
+    let mut out = Vec::new();
+    while p.advance()? {
+        out.push((p.key().to_vec(), p.value().to_vec()));
+    }
+    Ok(out)
+}
+
+#[test]
+fn index_entries_that_wrap_or_overlap_are_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    let good = vec![record(1, 1, b"kv")];
+    for entry in [
+        (u64::MAX - 3, 10, 1), // offset + length wraps to a small number
+        (HEADER_LEN, u64::MAX, 1),
+        (10, 4, 1), // inside the header
+    ] {
+        craft(&path, std::slice::from_ref(&good), Some(vec![entry]));
+        corrupt_saying(read_all1(&path), "index points outside the data");
+    }
+}
+
+#[test]
+fn a_footer_whose_index_offset_wraps_is_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("run");
+    craft(&path, &[vec![record(1, 1, b"kv")]], None);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    // An index offset so large that adding the index and footer overflows.
+    let off = u64::MAX - 8;
+    bytes[n - 20..n - 12].copy_from_slice(&off.to_le_bytes());
+    let crc = crc32c::crc32c(&bytes[n - 20..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    corrupt_saying(read_all1(&path), "index position");
+}
