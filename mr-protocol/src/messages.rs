@@ -180,6 +180,9 @@ pub struct MapOutputRef {
     /// True when it is in the shared job directory: a reducer that sees
     /// that directory reads it there; others fetch it from `host`.
     pub in_job_dir: bool,
+    /// The run file's size as its map reported it (0 if unknown): no
+    /// partition of it can be longer, whatever a holder claims.
+    pub bytes: u64,
 }
 
 /// What the coordinator tells a worker to do next.

@@ -294,6 +294,7 @@ impl Scheduler {
                         attempt: t.done.expect("reduce assigned before every map finished"),
                         host: t.held_at.clone(),
                         in_job_dir: t.in_job_dir,
+                        bytes: t.counters.as_ref().map_or(0, |c| c.map_output_bytes),
                     })
                     .collect(),
                 skip: self.reduces[r.0 as usize].skip.clone(),

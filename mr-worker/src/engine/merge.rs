@@ -194,5 +194,10 @@ pub(crate) fn lost((map, attempt): (MapTaskId, AttemptId), e: RunError) -> TaskF
             path: path.display().to_string(),
             reason: source.to_string(),
         },
+        // Only a writer refuses records; a reader never sees this.
+        RunError::TooLarge { ref path, .. } => TaskFailure::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
     }
 }

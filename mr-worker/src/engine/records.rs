@@ -12,11 +12,21 @@ pub(crate) fn count_lines(data: &[u8]) -> u64 {
     newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
 }
 
-/// An emitter that drops everything (for re-running a failed chunk).
-struct Discard;
+/// An emitter that drops everything (for re-running a failed chunk), but
+/// refuses what the accumulators refuse (a pair too large; for apps that
+/// sum counts, a value that is no count), so the record that made them
+/// fail is the one found.
+struct Discard {
+    counts: bool,
+}
 
 impl mr_apps::Emit for Discard {
-    fn emit(&mut self, _: &[u8], _: &[u8]) {}
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        crate::engine::table::check_pair(key, value);
+        if self.counts {
+            crate::engine::table::check_count(value);
+        }
+    }
 }
 
 /// Byte ranges `[s, e)` of each line of `data[start..end]` (the last may
@@ -48,7 +58,10 @@ fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -
     lines(data, s, e)
         .find(|&(ls, le)| {
             catch_unwind(AssertUnwindSafe(|| {
-                app.map(name, &data[ls..le], &mut Discard)
+                let mut discard = Discard {
+                    counts: app.sums_counts(),
+                };
+                app.map(name, &data[ls..le], &mut discard)
             }))
             .is_err()
         })

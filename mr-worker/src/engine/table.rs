@@ -127,17 +127,36 @@ impl CountTable {
     }
 }
 
+/// The count an app that sums counts emitted; a value that is no decimal
+/// count is a broken promise of the app: the call fails loudly (the
+/// attempt fails naming the record).
+pub(crate) fn check_count(value: &[u8]) -> u64 {
+    match parse_count(value) {
+        Some(n) => n,
+        None => panic!(
+            "app declares sums_counts but emitted a value that is not a decimal count: {:?}",
+            String::from_utf8_lossy(&value[..value.len().min(40)])
+        ),
+    }
+}
+
+/// Refuses a pair too large for the run file format, as a failure of the
+/// app's call (the attempt fails naming the record that emitted it).
+pub(crate) fn check_pair(key: &[u8], value: &[u8]) {
+    let n = key.len() + value.len();
+    if n > crate::engine::runfile::MAX_PAIR {
+        panic!(
+            "emitted a pair of {n} bytes; a key and its value together must stay under {} MiB",
+            crate::engine::runfile::MAX_BLOCK >> 20
+        );
+    }
+}
+
 impl Emit for CountTable {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
         self.emitted += 1;
-        match parse_count(value) {
-            Some(n) => self.add(key, n),
-            // A broken promise of the app: fail the attempt loudly.
-            None => panic!(
-                "app declares sums_counts but emitted a value that is not a decimal count: {:?}",
-                String::from_utf8_lossy(&value[..value.len().min(40)])
-            ),
-        }
+        check_pair(key, value);
+        self.add(key, check_count(value));
     }
 
     fn count(&mut self, name: &str, delta: u64) {
@@ -268,6 +287,7 @@ pub struct PairBuffers {
 impl Emit for PairBuffers {
     fn emit(&mut self, key: &[u8], value: &[u8]) {
         self.emitted += 1;
+        check_pair(key, value);
         let r = if self.deferred {
             0
         } else {

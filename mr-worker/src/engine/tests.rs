@@ -443,3 +443,67 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
         assert_eq!(got, want, "{what}: spilled output differs");
     }
 }
+
+/// Emits, for the line "huge", a value just over the pair limit (a zeroed
+/// buffer: its pages are never touched, since the pair is refused first).
+struct Bloated;
+
+impl App for Bloated {
+    fn name(&self) -> &str {
+        "bloated"
+    }
+    fn map(&self, _f: &str, chunk: &[u8], emit: &mut dyn Emit) {
+        for line in chunk.split(|&b| b == b'\n') {
+            if line == b"huge" {
+                emit.emit(b"k", &vec![0u8; crate::engine::runfile::MAX_PAIR]);
+            } else if !line.is_empty() {
+                emit.emit(line, b"1");
+            }
+        }
+    }
+    fn reduce(&self, _key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+        out.extend_from_slice(mr_apps::count_values(values).to_string().as_bytes());
+    }
+}
+
+#[test]
+fn a_pair_too_large_for_the_format_fails_the_attempt_naming_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "small\nhuge\n").unwrap();
+    let len = std::fs::metadata(&input).unwrap().len();
+    let out = dir.path().join("mr-0");
+    let err = run_map(
+        &Bloated,
+        &MapJob {
+            map: 0,
+            reduces: 1,
+            parts: &[part("in.txt", &input, 0, len, len)],
+            out: &out,
+            memory: DEFAULT_MEMORY,
+            skip: &[],
+        },
+    )
+    .unwrap_err();
+    match err {
+        TaskFailure::AppPanic {
+            message, record, ..
+        } => {
+            assert!(message.contains("must stay under 256 MiB"), "{message}");
+            assert_eq!(
+                record,
+                BadRecord::Line {
+                    input: "in.txt".into(),
+                    offset: 6
+                }
+            );
+        }
+        other => panic!("expected the pair refused, got {other:?}"),
+    }
+    // The format refuses it too, by size, when written directly.
+    let mut w = crate::engine::runfile::RunWriter::create(&out, 0, 1).unwrap();
+    let e = w
+        .push(b"k", &vec![0u8; crate::engine::runfile::MAX_PAIR])
+        .unwrap_err();
+    assert!(e.to_string().contains("exceeds the limit of 256 MiB"), "{e}");
+}

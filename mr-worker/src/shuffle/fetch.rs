@@ -93,6 +93,37 @@ pub enum Damage {
     /// The holder sent nothing before the partition's end.
     #[error("nothing was sent at offset {0}")]
     Empty(u64),
+    /// The holder promised a partition longer than the whole map output.
+    #[error("a partition of {promised} bytes was promised, but the map output has {limit}")]
+    Overlong {
+        /// What the holder said.
+        promised: u64,
+        /// The map output's size as its map reported it.
+        limit: u64,
+    },
+    /// The holder changed the partition's length between chunks.
+    #[error("the partition's length changed from {was} to {now} bytes")]
+    LengthChanged {
+        /// The length first promised.
+        was: u64,
+        /// The length now claimed.
+        now: u64,
+    },
+    /// More bytes arrived than asked for, or past the promised end.
+    #[error("{got} bytes arrived at offset {offset} of a {promised}-byte partition (asking for at most {asked})")]
+    Overrun {
+        /// Where they were asked for.
+        offset: u64,
+        /// How many came.
+        got: u64,
+        /// The partition's promised length.
+        promised: u64,
+        /// The most asked for.
+        asked: u64,
+    },
+    /// A block longer than any writer makes.
+    #[error("a block of {0} bytes (more than any run file holds)")]
+    OversizeBlock(u64),
 }
 
 impl FetchFailure {
@@ -285,6 +316,7 @@ async fn fetch_into(g: &Gather<'_>, m: &MapOutputRef, path: &Path) -> Result<u64
         carry: Vec::new(),
     });
     let mut offset = 0u64;
+    let mut promised: Option<u64> = None;
     loop {
         let req = FetchRequest {
             token: g.token.to_string(),
@@ -297,6 +329,31 @@ async fn fetch_into(g: &Gather<'_>, m: &MapOutputRef, path: &Path) -> Result<u64
         };
         let chunk = call(g.peers, &host, req).await?;
         let n = chunk.data.len() as u64;
+        // The holder's word is checked before any byte is kept: its length
+        // may not change, exceed the map output, or be overrun, so a
+        // hostile or broken holder can neither stream forever nor make this
+        // reducer hold more than a chunk and a block.
+        let len = *promised.get_or_insert(chunk.partition_len);
+        if chunk.partition_len != len {
+            return Err(damaged(Damage::LengthChanged {
+                was: len,
+                now: chunk.partition_len,
+            }));
+        }
+        if m.bytes > 0 && len > m.bytes {
+            return Err(damaged(Damage::Overlong {
+                promised: len,
+                limit: m.bytes,
+            }));
+        }
+        if n > u64::from(MAX_CHUNK) || n > len - offset.min(len) {
+            return Err(damaged(Damage::Overrun {
+                offset,
+                got: n,
+                promised: len,
+                asked: u64::from(MAX_CHUNK),
+            }));
+        }
         let mut v = verifier.take().expect("put back after each chunk");
         let v = tokio::task::spawn_blocking(move || v.push(&chunk.data).map(|()| v))
             .await
@@ -409,6 +466,10 @@ impl Verifier {
         let mut pos = 0;
         while self.carry.len() - pos >= 8 {
             let len = u32::from_le_bytes(self.carry[pos..pos + 4].try_into().unwrap()) as usize;
+            // Bounds what is carried while a block arrives.
+            if len > crate::engine::runfile::MAX_BLOCK {
+                return Err(VerifyError::Damage(Damage::OversizeBlock(len as u64)));
+            }
             if self.carry.len() - pos < 8 + len {
                 break;
             }
@@ -474,5 +535,21 @@ mod tests {
                 "flip at {flip} went unnoticed"
             );
         }
+    }
+
+    #[test]
+    fn a_block_longer_than_any_writer_makes_is_refused_before_it_is_carried() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut v = verifier(&dir);
+        let mut head = (u32::MAX).to_le_bytes().to_vec();
+        head.extend_from_slice(&[0u8; 64]);
+        let r = v.push(&head);
+        assert!(
+            matches!(
+                r,
+                Err(super::VerifyError::Damage(super::Damage::OversizeBlock(n))) if n == u64::from(u32::MAX)
+            ),
+            "{r:?}"
+        );
     }
 }

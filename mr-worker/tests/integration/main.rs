@@ -7,6 +7,7 @@ mod bad_input;
 mod cli;
 mod compressed;
 mod faults;
+mod hostile;
 mod inputs;
 mod network;
 mod object_outputs;

@@ -28,6 +28,12 @@ const FOOTER_LEN: u64 = 20;
 const INDEX_ENTRY: u64 = 24;
 /// Target payload size of a block; a single larger record gets its own block.
 pub const BLOCK_SIZE: usize = 64 << 10;
+/// Largest block payload a reader accepts, and so the largest record (key,
+/// value and their lengths) a writer takes: what bounds the memory a
+/// damaged or hostile file or peer can make a reader allocate.
+pub const MAX_BLOCK: usize = 256 << 20;
+/// Largest key and value, together, an app may emit.
+pub const MAX_PAIR: usize = MAX_BLOCK - 20;
 
 /// What is wrong with a run file.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +51,14 @@ pub enum RunError {
         path: PathBuf,
         /// What check failed.
         what: String,
+    },
+    /// A record too large for the format.
+    #[error("{path}: a record of {bytes} bytes (key and value) exceeds the limit of {} MiB", MAX_BLOCK >> 20)]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The record's key and value lengths together.
+        bytes: usize,
     },
     /// Reading or writing failed.
     #[error("{path}: {source}")]
@@ -133,6 +147,12 @@ impl RunWriter {
 
     /// Appends a record to the current partition.
     pub fn push(&mut self, key: &[u8], value: &[u8]) -> Result<(), RunError> {
+        if key.len() + value.len() > MAX_PAIR {
+            return Err(RunError::TooLarge {
+                path: self.path.clone(),
+                bytes: key.len() + value.len(),
+            });
+        }
         if !self.block.is_empty() && self.block.len() + key.len() + value.len() + 20 > BLOCK_SIZE {
             self.flush_block()?;
         }
@@ -393,6 +413,9 @@ impl PartitionReader {
                 source: e,
             })?;
         let len = u32::from_le_bytes(len) as u64;
+        if len > MAX_BLOCK as u64 {
+            return Err(self.corrupt(&format!("a block of {len} bytes (more than any writer makes)")));
+        }
         // pos < end here and len < 2^32: no overflow.
         if self.end - self.pos - 8 < len {
             return Err(self.corrupt("block length runs past the partition"));
