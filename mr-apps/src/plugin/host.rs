@@ -83,8 +83,34 @@ pub fn load(path: &Path) -> Result<PluginApp, LoadError> {
 }
 
 // Host-side callbacks. Each receives a pointer to a Rust object the host
-// passed in for exactly one call; none of them may panic (they would unwind
-// into the plugin), so they only copy bytes.
+// passed in for exactly one call. None may unwind into the plugin (a panic
+// crossing `extern "C"` aborts the whole worker), yet what they call can
+// panic (an accumulator refusing a pair, or a value that is no count): so
+// each runs under `callback`, which catches the panic, keeps it, and makes
+// the rest of the plugin's callbacks in that call no-ops; the host raises
+// it again once the plugin's function has returned (`PluginApp::check`),
+// where the engine turns it into a failed attempt naming the record.
+
+thread_local! {
+    /// A panic a callback caught during the current plugin call.
+    static CALLBACK_PANIC: std::cell::RefCell<Option<Box<dyn std::any::Any + Send>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs a callback's body unless an earlier one of this call panicked;
+/// keeps its panic instead of unwinding. None when it did not run through.
+fn callback<R>(f: impl FnOnce() -> R) -> Option<R> {
+    if CALLBACK_PANIC.with(|p| p.borrow().is_some()) {
+        return None;
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(payload) => {
+            CALLBACK_PANIC.with(|p| *p.borrow_mut() = Some(payload));
+            None
+        }
+    }
+}
 
 unsafe extern "C" fn host_emit(
     sink: *mut c_void,
@@ -96,7 +122,7 @@ unsafe extern "C" fn host_emit(
     // SAFETY: `sink` is the `&mut &mut dyn Emit` passed to `map` below.
     let emit = unsafe { &mut *(sink as *mut &mut dyn Emit) };
     // SAFETY: the plugin passes live key/value buffers.
-    unsafe { emit.emit(bytes(k, kl), bytes(v, vl)) };
+    callback(|| unsafe { emit.emit(bytes(k, kl), bytes(v, vl)) });
 }
 
 unsafe extern "C" fn host_count_emit(ctx: *mut c_void, n: *const u8, nl: usize, delta: u64) {
@@ -104,7 +130,7 @@ unsafe extern "C" fn host_count_emit(ctx: *mut c_void, n: *const u8, nl: usize, 
     let emit = unsafe { &mut *(ctx as *mut &mut dyn Emit) };
     // SAFETY: the plugin passes a live name buffer.
     let name = String::from_utf8_lossy(unsafe { bytes(n, nl) });
-    emit.count(&name, delta);
+    callback(|| emit.count(&name, delta));
 }
 
 unsafe extern "C" fn host_count_values(ctx: *mut c_void, n: *const u8, nl: usize, delta: u64) {
@@ -112,18 +138,19 @@ unsafe extern "C" fn host_count_values(ctx: *mut c_void, n: *const u8, nl: usize
     let values = unsafe { &mut *(ctx as *mut &mut dyn Values) };
     // SAFETY: the plugin passes a live name buffer.
     let name = String::from_utf8_lossy(unsafe { bytes(n, nl) });
-    values.count(&name, delta);
+    callback(|| values.count(&name, delta));
 }
 
 unsafe extern "C" fn host_next(src: *mut c_void, p: *mut *const u8, l: *mut usize) -> bool {
     // SAFETY: `src` is the `&mut &mut dyn Values` passed to combine/reduce.
     let values = unsafe { &mut *(src as *mut &mut dyn Values) };
-    match values.next_value() {
-        Some(v) => {
+    // After a panic the values end, so the plugin finishes its call.
+    match callback(|| values.next_value().map(|v| (v.as_ptr(), v.len()))).flatten() {
+        Some((ptr, len)) => {
             // SAFETY: the plugin passes valid out-pointers.
             unsafe {
-                *p = v.as_ptr();
-                *l = v.len();
+                *p = ptr;
+                *l = len;
             }
             true
         }
@@ -135,14 +162,14 @@ unsafe extern "C" fn host_bytes_to_vec(sink: *mut c_void, p: *const u8, l: usize
     // SAFETY: `sink` is a `&mut Vec<u8>` passed for this call.
     let out = unsafe { &mut *(sink as *mut Vec<u8>) };
     // SAFETY: the plugin passes a live buffer.
-    out.extend_from_slice(unsafe { bytes(p, l) });
+    callback(|| out.extend_from_slice(unsafe { bytes(p, l) }));
 }
 
 unsafe extern "C" fn host_bytes_to_fn(sink: *mut c_void, p: *const u8, l: usize) {
     // SAFETY: `sink` is the `&mut &mut dyn FnMut(&[u8])` passed to combine.
     let out = unsafe { &mut *(sink as *mut &mut dyn FnMut(&[u8])) };
     // SAFETY: the plugin passes a live buffer.
-    out(unsafe { bytes(p, l) });
+    callback(|| out(unsafe { bytes(p, l) }));
 }
 
 impl PluginApp {
@@ -151,9 +178,13 @@ impl PluginApp {
         unsafe { &*self.table }
     }
 
-    /// Re-raises a panic reported by the plugin on the host side, where the
-    /// engine's catch turns it into a failed attempt.
+    /// Re-raises, on the host side where the engine's catch turns it into
+    /// a failed attempt, a panic one of our callbacks caught during the
+    /// call (first: it is the cause), else one the plugin reported.
     fn check(rc: i32, err: Vec<u8>) {
+        if let Some(payload) = CALLBACK_PANIC.with(|p| p.borrow_mut().take()) {
+            std::panic::resume_unwind(payload);
+        }
         if rc != 0 {
             panic!("{}", String::from_utf8_lossy(&err));
         }

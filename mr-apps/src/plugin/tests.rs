@@ -89,3 +89,49 @@ fn non_plugins_are_refused_with_the_path() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An emitter that refuses one key by panicking, as the engine's
+/// accumulators refuse a pair too large or a value that is no count.
+struct Refusing(usize);
+
+impl Emit for Refusing {
+    fn emit(&mut self, key: &[u8], _value: &[u8]) {
+        assert!(key != b"bad", "refused the key 'bad'");
+        self.0 += 1;
+    }
+}
+
+#[test]
+fn a_panic_in_a_host_callback_fails_the_call_on_the_host_side_not_the_process() {
+    let table = guest::install(|| Box::new(Touchy));
+    let app = PluginApp {
+        table,
+        name: "touchy".into(),
+        _lib: None,
+    };
+    // Before the callbacks caught their panics, this unwound into the
+    // plugin's extern "C" function and aborted the whole process.
+    let mut refusing = Refusing(0);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        app.map("f.txt", b"ok bad more words", &mut refusing)
+    }));
+    let msg = panic_message(caught.unwrap_err().as_ref());
+    assert!(msg.contains("refused the key 'bad'"), "{msg}");
+    // Nothing after the refusal was taken, and the next call is clean.
+    assert_eq!(refusing.0, 1);
+    let mut e = VecEmit::default();
+    app.map("g.txt", b"fine words", &mut e);
+    assert_eq!(e.pairs.len(), 2);
+    // The same for values and output callbacks in reduce.
+    struct Exploding;
+    impl Values for Exploding {
+        fn next_value(&mut self) -> Option<&[u8]> {
+            panic!("a value could not be read");
+        }
+    }
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        app.reduce(b"k", &mut Exploding, &mut Vec::new())
+    }));
+    let msg = panic_message(caught.unwrap_err().as_ref());
+    assert!(msg.contains("a value could not be read"), "{msg}");
+}

@@ -505,5 +505,8 @@ fn a_pair_too_large_for_the_format_fails_the_attempt_naming_its_record() {
     let e = w
         .push(b"k", &vec![0u8; crate::engine::runfile::MAX_PAIR])
         .unwrap_err();
-    assert!(e.to_string().contains("exceeds the limit of 256 MiB"), "{e}");
+    assert!(
+        e.to_string().contains("exceeds the limit of 256 MiB"),
+        "{e}"
+    );
 }

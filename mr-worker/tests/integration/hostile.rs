@@ -8,8 +8,8 @@
 use crate::util::{data_files, sorted_lines, TestDir};
 use futures::StreamExt;
 use mr_protocol::{
-    Assignment, CoordinatorClient, Counters, FetchChunk, FetchError, FetchRequest,
-    RegisterRequest, Shuffle, TaskOutput, Work, WorkerPlace, MAX_CHUNK,
+    Assignment, CoordinatorClient, Counters, FetchChunk, FetchError, FetchRequest, RegisterRequest,
+    Shuffle, TaskOutput, Work, WorkerPlace, MAX_CHUNK,
 };
 use std::time::Duration;
 use tarpc::server::{BaseChannel, Channel};
@@ -150,10 +150,18 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
             shuffle: Some(shuffle),
             local_inputs: vec![u64::MAX; settings.inputs.len().div_ceil(64)],
         };
-        c.announce(context::current(), me, place).await.unwrap().unwrap();
+        c.announce(context::current(), me, place)
+            .await
+            .unwrap()
+            .unwrap();
         let mut taken = Vec::new();
         while taken.len() < LIES.len() {
-            match c.request_task(context::current(), me).await.unwrap().unwrap() {
+            match c
+                .request_task(context::current(), me)
+                .await
+                .unwrap()
+                .unwrap()
+            {
                 Assignment::Work(Work::Map(w)) => {
                     let out = Ok(TaskOutput::Map(Counters {
                         map_output_bytes: 1 << 20,
@@ -184,16 +192,28 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
     let st = coord.wait_for(Duration::from_secs(120)).expect("job ends");
     let log = std::fs::read_to_string(&log_path).unwrap_or_default();
     assert!(st.success(), "{log}");
-    assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), t.sequential("wc", &files));
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 3)),
+        t.sequential("wc", &files)
+    );
     // Every lie was caught as what it is, and its map ran again.
     for (lie, said) in [
-        (Lie::Overlong, "was promised, but the map output has 1048576"),
-        (Lie::Overrun, "bytes arrived at offset 0 of a 1000-byte partition"),
+        (
+            Lie::Overlong,
+            "was promised, but the map output has 1048576",
+        ),
+        (
+            Lie::Overrun,
+            "bytes arrived at offset 0 of a 1000-byte partition",
+        ),
         (Lie::LengthChanges, "length changed from 500000 to 900000"),
         (Lie::HugeBlock, "a block of 3221225472 bytes"),
         (Lie::Garbage, "map-"),
     ] {
-        assert!(log.contains(said), "{lie:?} not reported as '{said}':\n{log}");
+        assert!(
+            log.contains(said),
+            "{lie:?} not reported as '{said}':\n{log}"
+        );
     }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(t.path().join("mr-report.json")).unwrap()).unwrap();

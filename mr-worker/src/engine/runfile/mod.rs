@@ -414,7 +414,9 @@ impl PartitionReader {
             })?;
         let len = u32::from_le_bytes(len) as u64;
         if len > MAX_BLOCK as u64 {
-            return Err(self.corrupt(&format!("a block of {len} bytes (more than any writer makes)")));
+            return Err(self.corrupt(&format!(
+                "a block of {len} bytes (more than any writer makes)"
+            )));
         }
         // pos < end here and len < 2^32: no overflow.
         if self.end - self.pos - 8 < len {
