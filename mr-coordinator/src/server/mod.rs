@@ -98,6 +98,11 @@ impl RunningJob {
                 "--workers starts local workers, which need to know the app: add --app NAME".into(),
             ));
         }
+        if cfg.workers == 0 {
+            if let Some(note) = unknown_app_note(&cfg) {
+                warn!("{note}");
+            }
+        }
         // Listing objects waits on the network: off the runtime's threads.
         let args = cfg.inputs.clone();
         let files =
@@ -526,6 +531,31 @@ impl RunningJob {
             warn!(dir = %self.shared.job_dir.display(), "cannot remove job directory: {e}");
         }
     }
+}
+
+/// When `--app` names neither a built-in app nor a plugin file on this
+/// machine, what to tell the user at once: the job will wait for workers
+/// that bring an app of that name (remote workers may well have it), which
+/// otherwise looks like a hang.
+fn unknown_app_note(cfg: &JobConfig) -> Option<String> {
+    let app = cfg.app.as_deref()?;
+    if cfg.streaming.is_some() || mr_apps::apps::builtin::builtin(app).is_some() {
+        return None;
+    }
+    let is_path = app.contains('/') || app.ends_with(".so");
+    if is_path && std::path::Path::new(app).is_file() {
+        return None;
+    }
+    let what = match is_path {
+        true => format!("--app '{app}' is not a plugin file on this machine"),
+        false => format!(
+            "--app '{app}' is not a built-in app ({}) nor a plugin file here",
+            mr_apps::apps::builtin::builtin_names().join(", ")
+        ),
+    };
+    Some(format!(
+        "{what}; the job waits for workers running an app of that name (start them with mrworker, or check the name)"
+    ))
 }
 
 /// The object store prefix `--output-dir` names, normalized to

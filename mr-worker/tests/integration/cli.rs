@@ -110,3 +110,36 @@ fn embedded_workers_replace_crashed_ones() {
     assert!(st.success(), "{st}");
     assert_eq!(crate::util::sorted_lines(&t.outputs(t.path(), 10)), want);
 }
+
+#[test]
+fn an_app_unknown_here_is_named_at_once_and_the_job_waits_for_workers() {
+    let t = TestDir::new();
+    let input = t.write("in.txt", b"a b\n");
+    for (app, says) in [
+        ("grepper", "is not a built-in app (wc, indexer,"),
+        (
+            "./plugins/libmissing.so",
+            "is not a plugin file on this machine",
+        ),
+    ] {
+        let (mut c, _addr, log) = t.coordinator_logged(&["--no-socket", "--app", app, &input]);
+        let said = crate::util::eventually(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains(says))
+        });
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(said, "{app}: {text}");
+        assert!(
+            text.contains("waits for workers running an app of that name"),
+            "{text}"
+        );
+        // It still waits: remote workers may bring that app.
+        assert!(
+            c.wait_for(Duration::from_millis(300)).is_none(),
+            "{app}: exited"
+        );
+        c.signal("TERM");
+        c.wait_for(Duration::from_secs(10))
+            .expect("stops on SIGTERM");
+        let _ = std::fs::remove_file(&log);
+    }
+}
