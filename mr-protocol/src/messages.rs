@@ -361,6 +361,10 @@ impl fmt::Display for Phase {
 /// Why an attempt failed, typed so the coordinator can act on it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum TaskFailure {
+    /// The attempt stopped because the coordinator said another attempt
+    /// had finished its task (or it was otherwise abandoned).
+    #[error("cancelled: the task was done by another attempt")]
+    Cancelled,
     /// App code panicked (in map, combine or reduce).
     #[error("app panicked: {message} ({phase} of {record})")]
     AppPanic {

@@ -27,6 +27,8 @@ pub(crate) struct AttemptContext<'a> {
     pub(crate) settings: Arc<JobSettings>,
     /// Where files go.
     pub(crate) placement: &'a Placement,
+    /// Set when the coordinator abandons the attempt.
+    pub(crate) cancel: crate::engine::cancel::Cancel,
 }
 
 /// Prepares, runs and (for a worker that does not share the output
@@ -76,8 +78,9 @@ pub(crate) async fn run(
             let reduces = settings.reduces;
             let o = out.clone();
             let store_before = mr_store::bytes_read();
+            let cancel = cx.cancel.clone();
             let outcome = blocking(&out, move || {
-                run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip)
+                run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip, cancel)
             })
             .await
             .map(|mut o| {
@@ -114,8 +117,18 @@ pub(crate) async fn run(
             let reduces = settings.reduces;
             let o = out.clone();
             let to = upload_to.clone();
+            let cancel = cx.cancel.clone();
             let mut outcome = blocking(&out, move || {
-                run_reduce_task(&*app, task.0, reduces, inputs, &o, to.as_deref(), &skip)
+                run_reduce_task(
+                    &*app,
+                    task.0,
+                    reduces,
+                    inputs,
+                    &o,
+                    to.as_deref(),
+                    &skip,
+                    cancel,
+                )
             })
             .await;
             let produced = match &outcome {
@@ -182,6 +195,7 @@ fn run_map_task(
     out: &std::path::Path,
     memory: usize,
     skip: &[mr_protocol::BadRecord],
+    cancel: crate::engine::cancel::Cancel,
 ) -> Result<TaskOutput, TaskFailure> {
     let stats = run_map(
         app,
@@ -192,6 +206,7 @@ fn run_map_task(
             out,
             memory,
             skip,
+            cancel,
         },
     )?;
     let combines = app.has_combiner() || app.sums_counts();
@@ -218,6 +233,7 @@ fn run_reduce_task(
     out: &std::path::Path,
     upload_to: Option<&str>,
     skip: &[mr_protocol::BadRecord],
+    cancel: crate::engine::cancel::Cancel,
 ) -> Result<TaskOutput, TaskFailure> {
     let stats = run_reduce(
         app,
@@ -228,6 +244,7 @@ fn run_reduce_task(
             out,
             upload_to,
             skip,
+            cancel,
         },
     )?;
     let counters = Counters {

@@ -58,6 +58,7 @@ pub fn run_sequential(
                 out: run,
                 memory,
                 skip: &[],
+                cancel: Default::default(),
             };
             run_map(app, &job).map(|_| ())
         })?;
@@ -74,6 +75,7 @@ pub fn run_sequential(
             out: &tmp,
             upload_to: None,
             skip: &[],
+            cancel: Default::default(),
         },
     )?;
     let out = out_dir.join("mr-out-0");

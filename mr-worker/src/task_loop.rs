@@ -5,6 +5,7 @@
 //! computes, because the task runs on `spawn_blocking`, never on the runtime.
 
 use crate::attempt::{AttemptContext, Produced};
+use crate::engine::cancel::Cancel;
 use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
 use mr_protocol::join::Endpoint;
@@ -133,8 +134,8 @@ struct Session {
 struct Worker {
     cfg: WorkerConfig,
     session: Arc<Mutex<Option<Session>>>,
-    /// Attempts in hand, reported in heartbeats.
-    running: Arc<Mutex<Vec<AttemptId>>>,
+    /// Attempts in hand (reported in heartbeats), each with what stops it.
+    running: Arc<Mutex<Vec<(AttemptId, Cancel)>>>,
     /// Decided at the first registration.
     placement: Mutex<Option<Arc<Placement>>>,
     /// The worker's own directory.
@@ -287,7 +288,12 @@ impl Worker {
             loop {
                 let s = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let Some(s) = s else { return };
-                let held = running.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                let held: Vec<AttemptId> = running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(a, _)| *a)
+                    .collect();
                 let every = Duration::from_millis(s.settings.heartbeat_ms.max(50));
                 // Errors are the task loop's business: it sees them on its next call.
                 if let Ok(Ok(reply)) = s
@@ -295,8 +301,13 @@ impl Worker {
                     .heartbeat(context::current(), s.settings.worker, held)
                     .await
                 {
-                    if !reply.cancel.is_empty() {
-                        debug!(cancel = ?reply.cancel, "attempts finished elsewhere");
+                    // Abandoned attempts (a backup that lost, say) stop at
+                    // their next chunk or key and free what they hold.
+                    for (a, c) in running.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                        if reply.cancel.contains(a) && !c.is_cancelled() {
+                            info!(attempt = %a, "cancelling: its task was done by another attempt");
+                            c.cancel();
+                        }
                     }
                 }
                 tokio::time::sleep(every).await;
@@ -367,10 +378,11 @@ impl Worker {
     async fn execute(&self, s: &Session, task: Work) {
         let placement = self.placement().expect("placed after registering");
         let (attempt, what) = (task.attempt(), task.task_name());
+        let cancel = Cancel::default();
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(attempt);
+            .push((attempt, cancel.clone()));
         let started = Instant::now();
         let token = self.token();
         let cx = AttemptContext {
@@ -380,12 +392,13 @@ impl Worker {
             client: &s.client,
             settings: s.settings.clone(),
             placement: &placement,
+            cancel,
         };
         let (outcome, produced, cleanup) = crate::attempt::run(&cx, task).await;
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .retain(|&a| a != attempt);
+            .retain(|(a, _)| *a != attempt);
         match &outcome {
             Ok(_) => debug!(%attempt, task = %what, took = ?started.elapsed(), "attempt finished"),
             Err(f) => warn!(%attempt, task = %what, "attempt failed: {f}"),

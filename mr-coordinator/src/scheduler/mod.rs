@@ -465,6 +465,16 @@ impl Scheduler {
     /// Records `attempt` as failed with `failure` and decides what to re-run.
     fn fail(&mut self, attempt: AttemptId, failure: TaskFailure, now: Instant) -> Verdict {
         let a = self.attempts.get_mut(&attempt).expect("a known attempt");
+        if failure == TaskFailure::Cancelled {
+            // The worker stopped an attempt it thought abandoned: no
+            // strike; the task runs elsewhere if nothing else runs it.
+            a.state = AttemptState::Abandoned;
+            a.ended = Some(now);
+            let task_ref = a.task;
+            let task = self.task_mut(task_ref);
+            task.running.retain(|&x| x != attempt);
+            return Verdict::Ignored;
+        }
         a.state = AttemptState::Failed;
         a.ended = Some(now);
         let task_ref = a.task;

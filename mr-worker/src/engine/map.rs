@@ -43,6 +43,8 @@ pub struct MapJob<'a> {
     pub memory: usize,
     /// Records not to map: each made an earlier attempt panic.
     pub skip: &'a [BadRecord],
+    /// Looked at between chunks: set when the attempt is abandoned.
+    pub cancel: crate::engine::cancel::Cancel,
 }
 
 /// What a map task did.
@@ -89,6 +91,8 @@ fn combine_call<T>(job: &MapJob<'_>, f: impl FnOnce() -> T) -> Result<T, TaskFai
 /// other threads map the ones before it).
 struct Feed {
     state: Mutex<FeedState>,
+    /// The attempt's cancellation, looked at before each chunk.
+    cancel: crate::engine::cancel::Cancel,
     /// Bytes of records handed out.
     bytes: AtomicU64,
 }
@@ -99,8 +103,9 @@ struct FeedState {
 }
 
 impl Feed {
-    fn new(sources: Vec<Box<dyn RecordSource>>) -> Feed {
+    fn new(sources: Vec<Box<dyn RecordSource>>, cancel: crate::engine::cancel::Cancel) -> Feed {
         Feed {
+            cancel,
             state: Mutex::new(FeedState {
                 sources,
                 current: 0,
@@ -112,6 +117,11 @@ impl Feed {
     /// The next chunk and the number of its input; None when all are done.
     fn next(&self) -> Result<Option<(usize, Chunk)>, TaskFailure> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(stop) = self.cancel.check() {
+            // Every thread stops at its next pull.
+            st.current = st.sources.len();
+            return Err(stop);
+        }
         while st.current < st.sources.len() {
             let i = st.current;
             match st.sources[i].next_chunk() {
@@ -142,7 +152,7 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
         .iter()
         .map(|p| crate::source::open(p, app.whole_file(), target))
         .collect::<Result<Vec<_>, _>>()?;
-    let feed = Feed::new(sources);
+    let feed = Feed::new(sources, job.cancel.clone());
     // Integer counting keys partitions by the default hash; an app that
     // partitions itself gets pair buffers.
     let mut stats = if app.sums_counts() && !app.has_partitioner() {

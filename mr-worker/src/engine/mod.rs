@@ -9,6 +9,7 @@
 //! store, through [`output`]'s sink); they never talk to the coordinator,
 //! so `mrsequential` and the worker run exactly the same code.
 
+pub mod cancel;
 pub mod counts;
 pub mod map;
 pub mod merge;

@@ -67,6 +67,8 @@ pub struct ReduceJob<'a> {
     pub upload_to: Option<&'a str>,
     /// Keys not to reduce: each made an earlier attempt panic.
     pub skip: &'a [BadRecord],
+    /// Looked at between keys: set when the attempt is abandoned.
+    pub cancel: crate::engine::cancel::Cancel,
 }
 
 /// Runs one reduce task, writing `key value` lines to `job.out`.
@@ -87,7 +89,8 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         reason: e.to_string(),
     };
     if let Some(cmd) = app.reduce_command() {
-        let mut stats = crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io)?;
+        let mut stats =
+            crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io, &job.cancel)?;
         stats.upload = out.finish()?;
         return Ok(stats);
     }
@@ -102,6 +105,7 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         })
         .collect();
     let result = merger.for_each_group(|key, values| {
+        job.cancel.check()?;
         if skip.contains(key) {
             stats.skipped += 1;
             return Ok(());

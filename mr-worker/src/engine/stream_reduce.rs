@@ -22,6 +22,7 @@ pub fn run(
     mut merger: Merger<(MapTaskId, AttemptId)>,
     out: &mut dyn Write,
     io: &dyn Fn(std::io::Error) -> TaskFailure,
+    cancel: &crate::engine::cancel::Cancel,
 ) -> Result<ReduceStats, TaskFailure> {
     let mut child =
         spawn(cmd, &[]).map_err(|e| failed(cmd, reduce, format!("could not be run: {e}")))?;
@@ -35,6 +36,10 @@ pub fn run(
             let mut w = BufWriter::with_capacity(1 << 16, stdin);
             let mut groups = 0u64;
             let r = merger.for_each_group(|key, values| {
+                if cancel.is_cancelled() {
+                    // Closing the command's input ends it; reported below.
+                    return Err(std::io::Error::other("cancelled"));
+                }
                 groups += 1;
                 while let Some(v) = values.next_value() {
                     w.write_all(key)?;
@@ -72,6 +77,7 @@ pub fn run(
         let fed = feeder.join().expect("feeder thread does not panic");
         (fed, err.join().unwrap_or_default(), written)
     });
+    cancel.check()?;
     let status = child
         .wait()
         .map_err(|e| failed(cmd, reduce, format!("could not be waited for: {e}")))?;

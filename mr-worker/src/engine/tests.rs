@@ -44,6 +44,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     out: &out,
                     memory: DEFAULT_MEMORY,
                     skip: &[],
+                    cancel: Default::default(),
                 },
             )
             .unwrap();
@@ -67,6 +68,7 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     out: &out,
                     upload_to: None,
                     skip: &[],
+                    cancel: Default::default(),
                 },
             )
             .unwrap();
@@ -151,6 +153,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
             out: &out,
             memory: DEFAULT_MEMORY,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap_err();
@@ -188,6 +191,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
             out: &out,
             memory: DEFAULT_MEMORY,
             skip: std::slice::from_ref(&bad),
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -206,6 +210,7 @@ fn app_panics_become_typed_failures_naming_the_input() {
             out: &reduced,
             upload_to: None,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -240,6 +245,7 @@ fn skipping_works_on_records_anywhere_in_a_chunk() {
             out: &out,
             memory: DEFAULT_MEMORY,
             skip: &skip,
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -254,6 +260,7 @@ fn skipping_works_on_records_anywhere_in_a_chunk() {
             out: &reduced,
             upload_to: None,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -277,6 +284,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         out: &run,
         memory: DEFAULT_MEMORY,
         skip: &[],
+        cancel: Default::default(),
     };
     run_map(&Fragile, &job).unwrap();
     let out = dir.path().join("out");
@@ -291,6 +299,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         out: &out,
         upload_to: None,
         skip: &[],
+        cancel: Default::default(),
     };
     let err = run_reduce(&Fragile, &reduce).unwrap_err();
     let TaskFailure::AppPanic {
@@ -307,6 +316,7 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         &Fragile,
         &ReduceJob {
             skip: &skip,
+            cancel: Default::default(),
             ..reduce.clone()
         },
     )
@@ -357,6 +367,7 @@ fn a_changed_input_is_refused() {
             out: &out,
             memory: DEFAULT_MEMORY,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap_err();
@@ -377,6 +388,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
             out: &run,
             memory,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -396,6 +408,7 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
             out: &out,
             upload_to: None,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap();
@@ -482,6 +495,7 @@ fn a_pair_too_large_for_the_format_fails_the_attempt_naming_its_record() {
             out: &out,
             memory: DEFAULT_MEMORY,
             skip: &[],
+            cancel: Default::default(),
         },
     )
     .unwrap_err();
@@ -508,5 +522,54 @@ fn a_pair_too_large_for_the_format_fails_the_attempt_naming_its_record() {
     assert!(
         e.to_string().contains("exceeds the limit of 256 MiB"),
         "{e}"
+    );
+}
+
+#[test]
+fn a_cancelled_attempt_stops_with_cancelled_in_map_and_in_reduce() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "some words here\n".repeat(1000)).unwrap();
+    let len = std::fs::metadata(&input).unwrap().len();
+    let run = dir.path().join("mr-2");
+    let cancel = crate::engine::cancel::Cancel::default();
+    let mut job = MapJob {
+        map: 2,
+        reduces: 1,
+        parts: &[part("in.txt", &input, 0, len, len)],
+        out: &run,
+        memory: DEFAULT_MEMORY,
+        skip: &[],
+        cancel: cancel.clone(),
+    };
+    run_map(&Fragile, &job).unwrap();
+    let reduce_job = |cancel: crate::engine::cancel::Cancel, out: &std::path::Path| {
+        run_reduce(
+            &Fragile,
+            &ReduceJob {
+                reduce: 0,
+                reduces: 1,
+                inputs: vec![ReduceInput::run_file(
+                    MapTaskId(2),
+                    AttemptId(0),
+                    run.clone(),
+                )],
+                out,
+                upload_to: None,
+                skip: &[],
+                cancel,
+            },
+        )
+    };
+    let out = dir.path().join("out");
+    reduce_job(cancel.clone(), &out).unwrap();
+    // Once cancelled, neither engine goes on.
+    cancel.cancel();
+    let again = dir.path().join("mr-2-again");
+    job.out = &again;
+    assert_eq!(run_map(&Fragile, &job).unwrap_err(), TaskFailure::Cancelled);
+    assert_eq!(
+        reduce_job(cancel, &out).unwrap_err(),
+        TaskFailure::Cancelled
     );
 }

@@ -203,7 +203,11 @@ fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
     // The slow worker joins first and so gets the first map; it is stopped
     // 90% of the time but never long enough to be declared lost (its
     // heartbeats get through in every running slice).
-    let slow = t.worker_with(&addr, "wc", &["--threads", "1"]);
+    let slow_log = t.path().join("slow.log");
+    let mut w = Command::new(bin("mrworker"));
+    w.env("RUST_LOG", "info")
+        .args(["--coordinator", &addr, "--threads", "1", "wc"]);
+    let slow = Proc::start_logged(w, t.path(), &slow_log);
     assert!(eventually(Duration::from_secs(10), || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("worker joined"))
     }));
@@ -232,5 +236,11 @@ fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
     assert!(
         !log.contains("declared lost"),
         "the slow worker stayed alive: {log}"
+    );
+    // The losing attempt was stopped, not run to its end.
+    let slow_log = std::fs::read_to_string(&slow_log).unwrap();
+    assert!(
+        slow_log.contains("cancelling: its task was done by another attempt"),
+        "{slow_log}"
     );
 }
