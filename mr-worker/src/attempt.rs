@@ -4,12 +4,11 @@
 //! output when the worker does not share the output directory.
 
 use crate::engine::map::{run_map, MapJob};
-use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
+use crate::engine::reduce::{run_reduce, ReduceJob};
 use crate::placement::Placement;
 use mr_apps::AppRef;
 use mr_protocol::{
-    CoordinatorClient, Counters, FilePart, JobSettings, MapWork, ReduceWork, TaskFailure,
-    TaskOutput, Work,
+    CoordinatorClient, Counters, JobSettings, MapWork, ReduceWork, TaskFailure, TaskOutput, Work,
 };
 use std::sync::Arc;
 
@@ -80,7 +79,16 @@ pub(crate) async fn run(
             let store_before = mr_store::bytes_read();
             let cancel = cx.cancel.clone();
             let outcome = blocking(&out, move || {
-                run_map_task(&*app, task.0, reduces, &parts, &o, memory, &skip, cancel)
+                let job = MapJob {
+                    map: task.0,
+                    reduces,
+                    parts: &parts,
+                    out: &o,
+                    memory,
+                    skip: &skip,
+                    cancel,
+                };
+                run_map_task(&*app, &job)
             })
             .await
             .map(|mut o| {
@@ -119,16 +127,16 @@ pub(crate) async fn run(
             let to = upload_to.clone();
             let cancel = cx.cancel.clone();
             let mut outcome = blocking(&out, move || {
-                run_reduce_task(
-                    &*app,
-                    task.0,
+                let job = ReduceJob {
+                    reduce: task.0,
                     reduces,
                     inputs,
-                    &o,
-                    to.as_deref(),
-                    &skip,
+                    out: &o,
+                    upload_to: to.as_deref(),
+                    skip: &skip,
                     cancel,
-                )
+                };
+                run_reduce_task(&*app, &job)
             })
             .await;
             let produced = match &outcome {
@@ -187,28 +195,8 @@ async fn blocking(
 }
 
 /// Runs one map task synchronously and counts what it did.
-fn run_map_task(
-    app: &dyn mr_apps::App,
-    map: u32,
-    reduces: u32,
-    parts: &[FilePart],
-    out: &std::path::Path,
-    memory: usize,
-    skip: &[mr_protocol::BadRecord],
-    cancel: crate::engine::cancel::Cancel,
-) -> Result<TaskOutput, TaskFailure> {
-    let stats = run_map(
-        app,
-        &MapJob {
-            map,
-            reduces,
-            parts,
-            out,
-            memory,
-            skip,
-            cancel,
-        },
-    )?;
+fn run_map_task(app: &dyn mr_apps::App, job: &MapJob<'_>) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_map(app, job)?;
     let combines = app.has_combiner() || app.sums_counts();
     Ok(TaskOutput::Map(Counters {
         input_bytes: stats.input_bytes,
@@ -225,28 +213,8 @@ fn run_map_task(
 }
 
 /// Runs one reduce task synchronously and counts what it did.
-fn run_reduce_task(
-    app: &dyn mr_apps::App,
-    reduce: u32,
-    reduces: u32,
-    inputs: Vec<ReduceInput>,
-    out: &std::path::Path,
-    upload_to: Option<&str>,
-    skip: &[mr_protocol::BadRecord],
-    cancel: crate::engine::cancel::Cancel,
-) -> Result<TaskOutput, TaskFailure> {
-    let stats = run_reduce(
-        app,
-        &ReduceJob {
-            reduce,
-            reduces,
-            inputs,
-            out,
-            upload_to,
-            skip,
-            cancel,
-        },
-    )?;
+fn run_reduce_task(app: &dyn mr_apps::App, job: &ReduceJob<'_>) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_reduce(app, job)?;
     let counters = Counters {
         reduce_input_groups: stats.groups,
         reduce_input_records: stats.records,

@@ -110,7 +110,6 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
     let files = data_files();
     let mut args = vec!["--app", "wc", "--reduces", "3", "--split-size", "256KiB"];
     args.extend(files.iter().map(String::as_str));
-    let mut args = args;
     args.extend(["--max-attempts", "2"]);
     let (mut coord, addr, log_path) = t.coordinator_logged(&args);
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
