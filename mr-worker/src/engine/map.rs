@@ -142,6 +142,41 @@ impl Feed {
     }
 }
 
+/// How often (in pairs) an accumulator is checked against its share
+/// while a chunk is mapped.
+const CHECK_EVERY: u32 = 4096;
+
+/// The emitter a chunk is mapped into: the thread's accumulator, spilled
+/// whenever it passes its share in the middle of the chunk. A spill's
+/// failure is kept and reported after the chunk (the app's call cannot
+/// return it).
+struct Budgeted<'a, A> {
+    acc: &'a mut A,
+    share: usize,
+    spill: &'a dyn Fn(&mut A) -> Result<(), TaskFailure>,
+    since_check: u32,
+    failed: Option<TaskFailure>,
+}
+
+impl<A: Accumulator> mr_apps::Emit for Budgeted<'_, A> {
+    fn emit(&mut self, key: &[u8], value: &[u8]) {
+        self.acc.emit(key, value);
+        self.since_check += 1;
+        if self.since_check >= CHECK_EVERY {
+            self.since_check = 0;
+            if self.failed.is_none() && self.acc.bytes() > self.share {
+                if let Err(f) = (self.spill)(self.acc) {
+                    self.failed = Some(f);
+                }
+            }
+        }
+    }
+
+    fn count(&mut self, name: &str, delta: u64) {
+        self.acc.count(name, delta);
+    }
+}
+
 /// Runs one map task.
 pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
     let threads = rayon::current_num_threads().max(1);
@@ -260,6 +295,12 @@ fn map_into<A: Accumulator>(
             v
         })
         .collect();
+    // Writes an accumulator over its share out as a spill run.
+    let spill = |acc: &mut A| -> Result<(), TaskFailure> {
+        emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
+        collect(acc);
+        spills.spill(app, job, acc)
+    };
     // One accumulator per thread (not per chunk or per rayon split), so the
     // memory held is at most `threads` shares.
     let worker = || -> Result<A, TaskFailure> {
@@ -271,7 +312,25 @@ fn map_into<A: Accumulator>(
         while let Some((i, chunk)) = feed.next()? {
             let name = job.parts[i].name.as_str();
             let data = chunk.data();
-            let n = map_chunk(app, name, data, chunk.base, &skips[i], &mut acc)?;
+            let n = if A::GROWS_BY_KEYS {
+                map_chunk(app, name, data, chunk.base, &skips[i], &mut acc)?
+            } else {
+                // Within a chunk too: one chunk of input can emit many
+                // times its size (a streaming command printing a pair per
+                // word), and pairs cost their bytes however few keys.
+                let mut within = Budgeted {
+                    acc: &mut acc,
+                    share,
+                    spill: &spill,
+                    since_check: 0,
+                    failed: None,
+                };
+                let n = map_chunk(app, name, data, chunk.base, &skips[i], &mut within);
+                if let Some(f) = within.failed.take() {
+                    return Err(f);
+                }
+                n?
+            };
             if n > 0 {
                 skipped.fetch_add(n, Ordering::Relaxed);
             }
@@ -283,9 +342,7 @@ fn map_into<A: Accumulator>(
             records.fetch_add(lines.saturating_sub(n), Ordering::Relaxed);
             chunk.release();
             if acc.bytes() > share {
-                emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
-                collect(&mut acc);
-                spills.spill(app, job, &mut acc)?;
+                spill(&mut acc)?;
             }
         }
         emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);

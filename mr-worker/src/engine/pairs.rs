@@ -30,9 +30,14 @@ impl PairBuf {
         self.bytes.extend_from_slice(value);
     }
 
-    /// Heap bytes held (arena plus index).
+    /// Heap bytes held (arena plus index), plus what sorting the pairs for
+    /// writing will take (a [`Sortable`] each): the budget must cover the
+    /// moment of the spill too, or a buffer of many small pairs (one hot
+    /// key) would need three times its size when written.
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity() + self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.bytes.capacity()
+            + self.entries.capacity() * std::mem::size_of::<Entry>()
+            + self.entries.len() * std::mem::size_of::<Sortable<'_>>()
     }
 
     /// Appends every pair of `other`.

@@ -15,6 +15,10 @@ use std::collections::HashMap;
 
 /// What a map task accumulates into.
 pub trait Accumulator: Emit + Send {
+    /// Whether it grows at most by a chunk's distinct keys while a chunk is
+    /// mapped (a count table), so checking its share after each chunk is
+    /// enough; else it is checked every few thousand pairs within a chunk.
+    const GROWS_BY_KEYS: bool = false;
     /// An empty accumulator for `reduces` partitions.
     fn new(reduces: u32) -> Self;
     /// Tells the accumulator its memory share, for those that size
@@ -165,6 +169,7 @@ impl Emit for CountTable {
 }
 
 impl Accumulator for CountTable {
+    const GROWS_BY_KEYS: bool = true;
     fn new(_reduces: u32) -> Self {
         Self::default()
     }

@@ -72,3 +72,68 @@ fn a_worker_with_other_commands_is_refused_and_a_failing_command_fails_the_job()
         "{log}"
     );
 }
+
+/// The largest resident set (VmHWM, MiB) any child of `pid` reached, polled
+/// until `pid` exits; and its exit status.
+fn peak_of_children(p: &mut crate::util::Proc) -> (u64, std::process::ExitStatus) {
+    let mut peak = 0;
+    loop {
+        let pid = p.pid();
+        let kids =
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        for kid in kids.split_whitespace() {
+            let status = std::fs::read_to_string(format!("/proc/{kid}/status")).unwrap_or_default();
+            if let Some(l) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+                let kib: u64 = l
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse()
+                    .unwrap_or(0);
+                peak = peak.max(kib / 1024);
+            }
+        }
+        if let Some(st) = p.wait_for(Duration::from_millis(20)) {
+            return (peak, st);
+        }
+    }
+}
+
+#[test]
+fn a_hot_key_from_a_streaming_map_spills_within_the_memory_budget() {
+    let t = TestDir::new();
+    // 24 MiB of one word: the map command prints a pair per word, about
+    // 1.5 times its input, and each pair costs its buffer far more.
+    let line = "the ".repeat(16) + "\n";
+    let input = t.write(
+        "hot.txt",
+        line.repeat(24 * 1024 * 1024 / line.len()).as_bytes(),
+    );
+    let words = 16 * (24 * 1024 * 1024 / line.len());
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    // Embedded workers inherit the budget through MR_MEMORY.
+    cmd.env("MR_MEMORY", "32MiB")
+        .args([
+            "--quiet",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-socket",
+            "--workers",
+            "1",
+        ])
+        .args(["--reduces", "1", "--map-cmd", MAP, "--reduce-cmd", REDUCE])
+        .arg(&input);
+    let mut c = crate::util::Proc::start(cmd, t.path());
+    let (peak, st) = peak_of_children(&mut c);
+    assert!(st.success(), "{st}");
+    assert_eq!(
+        sorted_lines(&t.outputs(t.path(), 1)),
+        vec![format!("the {words}").into_bytes()]
+    );
+    // A 32 MiB budget and the process itself: without spilling within a
+    // chunk, one 8 MiB chunk's pairs alone took well over 100 MiB.
+    assert!(
+        peak < 80,
+        "the worker peaked at {peak} MiB with a 32 MiB budget"
+    );
+}
