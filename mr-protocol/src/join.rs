@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 /// Environment variable that carries a token to workers (and to the coordinator).
 pub const ENV: &str = "MR_TOKEN";
 
+/// Environment variable a coordinator sets for the workers it starts
+/// itself: its pid (see [`crate::RegisterRequest::embedded_by`]).
+pub const EMBEDDED_BY_ENV: &str = "MR_EMBEDDED_BY";
+
 /// Where a worker reaches its coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Endpoint {

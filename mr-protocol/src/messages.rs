@@ -24,6 +24,10 @@ pub struct RegisterRequest {
     pub capacity: u32,
     /// The job's token (see [`crate::join`]); empty if the worker has none.
     pub token: String,
+    /// For a worker a coordinator started itself (`--workers N`), that
+    /// coordinator's pid: a restarted coordinator dismisses the workers its
+    /// killed predecessor left, since it starts its own.
+    pub embedded_by: Option<u32>,
 }
 
 /// What a registered worker needs to know about the job.
@@ -119,6 +123,13 @@ pub enum RegisterError {
         uid: Option<u32>,
         /// The coordinator's uid.
         owner: u32,
+    },
+    /// The worker was started by an earlier coordinator of this job, which
+    /// is gone; the running one starts its own workers.
+    #[error("this worker was started by an earlier coordinator of the job (pid {pid}), which is gone; the coordinator now running starts its own workers")]
+    Superseded {
+        /// The pid of the coordinator that started the worker.
+        pid: u32,
     },
     /// The worker did not present the job's token.
     #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]

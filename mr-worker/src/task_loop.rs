@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     pub token: Option<String>,
     /// Where map outputs, fetched data and the shuffle service go.
     pub placement: PlacementConfig,
+    /// The pid of the coordinator that started this worker, if one did.
+    pub embedded_by: Option<u32>,
 }
 
 /// Why a worker stopped without finishing normally.
@@ -162,6 +164,7 @@ impl Worker {
             pid: std::process::id(),
             capacity: 1,
             token: self.token(),
+            embedded_by: self.cfg.embedded_by,
         };
         match client.register(context::current(), req).await? {
             Ok(settings) => {
@@ -328,6 +331,10 @@ impl Worker {
         match self.register_patiently(client, deadline).await {
             Ok(Ok(())) => {}
             Ok(Err(RegisterError::JobOver)) => return Ok(Ending::Dismissed),
+            Ok(Err(e @ RegisterError::Superseded { .. })) => {
+                info!("{e}");
+                return Ok(Ending::Dismissed);
+            }
             Ok(Err(reason)) => {
                 return Err(WorkerError::Refused {
                     addr: addr.to_string(),

@@ -97,6 +97,11 @@ impl EmbeddedWorkers {
 
     fn spawn(&self) -> Result<Child, CoordinatorError> {
         let mut cmd = Command::new(&self.bin);
+        // Lets a later coordinator of the job tell our workers from its own.
+        cmd.env(
+            mr_protocol::join::EMBEDDED_BY_ENV,
+            std::process::id().to_string(),
+        );
         if let Some(t) = &self.token {
             cmd.env(mr_protocol::join::ENV, t);
         }

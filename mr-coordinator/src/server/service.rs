@@ -285,6 +285,12 @@ impl Coordinator for Handler {
             }
             Via::Tcp => self.check_token(&req)?,
         }
+        // Left by a predecessor killed mid-job: this coordinator starts its
+        // own workers, so these would only be more than were asked for.
+        if let Some(pid) = req.embedded_by.filter(|&p| p != std::process::id()) {
+            warn!(host = %req.host, worker_pid = req.pid, coordinator_pid = pid, "dismissed a worker started by an earlier coordinator of this job (this one starts its own)");
+            return Err(RegisterError::Superseded { pid });
+        }
         let worker = {
             let mut s = self.shared.sched();
             let planned = s.planned_app().is_some();

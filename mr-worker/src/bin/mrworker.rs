@@ -113,6 +113,9 @@ async fn main() -> ExitCode {
         reconnect_for: args.reconnect_timeout,
         memory: args.memory as usize,
         token: args.token,
+        embedded_by: std::env::var(mr_protocol::join::EMBEDDED_BY_ENV)
+            .ok()
+            .and_then(|p| p.parse().ok()),
         placement: mr_worker::placement::PlacementConfig {
             local_dir: args.local_dir,
             shuffle_listen: args.shuffle_addr,

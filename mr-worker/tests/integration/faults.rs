@@ -244,3 +244,51 @@ fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
         "{slow_log}"
     );
 }
+
+#[test]
+fn a_restarted_coordinator_dismisses_the_workers_its_killed_predecessor_started() {
+    let t = TestDir::new();
+    let files = data_files();
+    let addr = free_addr();
+    let start = |t: &TestDir| {
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(["--listen", &addr, "--no-socket", "--app", "jobcount"])
+            .args(["--workers", "2"])
+            .args(&files);
+        Proc::start_logged(cmd, t.path(), &t.path().join("coordinator.log"))
+    };
+    let first = start(&t);
+    let job_dir = t.path().join("mr-job");
+    let progressed = eventually(Duration::from_secs(30), || map_outputs(&job_dir).len() >= 2);
+    assert!(progressed, "no progress");
+    let pid = first.pid();
+    let orphans: Vec<u32> = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap()
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(orphans.len(), 2, "two embedded workers");
+    first.signal("KILL");
+    drop(first);
+    let mut second = start(&t);
+    let st = second
+        .wait_for(Duration::from_secs(90))
+        .expect("resumed job finishes");
+    assert!(st.success(), "{st}");
+    let log = std::fs::read_to_string(t.path().join("coordinator.log")).unwrap();
+    assert!(
+        log.contains("dismissed a worker started by an earlier coordinator"),
+        "{log}"
+    );
+    // The orphans are gone (they exit when dismissed), and the answer is right.
+    let gone = eventually(Duration::from_secs(10), || {
+        orphans.iter().all(|p| {
+            !std::path::Path::new(&format!("/proc/{p}")).exists()
+                || std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        })
+    });
+    assert!(gone, "orphaned workers still running");
+    let lines = sorted_lines(&t.outputs(t.path(), 10));
+    assert_eq!(lines.len(), 1);
+}

@@ -138,6 +138,7 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
                     pid: 1,
                     capacity: 1,
                     token: token.clone(),
+                    embedded_by: None,
                 },
             )
             .await

@@ -22,6 +22,7 @@ fn request(token: &str) -> RegisterRequest {
         pid: 1,
         capacity: 1,
         token: token.into(),
+        embedded_by: None,
     }
 }
 
