@@ -165,12 +165,27 @@ impl Drop for PartWriter {
     }
 }
 
+/// Runs `op` on the store's runtime against the object at `url` (its
+/// bucket's client and key); the store's own result is the caller's to
+/// read, since what counts as an error differs by call.
+async fn at<T, F, Fut>(url: &str, op: F) -> Result<object_store::Result<T>, StoreError>
+where
+    F: FnOnce(Arc<object_store::aws::AmazonS3>, ObjectPath) -> Fut,
+    Fut: std::future::Future<Output = object_store::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    let path = ObjectPath::from(parsed.key.as_str());
+    spawn(op(store, path)).await.map_err(|e| StoreError::Store {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
 /// Completes `upload`: the object at its URL appears, whole. Returns the
 /// object's ETag.
 pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, StoreError> {
-    let parsed = ObjectUrl::parse(&upload.url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
     let id = upload.upload_id.clone();
     let parts = upload
         .parts
@@ -179,59 +194,36 @@ pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, St
             content_id: p.clone(),
         })
         .collect();
-    let done = spawn(async move { store.complete_multipart(&path, &id, parts).await })
-        .await
-        .map_err(|e| StoreError::Store {
-            url: upload.url.clone(),
-            reason: e.to_string(),
-        })?;
-    done.map(|r| r.e_tag)
-        .map_err(|e| store_error(&upload.url, e))
+    at(&upload.url, |s, p| async move {
+        s.complete_multipart(&p, &id, parts).await
+    })
+    .await?
+    .map(|r| r.e_tag)
+    .map_err(|e| store_error(&upload.url, e))
 }
 
 /// Aborts the multipart upload `upload_id` of the object at `url`: its
 /// parts are discarded and the object is not touched.
 pub async fn abort_upload(url: &str, upload_id: &str) -> Result<(), StoreError> {
-    let parsed = ObjectUrl::parse(url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
     let id = upload_id.to_string();
-    spawn(async move { store.abort_multipart(&path, &id).await })
-        .await
-        .map_err(|e| StoreError::Store {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?
+    at(url, |s, p| async move { s.abort_multipart(&p, &id).await })
+        .await?
         .map_err(|e| store_error(url, e))
 }
 
 /// Writes `data` as the object at `url` (one PUT: for small objects).
 pub async fn put_object(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
-    let parsed = ObjectUrl::parse(url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
-    spawn(async move { store.put(&path, PutPayload::from(data)).await })
-        .await
-        .map_err(|e| StoreError::Store {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?
-        .map(|_| ())
-        .map_err(|e| store_error(url, e))
+    at(url, |s, p| async move {
+        s.put(&p, PutPayload::from(data)).await
+    })
+    .await?
+    .map(|_| ())
+    .map_err(|e| store_error(url, e))
 }
 
 /// Deletes the object at `url` (a missing object is not an error).
 pub async fn delete_object(url: &str) -> Result<(), StoreError> {
-    let parsed = ObjectUrl::parse(url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
-    let r = spawn(async move { store.delete(&path).await })
-        .await
-        .map_err(|e| StoreError::Store {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    match r {
+    match at(url, |s, p| async move { s.delete(&p).await }).await? {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_error(url, e)),
     }
@@ -239,16 +231,7 @@ pub async fn delete_object(url: &str) -> Result<(), StoreError> {
 
 /// The ETag and size of the object at `url`, or None if there is none.
 pub async fn head_etag(url: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
-    let parsed = ObjectUrl::parse(url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
-    let r = spawn(async move { store.head(&path).await })
-        .await
-        .map_err(|e| StoreError::Store {
-            url: url.to_string(),
-            reason: e.to_string(),
-        })?;
-    match r {
+    match at(url, |s, p| async move { s.head(&p).await }).await? {
         Ok(meta) => Ok(Some((meta.e_tag, meta.size))),
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(store_error(url, e)),
@@ -259,18 +242,11 @@ pub async fn head_etag(url: &str) -> Result<Option<(Option<String>, u64)>, Store
 /// by starting a multipart upload there and aborting it: nothing is left.
 pub async fn probe_writable(prefix: &str) -> Result<(), StoreError> {
     let url = format!("{prefix}_mr-probe");
-    let parsed = ObjectUrl::parse(&url)?;
-    let store = client(&parsed)?;
-    let path = ObjectPath::from(parsed.key.as_str());
-    let r = spawn(async move {
-        let id = store.create_multipart(&path).await?;
-        store.abort_multipart(&path, &id).await
+    let r = at(&url, |s, p| async move {
+        let id = s.create_multipart(&p).await?;
+        s.abort_multipart(&p, &id).await
     })
-    .await
-    .map_err(|e| StoreError::Store {
-        url: prefix.to_string(),
-        reason: e.to_string(),
-    })?;
+    .await?;
     r.map_err(|e| StoreError::NotWritable {
         url: prefix.to_string(),
         reason: crate::concise(&e.to_string()),
