@@ -500,6 +500,12 @@ pub mod names {
         format!("mr-out-{}", reduce.0)
     }
 
+    /// The object `mr-out-<r>` becomes under an object store output
+    /// prefix (`s3://BUCKET/dir/`, ending with `/`).
+    pub fn output_object(prefix: &str, reduce: ReduceTaskId) -> String {
+        format!("{prefix}{}", output(reduce))
+    }
+
     /// Marks a job directory as job `id`'s, so a worker can tell whether it
     /// sees the coordinator's files (same machine or shared file system).
     pub const JOB_MARKER: &str = "job-id";

@@ -111,7 +111,7 @@ pub(crate) async fn run(
             let upload_to = settings
                 .output_store
                 .as_ref()
-                .map(|prefix| format!("{prefix}{}", mr_protocol::names::output(task)));
+                .map(|prefix| mr_protocol::names::output_object(prefix, task));
             let produced = Produced::File(out.clone());
             let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
             let token = cx.token;

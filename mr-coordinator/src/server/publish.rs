@@ -27,7 +27,7 @@ pub const SUCCESS: &str = "_SUCCESS";
 
 /// The object URL of output `r` under `prefix`.
 pub(crate) fn output_url(prefix: &str, r: ReduceTaskId) -> String {
-    format!("{prefix}{}", names::output(r))
+    names::output_object(prefix, r)
 }
 
 impl Shared {

@@ -80,6 +80,19 @@ fn refused_worker_exits_with_status_3() {
     assert_eq!(st.code(), Some(3));
 }
 
+/// Kills coordinator `first`, starts the same command again with `start`,
+/// and waits for it to succeed; returns the coordinator log.
+fn kill_and_rerun(first: Proc, start: impl FnOnce() -> Proc, t: &TestDir) -> String {
+    first.signal("KILL");
+    drop(first);
+    let mut second = start();
+    let st = second
+        .wait_for(Duration::from_secs(90))
+        .expect("resumed job finishes");
+    assert!(st.success(), "{st}");
+    std::fs::read_to_string(t.path().join("coordinator.log")).unwrap()
+}
+
 #[test]
 fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
     let t = TestDir::new();
@@ -102,15 +115,8 @@ fn a_coordinator_killed_mid_job_resumes_from_its_journal() {
         "no progress: {}",
         std::fs::read_to_string(t.path().join("coordinator.log")).unwrap_or_default()
     );
-    first.signal("KILL");
-    drop(first);
     // Same command again; the workers find it on their own.
-    let mut second = start(&t);
-    let st = second
-        .wait_for(Duration::from_secs(90))
-        .expect("resumed job finishes");
-    assert!(st.success(), "{st}");
-    let log = std::fs::read_to_string(t.path().join("coordinator.log")).unwrap();
+    let log = kill_and_rerun(first, || start(&t), &t);
     assert!(log.contains("resumed from the journal"), "{log}");
     let lines = sorted_lines(&t.outputs(t.path(), 10));
     assert_eq!(lines.len(), 1);
@@ -268,14 +274,7 @@ fn a_restarted_coordinator_dismisses_the_workers_its_killed_predecessor_started(
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(orphans.len(), 2, "two embedded workers");
-    first.signal("KILL");
-    drop(first);
-    let mut second = start(&t);
-    let st = second
-        .wait_for(Duration::from_secs(90))
-        .expect("resumed job finishes");
-    assert!(st.success(), "{st}");
-    let log = std::fs::read_to_string(t.path().join("coordinator.log")).unwrap();
+    let log = kill_and_rerun(first, || start(&t), &t);
     assert!(
         log.contains("dismissed a worker started by an earlier coordinator"),
         "{log}"
