@@ -95,16 +95,17 @@ mkdir -p "$IN/data"
 cp data/pg-*.txt "$IN/data/"
 "$BIN/mr-corpus" --size "$SIZE" --files 12 --vocabulary 300000 "$IN/corpus" >/dev/null || exit 1
 
-# Runs a worker on host i: private mount namespace, other hosts hidden.
+# Runs a worker on host i: private mount namespace, other hosts hidden;
+# JOIN is the job's join secret (token and certificate fingerprint).
 start_worker() {
-  local i=$1 app=$2 hide="" j
+  local i=$1 app=$2 join=$3 hide="" j
   for j in 0 1 2 3; do [[ $j != "$i" ]] && hide+="mount -t tmpfs none $WORK/h$j; "; done
   [[ $i != 1 ]] && hide+="mount -t tmpfs none $IN; "
   mkdir -p "$WORK/h$i/local"
   # In a subshell, so the shell does not report the host being killed.
   (ip netns exec "${NS[$i]}" unshare --mount --propagation private bash -c "
     $hide
-    cd $WORK/h$i && MR_TOKEN=$TOKEN exec $BIN/mrworker --coordinator ${ADDR[0]}:7070 \
+    cd $WORK/h$i && MR_TOKEN=$join exec $BIN/mrworker --coordinator ${ADDR[0]}:7070 \
       --local-dir $WORK/h$i/local $app" >>"$WORK/h$i/worker.log" 2>&1 &)
 }
 
@@ -124,7 +125,14 @@ run() {
     --app $app --listen ${LISTEN:-${ADDR[0]}:7070} ${EXTRA:-} --output-dir $out --split-size $split --reduces 7 '$glob'" \
     >"$WORK/h0/$name.log" 2>&1 &
   local coord=$!
-  for h in $hosts; do start_worker "$h" "$app"; done
+  # Remote workers need the join secret the coordinator keeps in its job
+  # directory (written before it listens).
+  local join=""
+  for _ in $(seq 200); do
+    [[ -s $out/mr-job/token ]] && join=$(cat "$out/mr-job/token") && break
+    sleep 0.05
+  done
+  for h in $hosts; do start_worker "$h" "$app" "$join"; done
   local killed_at=""
   if [[ -n $kill_host ]]; then
     # After the map phase (once a reducer is fetching somewhere), a host
@@ -202,6 +210,8 @@ run corpus-wc wc "$IN/corpus/*.txt" 8MiB "1 2 3"
 run corpus-indexer indexer "$IN/corpus/*.txt" 8MiB "1 2 3"
 run corpus-wc-host-killed wc "$IN/corpus/*.txt" 8MiB "1 2 3" 3  # 3 unless another host fits better
 run corpus-wc-one-host wc "$IN/corpus/*.txt" 8MiB "2"
+# The same job on a plain wire: what the encryption costs.
+EXTRA="--no-tls" run corpus-wc-plain wc "$IN/corpus/*.txt" 8MiB "1 2 3"
 # A worker on the coordinator's host, in its directory, with two outside it:
 # the coordinator listens on every interface, its embedded worker advertises
 # loopback, and the outside reducers fetch from it at the coordinator's address.

@@ -36,5 +36,7 @@ MR_NO_BUILD=1 bash tests/chaos.sh --size 100MiB --runs 1 --kill-ms 200-700
 MR_NO_BUILD=1 bash tests/chaos.sh --size 100MiB --runs 1 --network
 # Jobs across four network-namespace hosts sharing nothing (SKIPs without root).
 MR_NO_BUILD=1 bash tests/hosts.sh --size 100MiB
+# A capture of a shared-nothing job's traffic shows neither token nor input.
+MR_NO_BUILD=1 bash tests/capture.sh
 # The commands README.md and docs/GUIDE.md show, run as written.
 MR_NO_BUILD=1 bash tests/docs.sh

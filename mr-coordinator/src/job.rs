@@ -41,6 +41,8 @@ pub struct JobConfig {
     pub token: Option<String>,
     /// Accept workers without a token (`--no-token`).
     pub no_token: bool,
+    /// Speak plain TCP instead of TLS (`--no-tls`).
+    pub no_tls: bool,
     /// Discard an unfinished job's journal instead of resuming it.
     pub fresh: bool,
     /// Where to serve the status page and JSON (`--status-addr`), if anywhere.
@@ -142,6 +144,9 @@ pub enum CoordinatorError {
         "cannot generate a job token from the system's random source: {0}; give one with --token"
     )]
     Token(std::io::Error),
+    /// The job's TLS certificate cannot be made or read.
+    #[error("{0}")]
+    Tls(#[from] mr_protocol::wire::IdentityError),
     /// A thread of the coordinator's own failed (a bug: please report it).
     #[error("the coordinator's {what} failed: {reason}")]
     Internal {

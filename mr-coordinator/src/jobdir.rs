@@ -3,6 +3,7 @@
 
 use crate::job::{CoordinatorError, JobConfig};
 use crate::journal::{JobIdentity, Recovered, FILE_NAME as JOURNAL};
+use mr_protocol::join::JoinSecret;
 use mr_protocol::names;
 use mr_protocol::plan::InputFile;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use tracing::warn;
 /// derived from the job) so that an unfinished job's journal is always
 /// found: the same command resumes it, a different one is refused.
 pub const JOB_DIR: &str = "mr-job";
-/// Name of the file in the job directory holding a generated token.
+/// Name of the file in the job directory holding the job's join secret
+/// (token and certificate fingerprint) for workers on other hosts.
 pub const TOKEN_FILE: &str = "token";
 
 /// The identity a journal records: inputs with their sizes and modification
@@ -57,12 +59,19 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
                 "--token (or MR_TOKEN) is empty; give a non-empty secret or leave it unset to generate one".into(),
             ));
         }
-        return Ok(t.trim().to_string());
+        // A join secret given to the coordinator too gives it its token.
+        return JoinSecret::parse(t)
+            .map(|j| j.token)
+            .map_err(|e| CoordinatorError::Config(format!("--token (or MR_TOKEN): {e}")));
     }
+    // A restarted coordinator keeps the token its workers were given (the
+    // file holds the join secret, see the server).
     let file = job_dir.join(TOKEN_FILE);
     if let Ok(t) = std::fs::read_to_string(&file) {
-        if !t.trim().is_empty() {
-            return Ok(t.trim().to_string());
+        if let Ok(j) = JoinSecret::parse(&t) {
+            if !j.token.is_empty() {
+                return Ok(j.token);
+            }
         }
     }
     let t = mr_protocol::join::generate().map_err(CoordinatorError::Token)?;
@@ -100,6 +109,8 @@ pub fn reconcile(job_dir: &Path, output_dir: &Path, local_outputs: bool, r: &mut
         .chain([
             JOURNAL.to_string(),
             TOKEN_FILE.to_string(),
+            // The certificate whose fingerprint the workers pinned.
+            mr_protocol::wire::IDENTITY_FILE.to_string(),
             names::JOB_MARKER.to_string(),
         ])
         .collect();

@@ -24,7 +24,8 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 use tracing::warn;
 
-const MAGIC: &[u8; 8] = b"MRJRNL03";
+/// The first bytes of a journal file of this version.
+pub const MAGIC: &[u8; 8] = b"MRJRNL03";
 /// Journals of earlier versions (different record layout).
 const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.
@@ -155,7 +156,9 @@ impl Recovered {
     fn apply(&mut self, r: Record) {
         match r {
             Record::Begin(_) => {}
-            Record::Incarnation(n) => self.incarnation = n + 1,
+            // A damaged journal may hold any number: the next one must not
+            // wrap to 0, which would make this run look like the first.
+            Record::Incarnation(n) => self.incarnation = n.saturating_add(1),
             Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
             Record::MapDone(m, a, c, at) => {
                 self.maps.insert(m, (a, c, at));
@@ -194,7 +197,8 @@ pub enum JournalError {
     },
 }
 
-fn encode(r: &Record) -> Vec<u8> {
+/// One record as the journal file holds it (length, checksum, payload).
+pub fn encode(r: &Record) -> Vec<u8> {
     let payload = bincode::serialize(r).expect("journal records always serialize");
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
@@ -242,6 +246,44 @@ fn sync_dir(dir: &Path) {
     }
 }
 
+/// What a journal file's bytes hold.
+#[derive(Debug)]
+pub struct Replay {
+    /// The job it belongs to.
+    pub identity: JobIdentity,
+    /// The progress its records add up to.
+    pub recovered: Recovered,
+    /// Length of its valid prefix (what follows is a torn or damaged tail).
+    pub valid: usize,
+}
+
+/// Replays a whole journal file's bytes (magic included); Err says why
+/// they are not a journal this version can use. Pure: any bytes at all give
+/// a typed answer, which is what the fuzz target checks.
+pub fn replay(bytes: &[u8]) -> Result<Replay, &'static str> {
+    if bytes.len() < MAGIC.len() || &bytes[..8] != MAGIC {
+        return Err(if bytes.starts_with(OLD_MAGIC) {
+            "written by another version of mrcoordinator; finish that job with it, or start afresh with --fresh"
+        } else {
+            "not a MapReduce journal"
+        });
+    }
+    let (records, valid) = decode_all(&bytes[8..]);
+    let mut records = records.into_iter();
+    let Some(Record::Begin(identity)) = records.next() else {
+        return Err("its first record is damaged");
+    };
+    let mut recovered = Recovered::default();
+    for r in records {
+        recovered.apply(r);
+    }
+    Ok(Replay {
+        identity,
+        recovered,
+        valid: valid + 8,
+    })
+}
+
 /// Opens the journal in `dir` for `identity`: replays an existing one (after
 /// checking it is this job's), or starts a new one. Records this start as a
 /// new incarnation. Blocking: call before serving, or on a blocking thread.
@@ -265,33 +307,19 @@ pub fn open(dir: &Path, identity: &JobIdentity) -> Result<(Journal, Recovered), 
         fresh.extend_from_slice(MAGIC);
         fresh.extend(encode(&Record::Begin(identity.clone())));
     } else {
-        if &bytes[..8] != MAGIC {
-            let what = if bytes.starts_with(OLD_MAGIC) {
-                "written by another version of mrcoordinator; finish that job with it, or start afresh with --fresh"
-            } else {
-                "not a MapReduce journal"
-            };
-            return Err(unusable(&path, what));
+        let replay = replay(&bytes).map_err(|what| unusable(&path, what))?;
+        if replay.identity != *identity {
+            return Err(JournalError::Foreign {
+                path: path.display().to_string(),
+                difference: replay.identity.difference(identity),
+            });
         }
-        let (records, valid) = decode_all(&bytes[8..]);
-        match records.first() {
-            Some(Record::Begin(theirs)) if theirs == identity => {}
-            Some(Record::Begin(theirs)) => {
-                return Err(JournalError::Foreign {
-                    path: path.display().to_string(),
-                    difference: theirs.difference(identity),
-                })
-            }
-            _ => return Err(unusable(&path, "its first record is damaged")),
-        }
-        if valid + 8 < bytes.len() {
-            warn!(journal = %path.display(), dropped = bytes.len() - 8 - valid, "journal ends in a torn or damaged record (a crash mid-write); replaying up to it");
-            file.set_len((valid + 8) as u64)
+        if replay.valid < bytes.len() {
+            warn!(journal = %path.display(), dropped = bytes.len() - replay.valid, "journal ends in a torn or damaged record (a crash mid-write); replaying up to it");
+            file.set_len(replay.valid as u64)
                 .map_err(|e| unusable(&path, e))?;
         }
-        for r in records {
-            recovered.apply(r);
-        }
+        recovered = replay.recovered;
     }
     fresh.extend(encode(&Record::Incarnation(recovered.incarnation)));
     file.seek(SeekFrom::End(0))

@@ -19,10 +19,13 @@ macro_rules! counters {
 
         impl Counters {
             /// Adds `other` into `self`.
+            /// Saturating: counters come from workers and journals, and a
+            /// sum that overflows must not panic or wrap.
             pub fn add(&mut self, other: &Counters) {
-                $(self.$field += other.$field;)*
+                $(self.$field = self.$field.saturating_add(other.$field);)*
                 for (k, v) in &other.app {
-                    *self.app.entry(k.clone()).or_default() += v;
+                    let sum = self.app.entry(k.clone()).or_default();
+                    *sum = sum.saturating_add(*v);
                 }
             }
 
@@ -76,4 +79,27 @@ counters! {
     store_read_bytes => "object bytes read",
     /// Output bytes reduce tasks uploaded to the object store.
     store_written_bytes => "object bytes written",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counters;
+
+    #[test]
+    fn sums_saturate_rather_than_overflow() {
+        // A worker (or a damaged journal) may report any value.
+        let mut a = Counters {
+            input_records: u64::MAX - 1,
+            ..Counters::default()
+        };
+        a.app.insert("x".into(), u64::MAX);
+        let mut b = Counters {
+            input_records: 5,
+            ..Counters::default()
+        };
+        b.app.insert("x".into(), 1);
+        a.add(&b);
+        assert_eq!(a.input_records, u64::MAX);
+        assert_eq!(a.app["x"], u64::MAX);
+    }
 }

@@ -105,6 +105,11 @@ pub fn local_file(port: u16) -> PathBuf {
 /// Writes `token` to a 0600 file, creating it fresh (temp + rename) so no
 /// other user can ever read it, even briefly.
 pub fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
+    write_private_bytes(path, token.as_bytes())
+}
+
+/// Writes `bytes` to a 0600 file as [`write_private`] does.
+pub fn write_private_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -112,7 +117,7 @@ pub fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(&tmp)?;
-    f.write_all(token.as_bytes())?;
+    f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)
 }
@@ -144,6 +149,105 @@ pub fn discover(port: u16) -> Option<String> {
     let s = std::fs::read_to_string(local_file(port)).ok()?;
     let t = s.trim();
     (!t.is_empty()).then(|| t.to_string())
+}
+
+/// The SHA-256 of a certificate (its DER bytes): what pins a peer's
+/// self-signed certificate, so no certificate authority is needed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub [u8; 32]);
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl std::str::FromStr for Fingerprint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fingerprint, String> {
+        let bad = || format!("'{s}' is not a certificate fingerprint (64 hex digits)");
+        if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
+        }
+        Ok(Fingerprint(out))
+    }
+}
+
+/// What a worker is given to join a job: the token that proves membership
+/// and, when the job's wire is encrypted, the fingerprint of the
+/// coordinator's certificate. Written `mrj1:<token>:<fingerprint>` (or
+/// `mrj1:<token>:` for a job run with `--no-tls`); a string without the
+/// `mrj1:` prefix is a bare token (no encryption).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinSecret {
+    /// The job's token.
+    pub token: String,
+    /// The coordinator's certificate, when the job speaks TLS.
+    pub pin: Option<Fingerprint>,
+}
+
+/// The prefix of a join secret (its format's version).
+pub const JOIN_PREFIX: &str = "mrj1:";
+
+impl JoinSecret {
+    /// Parses a join secret or a bare token; Err says what is malformed.
+    pub fn parse(s: &str) -> Result<JoinSecret, String> {
+        let s = s.trim();
+        let Some(rest) = s.strip_prefix(JOIN_PREFIX) else {
+            return Ok(JoinSecret {
+                token: s.to_string(),
+                pin: None,
+            });
+        };
+        let Some((token, pin)) = rest.rsplit_once(':') else {
+            return Err(format!(
+                "a join secret is {JOIN_PREFIX}<token>:<fingerprint>; this one has no fingerprint part"
+            ));
+        };
+        // An empty token is a job run with --no-token (still pinned).
+        let pin = match pin {
+            "" => None,
+            p => Some(
+                p.parse::<Fingerprint>()
+                    .map_err(|e| format!("in the join secret: {e}"))?,
+            ),
+        };
+        Ok(JoinSecret {
+            token: token.to_string(),
+            pin,
+        })
+    }
+}
+
+impl std::fmt::Display for JoinSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{JOIN_PREFIX}{}:", self.token)?;
+        match &self.pin {
+            Some(p) => write!(f, "{p}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Splits a peer's address as the coordinator hands it out, `host:port`
+/// or `host:port#<fingerprint>` for a peer that speaks TLS, into the
+/// address and the fingerprint to pin.
+pub fn split_pinned(endpoint: &str) -> Result<(&str, Option<Fingerprint>), String> {
+    match endpoint.split_once('#') {
+        None => Ok((endpoint, None)),
+        Some((addr, fp)) => Ok((addr, Some(fp.parse()?))),
+    }
 }
 
 #[cfg(test)]
@@ -191,5 +295,31 @@ mod tests {
         assert!(lab_socket()
             .to_string_lossy()
             .starts_with("/var/tmp/5840-mr-"));
+    }
+
+    #[test]
+    fn join_secrets_carry_a_token_and_a_fingerprint() {
+        let fp = "ab".repeat(32);
+        let j = JoinSecret::parse(&format!("mrj1:s3cr:et:{fp}\n")).unwrap();
+        assert_eq!(j.token, "s3cr:et");
+        assert_eq!(j.pin.unwrap().to_string(), fp);
+        assert_eq!(j.to_string(), format!("mrj1:s3cr:et:{fp}"));
+        let plain = JoinSecret::parse("mrj1:tok:").unwrap();
+        assert_eq!((plain.token.as_str(), plain.pin), ("tok", None));
+        let bare = JoinSecret::parse("just-a-token").unwrap();
+        assert_eq!((bare.token.as_str(), bare.pin), ("just-a-token", None));
+        for bad in [
+            "mrj1:tok",
+            "mrj1::abc",
+            "mrj1:tok:xyz",
+            &format!("mrj1:tok:{}", &fp[1..]),
+        ] {
+            assert!(JoinSecret::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(split_pinned("10.0.0.1:7").unwrap(), ("10.0.0.1:7", None));
+        let pinned = format!("10.0.0.1:7#{fp}");
+        let (a, p) = split_pinned(&pinned).unwrap();
+        assert_eq!((a, p.unwrap().to_string()), ("10.0.0.1:7", fp));
+        assert!(split_pinned("10.0.0.1:7#zz").is_err());
     }
 }

@@ -21,6 +21,8 @@ pub mod plan;
 pub mod service;
 pub mod shuffle;
 pub mod size;
+#[cfg(feature = "rpc")]
+pub mod wire;
 
 pub use counters::Counters;
 pub use ids::{AttemptId, MapTaskId, ReduceTaskId, WorkerId};

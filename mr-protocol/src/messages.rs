@@ -55,6 +55,9 @@ pub struct JobSettings {
     /// coordinator's socket (the socket authenticated them; they present
     /// the token to other workers' shuffle services). None over TCP.
     pub token: Option<String>,
+    /// Whether the job's connections are encrypted (TLS, see
+    /// [`crate::wire`]): then a worker's shuffle service speaks TLS too.
+    pub tls: bool,
 }
 
 /// One input file of the job.

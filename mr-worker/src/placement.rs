@@ -14,6 +14,7 @@ use crate::shuffle::fetch::{gather, Gather, Peers};
 use crate::shuffle::local::LocalStore;
 use crate::shuffle::remote_input::{localize, readable_here, Localized};
 use crate::shuffle::server::{Admission, ShuffleState};
+use mr_protocol::wire::Identity;
 use mr_protocol::{
     names, AttemptId, CoordinatorClient, FilePart, JobSettings, MapOutputRef, ReduceTaskId,
     TaskFailure, WorkerPlace, MAX_CHUNK,
@@ -74,6 +75,9 @@ pub enum PlacementError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The shuffle service's certificate cannot be made.
+    #[error("{0}")]
+    Tls(mr_protocol::wire::IdentityError),
 }
 
 /// True when `settings.job_dir` is the coordinator's own job directory as
@@ -120,7 +124,16 @@ impl Placement {
             peers: Peers::default(),
             coordinator_ip: ips.map(|(_, c)| c),
         };
-        let (state, bound) = match crate::shuffle::server::start(&listen, store.clone()).await {
+        // A job on an encrypted wire: the service gets a certificate of its
+        // own, whose fingerprint goes with its address to the coordinator.
+        let identity = match settings.tls {
+            true => Some(Identity::generate().map_err(PlacementError::Tls)?),
+            false => None,
+        };
+        let pin = identity.as_ref().map(Identity::fingerprint);
+        let (state, bound) = match crate::shuffle::server::start(&listen, store.clone(), identity)
+            .await
+        {
             Ok(s) => s,
             Err(e) if shared && cfg.shuffle_listen.is_none() => {
                 // Reducers that see the job directory do not need it.
@@ -143,7 +156,12 @@ impl Placement {
         if !shared {
             info!(dir = %store.dir().display(), shuffle = %advertised, "keeping map outputs on this host");
         }
-        placement.shuffle = Some((state, advertised.to_string()));
+        // Reducers pin the certificate: `host:port#<fingerprint>`.
+        let endpoint = match pin {
+            Some(fp) => format!("{advertised}#{fp}"),
+            None => advertised.to_string(),
+        };
+        placement.shuffle = Some((state, endpoint));
         Ok(placement)
     }
 

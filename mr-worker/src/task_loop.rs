@@ -8,7 +8,8 @@ use crate::attempt::{AttemptContext, Produced};
 use crate::engine::cancel::Cancel;
 use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
-use mr_protocol::join::Endpoint;
+use mr_protocol::join::{Endpoint, Fingerprint, JoinSecret};
+use mr_protocol::wire;
 use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
     ReportAck, Work,
@@ -63,6 +64,13 @@ pub enum WorkerError {
         /// Why.
         reason: RegisterError,
     },
+    /// The coordinator hung up on the first registration of a worker that
+    /// spoke plain TCP: what a coordinator speaking TLS does.
+    #[error("the coordinator at {addr} hung up on registering: unless it runs with --no-tls it speaks TLS, so give this worker the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host) with --token or MR_TOKEN")]
+    Plaintext {
+        /// The coordinator.
+        addr: String,
+    },
     /// The worker could not set up its own directory or shuffle service.
     #[error(transparent)]
     Setup(#[from] crate::placement::PlacementError),
@@ -79,19 +87,22 @@ pub enum Ending {
 
 /// A connection to the coordinator, and this host's and the coordinator's
 /// addresses on it (None over a socket: then both are this host).
-async fn connect(to: &Endpoint) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
+/// Over TCP the coordinator's certificate is pinned to `pin` (TLS), or,
+/// without one, the connection is plain.
+async fn connect(
+    to: &Endpoint,
+    pin: Option<Fingerprint>,
+) -> std::io::Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>)> {
     match to {
         Endpoint::Tcp(addr) => {
-            let mut conn = tarpc::serde_transport::tcp::connect(addr, Bincode::default);
-            conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
-            let transport = conn.await?;
-            let local = transport
-                .local_addr()
-                .ok()
-                .zip(transport.peer_addr().ok())
-                .map(|(l, p)| (l.ip(), p.ip()));
+            if pin.is_none() && !wire::is_loopback(addr) {
+                static WARNED: std::sync::Once = std::sync::Once::new();
+                WARNED.call_once(|| warn!(%addr, "CONNECTING WITHOUT TLS to a coordinator on another host: the token and the job's data cross the network unencrypted (the join secret has no certificate fingerprint)"));
+            }
+            let (stream, local, peer) = wire::connect(addr, pin, Duration::from_secs(10)).await?;
+            let transport = wire::transport(stream);
             let client = CoordinatorClient::new(client::Config::default(), transport).spawn();
-            Ok((client, local))
+            Ok((client, Some((local.ip(), peer.ip()))))
         }
         Endpoint::Unix(path) => {
             let mut conn = tarpc::serde_transport::unix::connect(path, Bincode::default);
@@ -104,14 +115,19 @@ async fn connect(to: &Endpoint) -> std::io::Result<(CoordinatorClient, Option<(I
 }
 
 /// Connects, retrying every 100 ms for up to `patience`.
+/// `pin` is asked afresh at each try: a local coordinator publishes its
+/// join secret before it starts listening.
 async fn connect_retry(
     addr: &Endpoint,
+    pin: impl Fn() -> Option<Fingerprint>,
     patience: Duration,
 ) -> Result<(CoordinatorClient, Option<(IpAddr, IpAddr)>), std::io::Error> {
     let deadline = Instant::now() + patience;
     loop {
-        match connect(addr).await {
+        match connect(addr, pin()).await {
             Ok(c) => return Ok(c),
+            // A certificate that is not the pinned one will not become it.
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => return Err(e),
             Err(e) if Instant::now() >= deadline => return Err(e),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -216,8 +232,8 @@ impl Worker {
     /// none is needed, but the job's token is still what peers' shuffle
     /// services check, so the configured one is used if there is one.
     fn token(&self) -> String {
-        if let Some(t) = &self.cfg.token {
-            return t.clone();
+        if self.cfg.token.is_some() {
+            return self.join().token;
         }
         let told = self
             .session
@@ -228,12 +244,32 @@ impl Worker {
         if let Some(t) = told {
             return t;
         }
+        self.join().token
+    }
+
+    /// The join secret: the configured one, else the one a coordinator on
+    /// this machine published for the port we connect to (read afresh each
+    /// time, as a restarted coordinator publishes it again).
+    fn join(&self) -> JoinSecret {
+        let parse = |s: &str| {
+            JoinSecret::parse(s).unwrap_or_else(|_| JoinSecret {
+                token: s.to_string(),
+                pin: None,
+            })
+        };
+        if let Some(t) = &self.cfg.token {
+            // Checked when the worker started.
+            return parse(t);
+        }
         let Endpoint::Tcp(addr) = &self.cfg.coordinator else {
-            return String::new();
+            return parse("");
         };
         let port = addr.rsplit(':').next().and_then(|p| p.parse::<u16>().ok());
-        port.and_then(mr_protocol::join::discover)
-            .unwrap_or_default()
+        parse(
+            &port
+                .and_then(mr_protocol::join::discover)
+                .unwrap_or_default(),
+        )
     }
 
     /// Registers; a token found on this machine may be refused only because
@@ -264,15 +300,23 @@ impl Worker {
         let job_dir = self.session().settings.job_dir.clone();
         let deadline = Instant::now() + self.cfg.reconnect_for;
         loop {
-            if let Ok((client, _)) = connect(&self.cfg.coordinator).await {
-                return match self.register_patiently(client, deadline).await {
-                    Ok(Ok(())) => true,
-                    Ok(Err(e)) => {
-                        info!("the coordinator refused us on rejoining: {e}");
-                        false
+            match connect(&self.cfg.coordinator, self.join().pin).await {
+                Ok((client, _)) => {
+                    return match self.register_patiently(client, deadline).await {
+                        Ok(Ok(())) => true,
+                        Ok(Err(e)) => {
+                            info!("the coordinator refused us on rejoining: {e}");
+                            false
+                        }
+                        Err(_) => false,
                     }
-                    Err(_) => false,
-                };
+                }
+                // Another certificate: not this job's coordinator any more.
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    info!("not rejoining: {e}");
+                    return false;
+                }
+                Err(_) => {}
             }
             // A worker that sees the job directory knows a finished job
             // from a crashed coordinator; others wait out the deadline.
@@ -320,7 +364,7 @@ impl Worker {
 
     async fn run(&self) -> Result<Ending, WorkerError> {
         let addr = &self.cfg.coordinator;
-        let (client, local_ip) = connect_retry(addr, self.cfg.connect_for)
+        let (client, local_ip) = connect_retry(addr, || self.join().pin, self.cfg.connect_for)
             .await
             .map_err(|e| WorkerError::Connect {
                 addr: addr.to_string(),
@@ -339,6 +383,12 @@ impl Worker {
                 return Err(WorkerError::Refused {
                     addr: addr.to_string(),
                     reason,
+                })
+            }
+            // Reached but hung up in clear: most likely a TLS coordinator.
+            Err(_) if self.join().pin.is_none() && matches!(addr, Endpoint::Tcp(_)) => {
+                return Err(WorkerError::Plaintext {
+                    addr: addr.to_string(),
                 })
             }
             // Reached but hung up: treat as gone, like the lab's workers.

@@ -70,12 +70,18 @@ struct Args {
     #[arg(long)]
     skip_bad_records: bool,
     /// The secret workers must present to join (default: generated per job;
-    /// workers on this machine find it themselves, others need --token or MR_TOKEN).
+    /// workers on this machine find it themselves, others need the job's
+    /// join secret, kept in <work dir>/mr-job/token, as --token or MR_TOKEN).
     #[arg(long, env = "MR_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Let any worker join without a token (only for trusted networks).
     #[arg(long, conflicts_with = "token")]
     no_token: bool,
+    /// Speak plain TCP instead of TLS: the token and the job's data then
+    /// cross the network readable by anyone on the path (only for trusted
+    /// networks; it saves the encryption's CPU).
+    #[arg(long)]
+    no_tls: bool,
     /// Start over: discard an unfinished run's journal and intermediate files
     /// instead of resuming from them.
     #[arg(long)]
@@ -121,6 +127,7 @@ async fn main() -> ExitCode {
         skip_bad_records: args.skip_bad_records,
         token: args.token,
         no_token: args.no_token,
+        no_tls: args.no_tls,
         fresh: args.fresh,
         status_addr: args.status_addr,
         progress: !args.quiet,
@@ -141,7 +148,7 @@ async fn main() -> ExitCode {
             }
             if let (Some(f), false) = (job.token_file(), job.addr().ip().is_loopback()) {
                 eprintln!(
-                    "mrcoordinator: listening on {}; workers on other hosts need the job's token: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
+                    "mrcoordinator: listening on {}; workers on other hosts need the job's join secret: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
                     job.addr(),
                     f.display(),
                     job.addr().port()

@@ -20,8 +20,9 @@ use crate::jobdir::{
 use crate::scheduler::{Scheduler, SchedulerConfig};
 use embedded::EmbeddedWorkers;
 use futures::StreamExt;
-use mr_protocol::join::Endpoint;
+use mr_protocol::join::{Endpoint, JoinSecret};
 use mr_protocol::plan::expand_inputs_with;
+use mr_protocol::wire::{self, Identity};
 use mr_protocol::{names, Coordinator, PlannedFile};
 use service::{Handler, Shared, Via};
 use std::collections::HashMap;
@@ -31,7 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Bincode;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
@@ -70,6 +70,8 @@ pub struct RunningJob {
     progress: Option<crate::observe::progress::Progress>,
     /// The file holding a generated token (None if given or disabled).
     token_kept: Option<PathBuf>,
+    /// The join secret published in `token_file`.
+    join: Option<String>,
     /// The Unix domain socket, removed when the job ends (with `self`).
     socket: Option<socket::SocketClaim>,
 }
@@ -154,15 +156,14 @@ impl RunningJob {
             None => mr_protocol::DEFAULT_ADDR.to_string(),
         };
         // Bound before the job directory exists, so a busy port leaves nothing behind.
-        let mut listener = tarpc::serde_transport::tcp::listen(&listen, Bincode::default)
-            .await
-            .map_err(|e| CoordinatorError::Bind {
-                addr: listen.clone(),
-                reason: e.to_string(),
-            })?;
-        listener
-            .config_mut()
-            .max_frame_length(mr_protocol::MAX_FRAME);
+        let bind_error = |e: std::io::Error| CoordinatorError::Bind {
+            addr: listen.clone(),
+            reason: e.to_string(),
+        };
+        // Bound now, listening only once the join secret is published: a
+        // local worker that can connect can also find the fingerprint to pin.
+        let tcp = bind_tcp(&listen).await.map_err(bind_error)?;
+        let addr = tcp.local_addr().map_err(bind_error)?;
         let job_dir = work_dir.join(JOB_DIR);
         if cfg.fresh && job_dir.exists() {
             warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
@@ -220,22 +221,57 @@ impl RunningJob {
             },
         };
 
-        let addr = listener.local_addr();
+        // The job's certificate, kept in the job directory so that a
+        // restarted coordinator keeps the fingerprint its workers pinned.
+        let identity = match cfg.no_tls {
+            true => None,
+            false => match Identity::load_or_create(&job_dir) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    abandon_fresh(&job_dir, recovered.incarnation);
+                    return Err(CoordinatorError::Tls(e));
+                }
+            },
+        };
+        // What a worker elsewhere is given: the token and the fingerprint
+        // to pin. Kept in the job directory (0600) and published for this
+        // machine's workers.
+        let join = (token.is_some() || identity.is_some()).then(|| {
+            JoinSecret {
+                token: token.clone().unwrap_or_default(),
+                pin: identity.as_ref().map(Identity::fingerprint),
+            }
+            .to_string()
+        });
+        let join_kept = job_dir.join(crate::jobdir::TOKEN_FILE);
+        if let Some(j) = &join {
+            if let Err(e) = mr_protocol::join::write_private(&join_kept, j) {
+                abandon_fresh(&job_dir, recovered.incarnation);
+                return Err(dir_error(
+                    &join_kept,
+                    format!("cannot write the job's join secret: {e}"),
+                ));
+            }
+        }
         let mut token_file = None;
         let mut token_hint = String::new();
-        match &token {
-            None if !addr.ip().is_loopback() => warn!(%addr, "LISTENING ON A NON-LOOPBACK ADDRESS WITH --no-token: any host that can reach it may join the job and make it read and write files in its directories"),
-            None => {}
-            Some(t) => match mr_protocol::join::publish(addr.port(), t) {
+        if token.is_none() && !addr.ip().is_loopback() {
+            warn!(%addr, "LISTENING ON A NON-LOOPBACK ADDRESS WITH --no-token: any host that can reach it may join the job and make it read and write files in its directories");
+        }
+        if identity.is_none() && !addr.ip().is_loopback() {
+            warn!(%addr, "LISTENING ON A NON-LOOPBACK ADDRESS WITH --no-tls: the job's token, its input and its output cross the network unencrypted, readable and changeable by anyone on the path");
+        }
+        if let Some(j) = &join {
+            match mr_protocol::join::publish(addr.port(), j) {
                 Ok(f) => {
                     token_hint = format!(" (on this job's coordinator host it is in {})", f.display());
                     if !addr.ip().is_loopback() {
-                        info!(%addr, file = %f.display(), "workers on other hosts need the job's token: pass it with --token or MR_TOKEN");
+                        info!(%addr, file = %join_kept.display(), "workers on other hosts need the job's join secret: pass it with --token or MR_TOKEN");
                     }
                     token_file = Some(f);
                 }
-                Err(e) => warn!("cannot publish the job token for local workers: {e}; start workers with --token or MR_TOKEN"),
-            },
+                Err(e) => warn!("cannot publish the job's join secret for local workers: {e}; start workers with --token or MR_TOKEN"),
+            }
         }
 
         let planned = files
@@ -274,6 +310,7 @@ impl RunningJob {
             journal,
             token: token.clone(),
             token_hint,
+            tls: identity.is_some(),
             started: Instant::now(),
             labels: Mutex::new(Default::default()),
             inputs: planned,
@@ -281,17 +318,8 @@ impl RunningJob {
             published: Mutex::new(published),
         });
 
-        let accept_shared = shared.clone();
-        tokio::spawn(async move {
-            listener
-                // A failed accept (e.g. out of descriptors) drops that one connection.
-                .filter_map(|r| std::future::ready(r.ok()))
-                .for_each(|transport| {
-                    serve_connection(accept_shared.clone(), transport, Via::Tcp);
-                    std::future::ready(())
-                })
-                .await;
-        });
+        let listener = tcp.listen(1024).map_err(bind_error)?;
+        tokio::spawn(serve_tcp(listener, shared.clone(), identity));
         let socket = match socket {
             Some((std_listener, claim)) => {
                 let listener = tokio::net::UnixListener::from_std(std_listener).map_err(|e| {
@@ -332,8 +360,7 @@ impl RunningJob {
                 };
                 let every_interface = addr.ip().is_unspecified();
                 let args = cfg.worker_app_args();
-                match EmbeddedWorkers::start(n, &args, endpoint, every_interface, token.as_deref())
-                {
+                match EmbeddedWorkers::start(n, &args, endpoint, every_interface, join.as_deref()) {
                     Ok(w) => w,
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
@@ -344,8 +371,7 @@ impl RunningJob {
             _ => EmbeddedWorkers::none(),
         };
         info!(%addr, "coordinator listening");
-        let token_kept = (cfg.token.is_none() && !cfg.no_token)
-            .then(|| shared.job_dir.join(crate::jobdir::TOKEN_FILE));
+        let token_kept = join.is_some().then_some(join_kept);
         Ok(RunningJob {
             shared,
             addr,
@@ -358,11 +384,12 @@ impl RunningJob {
             status,
             progress,
             token_kept,
+            join,
             socket,
         })
     }
 
-    /// The file where a generated job token is kept, for telling users of
+    /// The file where the job's join secret is kept, for telling users of
     /// other hosts where to find it.
     pub fn token_file(&self) -> Option<&std::path::Path> {
         self.token_kept.as_deref()
@@ -507,7 +534,7 @@ impl RunningJob {
     /// Removes the job directory, any uncommitted reduce outputs and the
     /// published token (unless another coordinator has replaced it since).
     async fn cleanup(&self) {
-        if let (Some(f), Some(t)) = (&self.token_file, &self.shared.token) {
+        if let (Some(f), Some(t)) = (&self.token_file, &self.join) {
             if std::fs::read_to_string(f).is_ok_and(|s| s.trim() == t) {
                 let _ = std::fs::remove_file(f);
             }
@@ -664,10 +691,61 @@ async fn serve_socket(listener: tokio::net::UnixListener, shared: Arc<Shared>) {
             }
         };
         let uid = stream.peer_cred().ok().map(|c| c.uid());
-        let framed = tarpc::tokio_util::codec::LengthDelimitedCodec::builder()
-            .max_frame_length(mr_protocol::MAX_FRAME)
-            .new_framed(stream);
-        let transport = tarpc::serde_transport::new(framed, Bincode::default());
-        serve_connection(shared.clone(), transport, Via::Socket { uid });
+        serve_connection(shared.clone(), wire::transport(stream), Via::Socket { uid });
+    }
+}
+
+/// A TCP socket bound to `listen` (not yet listening).
+async fn bind_tcp(listen: &str) -> std::io::Result<tokio::net::TcpSocket> {
+    let addr = tokio::net::lookup_host(listen)
+        .await?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")
+        })?;
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    // As std's listeners do: a port in TIME_WAIT from a previous run is free.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// Accepts TCP connections. Each one's TLS handshake runs in a task of its
+/// own, bounded by [`wire::HANDSHAKE_TIMEOUT`], so a peer that connects and
+/// says nothing holds up no one else.
+async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    identity: Option<Identity>,
+) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // Out of descriptors, say: drop this one, keep serving.
+                warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Task requests and reports are small frames: send them at once.
+        let _ = tcp.set_nodelay(true);
+        let (shared, identity) = (shared.clone(), identity.clone());
+        tokio::spawn(async move {
+            let stream: wire::Stream = match &identity {
+                None => Box::new(tcp),
+                Some(id) => match id.accept(tcp).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        warn!(%peer, "a connection failed the TLS handshake ({e}): a worker given another job's join secret, one started for a --no-tls job, or not a worker");
+                        return;
+                    }
+                },
+            };
+            serve_connection(shared, wire::transport(stream), Via::Tcp);
+        });
     }
 }

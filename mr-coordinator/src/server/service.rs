@@ -52,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) token: Option<String>,
     /// Where a refused worker can find the token (for its error message).
     pub(crate) token_hint: String,
+    /// Whether the job's TCP connections run over TLS.
+    pub(crate) tls: bool,
     /// When the coordinator started (the report's time origin).
     pub(crate) started: Instant,
     /// `host:pid` of every worker that joined, by id.
@@ -336,6 +338,7 @@ impl Coordinator for Handler {
             job_dir: self.shared.job_dir.clone(),
             output_dir: self.shared.output_dir.clone(),
             output_store: self.shared.output_store.clone(),
+            tls: self.shared.tls,
             heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
             // Past this many files the list alone would be a large frame:
             // the worker then learns locality split by split instead.

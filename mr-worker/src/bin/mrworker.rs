@@ -28,8 +28,9 @@ struct Args {
     /// job directory exits at once if the job finished.
     #[arg(long, allow_hyphen_values = true, default_value = "30", value_parser = mr_protocol::size::parse_secs)]
     reconnect_timeout: Duration,
-    /// The job's token (printed nowhere; see the coordinator's log for where
-    /// it is kept). Workers on the coordinator's machine find it themselves.
+    /// The job's join secret, `mrj1:<token>:<certificate fingerprint>`, as the
+    /// coordinator keeps it in <work dir>/mr-job/token (printed nowhere).
+    /// Workers on the coordinator's machine find it themselves.
     #[arg(long, env = "MR_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Memory budget of a map task's buffers (bytes, or 64MiB, 1GiB...);
@@ -102,6 +103,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_REFUSED as u8);
         }
     };
+    if let Some(Err(e)) = args
+        .token
+        .as_deref()
+        .map(mr_protocol::join::JoinSecret::parse)
+    {
+        eprintln!("mrworker: --token (or MR_TOKEN): {e}; give the job's join secret as the coordinator keeps it in <work dir>/mr-job/token");
+        return ExitCode::from(2);
+    }
     let coordinator = match &args.coordinator {
         Some(a) => Endpoint::parse(a),
         None => Endpoint::local_default(),
@@ -124,7 +133,7 @@ async fn main() -> ExitCode {
     };
     match run_worker(cfg).await {
         Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,
-        Err(e @ WorkerError::Refused { .. }) => {
+        Err(e @ (WorkerError::Refused { .. } | WorkerError::Plaintext { .. })) => {
             eprintln!("mrworker: {e}");
             ExitCode::from(EXIT_REFUSED as u8)
         }

@@ -16,6 +16,7 @@
 use crate::engine::reduce::ReduceInput;
 use crate::shuffle::local::LocalStore;
 use futures::StreamExt;
+use mr_protocol::wire;
 use mr_protocol::{
     names, FetchChunk, FetchError, FetchRequest, MapOutputRef, ReduceTaskId, ShuffleClient,
     TaskFailure, MAX_CHUNK,
@@ -25,7 +26,6 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use tarpc::tokio_serde::formats::Bincode;
 use tarpc::{client, context};
 use tracing::{debug, warn};
 
@@ -156,18 +156,16 @@ pub struct Peers {
 }
 
 impl Peers {
+    /// A client of the holder at `host` (`addr` or `addr#<fingerprint>`,
+    /// whose certificate is then pinned).
     async fn client(&self, host: &str) -> std::io::Result<ShuffleClient> {
         if let Some(c) = self.clients.lock().await.get(host) {
             return Ok(c.clone());
         }
-        let mut conn = tarpc::serde_transport::tcp::connect(host, Bincode::default);
-        conn.config_mut().max_frame_length(mr_protocol::MAX_FRAME);
-        let transport = tokio::time::timeout(Duration::from_secs(3), conn)
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        let c = ShuffleClient::new(client::Config::default(), transport).spawn();
+        let (addr, pin) = mr_protocol::join::split_pinned(host)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let (stream, _, _) = wire::connect(addr, pin, Duration::from_secs(3)).await?;
+        let c = ShuffleClient::new(client::Config::default(), wire::transport(stream)).spawn();
         self.clients
             .lock()
             .await
@@ -207,9 +205,17 @@ pub struct Gather<'a> {
 /// one (a worker on the coordinator's machine, which reached it over
 /// loopback) means the coordinator's host to a worker reaching it otherwise.
 fn reachable(host: &str, coordinator: Option<std::net::IpAddr>) -> String {
-    match (host.parse::<std::net::SocketAddr>(), coordinator) {
+    // The certificate fingerprint after '#', if any, stays as it is.
+    let (addr, pin) = host
+        .split_once('#')
+        .map_or((host, None), |(a, p)| (a, Some(p)));
+    match (addr.parse::<std::net::SocketAddr>(), coordinator) {
         (Ok(a), Some(c)) if a.ip().is_loopback() && !c.is_loopback() => {
-            std::net::SocketAddr::new(c, a.port()).to_string()
+            let moved = std::net::SocketAddr::new(c, a.port()).to_string();
+            match pin {
+                Some(p) => format!("{moved}#{p}"),
+                None => moved,
+            }
         }
         _ => host.to_string(),
     }
@@ -311,12 +317,7 @@ async fn fetch_into(g: &Gather<'_>, m: &MapOutputRef, path: &Path) -> Result<u64
         damage,
     };
     let file = File::create(path).map_err(io)?;
-    let mut verifier = Some(Verifier {
-        file,
-        carry: Vec::new(),
-    });
-    let mut offset = 0u64;
-    let mut promised: Option<u64> = None;
+    let mut intake = Some(Intake::new(file, m.bytes));
     loop {
         let req = FetchRequest {
             token: g.token.to_string(),
@@ -324,61 +325,32 @@ async fn fetch_into(g: &Gather<'_>, m: &MapOutputRef, path: &Path) -> Result<u64
             map: m.map,
             attempt: m.attempt,
             reduce: g.reduce,
-            offset,
+            offset: intake.as_ref().expect("put back after each chunk").offset,
             max: MAX_CHUNK,
         };
         let chunk = call(g.peers, &host, req).await?;
-        let n = chunk.data.len() as u64;
-        // The holder's word is checked before any byte is kept: its length
-        // may not change, exceed the map output, or be overrun, so a
-        // hostile or broken holder can neither stream forever nor make this
-        // reducer hold more than a chunk and a block.
-        let len = *promised.get_or_insert(chunk.partition_len);
-        if chunk.partition_len != len {
-            return Err(damaged(Damage::LengthChanged {
-                was: len,
-                now: chunk.partition_len,
-            }));
-        }
-        if m.bytes > 0 && len > m.bytes {
-            return Err(damaged(Damage::Overlong {
-                promised: len,
-                limit: m.bytes,
-            }));
-        }
-        if n > u64::from(MAX_CHUNK) || n > len - offset.min(len) {
-            return Err(damaged(Damage::Overrun {
-                offset,
-                got: n,
-                promised: len,
-                asked: u64::from(MAX_CHUNK),
-            }));
-        }
-        let mut v = verifier.take().expect("put back after each chunk");
-        let v = tokio::task::spawn_blocking(move || v.push(&chunk.data).map(|()| v))
-            .await
-            .map_err(|e| {
-                io(std::io::Error::other(format!(
-                    "verifying thread failed: {e}"
-                )))
-            })?
-            .map_err(|e| match e {
-                VerifyError::Damage(d) => damaged(d),
-                VerifyError::Write(e) => io(e),
-            })?;
-        verifier = Some(v);
-        offset += n;
-        if offset >= chunk.partition_len {
+        let mut taken = intake.take().expect("put back after each chunk");
+        // Checking CRCs and writing are blocking work: off the runtime.
+        let (taken, r) = tokio::task::spawn_blocking(move || {
+            let r = taken.accept(&chunk);
+            (taken, r)
+        })
+        .await
+        .map_err(|e| {
+            io(std::io::Error::other(format!(
+                "verifying thread failed: {e}"
+            )))
+        })?;
+        let complete = r.map_err(|e| match e {
+            IntakeError::Damage(d) => damaged(d),
+            IntakeError::Write(e) => io(e),
+        })?;
+        intake = Some(taken);
+        if complete {
             break;
         }
-        if n == 0 {
-            return Err(damaged(Damage::Empty(offset)));
-        }
     }
-    let v = verifier.expect("present");
-    if !v.carry.is_empty() {
-        return Err(damaged(Damage::Truncated));
-    }
+    let offset = intake.expect("present").finish().map_err(damaged)?;
     debug!(map = %m.map, %host, bytes = offset, "fetched");
     Ok(offset)
 }
@@ -446,29 +418,98 @@ async fn call(peers: &Peers, host: &str, req: FetchRequest) -> Result<FetchChunk
     })
 }
 
-/// Why a chunk was not accepted by the [`Verifier`].
+/// Why a chunk was not accepted by an [`Intake`].
 #[derive(Debug)]
-enum VerifyError {
+pub enum IntakeError {
+    /// The holder's bytes or claims are wrong.
     Damage(Damage),
+    /// Writing the verified bytes failed.
     Write(std::io::Error),
 }
 
-/// Checks arriving bytes block by block (`len u32 | payload | crc32c u32`)
-/// and writes each whole, verified block to the file.
-struct Verifier {
+/// Takes a holder's answers for one partition into a file: checks each
+/// answer's claims before keeping any byte of it, then its bytes block by
+/// block (`len u32 | payload | crc32c u32`), writing each whole, verified
+/// block. A hostile or broken holder can neither stream forever nor make
+/// the reducer hold more than a chunk and a block.
+pub struct Intake {
     file: File,
+    /// Bytes of a block not yet whole.
     carry: Vec<u8>,
+    /// Bytes taken so far: where the next request starts.
+    offset: u64,
+    /// The partition length the first answer gave.
+    promised: Option<u64>,
+    /// The map output's whole size as its map reported it (0: unknown).
+    limit: u64,
 }
 
-impl Verifier {
-    fn push(&mut self, data: &[u8]) -> Result<(), VerifyError> {
+impl Intake {
+    /// Takes a partition into `file`, of a map output of `limit` bytes.
+    pub fn new(file: File, limit: u64) -> Intake {
+        Intake {
+            file,
+            carry: Vec::new(),
+            offset: 0,
+            promised: None,
+            limit,
+        }
+    }
+
+    /// Takes one answer; true once the whole promised partition is in.
+    /// Blocking (checksums and a file write).
+    pub fn accept(&mut self, chunk: &FetchChunk) -> Result<bool, IntakeError> {
+        let n = chunk.data.len() as u64;
+        let len = *self.promised.get_or_insert(chunk.partition_len);
+        let damage = |d| Err(IntakeError::Damage(d));
+        if chunk.partition_len != len {
+            return damage(Damage::LengthChanged {
+                was: len,
+                now: chunk.partition_len,
+            });
+        }
+        if self.limit > 0 && len > self.limit {
+            return damage(Damage::Overlong {
+                promised: len,
+                limit: self.limit,
+            });
+        }
+        if n > u64::from(MAX_CHUNK) || n > len - self.offset.min(len) {
+            return damage(Damage::Overrun {
+                offset: self.offset,
+                got: n,
+                promised: len,
+                asked: u64::from(MAX_CHUNK),
+            });
+        }
+        self.push(&chunk.data)?;
+        self.offset += n;
+        if self.offset >= len {
+            return Ok(true);
+        }
+        if n == 0 {
+            return damage(Damage::Empty(self.offset));
+        }
+        Ok(false)
+    }
+
+    /// The bytes taken, once the partition is complete: a partition that
+    /// ends inside a block is damaged.
+    pub fn finish(self) -> Result<u64, Damage> {
+        if !self.carry.is_empty() {
+            return Err(Damage::Truncated);
+        }
+        Ok(self.offset)
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), IntakeError> {
         self.carry.extend_from_slice(data);
         let mut pos = 0;
         while self.carry.len() - pos >= 8 {
             let len = u32::from_le_bytes(self.carry[pos..pos + 4].try_into().unwrap()) as usize;
             // Bounds what is carried while a block arrives.
             if len > crate::engine::runfile::MAX_BLOCK {
-                return Err(VerifyError::Damage(Damage::OversizeBlock(len as u64)));
+                return Err(IntakeError::Damage(Damage::OversizeBlock(len as u64)));
             }
             if self.carry.len() - pos < 8 + len {
                 break;
@@ -476,13 +517,13 @@ impl Verifier {
             let payload = &self.carry[pos + 4..pos + 4 + len];
             let crc = &self.carry[pos + 4 + len..pos + 8 + len];
             if crc32c::crc32c(payload).to_le_bytes() != crc {
-                return Err(VerifyError::Damage(Damage::Checksum));
+                return Err(IntakeError::Damage(Damage::Checksum));
             }
             pos += 8 + len;
         }
         self.file
             .write_all(&self.carry[..pos])
-            .map_err(VerifyError::Write)?;
+            .map_err(IntakeError::Write)?;
         self.carry.drain(..pos);
         Ok(())
     }
@@ -495,7 +536,7 @@ pub fn discard(dir: &PathBuf) {
 
 #[cfg(test)]
 mod tests {
-    use super::Verifier;
+    use super::Intake;
 
     fn block(payload: &[u8]) -> Vec<u8> {
         let mut b = (payload.len() as u32).to_le_bytes().to_vec();
@@ -504,11 +545,8 @@ mod tests {
         b
     }
 
-    fn verifier(dir: &tempfile::TempDir) -> Verifier {
-        Verifier {
-            file: std::fs::File::create(dir.path().join("part")).unwrap(),
-            carry: Vec::new(),
-        }
+    fn verifier(dir: &tempfile::TempDir) -> Intake {
+        Intake::new(std::fs::File::create(dir.path().join("part")).unwrap(), 0)
     }
 
     #[test]
@@ -531,7 +569,7 @@ mod tests {
             // way nothing unverified is accepted as the whole partition.
             let r = v.push(&bad);
             assert!(
-                matches!(r, Err(super::VerifyError::Damage(_))) || !v.carry.is_empty(),
+                matches!(r, Err(super::IntakeError::Damage(_))) || !v.carry.is_empty(),
                 "flip at {flip} went unnoticed"
             );
         }
@@ -547,7 +585,7 @@ mod tests {
         assert!(
             matches!(
                 r,
-                Err(super::VerifyError::Damage(super::Damage::OversizeBlock(n))) if n == u64::from(u32::MAX)
+                Err(super::IntakeError::Damage(super::Damage::OversizeBlock(n))) if n == u64::from(u32::MAX)
             ),
             "{r:?}"
         );

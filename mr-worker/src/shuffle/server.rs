@@ -12,12 +12,12 @@
 use crate::engine::runfile::{RunError, RunFile};
 use crate::shuffle::local::LocalStore;
 use futures::StreamExt;
+use mr_protocol::wire::{self, Identity};
 use mr_protocol::{FetchChunk, FetchError, FetchRequest, Shuffle, MAX_CHUNK};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use tarpc::context::Context;
 use tarpc::server::{BaseChannel, Channel};
-use tarpc::tokio_serde::formats::Bincode;
 use tracing::{info, warn};
 
 /// What a fetch must match: the job the worker is in and its token.
@@ -102,35 +102,50 @@ impl Shuffle for Handler {
 pub async fn start(
     listen: &str,
     store: Arc<LocalStore>,
+    identity: Option<Identity>,
 ) -> std::io::Result<(Arc<ShuffleState>, SocketAddr)> {
-    let mut listener = tarpc::serde_transport::tcp::listen(listen, Bincode::default).await?;
-    listener
-        .config_mut()
-        .max_frame_length(mr_protocol::MAX_FRAME);
-    let addr = listener.local_addr();
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
     let state = Arc::new(ShuffleState {
         store,
         admission: Mutex::new(None),
     });
     let shared = state.clone();
     tokio::spawn(async move {
-        listener
-            // A failed accept drops that one connection only.
-            .filter_map(|r| std::future::ready(r.ok()))
-            .for_each(|transport| {
-                let handler = Handler(shared.clone());
-                tokio::spawn(async move {
-                    // Garbage from a stranger only ends its own channel.
-                    BaseChannel::with_defaults(transport)
-                        .execute(handler.serve())
-                        .for_each(|call| async {
-                            tokio::spawn(call);
-                        })
-                        .await;
-                });
-                std::future::ready(())
-            })
-            .await;
+        loop {
+            let (tcp, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of descriptors, say: drop this one, keep serving.
+                    warn!("accepting a shuffle connection failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let handler = Handler(shared.clone());
+            let identity = identity.clone();
+            // The handshake in the connection's own task: a silent peer
+            // holds up no other reducer.
+            tokio::spawn(async move {
+                let stream: wire::Stream = match &identity {
+                    None => Box::new(tcp),
+                    Some(id) => match id.accept(tcp).await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            warn!(%peer, "a shuffle connection failed the TLS handshake: {e}");
+                            return;
+                        }
+                    },
+                };
+                // Garbage from a stranger only ends its own channel.
+                BaseChannel::with_defaults(wire::transport(stream))
+                    .execute(handler.serve())
+                    .for_each(|call| async {
+                        tokio::spawn(call);
+                    })
+                    .await;
+            });
+        }
     });
     info!(%addr, "serving map outputs");
     Ok((state, addr))
@@ -154,16 +169,22 @@ mod tests {
         w.end_partition().unwrap();
         w.finish().unwrap();
         store.serve(m, a, path.clone());
-        let (state, addr) = start("127.0.0.1:0", store.clone()).await.unwrap();
+        // Over TLS, as a job's shuffle runs by default.
+        let id = Identity::generate().unwrap();
+        let (state, addr) = start("127.0.0.1:0", store.clone(), Some(id.clone()))
+            .await
+            .unwrap();
         state.admit(Admission {
             job_id: "job".into(),
             token: "t0ken".into(),
             reduces: 2,
         });
-        let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
+        let five = std::time::Duration::from_secs(5);
+        let (stream, _, _) = wire::connect(&addr.to_string(), Some(id.fingerprint()), five)
             .await
             .unwrap();
-        let c = ShuffleClient::new(tarpc::client::Config::default(), transport).spawn();
+        let c =
+            ShuffleClient::new(tarpc::client::Config::default(), wire::transport(stream)).spawn();
         let req = |token: &str, job: &str, attempt: u64, reduce: u32| FetchRequest {
             token: token.into(),
             job_id: job.into(),

@@ -8,13 +8,13 @@
 use crate::util::{data_files, sorted_lines, TestDir};
 use futures::StreamExt;
 use mr_protocol::{
-    Assignment, CoordinatorClient, Counters, FetchChunk, FetchError, FetchRequest, RegisterRequest,
-    Shuffle, TaskOutput, Work, WorkerPlace, MAX_CHUNK,
+    Assignment, Counters, FetchChunk, FetchError, FetchRequest, RegisterRequest, Shuffle,
+    TaskOutput, Work, WorkerPlace, MAX_CHUNK,
 };
 use std::time::Duration;
+use tarpc::context;
 use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
-use tarpc::{client, context};
 
 /// How the hostile server answers for a map (by its number).
 #[derive(Clone, Copy, Debug)]
@@ -112,8 +112,6 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
     args.extend(files.iter().map(String::as_str));
     args.extend(["--max-attempts", "2"]);
     let (mut coord, addr, log_path) = t.coordinator_logged(&args);
-    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let token = mr_protocol::join::discover(port).expect("token published");
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -124,10 +122,7 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
     // keeps its heartbeat going so its outputs stay "held" by it.
     let (taken, liar) = rt.block_on(async {
         let shuffle = serve_lies().await;
-        let transport = tarpc::serde_transport::tcp::connect(&addr, Bincode::default)
-            .await
-            .unwrap();
-        let c = CoordinatorClient::new(client::Config::default(), transport).spawn();
+        let (c, token) = crate::util::join_coordinator(&addr).await;
         let settings = c
             .register(
                 context::current(),

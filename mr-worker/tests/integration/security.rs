@@ -11,8 +11,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
-use tarpc::tokio_serde::formats::Bincode;
-use tarpc::{client, context};
+use tarpc::context;
 
 fn request(token: &str) -> RegisterRequest {
     RegisterRequest {
@@ -27,10 +26,7 @@ fn request(token: &str) -> RegisterRequest {
 }
 
 async fn client(addr: &str) -> CoordinatorClient {
-    let transport = tarpc::serde_transport::tcp::connect(addr, Bincode::default)
-        .await
-        .unwrap();
-    CoordinatorClient::new(client::Config::default(), transport).spawn()
+    crate::util::join_coordinator(addr).await.0
 }
 
 #[test]
@@ -41,7 +37,8 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
     args.extend(files.iter().map(String::as_str));
     let (mut c, addr) = t.coordinator(&args);
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-    let token = mr_protocol::join::discover(port).expect("token published for local workers");
+    let join = mr_protocol::join::discover(port).expect("join secret published for local workers");
+    let token = mr_protocol::join::JoinSecret::parse(&join).unwrap().token;
 
     // Garbage: the server drops that connection (and only that one).
     let mut junk = TcpStream::connect(&addr).unwrap();
@@ -51,9 +48,16 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
     junk.write_all(&noise).unwrap();
     junk.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    let mut buf = [0u8; 16];
-    let closed = matches!(junk.read(&mut buf), Ok(0) | Err(_));
-    assert!(closed, "the coordinator hung up on garbage");
+    // At most a TLS alert comes back, then the end of the stream.
+    let mut back = Vec::new();
+    let closed = match junk.read_to_end(&mut back) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    };
+    assert!(
+        closed && back.len() < 64,
+        "the coordinator hung up on garbage: {back:?}"
+    );
     // Half-open: a frame header promising bytes that never come, held open
     // for the whole job.
     let mut half = TcpStream::connect(&addr).unwrap();
@@ -155,20 +159,52 @@ fn a_worker_needs_the_token_and_may_be_given_it() {
         .unwrap()
         .trim()
         .to_string();
-    // A given token is published for local workers too; a worker told a
-    // wrong one is refused with exit status 3 and a message saying what to do.
-    let out = Command::new(bin("mrworker"))
-        .args(["--coordinator", &addr, "--token", "wrong", "wc"])
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(3));
-    let msg = String::from_utf8_lossy(&out.stderr);
+    // The join secret workers elsewhere need: the given token and the
+    // fingerprint of the job's certificate, kept in the job directory.
+    let join = std::fs::read_to_string(t.path().join("mr-job/token")).unwrap();
+    let (token, pin) = join.trim().rsplit_once(':').unwrap();
+    assert_eq!(token, "mrj1:s3cret-value");
+    assert_eq!(pin.len(), 64);
+    let refused = |secret: &str| {
+        let out = Command::new(bin("mrworker"))
+            .args(["--coordinator", &addr, "--token", secret, "wc"])
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // A worker told a wrong token is refused with exit status 3 and a
+    // message saying what to do.
+    let (code, msg) = refused(&format!("mrj1:wrong:{pin}"));
+    assert_eq!(code, Some(3), "{msg}");
     assert!(msg.contains("token") && msg.contains("--token"), "{msg}");
+    // The right token in clear: the coordinator hangs up on plain TCP, and
+    // the worker says to give it the join secret.
+    let (code, msg) = refused("s3cret-value");
+    assert_eq!(code, Some(3), "{msg}");
+    assert!(
+        msg.contains("join secret") && msg.contains("mr-job/token"),
+        "{msg}"
+    );
+    // Another certificate's fingerprint: the worker never sends the token
+    // to a server that is not the job's.
+    let other = format!("mrj1:s3cret-value:{}", "0".repeat(64));
+    let (code, msg) = refused(&other);
+    assert_ne!(code, Some(0), "{msg}");
+    assert!(msg.contains("not the pinned"), "{msg}");
+    let (code, msg) = refused("mrj1:s3cret-value:xyz");
+    assert_eq!(code, Some(2), "{msg}");
+    assert!(
+        msg.contains("MR_TOKEN") && msg.contains("fingerprint"),
+        "{msg}"
+    );
     let mut w = Proc::start(
         {
             let mut cmd = Command::new(bin("mrworker"));
-            cmd.env("MR_TOKEN", "s3cret-value")
+            cmd.env("MR_TOKEN", join.trim())
                 .args(["--coordinator", &addr, "wc"]);
             cmd
         },

@@ -340,3 +340,20 @@ pub fn bzip2(data: &[u8]) -> Vec<u8> {
 pub fn zstd(data: &[u8]) -> Vec<u8> {
     zstd::encode_all(data, 1).unwrap()
 }
+
+/// Joins the coordinator at `addr` (on this machine) as its local workers
+/// do: with the join secret it published, pinning its certificate.
+/// Returns a client and the job's token.
+pub async fn join_coordinator(addr: &str) -> (mr_protocol::CoordinatorClient, String) {
+    use mr_protocol::join::{discover, JoinSecret};
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let join = JoinSecret::parse(&discover(port).expect("join secret published")).unwrap();
+    assert!(join.pin.is_some(), "a job speaks TLS by default");
+    let (stream, _, _) = mr_protocol::wire::connect(addr, join.pin, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let transport = mr_protocol::wire::transport(stream);
+    let client =
+        mr_protocol::CoordinatorClient::new(tarpc::client::Config::default(), transport).spawn();
+    (client, join.token)
+}

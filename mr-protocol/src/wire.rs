@@ -1,0 +1,361 @@
+//! The transport under both services: TCP, encrypted and authenticated with
+//! TLS 1.3 (rustls) unless a job runs with `--no-tls`.
+//!
+//! No certificate authority is involved. Each server (the coordinator, and
+//! every worker's shuffle service) makes itself a self-signed certificate;
+//! a client pins the one it expects by its SHA-256 [`Fingerprint`], which it
+//! learned out of band: a worker from its join secret (`mrj1:<token>:<fp>`),
+//! a reducer from the coordinator, which hands out each holder's address as
+//! `host:port#<fp>`. A certificate with any other fingerprint ends the
+//! handshake, so the token, which travels only inside the encrypted
+//! channel, is never shown to anyone but the real server. Clients do not
+//! present certificates: the token inside the channel says who they are.
+//!
+//! The crypto provider is aws-lc-rs, already built for the object-store
+//! client's HTTPS; ring would have added a second C and assembly build.
+
+use crate::join::Fingerprint;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// How long a TLS handshake may take before the connection is dropped: a
+/// peer that connects and says nothing must not hold a server's task.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The file in which [`Identity::load_or_create`] keeps a certificate.
+pub const IDENTITY_FILE: &str = "tls.der";
+
+/// A byte stream a transport runs over: plain TCP or TLS over it.
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+
+/// A connection, whichever kind.
+pub type Stream = Box<dyn Io>;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The SHA-256 fingerprint of a DER certificate.
+pub fn fingerprint(der: &[u8]) -> Fingerprint {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    Fingerprint(out)
+}
+
+/// Why a TLS identity could not be made or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    /// Generating the key or certificate failed.
+    #[error("cannot generate a TLS certificate: {0}")]
+    Generate(String),
+    /// Reading or writing the saved certificate failed.
+    #[error("{path}: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A server's own certificate and key, ready to accept TLS connections.
+#[derive(Clone)]
+pub struct Identity {
+    fingerprint: Fingerprint,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Identity({})", self.fingerprint)
+    }
+}
+
+impl Identity {
+    /// A fresh self-signed certificate (ECDSA P-256), for this process only.
+    pub fn generate() -> Result<Identity, IdentityError> {
+        let (cert, key) = generate_der()?;
+        Identity::from_der(cert, key)
+    }
+
+    /// The certificate saved in `dir` (`tls.der`, 0600), made and saved
+    /// there first if absent, so that a restarted coordinator keeps the
+    /// fingerprint its remote workers were given.
+    pub fn load_or_create(dir: &Path) -> Result<Identity, IdentityError> {
+        let path = dir.join(IDENTITY_FILE);
+        let file_err = |reason: String| IdentityError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                // Saved as: cert length u32 LE | cert DER | PKCS#8 key DER.
+                let n = bytes
+                    .get(..4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize);
+                let Some((cert, key)) = n
+                    .filter(|&n| bytes.len() > 4 + n)
+                    .map(|n| (bytes[4..4 + n].to_vec(), bytes[4 + n..].to_vec()))
+                else {
+                    return Err(file_err(
+                        "damaged (remove it, or start afresh with --fresh)".into(),
+                    ));
+                };
+                Identity::from_der(cert, key)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let (cert, key) = generate_der()?;
+                let mut bytes = (cert.len() as u32).to_le_bytes().to_vec();
+                bytes.extend_from_slice(&cert);
+                bytes.extend_from_slice(&key);
+                crate::join::write_private_bytes(&path, &bytes)
+                    .map_err(|e| file_err(e.to_string()))?;
+                Identity::from_der(cert, key)
+            }
+            Err(e) => Err(file_err(e.to_string())),
+        }
+    }
+
+    fn from_der(cert: Vec<u8>, key: Vec<u8>) -> Result<Identity, IdentityError> {
+        let fingerprint = fingerprint(&cert);
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
+        let config = rustls::ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(vec![CertificateDer::from(cert)], key)
+            })
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        Ok(Identity {
+            fingerprint,
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// The certificate's fingerprint, which clients pin.
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Runs the server side of the handshake on an accepted connection
+    /// (bounded by [`HANDSHAKE_TIMEOUT`]).
+    pub async fn accept(&self, tcp: TcpStream) -> std::io::Result<Stream> {
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor.accept(tcp))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+            })??;
+        Ok(Box::new(tls))
+    }
+}
+
+fn generate_der() -> Result<(Vec<u8>, Vec<u8>), IdentityError> {
+    // The name is never checked (clients pin the fingerprint instead).
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["mapreduce".to_string()])
+            .map_err(|e| IdentityError::Generate(e.to_string()))?;
+    Ok((cert.der().to_vec(), signing_key.serialize_der()))
+}
+
+/// Accepts a server certificate exactly when its fingerprint is the pinned
+/// one, and checks the handshake's signatures as any TLS client does (which
+/// proves the server holds that certificate's key).
+#[derive(Debug)]
+struct Pinned {
+    pin: Fingerprint,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = fingerprint(end_entity);
+        if got == self.pin {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "the server's certificate {got} is not the pinned {} (another job's server, or someone in between)",
+                self.pin
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Connects to `addr`: over TLS pinning `pin`, or in clear without one.
+/// The connect and the handshake are each bounded by `timeout`.
+pub async fn connect(
+    addr: &str,
+    pin: Option<Fingerprint>,
+    timeout: Duration,
+) -> std::io::Result<(Stream, std::net::SocketAddr, std::net::SocketAddr)> {
+    let timed_out =
+        |what: &str| std::io::Error::new(std::io::ErrorKind::TimedOut, what.to_string());
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| timed_out("connect timed out"))??;
+    // Small frames (task requests, reports) go out at once.
+    let _ = tcp.set_nodelay(true);
+    let (local, peer) = (tcp.local_addr()?, tcp.peer_addr()?);
+    let Some(pin) = pin else {
+        return Ok((Box::new(tcp), local, peer));
+    };
+    let provider = provider();
+    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(std::io::Error::other)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("mapreduce").expect("a valid name");
+    let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
+        .await
+        .map_err(|_| timed_out("TLS handshake timed out"))?
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("TLS handshake with {addr} failed: {e} (is the join secret this job's? a job run with --no-tls needs one without a fingerprint)"),
+            )
+        })?;
+    Ok((Box::new(tls), local, peer))
+}
+
+/// A tarpc transport over `io`, with the frame limit both sides use.
+pub fn transport<Item, SinkItem, S>(
+    io: S,
+) -> tarpc::serde_transport::Transport<
+    S,
+    Item,
+    SinkItem,
+    tarpc::tokio_serde::formats::Bincode<Item, SinkItem>,
+>
+where
+    S: AsyncRead + AsyncWrite,
+    Item: for<'de> serde::Deserialize<'de>,
+    SinkItem: serde::Serialize,
+{
+    let framed = tarpc::tokio_util::codec::LengthDelimitedCodec::builder()
+        .max_frame_length(crate::MAX_FRAME)
+        .new_framed(io);
+    tarpc::serde_transport::new(framed, tarpc::tokio_serde::formats::Bincode::default())
+}
+
+/// Whether traffic to or from `addr` stays on this machine.
+pub fn is_loopback(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    addr.to_socket_addrs()
+        .map(|mut a| a.all(|a| a.ip().is_loopback()))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn echo_server(id: Identity) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = l.accept().await {
+                let id = id.clone();
+                tokio::spawn(async move {
+                    if let Ok(mut s) = id.accept(tcp).await {
+                        let mut buf = [0u8; 5];
+                        if s.read_exact(&mut buf).await.is_ok() {
+                            let _ = s.write_all(&buf).await;
+                            let _ = s.flush().await;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_talks_to_its_server_and_refuses_any_other() {
+        let id = Identity::generate().unwrap();
+        let other = Identity::generate().unwrap();
+        assert_ne!(id.fingerprint(), other.fingerprint());
+        let addr = echo_server(id.clone()).await;
+        let t = Duration::from_secs(5);
+        let (mut s, _, _) = connect(&addr, Some(id.fingerprint()), t).await.unwrap();
+        s.write_all(b"hello").await.unwrap();
+        s.flush().await.unwrap();
+        let mut back = [0u8; 5];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(&back, b"hello");
+        let e = match connect(&addr, Some(other.fingerprint()), t).await {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("a server with another certificate was accepted"),
+        };
+        assert!(e.contains("not the pinned") && e.contains(&addr), "{e}");
+    }
+
+    #[test]
+    fn a_saved_identity_keeps_its_fingerprint_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let a = Identity::load_or_create(d.path()).unwrap();
+        let b = Identity::load_or_create(d.path()).unwrap();
+        assert_eq!(a.fingerprint(), b.fingerprint());
+        let mode = std::fs::metadata(d.path().join("tls.der"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(d.path().join("tls.der"), b"xx").unwrap();
+        let e = Identity::load_or_create(d.path()).unwrap_err().to_string();
+        assert!(e.contains("tls.der") && e.contains("damaged"), "{e}");
+    }
+}
