@@ -51,7 +51,9 @@ pub fn identity(
 }
 
 /// The job's token: the one given, else the one a previous run of this job
-/// kept in the job directory, else a new one (kept there for the next run).
+/// kept in the job directory, else a new one. The server keeps it there,
+/// inside the join secret, before it listens (written once: a worker must
+/// never read a bare token there while the secret is being made).
 pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, CoordinatorError> {
     if let Some(t) = given {
         if t.trim().is_empty() {
@@ -74,10 +76,7 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
             }
         }
     }
-    let t = mr_protocol::join::generate().map_err(CoordinatorError::Token)?;
-    mr_protocol::join::write_private(&file, &t)
-        .map_err(|e| dir_error(&file, format!("cannot write the job token: {e}")))?;
-    Ok(t)
+    mr_protocol::join::generate().map_err(CoordinatorError::Token)
 }
 
 /// After replaying a journal: forgets accepted outputs whose files are gone

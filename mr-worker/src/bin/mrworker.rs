@@ -121,7 +121,8 @@ async fn main() -> ExitCode {
         connect_for: args.connect_timeout,
         reconnect_for: args.reconnect_timeout,
         memory: args.memory as usize,
-        token: args.token,
+        // An empty MR_TOKEN is no token: found locally, as when unset.
+        token: args.token.filter(|t| !t.trim().is_empty()),
         embedded_by: std::env::var(mr_protocol::join::EMBEDDED_BY_ENV)
             .ok()
             .and_then(|p| p.parse().ok()),
