@@ -43,6 +43,38 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
+/// Says whether a failed handshake is worth a warning: the first one, then
+/// at most one every ten seconds, so that a stranger who keeps connecting
+/// cannot flood a server's log (the rest are for debug logs).
+#[derive(Default)]
+pub struct WarnLimit {
+    /// When the last warning was allowed (seconds since the epoch).
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl WarnLimit {
+    /// A limit with no warning given yet.
+    pub const fn new() -> WarnLimit {
+        WarnLimit {
+            last: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// True if a warning may be given now.
+    pub fn allow(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last.load(Ordering::Relaxed);
+        now >= last.saturating_add(10)
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
 /// The SHA-256 fingerprint of a DER certificate.
 pub fn fingerprint(der: &[u8]) -> Fingerprint {
     let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der);
@@ -337,12 +369,16 @@ where
     tarpc::serde_transport::new(framed, FrameCodec::default())
 }
 
-/// Whether traffic to or from `addr` stays on this machine.
+/// Whether traffic to `addr` (`ip:port`, or `localhost:port`) stays on
+/// this machine; other names count as remote (no lookup: this is called
+/// on the runtime).
 pub fn is_loopback(addr: &str) -> bool {
-    use std::net::ToSocketAddrs;
-    addr.to_socket_addrs()
-        .map(|mut a| a.all(|a| a.ip().is_loopback()))
-        .unwrap_or(false)
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) => a.ip().is_loopback(),
+        Err(_) => addr
+            .rsplit_once(':')
+            .is_some_and(|(host, _)| host == "localhost"),
+    }
 }
 
 #[cfg(test)]
@@ -388,6 +424,21 @@ mod tests {
             Ok(_) => panic!("a server with another certificate was accepted"),
         };
         assert!(e.contains("not the pinned") && e.contains(&addr), "{e}");
+    }
+
+    #[test]
+    fn loopback_is_told_without_a_lookup() {
+        assert!(
+            is_loopback("127.0.0.1:7878") && is_loopback("[::1]:1") && is_loopback("localhost:7")
+        );
+        assert!(!is_loopback("10.0.0.1:7878") && !is_loopback("coordhost:7878"));
+    }
+
+    #[test]
+    fn failed_handshakes_warn_once_per_ten_seconds() {
+        let limit = WarnLimit::new();
+        assert!(limit.allow());
+        assert!(!limit.allow() && !limit.allow());
     }
 
     #[test]

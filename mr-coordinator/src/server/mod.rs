@@ -68,7 +68,7 @@ pub struct RunningJob {
     status: Option<crate::observe::status::StatusServer>,
     /// The progress display, if shown.
     progress: Option<crate::observe::progress::Progress>,
-    /// The file holding a generated token (None if given or disabled).
+    /// The file holding the join secret (None with neither token nor TLS).
     token_kept: Option<PathBuf>,
     /// The join secret published in `token_file`.
     join: Option<String>,
@@ -740,7 +740,12 @@ async fn serve_tcp(
                 Some(id) => match id.accept(tcp).await {
                     Ok(s) => s,
                     Err(e) => {
-                        warn!(%peer, "a connection failed the TLS handshake ({e}): a worker given another job's join secret, one started for a --no-tls job, or not a worker");
+                        static LIMIT: wire::WarnLimit = wire::WarnLimit::new();
+                        if LIMIT.allow() {
+                            warn!(%peer, "a connection failed the TLS handshake ({e}): a worker given another job's join secret, one started for a --no-tls job, or not a worker (more such failures in the next 10 s are logged at debug level)");
+                        } else {
+                            tracing::debug!(%peer, "a connection failed the TLS handshake: {e}");
+                        }
                         return;
                     }
                 },

@@ -132,7 +132,12 @@ pub async fn start(
                     Some(id) => match id.accept(tcp).await {
                         Ok(s) => s,
                         Err(e) => {
-                            warn!(%peer, "a shuffle connection failed the TLS handshake: {e}");
+                            static LIMIT: wire::WarnLimit = wire::WarnLimit::new();
+                            if LIMIT.allow() {
+                                warn!(%peer, "a shuffle connection failed the TLS handshake: {e} (more in the next 10 s at debug level)");
+                            } else {
+                                tracing::debug!(%peer, "a shuffle connection failed the TLS handshake: {e}");
+                            }
                             return;
                         }
                     },
