@@ -31,10 +31,13 @@ if ! command -v cargo-fuzz >/dev/null; then
     cargo install cargo-fuzz --locked
 fi
 export RUSTC_BOOTSTRAP=1
-# The targets' scratch files (a run file, a compressed input) go to memory.
-if [ -d /dev/shm ]; then
-    export MR_FUZZ_SCRATCH=/dev/shm
-fi
+# The targets' scratch files (a run file, a compressed input) go to memory,
+# in a directory of this run's own (several runs may go on at once).
+scratch_base=/tmp
+[ -d /dev/shm ] && scratch_base=/dev/shm
+export MR_FUZZ_SCRATCH=$scratch_base/mr-fuzz-run-$$
+mkdir -p "$MR_FUZZ_SCRATCH"
+trap 'rm -rf "$MR_FUZZ_SCRATCH"' EXIT
 
 # Seeds made by the product's own writers start every corpus.
 (cd .. && cargo test -q -p mr-fuzz --test corpus -- --ignored write_seeds >/dev/null)
@@ -61,7 +64,6 @@ for t in "${targets[@]}"; do
     printf '%-12s %10s %12s %10s %s\n' "$t" "$secs" "${runs:-?}" "${rate:-?}" "$result"
     rm -f "$log"
 done
-rm -rf /dev/shm/mr-fuzz-* 2>/dev/null || true
 
 if [ ${#failed[@]} -gt 0 ]; then
     echo "fuzzing found failures in: ${failed[*]}" >&2
