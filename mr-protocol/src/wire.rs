@@ -29,6 +29,13 @@ use tokio::net::TcpStream;
 /// peer that connects and says nothing must not hold a server's task.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The wire's version, negotiated as the TLS application protocol (ALPN):
+/// peers from builds whose messages differ fail the handshake, saying so,
+/// instead of misreading each other's frames (a stale worker binary would
+/// otherwise fail every task it is given). Change it with anything that
+/// crosses the wire; `tests::the_wire_sources_are_locked` says when.
+pub const WIRE_VERSION: &str = "mapreduce-wire/1";
+
 /// The file in which [`Identity::load_or_create`] keeps a certificate.
 pub const IDENTITY_FILE: &str = "tls.der";
 
@@ -158,15 +165,21 @@ impl Identity {
     }
 
     fn from_der(cert: Vec<u8>, key: Vec<u8>) -> Result<Identity, IdentityError> {
+        Identity::speaking(cert, key, WIRE_VERSION)
+    }
+
+    /// An identity whose server side offers `version` of the wire.
+    fn speaking(cert: Vec<u8>, key: Vec<u8>, version: &str) -> Result<Identity, IdentityError> {
         let fingerprint = fingerprint(&cert);
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
-        let config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .and_then(|b| {
                 b.with_no_client_auth()
                     .with_single_cert(vec![CertificateDer::from(cert)], key)
             })
             .map_err(|e| IdentityError::Generate(e.to_string()))?;
+        config.alpn_protocols = vec![version.as_bytes().to_vec()];
         Ok(Identity {
             fingerprint,
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
@@ -281,24 +294,40 @@ pub async fn connect(
         return Ok((Box::new(tcp), local, peer));
     };
     let provider = provider();
-    let config = rustls::ClientConfig::builder_with_provider(provider.clone())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(std::io::Error::other)?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Pinned { pin, provider }))
         .with_no_client_auth();
+    config.alpn_protocols = vec![WIRE_VERSION.as_bytes().to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = ServerName::try_from("mapreduce").expect("a valid name");
     let tls = tokio::time::timeout(timeout, connector.connect(name, tcp))
         .await
         .map_err(|_| timed_out("TLS handshake timed out"))?
         .map_err(|e| {
+            if e.to_string().contains("NoApplicationProtocol") {
+                return other_version(addr);
+            }
             std::io::Error::new(
                 e.kind(),
                 format!("TLS handshake with {addr} failed: {e} (is the join secret this job's? a job run with --no-tls needs one without a fingerprint)"),
             )
         })?;
+    // A server that chose no protocol predates the check, or differs.
+    if tls.get_ref().1.alpn_protocol() != Some(WIRE_VERSION.as_bytes()) {
+        return Err(other_version(addr));
+    }
     Ok((Box::new(tls), local, peer))
+}
+
+/// The error for a server that speaks another version of the wire.
+fn other_version(addr: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("the server at {addr} speaks another version of the wire than this {WIRE_VERSION}: mrcoordinator and every mrworker of a job must come from the same build"),
+    )
 }
 
 /// The codec of every frame: tokio-serde's bincode, except that a frame
@@ -424,6 +453,49 @@ mod tests {
             Ok(_) => panic!("a server with another certificate was accepted"),
         };
         assert!(e.contains("not the pinned") && e.contains(&addr), "{e}");
+    }
+
+    #[tokio::test]
+    async fn peers_of_another_wire_version_are_told_so() {
+        let (cert, key) = generate_der().unwrap();
+        let old = Identity::speaking(cert, key, "mapreduce-wire/0").unwrap();
+        let addr = echo_server(old.clone()).await;
+        let e = match connect(&addr, Some(old.fingerprint()), Duration::from_secs(5)).await {
+            Err(e) => e,
+            Ok(_) => panic!("a server of another wire version was accepted"),
+        };
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("another version of the wire"), "{e}");
+    }
+
+    /// What crosses the wire is defined in these files (tests and comments
+    /// aside); when they change, so may the encoding, and WIRE_VERSION must
+    /// change with it. Then record the new hash here.
+    #[test]
+    fn the_wire_sources_are_locked() {
+        let sources = [
+            include_str!("messages.rs"),
+            include_str!("service.rs"),
+            include_str!("shuffle.rs"),
+            include_str!("ids.rs"),
+            include_str!("counters.rs"),
+        ];
+        let mut text = String::new();
+        for s in sources {
+            let code = s.split("#[cfg(test)]").next().unwrap_or(s);
+            for line in code.lines().map(str::trim) {
+                if !line.is_empty() && !line.starts_with("//") {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        let hash = fingerprint(text.as_bytes()).to_string();
+        assert_eq!(
+            (WIRE_VERSION, hash.as_str()),
+            (WIRE_VERSION, "eaf00feb449f02f4b0f574394888f46b4df2e6e31867103fc0ac28e07a8d60a1"),
+            "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
+        );
     }
 
     #[test]
