@@ -275,6 +275,55 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// Accepts connections on `listener` for as long as the task runs. Each
+/// one's TLS handshake (with `identity`; without one the stream is plain)
+/// runs in a task of its own, bounded by [`HANDSHAKE_TIMEOUT`], so a peer
+/// that connects and says nothing holds up no one else; `serve` then gets
+/// the stream. A failed accept (out of descriptors, say) drops that one
+/// connection; failed handshakes warn once per 10 s. `what` names the
+/// service in the logs.
+pub async fn accept_loop<F>(
+    listener: tokio::net::TcpListener,
+    identity: Option<Identity>,
+    what: &'static str,
+    serve: F,
+) where
+    F: Fn(Stream) + Send + Sync + 'static,
+{
+    let serve = Arc::new(serve);
+    let limit = Arc::new(WarnLimit::new());
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("{what}: accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Requests and reports are small frames: send them at once.
+        let _ = tcp.set_nodelay(true);
+        let (serve, limit, identity) = (serve.clone(), limit.clone(), identity.clone());
+        tokio::spawn(async move {
+            let stream: Stream = match &identity {
+                None => Box::new(tcp),
+                Some(id) => match id.accept(tcp).await {
+                    Ok(s) => s,
+                    Err(e) if limit.allow() => {
+                        tracing::warn!(%peer, "{what}: a connection failed the TLS handshake ({e}): a peer given another job's join secret, one of another build or of a --no-tls job, or a stranger (more such failures in the next 10 s are logged at debug level)");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, "{what}: a connection failed the TLS handshake: {e}");
+                        return;
+                    }
+                },
+            };
+            serve(stream);
+        });
+    }
+}
+
 /// Connects to `addr`: over TLS pinning `pin`, or in clear without one.
 /// The connect and the handshake are each bounded by `timeout`.
 pub async fn connect(

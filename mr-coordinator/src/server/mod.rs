@@ -713,44 +713,14 @@ async fn bind_tcp(listen: &str) -> std::io::Result<tokio::net::TcpSocket> {
     Ok(socket)
 }
 
-/// Accepts TCP connections. Each one's TLS handshake runs in a task of its
-/// own, bounded by [`wire::HANDSHAKE_TIMEOUT`], so a peer that connects and
-/// says nothing holds up no one else.
+/// Serves the coordinator's RPCs on TCP connections (TLS with `identity`).
 async fn serve_tcp(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
     identity: Option<Identity>,
 ) {
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(c) => c,
-            Err(e) => {
-                // Out of descriptors, say: drop this one, keep serving.
-                warn!("accepting a connection failed: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // Task requests and reports are small frames: send them at once.
-        let _ = tcp.set_nodelay(true);
-        let (shared, identity) = (shared.clone(), identity.clone());
-        tokio::spawn(async move {
-            let stream: wire::Stream = match &identity {
-                None => Box::new(tcp),
-                Some(id) => match id.accept(tcp).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        static LIMIT: wire::WarnLimit = wire::WarnLimit::new();
-                        if LIMIT.allow() {
-                            warn!(%peer, "a connection failed the TLS handshake ({e}): a worker given another job's join secret, one started for a --no-tls job, or not a worker (more such failures in the next 10 s are logged at debug level)");
-                        } else {
-                            tracing::debug!(%peer, "a connection failed the TLS handshake: {e}");
-                        }
-                        return;
-                    }
-                },
-            };
-            serve_connection(shared, wire::transport(stream), Via::Tcp);
-        });
-    }
+    wire::accept_loop(listener, identity, "coordinator", move |stream| {
+        serve_connection(shared.clone(), wire::transport(stream), Via::Tcp)
+    })
+    .await;
 }

@@ -111,47 +111,22 @@ pub async fn start(
         admission: Mutex::new(None),
     });
     let shared = state.clone();
-    tokio::spawn(async move {
-        loop {
-            let (tcp, peer) = match listener.accept().await {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of descriptors, say: drop this one, keep serving.
-                    warn!("accepting a shuffle connection failed: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+    tokio::spawn(wire::accept_loop(
+        listener,
+        identity,
+        "shuffle",
+        move |stream| {
             let handler = Handler(shared.clone());
-            let identity = identity.clone();
-            // The handshake in the connection's own task: a silent peer
-            // holds up no other reducer.
-            tokio::spawn(async move {
-                let stream: wire::Stream = match &identity {
-                    None => Box::new(tcp),
-                    Some(id) => match id.accept(tcp).await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            static LIMIT: wire::WarnLimit = wire::WarnLimit::new();
-                            if LIMIT.allow() {
-                                warn!(%peer, "a shuffle connection failed the TLS handshake: {e} (more in the next 10 s at debug level)");
-                            } else {
-                                tracing::debug!(%peer, "a shuffle connection failed the TLS handshake: {e}");
-                            }
-                            return;
-                        }
-                    },
-                };
-                // Garbage from a stranger only ends its own channel.
+            // Garbage from a stranger only ends its own channel.
+            tokio::spawn(
                 BaseChannel::with_defaults(wire::transport(stream))
                     .execute(handler.serve())
                     .for_each(|call| async {
                         tokio::spawn(call);
-                    })
-                    .await;
-            });
-        }
-    });
+                    }),
+            );
+        },
+    ));
     info!(%addr, "serving map outputs");
     Ok((state, addr))
 }
