@@ -115,6 +115,18 @@ async fn main() -> ExitCode {
         Some(a) => Endpoint::parse(a),
         None => Endpoint::local_default(),
     };
+    // A bare token (no mrj1: prefix) would be sent in clear: only to this
+    // machine. A --no-tls job's join secret (mrj1:<token>:) says that clear
+    // is meant.
+    let bare = args.token.as_deref().is_some_and(|t| {
+        !t.trim().is_empty() && !t.trim().starts_with(mr_protocol::join::JOIN_PREFIX)
+    });
+    if let (true, Endpoint::Tcp(addr)) = (bare, &coordinator) {
+        if !mr_protocol::wire::is_loopback(addr) {
+            eprintln!("mrworker: --token (or MR_TOKEN) is a bare token, which would cross the network to {addr} in clear; give the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host)");
+            return ExitCode::from(2);
+        }
+    }
     let cfg = WorkerConfig {
         coordinator,
         app,

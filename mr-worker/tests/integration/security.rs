@@ -195,6 +195,25 @@ fn a_worker_needs_the_token_and_may_be_given_it() {
     let (code, msg) = refused(&other);
     assert_ne!(code, Some(0), "{msg}");
     assert!(msg.contains("not the pinned"), "{msg}");
+    // Nor is a bare token ever sent to another host in clear (TEST-NET-1:
+    // the worker stops before connecting anywhere).
+    let out = Command::new(bin("mrworker"))
+        .args([
+            "--coordinator",
+            "192.0.2.1:7878",
+            "--token",
+            "s3cret-value",
+            "wc",
+        ])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let msg = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(
+        msg.contains("in clear") && msg.contains("join secret"),
+        "{msg}"
+    );
     let (code, msg) = refused("mrj1:s3cret-value:xyz");
     assert_eq!(code, Some(2), "{msg}");
     assert!(
