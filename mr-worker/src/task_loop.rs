@@ -34,8 +34,8 @@ pub struct WorkerConfig {
     pub reconnect_for: Duration,
     /// Memory budget of a map task's buffers, in bytes.
     pub memory: usize,
-    /// The job's token; None to look for the one a coordinator on this
-    /// machine published (see [`mr_protocol::token`]).
+    /// The job's join secret (or a bare token); None to look for the one a
+    /// coordinator on this machine published (see [`mr_protocol::join`]).
     pub token: Option<String>,
     /// Where map outputs, fetched data and the shuffle service go.
     pub placement: PlacementConfig,
