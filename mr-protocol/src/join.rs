@@ -1,12 +1,16 @@
-//! Job tokens: the shared secret a worker must present to join a job.
+//! Job tokens and join secrets: what a worker must present to join a job,
+//! and how it knows the coordinator it talks to is the job's.
 //!
 //! Each job has a token: the one given with `--token`/`MR_TOKEN`, else 128
-//! random bits generated at the job's start (and kept in the job directory,
-//! so a restarted coordinator keeps the same one and its workers can rejoin).
-//! Workers on the coordinator's own machine need not be told: the
-//! coordinator publishes the token in a file only its user can read,
-//! `<runtime dir>/<port>.token`, and a worker given no token looks there for
-//! the port it connects to. Workers on other hosts are given it explicitly.
+//! random bits generated at the job's start. Workers are given it inside a
+//! [`JoinSecret`], `mrj1:<token>:<fingerprint>`, whose fingerprint pins the
+//! coordinator's TLS certificate (see [`crate::wire`]); the coordinator keeps
+//! it in the job directory, so a restarted coordinator keeps both and its
+//! workers can rejoin. Workers on the coordinator's own machine need not be
+//! told: the coordinator publishes the join secret in a file only its user
+//! can read, `<runtime dir>/<port>.token`, and a worker given none looks
+//! there for the port it connects to. Workers on other hosts are given it
+//! explicitly.
 //!
 //! Workers on the coordinator's machine may also reach it over its Unix
 //! domain socket (the lab's `/var/tmp/5840-mr-<uid>`), where the socket's
