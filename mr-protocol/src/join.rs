@@ -244,6 +244,15 @@ impl std::fmt::Display for JoinSecret {
     }
 }
 
+/// A peer's address as the coordinator hands it out: `addr`, followed by
+/// `#<fingerprint>` when the peer speaks TLS (the inverse of [`split_pinned`]).
+pub fn pinned(addr: &str, pin: Option<Fingerprint>) -> String {
+    match pin {
+        Some(fp) => format!("{addr}#{fp}"),
+        None => addr.to_string(),
+    }
+}
+
 /// Splits a peer's address as the coordinator hands it out, `host:port`
 /// or `host:port#<fingerprint>` for a peer that speaks TLS, into the
 /// address and the fingerprint to pin.
@@ -321,9 +330,11 @@ mod tests {
             assert!(JoinSecret::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(split_pinned("10.0.0.1:7").unwrap(), ("10.0.0.1:7", None));
-        let pinned = format!("10.0.0.1:7#{fp}");
-        let (a, p) = split_pinned(&pinned).unwrap();
+        let endpoint = format!("10.0.0.1:7#{fp}");
+        let (a, p) = split_pinned(&endpoint).unwrap();
         assert_eq!((a, p.unwrap().to_string()), ("10.0.0.1:7", fp));
         assert!(split_pinned("10.0.0.1:7#zz").is_err());
+        assert_eq!(pinned(a, p), endpoint);
+        assert_eq!(pinned("10.0.0.1:7", None), "10.0.0.1:7");
     }
 }

@@ -157,10 +157,7 @@ impl Placement {
             info!(dir = %store.dir().display(), shuffle = %advertised, "keeping map outputs on this host");
         }
         // Reducers pin the certificate: `host:port#<fingerprint>`.
-        let endpoint = match pin {
-            Some(fp) => format!("{advertised}#{fp}"),
-            None => advertised.to_string(),
-        };
+        let endpoint = mr_protocol::join::pinned(&advertised.to_string(), pin);
         placement.shuffle = Some((state, endpoint));
         Ok(placement)
     }

@@ -205,17 +205,14 @@ pub struct Gather<'a> {
 /// one (a worker on the coordinator's machine, which reached it over
 /// loopback) means the coordinator's host to a worker reaching it otherwise.
 fn reachable(host: &str, coordinator: Option<std::net::IpAddr>) -> String {
-    // The certificate fingerprint after '#', if any, stays as it is.
-    let (addr, pin) = host
-        .split_once('#')
-        .map_or((host, None), |(a, p)| (a, Some(p)));
+    // The certificate's fingerprint, if any, stays with the address.
+    let Ok((addr, pin)) = mr_protocol::join::split_pinned(host) else {
+        return host.to_string();
+    };
     match (addr.parse::<std::net::SocketAddr>(), coordinator) {
         (Ok(a), Some(c)) if a.ip().is_loopback() && !c.is_loopback() => {
             let moved = std::net::SocketAddr::new(c, a.port()).to_string();
-            match pin {
-                Some(p) => format!("{moved}#{p}"),
-                None => moved,
-            }
+            mr_protocol::join::pinned(&moved, pin)
         }
         _ => host.to_string(),
     }
