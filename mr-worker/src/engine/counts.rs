@@ -6,6 +6,15 @@
 //! [`BATCH`] adds the queue is applied, by which time most slots are in
 //! cache and the misses of a batch overlapped instead of following each
 //! other. A slot holds key and count together (one miss per lookup).
+//!
+//! A task's table is emptied where it lies: its entries are packed to the
+//! front of the slot array and sorted there by partition, then key
+//! ([`PackedCounts::drain_by_partition`]), so writing a run allocates
+//! nothing. The emptied slot array goes back to a small process-wide pool
+//! that the next task's table starts from: a worker maps task after task
+//! meeting much the same vocabulary, and a table that had to double its way
+//! up from a few thousand slots, faulting in fresh pages each time, cost
+//! every 64 MiB task tens of milliseconds.
 
 /// Keys queued before they are applied.
 const BATCH: usize = 32;
@@ -13,11 +22,59 @@ const BATCH: usize = 32;
 /// is at most 15.
 const EMPTY: u128 = u128::MAX;
 
+/// One key and its count; `part` is only set while the table is drained.
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
 struct Slot {
     key: u128,
     count: u64,
+    part: u64,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    key: EMPTY,
+    count: 0,
+    part: 0,
+};
+
+/// Emptied slot arrays of finished tables, for the next tables to start from.
+static POOL: std::sync::Mutex<Vec<Vec<Slot>>> = std::sync::Mutex::new(Vec::new());
+
+/// Slot arrays smaller than this are not worth keeping (1 MiB).
+const POOL_MIN_SLOTS: usize = 1 << 15;
+
+/// An empty slot array of a power-of-two length of at least `min` and at
+/// most `max` slots: a pooled one if one fits, else a new one of `min`.
+fn slot_array(min: usize, max: usize) -> Vec<Slot> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    // The largest that fits: a reused table should not have to grow again.
+    let best = (0..pool.len())
+        .filter(|&i| (min..=max).contains(&pool[i].len()))
+        .max_by_key(|&i| pool[i].len());
+    match best {
+        Some(i) => pool.swap_remove(i),
+        None => {
+            drop(pool);
+            vec![EMPTY_SLOT; min]
+        }
+    }
+}
+
+/// Gives an empty slot array back for later tables. The pool keeps one
+/// array per thread of the pool at most (the tables that can be live at
+/// once), so what it holds stays within one task's memory budget.
+fn recycle(slots: Vec<Slot>) {
+    if slots.len() < POOL_MIN_SLOTS {
+        return;
+    }
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < rayon::current_num_threads().max(1) {
+        pool.push(slots);
+    } else if let Some(smallest) = (0..pool.len()).min_by_key(|&i| pool[i].len()) {
+        if pool[smallest].len() < slots.len() {
+            pool[smallest] = slots;
+        }
+    }
 }
 
 /// Packed `u128` keys to `u64` counts.
@@ -46,18 +103,14 @@ fn hash(k: u128) -> u64 {
 }
 
 impl PackedCounts {
-    /// A table with room for `n` keys before it grows.
+    /// A table with room for `n` keys before it grows (more if an emptied
+    /// table's slots are reused).
     pub fn with_capacity(n: usize) -> Self {
         let cap = (n * 2).next_power_of_two().max(16);
+        let slots = slot_array(cap, usize::MAX);
         PackedCounts {
-            slots: vec![
-                Slot {
-                    key: EMPTY,
-                    count: 0
-                };
-                cap
-            ],
-            mask: cap - 1,
+            mask: slots.len() - 1,
+            slots,
             len: 0,
             max_slots: usize::MAX,
             queue: [(0, 0, 0); BATCH],
@@ -96,7 +149,11 @@ impl PackedCounts {
                 return;
             }
             if s.key == EMPTY {
-                *s = Slot { key, count: n };
+                *s = Slot {
+                    key,
+                    count: n,
+                    part: 0,
+                };
                 self.len += 1;
                 // Keep the load at most one half, so probes stay short; at
                 // the size limit let it fill to 7/8 first (the owner spills
@@ -112,21 +169,15 @@ impl PackedCounts {
     }
 
     fn grow(&mut self) {
-        let doubled = vec![
-            Slot {
-                key: EMPTY,
-                count: 0
-            };
-            self.slots.len() * 2
-        ];
+        let doubled = slot_array(self.slots.len() * 2, self.slots.len() * 2);
         let old = std::mem::replace(&mut self.slots, doubled);
         self.mask = self.slots.len() - 1;
-        for s in old.into_iter().filter(|s| s.key != EMPTY) {
+        for s in old.iter().filter(|s| s.key != EMPTY) {
             let mut i = hash(s.key) as usize & self.mask;
             while self.slots[i].key != EMPTY {
                 i = (i + 1) & self.mask;
             }
-            self.slots[i] = s;
+            self.slots[i] = *s;
         }
     }
 
@@ -135,6 +186,12 @@ impl PackedCounts {
         self.max_slots = (bytes / std::mem::size_of::<Slot>())
             .max(16)
             .next_power_of_two();
+        if self.slots.len() > self.max_slots && self.len == 0 && self.queued == 0 {
+            // A reused array too big for this budget: start small instead.
+            let small = slot_array(16, self.max_slots);
+            recycle(std::mem::replace(&mut self.slots, small));
+            self.mask = self.slots.len() - 1;
+        }
     }
 
     /// Heap bytes the table needs: what it holds, or twice that once it is
@@ -158,25 +215,114 @@ impl PackedCounts {
         self.len == 0 && self.queued == 0
     }
 
-    /// Takes every (key, count) out through `f`, leaving a small empty
-    /// table with the same size limit.
-    pub fn take_map<T>(&mut self, mut f: impl FnMut(u128, u64) -> T) -> Vec<T> {
+    /// Empties the table in place, ordered by partition (`part_of` each
+    /// key, below `parts`) and then by key. The entries are read through
+    /// the returned view; dropping it leaves the table empty, with its
+    /// slots kept for more adds.
+    pub fn drain_by_partition(&mut self, parts: u32, part_of: impl Fn(u128) -> u32) -> Drained<'_> {
         self.flush();
-        let out = self
-            .slots
-            .iter()
-            .filter(|s| s.key != EMPTY)
-            .map(|s| f(s.key, s.count))
-            .collect();
-        let max_slots = self.max_slots;
-        *self = Self::default();
-        self.max_slots = max_slots;
-        out
+        // Pack the entries to the front, each tagged with its partition.
+        let mut n = 0;
+        let mut last = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].key != EMPTY {
+                let mut s = self.slots[i];
+                s.part = u64::from(part_of(s.key));
+                self.slots[n] = s;
+                n += 1;
+                last = i + 1;
+            }
+        }
+        debug_assert_eq!(n, self.len);
+        // Every slot from `n` on is free again (the moved ones included).
+        self.slots[n..last].fill(EMPTY_SLOT);
+        let entries = &mut self.slots[..n];
+        // Bucket by partition in place (counts, then cycles of swaps), so
+        // each partition sorts alone, in cache, and they sort in parallel.
+        let mut bounds = vec![0usize; parts as usize + 1];
+        for s in entries.iter() {
+            bounds[s.part as usize + 1] += 1;
+        }
+        for p in 0..parts as usize {
+            bounds[p + 1] += bounds[p];
+        }
+        let mut next = bounds.clone();
+        for p in 0..parts as usize {
+            while next[p] < bounds[p + 1] {
+                let q = entries[next[p]].part as usize;
+                if q == p {
+                    next[p] += 1;
+                } else {
+                    entries.swap(next[p], next[q]);
+                    next[q] += 1;
+                }
+            }
+        }
+        let mut buckets = Vec::with_capacity(parts as usize);
+        let mut rest = &mut *entries;
+        for p in 0..parts as usize {
+            let (b, r) = rest.split_at_mut(bounds[p + 1] - bounds[p]);
+            buckets.push(b);
+            rest = r;
+        }
+        use rayon::prelude::*;
+        buckets
+            .into_par_iter()
+            .for_each(|b| b.sort_unstable_by_key(|s| s.key));
+        Drained {
+            table: self,
+            bounds,
+        }
     }
 
-    /// Takes every (key, count) out.
+    /// Takes every (key, count) out, in no particular order.
     pub fn take(&mut self) -> Vec<(u128, u64)> {
-        self.take_map(|k, c| (k, c))
+        let d = self.drain_by_partition(1, |_| 0);
+        d.partition(0).collect()
+    }
+}
+
+impl Drop for PackedCounts {
+    fn drop(&mut self) {
+        if self.len == 0 {
+            recycle(std::mem::take(&mut self.slots));
+        }
+    }
+}
+
+/// A table's entries ordered by partition and key; the table is empty once
+/// this is dropped.
+pub struct Drained<'a> {
+    table: &'a mut PackedCounts,
+    /// Partition `p`'s entries are `bounds[p]..bounds[p + 1]`.
+    bounds: Vec<usize>,
+}
+
+impl Drained<'_> {
+    /// Entries in partition `p`, by key.
+    pub fn partition(&self, p: u32) -> impl Iterator<Item = (u128, u64)> + '_ {
+        let p = p as usize;
+        self.table.slots[self.bounds[p]..self.bounds[p + 1]]
+            .iter()
+            .map(|s| (s.key, s.count))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.bounds.last().copied().unwrap_or(0)
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Drop for Drained<'_> {
+    fn drop(&mut self) {
+        let n = self.len();
+        self.table.slots[..n].fill(EMPTY_SLOT);
+        self.table.len = 0;
     }
 }
 

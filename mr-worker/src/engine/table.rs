@@ -10,7 +10,7 @@ use crate::engine::counts::PackedCounts;
 use crate::engine::pairs::{sort_and_group, PairBuf};
 use crate::engine::runfile::{RunError, RunWriter};
 use mr_apps::{ihash, parse_count, App, Emit};
-use rayon::slice::ParallelSliceMut;
+use rayon::prelude::*;
 use std::collections::HashMap;
 
 /// What a map task accumulates into.
@@ -257,46 +257,73 @@ fn sum_adjacent<K: PartialEq>(v: &mut Vec<(u32, K, u64)>) {
     });
 }
 
+/// The union of several key-sorted lists, counts of equal keys summed, in
+/// key order. There is one list per thread of a task, so few.
+fn merge_sorted(
+    mut lists: Vec<std::iter::Peekable<impl Iterator<Item = (u128, u64)>>>,
+) -> impl Iterator<Item = (u128, u64)> {
+    std::iter::from_fn(move || {
+        let key = lists
+            .iter_mut()
+            .filter_map(|l| l.peek().map(|e| e.0))
+            .min()?;
+        let mut total = 0u64;
+        for l in lists.iter_mut() {
+            if let Some(&(_, n)) = l.peek().filter(|e| e.0 == key) {
+                total += n;
+                l.next();
+            }
+        }
+        Some((key, total))
+    })
+}
+
 /// Writes the union of `tables`, sorted by (partition, key), counts summed,
 /// and empties them.
 fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, RunError> {
     let reduces = w.reduces();
-    let mut short: Vec<(u32, u128, u64)> = Vec::new();
     let mut long: Vec<(u32, Box<[u8]>, u64)> = Vec::new();
     for t in tables.iter_mut() {
-        short.extend(t.short.take_map(|k, v| {
-            let (b, len) = unpack(k);
-            (ihash(&b[..len]) % reduces, k, v)
-        }));
         long.extend(t.long.drain().map(|(k, v)| (ihash(&k) % reduces, k, v)));
         t.long_bytes = 0;
         t.long.shrink_to(0);
     }
-    // The end of a task is otherwise single-threaded: sort on every core.
-    short.par_sort_unstable_by_key(|&(p, k, _)| (p, k));
-    sum_adjacent(&mut short);
     long.par_sort_unstable();
     sum_adjacent(&mut long);
-    let (mut si, mut li) = (0, 0);
+    // Each table sorts its own entries in place, by partition then key
+    // (tables in parallel); the partitions are then merged across tables.
+    let part_of = |k: u128| {
+        let (b, len) = unpack(k);
+        ihash(&b[..len]) % reduces
+    };
+    let drained: Vec<_> = tables
+        .par_iter_mut()
+        .map(|t| t.short.drain_by_partition(reduces, part_of))
+        .collect();
+    let mut records = long.len() as u64;
+    let mut li = 0;
     let mut num = [0u8; 20];
     for r in 0..reduces {
+        let mut short =
+            merge_sorted(drained.iter().map(|d| d.partition(r).peekable()).collect()).peekable();
         loop {
-            let s = short
-                .get(si)
-                .filter(|e| e.0 == r)
-                .map(|e| (unpack(e.1), e.2));
             let l = long.get(li).filter(|e| e.0 == r);
             // Take whichever key is smaller; packed keys are at most 15
             // bytes and long ones at least 16, so they never tie.
-            let take_short = match (&s, l) {
-                (Some(((b, len), _)), Some(l)) => b[..*len] < *l.1,
+            let take_short = match (short.peek(), l) {
+                (Some(&(k, _)), Some(l)) => {
+                    let (b, len) = unpack(k);
+                    b[..len] < *l.1
+                }
                 (Some(_), None) => true,
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            if let (true, Some(((b, len), n))) = (take_short, s) {
+            if take_short {
+                let (k, n) = short.next().expect("peeked");
+                let (b, len) = unpack(k);
                 w.push(&b[..len], decimal(n, &mut num))?;
-                si += 1;
+                records += 1;
             } else if let Some(l) = l {
                 w.push(&l.1, decimal(l.2, &mut num))?;
                 li += 1;
@@ -304,7 +331,7 @@ fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, Run
         }
         w.end_partition()?;
     }
-    Ok((short.len() + long.len()) as u64)
+    Ok(records)
 }
 
 /// Raw pairs, one buffer per partition, for apps without a count combiner.
