@@ -78,16 +78,19 @@ pub fn add_counter(c: &mut AppCounters, name: &str, delta: u64) {
 /// the byte strings, and one table slot holds key and count together.
 const PACKED_MAX: usize = 15;
 
+/// The first 16 bytes of `key` as a big-endian number, zero-padded: keys
+/// whose prefixes differ order as their prefixes do; keys of at most 16
+/// bytes with equal prefixes differ only in length (the shorter first).
 #[inline]
-fn pack(key: &[u8]) -> Option<u128> {
+pub(crate) fn key_prefix(key: &[u8]) -> u128 {
     let len = key.len();
-    if len > PACKED_MAX {
-        return None;
+    if len >= 16 {
+        return u128::from_be_bytes(key[..16].try_into().unwrap());
     }
     // Built from loads of the key itself (two that overlap for lengths
     // between the powers of two) rather than copied into a zeroed buffer
     // and read back: the copy's narrow stores cannot forward to the wide
-    // load, which stalled every word this is called on.
+    // load, which stalled every word this was called on.
     let be64 = |at: usize| u64::from_be_bytes(key[at..at + 8].try_into().unwrap());
     let be32 = |at: usize| u64::from(u32::from_be_bytes(key[at..at + 4].try_into().unwrap()));
     // The key's bytes as a big-endian number, in the top bytes of `hi`
@@ -113,7 +116,13 @@ fn pack(key: &[u8]) -> Option<u128> {
         let hi = if len == 0 { 0 } else { n << (8 * (8 - len)) };
         (hi, 0)
     };
-    Some((u128::from(hi) << 64) | u128::from(lo | len as u64))
+    (u128::from(hi) << 64) | u128::from(lo)
+}
+
+#[inline]
+fn pack(key: &[u8]) -> Option<u128> {
+    // The 16th byte of a shorter key's prefix is zero: room for its length.
+    (key.len() <= PACKED_MAX).then(|| key_prefix(key) | key.len() as u128)
 }
 
 fn unpack(k: u128) -> ([u8; 16], usize) {
@@ -479,6 +488,31 @@ mod tests {
                 b[..len].copy_from_slice(key);
                 b[15] = len as u8;
                 assert_eq!(pack(key), Some(u128::from_be_bytes(b)), "{key:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn prefixes_order_like_bytes_unless_equal() {
+        let keys: [&[u8]; 9] = [
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"ab",
+            b"b",
+            b"abcdefghijklmnop",
+            b"abcdefghijklmnopq",
+            b"abcdefghijklmnoq",
+        ];
+        for a in keys {
+            for b in keys {
+                let (pa, pb) = (key_prefix(a), key_prefix(b));
+                if pa != pb {
+                    assert_eq!(pa.cmp(&pb), a.cmp(b), "{a:?} vs {b:?}");
+                } else if a.len() <= 16 && b.len() <= 16 {
+                    assert_eq!(a.len().cmp(&b.len()), a.cmp(b), "{a:?} vs {b:?}");
+                }
             }
         }
     }
