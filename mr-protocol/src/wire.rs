@@ -46,6 +46,66 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
 /// A connection, whichever kind.
 pub type Stream = Box<dyn Io>;
 
+/// A TLS stream whose peer hanging up without TLS's closing message
+/// (`close_notify`) reads as an ordinary end of stream. Every worker that
+/// exits does that, and rustls reports it as an error that tarpc logs as a
+/// warning on the other side at the end of every job. Nothing is lost by
+/// accepting it: frames carry their own length, so a stream cut inside a
+/// frame still fails as truncated, and a cut between frames is what closing
+/// the TCP connection, which anyone on the path can do, already means.
+struct EofIsClose<S>(S);
+
+impl<S: AsyncRead + Unpin> AsyncRead for EofIsClose<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match std::pin::Pin::new(&mut self.0).poll_read(cx, buf) {
+            std::task::Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                std::task::Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for EofIsClose<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
@@ -199,7 +259,7 @@ impl Identity {
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
             })??;
-        Ok(Box::new(tls))
+        Ok(Box::new(EofIsClose(tls)))
     }
 }
 
@@ -368,7 +428,7 @@ pub async fn connect(
     if tls.get_ref().1.alpn_protocol() != Some(WIRE_VERSION.as_bytes()) {
         return Err(other_version(addr));
     }
-    Ok((Box::new(tls), local, peer))
+    Ok((Box::new(EofIsClose(tls)), local, peer))
 }
 
 /// The error for a server that speaks another version of the wire.

@@ -88,6 +88,26 @@ fn sigterm_stops_the_job_and_reaps_embedded_workers() {
 }
 
 #[test]
+fn a_job_that_goes_well_says_nothing_but_its_summary() {
+    // Workers hang up when the job ends; over TLS that must not read as a
+    // broken connection (it once warned twice at the end of every job).
+    let t = TestDir::new();
+    let files = data_files();
+    let out = Command::new(bin("mrcoordinator"))
+        .args(["--listen", "127.0.0.1:0", "--app", "wc", "--workers", "2"])
+        .args(&files)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("job complete"), "{err}");
+    for bad in ["WARN", "ERROR", "close_notify"] {
+        assert!(!err.contains(bad), "{bad} in:\n{err}");
+    }
+}
+
+#[test]
 fn embedded_workers_replace_crashed_ones() {
     let t = TestDir::new();
     let files = data_files();
