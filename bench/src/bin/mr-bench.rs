@@ -35,6 +35,47 @@ struct Args {
     /// Extra arguments for every mrcoordinator run (e.g. "--split-size 32MiB").
     #[arg(long, default_value = "", allow_hyphen_values = true)]
     coordinator_args: String,
+    /// Distinct words in the generated corpus's vocabulary.
+    #[arg(long, default_value_t = 500_000)]
+    vocabulary: usize,
+    /// The reference word counter the ratios are taken against: its binary,
+    /// or its source directory (built in a copy under --dir), called as
+    /// `PATH OUT INPUT...`. Without it the ratios are against the yardstick.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+}
+
+/// The reference counter's binary: `path` itself, or built from the crate
+/// at `path` in a copy under `dir` (the source may be read-only).
+fn reference_binary(path: &Path, dir: &Path) -> anyhow::Result<PathBuf> {
+    if !path.join("Cargo.toml").exists() {
+        anyhow::ensure!(
+            path.is_file(),
+            "--reference {}: neither a binary nor a crate directory",
+            path.display()
+        );
+        return Ok(path.to_path_buf());
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow::anyhow!("--reference {}: no directory name", path.display()))?;
+    let copy = dir.join("reference").join(name);
+    std::fs::create_dir_all(&copy)?;
+    let st = Command::new("cp")
+        .arg("-r")
+        .arg(path.join("."))
+        .arg(&copy)
+        .status()?;
+    anyhow::ensure!(st.success(), "copying {} failed", path.display());
+    eprintln!("building the reference in {} ...", copy.display());
+    let st = Command::new("cargo")
+        .args(["build", "--release", "--quiet"])
+        .current_dir(&copy)
+        .status()?;
+    anyhow::ensure!(st.success(), "building {} failed", copy.display());
+    let bin = copy.join("target/release").join(name);
+    anyhow::ensure!(bin.is_file(), "no binary at {}", bin.display());
+    Ok(bin)
 }
 
 struct Contender {
@@ -153,12 +194,19 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// Generates a corpus unless a complete one is already there; returns its files.
-fn ensure_corpus(bin: &Path, corpus: &Path, size: &str, files: u32) -> anyhow::Result<Vec<String>> {
+fn ensure_corpus(
+    bin: &Path,
+    corpus: &Path,
+    size: &str,
+    files: u32,
+    vocabulary: usize,
+) -> anyhow::Result<Vec<String>> {
     if !corpus.join(".complete").exists() {
         eprintln!("generating {size} corpus in {} ...", corpus.display());
         let t = Instant::now();
         let st = Command::new(bin.join("mr-corpus"))
             .args(["--size", size, "--files", &files.to_string()])
+            .args(["--vocabulary", &vocabulary.to_string()])
             .arg(corpus)
             .status()?;
         anyhow::ensure!(st.success(), "mr-corpus failed");
@@ -176,7 +224,7 @@ fn ensure_corpus(bin: &Path, corpus: &Path, size: &str, files: u32) -> anyhow::R
 /// Times a word count over many tiny inputs: what each task costs the framework.
 fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()> {
     let corpus = dir.join(format!("tiny-{n}"));
-    let inputs = ensure_corpus(bin, &corpus, &format!("{n}KiB"), n)?;
+    let inputs = ensure_corpus(bin, &corpus, &format!("{n}KiB"), n, 500_000)?;
     let seq = dir.join("out-tiny-seq");
     std::fs::create_dir_all(&seq)?;
     let st = Command::new(bin.join("mrsequential"))
@@ -271,10 +319,16 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = std::env::current_exe()?.parent().unwrap().to_path_buf();
     let b = |n: &str| bin.join(n).display().to_string();
-    let corpus = args
-        .dir
-        .join(format!("corpus-{}-{}", args.size, args.files));
-    let inputs = ensure_corpus(&bin, &corpus, &args.size, args.files)?;
+    let corpus = args.dir.join(match args.vocabulary {
+        500_000 => format!("corpus-{}-{}", args.size, args.files),
+        v => format!("corpus-{}-{}-v{v}", args.size, args.files),
+    });
+    let inputs = ensure_corpus(&bin, &corpus, &args.size, args.files, args.vocabulary)?;
+    let reference = args
+        .reference
+        .as_deref()
+        .map(|p| reference_binary(p, &args.dir))
+        .transpose()?;
     let bytes: u64 = inputs
         .iter()
         .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
@@ -309,7 +363,21 @@ fn main() -> anyhow::Result<()> {
         v
     };
     let o = |n: &str| out.join(n);
-    let contenders = [
+    let mut contenders = Vec::new();
+    if let Some(r) = &reference {
+        let mut argv = vec![
+            r.display().to_string(),
+            o("reference.txt").display().to_string(),
+        ];
+        argv.extend(inputs.iter().cloned());
+        contenders.push(Contender {
+            name: "reference counter (--reference)",
+            argv,
+            output: Some(o("reference.txt")),
+            check: Check::Wc,
+        });
+    }
+    contenders.extend([
         Contender {
             name: "yardstick (plain Rust word count)",
             argv: with_inputs(vec![
@@ -356,7 +424,7 @@ fn main() -> anyhow::Result<()> {
             check: Check::Indexer,
         },
         Contender {
-            name: "tr -cs + sort + uniq -c pipeline (ASCII words; reference only)",
+            name: "tr -cs + sort + uniq -c pipeline (ASCII words; for scale only)",
             argv: vec![
                 "sh".into(),
                 "-c".into(),
@@ -369,7 +437,7 @@ fn main() -> anyhow::Result<()> {
             output: None,
             check: Check::None,
         },
-    ];
+    ]);
     let only: Vec<String> = args
         .only
         .map(|s| s.split(',').map(String::from).collect())
@@ -417,19 +485,28 @@ fn main() -> anyhow::Result<()> {
         );
         rows.push((c.name, median(&mut walls), min, max, median(&mut cpus), rss));
     }
-    let yard = rows
-        .iter()
-        .find(|r| r.0.starts_with("yardstick"))
-        .map(|r| r.1);
+    // Ratios against the reference counter when it ran, else the yardstick.
+    let (yard, against) = match rows.iter().find(|r| r.0.starts_with("reference")) {
+        Some(r) => (Some(r.1), "reference"),
+        None => (
+            rows.iter()
+                .find(|r| r.0.starts_with("yardstick"))
+                .map(|r| r.1),
+            "yardstick",
+        ),
+    };
     println!(
-        "\nCorpus: {} in {} files ({} bytes), {} runs each, {} cores\n",
+        "\nCorpus: {} in {} files ({} bytes, {}-word vocabulary), {} runs each, {} cores\n",
         args.size,
         inputs.len(),
         bytes,
+        args.vocabulary,
         args.runs,
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("| contender | wall median s (min-max) | CPU s | peak RSS MiB | MB/s | x yardstick |");
+    println!(
+        "| contender | wall median s (min-max) | CPU s | largest process MiB | MB/s | x {against} |"
+    );
     println!("|---|---|---|---|---|---|");
     for (name, med, min, max, cpu, rss) in &rows {
         let ratio = yard.map_or("-".to_string(), |y| format!("{:.2}", med / y));
