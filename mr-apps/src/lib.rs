@@ -9,6 +9,7 @@
 
 pub mod apps;
 pub mod hash;
+pub mod keys;
 pub mod plugin;
 pub mod words;
 

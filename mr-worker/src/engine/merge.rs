@@ -11,7 +11,7 @@
 //! inputs' read buffers, one at a time.
 
 use crate::engine::runfile::{PartitionReader, RunError};
-use crate::engine::table::key_prefix;
+use mr_apps::keys::key_prefix;
 use mr_apps::Values;
 use mr_protocol::{AttemptId, MapTaskId, TaskFailure};
 

@@ -1,5 +1,6 @@
 //! In-memory key/value buffers and sort-then-group, shared by map and combine.
 
+use mr_apps::keys::key_prefix;
 use mr_apps::Values;
 use rayon::slice::ParallelSliceMut;
 
@@ -66,18 +67,24 @@ impl PairBuf {
     }
 }
 
-/// The first eight bytes of a key, big-endian and zero-padded: comparing
-/// prefixes as integers agrees with comparing the keys, up to ties.
-fn prefix(key: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = key.len().min(8);
-    b[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(b)
-}
+/// One pair in a sort: the key's 16-byte prefix first (see
+/// [`key_prefix`]), so comparing two keys of up to 16 bytes, nearly every
+/// word, is an integer compare and never a `memcmp` call, even when they are
+/// equal.
+type Sortable<'a> = (u128, &'a [u8], &'a [u8]);
 
-/// One pair in a sort: the key's prefix first, so most comparisons are a
-/// single integer compare rather than a memcmp call.
-type Sortable<'a> = (u64, &'a [u8], &'a [u8]);
+/// The order of two keys given with their prefixes.
+#[inline]
+fn key_order(a: &Sortable<'_>, b: &Sortable<'_>) -> std::cmp::Ordering {
+    a.0.cmp(&b.0).then_with(|| {
+        if a.1.len() <= 16 && b.1.len() <= 16 {
+            // Equal up to zero padding: the shorter is a prefix of the other.
+            a.1.len().cmp(&b.1.len())
+        } else {
+            a.1.cmp(b.1)
+        }
+    })
+}
 
 /// Values of one key group of a sorted pair list.
 struct GroupValues<'a> {
@@ -101,15 +108,15 @@ pub fn sort_and_group(bufs: &[&PairBuf], mut f: impl FnMut(&[u8], &mut dyn Value
     for b in bufs {
         pairs.extend(b.entries.iter().map(|&e| {
             let (k, v) = b.pair(e);
-            (prefix(k), k, v)
+            (key_prefix(k), k, v)
         }));
     }
-    pairs.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+    pairs.par_sort_unstable_by(key_order);
     let mut i = 0;
     while i < pairs.len() {
         let key = pairs[i].1;
         let mut j = i + 1;
-        while j < pairs.len() && pairs[j].1 == key {
+        while j < pairs.len() && key_order(&pairs[j], &pairs[i]).is_eq() {
             j += 1;
         }
         f(
