@@ -100,6 +100,20 @@ impl Values for GroupValues<'_> {
     }
 }
 
+/// How many pairs ahead of the current group [`sort_and_group`] prefetches.
+const PREFETCH_AHEAD: usize = 16;
+
+#[inline]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint; any address is allowed.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 /// Sorts the pairs of all `bufs` by key (bytewise) and calls `f` once per
 /// distinct key with a stream of its values.
 pub fn sort_and_group(bufs: &[&PairBuf], mut f: impl FnMut(&[u8], &mut dyn Values)) {
@@ -114,6 +128,12 @@ pub fn sort_and_group(bufs: &[&PairBuf], mut f: impl FnMut(&[u8], &mut dyn Value
     pairs.par_sort_unstable_by(key_order);
     let mut i = 0;
     while i < pairs.len() {
+        // Sorted, the pairs' bytes are read in random order: ask for the
+        // values of the pairs a little ahead now, so those cache misses
+        // overlap with this group's work instead of stalling each group.
+        for p in pairs.iter().skip(i + PREFETCH_AHEAD).take(4) {
+            prefetch(p.2.as_ptr());
+        }
         let key = pairs[i].1;
         let mut j = i + 1;
         while j < pairs.len() && key_order(&pairs[j], &pairs[i]).is_eq() {
