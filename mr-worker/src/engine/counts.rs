@@ -156,10 +156,12 @@ impl PackedCounts {
                 };
                 self.len += 1;
                 // Keep the load at most one half, so probes stay short; at
-                // the size limit let it fill to 7/8 first (the owner spills
-                // it soon), and only then grow, for correctness.
+                // the size limit it fills instead and says it is `full` at
+                // 7/8, which its owner checks every few thousand adds and
+                // spills; growing past the limit at 15/16 is only a safety
+                // net (a table must never fill up entirely).
                 let n = self.slots.len();
-                if (self.len * 2 > n && n < self.max_slots) || self.len * 8 > n * 7 {
+                if (self.len * 2 > n && n < self.max_slots) || self.len * 16 > n * 15 {
                     self.grow();
                 }
                 return;
@@ -194,15 +196,15 @@ impl PackedCounts {
         }
     }
 
-    /// Heap bytes the table needs: what it holds, or twice that once it is
-    /// past its normal load at the size limit (it would have doubled).
+    /// Heap bytes the table holds.
     pub fn bytes(&self) -> usize {
-        let held = self.slots.len() * std::mem::size_of::<Slot>();
-        if self.len * 2 > self.slots.len() {
-            2 * held
-        } else {
-            held
-        }
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+
+    /// True when the table is at its size limit and 7/8 full: time to
+    /// empty it (it grows past the limit only when nearly full).
+    pub fn full(&self) -> bool {
+        self.slots.len() >= self.max_slots && self.len * 8 > self.slots.len() * 7
     }
 
     /// Distinct keys (after a flush).
@@ -373,12 +375,19 @@ mod tests {
         t.flush();
         assert_eq!(t.len(), 50);
         assert_eq!(t.slots.len(), 64, "stopped doubling at the limit");
-        assert_eq!(t.bytes(), 2 * 64 * 32, "but says it needs twice that");
-        for k in 50..1000u128 {
+        assert_eq!(t.bytes(), 64 * 32);
+        assert!(!t.full(), "50 of 64 is under 7/8");
+        for k in 50..57u128 {
             t.add(k << 8, 1);
         }
         t.flush();
-        assert_eq!(t.len(), 1000, "past 7/8 it grows anyway");
+        assert_eq!(t.slots.len(), 64);
+        assert!(t.full(), "57 of 64 is over 7/8");
+        for k in 57..1000u128 {
+            t.add(k << 8, 1);
+        }
+        t.flush();
+        assert_eq!(t.len(), 1000, "past 15/16 it grows anyway");
         assert_eq!(t.take().len(), 1000);
     }
 }

@@ -44,20 +44,28 @@ pub fn align(data: &[u8], start: usize, end: usize) -> (usize, usize) {
 /// Cuts `[start, end)` (already aligned) into line-aligned chunks of about
 /// `target` bytes (a line longer than `target` makes a longer chunk).
 pub fn chunks(data: &[u8], start: usize, end: usize, target: usize) -> Vec<(usize, usize)> {
-    let target = target.max(1);
     let mut out = Vec::new();
     let mut s = start;
     while s < end {
-        // line_start_at_or_after(p) >= p, so every chunk is non-empty.
-        let e = if end - s <= target {
-            end
-        } else {
-            line_start_at_or_after(data, s + target).min(end)
-        };
+        let e = chunk_end(data, s, end, target);
         out.push((s, e));
         s = e;
     }
     out
+}
+
+/// Where the chunk of [`chunks`] that starts at `s` (a line start before
+/// `end`) ends: the first line start at least `target` bytes on, or `end`.
+/// Looked up one chunk at a time, a mapped input's pages are first touched
+/// when they are mapped, not all at once when the task starts.
+pub fn chunk_end(data: &[u8], s: usize, end: usize, target: usize) -> usize {
+    let target = target.max(1);
+    // line_start_at_or_after(p) >= p, so every chunk is non-empty.
+    if end - s <= target {
+        end
+    } else {
+        line_start_at_or_after(data, s + target).min(end)
+    }
 }
 
 #[cfg(test)]

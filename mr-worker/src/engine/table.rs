@@ -16,10 +16,6 @@ use std::collections::HashMap;
 
 /// What a map task accumulates into.
 pub trait Accumulator: Emit + Send {
-    /// Whether it grows at most by a chunk's distinct keys while a chunk is
-    /// mapped (a count table), so checking its share after each chunk is
-    /// enough; else it is checked every few thousand pairs within a chunk.
-    const GROWS_BY_KEYS: bool = false;
     /// An empty accumulator for `reduces` partitions.
     fn new(reduces: u32) -> Self;
     /// Tells the accumulator its memory share, for those that size
@@ -27,6 +23,10 @@ pub trait Accumulator: Emit + Send {
     fn limit(&mut self, _bytes: usize) {}
     /// Approximate heap bytes held.
     fn bytes(&self) -> usize;
+    /// Whether it should be spilled, given its share of the task's memory.
+    fn over(&self, share: usize) -> bool {
+        self.bytes() > share
+    }
     /// Pairs emitted into it since the last call (a counter, kept through
     /// spills by the caller).
     fn take_emitted(&mut self) -> u64;
@@ -166,20 +166,23 @@ impl Emit for CountTable {
 }
 
 impl Accumulator for CountTable {
-    const GROWS_BY_KEYS: bool = true;
     fn new(_reduces: u32) -> Self {
         Self::default()
     }
 
     fn limit(&mut self, bytes: usize) {
-        // Half the share for the table: growing from half to full briefly
-        // holds both, i.e. 3/4 of the share.
+        // Half the share for the table: growing from a quarter to a half
+        // briefly holds both, 3/4 of the share; the rest is for long keys.
         self.short.limit(bytes / 2);
     }
 
     fn bytes(&self) -> usize {
         // hashbrown: key + value + one control byte per slot.
         self.short.bytes() + self.long.capacity() * 33 + self.long_bytes
+    }
+
+    fn over(&self, share: usize) -> bool {
+        self.bytes() > share || self.short.full()
     }
 
     fn take_emitted(&mut self) -> u64 {

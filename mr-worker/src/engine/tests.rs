@@ -395,9 +395,15 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
     let leftovers: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains("spill"))
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.contains("spill") || name.contains("merge")
+        })
         .collect();
-    assert!(leftovers.is_empty(), "spill files must be removed");
+    assert!(
+        leftovers.is_empty(),
+        "spill and merge files must be removed"
+    );
     let out = dir.join(format!("out-{memory}"));
     run_reduce(
         app,
@@ -452,7 +458,8 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
         let (want, no_spills) = map_reduce_one(app, dir.path(), &input, DEFAULT_MEMORY);
         assert_eq!(no_spills, 0, "{what}: the default budget holds this input");
         let (got, spills) = map_reduce_one(app, dir.path(), &input, 128 << 10);
-        assert!(spills >= 4, "{what}: expected several spills, got {spills}");
+        // More than one merge's fan-in (16): merged in rounds.
+        assert!(spills > 16, "{what}: expected many spills, got {spills}");
         assert_eq!(got, want, "{what}: spilled output differs");
     }
 }

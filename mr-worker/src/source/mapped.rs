@@ -3,10 +3,9 @@
 //! Nothing is copied: chunks are ranges of the mapping.
 
 use super::{input_error, Chunk, RecordSource};
-use crate::engine::split::{align, chunks};
+use crate::engine::split::{align, chunk_end};
 use memmap2::Mmap;
 use mr_protocol::{FilePart, TaskFailure};
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// Opens and maps `part`'s file, checking it is the file that was planned;
@@ -28,30 +27,45 @@ pub(super) fn map_file(part: &FilePart) -> Result<Option<Arc<Mmap>>, TaskFailure
 /// A split of a mapped file: the lines that start in its byte range.
 pub struct Lines {
     map: Option<Arc<Mmap>>,
-    pieces: VecDeque<(usize, usize)>,
+    /// The next chunk's start, and the end of the aligned range.
+    at: usize,
+    end: usize,
+    target: usize,
 }
 
 impl Lines {
     /// The lines of `part` in `map`, in chunks of about `target` bytes.
     pub fn new(part: &FilePart, map: Option<Arc<Mmap>>, target: usize) -> Lines {
-        let pieces = match &map {
-            None => VecDeque::new(),
+        let (at, end) = match &map {
+            None => (0, 0),
             Some(m) => {
                 let data: &[u8] = m;
                 let end = part.end.min(data.len() as u64) as usize;
-                let (s, e) = align(data, part.start as usize, end);
-                chunks(data, s, e, target).into()
+                align(data, part.start as usize, end)
             }
         };
-        Lines { map, pieces }
+        Lines {
+            map,
+            at,
+            end,
+            target,
+        }
     }
 }
 
 impl RecordSource for Lines {
     fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
-        let (Some(map), Some((s, e))) = (&self.map, self.pieces.pop_front()) else {
+        let Some(map) = &self.map else {
             return Ok(None);
         };
+        if self.at >= self.end {
+            return Ok(None);
+        }
+        // Cut here, not when the source was opened: a task opens all its
+        // inputs at once, and finding every chunk's end up front touched a
+        // page per chunk of every input, held mapped until its chunk came.
+        let (s, e) = (self.at, chunk_end(map, self.at, self.end, self.target));
+        self.at = e;
         Ok(Some(Chunk::mapped(map, s, e)))
     }
 }
