@@ -10,9 +10,109 @@ use std::collections::HashSet;
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Indexer;
 
+/// Words whose set lookups are queued before they are made.
+const BATCH: usize = 32;
+
+/// Queued words: the word, its key, its hash.
+struct Batch<'a> {
+    words: [(&'a [u8], u128, u64); BATCH],
+    len: usize,
+}
+
+impl Batch<'_> {
+    /// Makes the queued lookups, emitting `(word, doc)` for each new word.
+    fn insert(&mut self, set: &mut WordSet, emit: &mut dyn Emit, doc: &[u8]) {
+        // Slots were prefetched as the words were queued: by now most are
+        // in cache, and their misses overlapped.
+        for &(w, key, h) in &self.words[..self.len] {
+            if set.insert_hashed(key, h) {
+                emit.emit(w, doc);
+            }
+        }
+        self.len = 0;
+    }
+}
+
+impl Default for Batch<'_> {
+    fn default() -> Self {
+        Batch {
+            words: [(&[], 0, 0); BATCH],
+            len: 0,
+        }
+    }
+}
+
+/// A set of short words (as [`key_prefix`]es, never 0: words are not
+/// empty and hold no NUL) in one open-addressing array. A chunk's words are
+/// looked up at random slots, each a likely cache miss; like the engine's
+/// count table, lookups are queued and their slots prefetched, so a batch's
+/// misses overlap (a `HashSet` cannot prefetch). Kept by the thread across
+/// chunks: cleared, it keeps its room.
+#[derive(Default)]
+struct WordSet {
+    slots: Vec<u128>,
+    len: usize,
+}
+
+impl WordSet {
+    fn clear(&mut self) {
+        if self.len > 0 {
+            self.slots.fill(0);
+            self.len = 0;
+        }
+    }
+
+    fn slot(&self, h: u64) -> usize {
+        h as usize & (self.slots.len() - 1)
+    }
+
+    /// `key`'s hash, its slot asked for in advance.
+    #[inline]
+    fn hash_and_prefetch(&mut self, key: u128) -> u64 {
+        if self.slots.is_empty() {
+            self.slots = vec![0; 1 << 12];
+        }
+        let h = (((key as u64) ^ ((key >> 64) as u64).rotate_left(29))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .rotate_left(26);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetching is a hint; the address is in the array.
+        unsafe {
+            let p = self.slots.as_ptr().add(self.slot(h));
+            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
+        }
+        h
+    }
+
+    /// Adds `key` (hashed by [`WordSet::hash_and_prefetch`]); true if new.
+    fn insert_hashed(&mut self, key: u128, h: u64) -> bool {
+        let mut i = self.slot(h);
+        loop {
+            match self.slots[i] {
+                0 => break,
+                k if k == key => return false,
+                _ => i = (i + 1) & (self.slots.len() - 1),
+            }
+        }
+        self.slots[i] = key;
+        self.len += 1;
+        if self.len * 2 > self.slots.len() {
+            let doubled = vec![0; self.slots.len() * 2];
+            let old = std::mem::replace(&mut self.slots, doubled);
+            self.len = 0;
+            for k in old.into_iter().filter(|&k| k != 0) {
+                // Hashes are recomputed; a growing set is rare once warm.
+                let h = self.hash_and_prefetch(k);
+                self.insert_hashed(k, h);
+            }
+        }
+        true
+    }
+}
+
 thread_local! {
     /// The words of the chunk being mapped (see [`Indexer::map`]).
-    static SEEN: std::cell::RefCell<HashSet<u128, FastBuild>> = Default::default();
+    static SEEN: std::cell::RefCell<WordSet> = Default::default();
     /// Room for [`with_distinct_sorted`]'s documents, kept between keys.
     static DOCS: std::cell::RefCell<Docs> = Default::default();
 }
@@ -69,16 +169,24 @@ impl App for Indexer {
         SEEN.with_borrow_mut(|short| {
             short.clear();
             let mut long: HashSet<&[u8], FastBuild> = HashSet::default();
+            let mut batch = Batch::default();
+            let doc = filename.as_bytes();
             for_each_word(chunk, |w| {
-                let new = if w.len() <= 16 {
-                    short.insert(key_prefix(w))
-                } else {
-                    long.insert(w)
-                };
-                if new {
-                    emit.emit(w, filename.as_bytes());
+                if w.len() > 16 {
+                    if long.insert(w) {
+                        emit.emit(w, doc);
+                    }
+                    return;
+                }
+                let key = key_prefix(w);
+                let h = short.hash_and_prefetch(key);
+                batch.words[batch.len] = (w, key, h);
+                batch.len += 1;
+                if batch.len == BATCH {
+                    batch.insert(short, emit, doc);
                 }
             });
+            batch.insert(short, emit, doc);
         });
     }
 
@@ -118,6 +226,29 @@ mod tests {
         let mut e = VecEmit::default();
         Indexer.map("doc", b"a b a b c", &mut e);
         assert_eq!(e.pairs.len(), 3);
+        // Enough distinct words to grow the set several times, each seen
+        // three times, some past 16 bytes.
+        let words: Vec<String> = (0..20_000u32)
+            .map(|i| {
+                let w: String = format!("{i:05}")
+                    .bytes()
+                    .map(|d| (b'a' + d - b'0') as char)
+                    .collect();
+                if i % 7 == 0 {
+                    w.repeat(4)
+                } else {
+                    w
+                }
+            })
+            .collect();
+        let text = [words.join(" "), words.join("\n"), words.join(" ")].join(" ");
+        let mut e = VecEmit::default();
+        Indexer.map("doc", text.as_bytes(), &mut e);
+        let mut got: Vec<Vec<u8>> = e.pairs.into_iter().map(|(k, _)| k).collect();
+        got.sort();
+        let mut want: Vec<Vec<u8>> = words.iter().map(|w| w.as_bytes().to_vec()).collect();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]
@@ -154,7 +285,7 @@ mod tests {
             b"same words, incomprehensibilities incomprehensibilities",
             &mut e,
         );
-        let words: Vec<String> = e
+        let mut words: Vec<String> = e
             .pairs
             .iter()
             .map(|(k, v)| {
@@ -170,6 +301,9 @@ mod tests {
         for _ in 0..2 {
             want.extend(second.iter().map(|w| format!("{w}:d2")));
         }
+        // Lookups are batched: within a call the order may differ.
+        words.sort();
+        want.sort();
         assert_eq!(words, want);
     }
 }
