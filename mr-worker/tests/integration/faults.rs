@@ -173,10 +173,14 @@ fn a_journal_of_another_job_is_refused_until_fresh() {
 #[test]
 fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
     let t = TestDir::new();
-    // A big input cut into 48 MiB splits: the throttled worker takes the
-    // first, the healthy one the others, which set the phase's median.
+    // A big input cut into 128 MiB splits: the throttled worker takes the
+    // first, the healthy one the others, which set the phase's median. The
+    // splits must be large enough that the throttled map runs well past
+    // the one-second backup threshold however fast mapping gets (48 MiB
+    // ones took the throttled worker just 1 s once the word splitter read
+    // 64 bytes at a time, and the backup was sometimes too late).
     let line = "the quick brown fox jumps over the lazy dog\n";
-    let big = t.write("big.txt", line.repeat(3_000_000).as_bytes());
+    let big = t.write("big.txt", line.repeat(9_000_000).as_bytes());
     let small = t.write("small.txt", b"a small file\n");
     let want = t.sequential("wc", &[big.clone(), small.clone()]);
     let mut cmd = Command::new(bin("mrcoordinator"));
@@ -193,7 +197,7 @@ fn a_slow_but_alive_worker_gets_a_backup_and_the_first_result_wins() {
             "--task-timeout",
             "1",
             "--split-size",
-            "48MiB",
+            "128MiB",
             "--reduces",
             "3",
         ])
