@@ -1,10 +1,11 @@
 //! `mrsequential`: a whole job in one process, through the same engines.
 //!
-//! Each input is mapped whole into one run file with a single partition, and
-//! one reduce merges them into `mr-out-0`. It is the reference answer tests
+//! Each input is mapped whole into one run file with a single partition (or,
+//! past the memory budget, at most 16 spill runs), and one reduce merges
+//! them into `mr-out-0`. It is the reference answer tests
 //! compare against, and a debugger-friendly way to run an app.
 
-use crate::engine::map::{run_map, MapJob};
+use crate::engine::map::{run_map_runs, MapJob};
 use crate::engine::reduce::{run_reduce, ReduceInput, ReduceJob};
 use mr_apps::App;
 use mr_protocol::plan::{make_splits, InputFile};
@@ -44,24 +45,27 @@ pub fn run_sequential(
     } else {
         memory
     };
-    let runs: Vec<(MapTaskId, PathBuf)> = (0..splits.len())
+    let outs: Vec<(MapTaskId, PathBuf)> = (0..splits.len())
         .map(|i| (MapTaskId(i as u32), work.0.join(format!("mr-{i}"))))
         .collect();
-    splits
+    // A map that spilled leaves its runs (at most 16) for the reduce to
+    // merge, rather than merging them into one file the reduce merges again.
+    let runs: Vec<(MapTaskId, Vec<PathBuf>)> = splits
         .par_iter()
-        .zip(runs.par_iter())
-        .try_for_each(|(split, (m, run))| {
+        .zip(outs.par_iter())
+        .map(|(split, (m, out))| {
             let job = MapJob {
                 map: m.0,
                 reduces: 1,
                 parts: &split.parts,
-                out: run,
+                out,
                 memory,
                 skip: &[],
                 cancel: Default::default(),
             };
-            run_map(app, &job).map(|_| ())
-        })?;
+            run_map_runs(app, &job).map(|(_, files)| (*m, files))
+        })
+        .collect::<Result<_, _>>()?;
     let tmp = work.0.join("mr-out-0.tmp");
     let stats = run_reduce(
         app,
@@ -70,7 +74,11 @@ pub fn run_sequential(
             reduces: 1,
             inputs: runs
                 .into_iter()
-                .map(|(m, path)| ReduceInput::run_file(m, AttemptId(0), path))
+                .flat_map(|(m, files)| {
+                    files
+                        .into_iter()
+                        .map(move |path| ReduceInput::run_file(m, AttemptId(0), path))
+                })
                 .collect(),
             out: &tmp,
             upload_to: None,

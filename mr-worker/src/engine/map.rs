@@ -177,8 +177,38 @@ impl<A: Accumulator> mr_apps::Emit for Budgeted<'_, A> {
     }
 }
 
+/// What a map task leaves behind.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Leave {
+    /// One run file, `job.out`.
+    One,
+    /// Its runs as they are once no more than [`MERGE_FAN_IN`]: for a
+    /// caller that merges them anyway (a reduce over this task alone).
+    Runs,
+}
+
 /// Runs one map task.
 pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
+    run(app, job, Leave::One).map(|(stats, _)| stats)
+}
+
+/// Runs one map task whose output is read by one merge only (`mrsequential`'s
+/// reduce): if it spilled, its spills are merged down to at most
+/// [`MERGE_FAN_IN`] runs and those are left, saving the pass that would
+/// merge them into one file for that merge to read again. Returns the run
+/// files (`job.out` when nothing spilled); the caller removes them.
+pub fn run_map_runs(
+    app: &dyn App,
+    job: &MapJob<'_>,
+) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
+    run(app, job, Leave::Runs)
+}
+
+fn run(
+    app: &dyn App,
+    job: &MapJob<'_>,
+    leave: Leave,
+) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let threads = rayon::current_num_threads().max(1);
     let total: u64 = job.parts.iter().map(|p| p.end - p.start).sum();
     let target = (total as usize / (threads * 4)).clamp(256 << 10, 8 << 20);
@@ -190,13 +220,13 @@ pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure>
     let feed = Feed::new(sources, job.cancel.clone());
     // Integer counting keys partitions by the default hash; an app that
     // partitions itself gets pair buffers.
-    let mut stats = if app.sums_counts() && !app.has_partitioner() {
-        map_into::<CountTable>(app, job, &feed)?
+    let (mut stats, runs) = if app.sums_counts() && !app.has_partitioner() {
+        map_into::<CountTable>(app, job, &feed, leave)?
     } else {
-        map_into::<PairBuffers>(app, job, &feed)?
+        map_into::<PairBuffers>(app, job, &feed, leave)?
     };
     stats.input_bytes = feed.bytes.load(Ordering::Relaxed);
-    Ok(stats)
+    Ok((stats, runs))
 }
 
 /// How a failure in combine names its input: the task's first file (combine
@@ -243,6 +273,14 @@ impl Spills<'_> {
         Ok(())
     }
 
+    /// Leaves `kept` in place when the others are removed.
+    fn keep(&self, kept: &[PathBuf]) {
+        self.files
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|f| !kept.contains(f));
+    }
+
     fn remove_all(&self) {
         for f in self
             .files
@@ -259,7 +297,8 @@ fn map_into<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
     feed: &Feed,
-) -> Result<MapStats, TaskFailure> {
+    leave: Leave,
+) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let threads = rayon::current_num_threads().max(1);
     let share = (job.memory / threads).max(64 << 10);
     let spills = Spills {
@@ -351,17 +390,20 @@ fn map_into<A: Accumulator>(
     let results: Vec<Result<A, TaskFailure>> =
         (0..threads).into_par_iter().map(|_| worker()).collect();
     let tmp = job.out.with_extension("tmp");
-    let result = finish(app, job, results, &spills, &tmp);
+    let result = finish(app, job, results, &spills, &tmp, leave);
     spills.remove_all();
     match result {
-        Ok(mut stats) => {
-            std::fs::rename(&tmp, job.out).map_err(|e| io_error(job.out, e))?;
+        Ok((mut stats, mut runs)) => {
+            if runs.is_empty() {
+                std::fs::rename(&tmp, job.out).map_err(|e| io_error(job.out, e))?;
+                runs.push(job.out.to_path_buf());
+            }
             stats.skipped = skipped.into_inner();
             stats.input_records = records.into_inner();
             stats.emitted = emitted.into_inner();
             stats.spilled_bytes = spills.bytes.load(Ordering::Relaxed);
             stats.app_counters = app_counters.into_inner().unwrap_or_else(|e| e.into_inner());
-            Ok(stats)
+            Ok((stats, runs))
         }
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
@@ -370,14 +412,17 @@ fn map_into<A: Accumulator>(
     }
 }
 
-/// Turns the threads' accumulators (and any spills) into the run file `tmp`.
+/// Turns the threads' accumulators (and any spills) into the run file
+/// `tmp`, or, when told to leave runs and there are spills, into at most
+/// [`MERGE_FAN_IN`] runs (returned; empty when `tmp` was written).
 fn finish<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
     results: Vec<Result<A, TaskFailure>>,
     spills: &Spills<'_>,
     tmp: &Path,
-) -> Result<MapStats, TaskFailure> {
+    leave: Leave,
+) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
     // Merging the threads' accumulators in memory must itself fit the budget.
     let held: usize = accs.iter().map(Accumulator::bytes).sum();
@@ -387,28 +432,43 @@ fn finish<A: Accumulator>(
         .unwrap_or_else(|e| e.into_inner())
         .is_empty()
         || held > job.memory;
-    let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(|e| io_error(tmp, e))?;
     let mut stats = MapStats::default();
     if !spilled {
         // Everything fit: one in-memory sort, no merge.
+        let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(|e| io_error(tmp, e))?;
         stats.records = combine_call(job, || A::write_all_sorted(accs, app, &mut w))?
             .map_err(|e| io_error(tmp, e))?;
-    } else {
-        for mut a in accs {
-            if a.bytes() > 0 {
-                spills.spill(app, job, &mut a)?;
-            }
-        }
-        let files = spills
-            .files
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        stats.spills = files.len() as u32;
-        stats.records = merge_spills(app, job, &files, &mut w)?;
+        stats.bytes = w.finish().map_err(|e| io_error(tmp, e))?;
+        return Ok((stats, Vec::new()));
     }
+    for mut a in accs {
+        if a.bytes() > 0 {
+            spills.spill(app, job, &mut a)?;
+        }
+    }
+    let files = spills
+        .files
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    stats.spills = files.len() as u32;
+    let (files, mut rounds) = merge_down(app, job, files)?;
+    if leave == Leave::Runs {
+        // The caller owns them now: neither the spills' removal nor the
+        // rounds' may take them.
+        spills.keep(&files);
+        rounds.0.clear();
+        stats.bytes = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map_or(0, |m| m.len()))
+            .sum();
+        return Ok((stats, files));
+    }
+    let mut w = RunWriter::create(tmp, job.map, job.reduces).map_err(|e| io_error(tmp, e))?;
+    stats.records = merge_runs(app, job, &files, &mut w)?;
+    drop(rounds);
     stats.bytes = w.finish().map_err(|e| io_error(tmp, e))?;
-    Ok(stats)
+    Ok((stats, Vec::new()))
 }
 
 /// Runs merged at once: more are merged in rounds, each round's groups
@@ -429,16 +489,15 @@ impl Drop for Removed {
     }
 }
 
-/// Merges the spill runs into `w`, combining each key's values across
-/// spills (summing counts, or the app's combine): in rounds of groups of at
-/// most [`MERGE_FAN_IN`] runs while there are more than that.
-fn merge_spills(
+/// Merges runs in rounds, each round's groups of at most [`MERGE_FAN_IN`]
+/// in parallel (combining each key's values across them: summing counts,
+/// or the app's combine), until no more than that are left. Returns them,
+/// and the last round's outputs among them as files removed when dropped.
+fn merge_down(
     app: &dyn App,
     job: &MapJob<'_>,
-    files: &[PathBuf],
-    w: &mut RunWriter,
-) -> Result<u64, TaskFailure> {
-    let mut files = files.to_vec();
+    mut files: Vec<PathBuf>,
+) -> Result<(Vec<PathBuf>, Removed), TaskFailure> {
     // The previous round's outputs, removed once merged (or on failure).
     let mut merged = Removed(Vec::new());
     let mut round = 0;
@@ -461,9 +520,7 @@ fn merge_spills(
         merged = this_round;
         round += 1;
     }
-    let records = merge_runs(app, job, &files, w);
-    drop(merged);
-    records
+    Ok((files, merged))
 }
 
 /// K-way merges `files` partition by partition into `w`, combining each

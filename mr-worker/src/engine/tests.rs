@@ -461,6 +461,59 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
         // More than one merge's fan-in (16): merged in rounds.
         assert!(spills > 16, "{what}: expected many spills, got {spills}");
         assert_eq!(got, want, "{what}: spilled output differs");
+        // Left as runs for the reduce to merge (as mrsequential does).
+        let len = std::fs::metadata(&input).unwrap().len();
+        let out = dir.path().join("mr-runs");
+        let (_, runs) = crate::engine::map::run_map_runs(
+            app,
+            &MapJob {
+                map: 9,
+                reduces: 1,
+                parts: &[part("big.txt", &input, 0, len, len)],
+                out: &out,
+                memory: 128 << 10,
+                skip: &[],
+                cancel: Default::default(),
+            },
+        )
+        .unwrap();
+        assert!(
+            (2..=16).contains(&runs.len()),
+            "{what}: {} runs",
+            runs.len()
+        );
+        let reduced = dir.path().join("out-runs");
+        run_reduce(
+            app,
+            &ReduceJob {
+                reduce: 0,
+                reduces: 1,
+                inputs: runs
+                    .iter()
+                    .map(|r| ReduceInput::run_file(MapTaskId(9), AttemptId(0), r.clone()))
+                    .collect(),
+                out: &reduced,
+                upload_to: None,
+                skip: &[],
+                cancel: Default::default(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&reduced).unwrap(),
+            want,
+            "{what}: runs"
+        );
+        for r in &runs {
+            std::fs::remove_file(r).unwrap();
+        }
+        let others: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains("spill") || n.contains("merge"))
+            .collect();
+        assert!(others.is_empty(), "{what}: left behind {others:?}");
     }
 }
 
