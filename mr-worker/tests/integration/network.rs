@@ -385,7 +385,7 @@ fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
     args.extend(inputs.iter().map(String::as_str));
     let (mut c, addr, log) = t.coordinator_logged(&args);
     let logs: Vec<_> = (0..3).map(|i| t.path().join(format!("w{i}.log"))).collect();
-    let _workers: Vec<Proc> = logs
+    let mut workers: Vec<Proc> = logs
         .iter()
         .enumerate()
         .map(|(i, l)| {
@@ -433,6 +433,13 @@ fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
         .map(|l| std::fs::read_to_string(l).unwrap_or_default())
         .collect();
     assert!(worker_logs.contains("upload refused"), "{worker_logs}");
+    // A backup still running when the job ends (reduce 1's, asleep in a
+    // key) stops at its next key and only then removes its temporary
+    // output: look once every worker has exited.
+    for w in &mut workers {
+        let st = w.wait_for(Duration::from_secs(30)).expect("workers exit");
+        assert!(st.success(), "{st}");
+    }
     let temps: Vec<String> = walk(t.path())
         .into_iter()
         .filter(|n| n.starts_with(".mr-out-"))
