@@ -85,12 +85,20 @@ impl Chunk {
     }
 
     /// Lets the kernel drop a mapped chunk's pages from the resident set
-    /// once it is mapped (they stay in the page cache). Only whole pages
-    /// inside the chunk, so neighbouring chunks are untouched.
+    /// once it is mapped (they stay in the page cache). The range is
+    /// widened to the 64 KiB windows around the chunk's ends: a page fault
+    /// maps the cached pages of its whole window ("fault-around"), so
+    /// mapping near a chunk's end maps the start of the next, which its own
+    /// thread may already have released; kept, those pages added up to
+    /// 140 MiB of a 10 GiB task. Dropping a page a neighbour still reads
+    /// costs it one minor fault, nothing more.
     pub fn release(&self) {
-        const PAGE: usize = 4096;
+        const WINDOW: usize = 64 << 10;
         if let Bytes::Mapped(m, s, e) = &self.bytes {
-            let (a, b) = (s.div_ceil(PAGE) * PAGE, e / PAGE * PAGE);
+            let (a, b) = (
+                s / WINDOW * WINDOW,
+                (e.div_ceil(WINDOW) * WINDOW).min(m.len()),
+            );
             if b > a {
                 // SAFETY: a read-only shared file mapping: dropped pages are
                 // read back from the file on the next touch, unchanged.
