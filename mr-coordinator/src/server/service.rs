@@ -309,6 +309,13 @@ impl Coordinator for Handler {
         };
         let worker = match worker {
             Ok(w) => w,
+            // A worker arriving after the end (an embedded one slower to
+            // start than the job was to finish, or one started late) is
+            // simply sent home: nothing is wrong.
+            Err(e @ RegisterError::JobOver) => {
+                info!(host = %req.host, pid = req.pid, "worker not needed: {e}");
+                return Err(e);
+            }
             Err(e) => {
                 warn!(host = %req.host, pid = req.pid, "refused worker: {e}");
                 return Err(e);
