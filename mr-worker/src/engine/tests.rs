@@ -197,25 +197,8 @@ fn app_panics_become_typed_failures_naming_the_input() {
     .unwrap();
     assert_eq!(stats.skipped, 1);
     let reduced = dir.path().join("out");
-    run_reduce(
-        &Fragile,
-        &ReduceJob {
-            reduce: 0,
-            reduces: 1,
-            inputs: vec![ReduceInput::run_file(
-                MapTaskId(0),
-                AttemptId(0),
-                out.clone(),
-            )],
-            out: &reduced,
-            upload_to: None,
-            skip: &[],
-            cancel: Default::default(),
-        },
-    )
-    .unwrap();
     assert_eq!(
-        std::fs::read_to_string(&reduced).unwrap(),
+        reduce_runs(&Fragile, 0, &[out], &reduced),
         "fine 100\nline 100\n"
     );
 }
@@ -405,20 +388,28 @@ fn map_reduce_one(app: &dyn App, dir: &Path, input: &Path, memory: usize) -> (St
         "spill and merge files must be removed"
     );
     let out = dir.join(format!("out-{memory}"));
+    (reduce_runs(app, 9, &[run], &out), stats.spills)
+}
+
+/// Reduces the one-partition `runs` of map `map` into `out` and reads it.
+fn reduce_runs(app: &dyn App, map: u32, runs: &[PathBuf], out: &Path) -> String {
     run_reduce(
         app,
         &ReduceJob {
             reduce: 0,
             reduces: 1,
-            inputs: vec![ReduceInput::run_file(MapTaskId(9), AttemptId(0), run)],
-            out: &out,
+            inputs: runs
+                .iter()
+                .map(|r| ReduceInput::run_file(MapTaskId(map), AttemptId(0), r.clone()))
+                .collect(),
+            out,
             upload_to: None,
             skip: &[],
             cancel: Default::default(),
         },
     )
     .unwrap();
-    (std::fs::read_to_string(out).unwrap(), stats.spills)
+    std::fs::read_to_string(out).unwrap()
 }
 
 #[test]
@@ -483,27 +474,8 @@ fn input_far_beyond_the_budget_spills_and_merges_to_the_same_answer() {
             runs.len()
         );
         let reduced = dir.path().join("out-runs");
-        run_reduce(
-            app,
-            &ReduceJob {
-                reduce: 0,
-                reduces: 1,
-                inputs: runs
-                    .iter()
-                    .map(|r| ReduceInput::run_file(MapTaskId(9), AttemptId(0), r.clone()))
-                    .collect(),
-                out: &reduced,
-                upload_to: None,
-                skip: &[],
-                cancel: Default::default(),
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&reduced).unwrap(),
-            want,
-            "{what}: runs"
-        );
+        let got = reduce_runs(app, 9, &runs, &reduced);
+        assert_eq!(got, want, "{what}: runs");
         for r in &runs {
             std::fs::remove_file(r).unwrap();
         }
