@@ -1,6 +1,11 @@
 //! Inverted index: for each word, the documents it occurs in.
 
-use crate::{hash::FastBuild, keys::key_prefix, words::for_each_word, App, Emit, Values};
+use crate::{
+    hash::FastBuild,
+    keys::{key_prefix, prefetch},
+    words::for_each_word,
+    App, Emit, Values,
+};
 use std::collections::HashSet;
 
 /// The `indexer` app: map emits `(word, document)` once per distinct word of
@@ -75,12 +80,7 @@ impl WordSet {
         let h = (((key as u64) ^ ((key >> 64) as u64).rotate_left(29))
             .wrapping_mul(0x9e37_79b9_7f4a_7c15))
         .rotate_left(26);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetching is a hint; the address is in the array.
-        unsafe {
-            let p = self.slots.as_ptr().add(self.slot(h));
-            std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-        }
+        prefetch(&self.slots[self.slot(h)]);
         h
     }
 

@@ -16,6 +16,8 @@
 //! up from a few thousand slots, faulting in fresh pages each time, cost
 //! every 64 MiB task tens of milliseconds.
 
+use mr_apps::keys::prefetch;
+
 /// Keys queued before they are applied.
 const BATCH: usize = 32;
 /// The empty-slot marker: never a packed key, whose last byte (the length)
@@ -326,20 +328,6 @@ impl Drop for Drained<'_> {
         self.table.slots[..n].fill(EMPTY_SLOT);
         self.table.len = 0;
     }
-}
-
-#[inline]
-fn prefetch(slot: &Slot) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; any address is allowed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(
-            slot as *const Slot as *const i8,
-            std::arch::x86_64::_MM_HINT_T0,
-        );
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = slot;
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! In-memory key/value buffers and sort-then-group, shared by map and combine.
 
-use mr_apps::keys::key_prefix;
+use mr_apps::keys::{key_prefix, prefetch};
 use mr_apps::Values;
 use rayon::slice::ParallelSliceMut;
 
@@ -102,17 +102,6 @@ impl Values for GroupValues<'_> {
 
 /// How many pairs ahead of the current group [`sort_and_group`] prefetches.
 const PREFETCH_AHEAD: usize = 16;
-
-#[inline]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetching is a hint; any address is allowed.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
 
 /// Sorts the pairs of all `bufs` by key (bytewise) and calls `f` once per
 /// distinct key with a stream of its values.
