@@ -73,7 +73,8 @@ pub(crate) async fn run(
                 Ok(l) => l,
                 Err(f) => return (Err(f), produced, Vec::new()),
             };
-            let (parts, fetched, copies) = (local.parts, local.fetched, local.copies);
+            let (parts, held, fetched, copies) =
+                (local.parts, local.held, local.fetched, local.copies);
             let reduces = settings.reduces;
             let o = out.clone();
             let store_before = mr_store::bytes_read();
@@ -83,6 +84,7 @@ pub(crate) async fn run(
                     map: task.0,
                     reduces,
                     parts: &parts,
+                    fetched: &held,
                     out: &o,
                     memory,
                     skip: &skip,

@@ -234,6 +234,7 @@ impl Placement {
         if self.shared && !self.remote_inputs {
             return Ok(Localized {
                 parts: parts.to_vec(),
+                held: Vec::new(),
                 fetched: 0,
                 copies: Vec::new(),
             });

@@ -58,6 +58,7 @@ pub fn run_sequential(
                 map: m.0,
                 reduces: 1,
                 parts: &split.parts,
+                fetched: &[],
                 out,
                 memory,
                 skip: &[],

@@ -36,6 +36,9 @@ pub struct MapJob<'a> {
     pub reduces: u32,
     /// The byte ranges to map, in order (names are what the app's map sees).
     pub parts: &'a [FilePart],
+    /// Bytes of parts already fetched into memory, by the part's index (a
+    /// shorter slice, or None: the part is read from its path).
+    pub fetched: &'a [Option<crate::source::Fetched>],
     /// Where the run file goes (written as `<out>.tmp`, then renamed; spills
     /// go beside it as `<out>.spill<k>` and are removed).
     pub out: &'a Path,
@@ -215,7 +218,11 @@ fn run(
     let sources = job
         .parts
         .iter()
-        .map(|p| crate::source::open(p, app.whole_file(), target))
+        .enumerate()
+        .map(|(i, p)| {
+            let fetched = job.fetched.get(i).and_then(Option::as_ref);
+            crate::source::open(p, fetched, app.whole_file(), target)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let feed = Feed::new(sources, job.cancel.clone());
     // Integer counting keys partitions by the default hash; an app that

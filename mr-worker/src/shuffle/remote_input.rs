@@ -2,15 +2,18 @@
 //! coordinator.
 //!
 //! A part whose path exists here with the planned size is read in place (the
-//! common, local case). Any other part is fetched into a sparse file of the
-//! input's full size in the worker's directory, at the same offsets: the byte
-//! before the range (to find the first line start) through the end of the
-//! line that crosses the range's end (found by fetching on until a newline)
-//! when a line starts in the range at all.
-//! The map engine then memory-maps that copy exactly as it would the
-//! original, touching only the fetched bytes, so line alignment, record
-//! offsets and names are the same wherever the map runs.
+//! common, local case). Any other part is fetched: the byte before the range
+//! (to find the first line start) through the end of the line that crosses
+//! the range's end (found by fetching on until a newline) when a line starts
+//! in the range at all. Those bytes are held in memory for the map engine's
+//! [`crate::source::FetchedLines`] (ranges up to 128 MiB), or else written
+//! into a sparse file of the input's full size in the worker's directory, at
+//! the same offsets, which the engine memory-maps exactly as it would the
+//! original (whole files and compressed files, read from their start, also
+//! go there). Either way line alignment, record offsets and names are the
+//! same wherever the map runs.
 
+use crate::source::Fetched;
 use futures::StreamExt;
 use mr_protocol::{CoordinatorClient, FilePart, ProtocolError, TaskFailure, WorkerId, MAX_CHUNK};
 use std::fs::File;
@@ -53,10 +56,17 @@ pub enum RemoteInputError {
     Write(std::io::Error),
 }
 
+/// The longest range fetched into memory. A longer one (a huge split, a
+/// whole or compressed file) goes to a sparse copy on disk instead, so a
+/// task's memory stays bounded whatever the split size.
+const IN_MEMORY_MAX: u64 = 128 << 20;
+
 /// Parts ready to map, and what fetching them cost.
 pub struct Localized {
-    /// The parts, with fetched ones pointing at their local copies.
+    /// The parts, with those fetched to disk pointing at their local copies.
     pub parts: Vec<FilePart>,
+    /// Bytes of parts fetched into memory, by part index.
+    pub held: Vec<Option<Fetched>>,
     /// Bytes fetched from the coordinator.
     pub fetched: u64,
     /// Local copies to remove after the map.
@@ -66,6 +76,51 @@ pub struct Localized {
 /// Whether the worker can read `part`'s file itself.
 pub fn readable_here(path: &Path, len: u64) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == len)
+}
+
+/// Where fetched bytes land: memory (the common case: no copy through the
+/// page cache and back), or a sparse file at the same offsets.
+enum Landing {
+    /// `data[0]` is the file's byte `from`.
+    Memory { data: Vec<u8>, from: u64 },
+    /// A file of the input's full size.
+    File(Arc<File>),
+}
+
+impl Landing {
+    /// Puts `bytes` at the file's `offset`.
+    async fn put(&mut self, bytes: Vec<u8>, offset: u64) -> Result<(), RemoteInputError> {
+        match self {
+            Landing::Memory { data, from } => {
+                let at = (offset - *from) as usize;
+                if data.len() < at + bytes.len() {
+                    data.resize(at + bytes.len(), 0);
+                }
+                data[at..at + bytes.len()].copy_from_slice(&bytes);
+                Ok(())
+            }
+            Landing::File(file) => {
+                let f = file.clone();
+                tokio::task::spawn_blocking(move || f.write_all_at(&bytes, offset))
+                    .await
+                    .map_err(|e| RemoteInputError::Write(std::io::Error::other(e)))?
+                    .map_err(RemoteInputError::Write)
+            }
+        }
+    }
+
+    /// The byte at the file's `offset`, already landed.
+    fn byte_at(&self, offset: u64) -> Result<u8, RemoteInputError> {
+        match self {
+            Landing::Memory { data, from } => Ok(data[(offset - from) as usize]),
+            Landing::File(file) => {
+                let mut b = [0u8; 1];
+                file.read_exact_at(&mut b, offset)
+                    .map_err(RemoteInputError::Write)?;
+                Ok(b[0])
+            }
+        }
+    }
 }
 
 /// Makes every part of a split readable here. `whole_file` apps get whole
@@ -81,6 +136,7 @@ pub async fn localize(
 ) -> Result<Localized, TaskFailure> {
     let mut out = Localized {
         parts: Vec::with_capacity(parts.len()),
+        held: Vec::with_capacity(parts.len()),
         fetched: 0,
         copies: Vec::new(),
     };
@@ -88,10 +144,10 @@ pub async fn localize(
         // Objects are read from the store, never through the coordinator.
         if crate::source::is_object(part) || (!always && readable_here(&part.path, part.file_len)) {
             out.parts.push(part.clone());
+            out.held.push(None);
             continue;
         }
         let copy = dir.join(format!("input-{tag}-{i}"));
-        out.copies.push(copy.clone());
         let fail = |e: RemoteInputError| match e {
             RemoteInputError::Write(e) => TaskFailure::Io {
                 path: copy.display().to_string(),
@@ -102,21 +158,6 @@ pub async fn localize(
                 reason: other.to_string(),
             },
         };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&copy)
-            .map_err(|e| TaskFailure::Io {
-                path: copy.display().to_string(),
-                reason: e.to_string(),
-            })?;
-        file.set_len(part.file_len).map_err(|e| TaskFailure::Io {
-            path: copy.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let file = Arc::new(file);
         // A compressed file is read as one stream from its start.
         let whole_file = whole_file || mr_protocol::codec::Codec::of(&part.name).is_some();
         let (from, to) = if whole_file {
@@ -124,7 +165,21 @@ pub async fn localize(
         } else {
             (part.start.saturating_sub(1), part.end.min(part.file_len))
         };
-        let (n, newline) = fetch_range(client, worker, part, &file, from, to)
+        let mut landing = if !whole_file && to - from <= IN_MEMORY_MAX {
+            Landing::Memory {
+                data: vec![0; (to - from) as usize],
+                from,
+            }
+        } else {
+            out.copies.push(copy.clone());
+            Landing::File(Arc::new(sparse_copy(&copy, part.file_len).map_err(
+                |e| TaskFailure::Io {
+                    path: copy.display().to_string(),
+                    reason: e.to_string(),
+                },
+            )?))
+        };
+        let (n, newline) = fetch_range(client, worker, part, &mut landing, from, to)
             .await
             .map_err(fail)?;
         out.fetched += n;
@@ -132,25 +187,46 @@ pub async fn localize(
         // in it; a range inside one long line maps nothing, so fetches no more.
         let starts_a_line = part.start == 0 || newline;
         if !whole_file && to < part.file_len && starts_a_line {
-            out.fetched += finish_line(client, worker, part, &file, from, to)
+            out.fetched += finish_line(client, worker, part, &mut landing, from, to)
                 .await
                 .map_err(fail)?;
         }
-        let mut local = part.clone();
-        local.path = copy;
-        out.parts.push(local);
+        match landing {
+            Landing::Memory { data, from } => {
+                out.parts.push(part.clone());
+                out.held.push(Some(Fetched::new(data, from)));
+            }
+            Landing::File(_) => {
+                let mut local = part.clone();
+                local.path = copy;
+                out.parts.push(local);
+                out.held.push(None);
+            }
+        }
     }
     Ok(out)
 }
 
-/// Fetches `[from, to)` of `part`'s file into `file`, several chunks at once.
-/// Returns the bytes fetched and whether any byte before `to - 1` is a
-/// newline (so that a line starts after `from` and before `to`).
+/// Creates (or empties) `path` as a sparse file of `len` bytes.
+fn sparse_copy(path: &Path, len: u64) -> std::io::Result<File> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.set_len(len)?;
+    Ok(file)
+}
+
+/// Fetches `[from, to)` of `part`'s file into `landing`, several chunks at
+/// once. Returns the bytes fetched and whether any byte before `to - 1` is
+/// a newline (so that a line starts after `from` and before `to`).
 async fn fetch_range(
     client: &CoordinatorClient,
     worker: WorkerId,
     part: &FilePart,
-    file: &Arc<File>,
+    landing: &mut Landing,
     from: u64,
     to: u64,
 ) -> Result<(u64, bool), RemoteInputError> {
@@ -166,19 +242,19 @@ async fn fetch_range(
                     offset: off,
                 });
             }
-            // Newlines at or past `to - 1` start no line inside the range.
-            let below = (to - 1).saturating_sub(off).min(data.len() as u64) as usize;
-            let newline = memchr::memchr(b'\n', &data[..below]).is_some();
-            write_at(file, data, off).await?;
-            Ok::<(u64, bool), RemoteInputError>((u64::from(len), newline))
+            Ok::<(u64, Vec<u8>), RemoteInputError>((off, data))
         }
     }))
     .buffer_unordered(PARALLEL);
     let (mut total, mut newline) = (0, false);
+    // Calls still in flight go on while a chunk lands.
     while let Some(r) = calls.next().await {
-        let (n, nl) = r?;
-        total += n;
-        newline |= nl;
+        let (off, data) = r?;
+        // Newlines at or past `to - 1` start no line inside the range.
+        let below = (to - 1).saturating_sub(off).min(data.len() as u64) as usize;
+        newline |= memchr::memchr(b'\n', &data[..below]).is_some();
+        total += data.len() as u64;
+        landing.put(data, off).await?;
     }
     Ok((total, newline))
 }
@@ -189,17 +265,12 @@ async fn finish_line(
     client: &CoordinatorClient,
     worker: WorkerId,
     part: &FilePart,
-    file: &Arc<File>,
+    landing: &mut Landing,
     from: u64,
     to: u64,
 ) -> Result<u64, RemoteInputError> {
-    if to > from {
-        let mut last = [0u8; 1];
-        file.read_exact_at(&mut last, to - 1)
-            .map_err(RemoteInputError::Write)?;
-        if last[0] == b'\n' {
-            return Ok(0);
-        }
+    if to > from && landing.byte_at(to - 1)? == b'\n' {
+        return Ok(0);
     }
     let mut at = to;
     let mut step = 64u32 << 10;
@@ -209,9 +280,9 @@ async fn finish_line(
         if data.is_empty() {
             return Err(RemoteInputError::Empty(at));
         }
-        let found = data.iter().position(|&b| b == b'\n');
+        let found = memchr::memchr(b'\n', &data);
         let n = data.len() as u64;
-        write_at(file, data, at).await?;
+        landing.put(data, at).await?;
         at += n;
         if found.is_some() {
             break;
@@ -249,12 +320,4 @@ async fn read(
         }
     }
     Err(RemoteInputError::Unreachable(last))
-}
-
-async fn write_at(file: &Arc<File>, data: Vec<u8>, offset: u64) -> Result<(), RemoteInputError> {
-    let f = file.clone();
-    tokio::task::spawn_blocking(move || f.write_all_at(&data, offset))
-        .await
-        .map_err(|e| RemoteInputError::Write(std::io::Error::other(e)))?
-        .map_err(RemoteInputError::Write)
 }

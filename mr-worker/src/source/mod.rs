@@ -5,21 +5,25 @@
 //! by [`open`]: [`Lines`] (a memory-mapped file aligned to whole lines, cut
 //! into chunks), [`WholeFile`] (a mapped file given whole to apps that need
 //! it), [`Decompressed`] (a `.gz`, `.zst` or `.bz2` file decoded as a
-//! stream into line-aligned chunks, in bounded memory), or [`ObjectLines`]
-//! (a split of an object in an S3-compatible store, fetched with ranged
-//! GETs; compressed or whole objects stream through `Decompressed`). The engine only
+//! stream into line-aligned chunks, in bounded memory), or [`FetchedLines`]
+//! (a split whose bytes were fetched into memory: from an object in an
+//! S3-compatible store with ranged GETs, or from the coordinator for a
+//! worker that cannot read the file; compressed or whole objects stream
+//! through `Decompressed`). The engine only
 //! sees [`Chunk`]s: whole records, and the offset of their first byte in the
 //! input's record stream (the decompressed stream for compressed files), so
 //! record offsets in failures and skips mean the same whatever the format.
 //! A new format (say, length-prefixed records) is one more implementation.
 
 mod decompress;
+mod fetched;
 mod mapped;
 mod object;
 
 pub use decompress::Decompressed;
+pub use fetched::{Fetched, FetchedLines};
 pub use mapped::{Lines, WholeFile};
-pub use object::{is_object, ObjectLines};
+pub use object::is_object;
 
 use memmap2::{Mmap, UncheckedAdvice};
 use mr_protocol::codec::Codec;
@@ -142,18 +146,23 @@ pub(crate) fn open_planned(part: &FilePart) -> Result<(std::fs::File, u64), Task
     Ok((file, len))
 }
 
-/// Opens the source of `part`: decompressed by its extension, else mapped;
-/// whole for apps that map whole files, else in line-aligned chunks of
-/// about `target` bytes.
+/// Opens the source of `part`: its `fetched` bytes if the worker fetched
+/// them already, else decompressed by its extension, else mapped; whole for
+/// apps that map whole files, else in line-aligned chunks of about `target`
+/// bytes.
 pub fn open(
     part: &FilePart,
+    fetched: Option<&Fetched>,
     whole_file: bool,
     target: usize,
 ) -> Result<Box<dyn RecordSource>, TaskFailure> {
+    if let Some(f) = fetched {
+        return Ok(Box::new(FetchedLines::new(part, f.clone(), target)));
+    }
     let codec = Codec::of(&part.name);
     if is_object(part) {
         return Ok(match (codec, whole_file) {
-            (None, false) => Box::new(ObjectLines::open(part, target)?),
+            (None, false) => Box::new(FetchedLines::new(part, object::fetch_split(part)?, target)),
             // Streamed from the object's start: decompressed, or whole.
             (codec, _) => Box::new(Decompressed::from_object(part, codec, whole_file, target)?),
         });

@@ -1,19 +1,17 @@
 //! Objects in an S3-compatible store (`s3://BUCKET/KEY`), read by the
 //! worker straight from the store with ranged GETs, never through the
-//! coordinator: [`ObjectLines`] fetches a split's range (from the byte
+//! coordinator: [`fetch_split`] fetches a split's range (from the byte
 //! before it, to find its first line start, through the end of the line
-//! crossing its end, only if a line starts in it), in parallel GETs, and
-//! cuts it into chunks exactly as [`super::Lines`] cuts a mapped file, so
-//! line alignment and record offsets are the same. Whole-file apps and
+//! crossing its end, only if a line starts in it), in parallel GETs, for
+//! [`super::FetchedLines`] to cut into chunks exactly as [`super::Lines`]
+//! cuts a mapped file, so line alignment and record offsets are the
+//! same. Whole-file apps and
 //! compressed objects read the object from its start as a stream.
 //! Every GET checks the object's ETag against the plan.
 
-use super::{input_error, Chunk, RecordSource};
-use crate::engine::split::{align, chunks};
+use super::{input_error, Fetched};
 use mr_protocol::{FilePart, TaskFailure};
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 
 /// Bytes per GET of a split's range; several run at once.
 const STEP: u64 = 8 << 20;
@@ -89,59 +87,35 @@ fn fetch(part: &FilePart, from: u64, to: u64) -> Result<Vec<u8>, TaskFailure> {
     Ok(out)
 }
 
-/// A split of an object: the lines that start in its byte range.
-pub struct ObjectLines {
-    data: Arc<Vec<u8>>,
-    /// Offset in the object of `data[0]`.
-    from: u64,
-    pieces: VecDeque<(usize, usize)>,
-}
-
-impl ObjectLines {
-    /// Fetches `part`'s range (and what aligning it needs) and cuts it into
-    /// chunks of about `target` bytes.
-    pub fn open(part: &FilePart, target: usize) -> Result<ObjectLines, TaskFailure> {
-        let end = part.end.min(part.file_len);
-        let from = part.start.saturating_sub(1);
-        let mut data = fetch(part, from, end)?;
-        // A line starts in [start, end) iff start is 0 or a newline lies in
-        // [start - 1, end - 1); only then is the line crossing `end` ours.
-        let starts_a_line = part.start == 0
-            || (end > part.start
-                && memchr::memchr(b'\n', &data[..(end - 1 - from) as usize]).is_some());
-        let mut at = end;
-        // Most lines are short: a small first GET finds the end of the
-        // crossing line without reading much past it (each split pays
-        // this once); long lines double the step up to STEP.
-        let mut step = 4u64 << 10;
-        if starts_a_line && end < part.file_len && data.last() != Some(&b'\n') {
-            // Fetch on until the line running past the end does end.
-            while at < part.file_len {
-                let more = fetch(part, at, (at + step).min(part.file_len))?;
-                let found = memchr::memchr(b'\n', &more);
-                at += more.len() as u64;
-                data.extend_from_slice(&more);
-                if found.is_some() {
-                    break;
-                }
-                step = (step * 2).min(STEP);
+/// Fetches the bytes of `part`'s split of an object that its lines need:
+/// from the byte before its range through the end of the line crossing its
+/// end (only if a line starts in the range at all).
+pub fn fetch_split(part: &FilePart) -> Result<Fetched, TaskFailure> {
+    let end = part.end.min(part.file_len);
+    let from = part.start.saturating_sub(1);
+    let mut data = fetch(part, from, end)?;
+    // A line starts in [start, end) iff start is 0 or a newline lies in
+    // [start - 1, end - 1); only then is the line crossing `end` ours.
+    let starts_a_line = part.start == 0
+        || (end > part.start
+            && memchr::memchr(b'\n', &data[..(end - 1 - from) as usize]).is_some());
+    let mut at = end;
+    // Most lines are short: a small first GET finds the end of the
+    // crossing line without reading much past it (each split pays
+    // this once); long lines double the step up to STEP.
+    let mut step = 4u64 << 10;
+    if starts_a_line && end < part.file_len && data.last() != Some(&b'\n') {
+        // Fetch on until the line running past the end does end.
+        while at < part.file_len {
+            let more = fetch(part, at, (at + step).min(part.file_len))?;
+            let found = memchr::memchr(b'\n', &more);
+            at += more.len() as u64;
+            data.extend_from_slice(&more);
+            if found.is_some() {
+                break;
             }
+            step = (step * 2).min(STEP);
         }
-        let (s, e) = align(&data, (part.start - from) as usize, (end - from) as usize);
-        let pieces = chunks(&data, s, e, target).into();
-        Ok(ObjectLines {
-            data: Arc::new(data),
-            from,
-            pieces,
-        })
     }
-}
-
-impl RecordSource for ObjectLines {
-    fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure> {
-        let Some((s, e)) = self.pieces.pop_front() else {
-            return Ok(None);
-        };
-        Ok(Some(Chunk::shared(&self.data, s, e, self.from + s as u64)))
-    }
+    Ok(Fetched::new(data, from))
 }
