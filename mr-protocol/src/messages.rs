@@ -269,8 +269,9 @@ pub struct ReduceWork {
     pub task: ReduceTaskId,
     /// This execution's id.
     pub attempt: AttemptId,
-    /// The accepted output of every map task, in map order.
-    pub maps: Vec<MapOutputRef>,
+    /// The accepted output of every map task, in map order (shared by
+    /// every reduce assignment while the outputs stay the same).
+    pub maps: std::sync::Arc<[MapOutputRef]>,
     /// Keys to skip: each made an earlier attempt's reduce panic.
     pub skip: Vec<BadRecord>,
 }

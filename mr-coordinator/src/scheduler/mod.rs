@@ -26,9 +26,10 @@ use mr_protocol::{
     Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, MapWork, Phase,
     ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tasks::{median, Attempt, AttemptState, Task, Worker};
+use tasks::{Attempt, AttemptState, RunningMedian, Task, Worker};
 use tracing::info;
 
 /// Tunables of the scheduler.
@@ -70,8 +71,34 @@ pub struct Scheduler {
     workers: BTreeMap<WorkerId, Worker>,
     next_attempt: u64,
     next_worker: u64,
-    map_durations: Vec<Duration>,
-    reduce_durations: Vec<Duration>,
+    /// Per phase (maps, reduces), the durations of accepted attempts.
+    durations: [RunningMedian; 2],
+    // Indexes kept beside the records so that every decision costs a
+    // lookup, not a scan of every task or worker (a job may have a million
+    // maps and ten thousand workers): each follows from the records and is
+    // brought up to date wherever they change.
+    /// Per phase, the idle tasks (not done, nothing running, not being
+    /// committed), lowest number first.
+    idle: [BTreeSet<u32>; 2],
+    /// Per phase, the attempts a backup may be launched for (the only
+    /// running attempt of a task still waiting for an output), oldest first.
+    lone: [BTreeSet<(Instant, AttemptId)>; 2],
+    /// Per phase, the tasks done.
+    done: [usize; 2],
+    /// What a reduce is told of every map's accepted output, built once the
+    /// maps are all done and shared by every reduce assignment until an
+    /// output changes.
+    map_outputs: Option<Arc<[MapOutputRef]>>,
+    /// Per shuffle address, maps whose accepted output was kept there
+    /// (entries may be stale: checked against the map when used).
+    held_by: HashMap<String, Vec<u32>>,
+    /// Live workers.
+    alive: usize,
+    /// Live workers that read every input (the job directory's, or not yet
+    /// placed).
+    all_readers: usize,
+    /// Per input file, live workers outside the job directory that read it.
+    file_readers: Vec<u32>,
     failure: Option<JobFailure>,
     /// Attempts started by this scheduler (ids may start higher after a restore).
     started: u64,
@@ -101,6 +128,7 @@ impl Scheduler {
     /// A scheduler for a job over `inputs`.
     pub fn new(cfg: SchedulerConfig, inputs: Vec<InputFile>) -> Self {
         let reduces = vec![Task::default(); cfg.reduces as usize];
+        let (cfg_reduces, inputs_len) = (cfg.reduces, inputs.len());
         Self {
             app: cfg.app.clone(),
             whole_file: false,
@@ -115,8 +143,15 @@ impl Scheduler {
             workers: BTreeMap::new(),
             next_attempt: 0,
             next_worker: 0,
-            map_durations: Vec::new(),
-            reduce_durations: Vec::new(),
+            durations: Default::default(),
+            idle: [BTreeSet::new(), (0..cfg_reduces).collect()],
+            lone: Default::default(),
+            done: [0, 0],
+            map_outputs: None,
+            held_by: HashMap::new(),
+            alive: 0,
+            all_readers: 0,
+            file_readers: vec![0; inputs_len],
             failure: None,
             started: 0,
             phase_marks: [None; 3],
@@ -155,8 +190,11 @@ impl Scheduler {
                 alive: true,
                 told_exit: false,
                 place: None,
+                attempts: Vec::new(),
             },
         );
+        self.alive += 1;
+        self.count_readers(None, true);
         Ok(id)
     }
 
@@ -183,6 +221,85 @@ impl Scheduler {
             })
             .collect();
         self.maps = vec![Task::default(); self.splits.len()];
+        self.idle[0] = (0..self.maps.len() as u32).collect();
+        self.lone[0].clear();
+        self.done[0] = 0;
+        self.map_outputs = None;
+    }
+
+    /// Brings the indexes of `task` up to date with its record: whether it
+    /// is idle, and whether its only running attempt may get a backup.
+    fn refresh(&mut self, task: TaskRef) {
+        let (phase, i) = match task {
+            TaskRef::Map(m) => (0, m.0),
+            TaskRef::Reduce(r) => (1, r.0),
+        };
+        let t = match task {
+            TaskRef::Map(_) => &mut self.maps[i as usize],
+            TaskRef::Reduce(_) => &mut self.reduces[i as usize],
+        };
+        let waiting = t.done.is_none() && t.committing.is_none();
+        if waiting && t.running.is_empty() {
+            self.idle[phase].insert(i);
+        } else {
+            self.idle[phase].remove(&i);
+        }
+        if let Some(c) = t.candidate.take() {
+            self.lone[phase].remove(&c);
+        }
+        if let (true, [only]) = (waiting, t.running.as_slice()) {
+            let c = (self.attempts[only].started, *only);
+            self.lone[phase].insert(c);
+            t.candidate = Some(c);
+        }
+    }
+
+    /// Sets `task`'s accepted attempt (None: its output is gone), keeping
+    /// the done counts and the reduces' view of the map outputs true.
+    fn set_done(&mut self, task: TaskRef, attempt: Option<AttemptId>) {
+        let phase = match task {
+            TaskRef::Map(_) => 0,
+            TaskRef::Reduce(_) => 1,
+        };
+        let t = self.task_mut(task);
+        let was = std::mem::replace(&mut t.done, attempt);
+        match (was.is_some(), attempt.is_some()) {
+            (false, true) => self.done[phase] += 1,
+            (true, false) => self.done[phase] -= 1,
+            _ => {}
+        }
+        if phase == 0 {
+            self.map_outputs = None;
+        }
+        self.refresh(task);
+    }
+
+    /// Counts (or uncounts) a live worker placed at `place` among the
+    /// readers of the inputs.
+    fn count_readers(&mut self, place: Option<&mr_protocol::WorkerPlace>, add: bool) {
+        let step = |n: &mut u32| {
+            if add {
+                *n += 1
+            } else {
+                *n -= 1
+            }
+        };
+        match place {
+            Some(p) if !p.shared => {
+                for (w, bits) in p.local_inputs.iter().enumerate() {
+                    let mut b = *bits;
+                    while b != 0 {
+                        let f = w * 64 + b.trailing_zeros() as usize;
+                        if let Some(n) = self.file_readers.get_mut(f) {
+                            step(n);
+                        }
+                        b &= b - 1;
+                    }
+                }
+            }
+            _ if add => self.all_readers += 1,
+            _ => self.all_readers -= 1,
+        }
     }
 
     /// Whether map `m` has an accepted output.
@@ -211,7 +328,7 @@ impl Scheduler {
 
     /// True when every output is committed.
     pub fn is_done(&self) -> bool {
-        self.reduces.iter().all(|t| t.done.is_some())
+        self.done[1] == self.reduces.len()
     }
 
     /// Why the job failed, if it did.
@@ -224,7 +341,7 @@ impl Scheduler {
     }
 
     fn all_maps_done(&self) -> bool {
-        !self.maps.is_empty() && self.maps.iter().all(|t| t.done.is_some())
+        !self.maps.is_empty() && self.done[0] == self.maps.len()
     }
 
     fn task_mut(&mut self, task: TaskRef) -> &mut Task {
@@ -270,11 +387,21 @@ impl Scheduler {
                 state: AttemptState::Running,
             },
         );
+        if let Some(w) = self.workers.get_mut(&worker) {
+            let attempts = &self.attempts;
+            w.attempts.retain(|a| {
+                attempts
+                    .get(a)
+                    .is_some_and(|a| a.state == AttemptState::Running)
+            });
+            w.attempts.push(attempt);
+        }
         let running = &mut self.task_mut(task).running;
         if !running.is_empty() {
             info!(%task, %attempt, %worker, "straggler: launching a backup attempt");
         }
         running.push(attempt);
+        self.refresh(task);
         match task {
             TaskRef::Map(m) => Assignment::Work(Work::Map(MapWork {
                 task: m,
@@ -285,60 +412,61 @@ impl Scheduler {
             TaskRef::Reduce(r) => Assignment::Work(Work::Reduce(ReduceWork {
                 task: r,
                 attempt,
-                maps: self
-                    .maps
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| MapOutputRef {
-                        map: MapTaskId(i as u32),
-                        attempt: t.done.expect("reduce assigned before every map finished"),
-                        host: t.held_at.clone(),
-                        in_job_dir: t.in_job_dir,
-                        bytes: t.counters.as_ref().map_or(0, |c| c.map_output_bytes),
-                    })
-                    .collect(),
+                maps: self.map_outputs(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
             })),
         }
     }
 
+    /// Every map's accepted output, as reduces are told (all maps done).
+    fn map_outputs(&mut self) -> Arc<[MapOutputRef]> {
+        if let Some(m) = &self.map_outputs {
+            return m.clone();
+        }
+        let m: Arc<[MapOutputRef]> = self
+            .maps
+            .iter()
+            .enumerate()
+            .map(|(i, t)| MapOutputRef {
+                map: MapTaskId(i as u32),
+                attempt: t.done.expect("reduce assigned before every map finished"),
+                host: t.held_at.clone(),
+                in_job_dir: t.in_job_dir,
+                bytes: t.counters.as_ref().map_or(0, |c| c.map_output_bytes),
+            })
+            .collect();
+        self.map_outputs = Some(m.clone());
+        m
+    }
+
     /// Picks an idle task of the phase, else a backup for a straggler.
     fn pick(&self, worker: WorkerId, now: Instant, maps: bool) -> Option<TaskRef> {
-        let (tasks, durations) = if maps {
-            (&self.maps, &self.map_durations)
-        } else {
-            (&self.reduces, &self.reduce_durations)
-        };
-        let mk = |i: usize| {
-            if maps {
-                TaskRef::Map(MapTaskId(i as u32))
-            } else {
-                TaskRef::Reduce(ReduceTaskId(i as u32))
-            }
-        };
-        let idle = |t: &Task| t.done.is_none() && t.running.is_empty() && t.committing.is_none();
+        let phase = usize::from(!maps);
         if maps {
             if let Some(i) = self.pick_map(worker) {
-                return Some(mk(i));
+                return Some(TaskRef::Map(MapTaskId(i)));
             }
-        } else if let Some(i) = tasks.iter().position(idle) {
-            return Some(mk(i));
+        } else if let Some(&i) = self.idle[1].first() {
+            return Some(TaskRef::Reduce(ReduceTaskId(i)));
         }
         // Backup attempts, as in the paper, but only for genuine stragglers:
         // once the phase has no idle work left, a task whose only attempt has
         // run for more than twice the phase's median and at least the task
-        // timeout gets a second attempt on another worker. First to finish wins.
-        let median = median(durations)?;
+        // timeout gets a second attempt on another worker, the longest
+        // running first. First to finish wins.
+        let median = self.durations[phase].median()?;
         let threshold = (median * 2).max(self.cfg.task_timeout);
-        tasks.iter().enumerate().find_map(|(i, t)| {
-            let [only] = t.running.as_slice() else {
+        for &(started, a) in &self.lone[phase] {
+            if now.duration_since(started) <= threshold {
+                // The rest started later still.
                 return None;
-            };
-            let a = &self.attempts[only];
-            let waiting = t.done.is_none() && t.committing.is_none();
-            (waiting && a.worker != worker && now.duration_since(a.started) > threshold)
-                .then(|| mk(i))
-        })
+            }
+            let a = &self.attempts[&a];
+            if a.worker != worker {
+                return Some(a.task);
+            }
+        }
+        None
     }
 
     /// The task of `attempt` if `worker` may report on it: only the worker
@@ -385,6 +513,7 @@ impl Scheduler {
             return None;
         };
         self.reduces[r.0 as usize].committing = Some(attempt);
+        self.refresh(TaskRef::Reduce(r));
         Some(r)
     }
 
@@ -405,6 +534,7 @@ impl Scheduler {
             return Verdict::Ignored;
         }
         task.committing = None;
+        self.refresh(TaskRef::Reduce(r));
         match published {
             Ok(()) => self.accept(attempt, now),
             Err(f) => self.fail(attempt, f, now),
@@ -419,17 +549,20 @@ impl Scheduler {
         a.ended = Some(now);
         let took = now.duration_since(a.started);
         match task_ref {
-            TaskRef::Map(_) => self.map_durations.push(took),
-            TaskRef::Reduce(_) => self.reduce_durations.push(took),
+            TaskRef::Map(_) => self.durations[0].push(took),
+            TaskRef::Reduce(_) => self.durations[1].push(took),
         }
         let place = self.workers.get(&a.worker).and_then(|w| w.place.as_ref());
         let held_at = place.and_then(|p| p.shuffle.clone());
         let in_job_dir = place.is_none_or(|p| p.shared);
+        if let (TaskRef::Map(m), Some(addr), false) = (task_ref, &held_at, in_job_dir) {
+            self.held_by.entry(addr.clone()).or_default().push(m.0);
+        }
         let task = self.task_mut(task_ref);
-        task.done = Some(attempt);
         task.held_at = held_at;
         task.in_job_dir = in_job_dir;
         let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
+        self.set_done(task_ref, Some(attempt));
         if self.all_maps_done() && matches!(task_ref, TaskRef::Map(_)) {
             self.phase_marks[1] = Some(now);
         }
@@ -473,6 +606,7 @@ impl Scheduler {
             let task_ref = a.task;
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != attempt);
+            self.refresh(task_ref);
             return Verdict::Ignored;
         }
         a.state = AttemptState::Failed;
@@ -482,9 +616,12 @@ impl Scheduler {
         let skip_enabled = self.cfg.skip_bad_records;
         let task = self.task_mut(task_ref);
         task.running.retain(|&x| x != attempt);
-        if task.done.is_some() {
+        let done = task.done.is_some();
+        self.refresh(task_ref);
+        if done {
             return Verdict::Ignored;
         }
+        let task = self.task_mut(task_ref);
         if let TaskFailure::MapOutputLost { map, attempt, .. } = &failure {
             // Not the reduce's fault: re-run the map; the reduce goes back to
             // idle without a strike and waits for the new map output. Only
@@ -492,12 +629,12 @@ impl Scheduler {
             let (map, lost_attempt) = (*map, *attempt);
             if let Some(m) = self.maps.get_mut(map.0 as usize) {
                 if m.done == Some(lost_attempt) {
-                    m.done = None;
                     m.held_at = None;
                     m.lost += 1;
                     if m.lost > max {
                         self.failure = Some(JobFailure::OutputLost(map, m.lost));
                     }
+                    self.set_done(TaskRef::Map(map), None);
                 }
             }
             return Verdict::FailureRecorded(task_ref);
@@ -542,22 +679,26 @@ impl Scheduler {
         }
         w.alive = false;
         let place = w.place.clone();
+        let mine = std::mem::take(&mut w.attempts);
+        self.alive -= 1;
+        self.count_readers(place.as_ref(), false);
         let mut reissued = self.outputs_gone_with(place.as_ref());
-        let running: Vec<(AttemptId, TaskRef)> = self
-            .attempts
-            .iter()
-            .filter(|(_, a)| a.worker == worker && a.state == AttemptState::Running)
-            .map(|(&id, a)| (id, a.task))
-            .collect();
-        for (id, task_ref) in running {
-            let a = self.attempts.get_mut(&id).expect("listed above");
+        for id in mine {
+            let Some(a) = self.attempts.get_mut(&id) else {
+                continue;
+            };
+            if a.state != AttemptState::Running {
+                continue;
+            }
             a.state = AttemptState::Abandoned;
             a.ended = Some(now);
+            let task_ref = a.task;
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
             if task.done.is_none() && task.running.is_empty() && task.committing.is_none() {
                 reissued.push(task_ref);
             }
+            self.refresh(task_ref);
         }
         reissued
     }
@@ -591,16 +732,19 @@ impl Scheduler {
         self.plan(*whole_file);
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
-                t.done = Some(*a);
                 t.held_at = at.clone();
                 t.in_job_dir = at.is_none();
                 t.counters = Some(c.clone());
+                if let Some(addr) = at {
+                    self.held_by.entry(addr.clone()).or_default().push(m.0);
+                }
+                self.set_done(TaskRef::Map(*m), Some(*a));
             }
         }
         for (red, a, c) in &r.reduces {
             if let Some(t) = self.reduces.get_mut(red.0 as usize) {
-                t.done = Some(*a);
                 t.counters = Some(c.clone());
+                self.set_done(TaskRef::Reduce(*red), Some(*a));
             }
         }
     }
@@ -608,6 +752,10 @@ impl Scheduler {
     /// Records the counters of `task`'s accepted attempt.
     pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
         self.task_mut(task).counters = Some(c);
+        if let TaskRef::Map(_) = task {
+            // A reduce is told each map output's size.
+            self.map_outputs = None;
+        }
     }
 
     /// Of the attempts `worker` says it holds, those it should stop: another

@@ -6,17 +6,21 @@ use super::tasks::Worker;
 use super::{Scheduler, TaskRef};
 use mr_protocol::{MapTaskId, WorkerId, WorkerPlace};
 
+/// How many idle maps (lowest first) a worker outside the job directory
+/// looks through for one whose input it reads itself.
+const LOOK_AHEAD: usize = 1024;
+
 impl Scheduler {
     /// Records where `worker` stands: whether it sees the job directory,
     /// where it serves map outputs, which inputs it reads itself.
     pub fn announce(&mut self, worker: WorkerId, place: WorkerPlace) -> bool {
-        match self.workers.get_mut(&worker) {
-            Some(w) if w.alive => {
-                w.place = Some(place);
-                true
-            }
-            _ => false,
-        }
+        let old = match self.workers.get_mut(&worker) {
+            Some(w) if w.alive => w.place.replace(place.clone()),
+            _ => return false,
+        };
+        self.count_readers(old.as_ref(), false);
+        self.count_readers(Some(&place), true);
+        true
     }
 
     /// Whether `w` can read every file of map `m`'s split itself.
@@ -44,31 +48,36 @@ impl Scheduler {
 
     /// An idle map for `worker`, by locality as in the paper: one whose
     /// input it reads itself, else one no other live worker reads itself
-    /// (so those stay for the workers that can), else any.
-    pub(super) fn pick_map(&self, worker: WorkerId) -> Option<usize> {
-        let idle: Vec<usize> = (0..self.maps.len())
-            .filter(|&i| self.maps[i].done.is_none() && self.maps[i].running.is_empty())
-            .collect();
-        let first = *idle.first()?;
+    /// (so those stay for the workers that can), else any. Only the first
+    /// [`LOOK_AHEAD`] idle maps are looked at, so a decision costs the same
+    /// with a million maps; "another worker reads it" counts readers per
+    /// file (exact for a split of one file; a split packing several small
+    /// files counts as read elsewhere when each of its files is).
+    pub(super) fn pick_map(&self, worker: WorkerId) -> Option<u32> {
+        let first = *self.idle[0].first()?;
         let Some(me) = self.workers.get(&worker) else {
             return Some(first);
         };
-        if me.place.is_none() && self.workers.values().all(|w| w.place.is_none()) {
+        let Some(place) = me.place.as_ref().filter(|p| !p.shared) else {
+            // It reads every input: the lowest idle map is as local as any.
+            return Some(first);
+        };
+        let window = || self.idle[0].iter().take(LOOK_AHEAD).map(|&i| i as usize);
+        if let Some(i) = window().find(|&i| self.reads_locally(me, i)) {
+            return Some(i as u32);
+        }
+        // Some other live worker reads every input: every map is claimed.
+        if self.all_readers > 0 {
             return Some(first);
         }
-        if let Some(&i) = idle.iter().find(|&&i| self.reads_locally(me, i)) {
-            return Some(i);
-        }
-        let others: Vec<&Worker> = self
-            .workers
-            .iter()
-            .filter(|&(&id, w)| id != worker && w.alive)
-            .map(|(_, w)| w)
-            .collect();
-        let unclaimed = idle
-            .iter()
-            .find(|&&i| !others.iter().any(|w| self.reads_locally(w, i)));
-        Some(*unclaimed.unwrap_or(&first))
+        let read_elsewhere = |i: usize| {
+            self.split_files[i].iter().all(|&f| {
+                let mine = u32::from(place.has_input(f));
+                self.file_readers.get(f).is_some_and(|&n| n > mine)
+            })
+        };
+        let unclaimed = window().find(|&i| !read_elsewhere(i));
+        Some(unclaimed.map_or(first, |i| i as u32))
     }
 
     /// A lost worker's map outputs that lived only on its disk: those maps
@@ -79,13 +88,16 @@ impl Scheduler {
         let Some(addr) = held.filter(|_| !self.is_done()) else {
             return gone;
         };
-        for (i, t) in self.maps.iter_mut().enumerate() {
+        // Entries of maps whose output later moved or was re-made elsewhere
+        // are stale: the map's own record decides.
+        for i in self.held_by.remove(&addr).unwrap_or_default() {
+            let t = &mut self.maps[i as usize];
             if t.done.is_some() && !t.in_job_dir && t.held_at.as_deref() == Some(addr.as_str()) {
-                t.done = None;
                 t.held_at = None;
-                let m = MapTaskId(i as u32);
+                let m = MapTaskId(i);
                 self.lost_unjournaled.push(m);
                 gone.push(TaskRef::Map(m));
+                self.set_done(TaskRef::Map(m), None);
             }
         }
         gone

@@ -108,12 +108,12 @@ impl Scheduler {
     /// Counts for progress lines.
     pub fn progress(&self) -> Progress {
         Progress {
-            maps_done: self.maps.iter().filter(|t| t.done.is_some()).count(),
+            maps_done: self.done[0],
             maps: self.maps.len(),
-            reduces_done: self.reduces.iter().filter(|t| t.done.is_some()).count(),
+            reduces_done: self.done[1],
             reduces: self.reduces.len(),
             attempts: self.started,
-            workers_alive: self.workers.values().filter(|w| w.alive).count(),
+            workers_alive: self.alive,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use super::TaskRef;
 use mr_protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 /// One map or reduce task.
@@ -31,6 +33,9 @@ pub(crate) struct Task {
     /// For a done map: whether its output is in the shared job directory
     /// (else only on the disk of the worker at `held_at`).
     pub(crate) in_job_dir: bool,
+    /// This task's entry in the scheduler's set of backup candidates (its
+    /// only running attempt, by start), so the entry can be taken out.
+    pub(crate) candidate: Option<(Instant, AttemptId)>,
 }
 
 /// Most bad records one task may skip before the job fails anyway: past
@@ -68,14 +73,67 @@ pub(crate) struct Worker {
     /// What it announced; None until then (treated as a worker that sees
     /// the job directory and every input).
     pub(crate) place: Option<WorkerPlace>,
+    /// Attempts given to it that may still be running (ended ones are
+    /// pruned when it is given the next), so losing it is not a scan of
+    /// every attempt of the job.
+    pub(crate) attempts: Vec<AttemptId>,
 }
 
-/// The median of `durations`, if any.
-pub(crate) fn median(durations: &[Duration]) -> Option<Duration> {
-    if durations.is_empty() {
-        return None;
+/// The median of a growing set of durations, kept in two heaps so that a
+/// scheduling decision costs a peek, not a sort of every past attempt.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RunningMedian {
+    /// The smaller half (a max-heap): `n / 2` values.
+    lower: BinaryHeap<Duration>,
+    /// The larger half (a min-heap): the other `n - n / 2`.
+    upper: BinaryHeap<Reverse<Duration>>,
+}
+
+impl RunningMedian {
+    /// Adds one duration.
+    pub(crate) fn push(&mut self, d: Duration) {
+        match self.upper.peek() {
+            Some(Reverse(least)) if d >= *least => self.upper.push(Reverse(d)),
+            _ => self.lower.push(d),
+        }
+        let n = self.lower.len() + self.upper.len();
+        while self.lower.len() > n / 2 {
+            let d = self.lower.pop().expect("non-empty");
+            self.upper.push(Reverse(d));
+        }
+        while self.lower.len() < n / 2 {
+            let Reverse(d) = self.upper.pop().expect("non-empty");
+            self.lower.push(d);
+        }
     }
-    let mut d = durations.to_vec();
-    d.sort_unstable();
-    Some(d[d.len() / 2])
+
+    /// The `n / 2`-th smallest (0-based) of the `n` durations, if any.
+    pub(crate) fn median(&self) -> Option<Duration> {
+        self.upper.peek().map(|Reverse(d)| *d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_median_is_the_middle_of_the_sorted_durations() {
+        let mut m = RunningMedian::default();
+        assert_eq!(m.median(), None);
+        let mut all = Vec::new();
+        // A fixed pseudo-random sequence with repeats.
+        let mut x = 7u64;
+        for _ in 0..500 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let d = Duration::from_millis((x >> 33) % 97);
+            m.push(d);
+            all.push(d);
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            assert_eq!(m.median(), Some(sorted[sorted.len() / 2]));
+        }
+    }
 }

@@ -48,7 +48,7 @@ fn map_of(a: &Assignment) -> (MapTaskId, AttemptId) {
 
 fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, Vec<MapOutputRef>) {
     match a {
-        Assignment::Work(Work::Reduce(w)) => (w.task, w.attempt, w.maps.clone()),
+        Assignment::Work(Work::Reduce(w)) => (w.task, w.attempt, w.maps.to_vec()),
         other => panic!("expected a reduce, got {other:?}"),
     }
 }
