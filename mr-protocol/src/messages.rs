@@ -256,7 +256,7 @@ pub struct MapWork {
     /// This execution's id.
     pub attempt: AttemptId,
     /// The input to read.
-    pub split: InputSplit,
+    pub split: std::sync::Arc<InputSplit>,
     /// Records to skip: each made an earlier attempt's app code panic
     /// (only with `--skip-bad-records`).
     pub skip: Vec<BadRecord>,

@@ -26,10 +26,10 @@ use mr_protocol::{
     Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, MapWork, Phase,
     ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tasks::{Attempt, AttemptState, RunningMedian, Task, Worker};
+use tasks::{Attempt, AttemptState, Attempts, RunningMedian, Task, Worker, Workers};
 use tracing::info;
 
 /// Tunables of the scheduler.
@@ -49,6 +49,9 @@ pub struct SchedulerConfig {
     pub wait: Duration,
     /// Skip records that make app code panic instead of failing the job.
     pub skip_bad_records: bool,
+    /// Launch backup attempts for stragglers (off only to measure what
+    /// they are worth).
+    pub backups: bool,
 }
 
 /// The state of one job's tasks, attempts and workers.
@@ -57,7 +60,7 @@ pub struct Scheduler {
     inputs: Vec<InputFile>,
     /// Map splits; empty until the job's app is known (whole-file apps are
     /// never split, and the app is learned from the first worker).
-    splits: Vec<InputSplit>,
+    splits: Vec<Arc<InputSplit>>,
     /// Per split, the numbers (in `inputs`) of the files it reads.
     split_files: Vec<Vec<usize>>,
     /// Maps whose outputs vanished with their worker, not yet journaled.
@@ -67,8 +70,8 @@ pub struct Scheduler {
     whole_file: bool,
     maps: Vec<Task>,
     reduces: Vec<Task>,
-    attempts: BTreeMap<AttemptId, Attempt>,
-    workers: BTreeMap<WorkerId, Worker>,
+    attempts: Attempts,
+    workers: Workers,
     next_attempt: u64,
     next_worker: u64,
     /// Per phase (maps, reduces), the durations of accepted attempts.
@@ -99,6 +102,8 @@ pub struct Scheduler {
     all_readers: usize,
     /// Per input file, live workers outside the job directory that read it.
     file_readers: Vec<u32>,
+    /// Live workers outside the job directory that read some input.
+    local_readers: usize,
     failure: Option<JobFailure>,
     /// Attempts started by this scheduler (ids may start higher after a restore).
     started: u64,
@@ -139,8 +144,8 @@ impl Scheduler {
             lost_unjournaled: Vec::new(),
             maps: Vec::new(),
             reduces,
-            attempts: BTreeMap::new(),
-            workers: BTreeMap::new(),
+            attempts: Attempts::default(),
+            workers: Workers::default(),
             next_attempt: 0,
             next_worker: 0,
             durations: Default::default(),
@@ -152,6 +157,7 @@ impl Scheduler {
             alive: 0,
             all_readers: 0,
             file_readers: vec![0; inputs_len],
+            local_readers: 0,
             failure: None,
             started: 0,
             phase_marks: [None; 3],
@@ -200,7 +206,10 @@ impl Scheduler {
 
     fn plan(&mut self, whole_file: bool) {
         self.whole_file = whole_file;
-        self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file);
+        self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         let number: std::collections::HashMap<&std::path::Path, usize> = self
             .inputs
             .iter()
@@ -286,6 +295,13 @@ impl Scheduler {
         };
         match place {
             Some(p) if !p.shared => {
+                if p.local_inputs.iter().any(|&w| w != 0) {
+                    if add {
+                        self.local_readers += 1
+                    } else {
+                        self.local_readers -= 1
+                    }
+                }
                 for (w, bits) in p.local_inputs.iter().enumerate() {
                     let mut b = *bits;
                     while b != 0 {
@@ -454,6 +470,9 @@ impl Scheduler {
         // run for more than twice the phase's median and at least the task
         // timeout gets a second attempt on another worker, the longest
         // running first. First to finish wins.
+        if !self.cfg.backups {
+            return None;
+        }
         let median = self.durations[phase].median()?;
         let threshold = (median * 2).max(self.cfg.task_timeout);
         for &(started, a) in &self.lone[phase] {
@@ -711,7 +730,7 @@ impl Scheduler {
             .workers
             .iter()
             .filter(|(_, w)| w.alive && now.duration_since(w.last_seen) > timeout)
-            .map(|(&id, _)| id)
+            .map(|(id, _)| id)
             .collect();
         for &id in &silent {
             self.worker_lost(id, now);

@@ -63,11 +63,13 @@ impl Scheduler {
             return Some(first);
         };
         let window = || self.idle[0].iter().take(LOOK_AHEAD).map(|&i| i as usize);
-        if let Some(i) = window().find(|&i| self.reads_locally(me, i)) {
+        let reads_some = place.local_inputs.iter().any(|&w| w != 0);
+        if let Some(i) = window().find(|&i| reads_some && self.reads_locally(me, i)) {
             return Some(i as u32);
         }
-        // Some other live worker reads every input: every map is claimed.
-        if self.all_readers > 0 {
+        // Some other live worker reads every input (every map is claimed),
+        // or none reads any (none is).
+        if self.all_readers > 0 || self.local_readers == 0 {
             return Some(first);
         }
         let read_elsewhere = |i: usize| {

@@ -71,14 +71,14 @@ impl Scheduler {
 
     /// Every worker that registered, and whether it is still alive.
     pub fn workers(&self) -> Vec<(WorkerId, bool)> {
-        self.workers.iter().map(|(&id, w)| (id, w.alive)).collect()
+        self.workers.iter().map(|(id, w)| (id, w.alive)).collect()
     }
 
     /// Every attempt ever started for reduce tasks, for cleaning up temp outputs.
     pub fn reduce_attempts(&self) -> Vec<(ReduceTaskId, AttemptId)> {
         self.attempts
             .iter()
-            .filter_map(|(&id, a)| match a.task {
+            .filter_map(|(id, a)| match a.task {
                 TaskRef::Reduce(r) => Some((r, id)),
                 TaskRef::Map(_) => None,
             })
@@ -89,7 +89,7 @@ impl Scheduler {
     pub fn attempt_log(&self) -> Vec<AttemptRecord> {
         self.attempts
             .iter()
-            .map(|(&id, a)| AttemptRecord {
+            .map(|(id, a)| AttemptRecord {
                 attempt: id,
                 task: a.task,
                 worker: a.worker,

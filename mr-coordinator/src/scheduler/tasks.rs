@@ -79,6 +79,97 @@ pub(crate) struct Worker {
     pub(crate) attempts: Vec<AttemptId>,
 }
 
+/// Every attempt of this incarnation, by id. Ids are handed out one after
+/// another from the incarnation's base, so the record of an attempt is at
+/// its id's distance from the first: a lookup is an index, and a million
+/// attempts cost their records and nothing more.
+#[derive(Debug, Default)]
+pub(crate) struct Attempts {
+    base: u64,
+    list: Vec<Attempt>,
+}
+
+impl Attempts {
+    fn slot(&self, id: AttemptId) -> Option<usize> {
+        id.0.checked_sub(self.base).map(|i| i as usize)
+    }
+
+    pub(crate) fn get(&self, id: &AttemptId) -> Option<&Attempt> {
+        self.slot(*id).and_then(|i| self.list.get(i))
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &AttemptId) -> Option<&mut Attempt> {
+        self.slot(*id).and_then(|i| self.list.get_mut(i))
+    }
+
+    /// Records attempt `id`, which must be the one after the last.
+    pub(crate) fn insert(&mut self, id: AttemptId, a: Attempt) {
+        if self.list.is_empty() {
+            self.base = id.0;
+        }
+        assert_eq!(
+            Some(self.list.len()),
+            self.slot(id),
+            "attempt ids are handed out in order"
+        );
+        self.list.push(a);
+    }
+
+    /// Every attempt, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (AttemptId, &Attempt)> {
+        let base = self.base;
+        self.list
+            .iter()
+            .enumerate()
+            .map(move |(i, a)| (AttemptId(base + i as u64), a))
+    }
+}
+
+impl std::ops::Index<&AttemptId> for Attempts {
+    type Output = Attempt;
+    fn index(&self, id: &AttemptId) -> &Attempt {
+        self.get(id).expect("a known attempt")
+    }
+}
+
+/// Every worker that registered, by id (handed out 0, 1, 2, ...).
+#[derive(Debug, Default)]
+pub(crate) struct Workers {
+    list: Vec<Worker>,
+}
+
+impl Workers {
+    pub(crate) fn get(&self, id: &WorkerId) -> Option<&Worker> {
+        self.list.get(id.0 as usize)
+    }
+
+    pub(crate) fn get_mut(&mut self, id: &WorkerId) -> Option<&mut Worker> {
+        self.list.get_mut(id.0 as usize)
+    }
+
+    /// Records worker `id`, which must be the next id.
+    pub(crate) fn insert(&mut self, id: WorkerId, w: Worker) {
+        assert_eq!(
+            id.0 as usize,
+            self.list.len(),
+            "worker ids are handed out in order"
+        );
+        self.list.push(w);
+    }
+
+    /// Every worker, in id order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (WorkerId, &Worker)> {
+        self.list
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (WorkerId(i as u64), w))
+    }
+
+    pub(crate) fn values(&self) -> impl Iterator<Item = &Worker> {
+        self.list.iter()
+    }
+}
+
 /// The median of a growing set of durations, kept in two heaps so that a
 /// scheduling decision costs a peek, not a sort of every past attempt.
 #[derive(Clone, Debug, Default)]

@@ -1,0 +1,588 @@
+//! `mr-sim`: the coordinator's real scheduler driven at cluster scale in
+//! virtual time, to find what one coordinator can run.
+//!
+//! Simulated workers (sharing nothing: map outputs live on their disks)
+//! register, ask for tasks, run them for a drawn duration and report, as
+//! the server would have them do (every call checks the worker first, as
+//! the RPC service does). Task durations are log-normal; a fraction of the
+//! workers run 10x slower (stragglers); some are killed (their connection
+//! drops: lost at once, with the map outputs on their disks), and some stop
+//! silently and come back after the task timeout (lost by their silence,
+//! then registering again). Time is virtual: the scheduler is pure, so the
+//! run measures its own cost per decision, not any waiting.
+//!
+//! The job runs twice, with backup attempts and without, and at the end the
+//! invariants are checked: every reduce committed exactly once, every lost
+//! map output made again, no task handed to a worker after its loss was
+//! seen. A broken invariant exits 1.
+//!
+//!   mr-sim [--workers 10000 --maps 1000000 --reduces 10000] [--json]
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use mr_coordinator::scheduler::{Scheduler, SchedulerConfig, TaskRef, Verdict};
+use mr_protocol::plan::InputFile;
+use mr_protocol::{
+    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, TaskFailure, Work, WorkerId,
+    WorkerPlace,
+};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Drive the real scheduler with simulated workers in virtual time.
+#[derive(Parser, Debug, Clone)]
+#[command(version)]
+struct Args {
+    /// Simulated workers.
+    #[arg(long, default_value_t = 10_000)]
+    workers: u32,
+    /// Map tasks.
+    #[arg(long, default_value_t = 1_000_000)]
+    maps: u32,
+    /// Reduce tasks.
+    #[arg(long, default_value_t = 10_000)]
+    reduces: u32,
+    /// Median map duration, virtual seconds.
+    #[arg(long, default_value_t = 10.0)]
+    map_secs: f64,
+    /// Median reduce duration, virtual seconds.
+    #[arg(long, default_value_t = 20.0)]
+    reduce_secs: f64,
+    /// Spread of the log-normal durations (sigma of the underlying normal).
+    #[arg(long, default_value_t = 0.5)]
+    sigma: f64,
+    /// Fraction of workers that run every task this many times slower.
+    #[arg(long, default_value_t = 0.02)]
+    stragglers: f64,
+    /// How much slower a straggler is.
+    #[arg(long, default_value_t = 10.0)]
+    slowdown: f64,
+    /// Fraction of workers killed during the job (connection dropped).
+    #[arg(long, default_value_t = 0.01)]
+    kill: f64,
+    /// Fraction of workers that stop silently for twice the task timeout.
+    #[arg(long, default_value_t = 0.005)]
+    stall: f64,
+    /// Virtual seconds a worker may be silent before it is declared lost.
+    #[arg(long, default_value_t = 10.0)]
+    task_timeout: f64,
+    /// Virtual seconds between heartbeats (and loss checks).
+    #[arg(long, default_value_t = 1.0)]
+    heartbeat: f64,
+    /// Virtual seconds an idle worker waits before asking again.
+    #[arg(long, default_value_t = 1.0)]
+    poll: f64,
+    /// Seed of the random draws.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A small deterministic generator (SplitMix64): runs are reproducible by seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in (0, 1].
+    fn unit(&mut self) -> f64 {
+        ((self.next() >> 11) + 1) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Log-normal with the given median and sigma (Box-Muller).
+    fn log_normal(&mut self, median: f64, sigma: f64) -> f64 {
+        let (u, v) = (self.unit(), self.unit());
+        let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+        median * (sigma * z).exp()
+    }
+}
+
+/// What happens next to a simulated worker (or the cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// The worker asks for a task.
+    Ask(u32),
+    /// The worker's attempt ends; it reports.
+    Done(u32, AttemptId),
+    /// The worker's process is killed (its connection drops).
+    Kill(u32),
+    /// The worker stops silently.
+    Stall(u32),
+    /// A stopped worker runs again.
+    Resume(u32),
+    /// Heartbeats from every running worker, then the silence check.
+    Tick,
+}
+
+/// One simulated worker.
+struct SimWorker {
+    /// Its id with the scheduler (a new one after registering again).
+    id: WorkerId,
+    /// Killed: never heard from again.
+    dead: bool,
+    /// Stopped: silent until resumed.
+    stalled: bool,
+    /// Runs every task `slowdown` times slower.
+    slow: bool,
+    /// The attempt it runs, and for a reduce the map outputs it was given
+    /// and the lost one it will fail to fetch, if one was lost meanwhile.
+    running: Option<Running>,
+}
+
+struct Running {
+    attempt: AttemptId,
+    given: Option<Arc<[MapOutputRef]>>,
+    doomed: Option<(MapTaskId, AttemptId)>,
+}
+
+/// What one run measured.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Assignments, reports and losses decided.
+    decisions: u64,
+    /// Real time spent in the scheduler deciding them.
+    deciding: Duration,
+    /// Real time of the whole run (heartbeats and the simulation included).
+    real: Duration,
+    makespan: f64,
+    ideal: f64,
+    attempts: u64,
+    /// Attempts beyond one per task: backups and re-runs after losses.
+    extra: u64,
+    killed: u32,
+    stalled: u32,
+    maps_remade: u64,
+    violations: Vec<String>,
+}
+
+/// Virtual time in microseconds.
+type Micros = u64;
+
+fn micros(secs: f64) -> Micros {
+    (secs * 1e6).max(1.0) as Micros
+}
+
+/// The inputs: a few large virtual files cut into exactly `maps` splits.
+fn inputs(maps: u32, split: u64) -> Vec<InputFile> {
+    let files = maps.div_ceil(1000).max(1);
+    (0..files)
+        .map(|f| {
+            let n = (maps - f * 1000).min(1000) as u64;
+            InputFile {
+                name: format!("in-{f}"),
+                path: PathBuf::from(format!("/sim/in-{f}")),
+                len: n * split,
+                version: None,
+            }
+        })
+        .collect()
+}
+
+/// Where a simulated worker stands: outside the job directory, serving its
+/// map outputs at an address of its own, reading no input itself.
+fn place(w: u32) -> WorkerPlace {
+    WorkerPlace {
+        shared: false,
+        shuffle: Some(format!("w{w}:1")),
+        local_inputs: Vec::new(),
+    }
+}
+
+fn run(args: &Args, backups: bool) -> Result<Outcome> {
+    const SPLIT: u64 = 64 << 20;
+    let base = Instant::now();
+    let at = |t: Micros| base + Duration::from_micros(t);
+    let mut sched = Scheduler::new(
+        SchedulerConfig {
+            reduces: args.reduces,
+            split_size: SPLIT,
+            task_timeout: Duration::from_secs_f64(args.task_timeout),
+            max_attempts: 4,
+            app: Some("sim".into()),
+            wait: Duration::from_secs_f64(args.poll),
+            skip_bad_records: false,
+            backups,
+        },
+        inputs(args.maps, SPLIT),
+    );
+    let mut rng = Rng(args.seed);
+    let mut out = Outcome::default();
+    let mut queue: BinaryHeap<Reverse<(Micros, u64, Event)>> = BinaryHeap::new();
+    let mut seq = 0u64;
+    let mut push = |q: &mut BinaryHeap<_>, t: Micros, e: Event| {
+        seq += 1;
+        q.push(Reverse((t, seq, e)));
+    };
+    // The ideal: every task's nominal work spread evenly over the workers.
+    let nominal = f64::from(args.maps) * args.map_secs + f64::from(args.reduces) * args.reduce_secs;
+    out.ideal = nominal * (args.sigma * args.sigma / 2.0).exp() / f64::from(args.workers);
+    let horizon = micros(out.ideal);
+    let started = Instant::now();
+    let mut workers = Vec::with_capacity(args.workers as usize);
+    for w in 0..args.workers {
+        let id = match sched.register(at(0), "sim", false) {
+            Ok(id) => id,
+            Err(e) => bail!("worker {w} refused: {e}"),
+        };
+        sched.announce(id, place(w));
+        let slow = rng.unit() <= args.stragglers;
+        workers.push(SimWorker {
+            id,
+            dead: false,
+            stalled: false,
+            slow,
+            running: None,
+        });
+        push(&mut queue, 0, Event::Ask(w));
+        // Faults land somewhere in the job's ideal span.
+        if rng.unit() <= args.kill {
+            push(&mut queue, rng.next() % horizon.max(1), Event::Kill(w));
+        } else if rng.unit() <= args.stall {
+            push(&mut queue, rng.next() % horizon.max(1), Event::Stall(w));
+        }
+    }
+    push(&mut queue, micros(args.heartbeat), Event::Tick);
+    // Per scheduler worker id: when its loss was seen (for the invariant).
+    let mut lost_at: Vec<Option<Micros>> = vec![None; args.workers as usize];
+    // Per map: when its output was last lost, and last accepted.
+    let mut map_lost: Vec<Option<Micros>> = vec![None; args.maps as usize];
+    let mut map_accepted: Vec<Micros> = vec![0; args.maps as usize];
+    let mut reduce_commits = vec![0u32; args.reduces as usize];
+    let mut ids: Vec<u32> = (0..args.workers).collect(); // scheduler id -> sim worker
+    let mut now: Micros = 0;
+    // A worker's loss was seen: note it, note the map outputs that went
+    // with it, and doom the running reduces that were to fetch one of them.
+    let lose = |sched: &mut Scheduler,
+                workers: &mut Vec<SimWorker>,
+                lost_at: &mut Vec<Option<Micros>>,
+                map_lost: &mut Vec<Option<Micros>>,
+                id: WorkerId,
+                holder: u32,
+                now: Micros| {
+        lost_at[id.0 as usize] = Some(now);
+        let lost_maps = sched.take_lost_outputs();
+        for m in &lost_maps {
+            map_lost[m.0 as usize] = Some(now);
+        }
+        let addr = place(holder).shuffle;
+        if let Some(&m) = lost_maps.first() {
+            for w in workers.iter_mut() {
+                if let Some(Running {
+                    given: Some(given),
+                    doomed: doomed @ None,
+                    ..
+                }) = &mut w.running
+                {
+                    let held = &given[m.0 as usize];
+                    if held.host == addr {
+                        *doomed = Some((m, held.attempt));
+                    }
+                }
+            }
+        }
+    };
+    while let Some(Reverse((t, _, event))) = queue.pop() {
+        now = t;
+        if sched.is_done() {
+            break;
+        }
+        if sched.failure().is_some() {
+            out.violations.push(format!(
+                "the job failed: {}",
+                sched.failure().expect("failed")
+            ));
+            break;
+        }
+        match event {
+            Event::Tick => {
+                for w in workers.iter().filter(|w| !w.dead && !w.stalled) {
+                    sched.touch(w.id, at(now));
+                }
+                for id in sched.expire(at(now)) {
+                    out.decisions += 1;
+                    let holder = ids[id.0 as usize];
+                    lose(
+                        &mut sched,
+                        &mut workers,
+                        &mut lost_at,
+                        &mut map_lost,
+                        id,
+                        holder,
+                        now,
+                    );
+                }
+                push(&mut queue, now + micros(args.heartbeat), Event::Tick);
+            }
+            Event::Kill(w) => {
+                let sw = &mut workers[w as usize];
+                if sw.dead {
+                    continue;
+                }
+                sw.dead = true;
+                sw.running = None;
+                out.killed += 1;
+                let id = sw.id;
+                let t0 = Instant::now();
+                sched.worker_lost(id, at(now));
+                out.deciding += t0.elapsed();
+                out.decisions += 1;
+                lose(
+                    &mut sched,
+                    &mut workers,
+                    &mut lost_at,
+                    &mut map_lost,
+                    id,
+                    w,
+                    now,
+                );
+            }
+            Event::Stall(w) => {
+                let sw = &mut workers[w as usize];
+                if !sw.dead && !sw.stalled {
+                    sw.stalled = true;
+                    out.stalled += 1;
+                    push(
+                        &mut queue,
+                        now + micros(2.0 * args.task_timeout),
+                        Event::Resume(w),
+                    );
+                }
+            }
+            Event::Resume(w) => {
+                let sw = &mut workers[w as usize];
+                sw.stalled = false;
+                // Its attempt's end (if due while stopped) and its next ask
+                // come now; a finished attempt reports first.
+                if sw.running.is_none() {
+                    push(&mut queue, now, Event::Ask(w));
+                }
+            }
+            Event::Ask(w) => {
+                let sw = &mut workers[w as usize];
+                if sw.dead || sw.running.is_some() {
+                    continue;
+                }
+                if sw.stalled {
+                    continue; // it asks again when it runs
+                }
+                // As the server does: an unknown or lost worker registers again.
+                if !sched.touch(sw.id, at(now)) {
+                    match sched.register(at(now), "sim", false) {
+                        Ok(id) => {
+                            sw.id = id;
+                            sched.announce(id, place(w));
+                            if lost_at.len() <= id.0 as usize {
+                                lost_at.resize(id.0 as usize + 1, None);
+                                ids.resize(id.0 as usize + 1, 0);
+                            }
+                            ids[id.0 as usize] = w;
+                        }
+                        Err(_) => continue, // the job is over
+                    }
+                }
+                let id = sw.id;
+                out.decisions += 1;
+                let t0 = Instant::now();
+                let assignment = sched.assign(id, at(now));
+                out.deciding += t0.elapsed();
+                match assignment {
+                    Assignment::Work(work) => {
+                        if lost_at[id.0 as usize].is_some() {
+                            out.violations
+                                .push(format!("a task was given to {id}, already lost"));
+                        }
+                        out.attempts += 1;
+                        let (attempt, given, median) = match work {
+                            Work::Map(m) => (m.attempt, None, args.map_secs),
+                            Work::Reduce(r) => (r.attempt, Some(r.maps), args.reduce_secs),
+                        };
+                        let mut secs = rng.log_normal(median, args.sigma);
+                        if sw.slow {
+                            secs *= args.slowdown;
+                        }
+                        sw.running = Some(Running {
+                            attempt,
+                            given,
+                            doomed: None,
+                        });
+                        push(&mut queue, now + micros(secs), Event::Done(w, attempt));
+                    }
+                    Assignment::Wait { millis } => {
+                        push(&mut queue, now + millis * 1000, Event::Ask(w));
+                    }
+                    Assignment::Exit => {}
+                }
+            }
+            Event::Done(w, attempt) => {
+                let sw = &mut workers[w as usize];
+                if sw.dead || sw.running.as_ref().map(|r| r.attempt) != Some(attempt) {
+                    continue;
+                }
+                if sw.stalled {
+                    // Finishes once it runs again.
+                    push(
+                        &mut queue,
+                        now + micros(args.heartbeat),
+                        Event::Done(w, attempt),
+                    );
+                    continue;
+                }
+                let r = sw.running.take().expect("checked");
+                let id = sw.id;
+                let t0 = Instant::now();
+                sched.touch(id, at(now));
+                out.decisions += 1;
+                let verdict = if sched.reported_task(id, attempt).is_none() {
+                    Verdict::Ignored
+                } else if let Some((map, lost)) = r.doomed {
+                    sched.failed(
+                        id,
+                        attempt,
+                        TaskFailure::MapOutputLost {
+                            map,
+                            attempt: lost,
+                            reason: "its holder is gone".into(),
+                        },
+                        at(now),
+                    )
+                } else {
+                    sched.succeeded(id, attempt, at(now))
+                };
+                if let Verdict::Accepted(task) = verdict {
+                    sched.set_counters(task, Counters::default());
+                }
+                out.deciding += t0.elapsed();
+                if let Verdict::Accepted(task) = verdict {
+                    match task {
+                        TaskRef::Map(m) => map_accepted[m.0 as usize] = now,
+                        TaskRef::Reduce(red) => reduce_commits[red.0 as usize] += 1,
+                    }
+                }
+                push(&mut queue, now, Event::Ask(w));
+            }
+        }
+    }
+    out.real = started.elapsed();
+    out.makespan = now as f64 / 1e6;
+    out.extra = out
+        .attempts
+        .saturating_sub(u64::from(args.maps) + u64::from(args.reduces));
+    // The invariants.
+    if !sched.is_done() && out.violations.is_empty() {
+        out.violations
+            .push(format!("the job did not finish: {:?}", sched.progress()));
+    }
+    for (r, &n) in reduce_commits.iter().enumerate() {
+        if n != 1 {
+            out.violations
+                .push(format!("reduce {r} was committed {n} times"));
+        }
+    }
+    for (m, lost) in map_lost.iter().enumerate() {
+        if let Some(t) = lost {
+            out.maps_remade += 1;
+            if map_accepted[m] <= *t {
+                out.violations.push(format!(
+                    "map {m}'s output, lost at {t} us, was never made again"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Peak resident memory of this process, MiB.
+fn peak_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.workers == 0 || args.maps == 0 || args.reduces == 0 {
+        bail!("--workers, --maps and --reduces must be at least 1");
+    }
+    let with = run(&args, true)?;
+    let peak = peak_mib();
+    let without = run(&args, false)?;
+    let tasks = u64::from(args.maps) + u64::from(args.reduces);
+    let rate = with.decisions as f64 / with.deciding.as_secs_f64().max(1e-9);
+    let per_task = peak * 1048576.0 / tasks as f64;
+    if args.json {
+        println!(
+            "{{\"sim_workers\": {}, \"sim_tasks\": {}, \"sim_decisions\": {}, \"sim_decisions_per_s\": {:.0}, \"sim_real_s\": {:.2}, \"sim_peak_mib\": {:.1}, \"sim_bytes_per_task\": {:.0}, \"sim_makespan_s\": {:.1}, \"sim_ideal_s\": {:.1}, \"sim_makespan_ratio\": {:.3}, \"sim_makespan_ratio_no_backups\": {:.3}, \"sim_extra_attempts\": {}, \"sim_killed\": {}, \"sim_stalled\": {}, \"sim_maps_remade\": {}, \"sim_invariants_ok\": {}}}",
+            args.workers,
+            tasks,
+            with.decisions,
+            rate,
+            with.real.as_secs_f64(),
+            peak,
+            per_task,
+            with.makespan,
+            with.ideal,
+            with.makespan / with.ideal,
+            without.makespan / without.ideal,
+            with.extra,
+            with.killed,
+            with.stalled,
+            with.maps_remade,
+            with.violations.is_empty() && without.violations.is_empty(),
+        );
+    } else {
+        println!(
+            "{} workers, {} maps, {} reduces; {:.0}% stragglers ({}x), {} killed, {} stalled",
+            args.workers,
+            args.maps,
+            args.reduces,
+            args.stragglers * 100.0,
+            args.slowdown,
+            with.killed,
+            with.stalled
+        );
+        println!("| run | decisions | deciding s | decisions/s | whole run s | virtual makespan s | x ideal | extra attempts | maps re-made |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (name, o) in [("with backups", &with), ("without backups", &without)] {
+            println!(
+                "| {name} | {} | {:.2} | {:.0} | {:.2} | {:.0} | {:.3} | {} | {} |",
+                o.decisions,
+                o.deciding.as_secs_f64(),
+                o.decisions as f64 / o.deciding.as_secs_f64().max(1e-9),
+                o.real.as_secs_f64(),
+                o.makespan,
+                o.makespan / o.ideal,
+                o.extra,
+                o.maps_remade
+            );
+        }
+        println!(
+            "peak memory {peak:.0} MiB ({per_task:.0} bytes per task); ideal makespan {:.0} s",
+            with.ideal
+        );
+    }
+    let mut broken = false;
+    for (name, o) in [("with backups", &with), ("without backups", &without)] {
+        for v in o.violations.iter().take(10) {
+            eprintln!("mr-sim: invariant broken ({name}): {v}");
+            broken = true;
+        }
+    }
+    if broken {
+        std::process::exit(1);
+    }
+    Ok(())
+}
