@@ -190,7 +190,7 @@ pub struct MapOutputRef {
     pub attempt: AttemptId,
     /// The [`Shuffle`] address of the worker that made it and serves it
     /// (None if that worker serves nothing).
-    pub host: Option<String>,
+    pub host: Option<std::sync::Arc<str>>,
     /// True when it is in the shared job directory: a reducer that sees
     /// that directory reads it there; others fetch it from `host`.
     pub in_job_dir: bool,

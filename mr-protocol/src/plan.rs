@@ -164,6 +164,83 @@ fn check_file(name: &str) -> Result<InputFile, PlanError> {
     })
 }
 
+/// A byte range of one input file, named by the file's number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PartRange {
+    /// The file's number in the planned inputs.
+    pub file: u32,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+}
+
+/// Every split's ranges, flat and without names (a million splits cost 24
+/// bytes a range): split `i` is `parts[starts[i]..starts[i + 1]]`.
+#[derive(Clone, Debug, Default)]
+pub struct SplitPlan {
+    parts: Vec<PartRange>,
+    starts: Vec<u32>,
+}
+
+impl SplitPlan {
+    /// Number of splits.
+    pub fn len(&self) -> usize {
+        self.starts.len().saturating_sub(1)
+    }
+
+    /// Whether there are no splits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The ranges of split `i`.
+    pub fn ranges(&self, i: usize) -> &[PartRange] {
+        &self.parts[self.starts[i] as usize..self.starts[i + 1] as usize]
+    }
+
+    /// Split `i` as workers are told it, with the names and paths of `files`
+    /// (the inputs the plan was made from).
+    pub fn split(&self, i: usize, files: &[InputFile]) -> InputSplit {
+        InputSplit {
+            parts: self
+                .ranges(i)
+                .iter()
+                .map(|r| {
+                    let f = &files[r.file as usize];
+                    FilePart {
+                        name: f.name.clone(),
+                        path: f.path.clone(),
+                        start: r.start,
+                        end: r.end,
+                        file_len: f.len,
+                        version: f.version.clone(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn push(&mut self, file: usize, start: u64, end: u64) {
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
+        self.parts.push(PartRange {
+            file: file as u32,
+            start,
+            end,
+        });
+    }
+
+    /// Ends the split under way, if it has a range.
+    fn cut(&mut self) {
+        let open = self.starts.last().map_or(0, |&s| s as usize) < self.parts.len();
+        if open {
+            self.starts.push(self.parts.len() as u32);
+        }
+    }
+}
+
 /// Cuts the files into splits of `split_size` bytes (the last may be
 /// shorter). Large files are cut into several splits; small ones are packed
 /// together, in order, so ten thousand tiny inputs do not make ten thousand
@@ -172,45 +249,31 @@ fn check_file(name: &str) -> Result<InputFile, PlanError> {
 /// belongs to the range it starts in. Empty files ride along as empty ranges.
 /// A compressed file ([`Codec`]) is never cut: it is one range, packed with
 /// others while it fits, else a split of its own.
-pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
-    let part = |f: &InputFile, start: u64, end: u64| FilePart {
-        name: f.name.clone(),
-        path: f.path.clone(),
-        start,
-        end,
-        file_len: f.len,
-        version: f.version.clone(),
-    };
+pub fn plan_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> SplitPlan {
+    let mut plan = SplitPlan::default();
     if whole_file {
-        return files
-            .iter()
-            .map(|f| InputSplit {
-                parts: vec![part(f, 0, f.len)],
-            })
-            .collect();
+        for (i, f) in files.iter().enumerate() {
+            plan.push(i, 0, f.len);
+            plan.cut();
+        }
+        return plan;
     }
     let split_size = split_size.max(1);
-    let mut splits = Vec::new();
-    let mut parts = Vec::new();
     let mut room = split_size;
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         if f.len == 0 {
-            parts.push(part(f, 0, 0));
+            plan.push(i, 0, 0);
             continue;
         }
         if Codec::of(&f.name).is_some() {
-            if f.len > room && !parts.is_empty() {
-                splits.push(InputSplit {
-                    parts: std::mem::take(&mut parts),
-                });
+            if f.len > room {
+                plan.cut();
                 room = split_size;
             }
-            parts.push(part(f, 0, f.len));
+            plan.push(i, 0, f.len);
             room = room.saturating_sub(f.len);
             if room == 0 {
-                splits.push(InputSplit {
-                    parts: std::mem::take(&mut parts),
-                });
+                plan.cut();
                 room = split_size;
             }
             continue;
@@ -218,21 +281,23 @@ pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Ve
         let mut off = 0;
         while off < f.len {
             let take = room.min(f.len - off);
-            parts.push(part(f, off, off + take));
+            plan.push(i, off, off + take);
             off += take;
             room -= take;
             if room == 0 {
-                splits.push(InputSplit {
-                    parts: std::mem::take(&mut parts),
-                });
+                plan.cut();
                 room = split_size;
             }
         }
     }
-    if !parts.is_empty() {
-        splits.push(InputSplit { parts });
-    }
-    splits
+    plan.cut();
+    plan
+}
+
+/// [`plan_splits`], each split with its files' names and paths.
+pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
+    let plan = plan_splits(files, split_size, whole_file);
+    (0..plan.len()).map(|i| plan.split(i, files)).collect()
 }
 
 #[cfg(test)]

@@ -285,7 +285,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                 }) = &mut w.running
                 {
                     let held = &given[m.0 as usize];
-                    if held.host == addr {
+                    if held.host.as_deref() == addr.as_deref() {
                         *doomed = Some((m, held.attempt));
                     }
                 }

@@ -21,15 +21,17 @@ mod tasks;
 pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
-use mr_protocol::plan::{make_splits, InputFile};
+use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, InputSplit, MapOutputRef, MapTaskId, MapWork, Phase,
-    ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
+    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, MapWork, Phase, ReduceTaskId,
+    ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tasks::{Attempt, AttemptState, Attempts, RunningMedian, Task, Worker, Workers};
+use tasks::{
+    Attempt, AttemptState, Attempts, PackedCounters, RunningMedian, Task, Worker, Workers,
+};
 use tracing::info;
 
 /// Tunables of the scheduler.
@@ -58,11 +60,11 @@ pub struct SchedulerConfig {
 pub struct Scheduler {
     cfg: SchedulerConfig,
     inputs: Vec<InputFile>,
-    /// Map splits; empty until the job's app is known (whole-file apps are
-    /// never split, and the app is learned from the first worker).
-    splits: Vec<Arc<InputSplit>>,
-    /// Per split, the numbers (in `inputs`) of the files it reads.
-    split_files: Vec<Vec<usize>>,
+    /// Map splits as ranges of `inputs` by number; empty until the job's
+    /// app is known (whole-file apps are never split, and the app is
+    /// learned from the first worker). A map's split is spelled out with
+    /// names and paths only when it is handed out.
+    splits: SplitPlan,
     /// Maps whose outputs vanished with their worker, not yet journaled.
     lost_unjournaled: Vec<MapTaskId>,
     app: Option<String>,
@@ -94,7 +96,8 @@ pub struct Scheduler {
     map_outputs: Option<Arc<[MapOutputRef]>>,
     /// Per shuffle address, maps whose accepted output was kept there
     /// (entries may be stale: checked against the map when used).
-    held_by: HashMap<String, Vec<u32>>,
+    /// (Its keys are also every holder's one shared copy of its address.)
+    held_by: HashMap<Arc<str>, Vec<u32>>,
     /// Live workers.
     alive: usize,
     /// Live workers that read every input (the job directory's, or not yet
@@ -139,8 +142,7 @@ impl Scheduler {
             whole_file: false,
             cfg,
             inputs,
-            splits: Vec::new(),
-            split_files: Vec::new(),
+            splits: SplitPlan::default(),
             lost_unjournaled: Vec::new(),
             maps: Vec::new(),
             reduces,
@@ -206,29 +208,7 @@ impl Scheduler {
 
     fn plan(&mut self, whole_file: bool) {
         self.whole_file = whole_file;
-        self.splits = make_splits(&self.inputs, self.cfg.split_size, whole_file)
-            .into_iter()
-            .map(Arc::new)
-            .collect();
-        let number: std::collections::HashMap<&std::path::Path, usize> = self
-            .inputs
-            .iter()
-            .enumerate()
-            .map(|(i, f)| (f.path.as_path(), i))
-            .collect();
-        self.split_files = self
-            .splits
-            .iter()
-            .map(|s| {
-                let mut files: Vec<usize> = s
-                    .parts
-                    .iter()
-                    .filter_map(|p| number.get(p.path.as_path()).copied())
-                    .collect();
-                files.dedup();
-                files
-            })
-            .collect();
+        self.splits = plan_splits(&self.inputs, self.cfg.split_size, whole_file);
         self.maps = vec![Task::default(); self.splits.len()];
         self.idle[0] = (0..self.maps.len() as u32).collect();
         self.lone[0].clear();
@@ -281,6 +261,23 @@ impl Scheduler {
             self.map_outputs = None;
         }
         self.refresh(task);
+    }
+
+    /// The one shared copy of holder address `addr`, noting that map
+    /// `only_there`'s output lives only on that holder's disk.
+    fn holder(&mut self, addr: &str, only_there: Option<u32>) -> Arc<str> {
+        let key = match self.held_by.get_key_value(addr) {
+            Some((k, _)) => k.clone(),
+            None => {
+                let k: Arc<str> = Arc::from(addr);
+                self.held_by.insert(k.clone(), Vec::new());
+                k
+            }
+        };
+        if let (Some(m), Some(list)) = (only_there, self.held_by.get_mut(addr)) {
+            list.push(m);
+        }
+        key
     }
 
     /// Counts (or uncounts) a live worker placed at `place` among the
@@ -422,7 +419,7 @@ impl Scheduler {
             TaskRef::Map(m) => Assignment::Work(Work::Map(MapWork {
                 task: m,
                 attempt,
-                split: self.splits[m.0 as usize].clone(),
+                split: Arc::new(self.splits.split(m.0 as usize, &self.inputs)),
                 skip: self.maps[m.0 as usize].skip.clone(),
             })),
             TaskRef::Reduce(r) => Assignment::Work(Work::Reduce(ReduceWork {
@@ -448,7 +445,7 @@ impl Scheduler {
                 attempt: t.done.expect("reduce assigned before every map finished"),
                 host: t.held_at.clone(),
                 in_job_dir: t.in_job_dir,
-                bytes: t.counters.as_ref().map_or(0, |c| c.map_output_bytes),
+                bytes: t.output_bytes,
             })
             .collect();
         self.map_outputs = Some(m.clone());
@@ -572,11 +569,15 @@ impl Scheduler {
             TaskRef::Reduce(_) => self.durations[1].push(took),
         }
         let place = self.workers.get(&a.worker).and_then(|w| w.place.as_ref());
-        let held_at = place.and_then(|p| p.shuffle.clone());
+        let shuffle = place.and_then(|p| p.shuffle.clone());
         let in_job_dir = place.is_none_or(|p| p.shared);
-        if let (TaskRef::Map(m), Some(addr), false) = (task_ref, &held_at, in_job_dir) {
-            self.held_by.entry(addr.clone()).or_default().push(m.0);
-        }
+        let held_at = shuffle.map(|addr| {
+            let only_there = match task_ref {
+                TaskRef::Map(m) if !in_job_dir => Some(m.0),
+                _ => None,
+            };
+            self.holder(&addr, only_there)
+        });
         let task = self.task_mut(task_ref);
         task.held_at = held_at;
         task.in_job_dir = in_job_dir;
@@ -751,18 +752,17 @@ impl Scheduler {
         self.plan(*whole_file);
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
-                t.held_at = at.clone();
                 t.in_job_dir = at.is_none();
-                t.counters = Some(c.clone());
-                if let Some(addr) = at {
-                    self.held_by.entry(addr.clone()).or_default().push(m.0);
-                }
+                t.output_bytes = c.map_output_bytes;
+                t.counters = Some(PackedCounters::pack(c));
+                let held_at = at.as_deref().map(|addr| self.holder(addr, Some(m.0)));
+                self.maps[m.0 as usize].held_at = held_at;
                 self.set_done(TaskRef::Map(*m), Some(*a));
             }
         }
         for (red, a, c) in &r.reduces {
             if let Some(t) = self.reduces.get_mut(red.0 as usize) {
-                t.counters = Some(c.clone());
+                t.counters = Some(PackedCounters::pack(c));
                 self.set_done(TaskRef::Reduce(*red), Some(*a));
             }
         }
@@ -770,7 +770,9 @@ impl Scheduler {
 
     /// Records the counters of `task`'s accepted attempt.
     pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
-        self.task_mut(task).counters = Some(c);
+        let t = self.task_mut(task);
+        t.output_bytes = c.map_output_bytes;
+        t.counters = Some(PackedCounters::pack(&c));
         if let TaskRef::Map(_) = task {
             // A reduce is told each map output's size.
             self.map_outputs = None;

@@ -27,7 +27,14 @@ impl Scheduler {
     fn reads_locally(&self, w: &Worker, m: usize) -> bool {
         match &w.place {
             None => true,
-            Some(p) => p.shared || self.split_files[m].iter().all(|&f| p.has_input(f)),
+            Some(p) => {
+                p.shared
+                    || self
+                        .splits
+                        .ranges(m)
+                        .iter()
+                        .all(|r| p.has_input(r.file as usize))
+            }
         }
     }
 
@@ -43,7 +50,7 @@ impl Scheduler {
         self.maps
             .get(m.0 as usize)
             .filter(|t| !t.in_job_dir)
-            .and_then(|t| t.held_at.clone())
+            .and_then(|t| t.held_at.as_deref().map(str::to_string))
     }
 
     /// An idle map for `worker`, by locality as in the paper: one whose
@@ -73,10 +80,14 @@ impl Scheduler {
             return Some(first);
         }
         let read_elsewhere = |i: usize| {
-            self.split_files[i].iter().all(|&f| {
-                let mine = u32::from(place.has_input(f));
-                self.file_readers.get(f).is_some_and(|&n| n > mine)
-            })
+            self.splits
+                .ranges(i)
+                .iter()
+                .map(|r| r.file as usize)
+                .all(|f| {
+                    let mine = u32::from(place.has_input(f));
+                    self.file_readers.get(f).is_some_and(|&n| n > mine)
+                })
         };
         let unclaimed = window().find(|&i| !read_elsewhere(i));
         Some(unclaimed.map_or(first, |i| i as u32))
@@ -92,7 +103,8 @@ impl Scheduler {
         };
         // Entries of maps whose output later moved or was re-made elsewhere
         // are stale: the map's own record decides.
-        for i in self.held_by.remove(&addr).unwrap_or_default() {
+        let list = self.held_by.get_mut(addr.as_str()).map(std::mem::take);
+        for i in list.unwrap_or_default() {
             let t = &mut self.maps[i as usize];
             if t.done.is_some() && !t.in_job_dir && t.held_at.as_deref() == Some(addr.as_str()) {
                 t.held_at = None;

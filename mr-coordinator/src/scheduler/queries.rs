@@ -24,7 +24,7 @@ impl Scheduler {
         let mut total = Counters::default();
         for t in self.maps.iter().chain(&self.reduces) {
             if let (Some(_), Some(c)) = (t.done, &t.counters) {
-                total.add(c);
+                total.add(&c.unpack());
             }
         }
         total
@@ -63,7 +63,7 @@ impl Scheduler {
             if let Some(attempt) = self.attempts.get(&a) {
                 let e = per.entry(attempt.worker).or_default();
                 e.0 += 1;
-                e.1.add(c);
+                e.1.add(&c.unpack());
             }
         }
         per

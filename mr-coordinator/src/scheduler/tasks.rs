@@ -5,6 +5,7 @@ use super::TaskRef;
 use mr_protocol::{AttemptId, BadRecord, Counters, TaskFailure, WorkerId, WorkerPlace};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One map or reduce task.
@@ -26,10 +27,12 @@ pub(crate) struct Task {
     pub(crate) last_failure: Option<TaskFailure>,
     /// Records later attempts skip (`--skip-bad-records`).
     pub(crate) skip: Vec<BadRecord>,
-    /// The accepted attempt's counters.
-    pub(crate) counters: Option<Counters>,
+    /// The accepted attempt's counters, packed.
+    pub(crate) counters: Option<PackedCounters>,
+    /// For a done map: its run file's size (what reduces are told).
+    pub(crate) output_bytes: u64,
     /// For a done map: the shuffle address of the worker that made it.
-    pub(crate) held_at: Option<String>,
+    pub(crate) held_at: Option<Arc<str>>,
     /// For a done map: whether its output is in the shared job directory
     /// (else only on the disk of the worker at `held_at`).
     pub(crate) in_job_dir: bool,
@@ -77,6 +80,34 @@ pub(crate) struct Worker {
     /// pruned when it is given the next), so losing it is not a scan of
     /// every attempt of the job.
     pub(crate) attempts: Vec<AttemptId>,
+}
+
+/// A task's counters, kept as variable-length integers: a million tasks'
+/// counters are most of a large job's memory as plain structs (168 bytes
+/// each, mostly zeros), and they are read only for reports and the summary.
+#[derive(Clone, Debug)]
+pub(crate) struct PackedCounters(Box<[u8]>);
+
+impl PackedCounters {
+    fn options() -> impl bincode::Options {
+        use bincode::Options;
+        bincode::DefaultOptions::new().with_varint_encoding()
+    }
+
+    pub(crate) fn pack(c: &Counters) -> PackedCounters {
+        use bincode::Options;
+        let bytes = Self::options()
+            .serialize(c)
+            .expect("counters always serialize");
+        PackedCounters(bytes.into_boxed_slice())
+    }
+
+    pub(crate) fn unpack(&self) -> Counters {
+        use bincode::Options;
+        Self::options()
+            .deserialize(&self.0)
+            .expect("packed by pack() in this process")
+    }
 }
 
 /// Every attempt of this incarnation, by id. Ids are handed out one after
@@ -207,6 +238,20 @@ impl RunningMedian {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_counters_unpack_to_what_was_packed() {
+        let mut c = Counters {
+            input_bytes: u64::MAX,
+            map_output_records: 12345,
+            ..Counters::default()
+        };
+        c.app.insert("bad dates".into(), 7);
+        let packed = PackedCounters::pack(&c);
+        assert_eq!(packed.unpack(), c);
+        // Zeros take a byte each.
+        assert!(PackedCounters::pack(&Counters::default()).0.len() < 40);
+    }
 
     #[test]
     fn the_running_median_is_the_middle_of_the_sorted_durations() {

@@ -237,7 +237,7 @@ pub async fn gather(g: &Gather<'_>, maps: &[MapOutputRef]) -> Result<Gathered, T
         let in_job_dir = || g.job_dir.join(names::map_output(m.map, m.attempt));
         let here = match (&m.host, g.own) {
             _ if m.in_job_dir && g.shared => Some(in_job_dir()),
-            (Some(h), Some((store, me))) if h == me => Some(
+            (Some(h), Some((store, me))) if **h == *me => Some(
                 store
                     .lookup(m.map, m.attempt)
                     .unwrap_or_else(|| store.map_output(m.map, m.attempt)),
