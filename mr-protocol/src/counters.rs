@@ -29,6 +29,21 @@ macro_rules! counters {
                 }
             }
 
+            /// Takes `other` out of `self` (an accepted output that was
+            /// lost, or counters replaced). Saturating, like [`Self::add`];
+            /// an app counter that reaches zero is dropped.
+            pub fn sub(&mut self, other: &Counters) {
+                $(self.$field = self.$field.saturating_sub(other.$field);)*
+                for (k, v) in &other.app {
+                    if let Some(sum) = self.app.get_mut(k) {
+                        *sum = sum.saturating_sub(*v);
+                        if *sum == 0 {
+                            self.app.remove(k);
+                        }
+                    }
+                }
+            }
+
             /// (display name, value) of every built-in counter, in a fixed
             /// order, then the app's as `app: <name>`.
             pub fn rows(&self) -> Vec<(String, u64)> {

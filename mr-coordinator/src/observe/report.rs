@@ -122,6 +122,10 @@ pub struct Context<'a> {
     /// The job's end state, once it has ended: ("succeeded" | "failed" |
     /// "interrupted", error message).
     pub ended: Option<(&'a str, Option<String>)>,
+    /// Whether to list every worker and attempt (the report file and the
+    /// status page), or only the figures (the progress line, refreshed five
+    /// times a second: a million attempts must not be copied that often).
+    pub detail: bool,
 }
 
 /// Builds the report from the scheduler's state.
@@ -129,11 +133,10 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
     let now = Instant::now();
     let secs = |t: Instant| t.saturating_duration_since(cx.started).as_secs_f64();
     let p = s.progress();
-    let log = s.attempt_log();
-    let running = |maps: bool| {
-        log.iter()
-            .filter(|a| a.outcome == "running" && matches!(a.task, TaskRef::Map(_)) == maps)
-            .count()
+    let log = if cx.detail {
+        s.attempt_log()
+    } else {
+        Vec::new()
     };
     let state = match cx.ended {
         Some((state, _)) => state.to_string(),
@@ -159,10 +162,10 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             maps: p.maps,
             reduces_done: p.reduces_done,
             reduces: p.reduces,
-            maps_running: running(true),
-            reduces_running: running(false),
+            maps_running: p.maps_running,
+            reduces_running: p.reduces_running,
             attempts: p.attempts,
-            failed_attempts: log.iter().filter(|a| a.outcome == "failed").count(),
+            failed_attempts: p.failed_attempts as usize,
             workers_alive: p.workers_alive,
         },
         counters: s
@@ -171,7 +174,9 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        workers: {
+        workers: if !cx.detail {
+            Vec::new()
+        } else {
             let done = s.worker_counters();
             s.workers()
                 .into_iter()

@@ -90,6 +90,12 @@ pub struct Scheduler {
     lone: [BTreeSet<(Instant, AttemptId)>; 2],
     /// Per phase, the tasks done.
     done: [usize; 2],
+    /// Per phase, the attempts running.
+    running: [usize; 2],
+    /// Attempts that failed.
+    failed_attempts: u64,
+    /// The sum of the done tasks' counters.
+    totals: Counters,
     /// What a reduce is told of every map's accepted output, built once the
     /// maps are all done and shared by every reduce assignment until an
     /// output changes.
@@ -154,6 +160,9 @@ impl Scheduler {
             idle: [BTreeSet::new(), (0..cfg_reduces).collect()],
             lone: Default::default(),
             done: [0, 0],
+            running: [0, 0],
+            failed_attempts: 0,
+            totals: Counters::default(),
             map_outputs: None,
             held_by: HashMap::new(),
             alive: 0,
@@ -252,6 +261,14 @@ impl Scheduler {
         };
         let t = self.task_mut(task);
         let was = std::mem::replace(&mut t.done, attempt);
+        let gone = match attempt {
+            // Its counters leave the job's totals with it.
+            None => t.counters.take(),
+            Some(_) => None,
+        };
+        if let Some(c) = gone {
+            self.totals.sub(&c.unpack());
+        }
         match (was.is_some(), attempt.is_some()) {
             (false, true) => self.done[phase] += 1,
             (true, false) => self.done[phase] -= 1,
@@ -414,6 +431,7 @@ impl Scheduler {
             info!(%task, %attempt, %worker, "straggler: launching a backup attempt");
         }
         running.push(attempt);
+        self.running[usize::from(matches!(task, TaskRef::Reduce(_)))] += 1;
         self.refresh(task);
         match task {
             TaskRef::Map(m) => Assignment::Work(Work::Map(MapWork {
@@ -429,6 +447,23 @@ impl Scheduler {
                 skip: self.reduces[r.0 as usize].skip.clone(),
             })),
         }
+    }
+
+    /// Ends attempt `id` in `state` at `now`, keeping the counts of running
+    /// and failed attempts.
+    fn end(&mut self, id: AttemptId, state: AttemptState, now: Instant) {
+        let Some(a) = self.attempts.get_mut(&id) else {
+            return;
+        };
+        if a.state == AttemptState::Running {
+            let phase = usize::from(matches!(a.task, TaskRef::Reduce(_)));
+            self.running[phase] -= 1;
+        }
+        if state == AttemptState::Failed {
+            self.failed_attempts += 1;
+        }
+        a.state = state;
+        a.ended = Some(now);
     }
 
     /// Every map's accepted output, as reduces are told (all maps done).
@@ -559,10 +594,9 @@ impl Scheduler {
 
     /// Makes `attempt` its task's accepted one; any other is abandoned.
     fn accept(&mut self, attempt: AttemptId, now: Instant) -> Verdict {
-        let a = self.attempts.get_mut(&attempt).expect("a known attempt");
+        self.end(attempt, AttemptState::Succeeded, now);
+        let a = &self.attempts[&attempt];
         let task_ref = a.task;
-        a.state = AttemptState::Succeeded;
-        a.ended = Some(now);
         let took = now.duration_since(a.started);
         match task_ref {
             TaskRef::Map(_) => self.durations[0].push(took),
@@ -590,10 +624,7 @@ impl Scheduler {
             self.phase_marks[2] = Some(now);
         }
         for other in others {
-            if let Some(o) = self.attempts.get_mut(&other) {
-                o.state = AttemptState::Abandoned;
-                o.ended = Some(now);
-            }
+            self.end(other, AttemptState::Abandoned, now);
         }
         Verdict::Accepted(task_ref)
     }
@@ -617,21 +648,17 @@ impl Scheduler {
 
     /// Records `attempt` as failed with `failure` and decides what to re-run.
     fn fail(&mut self, attempt: AttemptId, failure: TaskFailure, now: Instant) -> Verdict {
-        let a = self.attempts.get_mut(&attempt).expect("a known attempt");
+        let task_ref = self.attempts[&attempt].task;
         if failure == TaskFailure::Cancelled {
             // The worker stopped an attempt it thought abandoned: no
             // strike; the task runs elsewhere if nothing else runs it.
-            a.state = AttemptState::Abandoned;
-            a.ended = Some(now);
-            let task_ref = a.task;
+            self.end(attempt, AttemptState::Abandoned, now);
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != attempt);
             self.refresh(task_ref);
             return Verdict::Ignored;
         }
-        a.state = AttemptState::Failed;
-        a.ended = Some(now);
-        let task_ref = a.task;
+        self.end(attempt, AttemptState::Failed, now);
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
         let task = self.task_mut(task_ref);
@@ -710,9 +737,8 @@ impl Scheduler {
             if a.state != AttemptState::Running {
                 continue;
             }
-            a.state = AttemptState::Abandoned;
-            a.ended = Some(now);
             let task_ref = a.task;
+            self.end(id, AttemptState::Abandoned, now);
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
             if task.done.is_none() && task.running.is_empty() && task.committing.is_none() {
@@ -753,17 +779,16 @@ impl Scheduler {
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.in_job_dir = at.is_none();
-                t.output_bytes = c.map_output_bytes;
-                t.counters = Some(PackedCounters::pack(c));
                 let held_at = at.as_deref().map(|addr| self.holder(addr, Some(m.0)));
                 self.maps[m.0 as usize].held_at = held_at;
                 self.set_done(TaskRef::Map(*m), Some(*a));
+                self.set_counters(TaskRef::Map(*m), c.clone());
             }
         }
         for (red, a, c) in &r.reduces {
-            if let Some(t) = self.reduces.get_mut(red.0 as usize) {
-                t.counters = Some(PackedCounters::pack(c));
+            if (red.0 as usize) < self.reduces.len() {
                 self.set_done(TaskRef::Reduce(*red), Some(*a));
+                self.set_counters(TaskRef::Reduce(*red), c.clone());
             }
         }
     }
@@ -772,7 +797,15 @@ impl Scheduler {
     pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
         let t = self.task_mut(task);
         t.output_bytes = c.map_output_bytes;
-        t.counters = Some(PackedCounters::pack(&c));
+        let done = t.done.is_some();
+        let old = t.counters.replace(PackedCounters::pack(&c));
+        // The job's totals hold done tasks' counters, each once.
+        if let Some(old) = old.filter(|_| done) {
+            self.totals.sub(&old.unpack());
+        }
+        if done {
+            self.totals.add(&c);
+        }
         if let TaskRef::Map(_) = task {
             // A reduce is told each map output's size.
             self.map_outputs = None;

@@ -66,6 +66,12 @@ pub struct Progress {
     pub attempts: u64,
     /// Workers currently alive.
     pub workers_alive: usize,
+    /// Map attempts running.
+    pub maps_running: usize,
+    /// Reduce attempts running.
+    pub reduces_running: usize,
+    /// Attempts that failed.
+    pub failed_attempts: u64,
 }
 
 /// One attempt, as the job report and status page show it.

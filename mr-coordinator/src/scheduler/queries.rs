@@ -21,13 +21,7 @@ impl Scheduler {
     /// The job's counters: sums over the accepted attempts of done tasks
     /// (a map whose output was lost and re-run counts once).
     pub fn counters(&self) -> Counters {
-        let mut total = Counters::default();
-        for t in self.maps.iter().chain(&self.reduces) {
-            if let (Some(_), Some(c)) = (t.done, &t.counters) {
-                total.add(&c.unpack());
-            }
-        }
-        total
+        self.totals.clone()
     }
 
     /// Wall times of the map phase (first map assigned to the maps' last
@@ -114,6 +108,9 @@ impl Scheduler {
             reduces: self.reduces.len(),
             attempts: self.started,
             workers_alive: self.alive,
+            maps_running: self.running[0],
+            reduces_running: self.running[1],
+            failed_attempts: self.failed_attempts,
         }
     }
 }

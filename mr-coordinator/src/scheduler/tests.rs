@@ -552,3 +552,62 @@ fn a_reduce_being_committed_is_neither_won_by_another_attempt_nor_reissued() {
     );
     assert!(s.is_done());
 }
+
+#[test]
+fn counts_kept_beside_the_records_agree_with_them() {
+    // The job's totals, running and failed counts are kept as decisions
+    // happen (not recounted per report): a lost output's counters leave
+    // the totals, its re-run's come in, each counted once.
+    let t0 = Instant::now();
+    let mut c = cfg(1);
+    c.split_size = 150;
+    let mut s = Scheduler::new(c, inputs(2));
+    let gone = s.register(t0, "wc", false).unwrap();
+    let stays = s.register(t0, "wc", false).unwrap();
+    s.announce(gone, outside("10.0.0.9:7", &[]));
+    s.announce(stays, outside("10.0.0.1:7", &[]));
+    let counted = |bytes: u64| Counters {
+        input_bytes: bytes,
+        ..Counters::default()
+    };
+    let (m0, a0) = map_of(&s.assign(gone, t0));
+    let (m1, a1) = map_of(&s.assign(stays, t0));
+    let p = s.progress();
+    assert_eq!(
+        (p.maps_running, p.reduces_running, p.failed_attempts),
+        (2, 0, 0)
+    );
+    ok(&mut s, a0, t0);
+    s.set_counters(TaskRef::Map(m0), counted(100));
+    assert_eq!(fail(&mut s, a1, TaskFailure::Cancelled), Verdict::Ignored);
+    assert_eq!(s.progress().maps_running, 0);
+    let (again1, a1) = map_of(&s.assign(stays, t0));
+    assert_eq!(again1, m1);
+    let io = TaskFailure::Io {
+        path: "x".into(),
+        reason: "disk full".into(),
+    };
+    fail(&mut s, a1, io);
+    assert_eq!(s.progress().failed_attempts, 1);
+    let (_, a1) = map_of(&s.assign(stays, t0));
+    ok(&mut s, a1, t0);
+    s.set_counters(TaskRef::Map(m1), counted(10));
+    assert_eq!(s.counters().input_bytes, 110);
+    // The holder of map 0's output goes: its 100 bytes leave the totals.
+    s.worker_lost(gone, t0);
+    assert_eq!(s.counters().input_bytes, 10);
+    let (again0, a2) = map_of(&s.assign(stays, t0));
+    assert_eq!(again0, m0);
+    ok(&mut s, a2, t0);
+    s.set_counters(TaskRef::Map(m0), counted(100));
+    assert_eq!(s.counters().input_bytes, 110);
+    let (_, ra, _) = reduce_of(&s.assign(stays, t0));
+    assert_eq!(s.progress().reduces_running, 1);
+    ok(&mut s, ra, t0);
+    let p = s.progress();
+    assert_eq!(
+        (p.maps_running, p.reduces_running, p.failed_attempts),
+        (0, 0, 1)
+    );
+    assert_eq!((p.maps_done, p.reduces_done), (2, 1));
+}

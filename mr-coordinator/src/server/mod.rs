@@ -340,7 +340,7 @@ impl RunningJob {
             None => None,
             Some(a) => {
                 let s = shared.clone();
-                match crate::observe::status::StatusServer::start(a, move || s.report(None)) {
+                match crate::observe::status::StatusServer::start(a, move || s.report(None, true)) {
                     Ok(server) => Some(server),
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
@@ -351,7 +351,7 @@ impl RunningJob {
         };
         let progress = cfg.progress.then(|| {
             let s = shared.clone();
-            crate::observe::progress::Progress::start(move || s.report(None))
+            crate::observe::progress::Progress::start(move || s.report(None, false))
         });
         let embedded = match (&cfg.app, cfg.workers) {
             (Some(_), n) if n > 0 => {
@@ -440,7 +440,7 @@ impl RunningJob {
             Err(CoordinatorError::Interrupted(_)) => ("interrupted", Some(outcome_text(&outcome))),
             Err(_) => ("failed", Some(outcome_text(&outcome))),
         };
-        let report = self.shared.report(Some(ended));
+        let report = self.shared.report(Some(ended), true);
         match self.shared.output_store.clone() {
             Some(prefix) => publish::put_report(&prefix, &report).await,
             None => {

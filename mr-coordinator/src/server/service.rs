@@ -104,10 +104,12 @@ impl Shared {
         }
     }
 
-    /// The job report as of now; `ended` once the job is over.
+    /// The job report as of now; `ended` once the job is over; `detail`:
+    /// with every worker and attempt listed.
     pub(crate) fn report(
         &self,
         ended: Option<(&str, Option<String>)>,
+        detail: bool,
     ) -> crate::observe::report::Report {
         let labels = self
             .labels
@@ -124,6 +126,7 @@ impl Shared {
                 output_dir: &output,
                 labels: &labels,
                 ended,
+                detail,
             },
         )
     }
