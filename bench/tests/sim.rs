@@ -110,3 +110,39 @@ fn nonsense_sizes_are_refused_by_name() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--workers"));
 }
+
+#[test]
+fn a_restarted_coordinator_resumes_from_a_large_journal_exactly() {
+    // 20,000 maps (1% lost and made again) and 101 reduces, 40 committed:
+    // mr-replay exits 1 unless the restored scheduler holds exactly that
+    // progress (maps done, reduces done, totals counting each map once)
+    // and hands out the first uncommitted reduce.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mr-replay"))
+        .args([
+            "--maps",
+            "20000",
+            "--reduces",
+            "101",
+            "--committed",
+            "0.4",
+            "--json",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .expect("mr-replay runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["replay_ok"], true);
+    assert_eq!(j["replay_tasks"], 20101);
+    // Records: Begin, Incarnation, AppFixed, every map once, the 200 lost
+    // ones twice more (lost, done again), 40 reduces.
+    assert_eq!(j["replay_records"], 3 + 20000 + 2 * 200 + 40);
+    // The journal file is removed afterwards.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -3,12 +3,20 @@
 //! again with the same command keeps the work already done.
 //!
 //! File layout (`<job dir>/journal`): an 8-byte magic, then records, each
-//! `len: u32 LE | crc32c(payload): u32 LE | payload (bincode)`. The first
+//! `len: u32 LE | crc32c(payload): u32 LE | payload (bincode, integers as
+//! varints: a record of a million-task job's is about 60 bytes, mostly
+//! its counters, instead of 200)`. The first
 //! record is [`Record::Begin`] with the job's [`JobIdentity`]; a journal
 //! whose identity differs from the command's is refused, never merged.
 //! A crash can tear only the last append: replay stops at the first record
 //! that is short or fails its checksum and truncates the file there, which
 //! only forgets work that will simply be redone.
+//!
+//! The journal holds one record per accepted task and per lost output, so
+//! it grows with the attempts that succeeded (about 80 bytes a task). A
+//! coordinator opening a journal in which most records were superseded
+//! (outputs lost and made again) rewrites it first with only the progress
+//! they add up to (written beside it, synced, renamed over it).
 //!
 //! Appends go through one dedicated thread that batches whatever is queued
 //! into one write and one `fdatasync` (group commit); callers on the tokio
@@ -25,7 +33,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 /// The first bytes of a journal file of this version.
-pub const MAGIC: &[u8; 8] = b"MRJRNL03";
+pub const MAGIC: &[u8; 8] = b"MRJRNL04";
 /// Journals of earlier versions (different record layout).
 const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.
@@ -153,6 +161,28 @@ impl Recovered {
 }
 
 impl Recovered {
+    /// The fewest records that replay to this progress (the incarnation
+    /// aside): what a compacted journal holds after its `Begin`.
+    fn live_records(&self) -> Vec<Record> {
+        let mut out = Vec::with_capacity(1 + self.maps.len() + self.reduces.len());
+        if let Some((app, whole_file)) = &self.app {
+            out.push(Record::AppFixed {
+                app: app.clone(),
+                whole_file: *whole_file,
+            });
+        }
+        for (&m, (a, c, at)) in &self.maps {
+            out.push(Record::MapDone(m, *a, c.clone(), at.clone()));
+        }
+        for (&r, (a, c, u)) in &self.uploads {
+            out.push(Record::Completing(r, *a, c.clone(), u.clone()));
+        }
+        for (&r, (a, c)) in &self.reduces {
+            out.push(Record::ReduceDone(r, *a, c.clone()));
+        }
+        out
+    }
+
     fn apply(&mut self, r: Record) {
         match r {
             Record::Begin(_) => {}
@@ -197,9 +227,20 @@ pub enum JournalError {
     },
 }
 
+/// How a record's payload is encoded: bincode with variable-length integers.
+fn payload_options() -> impl bincode::Options {
+    use bincode::Options;
+    bincode::DefaultOptions::new()
+        .with_varint_encoding()
+        .with_limit(u64::from(MAX_RECORD))
+}
+
 /// One record as the journal file holds it (length, checksum, payload).
 pub fn encode(r: &Record) -> Vec<u8> {
-    let payload = bincode::serialize(r).expect("journal records always serialize");
+    use bincode::Options;
+    let payload = payload_options()
+        .serialize(r)
+        .expect("journal records always serialize");
     let mut out = Vec::with_capacity(payload.len() + 8);
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
@@ -223,7 +264,7 @@ fn decode_all(bytes: &[u8]) -> (Vec<Record>, usize) {
         if crc32c::crc32c(payload) != crc {
             break;
         }
-        match bincode::deserialize::<Record>(payload) {
+        match bincode::Options::deserialize::<Record>(payload_options(), payload) {
             Ok(r) => records.push(r),
             Err(_) => break,
         }
@@ -255,6 +296,8 @@ pub struct Replay {
     pub recovered: Recovered,
     /// Length of its valid prefix (what follows is a torn or damaged tail).
     pub valid: usize,
+    /// Records in that prefix.
+    pub records: usize,
 }
 
 /// Replays a whole journal file's bytes (magic included); Err says why
@@ -269,6 +312,7 @@ pub fn replay(bytes: &[u8]) -> Result<Replay, &'static str> {
         });
     }
     let (records, valid) = decode_all(&bytes[8..]);
+    let count = records.len();
     let mut records = records.into_iter();
     let Some(Record::Begin(identity)) = records.next() else {
         return Err("its first record is damaged");
@@ -281,6 +325,7 @@ pub fn replay(bytes: &[u8]) -> Result<Replay, &'static str> {
         identity,
         recovered,
         valid: valid + 8,
+        records: count,
     })
 }
 
@@ -320,6 +365,13 @@ pub fn open(dir: &Path, identity: &JobIdentity) -> Result<(Journal, Recovered), 
                 .map_err(|e| unusable(&path, e))?;
         }
         recovered = replay.recovered;
+        // Begin and the incarnations aside, more than twice the records
+        // the progress needs: most were superseded. Rewrite it.
+        let live = recovered.live_records();
+        let overhead = 1 + recovered.incarnation as usize;
+        if replay.records > 2 * (live.len() + overhead) + 64 {
+            file = compact(dir, &path, identity, recovered.incarnation, &live)?;
+        }
     }
     fresh.extend(encode(&Record::Incarnation(recovered.incarnation)));
     file.seek(SeekFrom::End(0))
@@ -328,6 +380,40 @@ pub fn open(dir: &Path, identity: &JobIdentity) -> Result<(Journal, Recovered), 
         .map_err(|e| unusable(&path, e))?;
     sync_dir(dir);
     Ok((Journal::spawn(file, path), recovered))
+}
+
+/// Replaces the journal at `path` with one holding only `live` records after
+/// its `Begin` (and the last incarnation, so numbering goes on): written to
+/// a file beside it, synced, renamed over it. Returns it open for appends.
+fn compact(
+    dir: &Path,
+    path: &Path,
+    identity: &JobIdentity,
+    incarnation: u32,
+    live: &[Record],
+) -> Result<File, JournalError> {
+    let tmp = dir.join(format!("{FILE_NAME}.compact"));
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend(encode(&Record::Begin(identity.clone())));
+    if let Some(last) = incarnation.checked_sub(1) {
+        bytes.extend(encode(&Record::Incarnation(last)));
+    }
+    for r in live {
+        bytes.extend(encode(r));
+    }
+    let written = File::create(&tmp)
+        .and_then(|mut f| f.write_all(&bytes).and_then(|()| f.sync_all()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(unusable(path, format!("cannot compact it: {e}")));
+    }
+    sync_dir(dir);
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| unusable(path, e))
 }
 
 type Ack = oneshot::Sender<std::io::Result<()>>;
@@ -552,6 +638,52 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();
         assert!(r.maps.is_empty() && r.reduces.is_empty() && r.app.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_journal_of_mostly_superseded_records_is_compacted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (j, _) = open(dir.path(), &identity(3)).unwrap();
+        write_some(&j).await;
+        // Map 5's output lost and made again 200 times.
+        for a in 100..300u64 {
+            j.append(Record::MapDone(
+                MapTaskId(5),
+                AttemptId(a),
+                counted(a),
+                None,
+            ))
+            .await
+            .unwrap();
+            j.append(Record::MapLost(MapTaskId(5))).await.unwrap();
+        }
+        j.append(Record::MapDone(
+            MapTaskId(5),
+            AttemptId(300),
+            counted(1),
+            None,
+        ))
+        .await
+        .unwrap();
+        drop(j);
+        let path = dir.path().join(FILE_NAME);
+        let before = std::fs::metadata(&path).unwrap().len();
+        let (j, r) = open(dir.path(), &identity(3)).unwrap();
+        let after = std::fs::metadata(&path).unwrap().len();
+        assert!(after * 10 < before, "{before} bytes, then {after}");
+        assert_eq!(r.incarnation, 1);
+        assert_eq!(r.maps.len(), 2);
+        assert_eq!(r.maps[&MapTaskId(5)], (AttemptId(300), counted(1), None));
+        j.append(Record::MapLost(MapTaskId(1))).await.unwrap();
+        drop(j);
+        // The compacted journal replays to the same progress, incarnations
+        // counting on, and takes appends.
+        let (_j, again) = open(dir.path(), &identity(3)).unwrap();
+        assert_eq!(again.incarnation, 2);
+        assert_eq!(again.app, r.app);
+        assert_eq!(again.reduces, r.reduces);
+        assert_eq!(again.maps.keys().collect::<Vec<_>>(), vec![&MapTaskId(5)]);
+        assert!(!dir.path().join("journal.compact").exists());
     }
 
     #[test]

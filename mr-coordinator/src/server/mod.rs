@@ -598,7 +598,7 @@ fn output_prefix(dir: &std::path::Path) -> Result<Option<String>, CoordinatorErr
 
 /// What the journal recovered, as the scheduler takes it: the conversion at
 /// the edge, so the scheduler never imports the journal's types.
-fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
+pub fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
     crate::scheduler::Resume {
         incarnation: r.incarnation,
         app: r.app.clone(),
