@@ -70,9 +70,10 @@ impl Scheduler {
             return Some(first);
         };
         let window = || self.idle[0].iter().take(LOOK_AHEAD).map(|&i| i as usize);
-        let reads_some = place.local_inputs.iter().any(|&w| w != 0);
-        if let Some(i) = window().find(|&i| reads_some && self.reads_locally(me, i)) {
-            return Some(i as u32);
+        if place.local_inputs.iter().any(|&w| w != 0) {
+            if let Some(i) = window().find(|&i| self.reads_locally(me, i)) {
+                return Some(i as u32);
+            }
         }
         // Some other live worker reads every input (every map is claimed),
         // or none reads any (none is).
