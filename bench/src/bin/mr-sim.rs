@@ -146,6 +146,51 @@ struct Running {
     doomed: Option<(MapTaskId, AttemptId)>,
 }
 
+/// The losses the scheduler has seen, for the invariants.
+struct Losses {
+    /// Per scheduler worker id: when its loss was seen.
+    lost_at: Vec<Option<Micros>>,
+    /// Per map: when its output was last lost.
+    map_lost: Vec<Option<Micros>>,
+}
+
+impl Losses {
+    /// The loss of worker `id` (sim worker `holder`) was seen at `now`:
+    /// note it and the map outputs that went with it, and doom the running
+    /// reduces that were to fetch one of them from it.
+    fn lose(
+        &mut self,
+        sched: &mut Scheduler,
+        workers: &mut [SimWorker],
+        id: WorkerId,
+        holder: u32,
+        now: Micros,
+    ) {
+        self.lost_at[id.0 as usize] = Some(now);
+        let lost_maps = sched.take_lost_outputs();
+        for m in &lost_maps {
+            self.map_lost[m.0 as usize] = Some(now);
+        }
+        let addr = place(holder).shuffle;
+        let Some(&m) = lost_maps.first() else {
+            return;
+        };
+        for w in workers.iter_mut() {
+            if let Some(Running {
+                given: Some(given),
+                doomed: doomed @ None,
+                ..
+            }) = &mut w.running
+            {
+                let held = &given[m.0 as usize];
+                if held.host.as_deref() == addr.as_deref() {
+                    *doomed = Some((m, held.attempt));
+                }
+            }
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -253,45 +298,14 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
         }
     }
     push(&mut queue, micros(args.heartbeat), Event::Tick);
-    // Per scheduler worker id: when its loss was seen (for the invariant).
-    let mut lost_at: Vec<Option<Micros>> = vec![None; args.workers as usize];
-    // Per map: when its output was last lost, and last accepted.
-    let mut map_lost: Vec<Option<Micros>> = vec![None; args.maps as usize];
+    let mut seen = Losses {
+        lost_at: vec![None; args.workers as usize],
+        map_lost: vec![None; args.maps as usize],
+    };
     let mut map_accepted: Vec<Micros> = vec![0; args.maps as usize];
     let mut reduce_commits = vec![0u32; args.reduces as usize];
     let mut ids: Vec<u32> = (0..args.workers).collect(); // scheduler id -> sim worker
     let mut now: Micros = 0;
-    // A worker's loss was seen: note it, note the map outputs that went
-    // with it, and doom the running reduces that were to fetch one of them.
-    let lose = |sched: &mut Scheduler,
-                workers: &mut Vec<SimWorker>,
-                lost_at: &mut Vec<Option<Micros>>,
-                map_lost: &mut Vec<Option<Micros>>,
-                id: WorkerId,
-                holder: u32,
-                now: Micros| {
-        lost_at[id.0 as usize] = Some(now);
-        let lost_maps = sched.take_lost_outputs();
-        for m in &lost_maps {
-            map_lost[m.0 as usize] = Some(now);
-        }
-        let addr = place(holder).shuffle;
-        if let Some(&m) = lost_maps.first() {
-            for w in workers.iter_mut() {
-                if let Some(Running {
-                    given: Some(given),
-                    doomed: doomed @ None,
-                    ..
-                }) = &mut w.running
-                {
-                    let held = &given[m.0 as usize];
-                    if held.host.as_deref() == addr.as_deref() {
-                        *doomed = Some((m, held.attempt));
-                    }
-                }
-            }
-        }
-    };
     while let Some(Reverse((t, _, event))) = queue.pop() {
         now = t;
         if sched.is_done() {
@@ -312,15 +326,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                 for id in sched.expire(at(now)) {
                     out.decisions += 1;
                     let holder = ids[id.0 as usize];
-                    lose(
-                        &mut sched,
-                        &mut workers,
-                        &mut lost_at,
-                        &mut map_lost,
-                        id,
-                        holder,
-                        now,
-                    );
+                    seen.lose(&mut sched, &mut workers, id, holder, now);
                 }
                 push(&mut queue, now + micros(args.heartbeat), Event::Tick);
             }
@@ -337,15 +343,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                 sched.worker_lost(id, at(now));
                 out.deciding += t0.elapsed();
                 out.decisions += 1;
-                lose(
-                    &mut sched,
-                    &mut workers,
-                    &mut lost_at,
-                    &mut map_lost,
-                    id,
-                    w,
-                    now,
-                );
+                seen.lose(&mut sched, &mut workers, id, w, now);
             }
             Event::Stall(w) => {
                 let sw = &mut workers[w as usize];
@@ -382,8 +380,8 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                         Ok(id) => {
                             sw.id = id;
                             sched.announce(id, place(w));
-                            if lost_at.len() <= id.0 as usize {
-                                lost_at.resize(id.0 as usize + 1, None);
+                            if seen.lost_at.len() <= id.0 as usize {
+                                seen.lost_at.resize(id.0 as usize + 1, None);
                                 ids.resize(id.0 as usize + 1, 0);
                             }
                             ids[id.0 as usize] = w;
@@ -398,7 +396,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                 out.deciding += t0.elapsed();
                 match assignment {
                     Assignment::Work(work) => {
-                        if lost_at[id.0 as usize].is_some() {
+                        if seen.lost_at[id.0 as usize].is_some() {
                             out.violations
                                 .push(format!("a task was given to {id}, already lost"));
                         }
@@ -489,7 +487,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                 .push(format!("reduce {r} was committed {n} times"));
         }
     }
-    for (m, lost) in map_lost.iter().enumerate() {
+    for (m, lost) in seen.map_lost.iter().enumerate() {
         if let Some(t) = lost {
             out.maps_remade += 1;
             if map_accepted[m] <= *t {

@@ -411,23 +411,31 @@ fn maps_go_first_to_workers_that_read_their_inputs() {
     assert_eq!(map_of(&s.assign(far, t0)).0, MapTaskId(1));
 }
 
-#[test]
-fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
-    let t0 = Instant::now();
+/// A one-reduce job of two one-map inputs, and two workers placed at
+/// `first` and `second`.
+fn two_workers(
+    t0: Instant,
+    first: WorkerPlace,
+    second: WorkerPlace,
+) -> (Scheduler, WorkerId, WorkerId) {
     let mut c = cfg(1);
     c.split_size = 150;
     let mut s = Scheduler::new(c, inputs(2));
-    let gone = s.register(t0, "wc", false).unwrap();
-    let stays = s.register(t0, "wc", false).unwrap();
-    s.announce(gone, outside("10.0.0.9:7", &[]));
-    s.announce(
-        stays,
-        WorkerPlace {
-            shared: true,
-            shuffle: Some("10.0.0.1:7".into()),
-            local_inputs: vec![u64::MAX],
-        },
-    );
+    let a = s.register(t0, "wc", false).unwrap();
+    let b = s.register(t0, "wc", false).unwrap();
+    assert!(s.announce(a, first) && s.announce(b, second));
+    (s, a, b)
+}
+
+#[test]
+fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
+    let t0 = Instant::now();
+    let shared = WorkerPlace {
+        shared: true,
+        shuffle: Some("10.0.0.1:7".into()),
+        local_inputs: vec![u64::MAX],
+    };
+    let (mut s, gone, stays) = two_workers(t0, outside("10.0.0.9:7", &[]), shared);
     let (m0, a0) = map_of(&s.assign(gone, t0));
     ok(&mut s, a0, t0);
     let (m1, a1) = map_of(&s.assign(stays, t0));
@@ -559,13 +567,8 @@ fn counts_kept_beside_the_records_agree_with_them() {
     // happen (not recounted per report): a lost output's counters leave
     // the totals, its re-run's come in, each counted once.
     let t0 = Instant::now();
-    let mut c = cfg(1);
-    c.split_size = 150;
-    let mut s = Scheduler::new(c, inputs(2));
-    let gone = s.register(t0, "wc", false).unwrap();
-    let stays = s.register(t0, "wc", false).unwrap();
-    s.announce(gone, outside("10.0.0.9:7", &[]));
-    s.announce(stays, outside("10.0.0.1:7", &[]));
+    let (mut s, gone, stays) =
+        two_workers(t0, outside("10.0.0.9:7", &[]), outside("10.0.0.1:7", &[]));
     let counted = |bytes: u64| Counters {
         input_bytes: bytes,
         ..Counters::default()
