@@ -82,6 +82,8 @@ pub struct WorkerInfo {
     pub label: String,
     /// Still in the job.
     pub alive: bool,
+    /// Attempts it was given.
+    pub attempts: u64,
     /// Tasks whose accepted attempt it ran.
     pub tasks_done: u64,
     /// Input bytes those attempts mapped.
@@ -178,6 +180,11 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             Vec::new()
         } else {
             let done = s.worker_counters();
+            // One pass over the attempts, not one per worker.
+            let mut given = std::collections::HashMap::<u64, u64>::new();
+            for a in &log {
+                *given.entry(a.worker.0).or_default() += 1;
+            }
             s.workers()
                 .into_iter()
                 .map(|(id, alive)| {
@@ -186,6 +193,7 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
                         id: id.0,
                         label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
                         alive,
+                        attempts: given.get(&id.0).copied().unwrap_or(0),
                         tasks_done,
                         input_bytes: c.input_bytes,
                         object_bytes_read: c.store_read_bytes,

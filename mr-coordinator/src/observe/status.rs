@@ -168,13 +168,13 @@ pub fn page(r: &Report) -> String {
     );
     h.push_str("<h2>Workers</h2><table id=workers><tr><th>id</th><th>host:pid</th><th>state</th><th>attempts</th></tr>");
     for w in &r.workers {
-        let n = r.attempts.iter().filter(|a| a.worker == w.id).count();
         let _ = write!(
             h,
-            "<tr><td>worker-{}</td><td>{}</td><td>{}</td><td class=n>{n}</td></tr>",
+            "<tr><td>worker-{}</td><td>{}</td><td>{}</td><td class=n>{}</td></tr>",
             w.id,
             esc(&w.label),
-            if w.alive { "alive" } else { "gone" }
+            if w.alive { "alive" } else { "gone" },
+            w.attempts
         );
     }
     h.push_str("</table><h2>Counters</h2><table id=counters>");

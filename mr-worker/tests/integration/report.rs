@@ -72,6 +72,11 @@ fn the_report_and_summary_count_what_really_happened() {
         assert!(0.0 <= s && s <= e, "{a}");
     }
     assert_eq!(report["workers"].as_array().unwrap().len(), 2);
+    // Each worker's attempts, counted from the attempt list independently.
+    for w in report["workers"].as_array().unwrap() {
+        let mine = attempts.iter().filter(|a| a["worker"] == w["id"]).count() as u64;
+        assert_eq!(w["attempts"].as_u64(), Some(mine), "{w}");
+    }
     // The timeline: well-formed SVG with one bar (a rectangle in a bar
     // colour) per attempt.
     let svg = std::fs::read_to_string(t.path().join("mr-timeline.svg")).unwrap();
