@@ -392,9 +392,13 @@ fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
             let local = t.path().join(format!("w{i}"));
             std::fs::create_dir_all(&local).unwrap();
             let mut cmd = Command::new(bin("mrworker"));
+            // A backup asleep in a key when the job ends may outlive the
+            // coordinator's two seconds of dismissals; not seeing the job
+            // directory, its worker then waits out the reconnect timeout
+            // (a crashed coordinator is expected back) before it exits 0.
             cmd.args(["--coordinator", &addr, "--remote-inputs", "--local-dir"])
                 .arg(&local)
-                .arg("early_exit");
+                .args(["--reconnect-timeout", "5", "early_exit"]);
             Proc::start_logged(cmd, t.path(), l)
         })
         .collect();
@@ -437,7 +441,16 @@ fn a_backup_reduce_that_loses_has_its_upload_refused_and_the_winner_kept() {
     // key) stops at its next key and only then removes its temporary
     // output: look once every worker has exited.
     for w in &mut workers {
-        let st = w.wait_for(Duration::from_secs(30)).expect("workers exit");
+        let Some(st) = w.wait_for(Duration::from_secs(30)) else {
+            let now: String = logs
+                .iter()
+                .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+                .collect();
+            panic!(
+                "a worker did not exit within 30 s of the job's end:\n{now}\ncoordinator:\n{}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+        };
         assert!(st.success(), "{st}");
     }
     let temps: Vec<String> = walk(t.path())
