@@ -25,6 +25,21 @@ pub struct Report {
     pub workers: Vec<WorkerInfo>,
     /// Every attempt, in the order started.
     pub attempts: Vec<AttemptInfo>,
+    /// What this coordinator's journal made durable (absent in reports
+    /// written before it was kept).
+    #[serde(default)]
+    pub journal: Option<JournalInfo>,
+}
+
+/// The journal's group commit since this coordinator started.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct JournalInfo {
+    /// Records appended.
+    pub records: u64,
+    /// Writes made durable, one `fdatasync` each.
+    pub commits: u64,
+    /// Bytes appended.
+    pub bytes: u64,
 }
 
 /// The job itself.
@@ -128,6 +143,8 @@ pub struct Context<'a> {
     /// status page), or only the figures (the progress line, refreshed five
     /// times a second: a million attempts must not be copied that often).
     pub detail: bool,
+    /// What the journal has written so far.
+    pub journal: crate::journal::JournalStats,
 }
 
 /// Builds the report from the scheduler's state.
@@ -219,6 +236,11 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
                 }
             })
             .collect(),
+        journal: Some(JournalInfo {
+            records: cx.journal.records,
+            commits: cx.journal.commits,
+            bytes: cx.journal.bytes,
+        }),
     }
 }
 

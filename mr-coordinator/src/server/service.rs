@@ -127,6 +127,7 @@ impl Shared {
                 labels: &labels,
                 ended,
                 detail,
+                journal: self.journal.stats(),
             },
         )
     }
