@@ -4,32 +4,53 @@
 #   1. the scheduler in virtual time (mr-sim): 10,000 workers, 1,000,000
 #      maps, 10,000 reduces, stragglers, killed and stalled workers; the
 #      same run without backup attempts;
-#   2. the real coordinator under a real RPC load (not built yet: null);
+#   2. the real mrcoordinator under a real RPC load (mr-loadgen): 1,000
+#      workers on TLS connections, 100,000 maps and 100 reduces, each task
+#      "running" 40 ms (a cluster's load: about 20,000 tasks a second
+#      offered); then flat out (no task time: the most it serves); then
+#      with 1,000 reduces (each reduce assignment lists all 100,000 map
+#      outputs: the wide case); then killed with SIGKILL halfway and
+#      started again (nothing acknowledged may be lost; how soon the
+#      workers get work again);
 #   3. a coordinator restarted on a 1,000,000-task job's journal (mr-replay):
 #      reading, replaying and restoring until the first task is handed out.
 # Prints a table, or with --json one JSON object.
 #
 #   bash bench/scale.sh [--json] [--workers N --maps N --reduces N]
+#                       [--rpc-workers N --rpc-maps N --rpc-reduces N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 json=0 workers=10000 maps=1000000 reduces=10000
+rpc_workers=1000 rpc_maps=100000 rpc_reduces=100
 while [ $# -gt 0 ]; do
     case "$1" in
         --json) json=1; shift ;;
         --workers) workers=$2; shift 2 ;;
         --maps) maps=$2; shift 2 ;;
         --reduces) reduces=$2; shift 2 ;;
-        *) echo "usage: $0 [--json] [--workers N --maps N --reduces N]" >&2; exit 2 ;;
+        --rpc-workers) rpc_workers=$2; shift 2 ;;
+        --rpc-maps) rpc_maps=$2; shift 2 ;;
+        --rpc-reduces) rpc_reduces=$2; shift 2 ;;
+        *) echo "usage: $0 [--json] [--workers N --maps N --reduces N] [--rpc-workers N --rpc-maps N --rpc-reduces N]" >&2; exit 2 ;;
     esac
 done
-cargo build --release -p mr-bench --bin mr-sim --bin mr-replay --quiet
+cargo build --release -p mr-bench --bin mr-sim --bin mr-replay --bin mr-loadgen --quiet
+cargo build --release -p mr-coordinator --bin mrcoordinator --quiet
 bin=$PWD/target/release
 sim=$("$bin/mr-sim" --workers "$workers" --maps "$maps" --reduces "$reduces" --json)
 replay=$("$bin/mr-replay" --maps "$maps" --reduces "$reduces" --json)
-# Parts not measured yet report null rather than a made-up figure.
-rest='"rpc_workers": null, "rpc_tasks_per_s": null, "rpc_p99_ms": null'
+load=(--workers "$rpc_workers" --maps "$rpc_maps" --reduces "$rpc_reduces" --json)
+rpc=$("$bin/mr-loadgen" "${load[@]}" --task-ms 40)
+# The same flat out, wide, and killed halfway: keys renamed to tell them apart.
+flat=$("$bin/mr-loadgen" "${load[@]}" | sed -e 's/"rpc_/"rpc_flat_out_/g')
+wide=$("$bin/mr-loadgen" "${load[@]}" --reduces $((rpc_reduces * 10)) | sed -e 's/"rpc_/"rpc_wide_/g')
+kill=$("$bin/mr-loadgen" "${load[@]}" --task-ms 40 --kill-at 0.5 |
+    sed -e 's/"rpc_[a-z0-9_]*": [^,}]*, //g' -e 's/, "rpc_ok": \([a-z]*\)}/, "kill_ok": \1}/')
 all="${sim%\}}, ${replay#\{}"
-all="${all%\}}, $rest}"
+all="${all%\}}, ${rpc#\{}"
+all="${all%\}}, ${flat#\{}"
+all="${all%\}}, ${wide#\{}"
+all="${all%\}}, ${kill#\{}"
 if [ "$json" = 1 ]; then
     echo "$all"
     exit 0

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod ids;
 pub mod join;
 pub mod messages;
+pub mod outputs;
 pub mod plan;
 #[cfg(feature = "rpc")]
 pub mod service;
@@ -27,6 +28,7 @@ pub mod wire;
 pub use counters::Counters;
 pub use ids::{AttemptId, MapTaskId, ReduceTaskId, WorkerId};
 pub use messages::*;
+pub use outputs::MapOutputs;
 #[cfg(feature = "rpc")]
 pub use service::{Coordinator, CoordinatorClient};
 pub use shuffle::{FetchChunk, FetchError, FetchRequest};

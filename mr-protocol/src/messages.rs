@@ -181,8 +181,9 @@ impl InputSplit {
     }
 }
 
-/// A finished map's output, as a reduce task needs to find it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A finished map's output, as a reduce task needs to find it (a list of
+/// them crosses the wire as [`crate::outputs::MapOutputs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapOutputRef {
     /// The map task.
     pub map: MapTaskId,
@@ -270,8 +271,9 @@ pub struct ReduceWork {
     /// This execution's id.
     pub attempt: AttemptId,
     /// The accepted output of every map task, in map order (shared by
-    /// every reduce assignment while the outputs stay the same).
-    pub maps: std::sync::Arc<[MapOutputRef]>,
+    /// every reduce assignment while the outputs stay the same, and
+    /// encoded compactly: see [`crate::outputs`]).
+    pub maps: crate::outputs::MapOutputs,
     /// Keys to skip: each made an earlier attempt's reduce panic.
     pub skip: Vec<BadRecord>,
 }
@@ -439,6 +441,17 @@ pub enum ReportAck {
     /// The task was already done, or the attempt is unknown: the worker should
     /// discard what it produced.
     Ignored,
+}
+
+/// What the coordinator answers a report with: its verdict, and, if the
+/// worker asked, its next assignment (as a task request would answer), so
+/// that a task costs one round trip, not two.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reported {
+    /// How the report was taken.
+    pub ack: ReportAck,
+    /// What the worker does next (None when it did not ask).
+    pub next: Option<Assignment>,
 }
 
 /// What the coordinator answers a heartbeat with.

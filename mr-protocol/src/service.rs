@@ -6,7 +6,7 @@
 use crate::ids::{AttemptId, WorkerId};
 use crate::messages::{
     Assignment, HeartbeatReply, JobSettings, ProtocolError, RegisterError, RegisterRequest,
-    ReportAck, TaskFailure, TaskOutput, WorkerPlace,
+    Reported, TaskFailure, TaskOutput, WorkerPlace,
 };
 use std::path::PathBuf;
 
@@ -17,12 +17,15 @@ pub trait Coordinator {
     async fn register(req: RegisterRequest) -> Result<JobSettings, RegisterError>;
     /// Asks for the next thing to do.
     async fn request_task(worker: WorkerId) -> Result<Assignment, ProtocolError>;
-    /// Reports how an attempt ended.
+    /// Reports how an attempt ended; with `next`, the answer also carries
+    /// the worker's next assignment (its slot is free), saving a
+    /// `request_task` (a worker about to leave asks for none).
     async fn report(
         worker: WorkerId,
         attempt: AttemptId,
         outcome: Result<TaskOutput, TaskFailure>,
-    ) -> Result<ReportAck, ProtocolError>;
+        next: bool,
+    ) -> Result<Reported, ProtocolError>;
     /// Says the worker is alive and which attempts it holds.
     async fn heartbeat(
         worker: WorkerId,

@@ -34,7 +34,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of misreading each other's frames (a stale worker binary would
 /// otherwise fail every task it is given). Change it with anything that
 /// crosses the wire; `tests::the_wire_sources_are_locked` says when.
-pub const WIRE_VERSION: &str = "mapreduce-wire/1";
+pub const WIRE_VERSION: &str = "mapreduce-wire/2";
 
 /// The file in which [`Identity::load_or_create`] keeps a certificate.
 pub const IDENTITY_FILE: &str = "tls.der";
@@ -588,6 +588,7 @@ mod tests {
             include_str!("shuffle.rs"),
             include_str!("ids.rs"),
             include_str!("counters.rs"),
+            include_str!("outputs.rs"),
         ];
         let mut text = String::new();
         for s in sources {
@@ -602,10 +603,9 @@ mod tests {
         let hash = fingerprint(text.as_bytes()).to_string();
         assert_eq!(
             (WIRE_VERSION, hash.as_str()),
-            // Arc<[..]>, Arc<InputSplit> and Arc<str> in messages.rs encode
-            // exactly as Vec, InputSplit and String did, and Counters::sub
-            // is a method: same version.
-            (WIRE_VERSION, "6cd18e504f4a21a413983a34be8cc7dc88074ac51b92bdbf9282808a766b1930"),
+            // Version 2: a report's answer carries the next assignment, and
+            // a reduce's map outputs cross as outputs::MapOutputs.
+            (WIRE_VERSION, "39ca8ae065a983626b47d4ad52b9a4c6ed86f17e649e719969e77b9d16353371"),
             "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
         );
     }

@@ -12,7 +12,7 @@ use mr_protocol::join::{Endpoint, Fingerprint, JoinSecret};
 use mr_protocol::wire;
 use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
-    ReportAck, Work,
+    ReportAck, Reported, Work,
 };
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -396,13 +396,19 @@ impl Worker {
         }
         self.place(local_ip).await?;
         self.spawn_heartbeat();
+        // The next assignment when a report's answer carried it.
+        let mut next: Option<Assignment> = None;
         loop {
             let s = self.session();
-            let assignment = match s
-                .client
-                .request_task(context::current(), s.settings.worker)
-                .await
-            {
+            let asked = match next.take() {
+                Some(a) => Ok(Ok(a)),
+                None => {
+                    s.client
+                        .request_task(context::current(), s.settings.worker)
+                        .await
+                }
+            };
+            let assignment = match asked {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
                     // Only UnknownWorker is expected here: declared lost (e.g.
@@ -426,13 +432,15 @@ impl Worker {
                 Assignment::Wait { millis } => {
                     tokio::time::sleep(Duration::from_millis(millis)).await
                 }
-                Assignment::Work(work) => self.execute(&s, work).await,
+                Assignment::Work(work) => next = self.execute(&s, work).await,
             }
         }
     }
 
-    /// Runs a map or reduce assignment and reports its outcome.
-    async fn execute(&self, s: &Session, task: Work) {
+    /// Runs a map or reduce assignment and reports its outcome; returns the
+    /// next assignment the report's answer carried (None if the report
+    /// failed: the loop then asks, and handles why).
+    async fn execute(&self, s: &Session, task: Work) -> Option<Assignment> {
         let placement = self.placement().expect("placed after registering");
         let (attempt, what) = (task.attempt(), task.task_name());
         let cancel = Cancel::default();
@@ -461,15 +469,31 @@ impl Worker {
             Err(f) => warn!(%attempt, task = %what, "attempt failed: {f}"),
         }
         let failed = outcome.is_err();
-        let ack = s
+        let answer = s
             .client
-            .report(context::current(), s.settings.worker, attempt, outcome)
-            .await;
+            .report(
+                context::current(),
+                s.settings.worker,
+                attempt,
+                outcome,
+                true,
+            )
+            .await
+            .ok()
+            .and_then(Result::ok);
         for p in cleanup {
             crate::shuffle::fetch::discard(&p);
         }
         // Anything not accepted is discarded, so stale outputs never linger.
-        if failed || !matches!(ack, Ok(Ok(ReportAck::Accepted))) {
+        if failed
+            || !matches!(
+                answer,
+                Some(Reported {
+                    ack: ReportAck::Accepted,
+                    ..
+                })
+            )
+        {
             match produced {
                 Produced::Served(store, m) => store.forget(m, attempt),
                 Produced::File(p) => {
@@ -485,6 +509,7 @@ impl Worker {
                 }
             }
         }
+        answer.and_then(|a| a.next)
     }
 }
 

@@ -53,6 +53,11 @@ struct Args {
     /// was lost.
     #[arg(long)]
     kill_at: Option<f64>,
+    /// Milliseconds each task "runs" (a sleep) before its report: 0
+    /// measures the coordinator flat out; more gives the load a real
+    /// cluster offers, W / (task time + round trip) tasks a second.
+    #[arg(long, default_value_t = 0)]
+    task_ms: u64,
     /// Plain TCP instead of TLS (the coordinator's --no-tls).
     #[arg(long)]
     no_tls: bool,
@@ -63,6 +68,11 @@ struct Args {
     /// removed at the end).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// With --kill-at: drop the killed coordinator's journal of its
+    /// progress before the restart, as a disk that lost its writes would
+    /// (to see that the checks catch a loss: the run must fail).
+    #[arg(long, hide = true, requires = "kill_at")]
+    forget_journal: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
@@ -124,7 +134,12 @@ fn run(args: &Args) -> Result<bool> {
     let port = free_port()?;
     let mut cmd = std::process::Command::new(&bin);
     cmd.args(["--app", "wc", "--split-size", "1", "--no-socket", "--quiet"])
-        .args(["--task-timeout", "30", "--reduces", &args.reduces.to_string()])
+        .args([
+            "--task-timeout",
+            "30",
+            "--reduces",
+            &args.reduces.to_string(),
+        ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .arg("--output-dir")
         .arg(&out)
@@ -147,7 +162,10 @@ fn run(args: &Args) -> Result<bool> {
     let ok = figures.ok();
     figures.print(args.json);
     if !ok {
-        eprintln!("mr-loadgen: a check failed: {}", figures.problems.join("; "));
+        eprintln!(
+            "mr-loadgen: a check failed: {}",
+            figures.problems.join("; ")
+        );
     }
     Ok(ok)
 }
@@ -156,6 +174,7 @@ fn run(args: &Args) -> Result<bool> {
 #[derive(Default)]
 struct Figures {
     workers: u32,
+    task_ms: u64,
     tasks: u64,
     acked: u64,
     elapsed_s: f64,
@@ -199,6 +218,7 @@ impl Figures {
         let per_s = |n: u64| n as f64 / self.coordinator_wall_s.max(1e-9);
         let mut rows: Vec<(&str, String)> = vec![
             ("rpc_workers", self.workers.to_string()),
+            ("rpc_task_ms", self.task_ms.to_string()),
             ("rpc_tasks", self.tasks.to_string()),
             ("rpc_tasks_per_s", format!("{:.0}", self.tasks_per_s())),
             ("rpc_elapsed_s", format!("{:.3}", self.elapsed_s)),
@@ -207,7 +227,10 @@ impl Figures {
             ("rpc_p99_ms", format!("{:.3}", self.request_p99_ms)),
             ("rpc_max_ms", format!("{:.3}", self.request_max_ms)),
             ("rpc_report_p99_ms", format!("{:.3}", self.report_p99_ms)),
-            ("rpc_coordinator_cpu_s", format!("{:.2}", self.coordinator_cpu_s)),
+            (
+                "rpc_coordinator_cpu_s",
+                format!("{:.2}", self.coordinator_cpu_s),
+            ),
             (
                 "rpc_coordinator_cpu_pct",
                 format!(
@@ -215,12 +238,21 @@ impl Figures {
                     100.0 * self.coordinator_cpu_s / self.coordinator_wall_s.max(1e-9)
                 ),
             ),
-            ("rpc_coordinator_peak_mib", format!("{:.1}", self.coordinator_peak_mib)),
+            (
+                "rpc_coordinator_peak_mib",
+                format!("{:.1}", self.coordinator_peak_mib),
+            ),
             ("rpc_loadgen_cpu_s", format!("{:.2}", self.loadgen_cpu_s)),
             ("rpc_journal_records", self.journal_records.to_string()),
             ("rpc_journal_fsyncs", self.journal_commits.to_string()),
-            ("rpc_journal_records_per_s", format!("{:.0}", per_s(self.journal_records))),
-            ("rpc_journal_fsyncs_per_s", format!("{:.0}", per_s(self.journal_commits))),
+            (
+                "rpc_journal_records_per_s",
+                format!("{:.0}", per_s(self.journal_records)),
+            ),
+            (
+                "rpc_journal_fsyncs_per_s",
+                format!("{:.0}", per_s(self.journal_commits)),
+            ),
         ];
         if let Some(k) = &self.killed {
             rows.extend([
@@ -271,6 +303,7 @@ async fn drive(
     }
     let mut figures = Figures {
         workers: args.workers,
+        task_ms: args.task_ms,
         tasks: total,
         ..Figures::default()
     };
@@ -291,7 +324,11 @@ async fn drive(
         cpu = (ended.cpu_s, ended.wall_s, ended.peak_mib);
         // Acknowledgements read from sockets after the kill were sent before it.
         let frozen = load.freeze();
-        let (journaled, missing) = journal_check(&out.join("mr-job/journal"), &frozen)?;
+        let journal = out.join("mr-job/journal");
+        if args.forget_journal {
+            forget_progress(&journal)?;
+        }
+        let (journaled, missing) = journal_check(&journal, frozen)?;
         if missing > 0 {
             figures.problems.push(format!(
                 "{missing} acknowledged reports are missing from the killed coordinator's journal"
@@ -325,7 +362,9 @@ async fn drive(
     })
     .await;
     if drained.is_err() {
-        figures.problems.push("workers still running 30 s after the job ended".into());
+        figures
+            .problems
+            .push("workers still running 30 s after the job ended".into());
         workers.abort_all();
     }
     figures.coordinator_cpu_s = cpu.0 + ended.cpu_s;
@@ -344,7 +383,10 @@ fn check_outputs(out: &Path, args: &Args, figures: &mut Figures) {
         .filter(|r| !out.join(format!("mr-out-{r}")).is_file())
         .count();
     if missing > 0 {
-        figures.problems.push(format!("{missing} of {} outputs were not committed", args.reduces));
+        figures.problems.push(format!(
+            "{missing} of {} outputs were not committed",
+            args.reduces
+        ));
     }
     let report = std::fs::read(out.join("mr-report.json"))
         .map_err(|e| e.to_string())
@@ -352,7 +394,9 @@ fn check_outputs(out: &Path, args: &Args, figures: &mut Figures) {
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            figures.problems.push(format!("no readable mr-report.json: {e}"));
+            figures
+                .problems
+                .push(format!("no readable mr-report.json: {e}"));
             return;
         }
     };
@@ -368,6 +412,21 @@ fn check_outputs(out: &Path, args: &Args, figures: &mut Figures) {
     }
     figures.journal_records = report["journal"]["records"].as_u64().unwrap_or(0);
     figures.journal_commits = report["journal"]["commits"].as_u64().unwrap_or(0);
+}
+
+/// Rewrites the journal at `path` with its job's identity and incarnations
+/// (so a restart still numbers its attempts anew) and nothing done.
+fn forget_progress(path: &Path) -> Result<()> {
+    use mr_coordinator::journal::{encode, replay, Record, MAGIC};
+    let bytes = std::fs::read(path)?;
+    let r = replay(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let mut fresh = MAGIC.to_vec();
+    fresh.extend(encode(&Record::Begin(r.identity)));
+    if let Some(last) = r.recovered.incarnation.checked_sub(1) {
+        fresh.extend(encode(&Record::Incarnation(last)));
+    }
+    std::fs::write(path, fresh)?;
+    Ok(())
 }
 
 /// Reads the journal a killed coordinator left: how many tasks it holds as
@@ -405,7 +464,11 @@ struct Acked {
 
 impl Acked {
     fn count(&self) -> u64 {
-        self.maps.iter().chain(&self.reduces).filter(|&&a| a).count() as u64
+        self.maps
+            .iter()
+            .chain(&self.reduces)
+            .filter(|&&a| a)
+            .count() as u64
     }
 }
 
@@ -414,6 +477,8 @@ struct Load {
     endpoint: String,
     secret: JoinSecret,
     workers: u32,
+    /// How long each task "runs".
+    task_time: Duration,
     maps_acked: Vec<AtomicBool>,
     reduces_acked: Vec<AtomicBool>,
     acked: AtomicU64,
@@ -446,6 +511,7 @@ impl Load {
             endpoint,
             secret,
             workers: args.workers,
+            task_time: Duration::from_millis(args.task_ms),
             maps_acked: flags(args.maps),
             reduces_acked: flags(args.reduces),
             acked: AtomicU64::new(0),
@@ -515,7 +581,11 @@ impl Load {
     /// `work`'s report was accepted.
     fn acknowledged(&self, work: &Work) {
         let (map, i) = Load::task(work);
-        let flags = if map { &self.maps_acked } else { &self.reduces_acked };
+        let flags = if map {
+            &self.maps_acked
+        } else {
+            &self.reduces_acked
+        };
         if !flags[i].swap(true, Ordering::SeqCst) {
             self.acked.fetch_add(1, Ordering::SeqCst);
         }
@@ -568,7 +638,9 @@ impl Load {
             let since = |t: u64| (t != 0).then(|| secs(t.saturating_sub(restarted)));
             match since(self.first_work_after.load(Ordering::SeqCst)) {
                 Some(s) => k.first_task_s = s,
-                None => f.problems.push("no task was handed out after the restart".into()),
+                None => f
+                    .problems
+                    .push("no task was handed out after the restart".into()),
             }
             k.all_rejoined_s = since(self.all_rejoined.load(Ordering::SeqCst));
             if k.reissued > 0 {
@@ -582,7 +654,8 @@ impl Load {
             f.problems
                 .push(format!("{} of {} tasks acknowledged", f.acked, f.tasks));
         }
-        f.problems.extend(self.errors.lock().unwrap().iter().cloned());
+        f.problems
+            .extend(self.errors.lock().unwrap().iter().cloned());
     }
 }
 
@@ -694,7 +767,10 @@ async fn heartbeat(client: CoordinatorClient, me: WorkerId, every: Duration) {
     }
 }
 
-/// Asks for tasks and reports each done at once, until told to exit.
+/// Asks for tasks and reports each done at once, until told to exit. A
+/// report's answer carries the next assignment; both kinds of call count
+/// as task requests in the latency figures (a report's includes the
+/// journal's fsync).
 async fn tasks(
     load: &Load,
     client: &CoordinatorClient,
@@ -702,17 +778,25 @@ async fn tasks(
     requests: &mut Vec<u32>,
     reports: &mut Vec<u32>,
 ) -> Ending {
+    let mut next: Option<Assignment> = None;
     loop {
-        let asked = Instant::now();
-        let assignment = match client.request_task(ctx(), me).await {
-            Ok(Ok(a)) => a,
-            Ok(Err(e)) => {
-                load.error(format!("{me}: task request refused: {e}"));
-                return Ending::Lost;
+        let assignment = match next.take() {
+            Some(a) => a,
+            None => {
+                let asked = Instant::now();
+                match client.request_task(ctx(), me).await {
+                    Ok(Ok(a)) => {
+                        requests.push(micros(asked));
+                        a
+                    }
+                    Ok(Err(e)) => {
+                        load.error(format!("{me}: task request refused: {e}"));
+                        return Ending::Lost;
+                    }
+                    Err(_) => return Ending::Lost,
+                }
             }
-            Err(_) => return Ending::Lost,
         };
-        requests.push(micros(asked));
         let work = match assignment {
             Assignment::Exit => return Ending::Exit,
             Assignment::Wait { millis } => {
@@ -722,6 +806,9 @@ async fn tasks(
             Assignment::Work(w) => w,
         };
         load.assigned(&work);
+        if !load.task_time.is_zero() {
+            tokio::time::sleep(load.task_time).await;
+        }
         let counters = Counters {
             input_bytes: 1,
             input_records: 1,
@@ -748,13 +835,18 @@ async fn tasks(
             }
         };
         let sent = Instant::now();
-        match client.report(ctx(), me, work.attempt(), Ok(output)).await {
-            Ok(Ok(ReportAck::Accepted)) => {
-                reports.push(micros(sent));
-                load.acknowledged(&work);
+        match client
+            .report(ctx(), me, work.attempt(), Ok(output), true)
+            .await
+        {
+            Ok(Ok(answer)) => {
+                requests.push(micros(sent));
+                if answer.ack == ReportAck::Accepted {
+                    reports.push(micros(sent));
+                    load.acknowledged(&work);
+                }
+                next = answer.next;
             }
-            // Another attempt of the task won.
-            Ok(Ok(ReportAck::Ignored)) => {}
             Ok(Err(e)) => load.error(format!("{me}: report refused: {e}")),
             Err(_) => return Ending::Lost,
         }
@@ -797,10 +889,17 @@ impl Coordinator {
         let addr = dir.join("addr");
         while !addr.is_file() {
             if let Some(e) = c.try_reap()? {
-                bail!("the coordinator exited ({}) before listening\n{}", e.status, c.log_tail());
+                bail!(
+                    "the coordinator exited ({}) before listening\n{}",
+                    e.status,
+                    c.log_tail()
+                );
             }
             if c.started.elapsed() > Duration::from_secs(60) {
-                bail!("the coordinator was not listening after 60 s\n{}", c.log_tail());
+                bail!(
+                    "the coordinator was not listening after 60 s\n{}",
+                    c.log_tail()
+                );
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
@@ -862,7 +961,10 @@ fn wait4(pid: libc::pid_t, flags: libc::c_int, started: Instant) -> Result<Optio
         return Ok(None);
     }
     if r < 0 {
-        bail!("waiting for the coordinator: {}", std::io::Error::last_os_error());
+        bail!(
+            "waiting for the coordinator: {}",
+            std::io::Error::last_os_error()
+        );
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     use std::os::unix::process::ExitStatusExt;

@@ -23,13 +23,12 @@ use clap::Parser;
 use mr_coordinator::scheduler::{Scheduler, SchedulerConfig, TaskRef, Verdict};
 use mr_protocol::plan::InputFile;
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, TaskFailure, Work, WorkerId,
+    Assignment, AttemptId, Counters, MapOutputs, MapTaskId, TaskFailure, Work, WorkerId,
     WorkerPlace,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Drive the real scheduler with simulated workers in virtual time.
@@ -142,7 +141,7 @@ struct SimWorker {
 
 struct Running {
     attempt: AttemptId,
-    given: Option<Arc<[MapOutputRef]>>,
+    given: Option<MapOutputs>,
     doomed: Option<(MapTaskId, AttemptId)>,
 }
 

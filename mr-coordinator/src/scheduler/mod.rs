@@ -25,8 +25,8 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, MapWork, Phase, ReduceTaskId,
-    ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
+    Assignment, AttemptId, Counters, MapOutputRef, MapOutputs, MapTaskId, MapWork, Phase,
+    ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ use tasks::{
     Attempt, AttemptState, Attempts, PackedCounters, RunningMedian, Task, Worker, Workers,
 };
 use tracing::info;
+
+/// How many task requests a second all idle workers together are paced to
+/// (through the pause a `Wait` suggests).
+const IDLE_ASKS_PER_SEC: u64 = 20_000;
 
 /// Tunables of the scheduler.
 #[derive(Clone, Debug)]
@@ -101,7 +105,7 @@ pub struct Scheduler {
     /// What a reduce is told of every map's accepted output, built once the
     /// maps are all done and shared by every reduce assignment until an
     /// output changes.
-    map_outputs: Option<Arc<[MapOutputRef]>>,
+    map_outputs: Option<MapOutputs>,
     /// Per shuffle address, maps whose accepted output was kept there
     /// (entries may be stale: checked against the map when used).
     /// (Its keys are also every holder's one shared copy of its address.)
@@ -284,8 +288,13 @@ impl Scheduler {
             }
             return Assignment::Exit;
         }
+        // The more workers, the longer each waits before asking again, so
+        // that idle workers together ask at most IDLE_ASKS_PER_SEC times a
+        // second (10,000 of them asking every 50 ms would be 200,000
+        // requests a second for nothing), but never more than a second.
+        let spread = self.alive as u64 * 1000 / IDLE_ASKS_PER_SEC;
         let wait = Assignment::Wait {
-            millis: self.cfg.wait.as_millis() as u64,
+            millis: (self.cfg.wait.as_millis() as u64).max(spread).min(1000),
         };
         if self.maps.is_empty() {
             return wait;
@@ -345,11 +354,11 @@ impl Scheduler {
     }
 
     /// Every map's accepted output, as reduces are told (all maps done).
-    fn map_outputs(&mut self) -> Arc<[MapOutputRef]> {
+    fn map_outputs(&mut self) -> MapOutputs {
         if let Some(m) = &self.map_outputs {
             return m.clone();
         }
-        let m: Arc<[MapOutputRef]> = self
+        let m: MapOutputs = self
             .maps
             .iter()
             .enumerate()

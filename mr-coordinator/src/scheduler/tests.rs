@@ -103,6 +103,33 @@ fn reduces_wait_for_every_map() {
 }
 
 #[test]
+fn idle_workers_are_told_to_wait_longer_the_more_there_are() {
+    let t0 = Instant::now();
+    let wait_of = |a: Assignment| match a {
+        Assignment::Wait { millis } => millis,
+        other => panic!("expected a wait, got {other:?}"),
+    };
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    // Both maps running, none done: nothing to do but wait.
+    map_of(&s.assign(w1, t0));
+    map_of(&s.assign(w2, t0));
+    // Two workers: the configured 50 ms.
+    assert_eq!(wait_of(s.assign(w2, t0)), 50);
+    // 4,000 workers asking every 200 ms make the 20,000 asks a second allowed.
+    for _ in 2..4_000 {
+        s.register(t0, "wc", false).unwrap();
+    }
+    assert_eq!(wait_of(s.assign(w2, t0)), 200);
+    // Never more than a second, however many.
+    for _ in 4_000..50_000 {
+        s.register(t0, "wc", false).unwrap();
+    }
+    assert_eq!(wait_of(s.assign(w2, t0)), 1000);
+}
+
+#[test]
 fn lost_worker_tasks_are_reissued_and_late_reports_ignored() {
     let t0 = Instant::now();
     let mut s = Scheduler::new(cfg(1), inputs(1));

@@ -14,7 +14,7 @@ use crate::journal::{Journal, Record};
 use crate::scheduler::{Scheduler, TaskRef, Verdict};
 use mr_protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputUpload,
-    PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest, ReportAck,
+    PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest, ReportAck, Reported,
     TaskFailure, TaskOutput, WorkerId, WorkerPlace,
 };
 use std::collections::HashMap;
@@ -151,21 +151,29 @@ impl Shared {
     }
 
     /// Takes a report under the scheduler lock: commits a reduce output,
-    /// updates counters and queues the journal record. Returns the verdict,
-    /// the record's durability (to await without the lock) and progress.
+    /// updates counters, queues the journal record, and picks the worker's
+    /// next assignment (None if the worker was declared lost). Returns
+    /// those, the record's durability (to await without the lock) and
+    /// progress.
     fn decide(
         &self,
         worker: WorkerId,
         attempt: AttemptId,
         outcome: Result<TaskOutput, TaskFailure>,
-    ) -> (Verdict, Option<Durable>, crate::scheduler::Progress) {
+        next: bool,
+    ) -> Decided {
         let now = Instant::now();
         let mut s = self.sched();
-        s.touch(worker, now);
+        let alive = s.touch(worker, now);
         // Only the attempt's own worker may report it (the scheduler's
         // rule); anything else is ignored before it can touch any file.
         let Some(task) = s.reported_task(worker, attempt) else {
-            return (Verdict::Ignored, None, s.progress());
+            return Decided {
+                verdict: Verdict::Ignored,
+                durable: None,
+                next: alive.then(|| next.then(|| s.assign(worker, now))),
+                progress: s.progress(),
+            };
         };
         let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
         let verdict = match outcome {
@@ -214,7 +222,14 @@ impl Shared {
             }
             _ => None,
         };
-        (verdict, durable, s.progress())
+        // Picked now, under the same lock; the worker hears it only once
+        // the record above is durable.
+        Decided {
+            verdict,
+            durable,
+            next: alive.then(|| next.then(|| s.assign(worker, now))),
+            progress: s.progress(),
+        }
     }
 
     /// Removes what a reduce attempt uploaded (if it did), once it is not
@@ -238,6 +253,17 @@ impl Shared {
             reason: format!("cannot commit as {}: {e}", out.display()),
         })
     }
+}
+
+/// What [`Shared::decide`] made of a report.
+struct Decided {
+    verdict: Verdict,
+    /// The journal record's durability, to await without the lock.
+    durable: Option<Durable>,
+    /// The worker's next assignment if it asked for one; None if it was
+    /// declared lost.
+    next: Option<Option<Assignment>>,
+    progress: crate::scheduler::Progress,
 }
 
 /// How a connection reached the coordinator.
@@ -386,37 +412,60 @@ impl Coordinator for Handler {
         worker: WorkerId,
         attempt: AttemptId,
         outcome: Result<TaskOutput, TaskFailure>,
-    ) -> Result<ReportAck, ProtocolError> {
+        next: bool,
+    ) -> Result<Reported, ProtocolError> {
         if self.shared.worker_on(self.conn) != Some(worker) {
             return Err(ProtocolError::UnknownWorker(worker));
         }
-        let (verdict, progress) = match outcome {
+        // The next assignment after the upload's publishing, outside the lock.
+        let assign_next = || {
+            let now = Instant::now();
+            let mut s = self.shared.sched();
+            let next = s
+                .touch(worker, now)
+                .then(|| next.then(|| s.assign(worker, now)));
+            (next, s.progress())
+        };
+        let (verdict, next, progress) = match outcome {
             // An output in the object store: published with store I/O,
             // outside the scheduler's lock (see `publish`).
             Ok(TaskOutput::Uploaded(counters, upload)) => {
-                if self.shared.sched().reported_task(worker, attempt).is_none() {
-                    return Ok(ReportAck::Ignored);
-                }
-                let v = self.shared.publish(worker, attempt, counters, upload).await;
-                (v, self.shared.sched().progress())
+                let known = self.shared.sched().reported_task(worker, attempt).is_some();
+                let v = match known {
+                    false => Verdict::Ignored,
+                    true => self.shared.publish(worker, attempt, counters, upload).await,
+                };
+                let (next, progress) = assign_next();
+                (v, next, progress)
             }
             outcome => {
-                let (verdict, durable, progress) = self.shared.decide(worker, attempt, outcome);
-                if let Some(d) = durable {
+                let d = self.shared.decide(worker, attempt, outcome, next);
+                if let Some(durable) = d.durable {
                     // A failed append is logged by the journal; the job goes on.
-                    let _ = d.await;
+                    let _ = durable.await;
                 }
-                (verdict, progress)
+                (d.verdict, d.next, d.progress)
             }
         };
         if let Verdict::Accepted(task) = verdict {
             info!(%task, %attempt, maps_done = progress.maps_done, reduces_done = progress.reduces_done, "task done");
         }
-        self.shared.changed.notify_one();
-        Ok(match verdict {
+        // The supervising loop ends the job once every output is committed
+        // or a task failed for good; it also looks every 200 ms, so a map's
+        // success (tens of thousands a second at scale) need not wake it.
+        if matches!(
+            verdict,
+            Verdict::Accepted(TaskRef::Reduce(_)) | Verdict::FailureRecorded(_)
+        ) {
+            self.shared.changed.notify_one();
+        }
+        // A worker declared lost (silent too long) must join again.
+        let next = next.ok_or(ProtocolError::UnknownWorker(worker))?;
+        let ack = match verdict {
             Verdict::Ignored => ReportAck::Ignored,
             _ => ReportAck::Accepted,
-        })
+        };
+        Ok(Reported { ack, next })
     }
 
     async fn heartbeat(

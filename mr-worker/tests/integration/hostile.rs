@@ -162,7 +162,7 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
                         map_output_bytes: 1 << 20,
                         ..Counters::default()
                     }));
-                    c.report(context::current(), me, w.attempt, out)
+                    c.report(context::current(), me, w.attempt, out, false)
                         .await
                         .unwrap()
                         .unwrap();

@@ -86,7 +86,7 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
         assert_eq!(r.err(), Some(ProtocolError::UnknownWorker(w)));
         let out = Ok(TaskOutput::Reduce(Counters::default()));
         let r = stranger
-            .report(context::current(), w, AttemptId(0), out)
+            .report(context::current(), w, AttemptId(0), out, true)
             .await
             .unwrap();
         assert_eq!(r.err(), Some(ProtocolError::UnknownWorker(w)));
@@ -105,10 +105,17 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
             .expect("the right token is accepted");
         let out = Ok(TaskOutput::Reduce(Counters::default()));
         let ack = member
-            .report(context::current(), settings.worker, AttemptId(123_456), out)
+            .report(
+                context::current(),
+                settings.worker,
+                AttemptId(123_456),
+                out,
+                false,
+            )
             .await
-            .unwrap();
-        assert_eq!(ack, Ok(ReportAck::Ignored));
+            .unwrap()
+            .map(|r| (r.ack, r.next.is_none()));
+        assert_eq!(ack, Ok((ReportAck::Ignored, true)));
         // Another connection cannot act for that worker.
         let r = stranger
             .request_task(context::current(), settings.worker)
