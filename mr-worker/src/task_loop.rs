@@ -15,6 +15,7 @@ use mr_protocol::{
     ReportAck, Reported, Work,
 };
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tarpc::tokio_serde::formats::Bincode;
@@ -154,6 +155,10 @@ struct Worker {
     session: Arc<Mutex<Option<Session>>>,
     /// Attempts in hand (reported in heartbeats), each with what stops it.
     running: Arc<Mutex<Vec<(AttemptId, Cancel)>>>,
+    /// When the task loop last heard from the coordinator (a task request
+    /// or a report answered), in milliseconds since `origin`.
+    last_call: Arc<AtomicU64>,
+    origin: Instant,
     /// Decided at the first registration.
     placement: Mutex<Option<Arc<Placement>>>,
     /// The worker's own directory.
@@ -328,20 +333,40 @@ impl Worker {
         }
     }
 
+    /// Notes that the coordinator just answered the task loop.
+    fn heard(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.last_call.store(ms, Ordering::Relaxed);
+    }
+
+    /// Heartbeats whenever the task loop has not been heard from for an
+    /// interval: its own calls already show the worker alive, and an
+    /// attempt younger than an interval is not worth cancelling. (Thousands
+    /// of workers running short tasks would otherwise add a heartbeat per
+    /// worker per second to the coordinator's load for nothing.)
     fn spawn_heartbeat(&self) {
         let session = self.session.clone();
         let running = self.running.clone();
+        let (last_call, origin) = (self.last_call.clone(), self.origin);
         tokio::spawn(async move {
             loop {
                 let s = session.lock().unwrap_or_else(|e| e.into_inner()).clone();
                 let Some(s) = s else { return };
+                let every = Duration::from_millis(s.settings.heartbeat_ms.max(50));
+                let since = Duration::from_millis(
+                    (origin.elapsed().as_millis() as u64)
+                        .saturating_sub(last_call.load(Ordering::Relaxed)),
+                );
+                if since < every {
+                    tokio::time::sleep(every - since).await;
+                    continue;
+                }
                 let held: Vec<AttemptId> = running
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .iter()
                     .map(|(a, _)| *a)
                     .collect();
-                let every = Duration::from_millis(s.settings.heartbeat_ms.max(50));
                 // Errors are the task loop's business: it sees them on its next call.
                 if let Ok(Ok(reply)) = s
                     .client
@@ -408,6 +433,9 @@ impl Worker {
                         .await
                 }
             };
+            if let Ok(Ok(_)) = &asked {
+                self.heard();
+            }
             let assignment = match asked {
                 Ok(Ok(a)) => a,
                 Ok(Err(e)) => {
@@ -481,6 +509,9 @@ impl Worker {
             .await
             .ok()
             .and_then(Result::ok);
+        if answer.is_some() {
+            self.heard();
+        }
         for p in cleanup {
             crate::shuffle::fetch::discard(&p);
         }
@@ -521,6 +552,8 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<Ending, WorkerError> {
         cfg,
         session: Arc::new(Mutex::new(None)),
         running: Arc::new(Mutex::new(Vec::new())),
+        last_call: Arc::new(AtomicU64::new(0)),
+        origin: Instant::now(),
         placement: Mutex::new(None),
     };
     let ending = w.run().await;

@@ -182,6 +182,14 @@ struct Figures {
     request_p50_ms: f64,
     request_p99_ms: f64,
     request_max_ms: f64,
+    /// p99 over every request, the join storm's included.
+    request_p99_all_ms: f64,
+    /// p99 of the requests answered with a map (after the join storm),
+    /// and of those answered with a reduce.
+    map_p99_ms: f64,
+    reduce_p99_ms: f64,
+    /// When the last worker joined.
+    join_s: f64,
     report_p99_ms: f64,
     coordinator_cpu_s: f64,
     coordinator_wall_s: f64,
@@ -226,6 +234,13 @@ impl Figures {
             ("rpc_p50_ms", format!("{:.3}", self.request_p50_ms)),
             ("rpc_p99_ms", format!("{:.3}", self.request_p99_ms)),
             ("rpc_max_ms", format!("{:.3}", self.request_max_ms)),
+            (
+                "rpc_p99_with_joins_ms",
+                format!("{:.3}", self.request_p99_all_ms),
+            ),
+            ("rpc_map_p99_ms", format!("{:.3}", self.map_p99_ms)),
+            ("rpc_reduce_p99_ms", format!("{:.3}", self.reduce_p99_ms)),
+            ("rpc_all_joined_s", format!("{:.3}", self.join_s)),
             ("rpc_report_p99_ms", format!("{:.3}", self.report_p99_ms)),
             (
                 "rpc_coordinator_cpu_s",
@@ -488,6 +503,10 @@ struct Load {
     reissued: AtomicU64,
     /// Registrations after the kill.
     rejoined: AtomicU64,
+    /// First registrations, and when the last worker's came (the end of
+    /// the join storm: every connection's TLS handshake).
+    joined: AtomicU64,
+    all_joined: AtomicU64,
     /// Times, as nanoseconds since `origin` (0: not yet).
     origin: Instant,
     first_work: AtomicU64,
@@ -495,8 +514,10 @@ struct Load {
     restarted: AtomicU64,
     first_work_after: AtomicU64,
     all_rejoined: AtomicU64,
-    /// Latencies in microseconds: task requests, and accepted reports.
-    request_us: Mutex<Vec<u32>>,
+    /// Task requests: when sent (ns since the origin) and their latency
+    /// (microseconds).
+    request_us: Mutex<Vec<(u64, u32, Kind)>>,
+    /// Latencies of accepted reports (microseconds).
     report_us: Mutex<Vec<u32>>,
     /// Unexpected answers (a refused registration, a protocol error).
     errors: Mutex<Vec<String>>,
@@ -525,6 +546,8 @@ impl Load {
             first_work_after: AtomicU64::new(0),
             all_rejoined: AtomicU64::new(0),
             request_us: Mutex::new(Vec::new()),
+            joined: AtomicU64::new(0),
+            all_joined: AtomicU64::new(0),
             report_us: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             done: AtomicBool::new(false),
@@ -592,8 +615,18 @@ impl Load {
         self.last_ack.fetch_max(self.now(), Ordering::SeqCst);
     }
 
+    /// Nanoseconds since the origin of `t` (0 never: see `now`).
+    fn at(&self, t: Instant) -> u64 {
+        (t.saturating_duration_since(self.origin).as_nanos() as u64).max(1)
+    }
+
     /// A worker registered; after a kill, counts it as rejoined.
     fn registered(&self) {
+        if self.restarted.load(Ordering::SeqCst) == 0
+            && self.joined.fetch_add(1, Ordering::SeqCst) + 1 == u64::from(self.workers)
+        {
+            self.mark(&self.all_joined);
+        }
         if self.restarted.load(Ordering::SeqCst) != 0
             && self.rejoined.fetch_add(1, Ordering::SeqCst) + 1 == u64::from(self.workers)
         {
@@ -619,9 +652,27 @@ impl Load {
             self.last_ack.load(Ordering::SeqCst),
         );
         f.elapsed_s = secs(last.saturating_sub(first));
-        let mut req = std::mem::take(&mut *self.request_us.lock().unwrap());
+        let samples = std::mem::take(&mut *self.request_us.lock().unwrap());
         let mut rep = std::mem::take(&mut *self.report_us.lock().unwrap());
-        req.sort_unstable();
+        // Steady state: asked once every worker had joined (the join
+        // storm's first requests wait behind a thousand TLS handshakes).
+        let joined = match self.all_joined.load(Ordering::SeqCst) {
+            0 => u64::MAX,
+            t => t,
+        };
+        let sorted = |keep: &dyn Fn(u64, Kind) -> bool| {
+            let mut v: Vec<u32> = samples
+                .iter()
+                .filter(|&&(t, _, k)| keep(t, k))
+                .map(|&(_, us, _)| us)
+                .collect();
+            v.sort_unstable();
+            v
+        };
+        let all = sorted(&|_, _| true);
+        let req = sorted(&|t, _| t >= joined);
+        let maps = sorted(&|t, k| t >= joined && k == Kind::Map);
+        let reduces = sorted(&|_, k| k == Kind::Reduce);
         rep.sort_unstable();
         let pct = |v: &[u32], p: usize| match v.len() {
             0 => 0.0,
@@ -631,6 +682,10 @@ impl Load {
         f.request_p50_ms = pct(&req, 50);
         f.request_p99_ms = pct(&req, 99);
         f.request_max_ms = pct(&req, 100);
+        f.request_p99_all_ms = pct(&all, 99);
+        f.map_p99_ms = pct(&maps, 99);
+        f.reduce_p99_ms = pct(&reduces, 99);
+        f.join_s = secs(joined.min(self.now()));
         f.report_p99_ms = pct(&rep, 99);
         if let Some(k) = &mut f.killed {
             k.reissued = self.reissued.load(Ordering::SeqCst);
@@ -659,6 +714,25 @@ impl Load {
     }
 }
 
+/// What a task request was answered with, for the latency figures: a
+/// reduce assignment lists every map output, so it is the long one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Map,
+    Reduce,
+    Other,
+}
+
+impl Kind {
+    fn of(a: &Assignment) -> Kind {
+        match a {
+            Assignment::Work(Work::Map(_)) => Kind::Map,
+            Assignment::Work(Work::Reduce(_)) => Kind::Reduce,
+            _ => Kind::Other,
+        }
+    }
+}
+
 /// How one connection's session ended.
 enum Ending {
     /// Told to exit, or refused: this worker is finished.
@@ -670,7 +744,7 @@ enum Ending {
 /// One fake worker: connects, runs sessions until told to exit, and
 /// reconnects (every 100 ms, as real workers do) when the connection breaks.
 async fn worker(load: Arc<Load>, i: u32) {
-    let mut requests = Vec::new();
+    let mut requests: Vec<(u64, u32, Kind)> = Vec::new();
     let mut reports = Vec::new();
     while !load.done.load(Ordering::SeqCst) {
         let client = match connect(&load).await {
@@ -711,7 +785,7 @@ async fn session(
     load: &Load,
     i: u32,
     client: &CoordinatorClient,
-    requests: &mut Vec<u32>,
+    requests: &mut Vec<(u64, u32, Kind)>,
     reports: &mut Vec<u32>,
 ) -> Ending {
     let req = RegisterRequest {
@@ -751,19 +825,46 @@ async fn session(
         Err(_) => return Ending::Lost,
     }
     let beat = Duration::from_millis(settings.heartbeat_ms.max(10));
-    let heartbeats = tokio::spawn(heartbeat(client.clone(), me, beat));
-    let ending = tasks(load, client, me, requests, reports).await;
+    let heard = Arc::new(Heard::default());
+    let heartbeats = tokio::spawn(heartbeat(client.clone(), me, beat, heard.clone()));
+    let ending = tasks(load, client, me, &heard, requests, reports).await;
     heartbeats.abort();
     ending
 }
 
-/// Heartbeats until the connection breaks (the session aborts it).
-async fn heartbeat(client: CoordinatorClient, me: WorkerId, every: Duration) {
+/// When a worker's task loop last heard from the coordinator.
+struct Heard(Mutex<Instant>);
+
+impl Default for Heard {
+    fn default() -> Heard {
+        Heard(Mutex::new(Instant::now()))
+    }
+}
+
+impl Heard {
+    fn now(&self) {
+        *self.0.lock().unwrap() = Instant::now();
+    }
+
+    fn since(&self) -> Duration {
+        self.0.lock().unwrap().elapsed()
+    }
+}
+
+/// Heartbeats, as `mrworker` does, whenever the task loop has not heard
+/// from the coordinator for an interval; until the connection breaks (the
+/// session aborts it).
+async fn heartbeat(client: CoordinatorClient, me: WorkerId, every: Duration, heard: Arc<Heard>) {
     loop {
-        tokio::time::sleep(every).await;
+        let since = heard.since();
+        if since < every {
+            tokio::time::sleep(every - since).await;
+            continue;
+        }
         if client.heartbeat(ctx(), me, Vec::new()).await.is_err() {
             return;
         }
+        tokio::time::sleep(every).await;
     }
 }
 
@@ -775,10 +876,13 @@ async fn tasks(
     load: &Load,
     client: &CoordinatorClient,
     me: WorkerId,
-    requests: &mut Vec<u32>,
+    heard: &Heard,
+    requests: &mut Vec<(u64, u32, Kind)>,
     reports: &mut Vec<u32>,
 ) -> Ending {
     let mut next: Option<Assignment> = None;
+    // The last call's timing, filed once its answer's kind is known.
+    let mut sample: Option<(u64, u32)> = None;
     loop {
         let assignment = match next.take() {
             Some(a) => a,
@@ -786,7 +890,8 @@ async fn tasks(
                 let asked = Instant::now();
                 match client.request_task(ctx(), me).await {
                     Ok(Ok(a)) => {
-                        requests.push(micros(asked));
+                        sample = Some((load.at(asked), micros(asked)));
+                        heard.now();
                         a
                     }
                     Ok(Err(e)) => {
@@ -797,6 +902,9 @@ async fn tasks(
                 }
             }
         };
+        if let Some((t, us)) = sample.take() {
+            requests.push((t, us, Kind::of(&assignment)));
+        }
         let work = match assignment {
             Assignment::Exit => return Ending::Exit,
             Assignment::Wait { millis } => {
@@ -840,7 +948,8 @@ async fn tasks(
             .await
         {
             Ok(Ok(answer)) => {
-                requests.push(micros(sent));
+                sample = Some((load.at(sent), micros(sent)));
+                heard.now();
                 if answer.ack == ReportAck::Accepted {
                     reports.push(micros(sent));
                     load.acknowledged(&work);
