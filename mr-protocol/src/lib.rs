@@ -35,6 +35,18 @@ pub use shuffle::{FetchChunk, FetchError, FetchRequest};
 #[cfg(feature = "rpc")]
 pub use shuffle::{Shuffle, ShuffleClient};
 
+/// Raises this process's open-file limit to its hard maximum: a reduce task
+/// holds one descriptor per map output, a coordinator one per connected
+/// worker, and default soft limits (often 1024) are far below both at scale.
+pub fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
+}
+
 /// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 

@@ -17,19 +17,7 @@ pub mod shuffle;
 pub mod source;
 pub mod task_loop;
 
-pub use mr_protocol::init_logging;
-
-/// Raises this process's open-file limit to its hard maximum: a reduce task
-/// holds one descriptor per map output, and default soft limits (often 1024)
-/// are far below the number of map tasks a large job has.
-pub fn raise_open_file_limit() {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
-    }
-}
+pub use mr_protocol::{init_logging, raise_open_file_limit};
 
 /// Makes glibc serve every allocation of 8 MiB or more with its own mapping,
 /// returned to the system when freed. By default glibc raises that threshold

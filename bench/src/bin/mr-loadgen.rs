@@ -114,7 +114,7 @@ fn run(args: &Args) -> Result<bool> {
         );
     }
     // Each connection is a descriptor on both ends.
-    raise_file_limit();
+    mr_protocol::raise_open_file_limit();
     let temp;
     let dir = match &args.dir {
         Some(d) => {
@@ -1090,18 +1090,6 @@ fn wait4(pid: libc::pid_t, flags: libc::c_int, started: Instant) -> Result<Optio
 fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
-}
-
-/// Lifts this process's open-file limit to its hard limit.
-fn raise_file_limit() {
-    // SAFETY: getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut l: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) == 0 && l.rlim_cur < l.rlim_max {
-            l.rlim_cur = l.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-        }
-    }
 }
 
 /// CPU seconds this process used.

@@ -106,6 +106,8 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     mr_protocol::init_logging();
+    // One descriptor per connected worker: 1,024 would cap the cluster.
+    mr_protocol::raise_open_file_limit();
     let quiet = args.quiet;
     let addr_file = args.addr_file;
     let cfg = JobConfig {
