@@ -5,6 +5,8 @@
 //! twice, every output committed), and that those checks catch a loss;
 //! never the speed.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -22,24 +24,9 @@ fn coordinator() -> PathBuf {
 
 /// Runs `mr-loadgen` with `args` plus `--json`; its exit code and JSON object.
 fn loadgen(args: &[&str]) -> (Option<i32>, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mr-loadgen"))
-        .args(args)
-        .arg("--coordinator")
-        .arg(coordinator())
-        .arg("--json")
-        .output()
-        .expect("mr-loadgen runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "mr-loadgen printed no JSON ({e}): {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.code(), json)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mr-loadgen"));
+    cmd.args(args).arg("--coordinator").arg(coordinator());
+    common::json_of(cmd)
 }
 
 #[test]

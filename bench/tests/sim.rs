@@ -4,26 +4,16 @@
 //! (it exits 1 if one breaks) and that its figures mean something; never
 //! its speed.
 
+mod common;
+
 use std::process::Command;
 
-/// Runs `mr-sim` with `args` plus `--json`; its exit status and JSON object.
+/// Runs `mr-sim` with `args` plus `--json`; whether it exited 0, and its JSON object.
 fn sim(args: &[&str]) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mr-sim"))
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("mr-sim runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "mr-sim printed no JSON ({e}): {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    if !out.status.success() {
-        eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    }
-    (out.status.success(), json)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mr-sim"));
+    cmd.args(args);
+    let (code, json) = common::json_of(cmd);
+    (code == Some(0), json)
 }
 
 #[test]
@@ -118,26 +108,12 @@ fn a_restarted_coordinator_resumes_from_a_large_journal_exactly() {
     // progress (maps done, reduces done, totals counting each map once)
     // and hands out the first uncommitted reduce.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_mr-replay"))
-        .args([
-            "--maps",
-            "20000",
-            "--reduces",
-            "101",
-            "--committed",
-            "0.4",
-            "--json",
-        ])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mr-replay"));
+    cmd.args(["--maps", "20000", "--reduces", "101", "--committed", "0.4"])
         .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .expect("mr-replay runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        .arg(dir.path());
+    let (code, j) = common::json_of(cmd);
+    assert_eq!(code, Some(0), "{j}");
     assert_eq!(j["replay_ok"], true);
     assert_eq!(j["replay_tasks"], 20101);
     // Records: Begin, Incarnation, AppFixed, every map once, the 200 lost

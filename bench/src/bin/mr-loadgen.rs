@@ -733,6 +733,15 @@ impl Kind {
     }
 }
 
+/// One worker's latencies, merged into the [`Load`]'s when it ends.
+#[derive(Default)]
+struct Samples {
+    /// Task requests: when sent (ns since the origin), latency (us), answer.
+    requests: Vec<(u64, u32, Kind)>,
+    /// Accepted reports' latencies (us).
+    reports: Vec<u32>,
+}
+
 /// How one connection's session ended.
 enum Ending {
     /// Told to exit, or refused: this worker is finished.
@@ -744,8 +753,7 @@ enum Ending {
 /// One fake worker: connects, runs sessions until told to exit, and
 /// reconnects (every 100 ms, as real workers do) when the connection breaks.
 async fn worker(load: Arc<Load>, i: u32) {
-    let mut requests: Vec<(u64, u32, Kind)> = Vec::new();
-    let mut reports = Vec::new();
+    let mut samples = Samples::default();
     while !load.done.load(Ordering::SeqCst) {
         let client = match connect(&load).await {
             Ok(c) => c,
@@ -754,13 +762,13 @@ async fn worker(load: Arc<Load>, i: u32) {
                 continue;
             }
         };
-        match session(&load, i, &client, &mut requests, &mut reports).await {
+        match session(&load, i, &client, &mut samples).await {
             Ending::Exit => break,
             Ending::Lost => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    load.request_us.lock().unwrap().extend(requests);
-    load.report_us.lock().unwrap().extend(reports);
+    load.request_us.lock().unwrap().extend(samples.requests);
+    load.report_us.lock().unwrap().extend(samples.reports);
 }
 
 /// A connection to the coordinator, TLS pinned to the job's certificate
@@ -781,13 +789,7 @@ fn micros(since: Instant) -> u32 {
 }
 
 /// One registration's life on one connection.
-async fn session(
-    load: &Load,
-    i: u32,
-    client: &CoordinatorClient,
-    requests: &mut Vec<(u64, u32, Kind)>,
-    reports: &mut Vec<u32>,
-) -> Ending {
+async fn session(load: &Load, i: u32, client: &CoordinatorClient, samples: &mut Samples) -> Ending {
     let req = RegisterRequest {
         app: "wc".into(),
         whole_file: false,
@@ -827,7 +829,7 @@ async fn session(
     let beat = Duration::from_millis(settings.heartbeat_ms.max(10));
     let heard = Arc::new(Heard::default());
     let heartbeats = tokio::spawn(heartbeat(client.clone(), me, beat, heard.clone()));
-    let ending = tasks(load, client, me, &heard, requests, reports).await;
+    let ending = tasks(load, client, me, &heard, samples).await;
     heartbeats.abort();
     ending
 }
@@ -877,8 +879,7 @@ async fn tasks(
     client: &CoordinatorClient,
     me: WorkerId,
     heard: &Heard,
-    requests: &mut Vec<(u64, u32, Kind)>,
-    reports: &mut Vec<u32>,
+    samples: &mut Samples,
 ) -> Ending {
     let mut next: Option<Assignment> = None;
     // The last call's timing, filed once its answer's kind is known.
@@ -903,7 +904,7 @@ async fn tasks(
             }
         };
         if let Some((t, us)) = sample.take() {
-            requests.push((t, us, Kind::of(&assignment)));
+            samples.requests.push((t, us, Kind::of(&assignment)));
         }
         let work = match assignment {
             Assignment::Exit => return Ending::Exit,
@@ -951,7 +952,7 @@ async fn tasks(
                 sample = Some((load.at(sent), micros(sent)));
                 heard.now();
                 if answer.ack == ReportAck::Accepted {
-                    reports.push(micros(sent));
+                    samples.reports.push(micros(sent));
                     load.acknowledged(&work);
                 }
                 next = answer.next;
