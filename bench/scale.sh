@@ -39,12 +39,12 @@ cargo build --release -p mr-coordinator --bin mrcoordinator --quiet
 bin=$PWD/target/release
 sim=$("$bin/mr-sim" --workers "$workers" --maps "$maps" --reduces "$reduces" --json)
 replay=$("$bin/mr-replay" --maps "$maps" --reduces "$reduces" --json)
-load=(--workers "$rpc_workers" --maps "$rpc_maps" --reduces "$rpc_reduces" --json)
-rpc=$("$bin/mr-loadgen" "${load[@]}" --task-ms 40)
+load=(--workers "$rpc_workers" --maps "$rpc_maps" --json)
+rpc=$("$bin/mr-loadgen" "${load[@]}" --reduces "$rpc_reduces" --task-ms 40)
 # The same flat out, wide, and killed halfway: keys renamed to tell them apart.
-flat=$("$bin/mr-loadgen" "${load[@]}" | sed -e 's/"rpc_/"rpc_flat_out_/g')
+flat=$("$bin/mr-loadgen" "${load[@]}" --reduces "$rpc_reduces" | sed -e 's/"rpc_/"rpc_flat_out_/g')
 wide=$("$bin/mr-loadgen" "${load[@]}" --reduces $((rpc_reduces * 10)) | sed -e 's/"rpc_/"rpc_wide_/g')
-kill=$("$bin/mr-loadgen" "${load[@]}" --task-ms 40 --kill-at 0.5 |
+kill=$("$bin/mr-loadgen" "${load[@]}" --reduces "$rpc_reduces" --task-ms 40 --kill-at 0.5 |
     sed -e 's/"rpc_[a-z0-9_]*": [^,}]*, //g' -e 's/, "rpc_ok": \([a-z]*\)}/, "kill_ok": \1}/')
 all="${sim%\}}, ${replay#\{}"
 all="${all%\}}, ${rpc#\{}"
