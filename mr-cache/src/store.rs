@@ -1,0 +1,349 @@
+//! The cache directory: entries named by content address, written so that
+//! nothing half-written is ever used, and evicted least recently used first.
+//!
+//! Layout: `<dir>/mr-cache-v1/{map,reduce}/<key>.data` (a map's run file, a
+//! reduce's output) beside `<key>.meta` (a header with this format's magic,
+//! the data's length and SHA-256, then the caller's metadata). Both are
+//! written under `tmp/` and renamed into place, data first: an entry exists
+//! once its meta does. Another version's cache lives in another directory
+//! (`mr-cache-v2`, ...) and is never read; a meta whose magic, length or
+//! hash does not match its data is a miss and is removed. Readers take an
+//! entry by hard-linking its data (copying across file systems) before
+//! checking it, so an eviction by a concurrent job cannot pull it from
+//! under them. A use touches the meta's modification time: eviction removes
+//! the oldest first.
+
+use crate::Key;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The directory of this format's entries inside a cache directory.
+pub const VERSION_DIR: &str = "mr-cache-v1";
+/// The first bytes of every meta file of this format.
+const MAGIC: &[u8; 8] = b"MRCACHE1";
+
+/// What a cache entry holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A map's output (a run file).
+    Map,
+    /// A reduce's output (an `mr-out-<r>` file).
+    Reduce,
+}
+
+impl Kind {
+    fn dir(self) -> &'static str {
+        match self {
+            Kind::Map => "map",
+            Kind::Reduce => "reduce",
+        }
+    }
+}
+
+/// A cache that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The directory cannot be created or written.
+    #[error("cache directory {path}: {reason} (give --cache a writable directory)")]
+    Unusable {
+        /// The directory.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// Storing an entry failed.
+    #[error("cannot store {what} in the cache at {path}: {reason}")]
+    Store {
+        /// The entry.
+        what: String,
+        /// Where.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A cache directory of this format.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    root: PathBuf,
+}
+
+impl Cache {
+    /// Opens (creating) the cache in `dir`.
+    pub fn open(dir: &Path) -> Result<Cache, CacheError> {
+        let root = dir.join(VERSION_DIR);
+        let unusable = |e: std::io::Error| CacheError::Unusable {
+            path: dir.display().to_string(),
+            reason: e.to_string(),
+        };
+        for sub in ["map", "reduce", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(unusable)?;
+        }
+        // Writable, checked now rather than at the first store.
+        let probe = root
+            .join("tmp")
+            .join(format!(".probe-{}", std::process::id()));
+        File::create(&probe).map_err(unusable)?;
+        let _ = fs::remove_file(&probe);
+        Ok(Cache { root })
+    }
+
+    fn path(&self, kind: Kind, key: &Key, ext: &str) -> PathBuf {
+        self.root.join(kind.dir()).join(format!("{key}.{ext}"))
+    }
+
+    /// A fresh name under `tmp/` (unique across processes and threads).
+    fn temp(&self) -> PathBuf {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        self.root
+            .join("tmp")
+            .join(format!("{}-{n}-{nanos}", std::process::id()))
+    }
+
+    /// Takes entry `key` of `kind`: its data hard-linked (or copied) to
+    /// `dest`, checked against its meta, and its metadata returned. None on
+    /// a miss; a damaged entry is removed and is a miss too.
+    pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
+        let meta_path = self.path(kind, key, "meta");
+        let meta = fs::read(&meta_path).ok()?;
+        let data = self.path(kind, key, "data");
+        let _ = fs::remove_file(dest);
+        if fs::hard_link(&data, dest).is_err() && fs::copy(&data, dest).is_err() {
+            return None;
+        }
+        match check(&meta, dest) {
+            Some(user) => {
+                // Used now: last to be evicted.
+                let _ = File::options()
+                    .append(true)
+                    .open(&meta_path)
+                    .and_then(|f| f.set_modified(SystemTime::now()));
+                Some(user.to_vec())
+            }
+            None => {
+                tracing::warn!(entry = %meta_path.display(), "a damaged cache entry; removed, and its task runs again");
+                let _ = fs::remove_file(dest);
+                let _ = fs::remove_file(&meta_path);
+                let _ = fs::remove_file(&data);
+                None
+            }
+        }
+    }
+
+    /// Stores the file at `data` (hard-linked if it can be, else copied)
+    /// with `meta` as entry `key` of `kind`. The caller must not change
+    /// `data` afterwards (a link shares it).
+    pub fn put(&self, kind: Kind, key: &Key, data: &Path, meta: &[u8]) -> Result<(), CacheError> {
+        let failed = |e: std::io::Error| CacheError::Store {
+            what: format!("{} {key}", kind.dir()),
+            path: self.root.display().to_string(),
+            reason: e.to_string(),
+        };
+        let (len, hash) = hash_file(data).map_err(failed)?;
+        let tmp_data = self.temp();
+        if fs::hard_link(data, &tmp_data).is_err() {
+            fs::copy(data, &tmp_data).map_err(failed)?;
+        }
+        fs::rename(&tmp_data, self.path(kind, key, "data")).map_err(failed)?;
+        let mut header = Vec::with_capacity(48 + meta.len());
+        header.extend_from_slice(MAGIC);
+        header.extend_from_slice(&len.to_le_bytes());
+        header.extend_from_slice(&hash);
+        header.extend_from_slice(meta);
+        let tmp_meta = self.temp();
+        File::create(&tmp_meta)
+            .and_then(|mut f| f.write_all(&header))
+            .map_err(failed)?;
+        fs::rename(&tmp_meta, self.path(kind, key, "meta")).map_err(failed)
+    }
+
+    /// Bytes the entries take (data and meta).
+    pub fn size(&self) -> u64 {
+        self.entries().iter().map(|e| e.bytes).sum()
+    }
+
+    /// Removes entries, least recently used first, until at most `max`
+    /// bytes remain; returns the bytes freed.
+    pub fn evict(&self, max: u64) -> u64 {
+        let mut entries = self.entries();
+        let mut total: u64 = entries.iter().map(|e| e.bytes).sum();
+        entries.sort_by_key(|e| e.used);
+        let mut freed = 0;
+        for e in entries {
+            if total <= max {
+                break;
+            }
+            // Meta first: from then on the entry is a miss for everyone.
+            let _ = fs::remove_file(&e.meta);
+            let _ = fs::remove_file(e.meta.with_extension("data"));
+            total -= e.bytes;
+            freed += e.bytes;
+        }
+        freed
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for kind in [Kind::Map, Kind::Reduce] {
+            let Ok(dir) = fs::read_dir(self.root.join(kind.dir())) else {
+                continue;
+            };
+            for e in dir.flatten() {
+                let path = e.path();
+                if path.extension().is_none_or(|x| x != "meta") {
+                    continue;
+                }
+                let Ok(m) = e.metadata() else { continue };
+                let data = fs::metadata(path.with_extension("data")).map_or(0, |d| d.len());
+                out.push(Entry {
+                    used: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    bytes: m.len() + data,
+                    meta: path,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// One entry, for eviction.
+struct Entry {
+    meta: PathBuf,
+    used: SystemTime,
+    bytes: u64,
+}
+
+/// The caller's metadata in `meta`, if `meta` is this format's and `data`
+/// has the length and hash it records.
+fn check<'a>(meta: &'a [u8], data: &Path) -> Option<&'a [u8]> {
+    if meta.len() < 48 || &meta[..8] != MAGIC {
+        return None;
+    }
+    let len = u64::from_le_bytes(meta[8..16].try_into().ok()?);
+    let (got_len, got_hash) = hash_file(data).ok()?;
+    (got_len == len && got_hash[..] == meta[16..48]).then_some(&meta[48..])
+}
+
+/// A file's length and SHA-256.
+fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    let mut f = File::open(path)?;
+    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        len += n as u64;
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok((len, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> Key {
+        Key::of(&[s.as_bytes()])
+    }
+
+    #[test]
+    fn an_entry_is_taken_back_exactly_and_a_miss_is_a_miss() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&d.path().join("cache")).unwrap();
+        let src = d.path().join("run");
+        fs::write(&src, b"some run file bytes").unwrap();
+        cache.put(Kind::Map, &key("a"), &src, b"counters").unwrap();
+        let dest = d.path().join("taken");
+        assert_eq!(
+            cache.take(Kind::Map, &key("a"), &dest).unwrap(),
+            b"counters"
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"some run file bytes");
+        // Another key, or the same key of the other kind: a miss.
+        assert!(cache.take(Kind::Map, &key("b"), &dest).is_none());
+        assert!(cache.take(Kind::Reduce, &key("a"), &dest).is_none());
+    }
+
+    #[test]
+    fn a_damaged_entry_is_a_miss_and_is_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let src = d.path().join("out");
+        fs::write(&src, b"the output").unwrap();
+        cache.put(Kind::Reduce, &key("r"), &src, b"").unwrap();
+        // The stored data changes (same length): its hash no longer matches.
+        // (A copy, not the linked original, is what a user would damage.)
+        let data = cache.path(Kind::Reduce, &key("r"), "data");
+        fs::remove_file(&data).unwrap();
+        fs::write(&data, b"THE output").unwrap();
+        let dest = d.path().join("taken");
+        assert!(cache.take(Kind::Reduce, &key("r"), &dest).is_none());
+        assert!(!dest.exists() && !data.exists());
+        // Truncated meta, or another format's: a miss too.
+        cache.put(Kind::Reduce, &key("s"), &src, b"m").unwrap();
+        let meta = cache.path(Kind::Reduce, &key("s"), "meta");
+        let mut bytes = fs::read(&meta).unwrap();
+        bytes[0] = b'X';
+        fs::write(&meta, &bytes).unwrap();
+        assert!(cache.take(Kind::Reduce, &key("s"), &dest).is_none());
+    }
+
+    #[test]
+    fn eviction_removes_the_least_recently_used_first() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let src = d.path().join("f");
+        fs::write(&src, vec![7u8; 1000]).unwrap();
+        for (i, name) in ["old", "mid", "new"].iter().enumerate() {
+            cache.put(Kind::Map, &key(name), &src, b"").unwrap();
+            // Distinct use times, oldest first.
+            let meta = cache.path(Kind::Map, &key(name), "meta");
+            let t = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000 + i as u64);
+            File::options()
+                .append(true)
+                .open(meta)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        // Using "old" makes it the most recent.
+        let dest = d.path().join("t");
+        cache.take(Kind::Map, &key("old"), &dest).unwrap();
+        let each = cache.size() / 3;
+        let freed = cache.evict(2 * each);
+        assert_eq!(freed, each);
+        assert!(cache.take(Kind::Map, &key("mid"), &dest).is_none());
+        assert!(cache.take(Kind::Map, &key("old"), &dest).is_some());
+        assert!(cache.take(Kind::Map, &key("new"), &dest).is_some());
+        assert_eq!(cache.evict(0), 2 * each);
+        assert_eq!(cache.size(), 0);
+    }
+
+    #[test]
+    fn another_versions_cache_is_not_read_and_a_bad_dir_is_named() {
+        let d = tempfile::tempdir().unwrap();
+        // A directory of a later format beside ours: untouched, unread.
+        fs::create_dir_all(d.path().join("mr-cache-v2/map")).unwrap();
+        fs::write(d.path().join("mr-cache-v2/map/x.meta"), b"future").unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        assert_eq!(cache.size(), 0);
+        assert!(d.path().join("mr-cache-v2/map/x.meta").exists());
+        let file = d.path().join("plain");
+        fs::write(&file, b"").unwrap();
+        let e = Cache::open(&file).unwrap_err().to_string();
+        assert!(e.contains("plain") && e.contains("--cache"), "{e}");
+    }
+}
