@@ -4,11 +4,14 @@
 //!
 //! - [`chunk`]: content-defined split boundaries, so that an edit moves one
 //!   or two splits rather than every later one.
+//! - [`plan`]: splits made of those pieces, with what their content
+//!   addresses are made of.
 //! - [`store`]: the cache directory, entries named by [`Key`]s: the hash of
 //!   everything that determines a result (a split's bytes, the app's
 //!   identity, R, the partitioner, the run-file format).
 
 pub mod chunk;
+pub mod plan;
 pub mod store;
 
 pub use store::{Cache, CacheError, Kind};

@@ -31,6 +31,9 @@ pub enum Kind {
     Map,
     /// A reduce's output (an `mr-out-<r>` file).
     Reduce,
+    /// How an input file divides into pieces (see [`crate::plan`]), kept
+    /// under the file's identity as the system reports it.
+    Pieces,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Kind::Map => "map",
             Kind::Reduce => "reduce",
+            Kind::Pieces => "pieces",
         }
     }
 }
@@ -79,7 +83,7 @@ impl Cache {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
-        for sub in ["map", "reduce", "tmp"] {
+        for sub in ["map", "reduce", "pieces", "tmp"] {
             fs::create_dir_all(root.join(sub)).map_err(unusable)?;
         }
         // Writable, checked now rather than at the first store.
@@ -165,6 +169,28 @@ impl Cache {
         fs::rename(&tmp_meta, self.path(kind, key, "meta")).map_err(failed)
     }
 
+    /// Stores `bytes` as entry `key` of `kind` (a small entry: no metadata).
+    pub fn put_bytes(&self, kind: Kind, key: &Key, bytes: &[u8]) -> Result<(), CacheError> {
+        let tmp = self.temp();
+        let stored = fs::write(&tmp, bytes)
+            .map_err(|e| CacheError::Store {
+                what: format!("{} {key}", kind.dir()),
+                path: self.root.display().to_string(),
+                reason: e.to_string(),
+            })
+            .and_then(|()| self.put(kind, key, &tmp, &[]));
+        let _ = fs::remove_file(&tmp);
+        stored
+    }
+
+    /// The bytes of entry `key` of `kind`, checked, if it is there.
+    pub fn take_bytes(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
+        let tmp = self.temp();
+        let got = self.take(kind, key, &tmp).and_then(|_| fs::read(&tmp).ok());
+        let _ = fs::remove_file(&tmp);
+        got
+    }
+
     /// Bytes the entries take (data and meta).
     pub fn size(&self) -> u64 {
         self.entries().iter().map(|e| e.bytes).sum()
@@ -190,9 +216,19 @@ impl Cache {
         freed
     }
 
+    /// How many entries of `kind` there are.
+    pub fn entries_of(&self, kind: Kind) -> usize {
+        let dir = self.root.join(kind.dir());
+        fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.path().extension().is_some_and(|x| x == "meta"))
+                .count()
+        })
+    }
+
     fn entries(&self) -> Vec<Entry> {
         let mut out = Vec::new();
-        for kind in [Kind::Map, Kind::Reduce] {
+        for kind in [Kind::Map, Kind::Reduce, Kind::Pieces] {
             let Ok(dir) = fs::read_dir(self.root.join(kind.dir())) else {
                 continue;
             };

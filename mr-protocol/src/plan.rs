@@ -221,6 +221,19 @@ impl SplitPlan {
         }
     }
 
+    /// A plan of exactly these splits, in order (each a list of ranges; an
+    /// empty list is skipped).
+    pub fn from_splits(splits: impl IntoIterator<Item = Vec<PartRange>>) -> SplitPlan {
+        let mut plan = SplitPlan::default();
+        for split in splits {
+            for r in split {
+                plan.push(r.file as usize, r.start, r.end);
+            }
+            plan.cut();
+        }
+        plan
+    }
+
     fn push(&mut self, file: usize, start: u64, end: u64) {
         if self.starts.is_empty() {
             self.starts.push(0);

@@ -1,0 +1,415 @@
+//! Splits planned by content, for jobs that keep a cache: each input file
+//! divides into pieces at content-defined cuts ([`crate::chunk`]), each
+//! piece with the SHA-256 of its bytes, and the splits are made of pieces.
+//! A split's content address then follows from its files' names and its
+//! pieces' hashes, without reading anything again.
+//!
+//! Reading every input to hash it is the price of knowing what changed. A
+//! file the system reports unchanged (same device, inode, size,
+//! modification and change times, to the nanosecond: what `make` and git
+//! trust, with the change time added, which no user call can set back) is
+//! not read again: its pieces are kept in the cache under that identity.
+
+use crate::chunk::cut_points;
+use crate::{Cache, Key, Kind};
+use mr_protocol::codec::Codec;
+use mr_protocol::plan::{InputFile, PartRange, SplitPlan};
+use rayon::prelude::*;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// Bumped whenever cut points or piece hashes would come out differently
+/// (a changed chunker only misses the cache, never misreads it).
+const PIECES_VERSION: &[u8] = b"pieces-1";
+
+/// A stretch of a file between two cuts, and the SHA-256 of its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// SHA-256 of the bytes.
+    pub hash: [u8; 32],
+}
+
+/// An input that cannot be planned by content.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read input {path} to plan it by content: {reason}")]
+pub struct PlanError {
+    /// The file.
+    pub path: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Reads `bytes` of a file into pieces: cut at content-defined points near
+/// `target` bytes, unless `uncut` (then one piece).
+pub fn pieces_of(bytes: &[u8], target: u64, uncut: bool) -> Vec<Piece> {
+    let cuts = if uncut {
+        Vec::new()
+    } else {
+        cut_points(bytes, target)
+    };
+    let mut bounds = vec![0u64];
+    bounds.extend(cuts);
+    bounds.push(bytes.len() as u64);
+    bounds
+        .windows(2)
+        .map(|w| Piece {
+            start: w[0],
+            end: w[1],
+            hash: sha256(&bytes[w[0] as usize..w[1] as usize]),
+        })
+        .collect()
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+/// The pieces of every file in `files` (local files), in parallel, reusing
+/// what `cache` knows of files unchanged since. Compressed files and
+/// whole-file apps' inputs are one piece each.
+pub fn all_pieces(
+    files: &[InputFile],
+    target: u64,
+    whole_file: bool,
+    cache: Option<&Cache>,
+) -> Result<Vec<Vec<Piece>>, PlanError> {
+    files
+        .par_iter()
+        .map(|f| {
+            let uncut = whole_file || Codec::of(&f.name).is_some();
+            file_pieces(&f.path, f.len, target, uncut, cache)
+        })
+        .collect()
+}
+
+fn file_pieces(
+    path: &Path,
+    len: u64,
+    target: u64,
+    uncut: bool,
+    cache: Option<&Cache>,
+) -> Result<Vec<Piece>, PlanError> {
+    let failed = |reason: String| PlanError {
+        path: path.display().to_string(),
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| failed(e.to_string()))?;
+    if meta.len() != len {
+        return Err(failed(format!(
+            "its size changed from {len} to {} bytes while the job was being planned",
+            meta.len()
+        )));
+    }
+    let identity = Key::of(&[
+        PIECES_VERSION,
+        path.as_os_str().as_encoded_bytes(),
+        &meta.dev().to_le_bytes(),
+        &meta.ino().to_le_bytes(),
+        &len.to_le_bytes(),
+        &meta.mtime().to_le_bytes(),
+        &meta.mtime_nsec().to_le_bytes(),
+        &meta.ctime().to_le_bytes(),
+        &meta.ctime_nsec().to_le_bytes(),
+        &target.to_le_bytes(),
+        &[u8::from(uncut)],
+    ]);
+    if let Some(p) = cache.and_then(|c| c.take_bytes(Kind::Pieces, &identity)) {
+        if let Some(pieces) = decode(&p, len) {
+            return Ok(pieces);
+        }
+    }
+    let pieces = match len {
+        0 => pieces_of(&[], target, uncut),
+        _ => {
+            // SAFETY: the map is only read; a file changed under it gives
+            // wrong bytes (never undefined behaviour in this read-only use),
+            // which the size check above and the run's own checks bound.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| failed(e.to_string()))?;
+            pieces_of(&map, target, uncut)
+        }
+    };
+    if let Some(c) = cache {
+        // A cache that cannot take it only costs the next run a read.
+        let _ = c.put_bytes(Kind::Pieces, &identity, &encode(&pieces));
+    }
+    Ok(pieces)
+}
+
+fn encode(pieces: &[Piece]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pieces.len() * 48);
+    for p in pieces {
+        out.extend_from_slice(&p.start.to_le_bytes());
+        out.extend_from_slice(&p.end.to_le_bytes());
+        out.extend_from_slice(&p.hash);
+    }
+    out
+}
+
+/// The pieces `encode` wrote, if they tile `0..len` exactly.
+fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
+    if bytes.len() % 48 != 0 {
+        return None;
+    }
+    let pieces: Vec<Piece> = bytes
+        .chunks(48)
+        .map(|c| Piece {
+            start: u64::from_le_bytes(c[..8].try_into().unwrap()),
+            end: u64::from_le_bytes(c[8..16].try_into().unwrap()),
+            hash: c[16..48].try_into().unwrap(),
+        })
+        .collect();
+    let mut at = 0;
+    for p in &pieces {
+        if p.start != at || p.end < p.start {
+            return None;
+        }
+        at = p.end;
+    }
+    (at == len && !pieces.is_empty()).then_some(pieces)
+}
+
+/// The splits, made of pieces: a piece of at least half the target is a
+/// split of its own; smaller ones (small files, a file's tail) are packed
+/// together in order, a pack ending after a piece whose hash says so (so
+/// inserting a file changes one pack, not every later one) or at twice the
+/// target. Returns the plan and, per split, what its content address is
+/// made of: each part's file name and piece hash.
+pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPlan, Vec<Key>) {
+    let target = target.max(1);
+    let mut splits: Vec<Vec<PartRange>> = Vec::new();
+    let mut keys = Vec::new();
+    let mut pack: Vec<PartRange> = Vec::new();
+    let mut pack_parts: Vec<Vec<u8>> = Vec::new();
+    let mut pack_len = 0u64;
+    let part_of = |f: &InputFile, p: &Piece| {
+        let mut b = Vec::with_capacity(f.name.len() + 48);
+        b.extend_from_slice(&(f.name.len() as u64).to_le_bytes());
+        b.extend_from_slice(f.name.as_bytes());
+        b.extend_from_slice(&p.hash);
+        b
+    };
+    let close = |pack: &mut Vec<PartRange>,
+                 parts: &mut Vec<Vec<u8>>,
+                 len: &mut u64,
+                 splits: &mut Vec<Vec<PartRange>>,
+                 keys: &mut Vec<Key>| {
+        if !pack.is_empty() {
+            splits.push(std::mem::take(pack));
+            let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+            keys.push(Key::of(&refs));
+            parts.clear();
+            *len = 0;
+        }
+    };
+    for (i, (f, ps)) in files.iter().zip(pieces).enumerate() {
+        for p in ps {
+            let range = PartRange {
+                file: i as u32,
+                start: p.start,
+                end: p.end,
+            };
+            let len = p.end - p.start;
+            if len >= target / 2 {
+                // Splits stay in input order: an open pack ends first.
+                close(
+                    &mut pack,
+                    &mut pack_parts,
+                    &mut pack_len,
+                    &mut splits,
+                    &mut keys,
+                );
+                splits.push(vec![range]);
+                keys.push(Key::of(&[&part_of(f, p)]));
+                continue;
+            }
+            pack.push(range);
+            pack_parts.push(part_of(f, p));
+            pack_len += len;
+            // One pack in four ends here on average once it is half full.
+            let ends = pack_len >= target / 2 && p.hash[0] % 4 == 0;
+            if ends || pack_len >= target.saturating_mul(2) {
+                close(
+                    &mut pack,
+                    &mut pack_parts,
+                    &mut pack_len,
+                    &mut splits,
+                    &mut keys,
+                );
+            }
+        }
+    }
+    close(
+        &mut pack,
+        &mut pack_parts,
+        &mut pack_len,
+        &mut splits,
+        &mut keys,
+    );
+    (SplitPlan::from_splits(splits), keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(n: usize, seed: u64) -> Vec<u8> {
+        let mut s = seed;
+        let mut out = Vec::new();
+        while out.len() < n {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let words = 1 + (s >> 60) as usize;
+            for w in 0..words {
+                if w > 0 {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(format!("w{}", (s >> (w * 5)) % 5000).as_bytes());
+            }
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn write_inputs(dir: &Path, sizes: &[usize]) -> Vec<InputFile> {
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let path = dir.join(format!("in-{i:02}.txt"));
+                std::fs::write(&path, lines(n, i as u64 + 1)).unwrap();
+                InputFile {
+                    name: format!("in-{i:02}.txt"),
+                    len: std::fs::metadata(&path).unwrap().len(),
+                    path,
+                    version: None,
+                }
+            })
+            .collect()
+    }
+
+    /// Every split's ranges, as (file, start, end).
+    fn ranges(plan: &SplitPlan) -> Vec<Vec<(u32, u64, u64)>> {
+        (0..plan.len())
+            .map(|i| {
+                plan.ranges(i)
+                    .iter()
+                    .map(|r| (r.file, r.start, r.end))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_splits_tile_every_file_once_in_order() {
+        let d = tempfile::tempdir().unwrap();
+        // Large files, small ones, an empty one.
+        let files = write_inputs(d.path(), &[300_000, 5_000, 0, 7_000, 120_000, 900]);
+        let pieces = all_pieces(&files, 32 << 10, false, None).unwrap();
+        let (plan, keys) = plan(&files, &pieces, 32 << 10);
+        assert_eq!(keys.len(), plan.len());
+        let mut next = vec![0u64; files.len()];
+        let mut last_file = 0;
+        for split in ranges(&plan) {
+            for (f, start, end) in split {
+                assert!(f >= last_file, "files in order");
+                last_file = f;
+                assert_eq!(start, next[f as usize], "no gap, no overlap");
+                next[f as usize] = end;
+            }
+        }
+        let lens: Vec<u64> = files.iter().map(|f| f.len).collect();
+        assert_eq!(next, lens);
+        // The large files were cut; the small ones were packed.
+        assert!(plan.len() > 8 && plan.len() < 40, "{} splits", plan.len());
+    }
+
+    #[test]
+    fn an_edit_in_one_of_many_files_changes_only_splits_near_it() {
+        let d = tempfile::tempdir().unwrap();
+        let sizes = vec![200_000; 16];
+        let files = write_inputs(d.path(), &sizes);
+        let target = 32 << 10;
+        let before = plan(
+            &files,
+            &all_pieces(&files, target, false, None).unwrap(),
+            target,
+        )
+        .1;
+        // A line inserted in the middle of file 7.
+        let path = &files[7].path;
+        let mut bytes = std::fs::read(path).unwrap();
+        let at = bytes.len() / 2 + memchr::memchr(b'\n', &bytes[bytes.len() / 2..]).unwrap() + 1;
+        bytes.splice(at..at, b"inserted words here\n".iter().copied());
+        std::fs::write(path, &bytes).unwrap();
+        let mut edited = files.clone();
+        edited[7].len = bytes.len() as u64;
+        let after = plan(
+            &edited,
+            &all_pieces(&edited, target, false, None).unwrap(),
+            target,
+        )
+        .1;
+        let changed = after.iter().filter(|k| !before.contains(k)).count();
+        assert!(
+            (1..=3).contains(&changed),
+            "{changed} of {} splits changed",
+            after.len()
+        );
+        // A new file appended to the inputs: only its splits (and at most
+        // the last pack before it) are new.
+        let mut more = edited.clone();
+        let path = d.path().join("zz-new.txt");
+        std::fs::write(&path, lines(100_000, 99)).unwrap();
+        more.push(InputFile {
+            name: "zz-new.txt".into(),
+            len: std::fs::metadata(&path).unwrap().len(),
+            path,
+            version: None,
+        });
+        let appended = plan(
+            &more,
+            &all_pieces(&more, target, false, None).unwrap(),
+            target,
+        )
+        .1;
+        let new = appended.iter().filter(|k| !after.contains(k)).count();
+        assert!(new >= 1 && new <= 6, "{new} new splits");
+    }
+
+    #[test]
+    fn pieces_are_kept_for_unchanged_files_and_recomputed_for_changed_ones() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&d.path().join("cache")).unwrap();
+        let files = write_inputs(d.path(), &[100_000]);
+        let first = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
+        assert_eq!(cache.entries_of(Kind::Pieces), 1);
+        assert_eq!(
+            all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap(),
+            first
+        );
+        // Rewritten with other bytes of the same size: another identity.
+        let mut bytes = std::fs::read(&files[0].path).unwrap();
+        bytes[10] = if bytes[10] == b'w' { b'v' } else { b'w' };
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        std::fs::write(&files[0].path, &bytes).unwrap();
+        let again = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
+        assert_ne!(again[0][0].hash, first[0][0].hash);
+        assert_eq!(cache.entries_of(Kind::Pieces), 2);
+        // A size that changed since the listing is refused, naming the file.
+        let mut stale = files.clone();
+        stale[0].len += 1;
+        let e = all_pieces(&stale, 16 << 10, false, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in-00.txt") && e.contains("size changed"), "{e}");
+    }
+}
