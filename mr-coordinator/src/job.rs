@@ -33,6 +33,10 @@ pub struct JobConfig {
     pub output_dir: PathBuf,
     /// Where the job directory of intermediate files goes (default: output dir).
     pub work_dir: Option<PathBuf>,
+    /// `--cache`: the directory of results earlier runs left for reuse.
+    pub cache: Option<PathBuf>,
+    /// `--cache-max`: evict the cache down to this many bytes after the job.
+    pub cache_max: Option<u64>,
     /// Failed attempts per task before the job fails.
     pub max_attempts: u32,
     /// Skip records that make app code panic (counted and reported).
@@ -184,6 +188,9 @@ pub struct JobSummary {
     pub reduce_phase: Duration,
     /// Map and reduce tasks found done in the journal of an earlier run.
     pub resumed: (usize, usize),
+    /// Taken from the cache: maps not run, outputs committed, input bytes
+    /// not mapped again.
+    pub reused: (usize, usize, u64),
 }
 
 /// `1234567` as `1,234,567`.
@@ -217,6 +224,15 @@ impl JobSummary {
                 s,
                 "resumed from the journal of an earlier run: {} map tasks and {} outputs were already done",
                 self.resumed.0, self.resumed.1
+            );
+        }
+        if self.reused != (0, 0, 0) {
+            let _ = writeln!(
+                s,
+                "reused from the cache: {} map tasks ({} input bytes not mapped again) and {} outputs",
+                self.reused.0,
+                grouped(self.reused.2),
+                self.reused.1
             );
         }
         if self.counters.skipped_records > 0 {

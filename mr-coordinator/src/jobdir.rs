@@ -45,7 +45,11 @@ pub fn identity(
         inputs,
         reduces: cfg.reduces,
         split_size: cfg.split_size,
-        app: cfg.app.clone(),
+        // Planned by content, the same inputs make other splits: another job.
+        app: match &cfg.cache {
+            Some(_) => cfg.app.as_ref().map(|a| format!("{a} (split by content)")),
+            None => cfg.app.clone(),
+        },
         output_dir: output_dir.to_path_buf(),
     })
 }

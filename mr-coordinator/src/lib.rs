@@ -8,10 +8,13 @@
 //! - [`journal`] and [`jobdir`]: what survives a coordinator crash.
 //! - [`observe`]: the job report, status page, progress display, timeline.
 //! - [`job`]: the job's settings and its end-of-job summary.
+//! - [`reuse`]: incremental re-runs, what a job takes from and gives to
+//!   its cache.
 
 pub mod job;
 pub mod jobdir;
 pub mod journal;
 pub mod observe;
+pub mod reuse;
 pub mod scheduler;
 pub mod server;

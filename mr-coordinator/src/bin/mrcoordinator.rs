@@ -61,6 +61,15 @@ struct Args {
     /// directory, or . when outputs go to an object store).
     #[arg(long)]
     work_dir: Option<PathBuf>,
+    /// Keep map and reduce results in this directory and reuse them: a
+    /// re-run computes only what its changed inputs (or app, or R) change.
+    /// Inputs are then split by content (needs --app and local inputs).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// With --cache: after the job, evict least recently used results
+    /// until the cache holds at most this much (e.g. 10GiB).
+    #[arg(long, requires = "cache", value_parser = parse_size)]
+    cache_max: Option<u64>,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
@@ -125,6 +134,8 @@ async fn main() -> ExitCode {
         workers: args.workers,
         output_dir: args.output_dir,
         work_dir: args.work_dir,
+        cache: args.cache,
+        cache_max: args.cache_max,
         max_attempts: args.max_attempts,
         skip_bad_records: args.skip_bad_records,
         token: args.token,

@@ -71,6 +71,9 @@ pub struct Scheduler {
     /// learned from the first worker). A map's split is spelled out with
     /// names and paths only when it is handed out.
     splits: SplitPlan,
+    /// The splits planned by content (`--cache`), used instead of cutting
+    /// the inputs by size once the app is known.
+    content_plan: Option<SplitPlan>,
     /// Maps whose outputs vanished with their worker, not yet journaled.
     lost_unjournaled: Vec<MapTaskId>,
     app: Option<String>,
@@ -155,6 +158,7 @@ impl Scheduler {
             cfg,
             inputs,
             splits: SplitPlan::default(),
+            content_plan: None,
             lost_unjournaled: Vec::new(),
             maps: Vec::new(),
             reduces,
@@ -223,12 +227,28 @@ impl Scheduler {
 
     fn plan(&mut self, whole_file: bool) {
         self.whole_file = whole_file;
-        self.splits = plan_splits(&self.inputs, self.cfg.split_size, whole_file);
+        self.splits = match &self.content_plan {
+            Some(p) => p.clone(),
+            None => plan_splits(&self.inputs, self.cfg.split_size, whole_file),
+        };
         self.maps = vec![Task::default(); self.splits.len()];
         self.idle[0] = (0..self.maps.len() as u32).collect();
         self.lone[0].clear();
         self.done[0] = 0;
         self.map_outputs = None;
+    }
+
+    /// Plans the maps as `plan` (splits planned by content, for a job that
+    /// keeps a cache) instead of cutting the inputs by size.
+    pub fn use_plan(&mut self, plan: SplitPlan) {
+        self.content_plan = Some(plan);
+    }
+
+    /// Whether map `m`'s accepted output is in the shared job directory.
+    pub fn map_in_job_dir(&self, m: MapTaskId) -> bool {
+        self.maps
+            .get(m.0 as usize)
+            .is_some_and(|t| t.done.is_some() && t.in_job_dir)
     }
 
     /// Whether map `m` has an accepted output.

@@ -95,6 +95,11 @@ impl RunningJob {
                 "--token (or MR_TOKEN) is empty; give a non-empty secret, or leave it unset to have one generated".into(),
             ));
         }
+        if cfg.cache.is_some() && cfg.app.is_none() {
+            return Err(CoordinatorError::Config(
+                "--cache needs to know the app's code: add --app NAME (or --map-cmd and --reduce-cmd)".into(),
+            ));
+        }
         if cfg.workers > 0 && cfg.app.is_none() {
             return Err(CoordinatorError::Config(
                 "--workers starts local workers, which need to know the app: add --app NAME".into(),
@@ -281,6 +286,26 @@ impl RunningJob {
                 len: f.len,
             })
             .collect();
+        // With a cache: splits by content, and whatever the cache holds
+        // counts as done, as the journal's progress does.
+        let (cache, content, reused) = match &cfg.cache {
+            None => (None, None, (0, 0, 0)),
+            Some(dir) => {
+                let stored = output_store.is_some();
+                let planned =
+                    plan_with_cache(dir, &cfg, &files, &recovered, &job_dir, &output_dir, stored)
+                        .await;
+                let (jc, plan, app, taken) = match planned {
+                    Ok(p) => p,
+                    Err(e) => {
+                        abandon_fresh(&job_dir, recovered.incarnation);
+                        return Err(e);
+                    }
+                };
+                let reused = (taken.maps.len(), taken.reduces.len(), taken.input_bytes);
+                (Some(Arc::new(jc)), Some((plan, app, taken)), reused)
+            }
+        };
         let sched = Scheduler::new(
             SchedulerConfig {
                 reduces: cfg.reduces,
@@ -295,7 +320,16 @@ impl RunningJob {
             files,
         );
         let mut sched = sched;
-        sched.restore(&resume_from(&recovered));
+        let mut resume = resume_from(&recovered);
+        if let Some((plan, app, taken)) = content {
+            sched.use_plan(plan);
+            resume.app = resume.app.or(Some(app));
+            resume
+                .maps
+                .extend(taken.maps.into_iter().map(|(m, a, c)| (m, a, c, None)));
+            resume.reduces.extend(taken.reduces);
+        }
+        sched.restore(&resume);
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let shared = Arc::new(Shared {
@@ -317,6 +351,9 @@ impl RunningJob {
             inputs: planned,
             output_store,
             published: Mutex::new(published),
+            cache,
+            cache_puts: Mutex::new(Vec::new()),
+            reused,
         });
 
         let listener = tcp.listen(1024).map_err(bind_error)?;
@@ -353,8 +390,10 @@ impl RunningJob {
             let s = shared.clone();
             crate::observe::progress::Progress::start(move || s.report(None, false))
         });
+        // Nothing left to run (all from the cache): no workers to start.
+        let all_done = shared.sched().is_done();
         let embedded = match (&cfg.app, cfg.workers) {
-            (Some(_), n) if n > 0 => {
+            (Some(_), n) if n > 0 && !all_done => {
                 let endpoint = match &socket {
                     Some(c) => Endpoint::Unix(c.path().to_path_buf()),
                     None => Endpoint::Tcp(addr.to_string()),
@@ -425,6 +464,20 @@ impl RunningJob {
         } else {
             self.dismiss_workers().await;
         }
+        // What the cache is still taking in, before the job directory goes.
+        let puts = std::mem::take(
+            &mut *self
+                .shared
+                .cache_puts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for p in puts {
+            let _ = p.await;
+        }
+        if let Some(jc) = self.shared.cache.clone() {
+            let _ = tokio::task::spawn_blocking(move || jc.evict()).await;
+        }
         // Before the journal goes: a crash here resumes, not restarts.
         if let Some(prefix) = self.shared.output_store.clone() {
             if let Err(e) = self.seal(&prefix, outcome.is_ok()).await {
@@ -466,6 +519,7 @@ impl RunningJob {
             map_phase: phases.0,
             reduce_phase: phases.1,
             resumed: self.resumed,
+            reused: self.shared.reused,
         })
     }
 
@@ -474,16 +528,8 @@ impl RunningJob {
         let mut sigint = signal(SignalKind::interrupt()).ok();
         let mut sigterm = signal(SignalKind::terminate()).ok();
         loop {
-            tokio::select! {
-                _ = self.shared.changed.notified() => {}
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                Some(_) = async { sigint.as_mut()?.recv().await } => {
-                    return Err(CoordinatorError::Interrupted("SIGINT"));
-                }
-                Some(_) = async { sigterm.as_mut()?.recv().await } => {
-                    return Err(CoordinatorError::Interrupted("SIGTERM"));
-                }
-            }
+            // Checked before the first wait: a job whose every output came
+            // from the cache is done at once.
             {
                 let mut s = self.shared.sched();
                 for w in s.expire(Instant::now()) {
@@ -498,6 +544,16 @@ impl RunningJob {
                 }
             }
             self.embedded.supervise()?;
+            tokio::select! {
+                _ = self.shared.changed.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                Some(_) = async { sigint.as_mut()?.recv().await } => {
+                    return Err(CoordinatorError::Interrupted("SIGINT"));
+                }
+                Some(_) = async { sigterm.as_mut()?.recv().await } => {
+                    return Err(CoordinatorError::Interrupted("SIGTERM"));
+                }
+            }
         }
     }
 
@@ -594,6 +650,58 @@ fn output_prefix(dir: &std::path::Path) -> Result<Option<String>, CoordinatorErr
     };
     let url = mr_store::ObjectUrl::parse_prefix(arg)?;
     Ok(Some(url.url()))
+}
+
+/// Plans the job by content with the cache in `dir` and takes what it
+/// holds for the tasks the journal does not already have (on a blocking
+/// thread: it reads inputs and links files). Returns the cache, the plan,
+/// the app (name, whole-file) and what was taken.
+async fn plan_with_cache(
+    dir: &std::path::Path,
+    cfg: &JobConfig,
+    files: &[mr_protocol::plan::InputFile],
+    recovered: &crate::journal::Recovered,
+    job_dir: &std::path::Path,
+    output_dir: &std::path::Path,
+    outputs_in_store: bool,
+) -> Result<
+    (
+        crate::reuse::JobCache,
+        mr_protocol::plan::SplitPlan,
+        (String, bool),
+        crate::reuse::Reused,
+    ),
+    CoordinatorError,
+> {
+    let (dir, files, job_dir, output_dir) = (
+        dir.to_path_buf(),
+        files.to_vec(),
+        job_dir.to_path_buf(),
+        output_dir.to_path_buf(),
+    );
+    let (app, streaming) = (cfg.app.clone().unwrap_or_default(), cfg.streaming.clone());
+    let (reduces, split_size, max) = (cfg.reduces, cfg.split_size, cfg.cache_max);
+    let maps_done: std::collections::HashSet<_> = recovered.maps.keys().copied().collect();
+    let reduces_done: std::collections::HashSet<_> = recovered.reduces.keys().copied().collect();
+    tokio::task::spawn_blocking(move || {
+        let spec = crate::reuse::AppSpec {
+            app: &app,
+            streaming: streaming.as_ref(),
+            reduces,
+            split_size,
+        };
+        let (jc, plan, app) = crate::reuse::JobCache::plan(&dir, max, &files, &spec)?;
+        let outputs = (!outputs_in_store).then_some(output_dir.as_path());
+        let taken = jc.take(&job_dir, outputs, &|m| maps_done.contains(&m), &|r| {
+            reduces_done.contains(&r)
+        });
+        Ok((jc, plan, app, taken))
+    })
+    .await
+    .map_err(|e| CoordinatorError::Internal {
+        what: "planning with the cache",
+        reason: e.to_string(),
+    })?
 }
 
 /// What the journal recovered, as the scheduler takes it: the conversion at

@@ -64,6 +64,12 @@ pub(crate) struct Shared {
     pub(crate) output_store: Option<String>,
     /// Published outputs in the store, by task (for the `_SUCCESS` manifest).
     pub(crate) published: Mutex<std::collections::BTreeMap<ReduceTaskId, OutputUpload>>,
+    /// `--cache`: the job's cache and its tasks' content addresses.
+    pub(crate) cache: Option<Arc<crate::reuse::JobCache>>,
+    /// Outputs being put into the cache (awaited before the job directory goes).
+    pub(crate) cache_puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Taken from the cache at the start: maps, reduces, input bytes.
+    pub(crate) reused: (usize, usize, u64),
 }
 
 impl Shared {
@@ -214,6 +220,7 @@ impl Shared {
         let durable = match (&verdict, counters) {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
+                self.keep(&s, *task, attempt, &c);
                 let record = match *task {
                     TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.held_at(m)),
                     TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
@@ -230,6 +237,31 @@ impl Shared {
             next: alive.then(|| next.then(|| s.assign(worker, now))),
             progress: s.progress(),
         }
+    }
+
+    /// Puts an accepted output into the job's cache, if it keeps one: a
+    /// map's when it is in the shared job directory, a committed reduce's
+    /// when outputs are local. On a blocking thread, awaited at the job's end.
+    fn keep(&self, s: &Scheduler, task: TaskRef, attempt: AttemptId, c: &mr_protocol::Counters) {
+        let Some(jc) = self.cache.clone() else {
+            return;
+        };
+        let c = c.clone();
+        let put = match task {
+            TaskRef::Map(m) if s.map_in_job_dir(m) => {
+                let path = self.job_dir.join(names::map_output(m, attempt));
+                tokio::task::spawn_blocking(move || jc.put_map(m, &path, &c))
+            }
+            TaskRef::Reduce(r) if self.output_store.is_none() => {
+                let path = self.output_dir.join(names::output(r));
+                tokio::task::spawn_blocking(move || jc.put_reduce(r, &path, &c))
+            }
+            _ => return,
+        };
+        self.cache_puts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(put);
     }
 
     /// Removes what a reduce attempt uploaded (if it did), once it is not

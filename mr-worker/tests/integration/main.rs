@@ -4,6 +4,7 @@
 
 mod apps;
 mod bad_input;
+mod cache;
 mod cli;
 mod compressed;
 mod faults;

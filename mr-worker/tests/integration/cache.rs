@@ -1,0 +1,276 @@
+//! Incremental re-runs (`--cache`): what is reused is exactly what
+//! recomputing would give, and only what is unchanged is reused. Each job
+//! runs the real `mrcoordinator` with two embedded workers; reuse is read
+//! from the job report (which attempts ran), answers are compared with
+//! fresh runs without a cache, file by file.
+
+use crate::util::{bin, data_files, TestDir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The lab's texts, copied into the test's directory (so they can be edited).
+fn inputs(t: &TestDir) -> Vec<String> {
+    data_files()
+        .iter()
+        .map(|f| {
+            let name = Path::new(f)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            t.write(&format!("in/{name}"), &std::fs::read(f).unwrap())
+        })
+        .collect()
+}
+
+/// Runs a job into `out` (with `--cache cache` if given); returns the
+/// number of map and reduce attempts it ran, from its report.
+fn run(
+    t: &TestDir,
+    out: &str,
+    cache: Option<&Path>,
+    args: &[&str],
+    inputs: &[String],
+) -> (usize, usize) {
+    let dir = t.path().join(out);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args([
+        "--quiet",
+        "--no-socket",
+        "--workers",
+        "2",
+        "--split-size",
+        "64KiB",
+    ])
+    .args(args)
+    .arg("--output-dir")
+    .arg(&dir);
+    if let Some(c) = cache {
+        cmd.arg("--cache").arg(c);
+    }
+    let out = cmd.args(inputs).current_dir(t.path()).output().unwrap();
+    assert!(
+        out.status.success(),
+        "job failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("mr-report.json")).unwrap()).unwrap();
+    let attempts = report["attempts"].as_array().unwrap();
+    let count = |phase: &str| attempts.iter().filter(|a| a["phase"] == phase).count();
+    (count("map"), count("reduce"))
+}
+
+/// The `mr-out-<r>` files of `dir`, in order.
+fn outputs(t: &TestDir, dir: &str, reduces: u32) -> Vec<Vec<u8>> {
+    t.outputs(&t.path().join(dir), reduces)
+}
+
+fn cache_dir(t: &TestDir) -> PathBuf {
+    t.path().join("cache")
+}
+
+#[test]
+fn an_unchanged_rerun_reuses_every_map_and_reduce() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    let (maps, reduces) = run(
+        &t,
+        "first",
+        Some(&cache),
+        &["--app", "wc", "--reduces", "5"],
+        &files,
+    );
+    assert!(maps >= 8 && reduces == 5, "{maps} maps, {reduces} reduces");
+    let (maps, reduces) = run(
+        &t,
+        "again",
+        Some(&cache),
+        &["--app", "wc", "--reduces", "5"],
+        &files,
+    );
+    assert_eq!((maps, reduces), (0, 0), "nothing runs again");
+    assert_eq!(outputs(&t, "again", 5), outputs(&t, "first", 5));
+    // And both are what a job without a cache gives, file for file.
+    run(
+        &t,
+        "fresh",
+        None,
+        &["--app", "wc", "--reduces", "5"],
+        &files,
+    );
+    assert_eq!(outputs(&t, "again", 5), outputs(&t, "fresh", 5));
+}
+
+#[test]
+fn an_edited_file_remaps_only_the_splits_around_the_edit() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    let args = ["--app", "wc", "--reduces", "3"];
+    let (first_maps, _) = run(&t, "first", Some(&cache), &args, &files);
+    // A line inserted in the middle of one file.
+    let edited = &files[3];
+    let mut bytes = std::fs::read(edited).unwrap();
+    let mid = bytes.len() / 2;
+    let at = mid + bytes[mid..].iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.splice(at..at, b"zyzzyva quixotic inserted words\n".iter().copied());
+    std::fs::write(edited, &bytes).unwrap();
+    let (maps, reduces) = run(&t, "edited", Some(&cache), &args, &files);
+    assert!(
+        (1..=2).contains(&maps),
+        "{maps} of {first_maps} maps ran again after a one-line edit"
+    );
+    assert_eq!(reduces, 3);
+    run(&t, "fresh", None, &args, &files);
+    assert_eq!(outputs(&t, "edited", 3), outputs(&t, "fresh", 3));
+    // A new file: only its maps run (the reduces all do).
+    let extra = t.write("in/zz-new.txt", b"brand new words\nin a new file\n");
+    let mut more = files.clone();
+    more.push(extra);
+    let (maps, _) = run(&t, "appended", Some(&cache), &args, &more);
+    assert!((1..=2).contains(&maps), "{maps} maps ran for one new file");
+    run(&t, "fresh-appended", None, &args, &more);
+    assert_eq!(outputs(&t, "appended", 3), outputs(&t, "fresh-appended", 3));
+}
+
+#[test]
+fn another_app_or_r_or_command_reuses_nothing_wrongly() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    let (all, _) = run(
+        &t,
+        "wc",
+        Some(&cache),
+        &["--app", "wc", "--reduces", "4"],
+        &files,
+    );
+    // The same inputs with another app, another R, another command: each
+    // runs every task, and gives what a fresh run gives.
+    for (name, args, r) in [
+        ("indexer", vec!["--app", "indexer", "--reduces", "4"], 4),
+        ("wc-r3", vec!["--app", "wc", "--reduces", "3"], 3),
+        (
+            "awk",
+            vec![
+                "--map-cmd",
+                "tr -s ' ' '\\n' | awk 'NF {print $1 \"\\t1\"}'",
+                "--reduce-cmd",
+                "awk -F'\\t' '{c[$1]+=$2} END {for (k in c) print k \"\\t\" c[k]}'",
+                "--reduces",
+                "4",
+            ],
+            4,
+        ),
+    ] {
+        let (maps, reduces) = run(&t, name, Some(&cache), &args, &files);
+        // The same inputs planned by content make the same splits: all run.
+        assert_eq!((maps, reduces), (all, r as usize), "{name}");
+        let fresh = format!("{name}-fresh");
+        run(&t, &fresh, None, &args, &files);
+        let sorted = |dir: &str| {
+            let mut lines: Vec<Vec<u8>> = outputs(&t, dir, r)
+                .concat()
+                .split(|&b| b == b'\n')
+                .map(<[u8]>::to_vec)
+                .collect();
+            lines.sort();
+            lines
+        };
+        assert_eq!(sorted(name), sorted(&fresh), "{name}");
+    }
+    // The streaming job again with another reduce command: its maps are
+    // its own, but nothing of the reduce is reused.
+    let (_, reduces) = run(
+        &t,
+        "awk-other",
+        Some(&cache),
+        &[
+            "--map-cmd",
+            "tr -s ' ' '\\n' | awk 'NF {print $1 \"\\t1\"}'",
+            "--reduce-cmd",
+            "awk -F'\\t' '{c[$1]+=$2} END {for (k in c) print k \"\\t\" c[k] \"!\"}'",
+            "--reduces",
+            "4",
+        ],
+        &files,
+    );
+    assert_eq!(reduces, 4);
+}
+
+#[test]
+fn a_damaged_cache_entry_is_recomputed_never_used() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    let args = ["--app", "wc", "--reduces", "3"];
+    let (maps, _) = run(&t, "first", Some(&cache), &args, &files);
+    // Every stored output rewritten with one byte changed (a new file, so
+    // the first run's outputs, which the cache shares, stay as they were).
+    let mut damaged = 0;
+    for kind in ["map", "reduce"] {
+        let dir = cache.join("mr-cache-v1").join(kind);
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "data") {
+                let mut b = std::fs::read(&p).unwrap();
+                if b.is_empty() {
+                    continue;
+                }
+                let i = b.len() / 2;
+                b[i] ^= 0x20;
+                std::fs::remove_file(&p).unwrap();
+                std::fs::write(&p, &b).unwrap();
+                damaged += 1;
+            }
+        }
+    }
+    assert!(damaged > maps, "{damaged} entries damaged");
+    let (again, reduces) = run(&t, "again", Some(&cache), &args, &files);
+    assert_eq!((again, reduces), (maps, 3), "every damaged task ran again");
+    assert_eq!(outputs(&t, "again", 3), outputs(&t, "first", 3));
+}
+
+#[test]
+fn a_cache_without_an_app_or_with_object_inputs_is_refused_by_name() {
+    let t = TestDir::new();
+    let f = t.write("in.txt", b"a b\n");
+    let out = Command::new(bin("mrcoordinator"))
+        .args([
+            "--quiet",
+            "--no-socket",
+            "--listen",
+            "127.0.0.1:0",
+            "--cache",
+            "c",
+            &f,
+        ])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--cache") && err.contains("--app"), "{err}");
+    // A cache path that is a file.
+    let out = Command::new(bin("mrcoordinator"))
+        .args([
+            "--quiet",
+            "--no-socket",
+            "--workers",
+            "1",
+            "--app",
+            "wc",
+            "--cache",
+            &f,
+            &f,
+        ])
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in.txt") && err.contains("--cache"), "{err}");
+}
