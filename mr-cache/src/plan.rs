@@ -179,8 +179,8 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
 /// The splits, made of pieces: a piece of at least half the target is a
 /// split of its own; smaller ones (small files, a file's tail) are packed
 /// together in order, a pack ending after a piece whose hash says so (so
-/// inserting a file changes one pack, not every later one) or at twice the
-/// target. Returns the plan and, per split, what its content address is
+/// inserting a file changes one pack, not every later one) or at four
+/// times the target. Returns the plan and, per split, what its content address is
 /// made of: each part's file name and piece hash.
 pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPlan, Vec<Key>) {
     let target = target.max(1);
@@ -233,9 +233,13 @@ pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPl
             pack.push(range);
             pack_parts.push(part_of(f, p));
             pack_len += len;
-            // One pack in four ends here on average once it is half full.
-            let ends = pack_len >= target / 2 && p.hash[0] % 4 == 0;
-            if ends || pack_len >= target.saturating_mul(2) {
+            // A pack ends after a piece with probability len / target,
+            // drawn from the piece's own hash: packs average the target,
+            // and whether one ends here depends on this piece alone (so an
+            // edit or a new file changes one or two packs, not the rest).
+            let draw = u64::from_le_bytes(p.hash[..8].try_into().unwrap());
+            let ends = u128::from(draw) < (u128::from(len) << 64) / u128::from(target);
+            if ends || pack_len >= target.saturating_mul(4) {
                 close(
                     &mut pack,
                     &mut pack_parts,

@@ -21,10 +21,6 @@ use mr_protocol::{names, AttemptId, Counters, MapTaskId, ReduceTaskId};
 use std::path::Path;
 use tracing::{info, warn};
 
-/// The attempt id of a task whose output came from the cache: `RESERVED |
-/// task`, in a range no coordinator incarnation reaches.
-const RESERVED: u64 = 0xffff_ffff << 32;
-
 /// Bumped with any change to what a map's or reduce's output is made of
 /// that the app's identity does not cover (the run-file format, the
 /// partitioner's framing).
@@ -218,7 +214,7 @@ impl JobCache {
 }
 
 fn reserved(task: usize) -> AttemptId {
-    AttemptId(RESERVED | task as u64)
+    AttemptId::cached(task as u32)
 }
 
 fn decode(meta: &[u8]) -> Option<Counters> {

@@ -28,6 +28,25 @@ id_newtype!(
     /// duplicate report can always be told apart from the current one.
     AttemptId(u64), "attempt-"
 );
+
+impl AttemptId {
+    /// Where the ids of outputs taken from a cache (`--cache`) start: no
+    /// coordinator incarnation reaches this range (`incarnation << 32`).
+    const CACHED: u64 = 0xffff_ffff << 32;
+
+    /// The id under which task number `task`'s output taken from the
+    /// cache is placed.
+    pub fn cached(task: u32) -> AttemptId {
+        AttemptId(Self::CACHED | u64::from(task))
+    }
+
+    /// Whether this names an output taken from the cache: made for the
+    /// same bytes under whatever task number the split had then, so its
+    /// run file may name another map.
+    pub fn is_cached(self) -> bool {
+        self.0 >= Self::CACHED
+    }
+}
 id_newtype!(
     /// Map task `m`, which maps split `m` of the plan.
     MapTaskId(u32), "map-"

@@ -604,8 +604,9 @@ mod tests {
         assert_eq!(
             (WIRE_VERSION, hash.as_str()),
             // Version 2: a report's answer carries the next assignment, and
-            // a reduce's map outputs cross as outputs::MapOutputs.
-            (WIRE_VERSION, "8a2fc4846d5496c82251cfc1300fc482a43d27631054709e6a90cc84b4879ab7"),
+            // a reduce's map outputs cross as outputs::MapOutputs (and
+            // AttemptId::cached / is_cached are methods: same encoding).
+            (WIRE_VERSION, "333eec8cdff1cfc6efc82cd75714cdb47a3281f72312bf961b0772398a8b8368"),
             "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
         );
     }

@@ -544,7 +544,7 @@ fn merge_runs(
     for r in 0..job.reduces {
         let mut readers = Vec::with_capacity(files.len());
         for (i, f) in files.iter().enumerate() {
-            let run = RunFile::open(f, job.map, job.reduces).map_err(|e| io_error(f, e))?;
+            let run = RunFile::open(f, Some(job.map), job.reduces).map_err(|e| io_error(f, e))?;
             readers.push((i, run.partition(r)));
         }
         let read_err = |(i, e): (usize, RunError)| io_error(&files[i], e);

@@ -305,7 +305,7 @@ mod tests {
                 }
                 w.end_partition().unwrap();
                 w.finish().unwrap();
-                let run = RunFile::open(&path, i as u32, 1).unwrap();
+                let run = RunFile::open(&path, Some(i as u32), 1).unwrap();
                 readers.push((i, run.partition(0)));
             }
             // Stable: equal keys in input order, then in their order within the input.

@@ -46,7 +46,10 @@ impl ReduceInput {
         if self.fetched {
             PartitionReader::fetched(&self.path)
         } else {
-            Ok(RunFile::open(&self.path, self.map.0, reduces)?.partition(reduce))
+            // A cached output was made under the number its split had
+            // then (its bytes are checked by the coordinator's cache).
+            let map = (!self.attempt.is_cached()).then_some(self.map.0);
+            Ok(RunFile::open(&self.path, map, reduces)?.partition(reduce))
         }
     }
 }

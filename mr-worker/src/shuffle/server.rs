@@ -78,7 +78,7 @@ impl Shuffle for Handler {
             )));
         }
         let read = move || -> Result<FetchChunk, RunError> {
-            let run = RunFile::open(&path, req.map.0, adm.reduces)?;
+            let run = RunFile::open(&path, Some(req.map.0), adm.reduces)?;
             let (start, len) = run.extent(req.reduce.0);
             let offset = req.offset.min(len);
             let n = (len - offset).min(u64::from(req.max.min(MAX_CHUNK))) as usize;
@@ -180,7 +180,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let run = RunFile::open(&path, 3, 2).unwrap();
+        let run = RunFile::open(&path, Some(3), 2).unwrap();
         let (off, len) = run.extent(1);
         assert_eq!(got.partition_len, len);
         assert_eq!(

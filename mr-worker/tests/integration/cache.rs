@@ -57,6 +57,8 @@ fn run(
     );
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("mr-report.json")).unwrap()).unwrap();
+    // Nothing taken from the cache may make an attempt fail.
+    assert_eq!(report["progress"]["failed_attempts"], 0, "{report}");
     let attempts = report["attempts"].as_array().unwrap();
     let count = |phase: &str| attempts.iter().filter(|a| a["phase"] == phase).count();
     (count("map"), count("reduce"))
@@ -134,6 +136,22 @@ fn an_edited_file_remaps_only_the_splits_around_the_edit() {
     assert!((1..=2).contains(&maps), "{maps} maps ran for one new file");
     run(&t, "fresh-appended", None, &args, &more);
     assert_eq!(outputs(&t, "appended", 3), outputs(&t, "fresh-appended", 3));
+    // A new file first in name order: every later split is numbered anew,
+    // and their cached outputs are still used.
+    let first = t.write(
+        "in/aa-first.txt",
+        b"words that come first
+",
+    );
+    let mut ahead = vec![first];
+    ahead.extend(more.iter().cloned());
+    let (maps, _) = run(&t, "ahead", Some(&cache), &args, &ahead);
+    assert!(
+        (1..=2).contains(&maps),
+        "{maps} maps ran for a new first file"
+    );
+    run(&t, "fresh-ahead", None, &args, &ahead);
+    assert_eq!(outputs(&t, "ahead", 3), outputs(&t, "fresh-ahead", 3));
 }
 
 #[test]

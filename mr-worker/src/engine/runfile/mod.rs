@@ -230,8 +230,9 @@ pub struct RunFile {
 }
 
 impl RunFile {
-    /// Opens `path`, expecting map task `map`'s output with `reduces` partitions.
-    pub fn open(path: &Path, map: u32, reduces: u32) -> Result<Self, RunError> {
+    /// Opens `path`, expecting map task `map`'s output (any map's, with
+    /// None) with `reduces` partitions.
+    pub fn open(path: &Path, map: Option<u32>, reduces: u32) -> Result<Self, RunError> {
         let corrupt = |what: &str| RunError::Corrupt {
             path: path.to_path_buf(),
             what: what.to_string(),
@@ -263,9 +264,10 @@ impl RunFile {
         }
         let got_map = u32::from_le_bytes(header[8..12].try_into().unwrap());
         let got_r = u32::from_le_bytes(header[12..16].try_into().unwrap());
-        if got_map != map || got_r != reduces {
+        if map.is_some_and(|m| m != got_map) || got_r != reduces {
+            let map = map.map_or("any map".into(), |m| format!("map {m}"));
             return Err(corrupt(&format!(
-                "holds map {got_map} with {got_r} partitions, expected map {map} with {reduces}"
+                "holds map {got_map} with {got_r} partitions, expected {map} with {reduces}"
             )));
         }
         let mut footer = [0u8; FOOTER_LEN as usize];
