@@ -312,6 +312,16 @@ mod tests {
             .collect()
     }
 
+    /// The splits' address parts for `files`, planned by content.
+    fn keys_of(files: &[InputFile], target: u64) -> Vec<Key> {
+        plan(
+            files,
+            &all_pieces(files, target, false, None).unwrap(),
+            target,
+        )
+        .1
+    }
+
     #[test]
     fn the_splits_tile_every_file_once_in_order() {
         let d = tempfile::tempdir().unwrap();
@@ -342,12 +352,7 @@ mod tests {
         let sizes = vec![200_000; 16];
         let files = write_inputs(d.path(), &sizes);
         let target = 32 << 10;
-        let before = plan(
-            &files,
-            &all_pieces(&files, target, false, None).unwrap(),
-            target,
-        )
-        .1;
+        let before = keys_of(&files, target);
         // A line inserted in the middle of file 7.
         let path = &files[7].path;
         let mut bytes = std::fs::read(path).unwrap();
@@ -356,12 +361,7 @@ mod tests {
         std::fs::write(path, &bytes).unwrap();
         let mut edited = files.clone();
         edited[7].len = bytes.len() as u64;
-        let after = plan(
-            &edited,
-            &all_pieces(&edited, target, false, None).unwrap(),
-            target,
-        )
-        .1;
+        let after = keys_of(&edited, target);
         let changed = after.iter().filter(|k| !before.contains(k)).count();
         assert!(
             (1..=3).contains(&changed),
@@ -379,12 +379,7 @@ mod tests {
             path,
             version: None,
         });
-        let appended = plan(
-            &more,
-            &all_pieces(&more, target, false, None).unwrap(),
-            target,
-        )
-        .1;
+        let appended = keys_of(&more, target);
         let new = appended.iter().filter(|k| !after.contains(k)).count();
         assert!(new >= 1 && new <= 6, "{new} new splits");
     }

@@ -131,7 +131,7 @@ pub fn run_file(data: &[u8]) {
     let path = scratch_file("run");
     write(&path, &data);
     for r in 0..reduces.min(16) {
-        let Ok(file) = RunFile::open(&path, map, reduces) else {
+        let Ok(file) = RunFile::open(&path, Some(map), reduces) else {
             return;
         };
         let (off, len) = file.extent(r);

@@ -29,6 +29,20 @@ pub struct Report {
     /// written before it was kept).
     #[serde(default)]
     pub journal: Option<JournalInfo>,
+    /// With `--cache`: what was taken from the cache instead of computed.
+    #[serde(default)]
+    pub cache: Option<CacheInfo>,
+}
+
+/// What a job with `--cache` reused.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CacheInfo {
+    /// Map tasks not run.
+    pub maps_reused: usize,
+    /// Outputs committed from the cache.
+    pub reduces_reused: usize,
+    /// Input bytes not mapped again.
+    pub input_bytes_reused: u64,
 }
 
 /// The journal's group commit since this coordinator started.
@@ -145,6 +159,8 @@ pub struct Context<'a> {
     pub detail: bool,
     /// What the journal has written so far.
     pub journal: crate::journal::JournalStats,
+    /// With `--cache`: maps and reduces reused, input bytes not mapped again.
+    pub reused: Option<(usize, usize, u64)>,
 }
 
 /// Builds the report from the scheduler's state.
@@ -240,6 +256,11 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             records: cx.journal.records,
             commits: cx.journal.commits,
             bytes: cx.journal.bytes,
+        }),
+        cache: cx.reused.map(|(m, r, b)| CacheInfo {
+            maps_reused: m,
+            reduces_reused: r,
+            input_bytes_reused: b,
         }),
     }
 }

@@ -134,6 +134,7 @@ impl Shared {
                 ended,
                 detail,
                 journal: self.journal.stats(),
+                reused: self.cache.is_some().then_some(self.reused),
             },
         )
     }

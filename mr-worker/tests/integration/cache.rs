@@ -61,6 +61,23 @@ fn run(
     assert_eq!(report["progress"]["failed_attempts"], 0, "{report}");
     let attempts = report["attempts"].as_array().unwrap();
     let count = |phase: &str| attempts.iter().filter(|a| a["phase"] == phase).count();
+    // The report says what was reused: every task either ran or was reused.
+    if cache.is_some() {
+        let total = |k: &str| report["progress"][k].as_u64().unwrap() as usize;
+        let reused = |k: &str| report["cache"][k].as_u64().unwrap() as usize;
+        assert_eq!(
+            count("map") + reused("maps_reused"),
+            total("maps"),
+            "{report}"
+        );
+        assert_eq!(
+            count("reduce") + reused("reduces_reused"),
+            total("reduces"),
+            "{report}"
+        );
+    } else {
+        assert!(report["cache"].is_null());
+    }
     (count("map"), count("reduce"))
 }
 
@@ -78,31 +95,14 @@ fn an_unchanged_rerun_reuses_every_map_and_reduce() {
     let t = TestDir::new();
     let files = inputs(&t);
     let cache = cache_dir(&t);
-    let (maps, reduces) = run(
-        &t,
-        "first",
-        Some(&cache),
-        &["--app", "wc", "--reduces", "5"],
-        &files,
-    );
+    let args = ["--app", "wc", "--reduces", "5"];
+    let (maps, reduces) = run(&t, "first", Some(&cache), &args, &files);
     assert!(maps >= 8 && reduces == 5, "{maps} maps, {reduces} reduces");
-    let (maps, reduces) = run(
-        &t,
-        "again",
-        Some(&cache),
-        &["--app", "wc", "--reduces", "5"],
-        &files,
-    );
+    let (maps, reduces) = run(&t, "again", Some(&cache), &args, &files);
     assert_eq!((maps, reduces), (0, 0), "nothing runs again");
     assert_eq!(outputs(&t, "again", 5), outputs(&t, "first", 5));
     // And both are what a job without a cache gives, file for file.
-    run(
-        &t,
-        "fresh",
-        None,
-        &["--app", "wc", "--reduces", "5"],
-        &files,
-    );
+    run(&t, "fresh", None, &args, &files);
     assert_eq!(outputs(&t, "again", 5), outputs(&t, "fresh", 5));
 }
 
@@ -159,13 +159,8 @@ fn another_app_or_r_or_command_reuses_nothing_wrongly() {
     let t = TestDir::new();
     let files = inputs(&t);
     let cache = cache_dir(&t);
-    let (all, _) = run(
-        &t,
-        "wc",
-        Some(&cache),
-        &["--app", "wc", "--reduces", "4"],
-        &files,
-    );
+    let wc = ["--app", "wc", "--reduces", "4"];
+    let (all, _) = run(&t, "wc", Some(&cache), &wc, &files);
     // The same inputs with another app, another R, another command: each
     // runs every task, and gives what a fresh run gives.
     for (name, args, r) in [
