@@ -213,6 +213,50 @@ impl JobCache {
     }
 }
 
+/// Plans the job by content with the cache in `dir` and takes what it
+/// holds for the tasks the journal does not already have (on a blocking
+/// thread: it reads inputs and links files). Returns the cache, the plan,
+/// the app (name, whole-file) and what was taken.
+pub async fn prepare(
+    dir: &std::path::Path,
+    cfg: &crate::job::JobConfig,
+    files: &[mr_protocol::plan::InputFile],
+    recovered: &crate::journal::Recovered,
+    job_dir: &std::path::Path,
+    output_dir: &std::path::Path,
+    outputs_in_store: bool,
+) -> Result<(JobCache, SplitPlan, (String, bool), Reused), CoordinatorError> {
+    let (dir, files, job_dir, output_dir) = (
+        dir.to_path_buf(),
+        files.to_vec(),
+        job_dir.to_path_buf(),
+        output_dir.to_path_buf(),
+    );
+    let (app, streaming) = (cfg.app.clone().unwrap_or_default(), cfg.streaming.clone());
+    let (reduces, split_size, max) = (cfg.reduces, cfg.split_size, cfg.cache_max);
+    let maps_done: std::collections::HashSet<_> = recovered.maps.keys().copied().collect();
+    let reduces_done: std::collections::HashSet<_> = recovered.reduces.keys().copied().collect();
+    tokio::task::spawn_blocking(move || {
+        let spec = AppSpec {
+            app: &app,
+            streaming: streaming.as_ref(),
+            reduces,
+            split_size,
+        };
+        let (jc, plan, app) = JobCache::plan(&dir, max, &files, &spec)?;
+        let outputs = (!outputs_in_store).then_some(output_dir.as_path());
+        let taken = jc.take(&job_dir, outputs, &|m| maps_done.contains(&m), &|r| {
+            reduces_done.contains(&r)
+        });
+        Ok((jc, plan, app, taken))
+    })
+    .await
+    .map_err(|e| CoordinatorError::Internal {
+        what: "planning with the cache",
+        reason: e.to_string(),
+    })?
+}
+
 fn reserved(task: usize) -> AttemptId {
     AttemptId::cached(task as u32)
 }

@@ -1,0 +1,272 @@
+//! One fake worker: a real connection (TLS pinned, the job's token) doing
+//! what `mrworker` does with no data: register, announce, take a task,
+//! report it, heartbeat, reconnect when the connection breaks.
+
+use crate::load::Load;
+use mr_protocol::service::CoordinatorClient;
+use mr_protocol::{
+    wire, Assignment, Counters, ProtocolError, RegisterError, RegisterRequest, ReportAck,
+    TaskOutput, Work, WorkerId, WorkerPlace,
+};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What a task request was answered with, for the latency figures: a
+/// reduce assignment lists every map output, so it is the long one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Map,
+    Reduce,
+    Other,
+}
+
+impl Kind {
+    pub(crate) fn of(a: &Assignment) -> Kind {
+        match a {
+            Assignment::Work(Work::Map(_)) => Kind::Map,
+            Assignment::Work(Work::Reduce(_)) => Kind::Reduce,
+            _ => Kind::Other,
+        }
+    }
+}
+
+/// One worker's latencies, merged into the [`Load`]'s when it ends.
+#[derive(Default)]
+pub(crate) struct Samples {
+    /// Task requests: when sent (ns since the origin), latency (us), answer.
+    pub(crate) requests: Vec<(u64, u32, Kind)>,
+    /// Accepted reports' latencies (us).
+    pub(crate) reports: Vec<u32>,
+}
+
+/// How one connection's session ended.
+pub(crate) enum Ending {
+    /// Told to exit, or refused: this worker is finished.
+    Exit,
+    /// The connection broke (the coordinator died): connect again.
+    Lost,
+}
+
+/// One fake worker: connects, runs sessions until told to exit, and
+/// reconnects (every 100 ms, as real workers do) when the connection breaks.
+pub(crate) async fn worker(load: Arc<Load>, i: u32) {
+    let mut samples = Samples::default();
+    while !load.done.load(Ordering::SeqCst) {
+        let client = match connect(&load).await {
+            Ok(c) => c,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match session(&load, i, &client, &mut samples).await {
+            Ending::Exit => break,
+            Ending::Lost => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    load.request_us.lock().unwrap().extend(samples.requests);
+    load.report_us.lock().unwrap().extend(samples.reports);
+}
+
+/// A connection to the coordinator, TLS pinned to the job's certificate
+/// unless the job runs in clear.
+pub(crate) async fn connect(load: &Load) -> std::io::Result<CoordinatorClient> {
+    let (stream, _, _) =
+        wire::connect(&load.endpoint, load.secret.pin, Duration::from_secs(10)).await?;
+    let transport = wire::transport(stream);
+    Ok(CoordinatorClient::new(tarpc::client::Config::default(), transport).spawn())
+}
+
+pub(crate) fn ctx() -> tarpc::context::Context {
+    tarpc::context::current()
+}
+
+pub(crate) fn micros(since: Instant) -> u32 {
+    since.elapsed().as_micros().min(u128::from(u32::MAX)) as u32
+}
+
+/// One registration's life on one connection.
+pub(crate) async fn session(
+    load: &Load,
+    i: u32,
+    client: &CoordinatorClient,
+    samples: &mut Samples,
+) -> Ending {
+    let req = RegisterRequest {
+        app: "wc".into(),
+        whole_file: false,
+        host: "loadgen".into(),
+        pid: i,
+        capacity: 1,
+        token: load.secret.token.clone(),
+        embedded_by: None,
+    };
+    let settings = match client.register(ctx(), req).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(RegisterError::JobOver)) => return Ending::Exit,
+        Ok(Err(e)) => {
+            load.error(format!("worker {i}: registration refused: {e}"));
+            return Ending::Exit;
+        }
+        Err(_) => return Ending::Lost,
+    };
+    load.registered();
+    let me = settings.worker;
+    // Sharing nothing: its map outputs "live" at an address of its own
+    // (never fetched: the reduces here read nothing). It reads the input
+    // itself, as a worker on shared storage would.
+    let place = WorkerPlace {
+        shared: false,
+        shuffle: Some(format!("127.0.0.2:{}", 1024 + i % 60_000)),
+        local_inputs: vec![1],
+    };
+    match client.announce(ctx(), me, place).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            load.error(format!("worker {i}: announce refused: {e}"));
+            return Ending::Exit;
+        }
+        Err(_) => return Ending::Lost,
+    }
+    let beat = Duration::from_millis(settings.heartbeat_ms.max(10));
+    let heard = Arc::new(Heard::default());
+    let heartbeats = tokio::spawn(heartbeat(client.clone(), me, beat, heard.clone()));
+    let ending = tasks(load, client, me, &heard, samples).await;
+    heartbeats.abort();
+    ending
+}
+
+/// When a worker's task loop last heard from the coordinator.
+pub(crate) struct Heard(Mutex<Instant>);
+
+impl Default for Heard {
+    fn default() -> Heard {
+        Heard(Mutex::new(Instant::now()))
+    }
+}
+
+impl Heard {
+    pub(crate) fn now(&self) {
+        *self.0.lock().unwrap() = Instant::now();
+    }
+
+    pub(crate) fn since(&self) -> Duration {
+        self.0.lock().unwrap().elapsed()
+    }
+}
+
+/// Heartbeats, as `mrworker` does, whenever the task loop has not heard
+/// from the coordinator for an interval; until the connection breaks (the
+/// session aborts it).
+pub(crate) async fn heartbeat(
+    client: CoordinatorClient,
+    me: WorkerId,
+    every: Duration,
+    heard: Arc<Heard>,
+) {
+    loop {
+        let since = heard.since();
+        if since < every {
+            tokio::time::sleep(every - since).await;
+            continue;
+        }
+        if client.heartbeat(ctx(), me, Vec::new()).await.is_err() {
+            return;
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// Asks for tasks and reports each done at once, until told to exit. A
+/// report's answer carries the next assignment; both kinds of call count
+/// as task requests in the latency figures (a report's includes the
+/// journal's fsync).
+pub(crate) async fn tasks(
+    load: &Load,
+    client: &CoordinatorClient,
+    me: WorkerId,
+    heard: &Heard,
+    samples: &mut Samples,
+) -> Ending {
+    let mut next: Option<Assignment> = None;
+    // The last call's timing, filed once its answer's kind is known.
+    let mut sample: Option<(u64, u32)> = None;
+    loop {
+        let assignment = match next.take() {
+            Some(a) => a,
+            None => {
+                let asked = Instant::now();
+                match client.request_task(ctx(), me).await {
+                    Ok(Ok(a)) => {
+                        sample = Some((load.at(asked), micros(asked)));
+                        heard.now();
+                        a
+                    }
+                    Ok(Err(e)) => {
+                        load.error(format!("{me}: task request refused: {e}"));
+                        return Ending::Lost;
+                    }
+                    Err(_) => return Ending::Lost,
+                }
+            }
+        };
+        if let Some((t, us)) = sample.take() {
+            samples.requests.push((t, us, Kind::of(&assignment)));
+        }
+        let work = match assignment {
+            Assignment::Exit => return Ending::Exit,
+            Assignment::Wait { millis } => {
+                tokio::time::sleep(Duration::from_millis(millis)).await;
+                continue;
+            }
+            Assignment::Work(w) => w,
+        };
+        load.assigned(&work);
+        if !load.task_time.is_zero() {
+            tokio::time::sleep(load.task_time).await;
+        }
+        let counters = Counters {
+            input_bytes: 1,
+            input_records: 1,
+            ..Counters::default()
+        };
+        let output = match &work {
+            Work::Map(_) => TaskOutput::Map(counters),
+            Work::Reduce(r) => {
+                // Sharing nothing, a reduce uploads its output (empty here).
+                let upload = client
+                    .upload_output(ctx(), me, r.attempt, 0, Vec::new().into(), true)
+                    .await;
+                match upload {
+                    Ok(Ok(())) => {}
+                    // A backup whose task another attempt finished.
+                    Ok(Err(ProtocolError::UploadRefused { .. })) => continue,
+                    Ok(Err(e)) => {
+                        load.error(format!("{me}: upload refused: {e}"));
+                        continue;
+                    }
+                    Err(_) => return Ending::Lost,
+                }
+                TaskOutput::Reduce(counters)
+            }
+        };
+        let sent = Instant::now();
+        match client
+            .report(ctx(), me, work.attempt(), Ok(output), true)
+            .await
+        {
+            Ok(Ok(answer)) => {
+                sample = Some((load.at(sent), micros(sent)));
+                heard.now();
+                if answer.ack == ReportAck::Accepted {
+                    samples.reports.push(micros(sent));
+                    load.acknowledged(&work);
+                }
+                next = answer.next;
+            }
+            Ok(Err(e)) => load.error(format!("{me}: report refused: {e}")),
+            Err(_) => return Ending::Lost,
+        }
+    }
+}
