@@ -184,80 +184,69 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
 /// made of: each part's file name and piece hash.
 pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPlan, Vec<Key>) {
     let target = target.max(1);
-    let mut splits: Vec<Vec<PartRange>> = Vec::new();
-    let mut keys = Vec::new();
-    let mut pack: Vec<PartRange> = Vec::new();
-    let mut pack_parts: Vec<Vec<u8>> = Vec::new();
-    let mut pack_len = 0u64;
-    let part_of = |f: &InputFile, p: &Piece| {
-        let mut b = Vec::with_capacity(f.name.len() + 48);
-        b.extend_from_slice(&(f.name.len() as u64).to_le_bytes());
-        b.extend_from_slice(f.name.as_bytes());
-        b.extend_from_slice(&p.hash);
-        b
-    };
-    let close = |pack: &mut Vec<PartRange>,
-                 parts: &mut Vec<Vec<u8>>,
-                 len: &mut u64,
-                 splits: &mut Vec<Vec<PartRange>>,
-                 keys: &mut Vec<Key>| {
-        if !pack.is_empty() {
-            splits.push(std::mem::take(pack));
-            let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
-            keys.push(Key::of(&refs));
-            parts.clear();
-            *len = 0;
-        }
-    };
+    let mut out = Packer::default();
     for (i, (f, ps)) in files.iter().zip(pieces).enumerate() {
         for p in ps {
-            let range = PartRange {
-                file: i as u32,
-                start: p.start,
-                end: p.end,
-            };
             let len = p.end - p.start;
-            if len >= target / 2 {
+            let big = len >= target / 2;
+            if big {
                 // Splits stay in input order: an open pack ends first.
-                close(
-                    &mut pack,
-                    &mut pack_parts,
-                    &mut pack_len,
-                    &mut splits,
-                    &mut keys,
-                );
-                splits.push(vec![range]);
-                keys.push(Key::of(&[&part_of(f, p)]));
-                continue;
+                out.close();
             }
-            pack.push(range);
-            pack_parts.push(part_of(f, p));
-            pack_len += len;
+            out.add(i, f, p);
             // A pack ends after a piece with probability len / target,
             // drawn from the piece's own hash: packs average the target,
             // and whether one ends here depends on this piece alone (so an
             // edit or a new file changes one or two packs, not the rest).
             let draw = u64::from_le_bytes(p.hash[..8].try_into().unwrap());
             let ends = u128::from(draw) < (u128::from(len) << 64) / u128::from(target);
-            if ends || pack_len >= target.saturating_mul(4) {
-                close(
-                    &mut pack,
-                    &mut pack_parts,
-                    &mut pack_len,
-                    &mut splits,
-                    &mut keys,
-                );
+            if big || ends || out.len >= target.saturating_mul(4) {
+                out.close();
             }
         }
     }
-    close(
-        &mut pack,
-        &mut pack_parts,
-        &mut pack_len,
-        &mut splits,
-        &mut keys,
-    );
-    (SplitPlan::from_splits(splits), keys)
+    out.close();
+    (SplitPlan::from_splits(out.splits), out.keys)
+}
+
+/// The splits made so far and the pack under way.
+#[derive(Default)]
+struct Packer {
+    splits: Vec<Vec<PartRange>>,
+    keys: Vec<Key>,
+    pack: Vec<PartRange>,
+    /// Each part's file name and piece hash, length-prefixed.
+    parts: Vec<Vec<u8>>,
+    len: u64,
+}
+
+impl Packer {
+    /// Adds piece `p` of file number `i` to the pack.
+    fn add(&mut self, i: usize, f: &InputFile, p: &Piece) {
+        self.pack.push(PartRange {
+            file: i as u32,
+            start: p.start,
+            end: p.end,
+        });
+        let mut b = Vec::with_capacity(f.name.len() + 48);
+        b.extend_from_slice(&(f.name.len() as u64).to_le_bytes());
+        b.extend_from_slice(f.name.as_bytes());
+        b.extend_from_slice(&p.hash);
+        self.parts.push(b);
+        self.len += p.end - p.start;
+    }
+
+    /// Ends the pack, if any, as a split.
+    fn close(&mut self) {
+        if self.pack.is_empty() {
+            return;
+        }
+        self.splits.push(std::mem::take(&mut self.pack));
+        let refs: Vec<&[u8]> = self.parts.iter().map(Vec::as_slice).collect();
+        self.keys.push(Key::of(&refs));
+        self.parts.clear();
+        self.len = 0;
+    }
 }
 
 #[cfg(test)]

@@ -281,9 +281,8 @@ fn app_identity(spec: &AppSpec<'_>) -> Result<(Vec<u8>, String, bool), Coordinat
         let bytes = std::fs::read(spec.app).map_err(|e| {
             CoordinatorError::Config(format!("cannot read plugin '{}': {e}", spec.app))
         })?;
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes);
         let mut id = b"plugin\0".to_vec();
-        id.extend_from_slice(digest.as_ref());
+        id.extend_from_slice(&Key::of(&[&bytes]).0);
         id
     } else {
         format!("builtin\0{}\0{}", spec.app, env!("CARGO_PKG_VERSION")).into_bytes()
