@@ -6,11 +6,14 @@
 //!   or two splits rather than every later one.
 //! - [`plan`]: splits made of those pieces, with what their content
 //!   addresses are made of.
+//! - [`partitions`]: a map output's partitions' addresses, and a reduce's
+//!   made from them (a reduce whose partitions are unchanged is reused).
 //! - [`store`]: the cache directory, entries named by [`Key`]s: the hash of
 //!   everything that determines a result (a split's bytes, the app's
 //!   identity, R, the partitioner, the run-file format).
 
 pub mod chunk;
+pub mod partitions;
 pub mod plan;
 pub mod store;
 

@@ -20,7 +20,7 @@ use std::path::Path;
 
 /// Bumped whenever cut points or piece hashes would come out differently
 /// (a changed chunker only misses the cache, never misreads it).
-const PIECES_VERSION: &[u8] = b"pieces-1";
+const PIECES_VERSION: &[u8] = b"pieces-2";
 
 /// A stretch of a file between two cuts, and the SHA-256 of its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,7 +31,17 @@ pub struct Piece {
     pub end: u64,
     /// SHA-256 of the bytes.
     pub hash: [u8; 32],
+    /// A hash of the last (at most) 64 bytes only: what decides whether a
+    /// pack of small pieces ends after this one, so that an edit anywhere
+    /// else in the piece leaves the packs as they were.
+    pub tail: u64,
 }
+
+/// Bytes of a piece's end that [`Piece::tail`] hashes.
+const TAIL: usize = 64;
+
+/// Bytes in an encoded piece: start, end, hash, tail.
+const ENCODED: usize = 56;
 
 /// An input that cannot be planned by content.
 #[derive(Debug, thiserror::Error)]
@@ -56,10 +66,15 @@ pub fn pieces_of(bytes: &[u8], target: u64, uncut: bool) -> Vec<Piece> {
     bounds.push(bytes.len() as u64);
     bounds
         .windows(2)
-        .map(|w| Piece {
-            start: w[0],
-            end: w[1],
-            hash: sha256(&bytes[w[0] as usize..w[1] as usize]),
+        .map(|w| {
+            let bytes = &bytes[w[0] as usize..w[1] as usize];
+            let tail = sha256(&bytes[bytes.len().saturating_sub(TAIL)..]);
+            Piece {
+                start: w[0],
+                end: w[1],
+                hash: sha256(bytes),
+                tail: u64::from_le_bytes(tail[..8].try_into().unwrap()),
+            }
         })
         .collect()
 }
@@ -144,26 +159,28 @@ fn file_pieces(
 }
 
 fn encode(pieces: &[Piece]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pieces.len() * 48);
+    let mut out = Vec::with_capacity(pieces.len() * ENCODED);
     for p in pieces {
         out.extend_from_slice(&p.start.to_le_bytes());
         out.extend_from_slice(&p.end.to_le_bytes());
         out.extend_from_slice(&p.hash);
+        out.extend_from_slice(&p.tail.to_le_bytes());
     }
     out
 }
 
 /// The pieces `encode` wrote, if they tile `0..len` exactly.
 fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
-    if bytes.len() % 48 != 0 {
+    if bytes.len() % ENCODED != 0 {
         return None;
     }
     let pieces: Vec<Piece> = bytes
-        .chunks(48)
+        .chunks(ENCODED)
         .map(|c| Piece {
             start: u64::from_le_bytes(c[..8].try_into().unwrap()),
             end: u64::from_le_bytes(c[8..16].try_into().unwrap()),
             hash: c[16..48].try_into().unwrap(),
+            tail: u64::from_le_bytes(c[48..56].try_into().unwrap()),
         })
         .collect();
     let mut at = 0;
@@ -178,8 +195,8 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
 
 /// The splits, made of pieces: a piece of at least half the target is a
 /// split of its own; smaller ones (small files, a file's tail) are packed
-/// together in order, a pack ending after a piece whose hash says so (so
-/// inserting a file changes one pack, not every later one) or at four
+/// together in order, a pack ending after a piece whose end's hash says so
+/// (so inserting a file changes one pack, not every later one) or at four
 /// times the target. Returns the plan and, per split, what its content address is
 /// made of: each part's file name and piece hash.
 pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPlan, Vec<Key>) {
@@ -195,11 +212,13 @@ pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPl
             }
             out.add(i, f, p);
             // A pack ends after a piece with probability len / target,
-            // drawn from the piece's own hash: packs average the target,
-            // and whether one ends here depends on this piece alone (so an
-            // edit or a new file changes one or two packs, not the rest).
-            let draw = u64::from_le_bytes(p.hash[..8].try_into().unwrap());
-            let ends = u128::from(draw) < (u128::from(len) << 64) / u128::from(target);
+            // drawn from the hash of the piece's last bytes: packs average
+            // the target, and whether one ends here depends on this piece's
+            // end alone (so a new file changes one pack, and an edit inside
+            // a piece none: its pack's other maps, and so the partitions of
+            // their outputs, stay as they were; the length moves the odds
+            // only by what the edit adds).
+            let ends = u128::from(p.tail) < (u128::from(len) << 64) / u128::from(target);
             if big || ends || out.len >= target.saturating_mul(4) {
                 out.close();
             }
@@ -371,6 +390,46 @@ mod tests {
         let appended = keys_of(&more, target);
         let new = appended.iter().filter(|k| !after.contains(k)).count();
         assert!(new >= 1 && new <= 6, "{new} new splits");
+    }
+
+    #[test]
+    fn an_edit_inside_a_packed_file_changes_its_pack_alone_and_no_boundary() {
+        let d = tempfile::tempdir().unwrap();
+        // Forty small files, packed several to a split.
+        let files = write_inputs(d.path(), &[6_000; 40]);
+        let target = 32 << 10;
+        let (plan_before, before) = {
+            let pieces = all_pieces(&files, target, false, None).unwrap();
+            plan(&files, &pieces, target)
+        };
+        assert!(plan_before.len() >= 4 && plan_before.len() < 20);
+        let mut edited = files.clone();
+        for f in [3, 17, 29] {
+            // A line inserted in the middle of file f, then planned again.
+            let path = &files[f].path;
+            let mut bytes = std::fs::read(path).unwrap();
+            let at =
+                bytes.len() / 2 + memchr::memchr(b'\n', &bytes[bytes.len() / 2..]).unwrap() + 1;
+            bytes.splice(at..at, b"an inserted line\n".iter().copied());
+            std::fs::write(path, &bytes).unwrap();
+            edited[f].len = bytes.len() as u64;
+            let pieces = all_pieces(&edited, target, false, None).unwrap();
+            let (plan_after, after) = plan(&edited, &pieces, target);
+            // The same files in the same splits: the maps of the other
+            // splits give the same outputs, partition for partition.
+            let files_of = |p: &SplitPlan| {
+                ranges(p)
+                    .iter()
+                    .map(|s| s.iter().map(|r| r.0).collect::<Vec<_>>())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(files_of(&plan_after), files_of(&plan_before));
+            let changed = (0..after.len()).filter(|&i| after[i] != before[i]).count();
+            assert_eq!(
+                changed,
+                [3, 17, 29].iter().position(|&x| x == f).unwrap() + 1
+            );
+        }
     }
 
     #[test]

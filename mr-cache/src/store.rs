@@ -1,13 +1,16 @@
 //! The cache directory: entries named by content address, written so that
 //! nothing half-written is ever used, and evicted least recently used first.
 //!
-//! Layout: `<dir>/mr-cache-v1/{map,reduce}/<key>.data` (a map's run file, a
-//! reduce's output) beside `<key>.meta` (a header with this format's magic,
-//! the data's length and SHA-256, then the caller's metadata). Both are
-//! written under `tmp/` and renamed into place, data first: an entry exists
-//! once its meta does. Another version's cache lives in another directory
-//! (`mr-cache-v2`, ...) and is never read; a meta whose magic, length or
-//! hash does not match its data is a miss and is removed. Readers take an
+//! Layout: `<dir>/mr-cache-v2/{map,reduce,pieces}/<key>.data` (a map's run
+//! file, a reduce's output, how an input divides) beside `<key>.meta` (a
+//! header with this format's magic, the data's length and SHA-256, then the
+//! caller's metadata). Both are written under `tmp/` and renamed into
+//! place, data first: an entry exists once its meta does. Another version's
+//! cache lives in another directory (`mr-cache-v1`, `mr-cache-v3`, ...) and
+//! is never read; a meta whose magic, length or hash does not match its
+//! data is a miss and is removed. Map outputs, which carry their own block
+//! checksums, are guarded by a CRC32C instead of a SHA-256 (see
+//! [`Kind`]). Readers take an
 //! entry by hard-linking its data (copying across file systems) before
 //! checking it, so an eviction by a concurrent job cannot pull it from
 //! under them. A use touches the meta's modification time: eviction removes
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// The directory of this format's entries inside a cache directory.
-pub const VERSION_DIR: &str = "mr-cache-v1";
+pub const VERSION_DIR: &str = "mr-cache-v2";
 /// The first bytes of every meta file of this format.
 const MAGIC: &[u8; 8] = b"MRCACHE1";
 
@@ -37,6 +40,17 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Whether entries of this kind carry their own checksums, checked by
+    /// whoever reads them (every block of a run file has its CRC32C, which
+    /// a reducer checks as it reads any map output): the cache then guards
+    /// them with a CRC32C of the whole file (computed at memory speed)
+    /// rather than a SHA-256, so that taking the outputs of a large job's
+    /// maps costs milliseconds while accidental damage is still a miss at
+    /// the door rather than a failed reduce.
+    fn self_checked(self) -> bool {
+        matches!(self, Kind::Map)
+    }
+
     fn dir(self) -> &'static str {
         match self {
             Kind::Map => "map",
@@ -123,7 +137,7 @@ impl Cache {
         if fs::hard_link(&data, dest).is_err() && fs::copy(&data, dest).is_err() {
             return None;
         }
-        match check(&meta, dest) {
+        match check(kind, &meta, dest) {
             Some(user) => {
                 // Used now: last to be evicted.
                 let _ = File::options()
@@ -151,7 +165,7 @@ impl Cache {
             path: self.root.display().to_string(),
             reason: e.to_string(),
         };
-        let (len, hash) = hash_file(data).map_err(failed)?;
+        let (len, hash) = digest(kind, data).map_err(failed)?;
         let tmp_data = self.temp();
         if fs::hard_link(data, &tmp_data).is_err() {
             fs::copy(data, &tmp_data).map_err(failed)?;
@@ -181,6 +195,13 @@ impl Cache {
             .and_then(|()| self.put(kind, key, &tmp, &[]));
         let _ = fs::remove_file(&tmp);
         stored
+    }
+
+    /// The metadata stored with entry `key` of `kind`, if its meta is this
+    /// format's (its data is not looked at: [`Cache::take`] checks it).
+    pub fn meta(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
+        let meta = fs::read(self.path(kind, key, "meta")).ok()?;
+        (meta.len() >= 48 && &meta[..8] == MAGIC).then(|| meta[48..].to_vec())
     }
 
     /// The bytes of entry `key` of `kind`, checked, if it is there.
@@ -258,14 +279,36 @@ struct Entry {
 }
 
 /// The caller's metadata in `meta`, if `meta` is this format's and `data`
-/// has the length and hash it records.
-fn check<'a>(meta: &'a [u8], data: &Path) -> Option<&'a [u8]> {
+/// has the length and hash it records (the length only, for a kind that
+/// carries its own checksums).
+fn check<'a>(kind: Kind, meta: &'a [u8], data: &Path) -> Option<&'a [u8]> {
     if meta.len() < 48 || &meta[..8] != MAGIC {
         return None;
     }
     let len = u64::from_le_bytes(meta[8..16].try_into().ok()?);
-    let (got_len, got_hash) = hash_file(data).ok()?;
+    let (got_len, got_hash) = digest(kind, data).ok()?;
     (got_len == len && got_hash[..] == meta[16..48]).then_some(&meta[48..])
+}
+
+/// A file's length and what guards an entry of `kind`: its SHA-256, or
+/// for a kind that carries its own checksums its CRC32C (in the first four
+/// bytes).
+fn digest(kind: Kind, path: &Path) -> std::io::Result<(u64, [u8; 32])> {
+    if !kind.self_checked() {
+        return hash_file(path);
+    }
+    let f = File::open(path)?;
+    let len = f.metadata()?.len();
+    let mut out = [0u8; 32];
+    if len > 0 {
+        // SAFETY: the cache's files are replaced by rename, never changed
+        // in place; a file changed underneath anyway gives a wrong CRC and
+        // so a miss, not undefined behaviour of ours (the bytes are only
+        // read by the CRC).
+        let map = unsafe { memmap2::Mmap::map(&f)? };
+        out[..4].copy_from_slice(&crc32c::crc32c(&map).to_le_bytes());
+    }
+    Ok((len, out))
 }
 
 /// A file's length and SHA-256.
@@ -338,6 +381,29 @@ mod tests {
     }
 
     #[test]
+    fn a_map_entry_is_guarded_by_its_crc_and_read_by_meta_alone() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let src = d.path().join("run");
+        fs::write(&src, b"run file bytes").unwrap();
+        cache.put(Kind::Map, &key("m"), &src, b"parts").unwrap();
+        assert_eq!(cache.meta(Kind::Map, &key("m")).unwrap(), b"parts");
+        assert!(cache.meta(Kind::Reduce, &key("m")).is_none());
+        let dest = d.path().join("taken");
+        assert!(cache.take(Kind::Map, &key("m"), &dest).is_some());
+        // One bit changed: a miss, and the entry is gone.
+        let data = cache.path(Kind::Map, &key("m"), "data");
+        fs::remove_file(&data).unwrap();
+        fs::write(&data, b"run file bytEs").unwrap();
+        assert!(cache.take(Kind::Map, &key("m"), &dest).is_none());
+        assert!(!data.exists() && cache.meta(Kind::Map, &key("m")).is_none());
+        // An empty output too is stored and taken.
+        fs::write(&src, b"").unwrap();
+        cache.put(Kind::Map, &key("e"), &src, b"").unwrap();
+        assert!(cache.take(Kind::Map, &key("e"), &dest).is_some());
+    }
+
+    #[test]
     fn eviction_removes_the_least_recently_used_first() {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(d.path()).unwrap();
@@ -372,11 +438,11 @@ mod tests {
     fn another_versions_cache_is_not_read_and_a_bad_dir_is_named() {
         let d = tempfile::tempdir().unwrap();
         // A directory of a later format beside ours: untouched, unread.
-        fs::create_dir_all(d.path().join("mr-cache-v2/map")).unwrap();
-        fs::write(d.path().join("mr-cache-v2/map/x.meta"), b"future").unwrap();
+        fs::create_dir_all(d.path().join("mr-cache-v3/map")).unwrap();
+        fs::write(d.path().join("mr-cache-v3/map/x.meta"), b"future").unwrap();
         let cache = Cache::open(d.path()).unwrap();
         assert_eq!(cache.size(), 0);
-        assert!(d.path().join("mr-cache-v2/map/x.meta").exists());
+        assert!(d.path().join("mr-cache-v3/map/x.meta").exists());
         let file = d.path().join("plain");
         fs::write(&file, b"").unwrap();
         let e = Cache::open(&file).unwrap_err().to_string();

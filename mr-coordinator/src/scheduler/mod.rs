@@ -128,6 +128,21 @@ pub struct Scheduler {
     /// When the first map was assigned, the maps last all became done, and
     /// the last output was committed.
     phase_marks: [Option<Instant>; 3],
+    /// Whether reduces wait, once the maps are done, for the cache to say
+    /// which of them it holds (see [`Scheduler::hold_reduces`]).
+    reduce_gate: ReduceGate,
+}
+
+/// Whether reduces may be handed out once the maps are done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReduceGate {
+    /// As soon as the maps are done.
+    Open,
+    /// Not until the server has looked the reduces up in the cache, which
+    /// it starts when the maps are done.
+    Held,
+    /// The maps are done and the lookup is under way (started once).
+    LookingUp,
 }
 
 /// The progress of a previous incarnation of the job, as the server
@@ -182,6 +197,7 @@ impl Scheduler {
             failure: None,
             started: 0,
             phase_marks: [None; 3],
+            reduce_gate: ReduceGate::Open,
         }
     }
 
@@ -242,6 +258,66 @@ impl Scheduler {
     /// keeps a cache) instead of cutting the inputs by size.
     pub fn use_plan(&mut self, plan: SplitPlan) {
         self.content_plan = Some(plan);
+    }
+
+    /// Holds reduces back once the maps are done, until
+    /// [`Scheduler::release_reduces`]: a job with a cache learns which
+    /// reduces it can reuse only from its maps' outputs (a reduce's content
+    /// address is made of its partitions'), and must not start one first.
+    /// Nothing is held when the maps are done already (the cache was
+    /// looked up before the job started).
+    pub fn hold_reduces(&mut self) {
+        if !self.all_maps_done() {
+            self.reduce_gate = ReduceGate::Held;
+        }
+    }
+
+    /// True, once, when the maps are done and reduces are held: the caller
+    /// then looks them up and calls [`Scheduler::release_reduces`].
+    pub fn reduce_lookup_due(&mut self) -> bool {
+        let due = self.reduce_gate == ReduceGate::Held && self.all_maps_done();
+        if due {
+            self.reduce_gate = ReduceGate::LookingUp;
+        }
+        due
+    }
+
+    /// Lets reduces be handed out, those in `reused` (committed from the
+    /// cache: attempt and counters) counting as done. A reduce that is
+    /// done or running already is left as it is.
+    pub fn release_reduces(
+        &mut self,
+        reused: &[(ReduceTaskId, AttemptId, Counters)],
+        now: Instant,
+    ) {
+        self.reduce_gate = ReduceGate::Open;
+        for (r, a, c) in reused {
+            let Some(t) = self.reduces.get(r.0 as usize) else {
+                continue;
+            };
+            if t.done.is_none() && t.running.is_empty() {
+                self.set_done(TaskRef::Reduce(*r), Some(*a));
+                self.set_counters(TaskRef::Reduce(*r), c.clone());
+            }
+        }
+        if self.is_done() && self.phase_marks[2].is_none() {
+            self.phase_marks[2] = Some(now);
+        }
+    }
+
+    /// The reduces not done.
+    pub fn reduces_left(&self) -> Vec<ReduceTaskId> {
+        (0..self.reduces.len() as u32)
+            .map(ReduceTaskId)
+            .filter(|r| self.reduces[r.0 as usize].done.is_none())
+            .collect()
+    }
+
+    /// Map `m`'s accepted attempt, and whether its output is in the shared
+    /// job directory.
+    pub fn accepted_map(&self, m: MapTaskId) -> Option<(AttemptId, bool)> {
+        let t = self.maps.get(m.0 as usize)?;
+        Some((t.done?, t.in_job_dir))
     }
 
     /// Whether map `m`'s accepted output is in the shared job directory.
@@ -321,6 +397,8 @@ impl Scheduler {
         }
         let task = if !self.all_maps_done() {
             self.pick(worker, now, true)
+        } else if self.reduce_gate != ReduceGate::Open {
+            return wait;
         } else {
             self.pick(worker, now, false)
         };

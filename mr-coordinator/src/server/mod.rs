@@ -337,6 +337,11 @@ impl RunningJob {
             resume.reduces.extend(taken.reduces);
         }
         sched.restore(&resume);
+        if cache.is_some() {
+            // Reduces are looked up in the cache once every map's output
+            // (and so every reduce's address) is known.
+            sched.hold_reduces();
+        }
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
         let shared = Arc::new(Shared {
@@ -360,7 +365,7 @@ impl RunningJob {
             published: Mutex::new(published),
             cache,
             cache_puts: Mutex::new(Vec::new()),
-            reused,
+            reused: Mutex::new(reused),
         });
 
         let listener = tcp.listen(1024).map_err(bind_error)?;
@@ -526,7 +531,7 @@ impl RunningJob {
             map_phase: phases.0,
             reduce_phase: phases.1,
             resumed: self.resumed,
-            reused: self.shared.reused,
+            reused: self.shared.reused(),
         })
     }
 

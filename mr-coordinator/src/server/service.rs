@@ -68,8 +68,8 @@ pub(crate) struct Shared {
     pub(crate) cache: Option<Arc<crate::reuse::JobCache>>,
     /// Outputs being put into the cache (awaited before the job directory goes).
     pub(crate) cache_puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Taken from the cache at the start: maps, reduces, input bytes.
-    pub(crate) reused: (usize, usize, u64),
+    /// Taken from the cache: maps, reduces, input bytes.
+    pub(crate) reused: Mutex<(usize, usize, u64)>,
 }
 
 impl Shared {
@@ -134,9 +134,57 @@ impl Shared {
                 ended,
                 detail,
                 journal: self.journal.stats(),
-                reused: self.cache.is_some().then_some(self.reused),
+                reused: self.cache.is_some().then(|| self.reused()),
             },
         )
+    }
+
+    /// What was taken from the cache so far: maps, reduces, input bytes.
+    pub(crate) fn reused(&self) -> (usize, usize, u64) {
+        *self.reused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Once the maps are done, with reduces held back for it: waits for the
+    /// map outputs being kept (which gives their partitions' addresses),
+    /// looks the reduces up in the cache (their addresses are made of
+    /// those), and lets reduces be handed out, those found committed and
+    /// done. Reduces are let go whatever happens here: a failed lookup only
+    /// costs their runs.
+    pub(crate) async fn look_up_reduces(self: Arc<Self>) {
+        let taken = match self.cache.clone() {
+            None => Vec::new(),
+            Some(jc) => {
+                let puts =
+                    std::mem::take(&mut *self.cache_puts.lock().unwrap_or_else(|e| e.into_inner()));
+                for put in puts {
+                    let _ = put.await;
+                }
+                let (outputs, left) = {
+                    let s = self.sched();
+                    let outputs: Vec<_> = jc
+                        .unknown_maps()
+                        .into_iter()
+                        .map(|m| {
+                            let path = s.accepted_map(m).and_then(|(a, in_job_dir)| {
+                                in_job_dir.then(|| self.job_dir.join(names::map_output(m, a)))
+                            });
+                            (m, path)
+                        })
+                        .collect();
+                    (outputs, s.reduces_left())
+                };
+                let out = self.output_store.is_none().then(|| self.output_dir.clone());
+                tokio::task::spawn_blocking(move || {
+                    jc.reduces_at_map_end(&outputs, out.as_deref(), &left)
+                })
+                .await
+                .unwrap_or_default()
+            }
+        };
+        self.sched().release_reduces(&taken, Instant::now());
+        self.reused.lock().unwrap_or_else(|e| e.into_inner()).1 += taken.len();
+        // The job may be done: every output came from the cache.
+        self.changed.notify_one();
     }
 
     /// Where the job's outputs go, as the user named it: the output
@@ -180,6 +228,7 @@ impl Shared {
                 durable: None,
                 next: alive.then(|| next.then(|| s.assign(worker, now))),
                 progress: s.progress(),
+                reduce_lookup: false,
             };
         };
         let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
@@ -217,11 +266,13 @@ impl Shared {
                 v
             }
         };
+        let mut reduce_lookup = false;
         // Queued under the lock (journal order = state order), awaited after.
         let durable = match (&verdict, counters) {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
                 self.keep(&s, *task, attempt, &c);
+                reduce_lookup = s.reduce_lookup_due();
                 let record = match *task {
                     TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.held_at(m)),
                     TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
@@ -237,6 +288,7 @@ impl Shared {
             durable,
             next: alive.then(|| next.then(|| s.assign(worker, now))),
             progress: s.progress(),
+            reduce_lookup,
         }
     }
 
@@ -297,6 +349,8 @@ struct Decided {
     /// declared lost.
     next: Option<Option<Assignment>>,
     progress: crate::scheduler::Progress,
+    /// The maps are done and reduces wait for the cache to be looked up.
+    reduce_lookup: bool,
 }
 
 /// How a connection reached the coordinator.
@@ -473,6 +527,9 @@ impl Coordinator for Handler {
             }
             outcome => {
                 let d = self.shared.decide(worker, attempt, outcome, next);
+                if d.reduce_lookup {
+                    tokio::spawn(self.shared.clone().look_up_reduces());
+                }
                 if let Some(durable) = d.durable {
                     // A failed append is logged by the journal; the job goes on.
                     let _ = durable.await;

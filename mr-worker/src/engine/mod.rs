@@ -17,7 +17,7 @@ mod output;
 pub mod pairs;
 mod records;
 pub mod reduce;
-pub mod runfile;
+pub use mr_runfile as runfile;
 pub mod split;
 mod stream_reduce;
 pub mod table;
