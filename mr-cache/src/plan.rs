@@ -195,9 +195,9 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
 
 /// The splits, made of pieces: a piece of at least half the target is a
 /// split of its own; smaller ones (small files, a file's tail) are packed
-/// together in order, a pack ending after a piece whose end's hash says so
-/// (so inserting a file changes one pack, not every later one) or at four
-/// times the target. Returns the plan and, per split, what its content address is
+/// together in order, a pack of at least half the target ending after a
+/// piece whose end's hash says so (so inserting a file changes a pack or a
+/// few, not every later one) or at twice the target. Returns the plan and, per split, what its content address is
 /// made of: each part's file name and piece hash.
 pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPlan, Vec<Key>) {
     let target = target.max(1);
@@ -211,15 +211,18 @@ pub fn plan(files: &[InputFile], pieces: &[Vec<Piece>], target: u64) -> (SplitPl
                 out.close();
             }
             out.add(i, f, p);
-            // A pack ends after a piece with probability len / target,
-            // drawn from the hash of the piece's last bytes: packs average
-            // the target, and whether one ends here depends on this piece's
-            // end alone (so a new file changes one pack, and an edit inside
-            // a piece none: its pack's other maps, and so the partitions of
-            // their outputs, stay as they were; the length moves the odds
-            // only by what the edit adds).
-            let ends = u128::from(p.tail) < (u128::from(len) << 64) / u128::from(target);
-            if big || ends || out.len >= target.saturating_mul(4) {
+            // A pack of at least half the target ends after a piece with
+            // probability 2 len / target, drawn from the hash of the
+            // piece's last bytes, and at twice the target for sure: packs
+            // average the target and stay within a factor of two of it
+            // (map tasks of like sizes), and whether one ends here depends
+            // on this piece's end and on how much the pack holds (so an
+            // edit inside a piece moves no boundary: its pack's other maps,
+            // and so the partitions of their outputs, stay as they were; a
+            // new file changes its own pack and at most the next few).
+            let draw = u128::from(p.tail);
+            let ends = out.len >= target / 2 && draw < (u128::from(len) << 65) / u128::from(target);
+            if big || ends || out.len >= target.saturating_mul(2) {
                 out.close();
             }
         }

@@ -68,9 +68,14 @@ impl EmbeddedWorkers {
 
     /// Starts `n` workers for `app` (the worker's arguments naming its app)
     /// connecting to `coordinator`; `every_interface` when the coordinator
-    /// listens on every interface, so remote workers may join.
+    /// listens on every interface, so remote workers may join. The
+    /// machine's cores are shared among the maps that can run at once:
+    /// `n`, or `maps_left` if fewer maps are left to run (a re-run whose
+    /// other maps came from the cache), so that a lone map is not held to
+    /// one worker's share while the others wait.
     pub fn start(
         n: u32,
+        maps_left: usize,
         app: &[String],
         coordinator: Endpoint,
         every_interface: bool,
@@ -82,8 +87,9 @@ impl EmbeddedWorkers {
             children: Vec::new(),
             restarts: 0,
             max_restarts: 10 * n,
-            threads: (std::thread::available_parallelism().map_or(1, |c| c.get()) / n as usize)
-                .max(1),
+            threads: (std::thread::available_parallelism().map_or(1, |c| c.get())
+                / (n as usize).min(maps_left).max(1))
+            .max(1),
             token: token.map(str::to_string),
             coordinator: Some(coordinator),
             every_interface,

@@ -412,7 +412,21 @@ impl RunningJob {
                 };
                 let every_interface = addr.ip().is_unspecified();
                 let args = cfg.worker_app_args();
-                match EmbeddedWorkers::start(n, &args, endpoint, every_interface, join.as_deref()) {
+                // Not planned yet (the plan waits for the first worker):
+                // every worker will have maps to run.
+                let maps_left = match shared.sched().progress() {
+                    p if p.maps == 0 => n as usize,
+                    p => p.maps - p.maps_done,
+                };
+                let started = EmbeddedWorkers::start(
+                    n,
+                    maps_left,
+                    &args,
+                    endpoint,
+                    every_interface,
+                    join.as_deref(),
+                );
+                match started {
                     Ok(w) => w,
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);
