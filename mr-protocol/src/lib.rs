@@ -8,7 +8,8 @@
 //! other. Besides the services: the ids, the counters every attempt reports,
 //! the job token and how local workers discover it ([`join`]), the planning
 //! of inputs into splits that `mrsequential` shares with the coordinator
-//! ([`plan`]), and the size and duration syntax of every binary's flags
+//! ([`plan`]), what a job's report records for replaying one of its tasks
+//! ([`replay`]), and the size and duration syntax of every binary's flags
 //! ([`size`]).
 
 pub mod codec;
@@ -18,6 +19,7 @@ pub mod join;
 pub mod messages;
 pub mod outputs;
 pub mod plan;
+pub mod replay;
 #[cfg(feature = "rpc")]
 pub mod service;
 pub mod shuffle;

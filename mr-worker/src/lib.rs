@@ -7,11 +7,13 @@
 //! share no files) and [`engine`] (map, reduce, merge and the run file,
 //! which know nothing of the network), which reads its inputs through
 //! [`source`] (mapped, whole or decompressed). `mrsequential` ([`sequential`]) calls
-//! the same engines in one process, so there is one code path to trust.
+//! the same engines in one process, so there is one code path to trust; so
+//! does `mrworker --replay` ([`replay`]), for one task of a past job.
 
 mod attempt;
 pub mod engine;
 pub mod placement;
+pub mod replay;
 pub mod sequential;
 pub mod shuffle;
 pub mod source;

@@ -32,6 +32,10 @@ pub struct Report {
     /// With `--cache`: what was taken from the cache instead of computed.
     #[serde(default)]
     pub cache: Option<CacheInfo>,
+    /// What `mrworker --replay` needs to run one task again alone (in the
+    /// report written when the job ends).
+    #[serde(default)]
+    pub replay: Option<mr_protocol::replay::ReplayInfo>,
 }
 
 /// What a job with `--cache` reused.
@@ -161,6 +165,9 @@ pub struct Context<'a> {
     pub journal: crate::journal::JournalStats,
     /// With `--cache`: maps and reduces reused, input bytes not mapped again.
     pub reused: Option<(usize, usize, u64)>,
+    /// The arguments naming the app as workers get them, and the job
+    /// directory, for the replay section of the final report.
+    pub replay: Option<(&'a [String], &'a Path)>,
 }
 
 /// Builds the report from the scheduler's state.
@@ -262,6 +269,10 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             reduces_reused: r,
             input_bytes_reused: b,
         }),
+        replay: cx
+            .replay
+            .filter(|_| cx.ended.is_some() && cx.detail)
+            .map(|(args, job_dir)| s.replay_info(args, job_dir)),
     }
 }
 

@@ -24,6 +24,7 @@ pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
+use mr_protocol::replay::ReplayInfo;
 use mr_protocol::{
     Assignment, AttemptId, Counters, MapOutputRef, MapOutputs, MapTaskId, MapWork, Phase,
     ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
@@ -302,6 +303,28 @@ impl Scheduler {
         }
         if self.is_done() && self.phase_marks[2].is_none() {
             self.phase_marks[2] = Some(now);
+        }
+    }
+
+    /// What a replay of any of the job's tasks needs: the app's arguments
+    /// (`app_args`), R, every map's split, and where each accepted map
+    /// output in the job directory (`job_dir`) was.
+    pub fn replay_info(&self, app_args: &[String], job_dir: &std::path::Path) -> ReplayInfo {
+        ReplayInfo {
+            app_args: app_args.to_vec(),
+            reduces: self.cfg.reduces,
+            splits: (0..self.maps.len())
+                .map(|m| self.splits.split(m, &self.inputs))
+                .collect(),
+            map_outputs: (0..self.maps.len() as u32)
+                .map(|m| {
+                    let (a, in_job_dir) = self.accepted_map(MapTaskId(m))?;
+                    in_job_dir.then(|| {
+                        let name = mr_protocol::names::map_output(MapTaskId(m), a);
+                        job_dir.join(name).display().to_string()
+                    })
+                })
+                .collect(),
         }
     }
 

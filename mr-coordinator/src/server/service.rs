@@ -68,6 +68,9 @@ pub(crate) struct Shared {
     pub(crate) cache: Option<Arc<crate::reuse::JobCache>>,
     /// Outputs being put into the cache (awaited before the job directory goes).
     pub(crate) cache_puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The arguments naming the app as a worker gets them (a plugin's path
+    /// made absolute), for the report's replay section.
+    pub(crate) app_args: Vec<String>,
     /// Taken from the cache: maps, reduces, input bytes.
     pub(crate) reused: Mutex<(usize, usize, u64)>,
 }
@@ -135,6 +138,7 @@ impl Shared {
                 detail,
                 journal: self.journal.stats(),
                 reused: self.cache.is_some().then(|| self.reused()),
+                replay: Some((&self.app_args, &self.job_dir)),
             },
         )
     }

@@ -70,9 +70,20 @@ struct Args {
     /// exist here with the same size (when the same path may hold other data).
     #[arg(long)]
     remote_inputs: bool,
+    /// Instead of joining a job: run one task of a finished or failed job
+    /// again, alone, in the foreground, with exactly the input it had: the
+    /// job's report (mr-report.json) and the task as it names it (map-3,
+    /// reduce-7). The app and settings come from the report; the output
+    /// goes into --replay-dir. RUST_LOG=debug shows its steps.
+    #[arg(long, num_args = 2, value_names = ["REPORT", "TASK"], conflicts_with_all = ["app", "map_cmd"])]
+    replay: Option<Vec<String>>,
+    /// With --replay: the directory the replay writes into (created; must
+    /// be new or empty). Default: mr-replay-<TASK> here.
+    #[arg(long, requires = "replay")]
+    replay_dir: Option<std::path::PathBuf>,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit, poison) or the path of a plugin (.so).
-    #[arg(required_unless_present = "map_cmd")]
+    #[arg(required_unless_present_any = ["map_cmd", "replay"])]
     app: Option<String>,
 }
 
@@ -87,6 +98,14 @@ async fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new()
             .num_threads(args.threads)
             .build_global();
+    }
+    if let Some(replay) = &args.replay {
+        let (report, task) = (replay[0].clone(), replay[1].clone());
+        let (dir, memory) = (args.replay_dir.clone(), args.memory as usize);
+        // CPU work: off the runtime, which has nothing else to do here.
+        return tokio::task::spawn_blocking(move || replay_task(&report, &task, dir, memory))
+            .await
+            .unwrap_or(ExitCode::FAILURE);
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
     let resolved = match (&args.map_cmd, &args.reduce_cmd, &args.app) {
@@ -153,6 +172,53 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mrworker: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--replay REPORT TASK`: runs the task and says where its output went;
+/// exit status 0 when it ran through, 1 when it failed (the failure said
+/// as the job would have said it), 2 when it cannot be replayed.
+fn replay_task(
+    report: &str,
+    task: &str,
+    dir: Option<std::path::PathBuf>,
+    memory: usize,
+) -> ExitCode {
+    use mr_worker::replay::{app_of, read_report, replay, ReplayError};
+    let task: mr_protocol::replay::TaskName = match task.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("mrworker: --replay: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = dir.unwrap_or_else(|| format!("mr-replay-{task}").into());
+    let ran = read_report(std::path::Path::new(report)).and_then(|info| {
+        let app = app_of(&info)?;
+        replay(&app, &info, task, &dir, memory)
+    });
+    match ran {
+        Ok(done) => {
+            if done.maps_rerun > 0 {
+                eprintln!(
+                    "mrworker: {} map outputs were gone; their splits were mapped again",
+                    done.maps_rerun
+                );
+            }
+            for f in &done.outputs {
+                println!("{}", f.display());
+            }
+            eprintln!("mrworker: replayed {task} into {}", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e @ ReplayError::Failed { .. }) => {
+            eprintln!("mrworker: replay of {e}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("mrworker: --replay: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -13,6 +13,7 @@ mod inputs;
 mod network;
 mod object_outputs;
 mod objects;
+mod replay;
 mod report;
 mod security;
 mod socket;
