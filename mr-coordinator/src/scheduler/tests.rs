@@ -641,3 +641,43 @@ fn counts_kept_beside_the_records_agree_with_them() {
     );
     assert_eq!((p.maps_done, p.reduces_done), (2, 1));
 }
+
+#[test]
+fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(3), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    s.hold_reduces();
+    // No lookup is due while maps run.
+    let (m0, a0) = map_of(&s.assign(w, t0));
+    ok(&mut s, a0, t0);
+    assert!(!s.reduce_lookup_due());
+    let (_, a1) = map_of(&s.assign(w, t0));
+    assert_eq!(m0.0, 0);
+    ok(&mut s, a1, t0);
+    // The maps are done: the lookup is due once, and until it is over
+    // workers wait rather than start a reduce the cache may hold.
+    assert!(s.reduce_lookup_due());
+    assert!(!s.reduce_lookup_due());
+    assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
+    assert_eq!(s.reduces_left().len(), 3);
+    // Reduces 0 and 2 came from the cache: only reduce 1 runs.
+    let cached = |r: u32| (ReduceTaskId(r), AttemptId::cached(r), Counters::default());
+    s.release_reduces(&[cached(0), cached(2)], t0);
+    assert_eq!(s.reduces_left(), vec![ReduceTaskId(1)]);
+    let (r, a, maps) = reduce_of(&s.assign(w, t0));
+    assert_eq!((r.0, maps.len()), (1, 2));
+    assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
+    ok(&mut s, a, t0);
+    assert!(s.is_done());
+    // Holding is a no-op once the maps are done (looked up at the start).
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w, t0));
+        ok(&mut s, a, t0);
+    }
+    s.hold_reduces();
+    assert!(!s.reduce_lookup_due());
+    reduce_of(&s.assign(w, t0));
+}
