@@ -307,11 +307,15 @@ impl Scheduler {
     }
 
     /// What a replay of any of the job's tasks needs: the app's arguments
-    /// (`app_args`), R, every map's split, and where each accepted map
-    /// output in the job directory (`job_dir`) was.
+    /// (`app_args`; none when the job named no app, and then the name its
+    /// workers registered with), R, every map's split, and where each
+    /// accepted map output in the job directory (`job_dir`) was.
     pub fn replay_info(&self, app_args: &[String], job_dir: &std::path::Path) -> ReplayInfo {
         ReplayInfo {
-            app_args: app_args.to_vec(),
+            app_args: match app_args {
+                [] => self.app.iter().cloned().collect(),
+                args => args.to_vec(),
+            },
             reduces: self.cfg.reduces,
             splits: (0..self.maps.len())
                 .map(|m| self.splits.split(m, &self.inputs))

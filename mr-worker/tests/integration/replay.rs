@@ -186,6 +186,26 @@ fn a_replayed_poison_map_panics_on_the_same_record() {
 }
 
 #[test]
+fn a_job_that_named_no_app_is_replayed_with_its_workers_app() {
+    // The lab's way: the coordinator is told no app, workers bring theirs.
+    let t = TestDir::new();
+    let input = t.write("in.txt", &b"alpha beta\nbeta gamma\n".repeat(100));
+    let (mut c, addr) = t.coordinator(&["--reduces", "2", &input]);
+    let _w = t.worker(&addr, "wc");
+    assert!(c
+        .wait_for(std::time::Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    let report = t.path().join("mr-report.json");
+    assert_eq!(report_json(&report)["replay"]["app_args"][0], "wc");
+    let o = replay(&t, &report, "reduce-0", &["--replay-dir", "r0"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(t.path().join("r0/mr-out-0")).unwrap(),
+        std::fs::read(t.path().join("mr-out-0")).unwrap()
+    );
+}
+
+#[test]
 fn what_cannot_be_replayed_is_refused_by_name() {
     let t = TestDir::new();
     let input = t.write("in.txt", b"a b c\n");
