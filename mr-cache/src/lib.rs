@@ -8,11 +8,14 @@
 //!   addresses are made of.
 //! - [`partitions`]: a map output's partitions' addresses, and a reduce's
 //!   made from them (a reduce whose partitions are unchanged is reused).
+//! - [`job`]: a job's cache: its tasks' addresses, what it takes from the
+//!   cache and what it keeps (shared by `mrcoordinator` and `mrsequential`).
 //! - [`store`]: the cache directory, entries named by [`Key`]s: the hash of
 //!   everything that determines a result (a split's bytes, the app's
 //!   identity, R, the partitioner, the run-file format).
 
 pub mod chunk;
+pub mod job;
 pub mod partitions;
 pub mod plan;
 pub mod store;

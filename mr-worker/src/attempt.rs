@@ -199,8 +199,16 @@ async fn blocking(
 /// Runs one map task synchronously and counts what it did.
 fn run_map_task(app: &dyn mr_apps::App, job: &MapJob<'_>) -> Result<TaskOutput, TaskFailure> {
     let stats = run_map(app, job)?;
+    Ok(TaskOutput::Map(map_counters(app, stats)))
+}
+
+/// What a map task reports of what it did.
+pub(crate) fn map_counters(
+    app: &dyn mr_apps::App,
+    stats: crate::engine::map::MapStats,
+) -> Counters {
     let combines = app.has_combiner() || app.sums_counts();
-    Ok(TaskOutput::Map(Counters {
+    Counters {
         input_bytes: stats.input_bytes,
         input_records: stats.input_records,
         map_output_records: stats.emitted,
@@ -211,21 +219,26 @@ fn run_map_task(app: &dyn mr_apps::App, job: &MapJob<'_>) -> Result<TaskOutput, 
         skipped_records: stats.skipped,
         app: stats.app_counters,
         ..Counters::default()
-    }))
+    }
 }
 
-/// Runs one reduce task synchronously and counts what it did.
-fn run_reduce_task(app: &dyn mr_apps::App, job: &ReduceJob<'_>) -> Result<TaskOutput, TaskFailure> {
-    let stats = run_reduce(app, job)?;
-    let counters = Counters {
+/// What a reduce task reports of what it did (an upload aside).
+pub(crate) fn reduce_counters(stats: &crate::engine::reduce::ReduceStats) -> Counters {
+    Counters {
         reduce_input_groups: stats.groups,
         reduce_input_records: stats.records,
         output_records: stats.keys,
         output_bytes: stats.bytes,
         skipped_records: stats.skipped,
-        app: stats.app_counters,
+        app: stats.app_counters.clone(),
         ..Counters::default()
-    };
+    }
+}
+
+/// Runs one reduce task synchronously and counts what it did.
+fn run_reduce_task(app: &dyn mr_apps::App, job: &ReduceJob<'_>) -> Result<TaskOutput, TaskFailure> {
+    let stats = run_reduce(app, job)?;
+    let counters = reduce_counters(&stats);
     Ok(match stats.upload {
         Some(u) => TaskOutput::Uploaded(counters, u),
         None => TaskOutput::Reduce(counters),

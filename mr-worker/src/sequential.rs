@@ -91,3 +91,134 @@ pub fn run_sequential(
     std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
     Ok(stats.keys)
 }
+
+/// Why a run with a cache did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum CachedRunError {
+    /// The cache or an input cannot be used.
+    #[error(transparent)]
+    Setup(#[from] mr_cache::job::SetupError),
+    /// A task failed, as it would without the cache.
+    #[error(transparent)]
+    Task(#[from] TaskFailure),
+}
+
+/// What a run with a cache reused.
+#[derive(Debug, Default)]
+pub struct CachedRun {
+    /// Map tasks (splits) in the job.
+    pub maps: usize,
+    /// Of them, taken from the cache.
+    pub maps_reused: usize,
+    /// Input bytes not mapped again.
+    pub input_bytes_reused: u64,
+    /// Whether `mr-out-0` itself came from the cache.
+    pub output_reused: bool,
+}
+
+/// Runs `app` (as `spec` names it) over `inputs` into `<out_dir>/mr-out-0`
+/// with the cache in `cache`: the inputs planned by content into splits of
+/// `spec.split_size` (at the coordinator's split size, `mrsequential
+/// --cache` and `mrcoordinator --cache --reduces 1` over the same inputs
+/// make the same addresses and share results), each split's map output and
+/// the reduce's output
+/// taken from the cache when it holds them and kept there otherwise (with
+/// `max`, the cache is evicted down to it afterwards). The output is the
+/// one [`run_sequential`] writes.
+pub fn run_sequential_cached(
+    app: &dyn App,
+    spec: &mr_cache::job::AppSpec<'_>,
+    inputs: &[InputFile],
+    out_dir: &Path,
+    memory: usize,
+    (cache, max): (&Path, Option<u64>),
+) -> Result<CachedRun, CachedRunError> {
+    use mr_cache::job::JobCache;
+    use mr_protocol::{names, ReduceTaskId};
+    let io = |p: &Path, e: std::io::Error| TaskFailure::Io {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    };
+    let (jc, plan, _) = JobCache::plan(cache, max, inputs, spec)?;
+    let work = TempDir(out_dir.join(format!(".mr-seq-{}", std::process::id())));
+    std::fs::create_dir_all(&work.0).map_err(|e| io(&work.0, e))?;
+    let taken = jc.take(&work.0, Some(out_dir), &[], &|_| false);
+    let mut run = CachedRun {
+        maps: plan.len(),
+        maps_reused: taken.maps.len(),
+        input_bytes_reused: taken.input_bytes,
+        output_reused: !taken.reduces.is_empty(),
+    };
+    if run.output_reused {
+        jc.evict();
+        return Ok(run);
+    }
+    let cached: std::collections::HashSet<MapTaskId> =
+        taken.maps.iter().map(|(m, _, _)| *m).collect();
+    let to_run: Vec<u32> = (0..plan.len() as u32)
+        .filter(|m| !cached.contains(&MapTaskId(*m)))
+        .collect();
+    // The maps left run at once and share the memory budget.
+    let each = memory / rayon::current_num_threads().min(to_run.len()).max(1);
+    let ran: Vec<(MapTaskId, PathBuf)> = to_run
+        .par_iter()
+        .map(|&m| {
+            let task = MapTaskId(m);
+            let out = work.0.join(names::map_output(task, AttemptId(0)));
+            let split = plan.split(m as usize, inputs);
+            let job = MapJob {
+                map: m,
+                reduces: spec.reduces,
+                parts: &split.parts,
+                fetched: &[],
+                out: &out,
+                memory: each,
+                skip: &[],
+                cancel: Default::default(),
+            };
+            let stats = crate::engine::map::run_map(app, &job)?;
+            jc.put_map(task, &out, &crate::attempt::map_counters(app, stats));
+            Ok((task, out))
+        })
+        .collect::<Result<_, TaskFailure>>()?;
+    // The reduce's address is known now that every map's output is.
+    let unknown: Vec<(MapTaskId, Option<PathBuf>)> =
+        ran.iter().map(|(m, p)| (*m, Some(p.clone()))).collect();
+    let reduce = ReduceTaskId(0);
+    if !jc
+        .reduces_at_map_end(&unknown, Some(out_dir), &[reduce])
+        .is_empty()
+    {
+        run.output_reused = true;
+        jc.evict();
+        return Ok(run);
+    }
+    let inputs: Vec<ReduceInput> = (0..plan.len() as u32)
+        .map(|m| {
+            let task = MapTaskId(m);
+            let attempt = match cached.contains(&task) {
+                true => AttemptId::cached(m),
+                false => AttemptId(0),
+            };
+            ReduceInput::run_file(task, attempt, work.0.join(names::map_output(task, attempt)))
+        })
+        .collect();
+    let tmp = work.0.join("mr-out-0.tmp");
+    let stats = run_reduce(
+        app,
+        &ReduceJob {
+            reduce: 0,
+            reduces: spec.reduces,
+            inputs,
+            out: &tmp,
+            upload_to: None,
+            skip: &[],
+            cancel: Default::default(),
+        },
+    )?;
+    let out = out_dir.join("mr-out-0");
+    std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
+    jc.put_reduce(reduce, &out, &crate::attempt::reduce_counters(&stats));
+    jc.evict();
+    Ok(run)
+}

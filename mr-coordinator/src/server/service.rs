@@ -65,7 +65,7 @@ pub(crate) struct Shared {
     /// Published outputs in the store, by task (for the `_SUCCESS` manifest).
     pub(crate) published: Mutex<std::collections::BTreeMap<ReduceTaskId, OutputUpload>>,
     /// `--cache`: the job's cache and its tasks' content addresses.
-    pub(crate) cache: Option<Arc<crate::reuse::JobCache>>,
+    pub(crate) cache: Option<Arc<mr_cache::job::JobCache>>,
     /// Outputs being put into the cache (awaited before the job directory goes).
     pub(crate) cache_puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The arguments naming the app as a worker gets them (a plugin's path

@@ -17,6 +17,21 @@ struct Args {
     /// sorted runs are spilled to disk and merged.
     #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_protocol::size::parse_size)]
     memory: u64,
+    /// Keep each split's map output and the job's output in this
+    /// directory, and reuse them in later runs: only what changed inputs or
+    /// app change is computed again (inputs are split by content; local
+    /// inputs only). Shared with `mrcoordinator --cache DIR --reduces 1`
+    /// at the same split size.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// With --cache: after the run, evict least recently used results until
+    /// the cache holds at most this much (e.g. 10GiB).
+    #[arg(long, requires = "cache", value_parser = mr_protocol::size::parse_size)]
+    cache_max: Option<u64>,
+    /// With --cache: the size splits are planned at (as mrcoordinator's
+    /// --split-size; the same size makes the same addresses).
+    #[arg(long, requires = "cache", default_value = "64MiB", value_parser = mr_protocol::size::parse_size)]
+    split_size: u64,
     /// The app: a built-in name or the path of a plugin (.so).
     app: String,
     /// Input files or glob patterns.
@@ -33,8 +48,39 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.output_dir.display()
         );
     }
-    mr_worker::sequential::run_sequential(&*app, &inputs, &args.output_dir, args.memory as usize)
-        .with_context(|| format!("app '{}' failed", args.app))?;
+    let memory = args.memory as usize;
+    let Some(cache) = &args.cache else {
+        mr_worker::sequential::run_sequential(&*app, &inputs, &args.output_dir, memory)
+            .with_context(|| format!("app '{}' failed", args.app))?;
+        return Ok(());
+    };
+    let spec = mr_cache::job::AppSpec {
+        app: &args.app,
+        streaming: None,
+        reduces: 1,
+        split_size: args.split_size.max(1),
+    };
+    let run = mr_worker::sequential::run_sequential_cached(
+        &*app,
+        &spec,
+        &inputs,
+        &args.output_dir,
+        memory,
+        (cache, args.cache_max),
+    )
+    .map_err(|e| match e {
+        mr_worker::sequential::CachedRunError::Task(f) => {
+            anyhow::anyhow!("app '{}' failed: {f}", args.app)
+        }
+        other => other.into(),
+    })?;
+    eprintln!(
+        "mrsequential: reused from the cache: {} of {} map tasks ({} input bytes not mapped again){}",
+        run.maps_reused,
+        run.maps,
+        run.input_bytes_reused,
+        if run.output_reused { " and the output" } else { "" }
+    );
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! from the job report (which attempts ran), answers are compared with
 //! fresh runs without a cache, file by file.
 
-use crate::util::{bin, data_files, TestDir};
+use crate::util::{bin, data_files, sorted_lines, TestDir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -302,4 +302,69 @@ fn a_cache_without_an_app_or_with_object_inputs_is_refused_by_name() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in.txt") && err.contains("--cache"), "{err}");
+}
+
+/// `mrsequential --cache DIR --split-size 64KiB APP INPUTS` into `out`;
+/// returns its stderr and `mr-out-0`.
+fn sequential(t: &TestDir, out: &str, cache: &Path, inputs: &[String]) -> (String, Vec<u8>) {
+    let dir = t.path().join(out);
+    std::fs::create_dir_all(&dir).unwrap();
+    let o = Command::new(bin("mrsequential"))
+        .arg("--output-dir")
+        .arg(&dir)
+        .arg("--cache")
+        .arg(cache)
+        .args(["--split-size", "64KiB", "wc"])
+        .args(inputs)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    (err, std::fs::read(dir.join("mr-out-0")).unwrap())
+}
+
+#[test]
+fn mrsequential_reuses_its_own_results_and_the_coordinators() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    let fresh = t.sequential("wc", &files);
+    let (err, first) = sequential(&t, "first", &cache, &files);
+    assert!(err.contains("reused from the cache: 0 of"), "{err}");
+    assert!(
+        sorted_lines(&[first]) == fresh,
+        "a cached run's output differs from mrsequential's"
+    );
+    let (err, again) = sequential(&t, "again", &cache, &files);
+    assert!(err.contains(" and the output"), "{err}");
+    assert!(sorted_lines(&[again]) == fresh);
+    // One file edited: its splits map again, the rest come from the cache.
+    let edited = &files[2];
+    let mut bytes = std::fs::read(edited).unwrap();
+    bytes.extend_from_slice(b"\nzyzzyva\n");
+    std::fs::write(edited, &bytes).unwrap();
+    let fresh = t.sequential_in("fresh-edited", "wc", &files);
+    let (err, edited_out) = sequential(&t, "edited", &cache, &files);
+    assert!(sorted_lines(&[edited_out]) == fresh, "after an edit");
+    let counts: Vec<usize> = err
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (reused, maps) = (counts[0], counts[1]);
+    assert!(reused + 2 >= maps && reused < maps, "{err}");
+    assert!(!err.contains(" and the output"), "{err}");
+    // The coordinator with one reduce at the same split size makes the same
+    // addresses: a sequential run after it reuses everything it did.
+    let shared = t.path().join("shared-cache");
+    run(
+        &t,
+        "coord",
+        Some(&shared),
+        &["--app", "wc", "--reduces", "1"],
+        &files,
+    );
+    let (err, out) = sequential(&t, "after-coord", &shared, &files);
+    assert!(err.contains(" and the output"), "{err}");
+    assert!(out == std::fs::read(t.path().join("coord/mr-out-0")).unwrap());
+    assert!(sorted_lines(&[out]) == fresh);
 }

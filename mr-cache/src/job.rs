@@ -1,0 +1,393 @@
+//! A job's cache: what it takes from the cache instead of computing it,
+//! and what it gives back (`mrcoordinator --cache`, `mrsequential --cache`).
+//!
+//! With a cache the inputs are planned by content ([`crate::plan`]):
+//! each split's content address is the hash of everything that determines
+//! its map's output (its files' names and bytes, the app's identity, R and
+//! the run-file format). A reduce's address is made of the addresses of
+//! its partition of every map's output ([`crate::partitions`]), known
+//! for a cached map from its entry and for a map that ran once its output
+//! is kept; so reduces are looked up when every map's is known: before the
+//! job starts if every map is cached, else when the maps are done (the
+//! scheduler holds reduces back until then). Reduce outputs found are
+//! committed as `mr-out-<r>`; map outputs found are placed in the job
+//! directory as accepted outputs of a reserved attempt; both count as done,
+//! as a journal's progress does. As tasks finish, their outputs go into the
+//! cache (map outputs only when a worker wrote them to the shared job
+//! directory). A reduce output is checked against its SHA-256 when taken,
+//! a map output by the block checksums every reader checks, so a damaged
+//! entry is recomputed, never used.
+
+use crate::partitions::{partition_keys, reduce_key};
+use crate::{Cache, Key, Kind};
+use mr_protocol::plan::{InputFile, SplitPlan};
+use mr_protocol::{names, AttemptId, Counters, MapTaskId, ReduceTaskId};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use tracing::{info, warn};
+
+/// Bumped with any change to what a map's or reduce's output is made of
+/// that the app's identity does not cover (the run-file format, the
+/// partitioner's framing, how a reduce's address is made).
+const OUTPUTS_VERSION: &[u8] = b"outputs-2 run-file MRRUN 1";
+
+/// Why a job cannot keep a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// An input is in an object store (planning by content reads inputs).
+    #[error("--cache plans inputs by their bytes, and '{0}' is in an object store: copy it here, or run without --cache")]
+    ObjectInput(String),
+    /// The cache directory cannot be used.
+    #[error(transparent)]
+    Cache(#[from] crate::CacheError),
+    /// An input cannot be read.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// The app is unknown, so its code cannot be identified.
+    #[error("--cache needs to know the app's code: {0}")]
+    App(String),
+    /// A plugin's file cannot be read to hash it.
+    #[error("cannot read plugin '{path}': {reason}")]
+    Plugin {
+        /// The plugin's path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The app and settings that shape a job's outputs.
+pub struct AppSpec<'a> {
+    /// `--app` (a built-in name or a plugin path), or a streaming job's name.
+    pub app: &'a str,
+    /// A streaming job's map and reduce commands.
+    pub streaming: Option<&'a (String, String)>,
+    /// R.
+    pub reduces: u32,
+    /// The target split size.
+    pub split_size: u64,
+}
+
+/// A job's cache and the content addresses of its tasks.
+pub struct JobCache {
+    cache: Cache,
+    /// The app's identity (see [`app_identity`]).
+    identity: Vec<u8>,
+    /// R.
+    reduces: u32,
+    maps: Vec<Key>,
+    /// Input bytes of each map's split (for the summary).
+    map_bytes: Vec<u64>,
+    /// `--cache-max`: evict down to this after the job.
+    max: Option<u64>,
+    /// What is learned as the job runs (puts run on blocking threads).
+    known: Mutex<Known>,
+}
+
+/// Addresses learned from the cache or from outputs as they are kept.
+struct Known {
+    /// Per map, its output's partitions' addresses (None for an empty
+    /// partition), once known.
+    parts: Vec<Option<Vec<Option<Key>>>>,
+    /// Per reduce, its address, once every map's partitions are known.
+    reduces: Vec<Option<Key>>,
+}
+
+/// What a map's cache entry says besides its run file.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MapMeta {
+    counters: Counters,
+    /// The run file's partitions' addresses (None: empty).
+    parts: Vec<Option<[u8; 32]>>,
+}
+
+/// What was taken from the cache.
+#[derive(Debug, Default)]
+pub struct Reused {
+    /// Maps done by a cached output: id, reserved attempt, counters.
+    pub maps: Vec<(MapTaskId, AttemptId, Counters)>,
+    /// Outputs committed from the cache.
+    pub reduces: Vec<(ReduceTaskId, AttemptId, Counters)>,
+    /// Input bytes whose maps did not run.
+    pub input_bytes: u64,
+}
+
+impl JobCache {
+    /// Opens the cache in `dir`, plans the inputs by content and works out
+    /// every map's address. Blocking (reads the inputs not seen before).
+    pub fn plan(
+        dir: &Path,
+        max: Option<u64>,
+        files: &[InputFile],
+        spec: &AppSpec<'_>,
+    ) -> Result<(JobCache, SplitPlan, (String, bool)), SetupError> {
+        if let Some(f) = files.iter().find(|f| f.version.is_some()) {
+            return Err(SetupError::ObjectInput(f.name.clone()));
+        }
+        let cache = Cache::open(dir)?;
+        let (identity, name, whole_file) = app_identity(spec)?;
+        let pieces = crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))?;
+        let (plan, split_keys) = crate::plan::plan(files, &pieces, spec.split_size);
+        let r = spec.reduces.to_le_bytes();
+        let maps: Vec<Key> = split_keys
+            .iter()
+            .map(|k| Key::of(&[b"map", OUTPUTS_VERSION, &identity, &r, &k.0]))
+            .collect();
+        let map_bytes = (0..plan.len())
+            .map(|i| plan.ranges(i).iter().map(|p| p.end - p.start).sum())
+            .collect();
+        let known = Known {
+            parts: vec![None; maps.len()],
+            reduces: vec![None; spec.reduces as usize],
+        };
+        let job = JobCache {
+            cache,
+            identity,
+            reduces: spec.reduces,
+            maps,
+            map_bytes,
+            max,
+            known: Mutex::new(known),
+        };
+        Ok((job, plan, (name, whole_file)))
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes what the cache holds for the tasks not already done, before
+    /// the job starts: `done` maps (from a journal) with their outputs'
+    /// paths in the job directory (None: on a worker's disk), `reduces_done`
+    /// likewise. Reduce outputs are committed into `output_dir` (None:
+    /// outputs go to an object store, not cached) if every map's address
+    /// is known by now; for the reduces left, cached map outputs are placed
+    /// in `job_dir`. Blocking.
+    pub fn take(
+        &self,
+        job_dir: &Path,
+        output_dir: Option<&Path>,
+        done: &[(MapTaskId, Option<PathBuf>)],
+        reduces_done: &dyn Fn(ReduceTaskId) -> bool,
+    ) -> Reused {
+        let mut got = Reused::default();
+        // What the cache says of each map: its counters and partitions.
+        let mut cached = Vec::new();
+        let done_maps: std::collections::HashSet<MapTaskId> =
+            done.iter().map(|(m, _)| *m).collect();
+        for (m, key) in self.maps.iter().enumerate() {
+            let task = MapTaskId(m as u32);
+            if done_maps.contains(&task) {
+                continue;
+            }
+            let meta = self.cache.meta(Kind::Map, key);
+            let Some(meta) = meta.and_then(|b| bincode::deserialize::<MapMeta>(&b).ok()) else {
+                continue;
+            };
+            if meta.parts.len() != self.reduces as usize {
+                continue;
+            }
+            self.known().parts[m] = Some(meta.parts.iter().map(|p| p.map(Key)).collect());
+            cached.push((task, meta.counters));
+        }
+        self.learn(done);
+        let left: Vec<ReduceTaskId> = (0..self.reduces)
+            .map(ReduceTaskId)
+            .filter(|&r| !reduces_done(r))
+            .collect();
+        got.reduces = self.take_reduces(output_dir, &left);
+        let running = left.len() - got.reduces.len();
+        for (task, counters) in cached {
+            let m = task.0 as usize;
+            // Every output came from the cache: no reduce reads a map's,
+            // which is then done without being placed anywhere.
+            let placed = running == 0 || {
+                let dest = job_dir.join(names::map_output(task, reserved(m)));
+                self.cache.take(Kind::Map, &self.maps[m], &dest).is_some()
+            };
+            if placed {
+                got.maps.push((task, reserved(m), counters));
+                got.input_bytes += self.map_bytes[m];
+            } else {
+                self.known().parts[m] = None;
+            }
+        }
+        if !got.maps.is_empty() || !got.reduces.is_empty() {
+            info!(
+                maps = got.maps.len(),
+                reduces = got.reduces.len(),
+                input_bytes = got.input_bytes,
+                "reusing results from the cache"
+            );
+        }
+        got
+    }
+
+    /// Learns the partitions of the outputs in `outputs` (map, path in the
+    /// job directory) whose partitions are not known yet. Blocking.
+    fn learn(&self, outputs: &[(MapTaskId, Option<PathBuf>)]) {
+        for (m, path) in outputs {
+            if self.known().parts[m.0 as usize].is_some() {
+                continue;
+            }
+            let Some(path) = path else { continue };
+            match partition_keys(path, self.reduces) {
+                Ok(parts) => self.known().parts[m.0 as usize] = Some(parts),
+                Err(e) => warn!(map = %m, "cannot address the output's partitions: {e}"),
+            }
+        }
+    }
+
+    /// The maps whose outputs' partitions are not known (yet).
+    pub fn unknown_maps(&self) -> Vec<MapTaskId> {
+        let known = self.known();
+        (0..self.maps.len() as u32)
+            .map(MapTaskId)
+            .filter(|m| known.parts[m.0 as usize].is_none())
+            .collect()
+    }
+
+    /// Once every map is done: learns the partitions of `outputs` (those
+    /// not known yet, see [`JobCache::unknown_maps`]), works out the
+    /// reduces' addresses, and commits into `output_dir` the outputs the
+    /// cache holds of the reduces in `left`. Those committed are returned.
+    /// Blocking.
+    pub fn reduces_at_map_end(
+        &self,
+        outputs: &[(MapTaskId, Option<PathBuf>)],
+        output_dir: Option<&Path>,
+        left: &[ReduceTaskId],
+    ) -> Vec<(ReduceTaskId, AttemptId, Counters)> {
+        self.learn(outputs);
+        let got = self.take_reduces(output_dir, left);
+        if !got.is_empty() {
+            info!(reduces = got.len(), "reusing outputs from the cache");
+        }
+        got
+    }
+
+    /// If every map's partitions are known: the reduces' addresses, and the
+    /// outputs the cache holds of those in `left` committed into
+    /// `output_dir`.
+    fn take_reduces(
+        &self,
+        output_dir: Option<&Path>,
+        left: &[ReduceTaskId],
+    ) -> Vec<(ReduceTaskId, AttemptId, Counters)> {
+        let keys: Vec<Key> = {
+            let mut known = self.known();
+            let Some(parts) = known.parts.iter().cloned().collect::<Option<Vec<_>>>() else {
+                return Vec::new();
+            };
+            let r_count = self.reduces.to_le_bytes();
+            let base: [&[u8]; 3] = [OUTPUTS_VERSION, &self.identity, &r_count];
+            let keys: Vec<Key> = (0..self.reduces)
+                .map(|r| reduce_key(&base, r, parts.iter().map(|p| p[r as usize].as_ref())))
+                .collect();
+            known.reduces = keys.iter().copied().map(Some).collect();
+            keys
+        };
+        let Some(dir) = output_dir else {
+            return Vec::new();
+        };
+        let mut got = Vec::new();
+        for &task in left {
+            let key = &keys[task.0 as usize];
+            let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
+            let Some(meta) = self.cache.take(Kind::Reduce, key, &tmp) else {
+                continue;
+            };
+            let Some(counters) = decode(&meta) else {
+                let _ = std::fs::remove_file(&tmp);
+                continue;
+            };
+            // Committed as a reduce commits: rename into place.
+            match std::fs::rename(&tmp, dir.join(names::output(task))) {
+                Ok(()) => got.push((task, reserved(task.0 as usize), counters)),
+                Err(e) => {
+                    warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        got
+    }
+
+    /// Keeps map `m`'s accepted output (the run file at `path`), with its
+    /// partitions' addresses. Blocking.
+    pub fn put_map(&self, m: MapTaskId, path: &Path, counters: &Counters) {
+        let parts = match partition_keys(path, self.reduces) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(map = %m, "not cached: cannot address the output's partitions: {e}");
+                return;
+            }
+        };
+        let meta = MapMeta {
+            counters: counters.clone(),
+            parts: parts.iter().map(|p| p.map(|k| k.0)).collect(),
+        };
+        self.known().parts[m.0 as usize] = Some(parts);
+        let meta = bincode::serialize(&meta).unwrap_or_default();
+        self.put(Kind::Map, &self.maps[m.0 as usize], path, &meta);
+    }
+
+    /// Keeps reduce `r`'s committed output (at `path`), if its address is
+    /// known (every map's partitions were). Blocking.
+    pub fn put_reduce(&self, r: ReduceTaskId, path: &Path, counters: &Counters) {
+        let key = self.known().reduces[r.0 as usize];
+        if let Some(key) = key {
+            let meta = bincode::serialize(counters).unwrap_or_default();
+            self.put(Kind::Reduce, &key, path, &meta);
+        }
+    }
+
+    fn put(&self, kind: Kind, key: &Key, path: &Path, meta: &[u8]) {
+        if let Err(e) = self.cache.put(kind, key, path, meta) {
+            // A cache that cannot take it only costs a later run the task.
+            warn!("{e}");
+        }
+    }
+
+    /// Evicts down to `--cache-max`, if given. Blocking.
+    pub fn evict(&self) {
+        if let Some(max) = self.max {
+            let freed = self.cache.evict(max);
+            if freed > 0 {
+                info!(freed, max, "evicted least recently used cache entries");
+            }
+        }
+    }
+}
+
+fn reserved(task: usize) -> AttemptId {
+    AttemptId::cached(task as u32)
+}
+
+fn decode(meta: &[u8]) -> Option<Counters> {
+    bincode::deserialize(meta).ok()
+}
+
+/// What identifies the app's code, the name its workers register with,
+/// and its whole-file flag: a built-in's name with this build's version,
+/// a plugin's file hash, a streaming job's commands.
+fn app_identity(spec: &AppSpec<'_>) -> Result<(Vec<u8>, String, bool), SetupError> {
+    if let Some((m, r)) = spec.streaming {
+        let id = format!("streaming\0{m}\0{r}");
+        return Ok((id.into_bytes(), spec.app.to_string(), false));
+    }
+    let app = mr_apps::resolve(spec.app).map_err(|e| SetupError::App(e.to_string()))?;
+    let is_plugin = spec.app.contains('/') || spec.app.ends_with(".so");
+    let id = if is_plugin {
+        let bytes = std::fs::read(spec.app).map_err(|e| SetupError::Plugin {
+            path: spec.app.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut id = b"plugin\0".to_vec();
+        id.extend_from_slice(&Key::of(&[&bytes]).0);
+        id
+    } else {
+        format!("builtin\0{}\0{}", spec.app, env!("CARGO_PKG_VERSION")).into_bytes()
+    };
+    Ok((id, app.name().to_string(), app.whole_file()))
+}
