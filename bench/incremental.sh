@@ -99,6 +99,15 @@ run edited-fresh >/dev/null
 same edited edited-fresh
 report edited "re-run, a line inserted in $edit" "$t"
 
+# A line of one word inserted in another file: one partition changes.
+edit=$(ls in | sed -n "$(((2 * files + 2) / 3))p")
+lines=$(wc -l <"in/$edit")
+sed -i "$((lines / 2))i\\zyzzyva" "in/$edit"
+t=$(run word --cache cache)
+run word-fresh >/dev/null
+same word word-fresh
+report word "re-run, a one-word line in $edit" "$t"
+
 # A new file of 1/64 of the corpus, sorted last.
 "$bin/mr-corpus" --size "$(($(du -bc in/*.txt | tail -1 | cut -f1) / files))" --files 1 \
     --seed 7 new >/dev/null

@@ -63,10 +63,14 @@ EOF
   done
 }
 
+# Below the system's ephemeral range (ports outgoing connections hold
+# without listening, which the check below cannot see).
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  (( low > 21000 )) || low=32768
   for _ in $(seq 100); do
-    p=$((20000 + RANDOM % 20000))
+    p=$((20000 + RANDOM % (low - 20000)))
     if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then echo "$p"; return; fi
   done
   echo 0

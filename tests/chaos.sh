@@ -61,10 +61,14 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 rand_ms() { echo $(( $1 + RANDOM % ($2 - $1 + 1) )); }
 
 # A free loopback port: the coordinator must come back on the same address.
+# Picked below the system's ephemeral range: outgoing connections take ports
+# from it without listening, which a connect cannot see but a bind fails on.
 free_port() {
-  local p
+  local p low
+  low=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+  (( low > 21000 )) || low=32768
   while :; do
-    p=$(( 20000 + RANDOM % 40000 ))
+    p=$(( 20000 + RANDOM % (low - 20000) ))
     (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
   done
 }
