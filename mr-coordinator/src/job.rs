@@ -96,6 +96,23 @@ impl JobConfig {
             (None, None) => Vec::new(),
         }
     }
+
+    /// The arguments naming the job's app as a worker gets them, with a
+    /// plugin's path made absolute (a replay may run from another
+    /// directory): what the report records for `mrworker --replay`.
+    pub fn replay_app_args(&self) -> Vec<String> {
+        let mut args = self.worker_app_args();
+        if self.streaming.is_none() {
+            for a in &mut args {
+                if a.contains('/') || a.ends_with(".so") {
+                    if let Ok(p) = std::fs::canonicalize(&*a) {
+                        *a = p.display().to_string();
+                    }
+                }
+            }
+        }
+        args
+    }
 }
 
 /// Why a job could not run or finish.

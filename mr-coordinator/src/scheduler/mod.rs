@@ -24,7 +24,6 @@ pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
-use mr_protocol::replay::ReplayInfo;
 use mr_protocol::{
     Assignment, AttemptId, Counters, MapOutputRef, MapOutputs, MapTaskId, MapWork, Phase,
     ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
@@ -304,47 +303,6 @@ impl Scheduler {
         if self.is_done() && self.phase_marks[2].is_none() {
             self.phase_marks[2] = Some(now);
         }
-    }
-
-    /// What a replay of any of the job's tasks needs: the app's arguments
-    /// (`app_args`; none when the job named no app, and then the name its
-    /// workers registered with), R, every map's split, and where each
-    /// accepted map output in the job directory (`job_dir`) was.
-    pub fn replay_info(&self, app_args: &[String], job_dir: &std::path::Path) -> ReplayInfo {
-        ReplayInfo {
-            app_args: match app_args {
-                [] => self.app.iter().cloned().collect(),
-                args => args.to_vec(),
-            },
-            reduces: self.cfg.reduces,
-            splits: (0..self.maps.len())
-                .map(|m| self.splits.split(m, &self.inputs))
-                .collect(),
-            map_outputs: (0..self.maps.len() as u32)
-                .map(|m| {
-                    let (a, in_job_dir) = self.accepted_map(MapTaskId(m))?;
-                    in_job_dir.then(|| {
-                        let name = mr_protocol::names::map_output(MapTaskId(m), a);
-                        job_dir.join(name).display().to_string()
-                    })
-                })
-                .collect(),
-        }
-    }
-
-    /// The reduces not done.
-    pub fn reduces_left(&self) -> Vec<ReduceTaskId> {
-        (0..self.reduces.len() as u32)
-            .map(ReduceTaskId)
-            .filter(|r| self.reduces[r.0 as usize].done.is_none())
-            .collect()
-    }
-
-    /// Map `m`'s accepted attempt, and whether its output is in the shared
-    /// job directory.
-    pub fn accepted_map(&self, m: MapTaskId) -> Option<(AttemptId, bool)> {
-        let t = self.maps.get(m.0 as usize)?;
-        Some((t.done?, t.in_job_dir))
     }
 
     /// Whether map `m`'s accepted output is in the shared job directory.

@@ -366,7 +366,7 @@ impl RunningJob {
             cache,
             cache_puts: Mutex::new(Vec::new()),
             reused: Mutex::new(reused),
-            app_args: replay_app_args(&cfg),
+            app_args: cfg.replay_app_args(),
         });
 
         let listener = tcp.listen(1024).map_err(bind_error)?;
@@ -807,20 +807,4 @@ async fn serve_tcp(
         serve_connection(shared.clone(), wire::transport(stream), Via::Tcp)
     })
     .await;
-}
-
-/// The arguments naming the job's app as a worker gets them, with a
-/// plugin's path made absolute (a replay may run from another directory).
-fn replay_app_args(cfg: &JobConfig) -> Vec<String> {
-    let mut args = cfg.worker_app_args();
-    if cfg.streaming.is_none() {
-        for a in &mut args {
-            if a.contains('/') || a.ends_with(".so") {
-                if let Ok(p) = std::fs::canonicalize(&*a) {
-                    *a = p.display().to_string();
-                }
-            }
-        }
-    }
-    args
 }
