@@ -207,7 +207,8 @@ pub enum Assignment {
     Work(Work),
     /// Nothing to do yet; ask again after this many milliseconds.
     Wait {
-        /// Suggested pause.
+        /// Suggested pause (0 when the coordinator held the request as
+        /// long as it meant the worker to wait).
         millis: u64,
     },
     /// The job is over: exit.
@@ -450,7 +451,9 @@ pub enum ReportAck {
 pub struct Reported {
     /// How the report was taken.
     pub ack: ReportAck,
-    /// What the worker does next (None when it did not ask).
+    /// What the worker does next: None when it did not ask, or when
+    /// there is nothing to do yet (it then asks with `request_task`, which
+    /// waits for work to appear).
     pub next: Option<Assignment>,
 }
 

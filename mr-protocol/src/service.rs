@@ -15,11 +15,16 @@ use std::path::PathBuf;
 pub trait Coordinator {
     /// Joins the job.
     async fn register(req: RegisterRequest) -> Result<JobSettings, RegisterError>;
-    /// Asks for the next thing to do.
+    /// Asks for the next thing to do. With nothing to do yet, the answer
+    /// is held until there is (or the job ends), for at most the pause a
+    /// `Wait` would suggest: a long poll, so that an idle worker starts the
+    /// moment work appears.
     async fn request_task(worker: WorkerId) -> Result<Assignment, ProtocolError>;
     /// Reports how an attempt ended; with `next`, the answer also carries
     /// the worker's next assignment (its slot is free), saving a
-    /// `request_task` (a worker about to leave asks for none).
+    /// `request_task` (a worker about to leave asks for none). An answer
+    /// with nothing to do yet carries none: the worker's `request_task`
+    /// then waits for work.
     async fn report(
         worker: WorkerId,
         attempt: AttemptId,

@@ -21,6 +21,7 @@ mod queries;
 mod tasks;
 
 pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
+pub use queries::WorkMark;
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};

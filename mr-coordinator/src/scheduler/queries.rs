@@ -1,16 +1,55 @@
 //! Read-only questions about the scheduler's state that no scheduling
 //! decision depends on: the job's counters, phase times, the attempt log and
 //! progress counts (for reports, the status page and logs), what the
-//! server needs to name files and journal records, and what the cache's
-//! lookup and a replay need to know of the tasks.
+//! server needs to name files and journal records, what the cache's
+//! lookup and a replay need to know of the tasks, and whether a waiting
+//! worker could now be given something ([`WorkMark`]).
 
 use super::tasks::AttemptState;
-use super::{AttemptRecord, Progress, Scheduler, TaskRef};
+use super::{AttemptRecord, Progress, ReduceGate, Scheduler, TaskRef};
 use mr_protocol::replay::ReplayInfo;
 use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId, WorkerId};
 use std::time::{Duration, Instant};
 
+/// What [`Scheduler::assign`] could hand out at one moment, compared
+/// before and after a change to learn whether workers waiting for work
+/// should ask again now (see [`WorkMark::wakes_after`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkMark {
+    /// Idle tasks of the phase being handed out (0 while none may be).
+    open: usize,
+    /// Whether the job is over (every worker is then told to exit).
+    over: bool,
+}
+
+impl WorkMark {
+    /// True if this mark, taken after a change, shows more to hand out than
+    /// `before` did, or the job's end. Backups for stragglers are not
+    /// counted: they become due with time, which waiting workers see when
+    /// their wait ends.
+    pub fn wakes_after(self, before: WorkMark) -> bool {
+        self.open > before.open || (self.over && !before.over)
+    }
+}
+
 impl Scheduler {
+    /// What could be handed out now (see [`WorkMark`]).
+    pub fn work_mark(&self) -> WorkMark {
+        let open = if self.maps.is_empty() {
+            0
+        } else if !self.all_maps_done() {
+            self.idle[0].len()
+        } else if self.reduce_gate != ReduceGate::Open {
+            0
+        } else {
+            self.idle[1].len()
+        };
+        WorkMark {
+            open,
+            over: self.is_over(),
+        }
+    }
+
     /// The app and its whole-file flag once the inputs are split (what a
     /// journal must record to split them the same way after a restart).
     pub fn planned_app(&self) -> Option<(String, bool)> {

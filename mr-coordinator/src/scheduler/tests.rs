@@ -681,3 +681,72 @@ fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
     assert!(!s.reduce_lookup_due());
     reduce_of(&s.assign(w, t0));
 }
+
+/// The work mark wakes waiting workers exactly when there is more to hand
+/// out: the first maps planned, reduces freed by the last map, a task
+/// made idle again, the job's end; never when work is only taken.
+#[test]
+fn the_work_mark_rises_only_when_waiting_workers_have_something_to_do() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(2), inputs(1));
+    let before = s.work_mark();
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    // Registering planned two maps.
+    assert!(s.work_mark().wakes_after(before));
+    let before = s.work_mark();
+    let (_, a) = map_of(&s.assign(w1, t0));
+    let (_, b) = map_of(&s.assign(w2, t0));
+    assert!(
+        !s.work_mark().wakes_after(before),
+        "taking work wakes no one"
+    );
+    let before = s.work_mark();
+    ok(&mut s, a, t0);
+    assert!(!s.work_mark().wakes_after(before), "a map is still running");
+    // A failed map is idle again: a waiting worker can take it.
+    let before = s.work_mark();
+    fail(
+        &mut s,
+        b,
+        TaskFailure::Io {
+            path: "x".into(),
+            reason: "disk".into(),
+        },
+    );
+    assert!(s.work_mark().wakes_after(before));
+    let (_, b) = map_of(&s.assign(w2, t0));
+    // The last map frees both reduces.
+    let before = s.work_mark();
+    ok(&mut s, b, t0);
+    assert!(s.work_mark().wakes_after(before));
+    let (_, r0, _) = reduce_of(&s.assign(w1, t0));
+    let (_, r1, _) = reduce_of(&s.assign(w2, t0));
+    ok(&mut s, r0, t0);
+    // The job's end wakes everyone to hear "exit".
+    let before = s.work_mark();
+    ok(&mut s, r1, t0);
+    assert!(s.work_mark().wakes_after(before));
+}
+
+/// Held reduces are work only once let go.
+#[test]
+fn held_reduces_wake_waiting_workers_when_released() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    s.hold_reduces();
+    let (_, a) = map_of(&s.assign(w, t0));
+    let (_, b) = map_of(&s.assign(w, t0));
+    ok(&mut s, a, t0);
+    let before = s.work_mark();
+    ok(&mut s, b, t0);
+    assert!(
+        !s.work_mark().wakes_after(before),
+        "held: nothing to hand out"
+    );
+    assert!(s.reduce_lookup_due());
+    let before = s.work_mark();
+    s.release_reduces(&[], t0);
+    assert!(s.work_mark().wakes_after(before));
+}

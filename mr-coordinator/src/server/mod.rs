@@ -354,6 +354,7 @@ impl RunningJob {
             conns: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(0),
             changed: Notify::new(),
+            work: Notify::new(),
             journal,
             token: token.clone(),
             token_hint,
@@ -610,7 +611,7 @@ impl RunningJob {
     async fn dismiss_workers(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(2);
         while Instant::now() < deadline && !self.shared.sched().all_workers_dismissed() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         self.embedded.wait_or_kill(Duration::from_secs(3)).await;
     }

@@ -11,7 +11,7 @@
 //! (completing an upload) is awaited outside the lock.
 
 use crate::journal::{Journal, Record};
-use crate::scheduler::{Scheduler, TaskRef, Verdict};
+use crate::scheduler::{Scheduler, TaskRef, Verdict, WorkMark};
 use mr_protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputUpload,
     PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest, ReportAck, Reported,
@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) next_conn: AtomicU64,
     /// Poked whenever the job's state may have changed.
     pub(crate) changed: Notify,
+    /// Wakes every `request_task` held for want of work, whenever a change
+    /// to the scheduler leaves more to hand out or ends the job (see
+    /// [`SchedGuard`]).
+    pub(crate) work: Notify,
     /// Durable record of committed progress.
     pub(crate) journal: Journal,
     /// The token workers must present; None with `--no-token`.
@@ -75,11 +79,48 @@ pub(crate) struct Shared {
     pub(crate) reused: Mutex<(usize, usize, u64)>,
 }
 
+/// The scheduler, locked. When released it wakes the requests waiting for
+/// work if what it could hand out grew while it was held (a map phase
+/// ending, reduces let go, a task made idle again, the job over): every
+/// change goes through here, so none is missed.
+pub(crate) struct SchedGuard<'a> {
+    guard: MutexGuard<'a, Scheduler>,
+    before: WorkMark,
+    work: &'a Notify,
+}
+
+impl std::ops::Deref for SchedGuard<'_> {
+    type Target = Scheduler;
+    fn deref(&self) -> &Scheduler {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SchedGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Scheduler {
+        &mut self.guard
+    }
+}
+
+impl Drop for SchedGuard<'_> {
+    fn drop(&mut self) {
+        if self.guard.work_mark().wakes_after(self.before) {
+            self.work.notify_waiters();
+        }
+    }
+}
+
 impl Shared {
-    pub(crate) fn sched(&self) -> MutexGuard<'_, Scheduler> {
+    pub(crate) fn sched(&self) -> SchedGuard<'_> {
         // A panic while holding the lock is a bug; the state is still the
         // best we have, so keep going rather than poisoning every handler.
-        self.sched.lock().unwrap_or_else(|e| e.into_inner())
+        let guard = self.sched.lock().unwrap_or_else(|e| e.into_inner());
+        let before = guard.work_mark();
+        SchedGuard {
+            guard,
+            before,
+            work: &self.work,
+        }
     }
 
     /// A connection ended: its worker (if any) is gone, since a live worker
@@ -489,12 +530,38 @@ impl Coordinator for Handler {
         if self.shared.worker_on(self.conn) != Some(worker) {
             return Err(ProtocolError::UnknownWorker(worker));
         }
-        let now = Instant::now();
-        let mut s = self.shared.sched();
-        if !s.touch(worker, now) {
-            return Err(ProtocolError::UnknownWorker(worker));
+        // A long poll: with nothing to hand out, the request is held for
+        // the pause the scheduler suggests and answered as soon as there is
+        // (the last maps' reports freeing the reduces, the job's end), so
+        // an idle worker starts at once instead of at its next poll. A
+        // request held to the end is answered with a wait of 0: the worker
+        // asks again at once, so idle workers ask as often as before.
+        let mut until = None;
+        loop {
+            // Registered before the state is read, so no wake is missed
+            // between the answer "wait" and the wait.
+            let woken = self.shared.work.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let now = Instant::now();
+            let answer = {
+                let mut s = self.shared.sched();
+                if !s.touch(worker, now) {
+                    return Err(ProtocolError::UnknownWorker(worker));
+                }
+                s.assign(worker, now)
+            };
+            let Assignment::Wait { millis } = answer else {
+                return Ok(answer);
+            };
+            let deadline = *until.get_or_insert(now + Duration::from_millis(millis));
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    return Ok(Assignment::Wait { millis: 0 });
+                }
+            }
         }
-        Ok(s.assign(worker, now))
     }
 
     async fn report(
@@ -554,7 +621,13 @@ impl Coordinator for Handler {
             self.shared.changed.notify_one();
         }
         // A worker declared lost (silent too long) must join again.
-        let next = next.ok_or(ProtocolError::UnknownWorker(worker))?;
+        let mut next = next.ok_or(ProtocolError::UnknownWorker(worker))?;
+        // Nothing to do yet: the worker asks with request_task, whose long
+        // poll answers as soon as there is (a Wait here would have it sleep
+        // through the work appearing, e.g. the reduces the last map frees).
+        if matches!(next, Some(Assignment::Wait { .. })) {
+            next = None;
+        }
         let ack = match verdict {
             Verdict::Ignored => ReportAck::Ignored,
             _ => ReportAck::Accepted,

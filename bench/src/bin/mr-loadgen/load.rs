@@ -208,8 +208,9 @@ impl Load {
             v.sort_unstable();
             v
         };
-        let all = sorted(&|_, _| true);
-        let req = sorted(&|t, _| t >= joined);
+        // Long polls wait for work by design: not counted as latencies.
+        let all = sorted(&|_, k| k != Kind::Waited);
+        let req = sorted(&|t, k| t >= joined && k != Kind::Waited);
         let maps = sorted(&|t, k| t >= joined && k == Kind::Map);
         let reduces = sorted(&|_, k| k == Kind::Reduce);
         rep.sort_unstable();

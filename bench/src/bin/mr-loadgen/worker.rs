@@ -19,6 +19,9 @@ pub(crate) enum Kind {
     Map,
     Reduce,
     Other,
+    /// Asked with nothing to do: the coordinator holds such a request
+    /// until work appears (a long poll), so its time is not a service time.
+    Waited,
 }
 
 impl Kind {
@@ -192,6 +195,9 @@ pub(crate) async fn tasks(
     let mut next: Option<Assignment> = None;
     // The last call's timing, filed once its answer's kind is known.
     let mut sample: Option<(u64, u32)> = None;
+    // Whether the last answer said there was nothing to do (the next
+    // request is then a long poll).
+    let mut idle = false;
     loop {
         let assignment = match next.take() {
             Some(a) => a,
@@ -212,11 +218,16 @@ pub(crate) async fn tasks(
             }
         };
         if let Some((t, us)) = sample.take() {
-            samples.requests.push((t, us, Kind::of(&assignment)));
+            let kind = match std::mem::take(&mut idle) {
+                true => Kind::Waited,
+                false => Kind::of(&assignment),
+            };
+            samples.requests.push((t, us, kind));
         }
         let work = match assignment {
             Assignment::Exit => return Ending::Exit,
             Assignment::Wait { millis } => {
+                idle = true;
                 tokio::time::sleep(Duration::from_millis(millis)).await;
                 continue;
             }
@@ -263,6 +274,8 @@ pub(crate) async fn tasks(
                     samples.reports.push(micros(sent));
                     load.acknowledged(&work);
                 }
+                // None: nothing to do yet (or it was not asked).
+                idle = answer.next.is_none();
                 next = answer.next;
             }
             Ok(Err(e)) => load.error(format!("{me}: report refused: {e}")),
