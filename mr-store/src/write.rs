@@ -203,12 +203,15 @@ pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, St
 }
 
 /// Aborts the multipart upload `upload_id` of the object at `url`: its
-/// parts are discarded and the object is not touched.
+/// parts are discarded and the object is not touched. An upload that is
+/// not there (already aborted, e.g. by its own worker racing the end of
+/// job sweep, or completed) is not an error: the abort's end is reached.
 pub async fn abort_upload(url: &str, upload_id: &str) -> Result<(), StoreError> {
     let id = upload_id.to_string();
-    at(url, |s, p| async move { s.abort_multipart(&p, &id).await })
-        .await?
-        .map_err(|e| store_error(url, e))
+    match at(url, |s, p| async move { s.abort_multipart(&p, &id).await }).await? {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(url, e)),
+    }
 }
 
 /// Writes `data` as the object at `url` (one PUT: for small objects).
