@@ -24,7 +24,7 @@ use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, AttemptId, Counters, MapTaskId, ReduceTaskId};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Bumped with any change to what a map's or reduce's output is made of
 /// that the app's identity does not cover (the run-file format, the
@@ -34,9 +34,6 @@ const OUTPUTS_VERSION: &[u8] = b"outputs-2 run-file MRRUN 1";
 /// Why a job cannot keep a cache.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    /// An input is in an object store (planning by content reads inputs).
-    #[error("--cache plans inputs by their bytes, and '{0}' is in an object store: copy it here, or run without --cache")]
-    ObjectInput(String),
     /// The cache directory cannot be used.
     #[error(transparent)]
     Cache(#[from] crate::CacheError),
@@ -121,13 +118,12 @@ impl JobCache {
         files: &[InputFile],
         spec: &AppSpec<'_>,
     ) -> Result<(JobCache, SplitPlan, (String, bool)), SetupError> {
-        if let Some(f) = files.iter().find(|f| f.version.is_some()) {
-            return Err(SetupError::ObjectInput(f.name.clone()));
-        }
+        let started = std::time::Instant::now();
         let cache = Cache::open(dir)?;
         let (identity, name, whole_file) = app_identity(spec)?;
         let pieces = crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))?;
         let (plan, split_keys) = crate::plan::plan(files, &pieces, spec.split_size);
+        debug!(files = files.len(), splits = plan.len(), took = ?started.elapsed(), "planned by content");
         let r = spec.reduces.to_le_bytes();
         let maps: Vec<Key> = split_keys
             .iter()
@@ -170,6 +166,7 @@ impl JobCache {
         done: &[(MapTaskId, Option<PathBuf>)],
         reduces_done: &dyn Fn(ReduceTaskId) -> bool,
     ) -> Reused {
+        let started = std::time::Instant::now();
         let mut got = Reused::default();
         // What the cache says of each map: its counters and partitions.
         let mut cached = Vec::new();
@@ -196,6 +193,7 @@ impl JobCache {
             .filter(|&r| !reduces_done(r))
             .collect();
         got.reduces = self.take_reduces(output_dir, &left);
+        debug!(took = ?started.elapsed(), "looked the maps and reduces up");
         let running = left.len() - got.reduces.len();
         for (task, counters) in cached {
             let m = task.0 as usize;
@@ -212,6 +210,7 @@ impl JobCache {
                 self.known().parts[m] = None;
             }
         }
+        debug!(took = ?started.elapsed(), "took the cached outputs");
         if !got.maps.is_empty() || !got.reduces.is_empty() {
             info!(
                 maps = got.maps.len(),

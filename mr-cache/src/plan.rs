@@ -9,6 +9,7 @@
 //! modification and change times, to the nanosecond: what `make` and git
 //! trust, with the change time added, which no user call can set back) is
 //! not read again: its pieces are kept in the cache under that identity.
+//! An object input is known unchanged by its URL, ETag and size.
 
 use crate::chunk::cut_points;
 use crate::{Cache, Key, Kind};
@@ -86,9 +87,9 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
-/// The pieces of every file in `files` (local files), in parallel, reusing
-/// what `cache` knows of files unchanged since. Compressed files and
-/// whole-file apps' inputs are one piece each.
+/// The pieces of every file in `files` (local files and objects), in
+/// parallel, reusing what `cache` knows of files unchanged since.
+/// Compressed files and whole-file apps' inputs are one piece each.
 pub fn all_pieces(
     files: &[InputFile],
     target: u64,
@@ -99,9 +100,89 @@ pub fn all_pieces(
         .par_iter()
         .map(|f| {
             let uncut = whole_file || Codec::of(&f.name).is_some();
-            file_pieces(&f.path, f.len, target, uncut, cache)
+            match mr_store::is_object_url(&f.name) {
+                true => object_pieces(f, target, uncut, cache),
+                false => file_pieces(&f.path, f.len, target, uncut, cache),
+            }
         })
         .collect()
+}
+
+/// The pieces of an object input. An object is known unchanged by its URL,
+/// ETag and size (a store gives a rewritten object a new ETag): its pieces
+/// are then kept in the cache under that identity. Otherwise it is read
+/// once, pinned to the planned ETag, into a temporary file that is mapped
+/// and cut like a local file (objects can be far larger than memory).
+fn object_pieces(
+    f: &InputFile,
+    target: u64,
+    uncut: bool,
+    cache: Option<&Cache>,
+) -> Result<Vec<Piece>, PlanError> {
+    let failed = |reason: String| PlanError {
+        path: f.name.clone(),
+        reason,
+    };
+    // Without an ETag an object cannot be known unchanged: read every time.
+    let identity = f.version.as_ref().map(|etag| {
+        Key::of(&[
+            PIECES_VERSION,
+            b"object",
+            f.name.as_bytes(),
+            etag.as_bytes(),
+            &f.len.to_le_bytes(),
+            &target.to_le_bytes(),
+            &[u8::from(uncut)],
+        ])
+    });
+    if let (Some(c), Some(id)) = (cache, &identity) {
+        if let Some(pieces) = c
+            .take_bytes(Kind::Pieces, id)
+            .and_then(|p| decode(&p, f.len))
+        {
+            return Ok(pieces);
+        }
+    }
+    let pieces = match f.len {
+        0 => pieces_of(&[], target, uncut),
+        _ => {
+            let tmp = Temp(std::env::temp_dir().join(format!(
+                "mr-plan-{}-{}",
+                std::process::id(),
+                Key::of(&[f.name.as_bytes()])
+            )));
+            let mut out = std::fs::File::create(&tmp.0)
+                .map_err(|e| failed(format!("cannot write {}: {e}", tmp.0.display())))?;
+            let mut reader = mr_store::ObjectReader::new(&f.name, f.version.as_deref(), f.len);
+            std::io::copy(&mut reader, &mut out).map_err(|e| failed(e.to_string()))?;
+            drop(out);
+            let file = std::fs::File::open(&tmp.0).map_err(|e| failed(e.to_string()))?;
+            // SAFETY: a private temporary file, only read, removed after.
+            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| failed(e.to_string()))?;
+            if map.len() as u64 != f.len {
+                return Err(failed(format!(
+                    "read {} bytes of an object listed at {}",
+                    map.len(),
+                    f.len
+                )));
+            }
+            pieces_of(&map, target, uncut)
+        }
+    };
+    if let (Some(c), Some(id)) = (cache, &identity) {
+        // A cache that cannot take it only costs the next run a read.
+        let _ = c.put_bytes(Kind::Pieces, id, &encode(&pieces));
+    }
+    Ok(pieces)
+}
+
+/// A temporary file, removed when dropped.
+struct Temp(std::path::PathBuf);
+
+impl Drop for Temp {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 fn file_pieces(

@@ -1,20 +1,23 @@
-//! The cache directory: entries named by content address, written so that
-//! nothing half-written is ever used, and evicted least recently used first.
+//! The cache: entries named by content address, written so that nothing
+//! half-written is ever used, and evicted least recently used first. It
+//! lives in a local directory or under an object store prefix
+//! (`s3://BUCKET/prefix`), with the same layout and the same checks.
 //!
 //! Layout: `<dir>/mr-cache-v2/{map,reduce,pieces}/<key>.data` (a map's run
 //! file, a reduce's output, how an input divides) beside `<key>.meta` (a
 //! header with this format's magic, the data's length and SHA-256, then the
-//! caller's metadata). Both are written under `tmp/` and renamed into
-//! place, data first: an entry exists once its meta does. Another version's
+//! caller's metadata). In a directory both are written under `tmp/` and
+//! renamed into place; in a store each PUT makes an object appear whole.
+//! Data goes first: an entry exists once its meta does. Another version's
 //! cache lives in another directory (`mr-cache-v1`, `mr-cache-v3`, ...) and
 //! is never read; a meta whose magic, length or hash does not match its
 //! data is a miss and is removed. Map outputs, which carry their own block
-//! checksums, are guarded by a CRC32C instead of a SHA-256 (see
-//! [`Kind`]). Readers take an
-//! entry by hard-linking its data (copying across file systems) before
-//! checking it, so an eviction by a concurrent job cannot pull it from
-//! under them. A use touches the meta's modification time: eviction removes
-//! the oldest first.
+//! checksums, are guarded by a CRC32C instead of a SHA-256 (see [`Kind`]).
+//! Readers take an entry by hard-linking its data (copying across file
+//! systems, downloading from a store) before checking it, so an eviction by
+//! a concurrent job cannot pull it from under them. A use renews the meta's
+//! modification time (touched in a directory, rewritten in a store):
+//! eviction removes the oldest first.
 
 use crate::Key;
 use std::fs::{self, File};
@@ -64,7 +67,7 @@ impl Kind {
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     /// The directory cannot be created or written.
-    #[error("cache directory {path}: {reason} (give --cache a writable directory)")]
+    #[error("cache {path}: {reason} (give --cache a writable directory, or an s3://BUCKET/prefix the credentials may write)")]
     Unusable {
         /// The directory.
         path: String,
@@ -83,15 +86,38 @@ pub enum CacheError {
     },
 }
 
-/// A cache directory of this format.
+/// A cache of this format: a local directory, or a prefix in an object
+/// store (`s3://BUCKET/prefix`), with the same layout and checks.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    root: PathBuf,
+    root: Root,
+}
+
+/// Where a cache's entries live.
+#[derive(Clone, Debug)]
+enum Root {
+    /// `<dir>/mr-cache-v2`.
+    Dir(PathBuf),
+    /// `s3://BUCKET/prefix/mr-cache-v2/`. An object appears whole when
+    /// written, so entries need no temporary names: data first, then meta,
+    /// as in a directory. A use rewrites the (small) meta, which renews
+    /// its modification time for eviction.
+    Store(String),
+}
+
+/// An entry's data, to store.
+enum Data<'a> {
+    File(&'a Path),
+    Bytes(&'a [u8]),
 }
 
 impl Cache {
-    /// Opens (creating) the cache in `dir`.
+    /// Opens (creating) the cache in `dir`, or under an `s3://BUCKET/prefix`
+    /// given as `dir` (checked writable now rather than at the first store).
     pub fn open(dir: &Path) -> Result<Cache, CacheError> {
+        if let Some(url) = dir.to_str().filter(|d| mr_store::is_object_url(d)) {
+            return Cache::open_store(url);
+        }
         let root = dir.join(VERSION_DIR);
         let unusable = |e: std::io::Error| CacheError::Unusable {
             path: dir.display().to_string(),
@@ -106,11 +132,51 @@ impl Cache {
             .join(format!(".probe-{}", std::process::id()));
         File::create(&probe).map_err(unusable)?;
         let _ = fs::remove_file(&probe);
-        Ok(Cache { root })
+        Ok(Cache {
+            root: Root::Dir(root),
+        })
     }
 
+    fn open_store(url: &str) -> Result<Cache, CacheError> {
+        let unusable = |e: mr_store::StoreError| CacheError::Unusable {
+            path: url.to_string(),
+            reason: e.to_string(),
+        };
+        let prefix = mr_store::ObjectUrl::parse_prefix(url)
+            .map_err(unusable)?
+            .url();
+        let root = format!("{prefix}{VERSION_DIR}/");
+        let probe = format!("{root}tmp/.probe-{}", std::process::id());
+        mr_store::blob::put(&probe, Vec::new()).map_err(unusable)?;
+        let _ = mr_store::blob::delete(&probe);
+        Ok(Cache {
+            root: Root::Store(root),
+        })
+    }
+
+    /// Where the cache is, as the user would name it in messages.
+    fn shown(&self) -> String {
+        match &self.root {
+            Root::Dir(d) => d.display().to_string(),
+            Root::Store(u) => u.clone(),
+        }
+    }
+
+    /// Where file `ext` of entry `key` of `kind` is: a path, or an URL.
+    fn at(&self, kind: Kind, key: &Key, ext: &str) -> String {
+        match &self.root {
+            Root::Dir(d) => d
+                .join(kind.dir())
+                .join(format!("{key}.{ext}"))
+                .display()
+                .to_string(),
+            Root::Store(u) => format!("{u}{}/{key}.{ext}", kind.dir()),
+        }
+    }
+
+    #[cfg(test)]
     fn path(&self, kind: Kind, key: &Key, ext: &str) -> PathBuf {
-        self.root.join(kind.dir()).join(format!("{key}.{ext}"))
+        PathBuf::from(self.at(kind, key, ext))
     }
 
     /// A fresh name under `tmp/` (unique across processes and threads).
@@ -121,95 +187,191 @@ impl Cache {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        self.root
-            .join("tmp")
-            .join(format!("{}-{n}-{nanos}", std::process::id()))
+        let name = format!("mr-cache-{}-{n}-{nanos}", std::process::id());
+        match &self.root {
+            Root::Dir(d) => d.join("tmp").join(name),
+            Root::Store(_) => std::env::temp_dir().join(name),
+        }
     }
 
-    /// Takes entry `key` of `kind`: its data hard-linked (or copied) to
-    /// `dest`, checked against its meta, and its metadata returned. None on
-    /// a miss; a damaged entry is removed and is a miss too.
-    pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
-        let meta_path = self.path(kind, key, "meta");
-        let meta = fs::read(&meta_path).ok()?;
-        let data = self.path(kind, key, "data");
-        let _ = fs::remove_file(dest);
-        if fs::hard_link(&data, dest).is_err() && fs::copy(&data, dest).is_err() {
-            return None;
+    /// Reads the whole file at `at` (None if it is not there; a store that
+    /// cannot be reached is a miss too, and says so).
+    fn read(&self, at: &str) -> Option<Vec<u8>> {
+        match &self.root {
+            Root::Dir(_) => fs::read(at).ok(),
+            Root::Store(_) => match mr_store::blob::get(at) {
+                Ok(got) => got.map(|b| b.to_vec()),
+                Err(e) => {
+                    tracing::warn!("reading the cache: {e}; taken as a miss");
+                    None
+                }
+            },
         }
-        match check(kind, &meta, dest) {
-            Some(user) => {
-                // Used now: last to be evicted.
+    }
+
+    /// Copies (or links) the data at `at` to the new file `dest`.
+    fn fetch(&self, at: &str, dest: &Path) -> bool {
+        let _ = fs::remove_file(dest);
+        match &self.root {
+            Root::Dir(_) => fs::hard_link(at, dest).is_ok() || fs::copy(at, dest).is_ok(),
+            Root::Store(_) => match mr_store::blob::get_to_file(at, dest) {
+                Ok(got) => got.is_some(),
+                Err(e) => {
+                    tracing::warn!("reading the cache: {e}; taken as a miss");
+                    false
+                }
+            },
+        }
+    }
+
+    /// Removes the file at `at`, if there.
+    fn remove(&self, at: &str) {
+        match &self.root {
+            Root::Dir(_) => {
+                let _ = fs::remove_file(at);
+            }
+            Root::Store(_) => {
+                let _ = mr_store::blob::delete(at);
+            }
+        }
+    }
+
+    /// Marks the entry whose meta is at `meta` (holding `bytes`) used now:
+    /// last to be evicted.
+    fn touch(&self, meta: &str, bytes: &[u8]) {
+        match &self.root {
+            Root::Dir(_) => {
                 let _ = File::options()
                     .append(true)
-                    .open(&meta_path)
+                    .open(meta)
                     .and_then(|f| f.set_modified(SystemTime::now()));
-                Some(user.to_vec())
+            }
+            Root::Store(_) => {
+                let _ = mr_store::blob::put(meta, bytes.to_vec());
+            }
+        }
+    }
+
+    /// Takes entry `key` of `kind`: its data hard-linked (or copied, or
+    /// downloaded) to `dest`, checked against its meta, and its metadata
+    /// returned. None on a miss; a damaged entry is removed and is a miss too.
+    pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
+        let meta_at = self.at(kind, key, "meta");
+        let meta = self.read(&meta_at)?;
+        if !self.fetch(&self.at(kind, key, "data"), dest) {
+            return None;
+        }
+        let user = digest(kind, dest)
+            .ok()
+            .and_then(|got| check(&meta, got))
+            .map(<[u8]>::to_vec);
+        if user.is_none() {
+            let _ = fs::remove_file(dest);
+        }
+        self.after_check(kind, key, &meta, user)
+    }
+
+    /// Renews a good entry's use time, or removes a damaged one.
+    fn after_check(
+        &self,
+        kind: Kind,
+        key: &Key,
+        meta: &[u8],
+        user: Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let meta_at = self.at(kind, key, "meta");
+        match user {
+            Some(user) => {
+                self.touch(&meta_at, meta);
+                Some(user)
             }
             None => {
-                tracing::warn!(entry = %meta_path.display(), "a damaged cache entry; removed, and its task runs again");
-                let _ = fs::remove_file(dest);
-                let _ = fs::remove_file(&meta_path);
-                let _ = fs::remove_file(&data);
+                tracing::warn!(entry = %meta_at, "a damaged cache entry; removed, and its task runs again");
+                self.remove(&meta_at);
+                self.remove(&self.at(kind, key, "data"));
                 None
             }
         }
     }
 
-    /// Stores the file at `data` (hard-linked if it can be, else copied)
-    /// with `meta` as entry `key` of `kind`. The caller must not change
-    /// `data` afterwards (a link shares it).
+    /// Stores the file at `data` (hard-linked if it can be, else copied,
+    /// or uploaded) with `meta` as entry `key` of `kind`. The caller must
+    /// not change `data` afterwards (a link shares it).
     pub fn put(&self, kind: Kind, key: &Key, data: &Path, meta: &[u8]) -> Result<(), CacheError> {
-        let failed = |e: std::io::Error| CacheError::Store {
+        self.put_entry(kind, key, Data::File(data), meta)
+    }
+
+    fn put_entry(
+        &self,
+        kind: Kind,
+        key: &Key,
+        data: Data<'_>,
+        meta: &[u8],
+    ) -> Result<(), CacheError> {
+        let failed = |reason: String| CacheError::Store {
             what: format!("{} {key}", kind.dir()),
-            path: self.root.display().to_string(),
-            reason: e.to_string(),
+            path: self.shown(),
+            reason,
         };
-        let (len, hash) = digest(kind, data).map_err(failed)?;
-        let tmp_data = self.temp();
-        if fs::hard_link(data, &tmp_data).is_err() {
-            fs::copy(data, &tmp_data).map_err(failed)?;
-        }
-        fs::rename(&tmp_data, self.path(kind, key, "data")).map_err(failed)?;
+        let (len, hash) = match data {
+            Data::File(p) => digest(kind, p).map_err(|e| failed(e.to_string()))?,
+            Data::Bytes(b) => digest_bytes(kind, b),
+        };
         let mut header = Vec::with_capacity(48 + meta.len());
         header.extend_from_slice(MAGIC);
         header.extend_from_slice(&len.to_le_bytes());
         header.extend_from_slice(&hash);
         header.extend_from_slice(meta);
-        let tmp_meta = self.temp();
-        File::create(&tmp_meta)
-            .and_then(|mut f| f.write_all(&header))
-            .map_err(failed)?;
-        fs::rename(&tmp_meta, self.path(kind, key, "meta")).map_err(failed)
+        let (data_at, meta_at) = (self.at(kind, key, "data"), self.at(kind, key, "meta"));
+        match &self.root {
+            Root::Dir(_) => {
+                let io = |e: std::io::Error| failed(e.to_string());
+                let tmp_data = self.temp();
+                match data {
+                    Data::File(p) => {
+                        if fs::hard_link(p, &tmp_data).is_err() {
+                            fs::copy(p, &tmp_data).map_err(io)?;
+                        }
+                    }
+                    Data::Bytes(b) => fs::write(&tmp_data, b).map_err(io)?,
+                }
+                fs::rename(&tmp_data, &data_at).map_err(io)?;
+                let tmp_meta = self.temp();
+                File::create(&tmp_meta)
+                    .and_then(|mut f| f.write_all(&header))
+                    .map_err(io)?;
+                fs::rename(&tmp_meta, &meta_at).map_err(io)
+            }
+            Root::Store(_) => {
+                let store = |e: mr_store::StoreError| failed(e.to_string());
+                match data {
+                    Data::File(p) => mr_store::blob::put_file(&data_at, p).map_err(store)?,
+                    Data::Bytes(b) => mr_store::blob::put(&data_at, b.to_vec()).map_err(store)?,
+                }
+                mr_store::blob::put(&meta_at, header).map_err(store)
+            }
+        }
     }
 
     /// Stores `bytes` as entry `key` of `kind` (a small entry: no metadata).
     pub fn put_bytes(&self, kind: Kind, key: &Key, bytes: &[u8]) -> Result<(), CacheError> {
-        let tmp = self.temp();
-        let stored = fs::write(&tmp, bytes)
-            .map_err(|e| CacheError::Store {
-                what: format!("{} {key}", kind.dir()),
-                path: self.root.display().to_string(),
-                reason: e.to_string(),
-            })
-            .and_then(|()| self.put(kind, key, &tmp, &[]));
-        let _ = fs::remove_file(&tmp);
-        stored
+        self.put_entry(kind, key, Data::Bytes(bytes), &[])
     }
 
     /// The metadata stored with entry `key` of `kind`, if its meta is this
     /// format's (its data is not looked at: [`Cache::take`] checks it).
     pub fn meta(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
-        let meta = fs::read(self.path(kind, key, "meta")).ok()?;
+        let meta = self.read(&self.at(kind, key, "meta"))?;
         (meta.len() >= 48 && &meta[..8] == MAGIC).then(|| meta[48..].to_vec())
     }
 
     /// The bytes of entry `key` of `kind`, checked, if it is there.
     pub fn take_bytes(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
-        let tmp = self.temp();
-        let got = self.take(kind, key, &tmp).and_then(|_| fs::read(&tmp).ok());
-        let _ = fs::remove_file(&tmp);
-        got
+        let meta = self.read(&self.at(kind, key, "meta"))?;
+        let data = self.read(&self.at(kind, key, "data"))?;
+        let good = check(&meta, digest_bytes(kind, &data)).is_some();
+        self.after_check(kind, key, &meta, good.then(Vec::new))
+            .map(|_| data)
     }
 
     /// Bytes the entries take (data and meta).
@@ -229,8 +391,8 @@ impl Cache {
                 break;
             }
             // Meta first: from then on the entry is a miss for everyone.
-            let _ = fs::remove_file(&e.meta);
-            let _ = fs::remove_file(e.meta.with_extension("data"));
+            self.remove(&e.meta);
+            self.remove(&data_of(&e.meta));
             total -= e.bytes;
             freed += e.bytes;
         }
@@ -239,55 +401,114 @@ impl Cache {
 
     /// How many entries of `kind` there are.
     pub fn entries_of(&self, kind: Kind) -> usize {
-        let dir = self.root.join(kind.dir());
-        fs::read_dir(dir).map_or(0, |d| {
-            d.flatten()
-                .filter(|e| e.path().extension().is_some_and(|x| x == "meta"))
-                .count()
-        })
+        self.entries().iter().filter(|e| e.kind == kind).count()
     }
 
     fn entries(&self) -> Vec<Entry> {
-        let mut out = Vec::new();
-        for kind in [Kind::Map, Kind::Reduce, Kind::Pieces] {
-            let Ok(dir) = fs::read_dir(self.root.join(kind.dir())) else {
-                continue;
-            };
-            for e in dir.flatten() {
-                let path = e.path();
-                if path.extension().is_none_or(|x| x != "meta") {
-                    continue;
-                }
-                let Ok(m) = e.metadata() else { continue };
-                let data = fs::metadata(path.with_extension("data")).map_or(0, |d| d.len());
-                out.push(Entry {
-                    used: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    bytes: m.len() + data,
-                    meta: path,
-                });
-            }
+        match &self.root {
+            Root::Dir(root) => dir_entries(root),
+            Root::Store(root) => store_entries(root),
         }
-        out
     }
+}
+
+/// The data file beside the meta file at `meta`.
+fn data_of(meta: &str) -> String {
+    format!("{}.data", meta.strip_suffix(".meta").unwrap_or(meta))
+}
+
+const KINDS: [Kind; 3] = [Kind::Map, Kind::Reduce, Kind::Pieces];
+
+fn dir_entries(root: &Path) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for kind in KINDS {
+        let Ok(dir) = fs::read_dir(root.join(kind.dir())) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "meta") {
+                continue;
+            }
+            let Ok(m) = e.metadata() else { continue };
+            let data = fs::metadata(path.with_extension("data")).map_or(0, |d| d.len());
+            out.push(Entry {
+                kind,
+                used: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                bytes: m.len() + data,
+                meta: path.display().to_string(),
+            });
+        }
+    }
+    out
+}
+
+fn store_entries(root: &str) -> Vec<Entry> {
+    let listed = match mr_store::blob::list_under(root) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("listing the cache: {e}");
+            return Vec::new();
+        }
+    };
+    let sizes: std::collections::HashMap<&str, u64> =
+        listed.iter().map(|o| (o.url.as_str(), o.size)).collect();
+    let mut out = Vec::new();
+    for o in &listed {
+        let Some(rest) = o.url.strip_prefix(root) else {
+            continue;
+        };
+        let Some(kind) = KINDS.into_iter().find(|k| {
+            rest.strip_prefix(k.dir())
+                .is_some_and(|r| r.starts_with('/'))
+        }) else {
+            continue;
+        };
+        if !rest.ends_with(".meta") {
+            continue;
+        }
+        let data = sizes.get(data_of(&o.url).as_str()).copied().unwrap_or(0);
+        out.push(Entry {
+            kind,
+            used: o.modified,
+            bytes: o.size + data,
+            meta: o.url.clone(),
+        });
+    }
+    out
 }
 
 /// One entry, for eviction.
 struct Entry {
-    meta: PathBuf,
+    kind: Kind,
+    /// Where its meta is (a path or an URL).
+    meta: String,
     used: SystemTime,
     bytes: u64,
 }
 
-/// The caller's metadata in `meta`, if `meta` is this format's and `data`
-/// has the length and hash it records (the length only, for a kind that
-/// carries its own checksums).
-fn check<'a>(kind: Kind, meta: &'a [u8], data: &Path) -> Option<&'a [u8]> {
+/// The caller's metadata in `meta`, if `meta` is this format's and the
+/// data's length and guard (`got`, see [`digest`]) are those it records.
+fn check(meta: &[u8], got: (u64, [u8; 32])) -> Option<&[u8]> {
     if meta.len() < 48 || &meta[..8] != MAGIC {
         return None;
     }
     let len = u64::from_le_bytes(meta[8..16].try_into().ok()?);
-    let (got_len, got_hash) = digest(kind, data).ok()?;
-    (got_len == len && got_hash[..] == meta[16..48]).then_some(&meta[48..])
+    (got.0 == len && got.1[..] == meta[16..48]).then_some(&meta[48..])
+}
+
+/// [`digest`] of bytes in memory.
+fn digest_bytes(kind: Kind, bytes: &[u8]) -> (u64, [u8; 32]) {
+    let mut out = [0u8; 32];
+    if kind.self_checked() {
+        if !bytes.is_empty() {
+            out[..4].copy_from_slice(&crc32c::crc32c(bytes).to_le_bytes());
+        }
+    } else {
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        out.copy_from_slice(d.as_ref());
+    }
+    (bytes.len() as u64, out)
 }
 
 /// A file's length and what guards an entry of `kind`: its SHA-256, or

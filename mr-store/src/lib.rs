@@ -22,6 +22,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+pub mod blob;
 mod pending;
 mod read;
 mod write;

@@ -86,6 +86,11 @@ pub fn bytes_read() -> u64 {
     BYTES_READ.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Adds `n` bytes to what this process has read from object stores.
+pub(crate) fn count_read(n: usize) {
+    BYTES_READ.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Bytes `range` of the object at `url`, which must still have ETag
 /// `etag` (when one was planned); retried by the client on 5xx and
 /// timeouts.
@@ -110,7 +115,7 @@ pub fn read_range(
         r.bytes().await
     });
     if let Ok(b) = &got {
-        BYTES_READ.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        count_read(b.len());
     }
     got.map_err(|e| match e {
         object_store::Error::Precondition { .. } => StoreError::Changed {

@@ -61,10 +61,11 @@ struct Args {
     /// directory, or . when outputs go to an object store).
     #[arg(long)]
     work_dir: Option<PathBuf>,
-    /// Keep map and reduce results in this directory and reuse them: a
-    /// re-run computes only what its changed inputs (or app, or R) change.
-    /// Inputs are then split by content (needs --app and local inputs).
-    #[arg(long)]
+    /// Keep map and reduce results in this directory (or under an
+    /// s3://BUCKET/prefix) and reuse them: a re-run computes only what its
+    /// changed inputs (or app, or R) change. Inputs are then split by
+    /// content (needs --app).
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     cache: Option<PathBuf>,
     /// With --cache: after the job, evict least recently used results
     /// until the cache holds at most this much (e.g. 10GiB).

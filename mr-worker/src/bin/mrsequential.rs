@@ -18,11 +18,11 @@ struct Args {
     #[arg(long, allow_hyphen_values = true, env = "MR_MEMORY", default_value = "128MiB", value_parser = mr_protocol::size::parse_size)]
     memory: u64,
     /// Keep each split's map output and the job's output in this
-    /// directory, and reuse them in later runs: only what changed inputs or
-    /// app change is computed again (inputs are split by content; local
-    /// inputs only). Shared with `mrcoordinator --cache DIR --reduces 1`
-    /// at the same split size.
-    #[arg(long)]
+    /// directory (or under an s3://BUCKET/prefix), and reuse them in later
+    /// runs: only what changed inputs or app change is computed again
+    /// (inputs are split by content). Shared with `mrcoordinator --cache
+    /// DIR --reduces 1` at the same split size.
+    #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
     cache: Option<PathBuf>,
     /// With --cache: after the run, evict least recently used results until
     /// the cache holds at most this much (e.g. 10GiB).

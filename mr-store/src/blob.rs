@@ -1,0 +1,157 @@
+//! Whole objects, for callers that keep files in a store rather than read
+//! job inputs from it (the cache of incremental re-runs): get one into
+//! memory or into a file, put one from memory or from a file, list what
+//! lies under a prefix with sizes and times, delete one.
+//!
+//! Synchronous like reads: the caller's thread blocks while the call runs
+//! on the store's runtime. A PUT makes an object appear whole or not at
+//! all, so a reader never sees half of one; a large file goes up as a
+//! multipart upload, which is just as atomic once completed.
+
+use crate::{client, run, store_error, ObjectUrl, StoreError, SCHEME};
+use futures::TryStreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// Files up to this size go up in one PUT; larger ones in parts.
+const ONE_PUT: u64 = crate::write::PART_SIZE as u64;
+
+/// An object found under a prefix.
+#[derive(Clone, Debug)]
+pub struct Listed {
+    /// Its URL (`s3://BUCKET/KEY`).
+    pub url: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was last written.
+    pub modified: SystemTime,
+}
+
+fn located(
+    url: &str,
+) -> Result<(std::sync::Arc<object_store::aws::AmazonS3>, ObjectPath), StoreError> {
+    let parsed = ObjectUrl::parse(url)?;
+    let store = client(&parsed)?;
+    Ok((store, ObjectPath::from(parsed.key.as_str())))
+}
+
+/// The whole object at `url`, or None if there is none.
+pub fn get(url: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+    let (store, path) = located(url)?;
+    let got = run(async move {
+        let r = store.get(&path).await?;
+        r.bytes().await
+    });
+    match got {
+        Ok(b) => {
+            crate::read::count_read(b.len());
+            Ok(Some(b))
+        }
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
+/// Copies the object at `url` into a new file at `dest` (replacing any),
+/// in large ranged reads pinned to the object's ETag, so an object
+/// replaced meanwhile is an error rather than a mix of two. Returns its
+/// size, or None (and no file) if there is no object.
+pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
+    let (store, path) = located(url)?;
+    let head = run(async move { store.head(&path).await });
+    let (etag, len) = match head {
+        Ok(m) => (m.e_tag, m.size),
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(store_error(url, e)),
+    };
+    let local = |e: std::io::Error| StoreError::Store {
+        url: url.to_string(),
+        reason: format!("cannot write {}: {e}", dest.display()),
+    };
+    let mut out = std::fs::File::create(dest).map_err(local)?;
+    let mut reader = crate::read::ObjectReader::new(url, etag.as_deref(), len);
+    let mut buf = vec![0u8; 1 << 20];
+    let copied = (|| -> Result<(), StoreError> {
+        loop {
+            let n = reader.read(&mut buf).map_err(|e| StoreError::Store {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+            if n == 0 {
+                return Ok(());
+            }
+            out.write_all(&buf[..n]).map_err(local)?;
+        }
+    })();
+    if let Err(e) = copied {
+        drop(out);
+        let _ = std::fs::remove_file(dest);
+        return Err(e);
+    }
+    Ok(Some(len))
+}
+
+/// Writes `data` as the object at `url` (one PUT).
+pub fn put(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
+    let (store, path) = located(url)?;
+    run(async move { store.put(&path, PutPayload::from(data)).await })
+        .map(|_| ())
+        .map_err(|e| store_error(url, e))
+}
+
+/// Writes the file at `src` as the object at `url`: one PUT when small,
+/// else a multipart upload completed at the end (the object appears whole
+/// once it is).
+pub fn put_file(url: &str, src: &Path) -> Result<(), StoreError> {
+    let local = |e: std::io::Error| StoreError::Store {
+        url: url.to_string(),
+        reason: format!("cannot read {}: {e}", src.display()),
+    };
+    let mut file = std::fs::File::open(src).map_err(local)?;
+    let len = file.metadata().map_err(local)?.len();
+    if len <= ONE_PUT {
+        let mut data = Vec::with_capacity(len as usize);
+        file.read_to_end(&mut data).map_err(local)?;
+        return put(url, data);
+    }
+    let mut w = crate::write::PartWriter::create(url)?;
+    std::io::copy(&mut file, &mut w).map_err(|e| StoreError::Store {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })?;
+    let upload = w.finish()?;
+    run(async move { crate::write::complete_upload(&upload).await }).map(|_| ())
+}
+
+/// Every object whose key starts with `prefix`'s (`s3://BUCKET/dir/`),
+/// however deep.
+pub fn list_under(prefix: &str) -> Result<Vec<Listed>, StoreError> {
+    let parsed = ObjectUrl::parse_prefix(prefix)?;
+    let store = client(&parsed)?;
+    let dir = parsed.key.trim_end_matches('/').to_string();
+    let listed = run(async move {
+        let dir = (!dir.is_empty()).then(|| ObjectPath::from(dir.as_str()));
+        store.list(dir.as_ref()).try_collect::<Vec<_>>().await
+    })
+    .map_err(|e| store_error(prefix, e))?;
+    Ok(listed
+        .into_iter()
+        .map(|m| Listed {
+            url: format!("{SCHEME}{}/{}", parsed.bucket, m.location),
+            size: m.size,
+            modified: m.last_modified.into(),
+        })
+        .collect())
+}
+
+/// Deletes the object at `url` (a missing object is not an error).
+pub fn delete(url: &str) -> Result<(), StoreError> {
+    let (store, path) = located(url)?;
+    match run(async move { store.delete(&path).await }) {
+        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
