@@ -22,6 +22,7 @@ use crate::partitions::{partition_keys, reduce_key};
 use crate::{Cache, Key, Kind};
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, AttemptId, Counters, MapTaskId, ReduceTaskId};
+use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use tracing::{debug, info, warn};
@@ -172,20 +173,24 @@ impl JobCache {
         let mut cached = Vec::new();
         let done_maps: std::collections::HashSet<MapTaskId> =
             done.iter().map(|(m, _)| *m).collect();
-        for (m, key) in self.maps.iter().enumerate() {
-            let task = MapTaskId(m as u32);
-            if done_maps.contains(&task) {
-                continue;
-            }
-            let meta = self.cache.meta(Kind::Map, key);
-            let Some(meta) = meta.and_then(|b| bincode::deserialize::<MapMeta>(&b).ok()) else {
-                continue;
-            };
-            if meta.parts.len() != self.reduces as usize {
-                continue;
-            }
+        // Read on every core: from an object store each is a request.
+        let metas: Vec<Option<MapMeta>> = self
+            .maps
+            .par_iter()
+            .enumerate()
+            .map(|(m, key)| {
+                if done_maps.contains(&MapTaskId(m as u32)) {
+                    return None;
+                }
+                let meta = self.cache.meta(Kind::Map, key)?;
+                let meta = bincode::deserialize::<MapMeta>(&meta).ok()?;
+                (meta.parts.len() == self.reduces as usize).then_some(meta)
+            })
+            .collect();
+        for (m, meta) in metas.into_iter().enumerate() {
+            let Some(meta) = meta else { continue };
             self.known().parts[m] = Some(meta.parts.iter().map(|p| p.map(Key)).collect());
-            cached.push((task, meta.counters));
+            cached.push((MapTaskId(m as u32), meta.counters));
         }
         self.learn(done);
         let left: Vec<ReduceTaskId> = (0..self.reduces)
@@ -195,14 +200,21 @@ impl JobCache {
         got.reduces = self.take_reduces(output_dir, &left);
         debug!(took = ?started.elapsed(), "looked the maps and reduces up");
         let running = left.len() - got.reduces.len();
-        for (task, counters) in cached {
+        // Every output came from the cache: no reduce reads a map's, which
+        // is then done without being placed anywhere. Otherwise each is
+        // linked and checked (a CRC32C of its bytes), on every core.
+        let placed: Vec<bool> = cached
+            .par_iter()
+            .map(|(task, _)| {
+                let m = task.0 as usize;
+                running == 0 || {
+                    let dest = job_dir.join(names::map_output(*task, reserved(m)));
+                    self.cache.take(Kind::Map, &self.maps[m], &dest).is_some()
+                }
+            })
+            .collect();
+        for ((task, counters), placed) in cached.into_iter().zip(placed) {
             let m = task.0 as usize;
-            // Every output came from the cache: no reduce reads a map's,
-            // which is then done without being placed anywhere.
-            let placed = running == 0 || {
-                let dest = job_dir.join(names::map_output(task, reserved(m)));
-                self.cache.take(Kind::Map, &self.maps[m], &dest).is_some()
-            };
             if placed {
                 got.maps.push((task, reserved(m), counters));
                 got.input_bytes += self.map_bytes[m];

@@ -18,7 +18,8 @@ use mr_protocol::{AttemptId, MapTaskId, TaskFailure};
 /// Inputs to merge, each tagged with a caller-chosen id used in errors.
 pub struct Merger<T: Copy> {
     inputs: Vec<(T, PartitionReader)>,
-    /// Each input's current key as a prefix (see [`key_prefix`]).
+    /// Each input's current key as a prefix (see [`key_prefix`]);
+    /// `u128::MAX` once the input has no more records.
     prefix: Vec<u128>,
     /// False once an input has no more records.
     live: Vec<bool>,
@@ -46,14 +47,17 @@ impl<T: Copy> Merger<T> {
     /// Whether input `a` goes before input `b`; inputs without records go last.
     #[inline]
     fn less(&self, a: usize, b: usize) -> bool {
+        // An input without records has the greatest prefix (see
+        // `advance_top`), so liveness is looked at only on a tie: the
+        // common case is one integer compare.
+        let (pa, pb) = (self.prefix[a], self.prefix[b]);
+        if pa != pb {
+            return pa < pb;
+        }
         match (self.live[a], self.live[b]) {
             (false, _) => return false,
             (true, false) => return true,
             _ => {}
-        }
-        let (pa, pb) = (self.prefix[a], self.prefix[b]);
-        if pa != pb {
-            return pa < pb;
         }
         let (ka, kb) = (self.inputs[a].1.key(), self.inputs[b].1.key());
         let order = if ka.len() <= 16 && kb.len() <= 16 {
@@ -84,7 +88,7 @@ impl<T: Copy> Merger<T> {
         for (tag, r) in inputs.iter_mut() {
             let more = r.advance().map_err(|e| (*tag, e))?;
             live.push(more);
-            prefix.push(if more { key_prefix(r.key()) } else { 0 });
+            prefix.push(if more { key_prefix(r.key()) } else { u128::MAX });
         }
         let k = inputs.len();
         let mut m = Merger {
@@ -127,6 +131,7 @@ impl<T: Copy> Merger<T> {
             self.prefix[i] = key_prefix(reader.key());
         } else {
             self.live[i] = false;
+            self.prefix[i] = u128::MAX;
         }
         // Replay the matches on the path from the leaf to the root.
         let k = self.inputs.len();
