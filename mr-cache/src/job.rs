@@ -122,7 +122,9 @@ impl JobCache {
         let started = std::time::Instant::now();
         let cache = Cache::open(dir)?;
         let (identity, name, whole_file) = app_identity(spec)?;
-        let pieces = crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))?;
+        let pieces = cache.with_io_width(|| {
+            crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))
+        })?;
         let (plan, split_keys) = crate::plan::plan(files, &pieces, spec.split_size);
         debug!(files = files.len(), splits = plan.len(), took = ?started.elapsed(), "planned by content");
         let r = spec.reduces.to_le_bytes();
@@ -173,20 +175,21 @@ impl JobCache {
         let mut cached = Vec::new();
         let done_maps: std::collections::HashSet<MapTaskId> =
             done.iter().map(|(m, _)| *m).collect();
-        // Read on every core: from an object store each is a request.
-        let metas: Vec<Option<MapMeta>> = self
-            .maps
-            .par_iter()
-            .enumerate()
-            .map(|(m, key)| {
-                if done_maps.contains(&MapTaskId(m as u32)) {
-                    return None;
-                }
-                let meta = self.cache.meta(Kind::Map, key)?;
-                let meta = bincode::deserialize::<MapMeta>(&meta).ok()?;
-                (meta.parts.len() == self.reduces as usize).then_some(meta)
-            })
-            .collect();
+        // Read in parallel: from an object store each is a request.
+        let metas: Vec<Option<MapMeta>> = self.cache.with_io_width(|| {
+            self.maps
+                .par_iter()
+                .enumerate()
+                .map(|(m, key)| {
+                    if done_maps.contains(&MapTaskId(m as u32)) {
+                        return None;
+                    }
+                    let meta = self.cache.meta(Kind::Map, key)?;
+                    let meta = bincode::deserialize::<MapMeta>(&meta).ok()?;
+                    (meta.parts.len() == self.reduces as usize).then_some(meta)
+                })
+                .collect()
+        });
         for (m, meta) in metas.into_iter().enumerate() {
             let Some(meta) = meta else { continue };
             self.known().parts[m] = Some(meta.parts.iter().map(|p| p.map(Key)).collect());
@@ -203,16 +206,18 @@ impl JobCache {
         // Every output came from the cache: no reduce reads a map's, which
         // is then done without being placed anywhere. Otherwise each is
         // linked and checked (a CRC32C of its bytes), on every core.
-        let placed: Vec<bool> = cached
-            .par_iter()
-            .map(|(task, _)| {
-                let m = task.0 as usize;
-                running == 0 || {
-                    let dest = job_dir.join(names::map_output(*task, reserved(m)));
-                    self.cache.take(Kind::Map, &self.maps[m], &dest).is_some()
-                }
-            })
-            .collect();
+        let placed: Vec<bool> = self.cache.with_io_width(|| {
+            cached
+                .par_iter()
+                .map(|(task, _)| {
+                    let m = task.0 as usize;
+                    running == 0 || {
+                        let dest = job_dir.join(names::map_output(*task, reserved(m)));
+                        self.cache.take(Kind::Map, &self.maps[m], &dest).is_some()
+                    }
+                })
+                .collect()
+        });
         for ((task, counters), placed) in cached.into_iter().zip(placed) {
             let m = task.0 as usize;
             if placed {
@@ -301,27 +306,30 @@ impl JobCache {
         let Some(dir) = output_dir else {
             return Vec::new();
         };
-        let mut got = Vec::new();
-        for &task in left {
-            let key = &keys[task.0 as usize];
-            let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
-            let Some(meta) = self.cache.take(Kind::Reduce, key, &tmp) else {
-                continue;
-            };
-            let Some(counters) = decode(&meta) else {
-                let _ = std::fs::remove_file(&tmp);
-                continue;
-            };
-            // Committed as a reduce commits: rename into place.
-            match std::fs::rename(&tmp, dir.join(names::output(task))) {
-                Ok(()) => got.push((task, reserved(task.0 as usize), counters)),
-                Err(e) => {
-                    warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
-                    let _ = std::fs::remove_file(&tmp);
-                }
-            }
-        }
-        got
+        // In parallel: from an object store each is a download.
+        let taken: Vec<Option<(ReduceTaskId, AttemptId, Counters)>> = self.cache.with_io_width(|| {
+            left.par_iter()
+                .map(|&task| {
+                    let key = &keys[task.0 as usize];
+                    let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
+                    let meta = self.cache.take(Kind::Reduce, key, &tmp)?;
+                    let Some(counters) = decode(&meta) else {
+                        let _ = std::fs::remove_file(&tmp);
+                        return None;
+                    };
+                    // Committed as a reduce commits: rename into place.
+                    match std::fs::rename(&tmp, dir.join(names::output(task))) {
+                        Ok(()) => Some((task, reserved(task.0 as usize), counters)),
+                        Err(e) => {
+                            warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
+                            let _ = std::fs::remove_file(&tmp);
+                            None
+                        }
+                    }
+                })
+                .collect()
+        });
+        taken.into_iter().flatten().collect()
     }
 
     /// Keeps map `m`'s accepted output (the run file at `path`), with its

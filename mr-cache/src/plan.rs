@@ -90,22 +90,135 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// The pieces of every file in `files` (local files and objects), in
 /// parallel, reusing what `cache` knows of files unchanged since.
 /// Compressed files and whole-file apps' inputs are one piece each.
+///
+/// Besides one entry per file, the cache keeps one for the whole input
+/// list (by the files' names): every file's identity and pieces, written
+/// after each plan. A re-run over the same names then reads one entry
+/// instead of one per file (one request rather than thousands, from an
+/// object store), and takes from it the pieces of every file whose
+/// identity still matches; only the others are looked up one by one.
 pub fn all_pieces(
     files: &[InputFile],
     target: u64,
     whole_file: bool,
     cache: Option<&Cache>,
 ) -> Result<Vec<Vec<Piece>>, PlanError> {
-    files
+    let uncut = |f: &InputFile| whole_file || Codec::of(&f.name).is_some();
+    let set = {
+        let mut parts: Vec<&[u8]> = vec![PIECES_VERSION, b"set"];
+        let t = target.to_le_bytes();
+        parts.push(&t);
+        parts.push(if whole_file { b"whole" } else { b"lines" });
+        for f in files {
+            parts.push(f.name.as_bytes());
+            parts.push(b"\0");
+        }
+        Key::of(&parts)
+    };
+    let known = cache
+        .and_then(|c| c.take_bytes(Kind::Pieces, &set))
+        .map(|b| decode_set(&b))
+        .unwrap_or_default();
+    let planned: Vec<(Vec<Piece>, Option<Key>, bool)> = files
         .par_iter()
         .map(|f| {
-            let uncut = whole_file || Codec::of(&f.name).is_some();
-            match mr_store::is_object_url(&f.name) {
-                true => object_pieces(f, target, uncut, cache),
-                false => file_pieces(&f.path, f.len, target, uncut, cache),
+            let id = identity(f, target, uncut(f));
+            if let Some(p) = id.as_ref().and_then(|id| known.get(id)) {
+                if tiles(p, f.len) {
+                    return Ok((p.clone(), id, false));
+                }
             }
+            let (pieces, id) = match mr_store::is_object_url(&f.name) {
+                true => object_pieces(f, target, uncut(f), cache)?,
+                false => file_pieces(&f.path, f.len, target, uncut(f), cache)?,
+            };
+            Ok((pieces, id, true))
         })
-        .collect()
+        .collect::<Result<_, PlanError>>()?;
+    if let Some(c) = cache {
+        if planned.iter().any(|(_, _, fresh)| *fresh) {
+            // A cache that cannot take it only costs the next run reads.
+            let _ = c.put_bytes(Kind::Pieces, &set, &encode_set(&planned));
+        }
+    }
+    Ok(planned.into_iter().map(|(p, _, _)| p).collect())
+}
+
+/// What a file is known by while unchanged (None: it cannot be known, an
+/// object without an ETag, or a file that cannot be looked at now).
+fn identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
+    match mr_store::is_object_url(&f.name) {
+        true => object_identity(f, target, uncut),
+        false => {
+            let meta = std::fs::metadata(&f.path).ok()?;
+            (meta.len() == f.len).then(|| file_identity(&f.path, &meta, target, uncut))
+        }
+    }
+}
+
+fn object_identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
+    f.version.as_ref().map(|etag| {
+        Key::of(&[
+            PIECES_VERSION,
+            b"object",
+            f.name.as_bytes(),
+            etag.as_bytes(),
+            &f.len.to_le_bytes(),
+            &target.to_le_bytes(),
+            &[u8::from(uncut)],
+        ])
+    })
+}
+
+fn file_identity(path: &Path, meta: &std::fs::Metadata, target: u64, uncut: bool) -> Key {
+    Key::of(&[
+        PIECES_VERSION,
+        path.as_os_str().as_encoded_bytes(),
+        &meta.dev().to_le_bytes(),
+        &meta.ino().to_le_bytes(),
+        &meta.len().to_le_bytes(),
+        &meta.mtime().to_le_bytes(),
+        &meta.mtime_nsec().to_le_bytes(),
+        &meta.ctime().to_le_bytes(),
+        &meta.ctime_nsec().to_le_bytes(),
+        &target.to_le_bytes(),
+        &[u8::from(uncut)],
+    ])
+}
+
+/// The set entry: per file with an identity, the identity, its piece
+/// count and its pieces as [`encode`] writes them.
+fn encode_set(planned: &[(Vec<Piece>, Option<Key>, bool)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (pieces, id, _) in planned {
+        let Some(id) = id else { continue };
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&(pieces.len() as u32).to_le_bytes());
+        out.extend_from_slice(&encode(pieces));
+    }
+    out
+}
+
+/// What [`encode_set`] wrote; an entry that does not parse is empty.
+fn decode_set(mut b: &[u8]) -> std::collections::HashMap<Key, Vec<Piece>> {
+    let mut out = std::collections::HashMap::new();
+    while b.len() >= 36 {
+        let id = Key(b[..32].try_into().expect("32 bytes"));
+        let n = u32::from_le_bytes(b[32..36].try_into().expect("4 bytes")) as usize;
+        let Some(body) = b.get(36..36 + n * ENCODED) else {
+            return Default::default();
+        };
+        let pieces = body
+            .chunks(ENCODED)
+            .map(decode_piece)
+            .collect::<Vec<Piece>>();
+        out.insert(id, pieces);
+        b = &b[36 + n * ENCODED..];
+    }
+    if !b.is_empty() {
+        return Default::default();
+    }
+    out
 }
 
 /// The pieces of an object input. An object is known unchanged by its URL,
@@ -118,29 +231,19 @@ fn object_pieces(
     target: u64,
     uncut: bool,
     cache: Option<&Cache>,
-) -> Result<Vec<Piece>, PlanError> {
+) -> Result<(Vec<Piece>, Option<Key>), PlanError> {
     let failed = |reason: String| PlanError {
         path: f.name.clone(),
         reason,
     };
     // Without an ETag an object cannot be known unchanged: read every time.
-    let identity = f.version.as_ref().map(|etag| {
-        Key::of(&[
-            PIECES_VERSION,
-            b"object",
-            f.name.as_bytes(),
-            etag.as_bytes(),
-            &f.len.to_le_bytes(),
-            &target.to_le_bytes(),
-            &[u8::from(uncut)],
-        ])
-    });
+    let identity = object_identity(f, target, uncut);
     if let (Some(c), Some(id)) = (cache, &identity) {
         if let Some(pieces) = c
             .take_bytes(Kind::Pieces, id)
             .and_then(|p| decode(&p, f.len))
         {
-            return Ok(pieces);
+            return Ok((pieces, identity));
         }
     }
     let pieces = match f.len {
@@ -173,7 +276,7 @@ fn object_pieces(
         // A cache that cannot take it only costs the next run a read.
         let _ = c.put_bytes(Kind::Pieces, id, &encode(&pieces));
     }
-    Ok(pieces)
+    Ok((pieces, identity))
 }
 
 /// A temporary file, removed when dropped.
@@ -191,7 +294,7 @@ fn file_pieces(
     target: u64,
     uncut: bool,
     cache: Option<&Cache>,
-) -> Result<Vec<Piece>, PlanError> {
+) -> Result<(Vec<Piece>, Option<Key>), PlanError> {
     let failed = |reason: String| PlanError {
         path: path.display().to_string(),
         reason,
@@ -204,22 +307,10 @@ fn file_pieces(
             meta.len()
         )));
     }
-    let identity = Key::of(&[
-        PIECES_VERSION,
-        path.as_os_str().as_encoded_bytes(),
-        &meta.dev().to_le_bytes(),
-        &meta.ino().to_le_bytes(),
-        &len.to_le_bytes(),
-        &meta.mtime().to_le_bytes(),
-        &meta.mtime_nsec().to_le_bytes(),
-        &meta.ctime().to_le_bytes(),
-        &meta.ctime_nsec().to_le_bytes(),
-        &target.to_le_bytes(),
-        &[u8::from(uncut)],
-    ]);
+    let identity = file_identity(path, &meta, target, uncut);
     if let Some(p) = cache.and_then(|c| c.take_bytes(Kind::Pieces, &identity)) {
         if let Some(pieces) = decode(&p, len) {
-            return Ok(pieces);
+            return Ok((pieces, Some(identity)));
         }
     }
     let pieces = match len {
@@ -236,7 +327,7 @@ fn file_pieces(
         // A cache that cannot take it only costs the next run a read.
         let _ = c.put_bytes(Kind::Pieces, &identity, &encode(&pieces));
     }
-    Ok(pieces)
+    Ok((pieces, Some(identity)))
 }
 
 fn encode(pieces: &[Piece]) -> Vec<u8> {
@@ -255,23 +346,30 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
     if bytes.len() % ENCODED != 0 {
         return None;
     }
-    let pieces: Vec<Piece> = bytes
-        .chunks(ENCODED)
-        .map(|c| Piece {
-            start: u64::from_le_bytes(c[..8].try_into().unwrap()),
-            end: u64::from_le_bytes(c[8..16].try_into().unwrap()),
-            hash: c[16..48].try_into().unwrap(),
-            tail: u64::from_le_bytes(c[48..56].try_into().unwrap()),
-        })
-        .collect();
+    let pieces: Vec<Piece> = bytes.chunks(ENCODED).map(decode_piece).collect();
+    tiles(&pieces, len).then_some(pieces)
+}
+
+/// One piece as [`encode`] wrote it (`c` is [`ENCODED`] bytes).
+fn decode_piece(c: &[u8]) -> Piece {
+    Piece {
+        start: u64::from_le_bytes(c[..8].try_into().unwrap()),
+        end: u64::from_le_bytes(c[8..16].try_into().unwrap()),
+        hash: c[16..48].try_into().unwrap(),
+        tail: u64::from_le_bytes(c[48..56].try_into().unwrap()),
+    }
+}
+
+/// Whether `pieces` tile `0..len` exactly.
+fn tiles(pieces: &[Piece], len: u64) -> bool {
     let mut at = 0;
-    for p in &pieces {
+    for p in pieces {
         if p.start != at || p.end < p.start {
-            return None;
+            return false;
         }
         at = p.end;
     }
-    (at == len && !pieces.is_empty()).then_some(pieces)
+    at == len && !pieces.is_empty()
 }
 
 /// The splits, made of pieces: a piece of at least half the target is a
@@ -520,9 +618,11 @@ mod tests {
     fn pieces_are_kept_for_unchanged_files_and_recomputed_for_changed_ones() {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(&d.path().join("cache")).unwrap();
-        let files = write_inputs(d.path(), &[100_000]);
+        let files = write_inputs(d.path(), &[100_000, 50_000, 70_000]);
         let first = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
-        assert_eq!(cache.entries_of(Kind::Pieces), 1);
+        assert_eq!(first, all_pieces(&files, 16 << 10, false, None).unwrap());
+        // One entry per file, and one for the whole list.
+        assert_eq!(cache.entries_of(Kind::Pieces), 4);
         assert_eq!(
             all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap(),
             first
@@ -534,7 +634,35 @@ mod tests {
         std::fs::write(&files[0].path, &bytes).unwrap();
         let again = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
         assert_ne!(again[0][0].hash, first[0][0].hash);
-        assert_eq!(cache.entries_of(Kind::Pieces), 2);
+        assert_eq!(again[1..], first[1..]);
+        assert_eq!(again, all_pieces(&files, 16 << 10, false, None).unwrap());
+        // The changed file's new entry; the list's entry is rewritten.
+        assert_eq!(cache.entries_of(Kind::Pieces), 5);
+        // With every per-file entry gone, the list's entry alone plans
+        // the unchanged files (and it is exactly what reading gives).
+        let dir = d.path().join("cache/mr-cache-v2/pieces");
+        let data: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "data"))
+            .collect();
+        // The list's entry holds every file's pieces: the largest.
+        let set = data
+            .iter()
+            .max_by_key(|p| std::fs::metadata(p).unwrap().len())
+            .unwrap();
+        for p in &data {
+            if p != set {
+                std::fs::remove_file(p.with_extension("meta")).unwrap();
+            }
+        }
+        assert_eq!(cache.entries_of(Kind::Pieces), 1);
+        assert_eq!(
+            all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap(),
+            again
+        );
+        // Nothing was read again (which would have kept per-file entries).
+        assert_eq!(cache.entries_of(Kind::Pieces), 1);
         // A size that changed since the listing is refused, naming the file.
         let mut stale = files.clone();
         stale[0].len += 1;

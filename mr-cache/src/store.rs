@@ -154,6 +154,19 @@ impl Cache {
         })
     }
 
+    /// Runs `f`, whose parallel iterators call this cache, on a pool wide
+    /// enough for its calls: a cache in an object store waits on the
+    /// network, one request per call, so its calls run
+    /// [`STORE_CALLS_AT_ONCE`] at a time rather than one per core (a
+    /// re-run looks up one entry per input file). A directory's calls run
+    /// on the caller's pool.
+    pub fn with_io_width<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        match &self.root {
+            Root::Dir(_) => f(),
+            Root::Store(_) => store_pool().install(f),
+        }
+    }
+
     /// Where the cache is, as the user would name it in messages.
     fn shown(&self) -> String {
         match &self.root {
@@ -197,10 +210,16 @@ impl Cache {
     /// Reads the whole file at `at` (None if it is not there; a store that
     /// cannot be reached is a miss too, and says so).
     fn read(&self, at: &str) -> Option<Vec<u8>> {
+        self.read_dated(at).map(|(b, _)| b)
+    }
+
+    /// [`Cache::read`], with when an object was last written (None for a
+    /// file: touching one costs no request, so it is always done).
+    fn read_dated(&self, at: &str) -> Option<(Vec<u8>, Option<SystemTime>)> {
         match &self.root {
-            Root::Dir(_) => fs::read(at).ok(),
+            Root::Dir(_) => fs::read(at).ok().map(|b| (b, None)),
             Root::Store(_) => match mr_store::blob::get(at) {
-                Ok(got) => got.map(|b| b.to_vec()),
+                Ok(got) => got.map(|(b, t)| (b.to_vec(), Some(t))),
                 Err(e) => {
                     tracing::warn!("reading the cache: {e}; taken as a miss");
                     None
@@ -236,9 +255,16 @@ impl Cache {
         }
     }
 
-    /// Marks the entry whose meta is at `meta` (holding `bytes`) used now:
-    /// last to be evicted.
-    fn touch(&self, meta: &str, bytes: &[u8]) {
+    /// Marks the entry whose meta is at `meta` (holding `bytes`, written at
+    /// `written` if known) used now: last to be evicted. In a store, where
+    /// it costs a PUT, only once [`STORE_TOUCH_EVERY`] has passed since.
+    fn touch(&self, meta: &str, bytes: &[u8], written: Option<SystemTime>) {
+        let fresh = written
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
+            .is_some_and(|age| age < STORE_TOUCH_EVERY);
+        if fresh {
+            return;
+        }
         match &self.root {
             Root::Dir(_) => {
                 let _ = File::options()
@@ -257,7 +283,7 @@ impl Cache {
     /// returned. None on a miss; a damaged entry is removed and is a miss too.
     pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
         let meta_at = self.at(kind, key, "meta");
-        let meta = self.read(&meta_at)?;
+        let (meta, written) = self.read_dated(&meta_at)?;
         if !self.fetch(&self.at(kind, key, "data"), dest) {
             return None;
         }
@@ -268,7 +294,7 @@ impl Cache {
         if user.is_none() {
             let _ = fs::remove_file(dest);
         }
-        self.after_check(kind, key, &meta, user)
+        self.after_check(kind, key, (&meta, written), user)
     }
 
     /// Renews a good entry's use time, or removes a damaged one.
@@ -276,13 +302,13 @@ impl Cache {
         &self,
         kind: Kind,
         key: &Key,
-        meta: &[u8],
+        (meta, written): (&[u8], Option<SystemTime>),
         user: Option<Vec<u8>>,
     ) -> Option<Vec<u8>> {
         let meta_at = self.at(kind, key, "meta");
         match user {
             Some(user) => {
-                self.touch(&meta_at, meta);
+                self.touch(&meta_at, meta, written);
                 Some(user)
             }
             None => {
@@ -367,10 +393,10 @@ impl Cache {
 
     /// The bytes of entry `key` of `kind`, checked, if it is there.
     pub fn take_bytes(&self, kind: Kind, key: &Key) -> Option<Vec<u8>> {
-        let meta = self.read(&self.at(kind, key, "meta"))?;
+        let (meta, written) = self.read_dated(&self.at(kind, key, "meta"))?;
         let data = self.read(&self.at(kind, key, "data"))?;
         let good = check(&meta, digest_bytes(kind, &data)).is_some();
-        self.after_check(kind, key, &meta, good.then(Vec::new))
+        self.after_check(kind, key, (&meta, written), good.then(Vec::new))
             .map(|_| data)
     }
 
@@ -410,6 +436,26 @@ impl Cache {
             Root::Store(root) => store_entries(root),
         }
     }
+}
+
+/// How stale an entry's use time in an object store may grow before a
+/// use renews it (a PUT): eviction orders entries to within this.
+pub const STORE_TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Calls to a cache in an object store made at once (see
+/// [`Cache::with_io_width`]).
+pub const STORE_CALLS_AT_ONCE: usize = 32;
+
+/// The pool [`Cache::with_io_width`] runs store calls on.
+fn store_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(STORE_CALLS_AT_ONCE)
+            .thread_name(|i| format!("mr-cache-io-{i}"))
+            .build()
+            .expect("cannot start the cache's I/O threads")
+    })
 }
 
 /// The data file beside the meta file at `meta`.

@@ -11,10 +11,13 @@
 use crate::{client, run, store_error, ObjectUrl, StoreError, SCHEME};
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::SystemTime;
+
+/// Bytes the first GET of [`get_to_file`] asks for.
+const FIRST_STEP: u64 = 8 << 20;
 
 /// Files up to this size go up in one PUT; larger ones in parts.
 const ONE_PUT: u64 = crate::write::PART_SIZE as u64;
@@ -38,17 +41,19 @@ fn located(
     Ok((store, ObjectPath::from(parsed.key.as_str())))
 }
 
-/// The whole object at `url`, or None if there is none.
-pub fn get(url: &str) -> Result<Option<bytes::Bytes>, StoreError> {
+/// The whole object at `url` and when it was last written, or None if
+/// there is none.
+pub fn get(url: &str) -> Result<Option<(bytes::Bytes, SystemTime)>, StoreError> {
     let (store, path) = located(url)?;
     let got = run(async move {
         let r = store.get(&path).await?;
-        r.bytes().await
+        let modified = r.meta.last_modified;
+        Ok::<_, object_store::Error>((r.bytes().await?, modified))
     });
     match got {
-        Ok(b) => {
+        Ok((b, modified)) => {
             crate::read::count_read(b.len());
-            Ok(Some(b))
+            Ok(Some((b, modified.into())))
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(store_error(url, e)),
@@ -61,20 +66,49 @@ pub fn get(url: &str) -> Result<Option<bytes::Bytes>, StoreError> {
 /// size, or None (and no file) if there is no object.
 pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
     let (store, path) = located(url)?;
-    let head = run(async move { store.head(&path).await });
-    let (etag, len) = match head {
-        Ok(m) => (m.e_tag, m.size),
+    // The first step's GET also says the object's size and ETag: a small
+    // object (most) takes one request.
+    let (s, p) = (store.clone(), path.clone());
+    let first = run(async move {
+        let opts = GetOptions {
+            range: Some(GetRange::Bounded(0..FIRST_STEP)),
+            ..GetOptions::default()
+        };
+        let r = s.get_opts(&p, opts).await?;
+        let meta = r.meta.clone();
+        Ok::<_, object_store::Error>((r.bytes().await?, meta))
+    });
+    let (head, meta) = match first {
+        Ok(got) => got,
         Err(object_store::Error::NotFound { .. }) => return Ok(None),
-        Err(e) => return Err(store_error(url, e)),
+        Err(e) => {
+            // An empty object has no byte to range over (416): only then
+            // is a failed first step not an error.
+            match run(async move { store.head(&path).await }) {
+                Ok(m) if m.size == 0 => {
+                    std::fs::File::create(dest).map_err(|e| StoreError::Store {
+                        url: url.to_string(),
+                        reason: format!("cannot write {}: {e}", dest.display()),
+                    })?;
+                    return Ok(Some(0));
+                }
+                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                _ => return Err(store_error(url, e)),
+            }
+        }
     };
+    crate::read::count_read(head.len());
     let local = |e: std::io::Error| StoreError::Store {
         url: url.to_string(),
         reason: format!("cannot write {}: {e}", dest.display()),
     };
     let mut out = std::fs::File::create(dest).map_err(local)?;
-    let mut reader = crate::read::ObjectReader::new(url, etag.as_deref(), len);
+    let len = meta.size;
+    let mut reader = crate::read::ObjectReader::new(url, meta.e_tag.as_deref(), len);
+    reader.skip_to(head.len() as u64);
     let mut buf = vec![0u8; 1 << 20];
     let copied = (|| -> Result<(), StoreError> {
+        out.write_all(&head).map_err(local)?;
         loop {
             let n = reader.read(&mut buf).map_err(|e| StoreError::Store {
                 url: url.to_string(),

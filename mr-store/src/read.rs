@@ -150,6 +150,12 @@ impl ObjectReader {
             buf: bytes::Bytes::new(),
         }
     }
+
+    /// Starts reading at byte `at` (the bytes before it were had otherwise).
+    pub fn skip_to(&mut self, at: u64) {
+        self.at = at.min(self.len);
+        self.buf = bytes::Bytes::new();
+    }
 }
 
 impl std::io::Read for ObjectReader {

@@ -494,6 +494,17 @@ fn a_cache_in_an_object_store_over_object_inputs_reuses_exactly() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Empty outputs (one word, seven partitions) are kept and taken back
+    // as empty objects.
+    let tiny = vec![t.write("tiny.txt", b"solitary\n")];
+    let small = Path::new("s3://mr-cache/jobs/tiny");
+    let seven = ["--app", "wc", "--reduces", "7"];
+    run_in(&t, "tiny", Some(small), &seven, &tiny, &env);
+    let (maps, reduces) = run_in(&t, "tiny-again", Some(small), &seven, &tiny, &env);
+    assert_eq!((maps, reduces), (0, 0), "all seven outputs, six of them empty, reused");
+    let again = outputs(&t, "tiny-again", 7);
+    assert_eq!(again, outputs(&t, "tiny", 7));
+    assert_eq!(again.iter().filter(|o| o.is_empty()).count(), 6);
     let seq_out = std::fs::read(dir.join("mr-out-0")).unwrap();
     assert_eq!(
         sorted_lines(&[seq_out]),
