@@ -10,7 +10,8 @@
 //!   made from them (a reduce whose partitions are unchanged is reused).
 //! - [`job`]: a job's cache: its tasks' addresses, what it takes from the
 //!   cache and what it keeps (shared by `mrcoordinator` and `mrsequential`).
-//! - [`store`]: the cache directory, entries named by [`Key`]s: the hash of
+//! - [`store`]: the cache (a directory or an `s3://` prefix), entries
+//!   named by [`Key`]s: the hash of
 //!   everything that determines a result (a split's bytes, the app's
 //!   identity, R, the partitioner, the run-file format).
 

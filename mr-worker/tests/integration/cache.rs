@@ -501,7 +501,11 @@ fn a_cache_in_an_object_store_over_object_inputs_reuses_exactly() {
     let seven = ["--app", "wc", "--reduces", "7"];
     run_in(&t, "tiny", Some(small), &seven, &tiny, &env);
     let (maps, reduces) = run_in(&t, "tiny-again", Some(small), &seven, &tiny, &env);
-    assert_eq!((maps, reduces), (0, 0), "all seven outputs, six of them empty, reused");
+    assert_eq!(
+        (maps, reduces),
+        (0, 0),
+        "all seven outputs, six of them empty, reused"
+    );
     let again = outputs(&t, "tiny-again", 7);
     assert_eq!(again, outputs(&t, "tiny", 7));
     assert_eq!(again.iter().filter(|o| o.is_empty()).count(), 6);
