@@ -801,6 +801,11 @@ impl Scheduler {
     pub fn all_workers_dismissed(&self) -> bool {
         self.workers.values().all(|w| !w.alive || w.told_exit)
     }
+
+    /// True once no worker is connected (every one has left or was lost).
+    pub fn all_workers_gone(&self) -> bool {
+        self.workers.values().all(|w| !w.alive)
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,10 @@ fn runs_maps_then_reduces_then_exits() {
     assert!(s.is_done());
     assert!(matches!(s.assign(w, t0), Assignment::Exit));
     assert!(s.all_workers_dismissed());
+    // Told, but not gone until it hangs up.
+    assert!(!s.all_workers_gone());
+    s.worker_lost(w, t0);
+    assert!(s.all_workers_gone());
 }
 
 #[test]

@@ -607,11 +607,15 @@ impl RunningJob {
     }
 
     /// Lets connected workers hear "exit" before the port closes, without
-    /// waiting long for ones busy with abandoned attempts.
+    /// waiting long for ones busy with abandoned attempts. Being told is not
+    /// enough: the answer must have reached them, which shows when they
+    /// hang up (a process that exited at once after telling them could
+    /// close their connections first, and they would then try to rejoin
+    /// a job that is over).
     async fn dismiss_workers(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline && !self.shared.sched().all_workers_dismissed() {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        while Instant::now() < deadline && !self.shared.sched().all_workers_gone() {
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
         self.embedded.wait_or_kill(Duration::from_secs(3)).await;
     }
