@@ -795,17 +795,6 @@ impl Scheduler {
             })
             .collect()
     }
-
-    /// True when every live worker has been told to exit (the job can end
-    /// without leaving one waiting on a coordinator that is gone).
-    pub fn all_workers_dismissed(&self) -> bool {
-        self.workers.values().all(|w| !w.alive || w.told_exit)
-    }
-
-    /// True once no worker is connected (every one has left or was lost).
-    pub fn all_workers_gone(&self) -> bool {
-        self.workers.values().all(|w| !w.alive)
-    }
 }
 
 #[cfg(test)]

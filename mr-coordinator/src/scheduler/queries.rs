@@ -2,8 +2,9 @@
 //! decision depends on: the job's counters, phase times, the attempt log and
 //! progress counts (for reports, the status page and logs), what the
 //! server needs to name files and journal records, what the cache's
-//! lookup and a replay need to know of the tasks, and whether a waiting
-//! worker could now be given something ([`WorkMark`]).
+//! lookup and a replay need to know of the tasks, whether a waiting
+//! worker could now be given something ([`WorkMark`]), and whether the
+//! workers have all left at the job's end.
 
 use super::tasks::AttemptState;
 use super::{AttemptRecord, Progress, ReduceGate, Scheduler, TaskRef};
@@ -33,6 +34,17 @@ impl WorkMark {
 }
 
 impl Scheduler {
+    /// True when every live worker has been told to exit.
+    pub fn all_workers_dismissed(&self) -> bool {
+        self.workers.values().all(|w| !w.alive || w.told_exit)
+    }
+
+    /// True once no worker is connected (every one has left or was lost):
+    /// at the job's end, the sign that each heard "exit".
+    pub fn all_workers_gone(&self) -> bool {
+        self.workers.values().all(|w| !w.alive)
+    }
+
     /// What could be handed out now (see [`WorkMark`]).
     pub fn work_mark(&self) -> WorkMark {
         let open = if self.maps.is_empty() {
