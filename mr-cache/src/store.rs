@@ -192,19 +192,17 @@ impl Cache {
         PathBuf::from(self.at(kind, key, ext))
     }
 
-    /// A fresh name under `tmp/` (unique across processes and threads).
-    fn temp(&self) -> PathBuf {
+    /// A fresh name under directory `root`'s `tmp/` (unique across
+    /// processes and threads). A store needs none: a PUT is whole.
+    fn temp(root: &Path) -> PathBuf {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let name = format!("mr-cache-{}-{n}-{nanos}", std::process::id());
-        match &self.root {
-            Root::Dir(d) => d.join("tmp").join(name),
-            Root::Store(_) => std::env::temp_dir().join(name),
-        }
+        root.join("tmp")
+            .join(format!("mr-cache-{}-{n}-{nanos}", std::process::id()))
     }
 
     /// Reads the whole file at `at` (None if it is not there; a store that
@@ -350,9 +348,9 @@ impl Cache {
         header.extend_from_slice(meta);
         let (data_at, meta_at) = (self.at(kind, key, "data"), self.at(kind, key, "meta"));
         match &self.root {
-            Root::Dir(_) => {
+            Root::Dir(root) => {
                 let io = |e: std::io::Error| failed(e.to_string());
-                let tmp_data = self.temp();
+                let tmp_data = Cache::temp(root);
                 match data {
                     Data::File(p) => {
                         if fs::hard_link(p, &tmp_data).is_err() {
@@ -362,7 +360,7 @@ impl Cache {
                     Data::Bytes(b) => fs::write(&tmp_data, b).map_err(io)?,
                 }
                 fs::rename(&tmp_data, &data_at).map_err(io)?;
-                let tmp_meta = self.temp();
+                let tmp_meta = Cache::temp(root);
                 File::create(&tmp_meta)
                     .and_then(|mut f| f.write_all(&header))
                     .map_err(io)?;
