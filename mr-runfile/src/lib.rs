@@ -18,8 +18,12 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+
+mod segments;
+pub use segments::{starts_segment, SEGMENT_EVERY};
 
 const MAGIC: &[u8; 8] = b"MRRUN\0\0\x01";
 const FOOTER_MAGIC: &[u8; 4] = b"MRFT";
@@ -342,10 +346,41 @@ impl RunFile {
             pos: off,
             end: off + len,
             block: Vec::new(),
+            block_at: off,
             cursor: 0,
             key: 0..0,
             value: 0..0,
+            from: None,
+            to: None,
         }
+    }
+
+    /// A reader of the records of partition `r` whose keys are in
+    /// `from..to` (None: unbounded on that side), starting at the block at
+    /// file offset `block`, which must be a block of that partition at or
+    /// before the first such record (see [`PartitionReader::segments`]).
+    /// An offset outside the partition is an error; one inside it but not
+    /// at a block fails the block's checks, so it is never misread.
+    pub fn partition_range(
+        self,
+        r: u32,
+        block: u64,
+        from: Option<&[u8]>,
+        to: Option<&[u8]>,
+    ) -> Result<PartitionReader, RunError> {
+        let (off, len, _) = self.index[r as usize];
+        if block < off || block > off + len {
+            return Err(RunError::Corrupt {
+                path: self.path,
+                what: format!("no block of partition {r} at byte {block}"),
+            });
+        }
+        let mut reader = self.partition(r);
+        reader.pos = block;
+        reader.block_at = block;
+        reader.from = from.map(<[u8]>::to_vec);
+        reader.to = to.map(<[u8]>::to_vec);
+        Ok(reader)
     }
 }
 
@@ -356,9 +391,15 @@ pub struct PartitionReader {
     pos: u64,
     end: u64,
     block: Vec<u8>,
+    /// Where the block in `block` begins in the file.
+    block_at: u64,
     cursor: usize,
-    key: std::ops::Range<usize>,
-    value: std::ops::Range<usize>,
+    key: Range<usize>,
+    value: Range<usize>,
+    /// Records with smaller keys are skipped (cleared once one is not).
+    from: Option<Vec<u8>>,
+    /// The partition ends, for this reader, at the first key not below it.
+    to: Option<Vec<u8>>,
 }
 
 impl PartitionReader {
@@ -387,9 +428,12 @@ impl PartitionReader {
             pos: 0,
             end,
             block: Vec::new(),
+            block_at: 0,
             cursor: 0,
             key: 0..0,
             value: 0..0,
+            from: None,
+            to: None,
         })
     }
 
@@ -436,19 +480,53 @@ impl PartitionReader {
             return Err(self.corrupt("block checksum mismatch"));
         }
         self.block.truncate(crc_pos);
+        self.block_at = self.pos;
         self.pos += 8 + len;
         self.cursor = 0;
         Ok(true)
     }
 
-    /// Advances to the next record; false at the end of the partition.
+    /// Advances to the next record; false at the end of the partition
+    /// (or of the range a reader from [`RunFile::partition_range`] reads).
     pub fn advance(&mut self) -> Result<bool, RunError> {
+        loop {
+            if !self.step()? {
+                return Ok(false);
+            }
+            if let Some(from) = &self.from {
+                if self.key() < from.as_slice() {
+                    continue;
+                }
+                // Keys are sorted: none of the rest is below it either.
+                self.from = None;
+            }
+            if self.to.as_deref().is_some_and(|to| self.key() >= to) {
+                // Past the range: read nothing more.
+                self.pos = self.end;
+                self.block.clear();
+                self.cursor = 0;
+                return Ok(false);
+            }
+            return Ok(true);
+        }
+    }
+
+    /// Steps to the next record of the partition, whatever its key.
+    fn step(&mut self) -> Result<bool, RunError> {
         while self.cursor >= self.block.len() {
             if !self.load_block()? {
                 return Ok(false);
             }
         }
-        let mut p = self.cursor;
+        let (key, value) = self.parse_at(self.cursor)?;
+        self.cursor = value.end;
+        self.key = key;
+        self.value = value;
+        Ok(true)
+    }
+
+    /// The key's and value's places in the block of the record at `p`.
+    fn parse_at(&self, mut p: usize) -> Result<(Range<usize>, Range<usize>), RunError> {
         let (Some(kl), Some(vl)) = (
             get_varint(&self.block, &mut p),
             get_varint(&self.block, &mut p),
@@ -463,10 +541,7 @@ impl PartitionReader {
         let Some((key_end, end)) = end.filter(|&(_, e)| e <= self.block.len()) else {
             return Err(self.corrupt("record runs past its block"));
         };
-        self.key = p..key_end;
-        self.value = key_end..end;
-        self.cursor = end;
-        Ok(true)
+        Ok((p..key_end, key_end..end))
     }
 
     /// The current record's key (valid after `advance` returned true).

@@ -230,3 +230,143 @@ fn a_footer_whose_index_offset_wraps_is_corrupt() {
     std::fs::write(&path, &bytes).unwrap();
     corrupt_saying(read_all1(&path), "index position");
 }
+
+/// A run file of one partition holding `keys` (sorted), each once with a
+/// value naming it, and three records for every picked key (as an app that
+/// does not combine writes them); with many blocks.
+fn write_keys(path: &Path, keys: &[Vec<u8>]) -> Records {
+    let mut records = Records::new();
+    for k in keys {
+        let n = if starts_segment(k) { 3 } else { 1 };
+        for i in 0..n {
+            records.push((
+                k.clone(),
+                format!("{i}:{}", String::from_utf8_lossy(k)).into_bytes(),
+            ));
+        }
+    }
+    let mut w = RunWriter::create(path, 0, 1).unwrap();
+    for (k, v) in &records {
+        w.push(k, v).unwrap();
+    }
+    w.end_partition().unwrap();
+    w.finish().unwrap();
+    records
+}
+
+fn sample_keys(n: usize) -> Vec<Vec<u8>> {
+    let mut keys: Vec<Vec<u8>> = (0..n)
+        .map(|i| format!("w{}", i * 7919 % 100_003).into_bytes())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+#[test]
+fn about_one_key_in_segment_every_starts_a_segment() {
+    let keys = sample_keys(100_000);
+    let picked = keys.iter().filter(|k| starts_segment(k)).count() as u64;
+    let expected = keys.len() as u64 / SEGMENT_EVERY;
+    assert!(
+        picked > expected / 2 && picked < expected * 2,
+        "{picked} picked, about {expected} expected"
+    );
+    // A property of the key alone.
+    assert!(keys
+        .iter()
+        .all(|k| starts_segment(k) == starts_segment(&k.clone())));
+}
+
+#[test]
+fn segments_start_at_picked_keys_and_feed_every_record_once() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("run");
+    let keys = sample_keys(60_000);
+    let records = write_keys(&path, &keys);
+    let mut starts: Vec<(Option<Vec<u8>>, u64)> = Vec::new();
+    let fed = std::cell::RefCell::new(Vec::new());
+    let mut sizes = Vec::new();
+    RunFile::open(&path, None, 1)
+        .unwrap()
+        .partition(0)
+        .segments(
+            |k, block| {
+                sizes.push(fed.borrow().len());
+                starts.push((k.map(<[u8]>::to_vec), block))
+            },
+            |b| fed.borrow_mut().extend_from_slice(b),
+        )
+        .unwrap();
+    let fed = fed.into_inner();
+    // The bytes fed are the records' encodings, in order.
+    let mut encoded = Vec::new();
+    for (k, v) in &records {
+        put_varint(&mut encoded, k.len() as u64);
+        put_varint(&mut encoded, v.len() as u64);
+        encoded.extend_from_slice(k);
+        encoded.extend_from_slice(v);
+    }
+    assert_eq!(fed, encoded);
+    // A head segment (the first key is not picked), then one per picked key.
+    assert!(!starts_segment(&keys[0]));
+    assert_eq!(starts[0].0, None);
+    let picked: Vec<Vec<u8>> = keys.iter().filter(|k| starts_segment(k)).cloned().collect();
+    let got: Vec<Vec<u8>> = starts[1..]
+        .iter()
+        .map(|(k, _)| k.clone().unwrap())
+        .collect();
+    assert_eq!(got, picked);
+    assert!(sizes.windows(2).all(|w| w[0] < w[1]));
+    // Reading from a segment's block with its key as the lower bound and
+    // the next one's as the upper gives exactly that segment's records.
+    for (i, (key, block)) in starts.iter().enumerate() {
+        let to = starts.get(i + 1).and_then(|(k, _)| k.clone());
+        let mut r = RunFile::open(&path, None, 1)
+            .unwrap()
+            .partition_range(0, *block, key.as_deref(), to.as_deref())
+            .unwrap();
+        let mut got = Vec::new();
+        while r.advance().unwrap() {
+            got.push((r.key().to_vec(), r.value().to_vec()));
+        }
+        let want: Records = records
+            .iter()
+            .filter(|(k, _)| {
+                key.as_ref().is_none_or(|f| k >= f) && to.as_ref().is_none_or(|t| k < t)
+            })
+            .cloned()
+            .collect();
+        assert_eq!(got, want, "segment {i}");
+    }
+}
+
+#[test]
+fn a_range_reader_refuses_a_place_outside_its_partition_and_misreads_none() {
+    let d = tempfile::tempdir().unwrap();
+    let path = d.path().join("run");
+    write_sample(&path, true);
+    let open = || RunFile::open(&path, Some(7), 3).unwrap();
+    let (off, len) = open().extent(2);
+    assert!(open()
+        .partition_range(2, off + len + 1, None, None)
+        .is_err());
+    assert!(open().partition_range(2, off - 1, None, None).is_err());
+    // Inside the partition but not at a block: a checked error, not records.
+    let mut r = open().partition_range(2, off + 3, None, None).unwrap();
+    assert!(matches!(r.advance(), Err(RunError::Corrupt { .. })));
+    // From the start with bounds: only the keys in range.
+    let mut r = open()
+        .partition_range(
+            0,
+            open().extent(0).0,
+            Some(b"key000300"),
+            Some(b"key000309"),
+        )
+        .unwrap();
+    let mut keys = Vec::new();
+    while r.advance().unwrap() {
+        keys.push(String::from_utf8(r.key().to_vec()).unwrap());
+    }
+    assert_eq!(keys, ["key000300", "key000303", "key000306"]);
+}
