@@ -35,7 +35,7 @@ pub fn starts_segment(key: &[u8]) -> bool {
     h ^= h >> 33;
     h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
     h ^= h >> 33;
-    h % SEGMENT_EVERY == 0
+    h.is_multiple_of(SEGMENT_EVERY)
 }
 
 impl PartitionReader {
