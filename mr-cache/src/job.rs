@@ -17,20 +17,26 @@
 //! directory). A reduce output is checked against its SHA-256 when taken,
 //! a map output by the block checksums every reader checks, so a damaged
 //! entry is recomputed, never used.
+//!
+//! A reduce whose address is not in the cache may still find an earlier
+//! output of its partition, from a job like this one (same app, R and input
+//! directories: the lineage entry names the last kept), whose inputs
+//! differ in a few maps: it is then handed out with the pieces of that
+//! output to copy and the key ranges to reduce again ([`crate::reuse`]).
 
-use crate::partitions::{partition_keys, reduce_key};
+use crate::partitions::{partition_index, reduce_key, PartitionIndex};
 use crate::{Cache, Key, Kind};
 use mr_protocol::plan::{InputFile, SplitPlan};
-use mr_protocol::{names, AttemptId, Counters, MapTaskId, ReduceTaskId};
+use mr_protocol::{names, AttemptId, Counters, MapTaskId, OutputIndex, ReduceReuse, ReduceTaskId};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tracing::{debug, info, warn};
 
 /// Bumped with any change to what a map's or reduce's output is made of
 /// that the app's identity does not cover (the run-file format, the
 /// partitioner's framing, how a reduce's address is made).
-const OUTPUTS_VERSION: &[u8] = b"outputs-2 run-file MRRUN 1";
+const OUTPUTS_VERSION: &[u8] = b"outputs-3 run-file MRRUN 1 segments 512";
 
 /// Why a job cannot keep a cache.
 #[derive(Debug, thiserror::Error)]
@@ -78,15 +84,18 @@ pub struct JobCache {
     map_bytes: Vec<u64>,
     /// `--cache-max`: evict down to this after the job.
     max: Option<u64>,
+    /// What names this job's lineage entries (with the reduce's number):
+    /// the app, R and the inputs' directories.
+    lineage: Key,
     /// What is learned as the job runs (puts run on blocking threads).
     known: Mutex<Known>,
 }
 
 /// Addresses learned from the cache or from outputs as they are kept.
 struct Known {
-    /// Per map, its output's partitions' addresses (None for an empty
-    /// partition), once known.
-    parts: Vec<Option<Vec<Option<Key>>>>,
+    /// Per map, its output's partitions' addresses and segments (None for
+    /// an empty partition), once known.
+    parts: Vec<Option<Arc<Vec<Option<PartitionIndex>>>>>,
     /// Per reduce, its address, once every map's partitions are known.
     reduces: Vec<Option<Key>>,
 }
@@ -95,8 +104,22 @@ struct Known {
 #[derive(serde::Serialize, serde::Deserialize)]
 struct MapMeta {
     counters: Counters,
-    /// The run file's partitions' addresses (None: empty).
-    parts: Vec<Option<[u8; 32]>>,
+    /// The run file's partitions' addresses and segments (None: empty).
+    parts: Vec<Option<PartitionIndex>>,
+}
+
+/// What a reduce's cache entry says besides its output.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ReduceMeta {
+    counters: Counters,
+    /// Where the output's segments after the head begin (None: unknown,
+    /// as for a streaming reduce's output, which is not cut by key).
+    starts: Option<Vec<(Vec<u8>, u64)>>,
+    /// The output's length.
+    len: u64,
+    /// Its inputs: the addresses of the map outputs' partitions, in map
+    /// order, empty ones left out, each with its map's cache address.
+    inputs: Vec<(Key, Key)>,
 }
 
 /// What was taken from the cache.
@@ -108,6 +131,8 @@ pub struct Reused {
     pub reduces: Vec<(ReduceTaskId, AttemptId, Counters)>,
     /// Input bytes whose maps did not run.
     pub input_bytes: u64,
+    /// Reduces that may copy pieces of an earlier output, and which.
+    pub partly: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
 }
 
 impl JobCache {
@@ -139,6 +164,16 @@ impl JobCache {
             parts: vec![None; maps.len()],
             reduces: vec![None; spec.reduces as usize],
         };
+        // Jobs over the same directories are one lineage: a file edited or
+        // added there still finds the outputs of the runs before.
+        let mut dirs: Vec<std::borrow::Cow<'_, str>> = files
+            .iter()
+            .map(|f| f.path.parent().unwrap_or(Path::new("")).to_string_lossy())
+            .collect();
+        dirs.sort_unstable();
+        dirs.dedup();
+        let dirs = dirs.join("\0");
+        let lineage = Key::of(&[b"lineage", OUTPUTS_VERSION, &identity, &r, dirs.as_bytes()]);
         let job = JobCache {
             cache,
             identity,
@@ -146,6 +181,7 @@ impl JobCache {
             maps,
             map_bytes,
             max,
+            lineage,
             known: Mutex::new(known),
         };
         Ok((job, plan, (name, whole_file)))
@@ -192,7 +228,7 @@ impl JobCache {
         });
         for (m, meta) in metas.into_iter().enumerate() {
             let Some(meta) = meta else { continue };
-            self.known().parts[m] = Some(meta.parts.iter().map(|p| p.map(Key)).collect());
+            self.known().parts[m] = Some(Arc::new(meta.parts));
             cached.push((MapTaskId(m as u32), meta.counters));
         }
         self.learn(done);
@@ -200,7 +236,7 @@ impl JobCache {
             .map(ReduceTaskId)
             .filter(|&r| !reduces_done(r))
             .collect();
-        got.reduces = self.take_reduces(output_dir, &left);
+        (got.reduces, got.partly) = self.take_reduces(job_dir, output_dir, &left);
         debug!(took = ?started.elapsed(), "looked the maps and reduces up");
         let running = left.len() - got.reduces.len();
         // Every output came from the cache: no reduce reads a map's, which
@@ -247,8 +283,8 @@ impl JobCache {
                 continue;
             }
             let Some(path) = path else { continue };
-            match partition_keys(path, self.reduces) {
-                Ok(parts) => self.known().parts[m.0 as usize] = Some(parts),
+            match partition_index(path, self.reduces) {
+                Ok(parts) => self.known().parts[m.0 as usize] = Some(Arc::new(parts)),
                 Err(e) => warn!(map = %m, "cannot address the output's partitions: {e}"),
             }
         }
@@ -266,76 +302,139 @@ impl JobCache {
     /// Once every map is done: learns the partitions of `outputs` (those
     /// not known yet, see [`JobCache::unknown_maps`]), works out the
     /// reduces' addresses, and commits into `output_dir` the outputs the
-    /// cache holds of the reduces in `left`. Those committed are returned.
-    /// Blocking.
+    /// cache holds of the reduces in `left`. Returns those committed, and
+    /// the reduces that may copy pieces of an earlier output (placed in
+    /// `job_dir`). Blocking.
     pub fn reduces_at_map_end(
         &self,
         outputs: &[(MapTaskId, Option<PathBuf>)],
+        job_dir: &Path,
         output_dir: Option<&Path>,
         left: &[ReduceTaskId],
-    ) -> Vec<(ReduceTaskId, AttemptId, Counters)> {
+    ) -> TakenReduces {
         self.learn(outputs);
-        let got = self.take_reduces(output_dir, left);
-        if !got.is_empty() {
-            info!(reduces = got.len(), "reusing outputs from the cache");
+        let got = self.take_reduces(job_dir, output_dir, left);
+        if !got.0.is_empty() || !got.1.is_empty() {
+            info!(
+                reduces = got.0.len(),
+                partly = got.1.len(),
+                "reusing outputs from the cache"
+            );
         }
         got
     }
 
-    /// If every map's partitions are known: the reduces' addresses, and the
+    /// If every map's partitions are known: the reduces' addresses, the
     /// outputs the cache holds of those in `left` committed into
-    /// `output_dir`.
+    /// `output_dir`, and for the others found in an earlier form, the
+    /// pieces to copy (that output placed in `job_dir`).
     fn take_reduces(
         &self,
+        job_dir: &Path,
         output_dir: Option<&Path>,
         left: &[ReduceTaskId],
-    ) -> Vec<(ReduceTaskId, AttemptId, Counters)> {
-        let keys: Vec<Key> = {
+    ) -> TakenReduces {
+        let (keys, parts) = {
             let mut known = self.known();
             let Some(parts) = known.parts.iter().cloned().collect::<Option<Vec<_>>>() else {
-                return Vec::new();
+                return Default::default();
             };
             let r_count = self.reduces.to_le_bytes();
             let base: [&[u8]; 3] = [OUTPUTS_VERSION, &self.identity, &r_count];
             let keys: Vec<Key> = (0..self.reduces)
-                .map(|r| reduce_key(&base, r, parts.iter().map(|p| p[r as usize].as_ref())))
+                .map(|r| {
+                    let inputs = parts.iter().map(|p| p[r as usize].as_ref().map(|p| &p.key));
+                    reduce_key(&base, r, inputs)
+                })
                 .collect();
             known.reduces = keys.iter().copied().map(Some).collect();
-            keys
+            (keys, parts)
         };
         let Some(dir) = output_dir else {
-            return Vec::new();
+            return Default::default();
         };
         // In parallel: from an object store each is a download.
-        let taken: Vec<Option<(ReduceTaskId, AttemptId, Counters)>> = self.cache.with_io_width(|| {
+        let taken: Vec<Result<Taken, Option<Arc<ReduceReuse>>>> = self.cache.with_io_width(|| {
             left.par_iter()
                 .map(|&task| {
                     let key = &keys[task.0 as usize];
                     let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
-                    let meta = self.cache.take(Kind::Reduce, key, &tmp)?;
-                    let Some(counters) = decode(&meta) else {
+                    let Some(meta) = self.cache.take(Kind::Reduce, key, &tmp) else {
+                        return Err(self.earlier(task, &parts, job_dir));
+                    };
+                    let Some(meta) = decode::<ReduceMeta>(&meta) else {
                         let _ = std::fs::remove_file(&tmp);
-                        return None;
+                        return Err(None);
                     };
                     // Committed as a reduce commits: rename into place.
                     match std::fs::rename(&tmp, dir.join(names::output(task))) {
-                        Ok(()) => Some((task, reserved(task.0 as usize), counters)),
+                        Ok(()) => Ok((task, reserved(task.0 as usize), meta.counters)),
                         Err(e) => {
                             warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
                             let _ = std::fs::remove_file(&tmp);
-                            None
+                            Err(None)
                         }
                     }
                 })
                 .collect()
         });
-        taken.into_iter().flatten().collect()
+        let mut got = TakenReduces::default();
+        for (t, &task) in taken.into_iter().zip(left) {
+            match t {
+                Ok(t) => got.0.push(t),
+                Err(Some(reuse)) => got.1.push((task, reuse)),
+                Err(None) => {}
+            }
+        }
+        got
+    }
+
+    /// For reduce `task`, not in the cache: the pieces of the last output
+    /// of its lineage that still hold, that output placed in `job_dir`.
+    fn earlier(
+        &self,
+        task: ReduceTaskId,
+        parts: &[Arc<Vec<Option<PartitionIndex>>>],
+        job_dir: &Path,
+    ) -> Option<Arc<ReduceReuse>> {
+        let r = task.0 as usize;
+        let last = self
+            .cache
+            .take_bytes(Kind::Lineage, &self.lineage_of(task))?;
+        let last = Key(last.try_into().ok()?);
+        let meta: ReduceMeta = decode(&self.cache.meta(Kind::Reduce, &last)?)?;
+        let starts = meta.starts.as_ref()?;
+        let inputs: Vec<Key> = meta.inputs.iter().map(|(part, _)| *part).collect();
+        let earlier = crate::reuse::Earlier {
+            starts,
+            len: meta.len,
+            inputs: &inputs,
+        };
+        let new: Vec<Option<&PartitionIndex>> = parts.iter().map(|p| p[r].as_ref()).collect();
+        // An old map's index, read back from its entry.
+        let old_index = |i: usize| -> Option<PartitionIndex> {
+            let (part, map) = meta.inputs.get(i)?;
+            let map_meta: MapMeta = bincode::deserialize(&self.cache.meta(Kind::Map, map)?).ok()?;
+            let index = map_meta.parts.into_iter().nth(r)??;
+            (index.key == *part).then_some(index)
+        };
+        let pieces = crate::reuse::plan(&earlier, &new, &old_index)?;
+        let previous = names::previous_output(task);
+        self.cache
+            .take(Kind::Reduce, &last, &job_dir.join(&previous))?;
+        debug!(reduce = %task, pieces = pieces.len(), "an earlier output to copy from");
+        Some(Arc::new(ReduceReuse { previous, pieces }))
+    }
+
+    /// The lineage entry's address for reduce `task`.
+    fn lineage_of(&self, task: ReduceTaskId) -> Key {
+        Key::of(&[&self.lineage.0, &task.0.to_le_bytes()])
     }
 
     /// Keeps map `m`'s accepted output (the run file at `path`), with its
     /// partitions' addresses. Blocking.
     pub fn put_map(&self, m: MapTaskId, path: &Path, counters: &Counters) {
-        let parts = match partition_keys(path, self.reduces) {
+        let parts = match partition_index(path, self.reduces) {
             Ok(p) => p,
             Err(e) => {
                 warn!(map = %m, "not cached: cannot address the output's partitions: {e}");
@@ -344,20 +443,58 @@ impl JobCache {
         };
         let meta = MapMeta {
             counters: counters.clone(),
-            parts: parts.iter().map(|p| p.map(|k| k.0)).collect(),
+            parts,
         };
-        self.known().parts[m.0 as usize] = Some(parts);
-        let meta = bincode::serialize(&meta).unwrap_or_default();
+        let meta_bytes = bincode::serialize(&meta).unwrap_or_default();
+        self.known().parts[m.0 as usize] = Some(Arc::new(meta.parts));
+        let meta = meta_bytes;
         self.put(Kind::Map, &self.maps[m.0 as usize], path, &meta);
     }
 
-    /// Keeps reduce `r`'s committed output (at `path`), if its address is
-    /// known (every map's partitions were). Blocking.
-    pub fn put_reduce(&self, r: ReduceTaskId, path: &Path, counters: &Counters) {
-        let key = self.known().reduces[r.0 as usize];
-        if let Some(key) = key {
-            let meta = bincode::serialize(counters).unwrap_or_default();
-            self.put(Kind::Reduce, &key, path, &meta);
+    /// Keeps reduce `r`'s committed output (at `path`) with its index (if
+    /// its attempt gave one), if its address is known (every map's
+    /// partitions were), and names it the last of its lineage. Blocking.
+    pub fn put_reduce(
+        &self,
+        r: ReduceTaskId,
+        path: &Path,
+        counters: &Counters,
+        index: Option<OutputIndex>,
+    ) {
+        let (key, inputs) = {
+            let known = self.known();
+            let Some(key) = known.reduces[r.0 as usize] else {
+                return;
+            };
+            // Every map's partitions are known once the address is.
+            let mut inputs = Vec::new();
+            for (parts, map) in known.parts.iter().zip(&self.maps) {
+                if let Some(p) = parts.as_ref().and_then(|p| p[r.0 as usize].as_ref()) {
+                    inputs.push((p.key, *map));
+                }
+            }
+            (key, inputs)
+        };
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) => {
+                warn!(reduce = %r, "not cached: {}: {e}", path.display());
+                return;
+            }
+        };
+        let meta = ReduceMeta {
+            counters: counters.clone(),
+            starts: index.map(|i| i.starts),
+            len,
+            inputs,
+        };
+        let meta = bincode::serialize(&meta).unwrap_or_default();
+        self.put(Kind::Reduce, &key, path, &meta);
+        if let Err(e) = self
+            .cache
+            .put_bytes(Kind::Lineage, &self.lineage_of(r), &key.0)
+        {
+            warn!("{e}");
         }
     }
 
@@ -383,9 +520,16 @@ fn reserved(task: usize) -> AttemptId {
     AttemptId::cached(task as u32)
 }
 
-fn decode(meta: &[u8]) -> Option<Counters> {
+fn decode<T: serde::de::DeserializeOwned>(meta: &[u8]) -> Option<T> {
     bincode::deserialize(meta).ok()
 }
+
+/// Reduces committed from the cache (task, reserved attempt, counters),
+/// and reduces that may copy pieces of an earlier output.
+pub type TakenReduces = (Vec<Taken>, Vec<(ReduceTaskId, Arc<ReduceReuse>)>);
+
+/// A task done from the cache: its id, reserved attempt and counters.
+pub type Taken = (ReduceTaskId, AttemptId, Counters);
 
 /// What identifies the app's code, the name its workers register with,
 /// and its whole-file flag: a built-in's name with this build's version,

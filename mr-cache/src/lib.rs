@@ -6,8 +6,11 @@
 //!   or two splits rather than every later one.
 //! - [`plan`]: splits made of those pieces, with what their content
 //!   addresses are made of.
-//! - [`partitions`]: a map output's partitions' addresses, and a reduce's
-//!   made from them (a reduce whose partitions are unchanged is reused).
+//! - [`partitions`]: a map output's partitions' addresses and segments,
+//!   and a reduce's address made from them (a reduce whose partitions are
+//!   unchanged is reused).
+//! - [`reuse`]: which segments of an earlier reduce output still hold when
+//!   a few of its inputs changed (those are copied, the rest reduced).
 //! - [`job`]: a job's cache: its tasks' addresses, what it takes from the
 //!   cache and what it keeps (shared by `mrcoordinator` and `mrsequential`).
 //! - [`store`]: the cache (a directory or an `s3://` prefix), entries
@@ -19,12 +22,15 @@ pub mod chunk;
 pub mod job;
 pub mod partitions;
 pub mod plan;
+pub mod reuse;
 pub mod store;
 
 pub use store::{Cache, CacheError, Kind};
 
 /// A content address: SHA-256 over everything that determines a result.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Key(pub [u8; 32]);
 
 impl Key {

@@ -40,6 +40,10 @@ pub enum Kind {
     /// How an input file divides into pieces (see [`crate::plan`]), kept
     /// under the file's identity as the system reports it.
     Pieces,
+    /// The address of the last output kept of a reduce of a job like this
+    /// one (same app, R, partition and input directories), from which a
+    /// re-run copies what still holds (see [`crate::reuse`]).
+    Lineage,
 }
 
 impl Kind {
@@ -59,6 +63,7 @@ impl Kind {
             Kind::Map => "map",
             Kind::Reduce => "reduce",
             Kind::Pieces => "pieces",
+            Kind::Lineage => "lineage",
         }
     }
 }
@@ -123,7 +128,7 @@ impl Cache {
             path: dir.display().to_string(),
             reason: e.to_string(),
         };
-        for sub in ["map", "reduce", "pieces", "tmp"] {
+        for sub in KINDS.iter().map(|k| k.dir()).chain(["tmp"]) {
             fs::create_dir_all(root.join(sub)).map_err(unusable)?;
         }
         // Writable, checked now rather than at the first store.
@@ -461,7 +466,7 @@ fn data_of(meta: &str) -> String {
     format!("{}.data", meta.strip_suffix(".meta").unwrap_or(meta))
 }
 
-const KINDS: [Kind; 3] = [Kind::Map, Kind::Reduce, Kind::Pieces];
+const KINDS: [Kind; 4] = [Kind::Map, Kind::Reduce, Kind::Pieces, Kind::Lineage];
 
 fn dir_entries(root: &Path) -> Vec<Entry> {
     let mut out = Vec::new();

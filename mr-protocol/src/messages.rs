@@ -277,6 +277,63 @@ pub struct ReduceWork {
     pub maps: crate::outputs::MapOutputs,
     /// Keys to skip: each made an earlier attempt's reduce panic.
     pub skip: Vec<BadRecord>,
+    /// Report where the output's segments begin ([`TaskOutput::Indexed`]):
+    /// a job that keeps a cache asks, so that a later run can copy the
+    /// segments its changes leave alone.
+    pub index: bool,
+    /// The parts of an earlier output of this partition that still hold,
+    /// to copy rather than reduce again (a job that keeps a cache, re-run
+    /// on inputs that changed in a few keys).
+    pub reuse: Option<std::sync::Arc<ReduceReuse>>,
+}
+
+/// How to make a reduce's output from an earlier one: its pieces, in key
+/// order, each copied from the earlier output or reduced again. The
+/// result is byte for byte what reducing every key would give.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReduceReuse {
+    /// The earlier output's file name in the job directory.
+    pub previous: String,
+    /// The new output's pieces, in order.
+    pub pieces: Vec<ReusePiece>,
+}
+
+/// One piece of a reduce output made from an earlier one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReusePiece {
+    /// One segment of the earlier output, unchanged: its bytes
+    /// `offset..offset + len`, which begin at key `start` (None: the head
+    /// segment, before the first key that starts one).
+    Copy {
+        /// The segment's first key.
+        start: Option<Vec<u8>>,
+        /// Where its lines begin in the earlier output.
+        offset: u64,
+        /// Their length.
+        len: u64,
+    },
+    /// The keys in `from..to` (None: unbounded on that side), reduced from
+    /// partition r of every map's output: map i's read from the block at
+    /// file offset `blocks[i]` of its run file (`u64::MAX`: it has no
+    /// records there).
+    Reduce {
+        /// The first key of the range.
+        from: Option<Vec<u8>>,
+        /// The first key past it.
+        to: Option<Vec<u8>>,
+        /// Per map, in map order, the block to start reading at.
+        blocks: Vec<u64>,
+    },
+}
+
+/// Where each segment of a reduce output after the head begins, and what
+/// was copied rather than reduced (see [`ReduceReuse`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputIndex {
+    /// Each segment's first key and the offset of its first line, in order.
+    pub starts: Vec<(Vec<u8>, u64)>,
+    /// Output bytes copied from an earlier output.
+    pub copied: u64,
 }
 
 /// What a successful attempt produced.
@@ -286,6 +343,9 @@ pub enum TaskOutput {
     Map(Counters),
     /// A reduce task wrote its temporary output, ready to commit.
     Reduce(Counters),
+    /// A reduce task asked for its index wrote its temporary output, ready
+    /// to commit, and says where its segments begin.
+    Indexed(Counters, OutputIndex),
     /// A reduce task uploaded its output to the object store as a multipart
     /// upload it did not complete: the coordinator completes it (publishes
     /// the object) when it commits the task, or aborts it.
@@ -311,7 +371,10 @@ impl TaskOutput {
     /// The attempt's counters.
     pub fn counters(&self) -> &Counters {
         match self {
-            TaskOutput::Map(c) | TaskOutput::Reduce(c) | TaskOutput::Uploaded(c, _) => c,
+            TaskOutput::Map(c)
+            | TaskOutput::Reduce(c)
+            | TaskOutput::Indexed(c, _)
+            | TaskOutput::Uploaded(c, _) => c,
         }
     }
 }
@@ -535,5 +598,11 @@ pub mod names {
     /// `mr-out*` never see it.
     pub fn reduce_temp(reduce: ReduceTaskId, attempt: AttemptId) -> String {
         format!(".mr-out-{}.{}.tmp", reduce.0, attempt.0)
+    }
+
+    /// An earlier output of reduce `reduce` (from the cache), in the job
+    /// directory, that its attempts copy pieces of.
+    pub fn previous_output(reduce: ReduceTaskId) -> String {
+        format!("mr-earlier-out-{}", reduce.0)
     }
 }

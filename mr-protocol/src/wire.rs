@@ -34,7 +34,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of misreading each other's frames (a stale worker binary would
 /// otherwise fail every task it is given). Change it with anything that
 /// crosses the wire; `tests::the_wire_sources_are_locked` says when.
-pub const WIRE_VERSION: &str = "mapreduce-wire/2";
+pub const WIRE_VERSION: &str = "mapreduce-wire/3";
 
 /// The file in which [`Identity::load_or_create`] keeps a certificate.
 pub const IDENTITY_FILE: &str = "tls.der";
@@ -603,10 +603,10 @@ mod tests {
         let hash = fingerprint(text.as_bytes()).to_string();
         assert_eq!(
             (WIRE_VERSION, hash.as_str()),
-            // Version 2: a report's answer carries the next assignment, and
-            // a reduce's map outputs cross as outputs::MapOutputs (and
-            // AttemptId::cached / is_cached are methods: same encoding).
-            (WIRE_VERSION, "333eec8cdff1cfc6efc82cd75714cdb47a3281f72312bf961b0772398a8b8368"),
+            // Version 3: a reduce may be asked for its output's index and
+            // given pieces of an earlier output to copy (ReduceReuse), and
+            // reports the index (TaskOutput::Indexed).
+            (WIRE_VERSION, "5b6161687f489380eecf5bf415cadbf346bcc37a01405c7190fd4e91f6170fe1"),
             "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
         );
     }

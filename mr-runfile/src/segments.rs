@@ -13,6 +13,7 @@
 //! the segment begins ([`crate::RunFile::partition_range`]).
 
 use crate::{PartitionReader, RunError};
+use std::ops::Range;
 
 /// One key in this many starts a segment, on average: about 100 segments
 /// in a partition of 50,000 distinct keys, so an edit of a few words
@@ -38,38 +39,70 @@ pub fn starts_segment(key: &[u8]) -> bool {
     h.is_multiple_of(SEGMENT_EVERY)
 }
 
+/// What [`PartitionReader::segments`] reports, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SegmentEvent<'a> {
+    /// A segment begins: at `key` (None for the head segment) in the block
+    /// at file offset `block`.
+    Start {
+        /// The key that starts it, if one does.
+        key: Option<&'a [u8]>,
+        /// Where the block holding its first record begins.
+        block: u64,
+    },
+    /// Encoded records of the current segment, in order.
+    Bytes(&'a [u8]),
+    /// The current segment ends; `last` is its last record's key.
+    End {
+        /// The key of its last record.
+        last: &'a [u8],
+    },
+}
+
 impl PartitionReader {
-    /// Reads the rest of the partition as segments, checking every block:
-    /// calls `start(key, block)` where each segment begins (`key` None for
-    /// the head segment; `block` the file offset of the block holding its
-    /// first record), and `feed(bytes)` with every record's encoding, in
-    /// order and in as few pieces as the blocks allow, so a segment's
-    /// records are the bytes fed between its start and the next.
-    pub fn segments(
-        mut self,
-        mut start: impl FnMut(Option<&[u8]>, u64),
-        mut feed: impl FnMut(&[u8]),
-    ) -> Result<(), RunError> {
+    /// Reads the rest of the partition as segments, checking every block,
+    /// and tells `visit` where each begins, its records' bytes (in as few
+    /// pieces as the blocks allow) and its last key.
+    pub fn segments(mut self, mut visit: impl FnMut(SegmentEvent<'_>)) -> Result<(), RunError> {
         // The key that started the current segment, if one did: a picked
         // key's later records (an app that does not combine) stay in it.
         let mut current: Option<Vec<u8>> = None;
+        // The last key read (in this block, or copied at a block's end).
+        let mut last: Vec<u8> = Vec::new();
         let mut any = false;
         while self.load_block()? {
             let (mut p, mut fed) = (0, 0);
+            let mut last_here = None;
             while p < self.block.len() {
                 let (key, value) = self.parse_at(p)?;
-                let key = &self.block[key];
-                let picked = starts_segment(key);
-                if !any || (picked && current.as_deref() != Some(key)) {
-                    feed(&self.block[fed..p]);
+                let k = &self.block[key.clone()];
+                let picked = starts_segment(k);
+                if !any || (picked && current.as_deref() != Some(k)) {
+                    if any {
+                        visit(SegmentEvent::Bytes(&self.block[fed..p]));
+                        let last =
+                            last_here.map_or(last.as_slice(), |r: Range<usize>| &self.block[r]);
+                        visit(SegmentEvent::End { last });
+                    }
                     fed = p;
-                    start(picked.then_some(key), self.block_at);
-                    current = picked.then(|| key.to_vec());
+                    visit(SegmentEvent::Start {
+                        key: picked.then_some(k),
+                        block: self.block_at,
+                    });
+                    current = picked.then(|| k.to_vec());
                     any = true;
                 }
+                last_here = Some(key);
                 p = value.end;
             }
-            feed(&self.block[fed..]);
+            visit(SegmentEvent::Bytes(&self.block[fed..]));
+            if let Some(r) = last_here {
+                last.clear();
+                last.extend_from_slice(&self.block[r]);
+            }
+        }
+        if any {
+            visit(SegmentEvent::End { last: &last });
         }
         Ok(())
     }

@@ -285,20 +285,32 @@ fn segments_start_at_picked_keys_and_feed_every_record_once() {
     let keys = sample_keys(60_000);
     let records = write_keys(&path, &keys);
     let mut starts: Vec<(Option<Vec<u8>>, u64)> = Vec::new();
-    let fed = std::cell::RefCell::new(Vec::new());
+    let mut lasts: Vec<Vec<u8>> = Vec::new();
+    let mut fed = Vec::new();
     let mut sizes = Vec::new();
     RunFile::open(&path, None, 1)
         .unwrap()
         .partition(0)
-        .segments(
-            |k, block| {
-                sizes.push(fed.borrow().len());
-                starts.push((k.map(<[u8]>::to_vec), block))
-            },
-            |b| fed.borrow_mut().extend_from_slice(b),
-        )
+        .segments(|e| match e {
+            SegmentEvent::Start { key, block } => {
+                assert_eq!(starts.len(), lasts.len(), "a start after an end");
+                sizes.push(fed.len());
+                starts.push((key.map(<[u8]>::to_vec), block))
+            }
+            SegmentEvent::Bytes(b) => fed.extend_from_slice(b),
+            SegmentEvent::End { last } => lasts.push(last.to_vec()),
+        })
         .unwrap();
-    let fed = fed.into_inner();
+    assert_eq!(starts.len(), lasts.len());
+    // Each segment's last key is the one before the next segment's first.
+    for (i, last) in lasts.iter().enumerate() {
+        let next = starts.get(i + 1).map(|(k, _)| k.clone().unwrap());
+        let want = match next {
+            Some(n) => keys[keys.iter().position(|k| *k == n).unwrap() - 1].clone(),
+            None => keys.last().unwrap().clone(),
+        };
+        assert_eq!(*last, want, "segment {i}");
+    }
     // The bytes fed are the records' encodings, in order.
     let mut encoded = Vec::new();
     for (k, v) in &records {

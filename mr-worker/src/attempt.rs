@@ -107,6 +107,8 @@ pub(crate) async fn run(
             attempt,
             maps,
             skip,
+            index,
+            reuse,
         }) => {
             let out = placement.reduce_output(&settings, task, attempt);
             // With outputs in an object store, the output streams there.
@@ -128,6 +130,10 @@ pub(crate) async fn run(
             let o = out.clone();
             let to = upload_to.clone();
             let cancel = cx.cancel.clone();
+            // An earlier output to copy from is in the shared job directory.
+            let earlier = reuse
+                .filter(|_| placement.shared)
+                .map(|r| (settings.job_dir.join(&r.previous), r));
             let mut outcome = blocking(&out, move || {
                 let job = ReduceJob {
                     reduce: task.0,
@@ -137,6 +143,10 @@ pub(crate) async fn run(
                     upload_to: to.as_deref(),
                     skip: &skip,
                     cancel,
+                    index,
+                    reuse: earlier
+                        .as_ref()
+                        .map(|(p, r)| (p.as_path(), r.pieces.as_slice())),
                 };
                 run_reduce_task(&*app, &job)
             })
@@ -151,7 +161,7 @@ pub(crate) async fn run(
                     c.shuffle_bytes = bytes;
                     c.shuffle_millis = took.as_millis() as u64;
                 }
-                Ok(TaskOutput::Reduce(c)) => {
+                Ok(TaskOutput::Reduce(c) | TaskOutput::Indexed(c, _)) => {
                     c.shuffle_bytes = bytes;
                     c.shuffle_millis = took.as_millis() as u64;
                     if !placement.shared {
@@ -239,8 +249,9 @@ pub(crate) fn reduce_counters(stats: &crate::engine::reduce::ReduceStats) -> Cou
 fn run_reduce_task(app: &dyn mr_apps::App, job: &ReduceJob<'_>) -> Result<TaskOutput, TaskFailure> {
     let stats = run_reduce(app, job)?;
     let counters = reduce_counters(&stats);
-    Ok(match stats.upload {
-        Some(u) => TaskOutput::Uploaded(counters, u),
-        None => TaskOutput::Reduce(counters),
+    Ok(match (stats.upload, stats.index) {
+        (Some(u), _) => TaskOutput::Uploaded(counters, u),
+        (None, Some(index)) => TaskOutput::Indexed(counters, index),
+        (None, None) => TaskOutput::Reduce(counters),
     })
 }

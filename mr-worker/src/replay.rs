@@ -272,6 +272,8 @@ fn reduce_partition(
         upload_to: None,
         skip: &[],
         cancel: Default::default(),
+        index: false,
+        reuse: None,
     };
     let result = run_reduce(app.as_ref(), &job);
     // The maps made here were only the reduce's input.

@@ -85,6 +85,8 @@ pub fn run_sequential(
             upload_to: None,
             skip: &[],
             cancel: Default::default(),
+            index: false,
+            reuse: None,
         },
     )?;
     let out = out_dir.join("mr-out-0");
@@ -114,6 +116,8 @@ pub struct CachedRun {
     pub input_bytes_reused: u64,
     /// Whether `mr-out-0` itself came from the cache.
     pub output_reused: bool,
+    /// Output bytes copied from an earlier output rather than reduced.
+    pub output_bytes_copied: u64,
 }
 
 /// Runs `app` (as `spec` names it) over `inputs` into `<out_dir>/mr-out-0`
@@ -148,6 +152,7 @@ pub fn run_sequential_cached(
         maps_reused: taken.maps.len(),
         input_bytes_reused: taken.input_bytes,
         output_reused: !taken.reduces.is_empty(),
+        output_bytes_copied: 0,
     };
     if run.output_reused {
         jc.evict();
@@ -185,14 +190,17 @@ pub fn run_sequential_cached(
     let unknown: Vec<(MapTaskId, Option<PathBuf>)> =
         ran.iter().map(|(m, p)| (*m, Some(p.clone()))).collect();
     let reduce = ReduceTaskId(0);
-    if !jc
-        .reduces_at_map_end(&unknown, Some(out_dir), &[reduce])
-        .is_empty()
-    {
+    let (taken, partly) = jc.reduces_at_map_end(&unknown, &work.0, Some(out_dir), &[reduce]);
+    if !taken.is_empty() {
         run.output_reused = true;
         jc.evict();
         return Ok(run);
     }
+    // An earlier output whose pieces still hold, placed in the work directory.
+    let earlier = partly
+        .into_iter()
+        .next()
+        .map(|(_, r)| (work.0.join(&r.previous), r));
     let inputs: Vec<ReduceInput> = (0..plan.len() as u32)
         .map(|m| {
             let task = MapTaskId(m);
@@ -214,11 +222,21 @@ pub fn run_sequential_cached(
             upload_to: None,
             skip: &[],
             cancel: Default::default(),
+            index: true,
+            reuse: earlier
+                .as_ref()
+                .map(|(path, r)| (path.as_path(), r.pieces.as_slice())),
         },
     )?;
     let out = out_dir.join("mr-out-0");
     std::fs::rename(&tmp, &out).map_err(|e| io(&out, e))?;
-    jc.put_reduce(reduce, &out, &crate::attempt::reduce_counters(&stats));
+    run.output_bytes_copied = stats.index.as_ref().map_or(0, |i| i.copied);
+    jc.put_reduce(
+        reduce,
+        &out,
+        &crate::attempt::reduce_counters(&stats),
+        stats.index.clone(),
+    );
     jc.evict();
     Ok(run)
 }

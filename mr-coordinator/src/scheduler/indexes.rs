@@ -63,6 +63,8 @@ impl Scheduler {
         }
         if phase == 0 {
             self.map_outputs = None;
+            // Pieces to copy name blocks of the outputs accepted before.
+            self.reuse.clear();
         }
         self.refresh(task);
     }
@@ -130,6 +132,10 @@ impl Scheduler {
         }
         if state == AttemptState::Failed {
             self.failed_attempts += 1;
+            // Whatever went wrong, the next attempt reduces every key.
+            if let TaskRef::Reduce(r) = a.task {
+                self.reuse.remove(&r.0);
+            }
         }
         a.state = state;
         a.ended = Some(now);

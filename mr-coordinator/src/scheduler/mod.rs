@@ -27,7 +27,7 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
 use mr_protocol::{
     Assignment, AttemptId, Counters, MapOutputRef, MapOutputs, MapTaskId, MapWork, Phase,
-    ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
+    ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -132,6 +132,15 @@ pub struct Scheduler {
     /// Whether reduces wait, once the maps are done, for the cache to say
     /// which of them it holds (see [`Scheduler::hold_reduces`]).
     reduce_gate: ReduceGate,
+    /// Whether reduces are asked for their outputs' index (a job that
+    /// keeps a cache of its outputs).
+    index_reduces: bool,
+    /// Per reduce, the pieces of an earlier output it may copy (from the
+    /// cache, at [`Scheduler::release_reduces`]). They name blocks of the
+    /// map outputs accepted then: all are dropped when a map's accepted
+    /// output changes, and a reduce's when one of its attempts fails, so a
+    /// retry reduces every key.
+    reuse: HashMap<u32, Arc<ReduceReuse>>,
 }
 
 /// Whether reduces may be handed out once the maps are done.
@@ -199,6 +208,8 @@ impl Scheduler {
             started: 0,
             phase_marks: [None; 3],
             reduce_gate: ReduceGate::Open,
+            index_reduces: false,
+            reuse: HashMap::new(),
         }
     }
 
@@ -268,6 +279,8 @@ impl Scheduler {
     /// Nothing is held when the maps are done already (the cache was
     /// looked up before the job started).
     pub fn hold_reduces(&mut self) {
+        // A job with a cache keeps its reduces' outputs with their index.
+        self.index_reduces = true;
         if !self.all_maps_done() {
             self.reduce_gate = ReduceGate::Held;
         }
@@ -284,14 +297,19 @@ impl Scheduler {
     }
 
     /// Lets reduces be handed out, those in `reused` (committed from the
-    /// cache: attempt and counters) counting as done. A reduce that is
-    /// done or running already is left as it is.
+    /// cache: attempt and counters) counting as done, and those in `partly`
+    /// told which pieces of an earlier output they may copy. A reduce that
+    /// is done or running already is left as it is.
     pub fn release_reduces(
         &mut self,
         reused: &[(ReduceTaskId, AttemptId, Counters)],
+        partly: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
         now: Instant,
     ) {
         self.reduce_gate = ReduceGate::Open;
+        if self.all_maps_done() {
+            self.reuse.extend(partly.into_iter().map(|(r, p)| (r.0, p)));
+        }
         for (r, a, c) in reused {
             let Some(t) = self.reduces.get(r.0 as usize) else {
                 continue;
@@ -433,6 +451,8 @@ impl Scheduler {
                 attempt,
                 maps: self.map_outputs(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
+                index: self.index_reduces,
+                reuse: self.reuse.get(&r.0).cloned(),
             })),
         }
     }

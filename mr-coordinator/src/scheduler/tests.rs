@@ -1,7 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use mr_protocol::{BadRecord, Counters, WorkerPlace};
+use mr_protocol::{BadRecord, Counters, ReusePiece, WorkerPlace};
 
 /// Reports `a` succeeded as its own worker would (an unknown attempt as
 /// worker 0); the rule that only the owner may report has its own test.
@@ -667,7 +667,7 @@ fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
     assert_eq!(s.reduces_left().len(), 3);
     // Reduces 0 and 2 came from the cache: only reduce 1 runs.
     let cached = |r: u32| (ReduceTaskId(r), AttemptId::cached(r), Counters::default());
-    s.release_reduces(&[cached(0), cached(2)], t0);
+    s.release_reduces(&[cached(0), cached(2)], Vec::new(), t0);
     assert_eq!(s.reduces_left(), vec![ReduceTaskId(1)]);
     let (r, a, maps) = reduce_of(&s.assign(w, t0));
     assert_eq!((r.0, maps.len()), (1, 2));
@@ -684,6 +684,87 @@ fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
     s.hold_reduces();
     assert!(!s.reduce_lookup_due());
     reduce_of(&s.assign(w, t0));
+}
+
+/// The assignment of a reduce: whether it is asked for its index, and the
+/// pieces it may copy.
+fn reuse_of(a: &Assignment) -> (bool, Option<Arc<ReduceReuse>>) {
+    match a {
+        Assignment::Work(Work::Reduce(r)) => (r.index, r.reuse.clone()),
+        other => panic!("expected a reduce, got {other:?}"),
+    }
+}
+
+#[test]
+fn pieces_to_copy_go_with_a_reduce_until_an_attempt_fails_or_a_map_output_changes() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(2), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    s.hold_reduces();
+    let mut maps = Vec::new();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w, t0));
+        ok(&mut s, a, t0);
+        maps.push(a);
+    }
+    assert!(s.reduce_lookup_due());
+    let plan = |r: u32| {
+        let reuse = ReduceReuse {
+            previous: format!("earlier-{r}"),
+            pieces: vec![ReusePiece::Copy {
+                start: None,
+                offset: 0,
+                len: 5,
+            }],
+        };
+        (ReduceTaskId(r), Arc::new(reuse))
+    };
+    s.release_reduces(&[], vec![plan(0), plan(1)], t0);
+    // Each reduce gets its own plan, and is asked for its index.
+    let a0 = s.assign(w, t0);
+    let (index, reuse) = reuse_of(&a0);
+    assert!(index);
+    assert_eq!(reuse.unwrap().previous, "earlier-0");
+    // A failed attempt: the next reduces every key.
+    let (r0, att0, _) = reduce_of(&a0);
+    assert_eq!(r0, ReduceTaskId(0));
+    fail(
+        &mut s,
+        att0,
+        TaskFailure::Io {
+            path: "x".into(),
+            reason: "y".into(),
+        },
+    );
+    let again = s.assign(w, t0);
+    assert_eq!(reduce_of(&again).0, ReduceTaskId(0));
+    assert!(reuse_of(&again).1.is_none());
+    // Reduce 1 still has its plan, until a map's output is found lost.
+    let a1 = s.assign(w, t0);
+    assert_eq!(reuse_of(&a1).1.unwrap().previous, "earlier-1");
+    let lost = TaskFailure::MapOutputLost {
+        map: MapTaskId(0),
+        attempt: maps[0],
+        reason: "gone".into(),
+    };
+    fail(&mut s, reduce_of(&a1).1, lost);
+    let (m, rerun) = map_of(&s.assign(w, t0));
+    assert_eq!(m, MapTaskId(0));
+    ok(&mut s, rerun, t0);
+    let a1 = s.assign(w, t0);
+    assert_eq!(reduce_of(&a1).0, ReduceTaskId(1));
+    assert!(
+        reuse_of(&a1).1.is_none(),
+        "the plan named blocks of the lost output"
+    );
+    // A job without a cache never asks for an index.
+    let mut s = Scheduler::new(cfg(1), inputs(1));
+    let w = s.register(t0, "wc", false).unwrap();
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w, t0));
+        ok(&mut s, a, t0);
+    }
+    assert_eq!(reuse_of(&s.assign(w, t0)), (false, None));
 }
 
 /// The work mark wakes waiting workers exactly when there is more to hand
@@ -751,6 +832,6 @@ fn held_reduces_wake_waiting_workers_when_released() {
     );
     assert!(s.reduce_lookup_due());
     let before = s.work_mark();
-    s.release_reduces(&[], t0);
+    s.release_reduces(&[], Vec::new(), t0);
     assert!(s.work_mark().wakes_after(before));
 }

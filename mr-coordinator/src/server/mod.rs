@@ -328,7 +328,9 @@ impl RunningJob {
         );
         let mut sched = sched;
         let mut resume = resume_from(&recovered);
-        if let Some((plan, app, taken)) = content {
+        let mut partly = Vec::new();
+        if let Some((plan, app, mut taken)) = content {
+            partly = std::mem::take(&mut taken.partly);
             sched.use_plan(plan);
             resume.app = resume.app.or(Some(app));
             resume
@@ -337,6 +339,10 @@ impl RunningJob {
             resume.reduces.extend(taken.reduces);
         }
         sched.restore(&resume);
+        if !partly.is_empty() {
+            // Every map was cached: these reduces may start from earlier outputs.
+            sched.release_reduces(&[], partly, Instant::now());
+        }
         if cache.is_some() {
             // Reduces are looked up in the cache once every map's output
             // (and so every reduce's address) is known.

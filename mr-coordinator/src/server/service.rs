@@ -197,7 +197,7 @@ impl Shared {
     /// costs their runs.
     pub(crate) async fn look_up_reduces(self: Arc<Self>) {
         let taken = match self.cache.clone() {
-            None => Vec::new(),
+            None => Default::default(),
             Some(jc) => {
                 let puts =
                     std::mem::take(&mut *self.cache_puts.lock().unwrap_or_else(|e| e.into_inner()));
@@ -219,14 +219,16 @@ impl Shared {
                     (outputs, s.reduces_left())
                 };
                 let out = self.output_store.is_none().then(|| self.output_dir.clone());
+                let job_dir = self.job_dir.clone();
                 tokio::task::spawn_blocking(move || {
-                    jc.reduces_at_map_end(&outputs, out.as_deref(), &left)
+                    jc.reduces_at_map_end(&outputs, &job_dir, out.as_deref(), &left)
                 })
                 .await
                 .unwrap_or_default()
             }
         };
-        self.sched().release_reduces(&taken, Instant::now());
+        let (taken, partly) = taken;
+        self.sched().release_reduces(&taken, partly, Instant::now());
         self.reused.lock().unwrap_or_else(|e| e.into_inner()).1 += taken.len();
         // The job may be done: every output came from the cache.
         self.changed.notify_one();
@@ -277,24 +279,30 @@ impl Shared {
             };
         };
         let counters = outcome.as_ref().ok().map(|o| o.counters().clone());
+        let index = match &outcome {
+            Ok(TaskOutput::Indexed(_, index)) => Some(index.clone()),
+            _ => None,
+        };
         let verdict = match outcome {
             Ok(TaskOutput::Map(_)) => s.succeeded(worker, attempt, now),
             // Published by `report` before it gets here; never a verdict of ours.
             Ok(TaskOutput::Uploaded(..)) => Verdict::Ignored,
-            Ok(TaskOutput::Reduce(_)) => match s.would_accept(worker, attempt) {
-                Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
-                    Ok(()) => s.succeeded(worker, attempt, now),
-                    Err(f) => {
-                        warn!(%attempt, "{f}");
-                        s.failed(worker, attempt, f, now)
+            Ok(TaskOutput::Reduce(_) | TaskOutput::Indexed(..)) => {
+                match s.would_accept(worker, attempt) {
+                    Some(TaskRef::Reduce(r)) => match self.commit_output(r, attempt) {
+                        Ok(()) => s.succeeded(worker, attempt, now),
+                        Err(f) => {
+                            warn!(%attempt, "{f}");
+                            s.failed(worker, attempt, f, now)
+                        }
+                    },
+                    _ => {
+                        // A late backup: its upload (if it uploaded) is not needed.
+                        self.discard_upload(task, attempt);
+                        Verdict::Ignored
                     }
-                },
-                _ => {
-                    // A late backup: its upload (if it uploaded) is not needed.
-                    self.discard_upload(task, attempt);
-                    Verdict::Ignored
                 }
-            },
+            }
             Err(failure) => {
                 let lost = match &failure {
                     TaskFailure::MapOutputLost { map, .. } if s.map_done(*map) => Some(*map),
@@ -316,7 +324,7 @@ impl Shared {
         let durable = match (&verdict, counters) {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
-                self.keep(&s, *task, attempt, &c);
+                self.keep(&s, *task, attempt, &c, index);
                 reduce_lookup = s.reduce_lookup_due();
                 let record = match *task {
                     TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.held_at(m)),
@@ -339,8 +347,16 @@ impl Shared {
 
     /// Puts an accepted output into the job's cache, if it keeps one: a
     /// map's when it is in the shared job directory, a committed reduce's
-    /// when outputs are local. On a blocking thread, awaited at the job's end.
-    fn keep(&self, s: &Scheduler, task: TaskRef, attempt: AttemptId, c: &mr_protocol::Counters) {
+    /// (with its index, if its attempt gave one) when outputs are local.
+    /// On a blocking thread, awaited at the job's end.
+    fn keep(
+        &self,
+        s: &Scheduler,
+        task: TaskRef,
+        attempt: AttemptId,
+        c: &mr_protocol::Counters,
+        index: Option<mr_protocol::OutputIndex>,
+    ) {
         let Some(jc) = self.cache.clone() else {
             return;
         };
@@ -352,7 +368,7 @@ impl Shared {
             }
             TaskRef::Reduce(r) if self.output_store.is_none() => {
                 let path = self.output_dir.join(names::output(r));
-                tokio::task::spawn_blocking(move || jc.put_reduce(r, &path, &c))
+                tokio::task::spawn_blocking(move || jc.put_reduce(r, &path, &c, index))
             }
             _ => return,
         };

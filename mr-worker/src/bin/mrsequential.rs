@@ -74,12 +74,14 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         other => other.into(),
     })?;
+    let output = match (run.output_reused, run.output_bytes_copied) {
+        (true, _) => " and the output".to_string(),
+        (false, 0) => String::new(),
+        (false, n) => format!(" and {n} output bytes copied from an earlier output"),
+    };
     eprintln!(
-        "mrsequential: reused from the cache: {} of {} map tasks ({} input bytes not mapped again){}",
-        run.maps_reused,
-        run.maps,
-        run.input_bytes_reused,
-        if run.output_reused { " and the output" } else { "" }
+        "mrsequential: reused from the cache: {} of {} map tasks ({} input bytes not mapped again){output}",
+        run.maps_reused, run.maps, run.input_bytes_reused,
     );
     Ok(())
 }

@@ -240,6 +240,8 @@ pub struct ReduceStats {
     pub app_counters: crate::engine::table::AppCounters,
     /// The output's upload, when it went to an object store.
     pub upload: Option<mr_protocol::OutputUpload>,
+    /// Where the output's segments begin, when asked for.
+    pub index: Option<mr_protocol::OutputIndex>,
 }
 
 /// A bad map output is the map's problem (re-run it); other I/O is ours.

@@ -4,14 +4,21 @@
 //! Memory holds one block per input plus the current key: values are handed
 //! to the app straight from the read buffers as a stream ([`mr_apps::Values`]),
 //! so a key with millions of values costs nothing extra unless the app keeps them.
+//!
+//! A job that keeps a cache asks for the output's index (where each segment
+//! begins, see [`mr_runfile::starts_segment`]) and may hand over an earlier
+//! output with the pieces of it that still hold: those are copied, and only
+//! the key ranges between them are merged and reduced, each input read from
+//! the block where the range begins. The bytes are the same either way.
 
 pub use crate::engine::merge::ReduceStats;
 use crate::engine::merge::{lost, GroupError, Merger};
 use crate::engine::output::Sink;
 use crate::engine::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
-use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
+use mr_protocol::{AttemptId, BadRecord, MapTaskId, OutputIndex, ReusePiece, TaskFailure};
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -39,6 +46,18 @@ impl ReduceInput {
             path,
             fetched: false,
         }
+    }
+
+    /// A reader of the keys `from..to` of partition `reduce` of this run
+    /// file, from the block at file offset `block`.
+    fn open_range(
+        &self,
+        reduce: u32,
+        reduces: u32,
+        (block, from, to): (u64, Option<&[u8]>, Option<&[u8]>),
+    ) -> Result<PartitionReader, RunError> {
+        let map = (!self.attempt.is_cached()).then_some(self.map.0);
+        RunFile::open(&self.path, map, reduces)?.partition_range(reduce, block, from, to)
     }
 
     /// A reader of partition `reduce` of this input.
@@ -72,10 +91,101 @@ pub struct ReduceJob<'a> {
     pub skip: &'a [BadRecord],
     /// Looked at between keys: set when the attempt is abandoned.
     pub cancel: crate::engine::cancel::Cancel,
+    /// Whether to say where the output's segments begin.
+    pub index: bool,
+    /// An earlier output of this partition (its path) and how to make this
+    /// one from it: used only when every input is a run file here and no
+    /// key is skipped, else every key is reduced (the bytes are the same).
+    pub reuse: Option<(&'a Path, &'a [ReusePiece])>,
+}
+
+/// What a reduce has written so far, and where its segments began.
+struct Written {
+    stats: ReduceStats,
+    /// Output bytes so far.
+    bytes: u64,
+    /// The index, when asked for.
+    index: Option<OutputIndex>,
 }
 
 /// Runs one reduce task, writing `key value` lines to `job.out`.
 pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, TaskFailure> {
+    let mut out = Sink::open(job.out, job.upload_to)?;
+    if let Some(cmd) = app.reduce_command() {
+        // A streaming reduce's lines are its command's, not cut by key.
+        let merger = open_all(job)?;
+        let name = out.name().to_string();
+        let io = |e: std::io::Error| TaskFailure::Io {
+            path: name.clone(),
+            reason: e.to_string(),
+        };
+        let mut stats =
+            crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io, &job.cancel)?;
+        stats.upload = out.finish()?;
+        return Ok(stats);
+    }
+    let mut w = Written {
+        stats: ReduceStats::default(),
+        bytes: 0,
+        index: job.index.then(OutputIndex::default),
+    };
+    let usable = |pieces: &[ReusePiece]| {
+        job.skip.is_empty()
+            && job.inputs.iter().all(|i| !i.fetched)
+            && pieces.iter().all(|p| match p {
+                ReusePiece::Reduce { blocks, .. } => blocks.len() == job.inputs.len(),
+                ReusePiece::Copy { .. } => true,
+            })
+    };
+    match job.reuse.filter(|(_, pieces)| usable(pieces)) {
+        Some((earlier, pieces)) => {
+            let earlier = std::fs::File::open(earlier).map_err(|e| TaskFailure::Io {
+                path: earlier.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            let mut buf = Vec::new();
+            for piece in pieces {
+                match piece {
+                    ReusePiece::Copy { start, offset, len } => {
+                        if let (Some(index), Some(start)) = (&mut w.index, start) {
+                            index.starts.push((start.clone(), w.bytes));
+                        }
+                        copy(&earlier, (*offset, *len), &mut out, &mut buf, job)?;
+                        w.bytes += len;
+                        if let Some(index) = &mut w.index {
+                            index.copied += len;
+                        }
+                    }
+                    ReusePiece::Reduce { from, to, blocks } => {
+                        let mut readers = Vec::with_capacity(job.inputs.len());
+                        for (input, &block) in job.inputs.iter().zip(blocks) {
+                            if block == u64::MAX {
+                                continue;
+                            }
+                            let tag = (input.map, input.attempt);
+                            let range = (block, from.as_deref(), to.as_deref());
+                            let reader = input
+                                .open_range(job.reduce, job.reduces, range)
+                                .map_err(|e| lost(tag, e))?;
+                            readers.push((tag, reader));
+                        }
+                        let merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
+                        reduce_keys(app, job, merger, &mut out, &mut w)?;
+                    }
+                }
+            }
+        }
+        None => reduce_keys(app, job, open_all(job)?, &mut out, &mut w)?,
+    }
+    let mut stats = w.stats;
+    stats.upload = out.finish()?;
+    stats.groups = stats.keys + stats.skipped;
+    stats.index = w.index;
+    Ok(stats)
+}
+
+/// A merge of partition `job.reduce` of every input.
+fn open_all(job: &ReduceJob<'_>) -> Result<Merger<(MapTaskId, AttemptId)>, TaskFailure> {
     let mut readers = Vec::with_capacity(job.inputs.len());
     for input in &job.inputs {
         let tag = (input.map, input.attempt);
@@ -84,21 +194,50 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
             .map_err(|e| lost(tag, e))?;
         readers.push((tag, reader));
     }
-    let mut merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
-    let mut out = Sink::open(job.out, job.upload_to)?;
+    Merger::new(readers).map_err(|(m, e)| lost(m, e))
+}
+
+/// Copies bytes `offset..offset + len` of the earlier output to `out`.
+fn copy(
+    earlier: &std::fs::File,
+    (mut offset, len): (u64, u64),
+    out: &mut Sink,
+    buf: &mut Vec<u8>,
+    job: &ReduceJob<'_>,
+) -> Result<(), TaskFailure> {
+    let end = offset + len;
+    buf.resize(1 << 20, 0);
+    while offset < end {
+        let n = (end - offset).min(buf.len() as u64) as usize;
+        earlier
+            .read_exact_at(&mut buf[..n], offset)
+            .map_err(|e| TaskFailure::Io {
+                path: "the earlier output".into(),
+                reason: e.to_string(),
+            })?;
+        out.write_all(&buf[..n]).map_err(|e| TaskFailure::Io {
+            path: job.out.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        offset += n as u64;
+    }
+    Ok(())
+}
+
+/// Reduces every key `merger` gives, appending the lines to `out`.
+fn reduce_keys(
+    app: &dyn App,
+    job: &ReduceJob<'_>,
+    mut merger: Merger<(MapTaskId, AttemptId)>,
+    out: &mut Sink,
+    w: &mut Written,
+) -> Result<(), TaskFailure> {
     let name = out.name().to_string();
     let io = |e: std::io::Error| TaskFailure::Io {
         path: name.clone(),
         reason: e.to_string(),
     };
-    if let Some(cmd) = app.reduce_command() {
-        let mut stats =
-            crate::engine::stream_reduce::run(cmd, job.reduce, merger, &mut out, &io, &job.cancel)?;
-        stats.upload = out.finish()?;
-        return Ok(stats);
-    }
     let mut value = Vec::new();
-    let mut stats = ReduceStats::default();
     let skip: std::collections::HashSet<&[u8]> = job
         .skip
         .iter()
@@ -107,8 +246,15 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
             _ => None,
         })
         .collect();
+    let stats = &mut w.stats;
+    let (index, bytes) = (&mut w.index, &mut w.bytes);
     let result = merger.for_each_group(|key, values| {
         job.cancel.check()?;
+        if let Some(index) = index.as_mut() {
+            if mr_runfile::starts_segment(key) {
+                index.starts.push((key.to_vec(), *bytes));
+            }
+        }
         if skip.contains(key) {
             stats.skipped += 1;
             return Ok(());
@@ -126,8 +272,10 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
             .and_then(|()| out.write_all(&value))
             .and_then(|()| out.write_all(b"\n"))
             .map_err(io)?;
+        let line = (key.len() + value.len() + 2) as u64;
         stats.keys += 1;
-        stats.bytes += (key.len() + value.len() + 2) as u64;
+        stats.bytes += line;
+        *bytes += line;
         Ok(())
     });
     match result {
@@ -135,9 +283,9 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         Err(GroupError::Read((m, e))) => return Err(lost(m, e)),
         Err(GroupError::Callback(f)) => return Err(f),
     }
-    stats.upload = out.finish()?;
-    stats.records = merger.records();
-    stats.groups = stats.keys + stats.skipped;
-    stats.app_counters = std::mem::take(&mut merger.app_counters);
-    Ok(stats)
+    stats.records += merger.records();
+    for (name, n) in std::mem::take(&mut merger.app_counters) {
+        crate::engine::table::add_counter(&mut stats.app_counters, &name, n);
+    }
+    Ok(())
 }

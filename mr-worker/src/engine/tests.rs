@@ -70,6 +70,8 @@ fn run_job(app: &dyn App, dir: &Path, inputs: &[PathBuf], reduces: u32, split: u
                     upload_to: None,
                     skip: &[],
                     cancel: Default::default(),
+                    index: false,
+                    reuse: None,
                 },
             )
             .unwrap();
@@ -248,6 +250,8 @@ fn skipping_works_on_records_anywhere_in_a_chunk() {
             upload_to: None,
             skip: &[],
             cancel: Default::default(),
+            index: false,
+            reuse: None,
         },
     )
     .unwrap();
@@ -288,6 +292,8 @@ fn reduce_panics_and_corrupt_inputs_are_typed() {
         upload_to: None,
         skip: &[],
         cancel: Default::default(),
+        index: false,
+        reuse: None,
     };
     let err = run_reduce(&Fragile, &reduce).unwrap_err();
     let TaskFailure::AppPanic {
@@ -413,6 +419,8 @@ fn reduce_runs(app: &dyn App, map: u32, runs: &[PathBuf], out: &Path) -> String 
             upload_to: None,
             skip: &[],
             cancel: Default::default(),
+            index: false,
+            reuse: None,
         },
     )
     .unwrap();
@@ -600,6 +608,8 @@ fn a_cancelled_attempt_stops_with_cancelled_in_map_and_in_reduce() {
                 upload_to: None,
                 skip: &[],
                 cancel,
+                index: false,
+                reuse: None,
             },
         )
     };
