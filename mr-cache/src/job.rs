@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 /// Bumped with any change to what a map's or reduce's output is made of
 /// that the app's identity does not cover (the run-file format, the
 /// partitioner's framing, how a reduce's address is made).
-const OUTPUTS_VERSION: &[u8] = b"outputs-3 run-file MRRUN 1 segments 512";
+const OUTPUTS_VERSION: &[u8] = b"outputs-3 run-file MRRUN 1 segments 512 64";
 
 /// Why a job cannot keep a cache.
 #[derive(Debug, thiserror::Error)]

@@ -343,7 +343,7 @@ fn encode(pieces: &[Piece]) -> Vec<u8> {
 
 /// The pieces `encode` wrote, if they tile `0..len` exactly.
 fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
-    if bytes.len() % ENCODED != 0 {
+    if !bytes.len().is_multiple_of(ENCODED) {
         return None;
     }
     let pieces: Vec<Piece> = bytes.chunks(ENCODED).map(decode_piece).collect();
@@ -571,7 +571,7 @@ mod tests {
         });
         let appended = keys_of(&more, target);
         let new = appended.iter().filter(|k| !after.contains(k)).count();
-        assert!(new >= 1 && new <= 6, "{new} new splits");
+        assert!((1..=6).contains(&new), "{new} new splits");
     }
 
     #[test]

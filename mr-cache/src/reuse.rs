@@ -93,9 +93,9 @@ pub struct Earlier<'a> {
 /// an empty one) and `old_index(i)`, the index of `earlier.inputs[i]`
 /// (read back from the cache). None when nothing would be copied or the
 /// inputs differ too much.
-pub fn plan<'a>(
+pub fn plan(
     earlier: &Earlier<'_>,
-    new: &[Option<&'a PartitionIndex>],
+    new: &[Option<&PartitionIndex>],
     old_index: &dyn Fn(usize) -> Option<PartitionIndex>,
 ) -> Option<Vec<ReusePiece>> {
     let now: Vec<&PartitionIndex> = new.iter().flatten().copied().collect();

@@ -205,9 +205,8 @@ pub struct JobSummary {
     pub reduce_phase: Duration,
     /// Map and reduce tasks found done in the journal of an earlier run.
     pub resumed: (usize, usize),
-    /// Taken from the cache: maps not run, outputs committed, input bytes
-    /// not mapped again.
-    pub reused: (usize, usize, u64),
+    /// What was taken from the cache (all zero without one).
+    pub reused: crate::observe::report::CacheInfo,
 }
 
 /// `1234567` as `1,234,567`.
@@ -243,14 +242,24 @@ impl JobSummary {
                 self.resumed.0, self.resumed.1
             );
         }
-        if self.reused != (0, 0, 0) {
-            let _ = writeln!(
+        let r = &self.reused;
+        if r.maps_reused + r.reduces_reused + r.reduces_partly_reused > 0 {
+            let _ = write!(
                 s,
                 "reused from the cache: {} map tasks ({} input bytes not mapped again) and {} outputs",
-                self.reused.0,
-                grouped(self.reused.2),
-                self.reused.1
+                r.maps_reused,
+                grouped(r.input_bytes_reused),
+                r.reduces_reused
             );
+            if r.reduces_partly_reused > 0 {
+                let _ = write!(
+                    s,
+                    "; {} more outputs copied {} bytes from earlier ones",
+                    r.reduces_partly_reused,
+                    grouped(r.output_bytes_copied)
+                );
+            }
+            s.push('\n');
         }
         if self.counters.skipped_records > 0 {
             let _ = writeln!(

@@ -23,7 +23,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 mod segments;
-pub use segments::{starts_segment, SegmentEvent, SEGMENT_EVERY};
+pub use segments::{
+    starts_map_segment, starts_segment, SegmentEvent, MAP_SEGMENT_EVERY, SEGMENT_EVERY,
+};
 
 const MAGIC: &[u8; 8] = b"MRRUN\0\0\x01";
 const FOOTER_MAGIC: &[u8; 4] = b"MRFT";

@@ -237,7 +237,7 @@ fn a_footer_whose_index_offset_wraps_is_corrupt() {
 fn write_keys(path: &Path, keys: &[Vec<u8>]) -> Records {
     let mut records = Records::new();
     for k in keys {
-        let n = if starts_segment(k) { 3 } else { 1 };
+        let n = if starts_map_segment(k) { 3 } else { 1 };
         for i in 0..n {
             records.push((
                 k.clone(),
@@ -321,9 +321,13 @@ fn segments_start_at_picked_keys_and_feed_every_record_once() {
     }
     assert_eq!(fed, encoded);
     // A head segment (the first key is not picked), then one per picked key.
-    assert!(!starts_segment(&keys[0]));
+    assert!(!starts_map_segment(&keys[0]));
     assert_eq!(starts[0].0, None);
-    let picked: Vec<Vec<u8>> = keys.iter().filter(|k| starts_segment(k)).cloned().collect();
+    let picked: Vec<Vec<u8>> = keys
+        .iter()
+        .filter(|k| starts_map_segment(k))
+        .cloned()
+        .collect();
     let got: Vec<Vec<u8>> = starts[1..]
         .iter()
         .map(|(k, _)| k.clone().unwrap())

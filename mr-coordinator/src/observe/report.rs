@@ -47,6 +47,12 @@ pub struct CacheInfo {
     pub reduces_reused: usize,
     /// Input bytes not mapped again.
     pub input_bytes_reused: u64,
+    /// Reduces that ran but copied pieces of an earlier output.
+    #[serde(default)]
+    pub reduces_partly_reused: usize,
+    /// Output bytes those copied rather than reduced.
+    #[serde(default)]
+    pub output_bytes_copied: u64,
 }
 
 /// The journal's group commit since this coordinator started.
@@ -163,8 +169,8 @@ pub struct Context<'a> {
     pub detail: bool,
     /// What the journal has written so far.
     pub journal: crate::journal::JournalStats,
-    /// With `--cache`: maps and reduces reused, input bytes not mapped again.
-    pub reused: Option<(usize, usize, u64)>,
+    /// With `--cache`: what was reused.
+    pub reused: Option<CacheInfo>,
     /// The arguments naming the app as workers get them, and the job
     /// directory, for the replay section of the final report.
     pub replay: Option<(&'a [String], &'a Path)>,
@@ -264,11 +270,7 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             commits: cx.journal.commits,
             bytes: cx.journal.bytes,
         }),
-        cache: cx.reused.map(|(m, r, b)| CacheInfo {
-            maps_reused: m,
-            reduces_reused: r,
-            input_bytes_reused: b,
-        }),
+        cache: cx.reused.clone(),
         replay: cx
             .replay
             .filter(|_| cx.ended.is_some() && cx.detail)

@@ -289,7 +289,7 @@ impl RunningJob {
         // With a cache: splits by content, and whatever the cache holds
         // counts as done, as the journal's progress does.
         let (cache, content, reused) = match &cfg.cache {
-            None => (None, None, (0, 0, 0)),
+            None => (None, None, Default::default()),
             Some(dir) => {
                 let stored = output_store.is_some();
                 let planned = crate::reuse::prepare(
@@ -309,7 +309,12 @@ impl RunningJob {
                         return Err(e);
                     }
                 };
-                let reused = (taken.maps.len(), taken.reduces.len(), taken.input_bytes);
+                let reused = crate::observe::report::CacheInfo {
+                    maps_reused: taken.maps.len(),
+                    reduces_reused: taken.reduces.len(),
+                    input_bytes_reused: taken.input_bytes,
+                    ..Default::default()
+                };
                 (Some(Arc::new(jc)), Some((plan, app, taken)), reused)
             }
         };

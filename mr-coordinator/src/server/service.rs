@@ -76,7 +76,7 @@ pub(crate) struct Shared {
     /// made absolute), for the report's replay section.
     pub(crate) app_args: Vec<String>,
     /// Taken from the cache: maps, reduces, input bytes.
-    pub(crate) reused: Mutex<(usize, usize, u64)>,
+    pub(crate) reused: Mutex<crate::observe::report::CacheInfo>,
 }
 
 /// The scheduler, locked. When released it wakes the requests waiting for
@@ -185,8 +185,11 @@ impl Shared {
     }
 
     /// What was taken from the cache so far: maps, reduces, input bytes.
-    pub(crate) fn reused(&self) -> (usize, usize, u64) {
-        *self.reused.lock().unwrap_or_else(|e| e.into_inner())
+    pub(crate) fn reused(&self) -> crate::observe::report::CacheInfo {
+        self.reused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Once the maps are done, with reduces held back for it: waits for the
@@ -229,7 +232,10 @@ impl Shared {
         };
         let (taken, partly) = taken;
         self.sched().release_reduces(&taken, partly, Instant::now());
-        self.reused.lock().unwrap_or_else(|e| e.into_inner()).1 += taken.len();
+        self.reused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .reduces_reused += taken.len();
         // The job may be done: every output came from the cache.
         self.changed.notify_one();
     }
@@ -324,6 +330,11 @@ impl Shared {
         let durable = match (&verdict, counters) {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
+                if let Some(copied) = index.as_ref().map(|i| i.copied).filter(|&n| n > 0) {
+                    let mut reused = self.reused.lock().unwrap_or_else(|e| e.into_inner());
+                    reused.reduces_partly_reused += 1;
+                    reused.output_bytes_copied += copied;
+                }
                 self.keep(&s, *task, attempt, &c, index);
                 reduce_lookup = s.reduce_lookup_due();
                 let record = match *task {

@@ -183,6 +183,107 @@ fn an_edited_file_remaps_only_the_splits_around_the_edit() {
     );
 }
 
+/// A word that starts a segment (see `mr_runfile::starts_segment`) and
+/// one that does not, neither in the lab's texts.
+fn new_words() -> (String, String) {
+    use mr_worker::engine::runfile::starts_segment;
+    let find = |picked: bool| {
+        (0..)
+            .map(|i| format!("qqx{i}"))
+            .find(|w| starts_segment(w.as_bytes()) == picked)
+            .unwrap()
+    };
+    (find(true), find(false))
+}
+
+/// The reduces the job that wrote into `out` ran.
+fn reduces_run(t: &TestDir, out: &str) -> Vec<usize> {
+    let report = std::fs::read(t.path().join(out).join("mr-report.json")).unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&report).unwrap();
+    let attempts = report["attempts"].as_array().unwrap();
+    attempts
+        .iter()
+        .filter(|a| a["phase"] == "reduce")
+        .map(|a| a["task"].as_u64().unwrap() as usize)
+        .collect()
+}
+
+/// The report's `cache` section of the job that wrote into `out`.
+fn cache_report(t: &TestDir, out: &str) -> serde_json::Value {
+    let report = std::fs::read(t.path().join(out).join("mr-report.json")).unwrap();
+    serde_json::from_slice::<serde_json::Value>(&report).unwrap()["cache"].clone()
+}
+
+#[test]
+fn an_edit_re_reduces_only_the_segments_it_touches_and_the_rest_is_copied() {
+    let (picked, plain) = new_words();
+    for app in ["wc", "indexer"] {
+        let t = TestDir::new();
+        let files = inputs(&t);
+        let cache = cache_dir(&t);
+        let args = ["--app", app, "--reduces", "3"];
+        run(&t, "first", Some(&cache), &args, &files);
+        // A line of new words inserted in one file (one of them starts a
+        // segment of its own).
+        let edit = |f: &str, change: &dyn Fn(&mut Vec<u8>, usize)| {
+            let mut bytes = std::fs::read(f).unwrap();
+            let mid = bytes.len() / 2;
+            let at = mid + bytes[mid..].iter().position(|&b| b == b'\n').unwrap() + 1;
+            change(&mut bytes, at);
+            std::fs::write(f, &bytes).unwrap();
+        };
+        let line = format!("{picked} {plain} {plain}\n");
+        edit(&files[1], &|b, at| {
+            b.splice(at..at, line.bytes());
+        });
+        let (_, reduces) = run(&t, "edited", Some(&cache), &args, &files);
+        run(&t, "fresh", None, &args, &files);
+        assert_eq!(outputs(&t, "edited", 3), outputs(&t, "fresh", 3), "{app}");
+        // The reduces that ran copied most of their outputs.
+        let info = cache_report(&t, "edited");
+        let partly = info["reduces_partly_reused"].as_u64().unwrap() as usize;
+        let copied = info["output_bytes_copied"].as_u64().unwrap();
+        let outs = outputs(&t, "edited", 3);
+        let total: usize = reduces_run(&t, "edited")
+            .iter()
+            .map(|&r| outs[r].len())
+            .sum();
+        assert!(partly >= 1 && partly <= reduces, "{app}: {info}");
+        assert!(
+            copied as usize > total / 2,
+            "{app}: only {copied} of {total} bytes copied: {info}"
+        );
+        // Again from the outputs just kept (the index a partly reused reduce
+        // gave is as good as a full one's), with a line taken out of another
+        // file: words whose counts fall, some perhaps to nothing.
+        edit(&files[5], &|b, at| {
+            let end = at + b[at..].iter().position(|&c| c == b'\n').unwrap() + 1;
+            b.drain(at..end);
+        });
+        run(&t, "again", Some(&cache), &args, &files);
+        run(&t, "fresh-again", None, &args, &files);
+        assert_eq!(
+            outputs(&t, "again", 3),
+            outputs(&t, "fresh-again", 3),
+            "{app}"
+        );
+        let info = cache_report(&t, "again");
+        assert!(
+            info["output_bytes_copied"].as_u64().unwrap() > 0,
+            "{app}: {info}"
+        );
+        // Every file edited: nothing to copy, and still right.
+        for f in &files {
+            edit(f, &|b, at| {
+                b.splice(at..at, b"everywhere\n".iter().copied());
+            });
+        }
+        run(&t, "all", Some(&cache), &args, &files);
+        run(&t, "fresh-all", None, &args, &files);
+        assert_eq!(outputs(&t, "all", 3), outputs(&t, "fresh-all", 3), "{app}");
+    }
+}
+
 #[test]
 fn another_app_or_r_or_command_reuses_nothing_wrongly() {
     let t = TestDir::new();
@@ -366,6 +467,11 @@ fn mrsequential_reuses_its_own_results_and_the_coordinators() {
     let (reused, maps) = (counts[0], counts[1]);
     assert!(reused + 2 >= maps && reused < maps, "{err}");
     assert!(!err.contains(" and the output"), "{err}");
+    // Most of the output was copied from the first run's.
+    assert!(
+        err.contains("output bytes copied from an earlier output"),
+        "{err}"
+    );
     // The coordinator with one reduce at the same split size makes the same
     // addresses: a sequential run after it reuses everything it did.
     let shared = t.path().join("shared-cache");
