@@ -69,13 +69,16 @@ same() {
     done
 }
 
-# reused NAME: maps and reduces the run took from the cache.
+# reused NAME: maps and reduces the run took from the cache, and the
+# reduces that copied pieces of an earlier output.
 reused() {
     local r=out-$1/mr-report.json
-    local m k
+    local m k p c
     m=$(grep -o '"maps_reused": *[0-9]*' "$r" | grep -o '[0-9]*$' || echo 0)
     k=$(grep -o '"reduces_reused": *[0-9]*' "$r" | grep -o '[0-9]*$' || echo 0)
-    echo "$m maps, $k reduces"
+    p=$(grep -o '"reduces_partly_reused": *[0-9]*' "$r" | grep -o '[0-9]*$' || echo 0)
+    c=$(grep -o '"output_bytes_copied": *[0-9]*' "$r" | grep -o '[0-9]*$' || echo 0)
+    echo "$m maps, $k reduces; $p copied $c bytes"
 }
 
 # report NAME LABEL SECONDS: a line of the table.

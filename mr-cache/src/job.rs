@@ -24,13 +24,13 @@
 //! differ in a few maps: it is then handed out with the pieces of that
 //! output to copy and the key ranges to reduce again ([`crate::reuse`]).
 
-use crate::partitions::{partition_index, reduce_key, PartitionIndex};
+use crate::partitions::{partition_index, reduce_key, MapSegment, PartitionIndex};
 use crate::{Cache, Key, Kind};
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, AttemptId, Counters, MapTaskId, OutputIndex, ReduceReuse, ReduceTaskId};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use tracing::{debug, info, warn};
 
 /// Bumped with any change to what a map's or reduce's output is made of
@@ -95,17 +95,81 @@ pub struct JobCache {
 struct Known {
     /// Per map, its output's partitions' addresses and segments (None for
     /// an empty partition), once known.
-    parts: Vec<Option<Arc<Vec<Option<PartitionIndex>>>>>,
+    parts: Vec<Option<Arc<MapParts>>>,
     /// Per reduce, its address, once every map's partitions are known.
     reduces: Vec<Option<Key>>,
 }
 
-/// What a map's cache entry says besides its run file.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct MapMeta {
-    counters: Counters,
-    /// The run file's partitions' addresses and segments (None: empty).
-    parts: Vec<Option<PartitionIndex>>,
+/// A map output's partitions as the job knows them: their addresses, and
+/// their segments, parsed only when a reduce needs them (an unchanged
+/// re-run never does, and they are most of a map entry's meta).
+struct MapParts {
+    /// Each partition's address (None: empty).
+    keys: Vec<Option<Key>>,
+    /// Each partition's segments, encoded (see [`MapParts::encode`]).
+    segments: Vec<u8>,
+    /// The partitions' indexes, once parsed (None: they do not parse).
+    parsed: OnceLock<Option<Vec<Option<PartitionIndex>>>>,
+}
+
+impl MapParts {
+    /// The parts of a map output just indexed, and its entry's meta:
+    /// the length of the head, the head (counters, partition addresses),
+    /// then the segments (bincode, as the head).
+    fn encode(counters: &Counters, parts: Vec<Option<PartitionIndex>>) -> (MapParts, Vec<u8>) {
+        let keys: Vec<Option<Key>> = parts.iter().map(|p| p.as_ref().map(|p| p.key)).collect();
+        let segments: Vec<Option<&Vec<MapSegment>>> = parts
+            .iter()
+            .map(|p| p.as_ref().map(|p| &p.segments))
+            .collect();
+        let head = bincode::serialize(&(counters, &keys)).unwrap_or_default();
+        let segments = bincode::serialize(&segments).unwrap_or_default();
+        let mut meta = (head.len() as u64).to_le_bytes().to_vec();
+        meta.extend_from_slice(&head);
+        meta.extend_from_slice(&segments);
+        let parsed = OnceLock::from(Some(parts));
+        (
+            MapParts {
+                keys,
+                segments,
+                parsed,
+            },
+            meta,
+        )
+    }
+
+    /// A map entry's meta read back: its counters and parts, if it is one
+    /// of this format with R partitions.
+    fn decode(meta: &[u8], reduces: u32) -> Option<(Counters, MapParts)> {
+        let len = u64::from_le_bytes(meta.get(..8)?.try_into().ok()?);
+        let head = meta.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+        let (counters, keys): (Counters, Vec<Option<Key>>) = bincode::deserialize(head).ok()?;
+        let parts = MapParts {
+            keys,
+            segments: meta[8 + head.len()..].to_vec(),
+            parsed: OnceLock::new(),
+        };
+        (parts.keys.len() == reduces as usize).then_some((counters, parts))
+    }
+
+    /// Each partition's address and segments (None if they do not parse).
+    fn index(&self) -> Option<&[Option<PartitionIndex>]> {
+        let parsed = self.parsed.get_or_init(|| {
+            let segments: Vec<Option<Vec<MapSegment>>> =
+                bincode::deserialize(&self.segments).ok()?;
+            if segments.len() != self.keys.len() {
+                return None;
+            }
+            let zip = self.keys.iter().zip(segments);
+            zip.map(|(key, segments)| match (key, segments) {
+                (&Some(key), Some(segments)) => Some(Some(PartitionIndex { key, segments })),
+                (&None, None) => Some(None),
+                _ => None,
+            })
+            .collect()
+        });
+        parsed.as_deref()
+    }
 }
 
 /// What a reduce's cache entry says besides its output.
@@ -212,7 +276,7 @@ impl JobCache {
         let done_maps: std::collections::HashSet<MapTaskId> =
             done.iter().map(|(m, _)| *m).collect();
         // Read in parallel: from an object store each is a request.
-        let metas: Vec<Option<MapMeta>> = self.cache.with_io_width(|| {
+        let metas: Vec<Option<(Counters, MapParts)>> = self.cache.with_io_width(|| {
             self.maps
                 .par_iter()
                 .enumerate()
@@ -220,16 +284,16 @@ impl JobCache {
                     if done_maps.contains(&MapTaskId(m as u32)) {
                         return None;
                     }
-                    let meta = self.cache.meta(Kind::Map, key)?;
-                    let meta = bincode::deserialize::<MapMeta>(&meta).ok()?;
-                    (meta.parts.len() == self.reduces as usize).then_some(meta)
+                    MapParts::decode(&self.cache.meta(Kind::Map, key)?, self.reduces)
                 })
                 .collect()
         });
         for (m, meta) in metas.into_iter().enumerate() {
-            let Some(meta) = meta else { continue };
-            self.known().parts[m] = Some(Arc::new(meta.parts));
-            cached.push((MapTaskId(m as u32), meta.counters));
+            let Some((counters, parts)) = meta else {
+                continue;
+            };
+            self.known().parts[m] = Some(Arc::new(parts));
+            cached.push((MapTaskId(m as u32), counters));
         }
         self.learn(done);
         let left: Vec<ReduceTaskId> = (0..self.reduces)
@@ -284,7 +348,10 @@ impl JobCache {
             }
             let Some(path) = path else { continue };
             match partition_index(path, self.reduces) {
-                Ok(parts) => self.known().parts[m.0 as usize] = Some(Arc::new(parts)),
+                Ok(parts) => {
+                    let (parts, _) = MapParts::encode(&Counters::default(), parts);
+                    self.known().parts[m.0 as usize] = Some(Arc::new(parts));
+                }
                 Err(e) => warn!(map = %m, "cannot address the output's partitions: {e}"),
             }
         }
@@ -343,7 +410,7 @@ impl JobCache {
             let base: [&[u8]; 3] = [OUTPUTS_VERSION, &self.identity, &r_count];
             let keys: Vec<Key> = (0..self.reduces)
                 .map(|r| {
-                    let inputs = parts.iter().map(|p| p[r as usize].as_ref().map(|p| &p.key));
+                    let inputs = parts.iter().map(|p| p.keys[r as usize].as_ref());
                     reduce_key(&base, r, inputs)
                 })
                 .collect();
@@ -394,7 +461,7 @@ impl JobCache {
     fn earlier(
         &self,
         task: ReduceTaskId,
-        parts: &[Arc<Vec<Option<PartitionIndex>>>],
+        parts: &[Arc<MapParts>],
         job_dir: &Path,
     ) -> Option<Arc<ReduceReuse>> {
         let r = task.0 as usize;
@@ -410,12 +477,15 @@ impl JobCache {
             len: meta.len,
             inputs: &inputs,
         };
-        let new: Vec<Option<&PartitionIndex>> = parts.iter().map(|p| p[r].as_ref()).collect();
+        let new: Vec<Option<&PartitionIndex>> = parts
+            .iter()
+            .map(|p| p.index().map(|index| index[r].as_ref()))
+            .collect::<Option<_>>()?;
         // An old map's index, read back from its entry.
         let old_index = |i: usize| -> Option<PartitionIndex> {
             let (part, map) = meta.inputs.get(i)?;
-            let map_meta: MapMeta = bincode::deserialize(&self.cache.meta(Kind::Map, map)?).ok()?;
-            let index = map_meta.parts.into_iter().nth(r)??;
+            let (_, old) = MapParts::decode(&self.cache.meta(Kind::Map, map)?, self.reduces)?;
+            let index = old.index()?[r].clone()?;
             (index.key == *part).then_some(index)
         };
         let pieces = crate::reuse::plan(&earlier, &new, &old_index)?;
@@ -441,13 +511,8 @@ impl JobCache {
                 return;
             }
         };
-        let meta = MapMeta {
-            counters: counters.clone(),
-            parts,
-        };
-        let meta_bytes = bincode::serialize(&meta).unwrap_or_default();
-        self.known().parts[m.0 as usize] = Some(Arc::new(meta.parts));
-        let meta = meta_bytes;
+        let (parts, meta) = MapParts::encode(counters, parts);
+        self.known().parts[m.0 as usize] = Some(Arc::new(parts));
         self.put(Kind::Map, &self.maps[m.0 as usize], path, &meta);
     }
 
@@ -469,8 +534,8 @@ impl JobCache {
             // Every map's partitions are known once the address is.
             let mut inputs = Vec::new();
             for (parts, map) in known.parts.iter().zip(&self.maps) {
-                if let Some(p) = parts.as_ref().and_then(|p| p[r.0 as usize].as_ref()) {
-                    inputs.push((p.key, *map));
+                if let Some(key) = parts.as_ref().and_then(|p| p.keys[r.0 as usize]) {
+                    inputs.push((key, *map));
                 }
             }
             (key, inputs)
