@@ -25,6 +25,7 @@
 //! output to copy and the key ranges to reduce again ([`crate::reuse`]).
 
 use crate::partitions::{partition_index, reduce_key, MapSegment, PartitionIndex};
+use crate::reuse::MapPartition;
 use crate::{Cache, Key, Kind};
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, AttemptId, Counters, MapTaskId, OutputIndex, ReduceReuse, ReduceTaskId};
@@ -100,75 +101,149 @@ struct Known {
     reduces: Vec<Option<Key>>,
 }
 
+/// Each partition's blocks: file offset and first key.
+type Blocks = Vec<Option<Vec<(u64, Vec<u8>)>>>;
+
+/// Each partition's segments.
+type Segments = Vec<Option<Vec<MapSegment>>>;
+
 /// A map output's partitions as the job knows them: their addresses, and
-/// their segments, parsed only when a reduce needs them (an unchanged
-/// re-run never does, and they are most of a map entry's meta).
+/// their blocks and segments, each parsed only when a reduce needs it (an
+/// unchanged re-run needs neither; a reduce copying from an earlier output
+/// needs every map's blocks but only the changed maps' segments, which are
+/// most of a map entry's meta).
 struct MapParts {
     /// Each partition's address (None: empty).
     keys: Vec<Option<Key>>,
-    /// Each partition's segments, encoded (see [`MapParts::encode`]).
-    segments: Vec<u8>,
-    /// The partitions' indexes, once parsed (None: they do not parse).
-    parsed: OnceLock<Option<Vec<Option<PartitionIndex>>>>,
+    /// The blocks and the segments, encoded (see [`MapParts::encode`]).
+    encoded: (Vec<u8>, Vec<u8>),
+    /// The blocks, once parsed (None: they do not parse).
+    blocks: OnceLock<Option<Blocks>>,
+    /// The segments, once parsed (None: they do not parse).
+    segments: OnceLock<Option<Segments>>,
 }
 
 impl MapParts {
-    /// The parts of a map output just indexed, and its entry's meta:
-    /// the length of the head, the head (counters, partition addresses),
-    /// then the segments (bincode, as the head).
+    /// The parts of a map output just indexed, and its entry's meta: the
+    /// head's length and the head (counters, partition addresses, in
+    /// bincode), the blocks' length and the blocks
+    /// ([`crate::partitions::encode_blocks`]), then the segments
+    /// ([`crate::partitions::encode_segments`]).
     fn encode(counters: &Counters, parts: Vec<Option<PartitionIndex>>) -> (MapParts, Vec<u8>) {
         let keys: Vec<Option<Key>> = parts.iter().map(|p| p.as_ref().map(|p| p.key)).collect();
-        let segments: Vec<Option<&Vec<MapSegment>>> = parts
+        let blocks: Vec<_> = parts
+            .iter()
+            .map(|p| p.as_ref().map(|p| &p.blocks))
+            .collect();
+        let segments: Vec<_> = parts
             .iter()
             .map(|p| p.as_ref().map(|p| &p.segments))
             .collect();
         let head = bincode::serialize(&(counters, &keys)).unwrap_or_default();
-        let segments = bincode::serialize(&segments).unwrap_or_default();
+        let (blocks, segments) = (
+            crate::partitions::encode_blocks(&blocks),
+            crate::partitions::encode_segments(&segments),
+        );
         let mut meta = (head.len() as u64).to_le_bytes().to_vec();
         meta.extend_from_slice(&head);
+        meta.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
+        meta.extend_from_slice(&blocks);
         meta.extend_from_slice(&segments);
-        let parsed = OnceLock::from(Some(parts));
-        (
-            MapParts {
-                keys,
-                segments,
-                parsed,
-            },
-            meta,
-        )
+        let (b, s): (Blocks, Segments) = parts
+            .into_iter()
+            .map(|p| match p {
+                Some(p) => (Some(p.blocks), Some(p.segments)),
+                None => (None, None),
+            })
+            .unzip();
+        let parts = MapParts {
+            keys,
+            encoded: (Vec::new(), Vec::new()),
+            blocks: OnceLock::from(Some(b)),
+            segments: OnceLock::from(Some(s)),
+        };
+        (parts, meta)
     }
 
     /// A map entry's meta read back: its counters and parts, if it is one
     /// of this format with R partitions.
     fn decode(meta: &[u8], reduces: u32) -> Option<(Counters, MapParts)> {
-        let len = u64::from_le_bytes(meta.get(..8)?.try_into().ok()?);
-        let head = meta.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+        let mut at = 0usize;
+        let mut piece = || -> Option<&[u8]> {
+            let len = u64::from_le_bytes(meta.get(at..at.checked_add(8)?)?.try_into().ok()?);
+            let start = at + 8;
+            let end = start.checked_add(usize::try_from(len).ok()?)?;
+            at = end;
+            meta.get(start..end)
+        };
+        let head = piece()?;
+        let blocks = piece()?.to_vec();
+        let segments = meta[at..].to_vec();
         let (counters, keys): (Counters, Vec<Option<Key>>) = bincode::deserialize(head).ok()?;
         let parts = MapParts {
             keys,
-            segments: meta[8 + head.len()..].to_vec(),
-            parsed: OnceLock::new(),
+            encoded: (blocks, segments),
+            blocks: OnceLock::new(),
+            segments: OnceLock::new(),
         };
         (parts.keys.len() == reduces as usize).then_some((counters, parts))
     }
 
-    /// Each partition's address and segments (None if they do not parse).
-    fn index(&self) -> Option<&[Option<PartitionIndex>]> {
-        let parsed = self.parsed.get_or_init(|| {
-            let segments: Vec<Option<Vec<MapSegment>>> =
-                bincode::deserialize(&self.segments).ok()?;
-            if segments.len() != self.keys.len() {
-                return None;
-            }
-            let zip = self.keys.iter().zip(segments);
-            zip.map(|(key, segments)| match (key, segments) {
-                (&Some(key), Some(segments)) => Some(Some(PartitionIndex { key, segments })),
-                (&None, None) => Some(None),
-                _ => None,
-            })
-            .collect()
+    /// Each partition's blocks (None if they do not parse).
+    fn blocks(&self) -> Option<&Blocks> {
+        let parsed = self.blocks.get_or_init(|| {
+            let blocks = crate::partitions::decode_blocks(&self.encoded.0)?;
+            self.agrees(&blocks).then_some(blocks)
         });
-        parsed.as_deref()
+        parsed.as_ref()
+    }
+
+    /// Each partition's segments (None if they do not parse).
+    fn segments(&self) -> Option<&Segments> {
+        let parsed = self.segments.get_or_init(|| {
+            let segments = crate::partitions::decode_segments(&self.encoded.1)?;
+            self.agrees(&segments).then_some(segments)
+        });
+        parsed.as_ref()
+    }
+
+    /// Whether `per_partition` has an entry exactly for each non-empty
+    /// partition.
+    fn agrees<T>(&self, per_partition: &[Option<T>]) -> bool {
+        per_partition.len() == self.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(per_partition)
+                .all(|(k, p)| k.is_some() == p.is_some())
+    }
+
+    /// Partition `r` as the reuse planner sees it (None: empty).
+    fn partition(&self, r: usize) -> Option<Part<'_>> {
+        Some(Part {
+            key: self.keys[r]?,
+            parts: self,
+            r,
+        })
+    }
+}
+
+/// One non-empty partition of a map output, read lazily.
+struct Part<'a> {
+    key: Key,
+    parts: &'a MapParts,
+    r: usize,
+}
+
+impl MapPartition for Part<'_> {
+    fn key(&self) -> Key {
+        self.key
+    }
+    fn segments(&self) -> Option<&[MapSegment]> {
+        self.parts.segments()?[self.r].as_deref()
+    }
+    fn blocks(&self) -> Option<&[(u64, Vec<u8>)]> {
+        self.parts.blocks()?[self.r].as_deref()
     }
 }
 
@@ -477,16 +552,29 @@ impl JobCache {
             len: meta.len,
             inputs: &inputs,
         };
-        let new: Vec<Option<&PartitionIndex>> = parts
+        // Every map's blocks, parsed in parallel, once for every reduce
+        // (the first to get here parses, the others wait for it).
+        let started = std::time::Instant::now();
+        parts.par_iter().for_each(|p| {
+            p.blocks();
+        });
+        debug!(reduce = %task, took = ?started.elapsed(), "the map outputs' blocks");
+        let new: Vec<Option<Part<'_>>> = parts.iter().map(|p| p.partition(r)).collect();
+        let new: Vec<Option<&dyn MapPartition>> = new
             .iter()
-            .map(|p| p.index().map(|index| index[r].as_ref()))
-            .collect::<Option<_>>()?;
+            .map(|p| p.as_ref().map(|p| p as &dyn MapPartition))
+            .collect();
         // An old map's index, read back from its entry.
         let old_index = |i: usize| -> Option<PartitionIndex> {
             let (part, map) = meta.inputs.get(i)?;
             let (_, old) = MapParts::decode(&self.cache.meta(Kind::Map, map)?, self.reduces)?;
-            let index = old.index()?[r].clone()?;
-            (index.key == *part).then_some(index)
+            let segments = old.segments()?.get(r)?.clone()?;
+            let blocks = Vec::new();
+            (old.keys[r] == Some(*part)).then_some(PartitionIndex {
+                key: *part,
+                segments,
+                blocks,
+            })
         };
         let pieces = crate::reuse::plan(&earlier, &new, &old_index)?;
         let previous = names::previous_output(task);
@@ -504,6 +592,7 @@ impl JobCache {
     /// Keeps map `m`'s accepted output (the run file at `path`), with its
     /// partitions' addresses. Blocking.
     pub fn put_map(&self, m: MapTaskId, path: &Path, counters: &Counters) {
+        let started = std::time::Instant::now();
         let parts = match partition_index(path, self.reduces) {
             Ok(p) => p,
             Err(e) => {
@@ -513,7 +602,9 @@ impl JobCache {
         };
         let (parts, meta) = MapParts::encode(counters, parts);
         self.known().parts[m.0 as usize] = Some(Arc::new(parts));
+        let indexed = started.elapsed();
         self.put(Kind::Map, &self.maps[m.0 as usize], path, &meta);
+        debug!(map = %m, ?indexed, took = ?started.elapsed(), "kept a map output");
     }
 
     /// Keeps reduce `r`'s committed output (at `path`) with its index (if
@@ -618,4 +709,70 @@ fn app_identity(spec: &AppSpec<'_>) -> Result<(Vec<u8>, String, bool), SetupErro
         format!("builtin\0{}\0{}", spec.app, env!("CARGO_PKG_VERSION")).into_bytes()
     };
     Ok((id, app.name().to_string(), app.whole_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::partitions::MapSegment;
+
+    fn index(key: u8, starts: &[&str]) -> PartitionIndex {
+        PartitionIndex {
+            key: Key([key; 32]),
+            segments: starts
+                .iter()
+                .enumerate()
+                .map(|(i, s)| MapSegment {
+                    start: (i > 0).then(|| s.as_bytes().to_vec()),
+                    last: format!("{s}z").into_bytes(),
+                    digest: [i as u8; 32],
+                })
+                .collect(),
+            blocks: vec![(20, starts[0].as_bytes().to_vec()), (99, b"n".to_vec())],
+        }
+    }
+
+    #[test]
+    fn a_map_entrys_meta_reads_back_its_head_at_once_and_its_segments_when_asked() {
+        let counters = Counters {
+            input_bytes: 7,
+            ..Counters::default()
+        };
+        let parts = vec![Some(index(1, &["a", "m"])), None, Some(index(3, &["b"]))];
+        let (_, meta) = MapParts::encode(&counters, parts.clone());
+        let (got, read) = MapParts::decode(&meta, 3).unwrap();
+        assert_eq!(got, counters);
+        assert_eq!(
+            read.keys,
+            vec![Some(Key([1; 32])), None, Some(Key([3; 32]))]
+        );
+        assert!(read.blocks.get().is_none() && read.segments.get().is_none());
+        let part = |i: usize| parts[i].as_ref();
+        assert_eq!(
+            read.partition(0).unwrap().blocks().unwrap(),
+            part(0).unwrap().blocks
+        );
+        assert!(
+            read.segments.get().is_none(),
+            "segments parsed before they were needed"
+        );
+        assert_eq!(
+            read.partition(2).unwrap().segments().unwrap(),
+            part(2).unwrap().segments
+        );
+        assert!(read.partition(1).is_none());
+        // Another R, a cut or damaged meta: not an entry, and no panic.
+        assert!(MapParts::decode(&meta, 4).is_none());
+        for cut in [0, 5, 8, 20, meta.len() - 1] {
+            if let Some((_, p)) = MapParts::decode(&meta[..cut], 3) {
+                assert!(
+                    p.segments().is_none() || p.blocks().is_none(),
+                    "cut at {cut}"
+                );
+            }
+        }
+        let mut bad = meta.clone();
+        bad[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(MapParts::decode(&bad, 3).is_none());
+    }
 }

@@ -23,6 +23,7 @@
 //! old and new ones) mark every range they have records in.
 
 use crate::partitions::{MapSegment, PartitionIndex};
+use crate::Key;
 use mr_protocol::ReusePiece;
 use std::collections::HashSet;
 
@@ -78,6 +79,30 @@ fn changed<'a>(old: &'a [MapSegment], new: &'a [MapSegment], out: &mut Vec<Chang
     }
 }
 
+/// What the planner needs of a map output's partition: its address, and
+/// (when asked: a job reads most maps' only in part) its segments and
+/// blocks.
+pub trait MapPartition: Sync {
+    /// The partition's address.
+    fn key(&self) -> Key;
+    /// Its segments (None: they cannot be read).
+    fn segments(&self) -> Option<&[MapSegment]>;
+    /// Its blocks' file offsets and first keys (None: cannot be read).
+    fn blocks(&self) -> Option<&[(u64, Vec<u8>)]>;
+}
+
+impl MapPartition for PartitionIndex {
+    fn key(&self) -> Key {
+        self.key
+    }
+    fn segments(&self) -> Option<&[MapSegment]> {
+        Some(&self.segments)
+    }
+    fn blocks(&self) -> Option<&[(u64, Vec<u8>)]> {
+        Some(&self.blocks)
+    }
+}
+
 /// The earlier output of a reduce, as its cache entry describes it.
 pub struct Earlier<'a> {
     /// Where each of its segments after the head begins: first key, offset.
@@ -95,36 +120,41 @@ pub struct Earlier<'a> {
 /// inputs differ too much.
 pub fn plan(
     earlier: &Earlier<'_>,
-    new: &[Option<&PartitionIndex>],
+    new: &[Option<&dyn MapPartition>],
     old_index: &dyn Fn(usize) -> Option<PartitionIndex>,
 ) -> Option<Vec<ReusePiece>> {
-    let now: Vec<&PartitionIndex> = new.iter().flatten().copied().collect();
+    let now: Vec<&dyn MapPartition> = new.iter().flatten().copied().collect();
     let old = earlier.inputs;
     // The maps before and after the change are the same on both sides.
     let head = old
         .iter()
         .zip(&now)
-        .take_while(|(o, n)| **o == n.key)
+        .take_while(|(o, n)| **o == n.key())
         .count();
     let tail = old[head..]
         .iter()
         .rev()
         .zip(now[head..].iter().rev())
-        .take_while(|(o, n)| **o == n.key)
+        .take_while(|(o, n)| **o == n.key())
         .count();
     let (old_mid, new_mid) = (head..old.len() - tail, &now[head..now.len() - tail]);
     if old_mid.len() > MAX_CHANGED_MAPS || new_mid.len() > MAX_CHANGED_MAPS {
         return None;
     }
     let old_mid: Vec<PartitionIndex> = old_mid.map(old_index).collect::<Option<_>>()?;
+    let new_mid: Vec<&[MapSegment]> = new_mid
+        .iter()
+        .map(|p| p.segments())
+        .collect::<Option<_>>()?;
     let mut dirty: Vec<Changed<'_>> = Vec::new();
     if old_mid.len() == new_mid.len() {
-        for (o, n) in old_mid.iter().zip(new_mid) {
-            changed(&o.segments, &n.segments, &mut dirty);
+        for (o, n) in old_mid.iter().zip(&new_mid) {
+            changed(&o.segments, n, &mut dirty);
         }
     } else {
-        for p in old_mid.iter().chain(new_mid.iter().copied()) {
-            dirty.extend(ranges(&p.segments).map(|(_, r)| r));
+        let old = old_mid.iter().map(|p| p.segments.as_slice());
+        for segments in old.chain(new_mid.iter().copied()) {
+            dirty.extend(ranges(segments).map(|(_, r)| r));
         }
     }
     // The earlier output's segments: the head, then one per start.
@@ -172,39 +202,33 @@ pub fn plan(
         if let ReusePiece::Reduce { from, to, blocks } = piece {
             *blocks = new
                 .iter()
-                .map(|p| {
-                    p.map_or(u64::MAX, |p| {
-                        first_block(&p.segments, from.as_deref(), to.as_deref())
-                    })
+                .map(|p| match p {
+                    None => Some(u64::MAX),
+                    Some(p) => Some(first_block(p.blocks()?, from.as_deref(), to.as_deref())),
                 })
-                .collect();
+                .collect::<Option<_>>()?;
         }
     }
     Some(pieces)
 }
 
-/// The block of a map partition to read keys `from..to` from: that of its
-/// last segment starting at or before `from` (its first, if none does);
-/// `u64::MAX` when its keys are all outside the range.
-fn first_block(segments: &[MapSegment], from: Option<&[u8]>, to: Option<&[u8]>) -> u64 {
-    let Some(first) = segments.first() else {
+/// The block of a map partition to read keys `from..to` from: the last
+/// whose first key is below `from` (a key's records may run on from the
+/// block before the one it first starts), else its first; `u64::MAX` when
+/// its first key is past the range.
+fn first_block(blocks: &[(u64, Vec<u8>)], from: Option<&[u8]>, to: Option<&[u8]>) -> u64 {
+    let Some((first_at, first_key)) = blocks.first() else {
         return u64::MAX;
     };
-    let last = segments.last().map_or(&[][..], |s| s.last.as_slice());
-    let before = matches!((first.start.as_deref(), to), (Some(k), Some(to)) if k >= to);
-    if before || from.is_some_and(|from| last < from) {
+    if to.is_some_and(|to| first_key.as_slice() >= to) {
         return u64::MAX;
     }
-    segments
-        .iter()
-        .take_while(|s| match (s.start.as_deref(), from) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(k), Some(f)) => k <= f,
-        })
-        .last()
-        .unwrap_or(first)
-        .block
+    let Some(from) = from else {
+        return *first_at;
+    };
+    // Blocks are in key order: the ones starting below `from` come first.
+    let below = blocks.partition_point(|(_, k)| k.as_slice() < from);
+    blocks[below.saturating_sub(1)].0
 }
 
 #[cfg(test)]
@@ -319,7 +343,8 @@ mod tests {
             inputs: &[ia.key, ib.key, ic.key],
         };
         let old_b = ib.clone();
-        let pieces = plan(&earlier, &[Some(&ia), None, Some(&ib2), Some(&ic)], &|i| {
+        let new: [Option<&dyn MapPartition>; 4] = [Some(&ia), None, Some(&ib2), Some(&ic)];
+        let pieces = plan(&earlier, &new, &|i| {
             assert_eq!(i, 1, "only the changed map is read back");
             Some(old_b.clone())
         })
@@ -359,9 +384,11 @@ mod tests {
         .into_iter()
         .collect();
         let inew = run(&d.path().join("n"), &n);
-        let pieces = plan(&earlier, &[Some(&ia), Some(&inew)], &|_| {
-            panic!("nothing old to read")
-        })
+        let pieces = plan(
+            &earlier,
+            &[Some(&ia as &dyn MapPartition), Some(&inew)],
+            &|_| panic!("nothing old to read"),
+        )
         .unwrap();
         assert_eq!(apply(&pieces, &old_out, &[&a, &n]), reduce(&[&a, &n]).0);
         let copies = pieces
@@ -384,15 +411,18 @@ mod tests {
             run(&d.path().join("hi"), &hi),
         );
         let ia2 = ia.clone();
-        match plan(&earlier, &[Some(&ilo), Some(&ihi)], &move |_| {
-            Some(ia2.clone())
-        }) {
+        match plan(
+            &earlier,
+            &[Some(&ilo as &dyn MapPartition), Some(&ihi)],
+            &move |_| Some(ia2.clone()),
+        ) {
             None => {}
             Some(p) => assert_eq!(apply(&p, &old_out, &[&lo, &hi]), old_out),
         }
         // Unrelated inputs, or too many changed maps: no plan.
         let many: Vec<PartitionIndex> = (0..MAX_CHANGED_MAPS + 1).map(|_| inew.clone()).collect();
-        let refs: Vec<Option<&PartitionIndex>> = many.iter().map(Some).collect();
+        let refs: Vec<Option<&dyn MapPartition>> =
+            many.iter().map(|p| Some(p as &dyn MapPartition)).collect();
         assert!(plan(&earlier, &refs, &|_| Some(ia.clone())).is_none());
         // Nothing to copy: no plan.
         let every = Earlier {
@@ -400,7 +430,10 @@ mod tests {
             len: old_out.len() as u64,
             inputs: &[ia.key],
         };
-        assert!(plan(&every, &[Some(&inew)], &|_| Some(ia.clone())).is_none());
+        assert!(plan(&every, &[Some(&inew as &dyn MapPartition)], &|_| Some(
+            ia.clone()
+        ))
+        .is_none());
         // An index that goes backwards is damaged: no plan.
         let bad = [(b"w1".to_vec(), 10), (b"w2".to_vec(), 5)];
         let damaged = Earlier {
@@ -408,7 +441,10 @@ mod tests {
             len: old_out.len() as u64,
             inputs: &[Key([9; 32])],
         };
-        assert!(plan(&damaged, &[Some(&ia)], &|_| Some(ia.clone())).is_none());
+        assert!(plan(&damaged, &[Some(&ia as &dyn MapPartition)], &|_| Some(
+            ia.clone()
+        ))
+        .is_none());
     }
 
     #[test]

@@ -69,6 +69,14 @@ pub enum SegmentEvent<'a> {
         /// Where the block holding its first record begins.
         block: u64,
     },
+    /// A block begins, at file offset `at`, with a record of key `first`
+    /// (told before any segment that begins in it).
+    Block {
+        /// Where the block begins in the file.
+        at: u64,
+        /// Its first record's key.
+        first: &'a [u8],
+    },
     /// Encoded records of the current segment, in order.
     Bytes(&'a [u8]),
     /// The current segment ends; `last` is its last record's key.
@@ -81,8 +89,9 @@ pub enum SegmentEvent<'a> {
 impl PartitionReader {
     /// Reads the rest of the partition as map output segments (cut at the
     /// keys [`starts_map_segment`] picks), checking every block, and tells
-    /// `visit` where each begins, its records' bytes (in as few pieces as
-    /// the blocks allow) and its last key.
+    /// `visit` where each block begins and its first key, where each
+    /// segment begins, its records' bytes (in as few pieces as the blocks
+    /// allow) and its last key.
     pub fn segments(mut self, mut visit: impl FnMut(SegmentEvent<'_>)) -> Result<(), RunError> {
         // The key that started the current segment, if one did: a picked
         // key's later records (an app that does not combine) stay in it.
@@ -93,6 +102,13 @@ impl PartitionReader {
         while self.load_block()? {
             let (mut p, mut fed) = (0, 0);
             let mut last_here = None;
+            if !self.block.is_empty() {
+                let (key, _) = self.parse_at(0)?;
+                visit(SegmentEvent::Block {
+                    at: self.block_at,
+                    first: &self.block[key],
+                });
+            }
             while p < self.block.len() {
                 let (key, value) = self.parse_at(p)?;
                 let k = &self.block[key.clone()];

@@ -286,6 +286,7 @@ fn segments_start_at_picked_keys_and_feed_every_record_once() {
     let records = write_keys(&path, &keys);
     let mut starts: Vec<(Option<Vec<u8>>, u64)> = Vec::new();
     let mut lasts: Vec<Vec<u8>> = Vec::new();
+    let mut blocks: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut fed = Vec::new();
     let mut sizes = Vec::new();
     RunFile::open(&path, None, 1)
@@ -299,8 +300,20 @@ fn segments_start_at_picked_keys_and_feed_every_record_once() {
             }
             SegmentEvent::Bytes(b) => fed.extend_from_slice(b),
             SegmentEvent::End { last } => lasts.push(last.to_vec()),
+            SegmentEvent::Block { at, first } => blocks.push((at, first.to_vec())),
         })
         .unwrap();
+    // Every block is told with its first key; reading from one with that
+    // key as the lower bound starts at its first record.
+    assert!(blocks.len() > 10, "{} blocks", blocks.len());
+    for (at, first) in &blocks {
+        let mut r = RunFile::open(&path, None, 1)
+            .unwrap()
+            .partition_range(0, *at, None, None)
+            .unwrap();
+        assert!(r.advance().unwrap());
+        assert_eq!(r.key(), first.as_slice());
+    }
     assert_eq!(starts.len(), lasts.len());
     // Each segment's last key is the one before the next segment's first.
     for (i, last) in lasts.iter().enumerate() {
