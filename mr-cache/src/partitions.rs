@@ -97,123 +97,126 @@ pub fn partition_index(path: &Path, reduces: u32) -> Result<Vec<Option<Partition
 /// Encodes each partition's segments (None: an empty partition) for a map
 /// entry's meta: plain lengths and bytes, which read back many times faster
 /// than a generic encoding of the same (a re-run that reduces again reads
-/// every map's, about a hundred thousand segments for a GiB of input).
+/// the segments of the maps that changed).
 pub fn encode_segments(parts: &[Option<&Vec<MapSegment>>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
-    for part in parts {
-        let Some(segments) = part else {
-            out.push(0);
-            continue;
-        };
-        out.push(1);
-        out.extend_from_slice(&(segments.len() as u32).to_le_bytes());
-        for s in segments.iter() {
-            match &s.start {
-                None => out.push(0),
-                Some(k) => {
-                    out.push(1);
-                    out.extend_from_slice(&(k.len() as u32).to_le_bytes());
-                    out.extend_from_slice(k);
-                }
+    encode_parts(parts, |out, s| {
+        match &s.start {
+            None => out.push(0),
+            Some(k) => {
+                out.push(1);
+                put_bytes(out, k);
             }
-            out.extend_from_slice(&(s.last.len() as u32).to_le_bytes());
-            out.extend_from_slice(&s.last);
-            out.extend_from_slice(&s.digest);
         }
-    }
-    out
+        put_bytes(out, &s.last);
+        out.extend_from_slice(&s.digest);
+    })
 }
 
 /// Reads back what [`encode_segments`] wrote; None if it is damaged.
 pub fn decode_segments(bytes: &[u8]) -> Option<Vec<Option<Vec<MapSegment>>>> {
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let piece = bytes.get(at..at.checked_add(n)?)?;
-        at += n;
-        Some(piece)
-    };
-    let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize;
-    let parts = u32_of(take(4)?);
-    let mut out = Vec::with_capacity(parts.min(1 << 16));
-    for _ in 0..parts {
-        if take(1)?[0] == 0 {
-            out.push(None);
-            continue;
-        }
-        let n = u32_of(take(4)?);
-        // Each segment takes at least 37 bytes: a damaged count cannot
-        // make this allocate more than the meta's size.
-        let mut segments = Vec::with_capacity(n.min(bytes.len() / 37));
-        for _ in 0..n {
-            let start = match take(1)?[0] {
-                0 => None,
-                _ => {
-                    let len = u32_of(take(4)?);
-                    Some(take(len)?.to_vec())
-                }
-            };
-            let len = u32_of(take(4)?);
-            let last = take(len)?.to_vec();
-            let digest: [u8; 32] = take(32)?.try_into().ok()?;
-            segments.push(MapSegment {
-                start,
-                last,
-                digest,
-            });
-        }
-        out.push(Some(segments));
-    }
-    (at == bytes.len()).then_some(out)
+    decode_parts(bytes, 37, |c| {
+        let start = match c.take(1)?[0] {
+            0 => None,
+            _ => Some(c.bytes()?.to_vec()),
+        };
+        Some(MapSegment {
+            start,
+            last: c.bytes()?.to_vec(),
+            digest: c.take(32)?.try_into().ok()?,
+        })
+    })
 }
 
 /// Encodes each partition's blocks (None: an empty partition), as
 /// [`encode_segments`] does its segments.
 pub fn encode_blocks(parts: &[Option<&Vec<BlockStart>>]) -> Vec<u8> {
+    encode_parts(parts, |out, (at, first)| {
+        out.extend_from_slice(&at.to_le_bytes());
+        put_bytes(out, first);
+    })
+}
+
+/// Reads back what [`encode_blocks`] wrote; None if it is damaged.
+pub fn decode_blocks(bytes: &[u8]) -> Option<Vec<Option<Vec<BlockStart>>>> {
+    decode_parts(bytes, 12, |c| {
+        let at = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
+        Some((at, c.bytes()?.to_vec()))
+    })
+}
+
+/// Appends `bytes` with its length before it.
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// The partitions' count, then per partition a flag (empty or not) and,
+/// if not, the count of its items and each item as `item` writes it.
+fn encode_parts<T>(parts: &[Option<&Vec<T>>], item: impl Fn(&mut Vec<u8>, &T)) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
     for part in parts {
-        let Some(blocks) = part else {
+        let Some(items) = part else {
             out.push(0);
             continue;
         };
         out.push(1);
-        out.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
-        for (at, first) in blocks.iter() {
-            out.extend_from_slice(&at.to_le_bytes());
-            out.extend_from_slice(&(first.len() as u32).to_le_bytes());
-            out.extend_from_slice(first);
+        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        for i in items.iter() {
+            item(&mut out, i);
         }
     }
     out
 }
 
-/// Reads back what [`encode_blocks`] wrote; None if it is damaged.
-pub fn decode_blocks(bytes: &[u8]) -> Option<Vec<Option<Vec<BlockStart>>>> {
-    let mut at = 0usize;
-    let mut take = |n: usize| -> Option<&[u8]> {
-        let piece = bytes.get(at..at.checked_add(n)?)?;
-        at += n;
-        Some(piece)
-    };
-    let u32_of = |b: &[u8]| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize;
-    let parts = u32_of(take(4)?);
-    let mut out = Vec::with_capacity(parts.min(1 << 16));
+/// Reads back what [`encode_parts`] wrote, each item with `item` (which
+/// takes at least `min_item` bytes, so a damaged count cannot make this
+/// allocate more than the input's size); None if anything is out of place.
+fn decode_parts<T>(
+    bytes: &[u8],
+    min_item: usize,
+    item: impl Fn(&mut Cursor<'_>) -> Option<T>,
+) -> Option<Vec<Option<Vec<T>>>> {
+    let mut c = Cursor { bytes, at: 0 };
+    let parts = c.count()?;
+    let mut out = Vec::with_capacity(parts.min(bytes.len()));
     for _ in 0..parts {
-        if take(1)?[0] == 0 {
+        if c.take(1)?[0] == 0 {
             out.push(None);
             continue;
         }
-        let n = u32_of(take(4)?);
-        let mut blocks = Vec::with_capacity(n.min(bytes.len() / 12));
+        let n = c.count()?;
+        let mut items = Vec::with_capacity(n.min(bytes.len() / min_item));
         for _ in 0..n {
-            let offset = u64::from_le_bytes(take(8)?.try_into().ok()?);
-            let len = u32_of(take(4)?);
-            blocks.push((offset, take(len)?.to_vec()));
+            items.push(item(&mut c)?);
         }
-        out.push(Some(blocks));
+        out.push(Some(items));
     }
-    (at == bytes.len()).then_some(out)
+    (c.at == bytes.len()).then_some(out)
+}
+
+/// A place in encoded bytes, every read checked against their end.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let piece = self.bytes.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(piece)
+    }
+
+    fn count(&mut self) -> Option<usize> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
+    }
+
+    /// Bytes written by [`put_bytes`].
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.count()?;
+        self.take(n)
+    }
 }
 
 /// The address of reduce `r`'s input: `base` (what else determines its
