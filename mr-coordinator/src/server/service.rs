@@ -371,6 +371,12 @@ impl Shared {
         let Some(jc) = self.cache.clone() else {
             return;
         };
+        // An output that left bad records out (--skip-bad-records) is not
+        // what the task gives without that flag (it fails): not kept, so
+        // no run without the flag can take it.
+        if c.skipped_records > 0 {
+            return;
+        }
         let c = c.clone();
         let put = match task {
             TaskRef::Map(m) if s.map_in_job_dir(m) => {

@@ -285,6 +285,62 @@ fn an_edit_re_reduces_only_the_segments_it_touches_and_the_rest_is_copied() {
 }
 
 #[test]
+fn outputs_that_skipped_bad_records_are_not_kept_for_runs_without_skipping() {
+    let t = TestDir::new();
+    let mut files = inputs(&t);
+    files.truncate(2);
+    files.push(t.write("in/bad.txt", b"a poisonrecord here\nmore words\n"));
+    let cache = cache_dir(&t);
+    // A poison job into `out`: with --skip-bad-records or without it (and
+    // then one attempt per task), with the cache or not.
+    let job = |out: &str, skip: bool, cached: bool| {
+        let dir = t.path().join(out);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args([
+            "--quiet",
+            "--no-socket",
+            "--workers",
+            "2",
+            "--split-size",
+            "64KiB",
+        ])
+        .args(["--app", "poison", "--reduces", "2"])
+        .args(if skip {
+            ["--skip-bad-records"]
+        } else {
+            ["--max-attempts=1"]
+        })
+        .arg("--output-dir")
+        .arg(&dir);
+        if cached {
+            cmd.arg("--cache").arg(&cache);
+        }
+        cmd.args(&files).output().unwrap()
+    };
+    let first = job("skipping", true, true);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // Without the flag the bad record fails the job, as it does with no
+    // cache: the output that left it out was not kept.
+    let strict = job("strict", false, true);
+    let err = String::from_utf8_lossy(&strict.stderr);
+    assert!(
+        !strict.status.success(),
+        "a skipped record was reused: {err}"
+    );
+    assert!(err.contains("poison"), "{err}");
+    // With the flag again, the answer is a fresh run's.
+    assert!(job("skipping-again", true, true).status.success());
+    assert!(job("fresh", true, false).status.success());
+    assert_eq!(outputs(&t, "skipping-again", 2), outputs(&t, "fresh", 2));
+    assert_eq!(outputs(&t, "skipping", 2), outputs(&t, "fresh", 2));
+}
+
+#[test]
 fn another_app_or_r_or_command_reuses_nothing_wrongly() {
     let t = TestDir::new();
     let files = inputs(&t);
