@@ -149,20 +149,25 @@ impl MapParts {
         meta.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
         meta.extend_from_slice(&blocks);
         meta.extend_from_slice(&segments);
-        let (b, s): (Blocks, Segments) = parts
+        (MapParts::indexed(parts), meta)
+    }
+
+    /// The parts of a map output just indexed, already parsed.
+    fn indexed(parts: Vec<Option<PartitionIndex>>) -> MapParts {
+        let keys = parts.iter().map(|p| p.as_ref().map(|p| p.key)).collect();
+        let (blocks, segments): (Blocks, Segments) = parts
             .into_iter()
             .map(|p| match p {
                 Some(p) => (Some(p.blocks), Some(p.segments)),
                 None => (None, None),
             })
             .unzip();
-        let parts = MapParts {
+        MapParts {
             keys,
             encoded: (Vec::new(), Vec::new()),
-            blocks: OnceLock::from(Some(b)),
-            segments: OnceLock::from(Some(s)),
-        };
-        (parts, meta)
+            blocks: OnceLock::from(Some(blocks)),
+            segments: OnceLock::from(Some(segments)),
+        }
     }
 
     /// A map entry's meta read back: its counters and parts, if it is one
@@ -424,8 +429,7 @@ impl JobCache {
             let Some(path) = path else { continue };
             match partition_index(path, self.reduces) {
                 Ok(parts) => {
-                    let (parts, _) = MapParts::encode(&Counters::default(), parts);
-                    self.known().parts[m.0 as usize] = Some(Arc::new(parts));
+                    self.known().parts[m.0 as usize] = Some(Arc::new(MapParts::indexed(parts)))
                 }
                 Err(e) => warn!(map = %m, "cannot address the output's partitions: {e}"),
             }

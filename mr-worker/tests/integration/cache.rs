@@ -35,19 +35,18 @@ fn run(
     run_in(t, out, cache, args, inputs, &|_| {})
 }
 
-/// [`run`] with `env` setting up the process's environment.
-fn run_in(
+/// The `mrcoordinator` command of a job into `out` (with `--cache cache`
+/// if given), its output directory made.
+fn job_command(
     t: &TestDir,
     out: &str,
     cache: Option<&Path>,
     args: &[&str],
     inputs: &[String],
-    env: &dyn Fn(&mut Command),
-) -> (usize, usize) {
+) -> Command {
     let dir = t.path().join(out);
     std::fs::create_dir_all(&dir).unwrap();
     let mut cmd = Command::new(bin("mrcoordinator"));
-    env(&mut cmd);
     cmd.args([
         "--quiet",
         "--no-socket",
@@ -62,7 +61,23 @@ fn run_in(
     if let Some(c) = cache {
         cmd.arg("--cache").arg(c);
     }
-    let out = cmd.args(inputs).current_dir(t.path()).output().unwrap();
+    cmd.args(inputs).current_dir(t.path());
+    cmd
+}
+
+/// [`run`] with `env` setting up the process's environment.
+fn run_in(
+    t: &TestDir,
+    out: &str,
+    cache: Option<&Path>,
+    args: &[&str],
+    inputs: &[String],
+    env: &dyn Fn(&mut Command),
+) -> (usize, usize) {
+    let dir = t.path().join(out);
+    let mut cmd = job_command(t, out, cache, args, inputs);
+    env(&mut cmd);
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
         "job failed: {}",
@@ -294,29 +309,14 @@ fn outputs_that_skipped_bad_records_are_not_kept_for_runs_without_skipping() {
     // A poison job into `out`: with --skip-bad-records or without it (and
     // then one attempt per task), with the cache or not.
     let job = |out: &str, skip: bool, cached: bool| {
-        let dir = t.path().join(out);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = Command::new(bin("mrcoordinator"));
-        cmd.args([
-            "--quiet",
-            "--no-socket",
-            "--workers",
-            "2",
-            "--split-size",
-            "64KiB",
-        ])
-        .args(["--app", "poison", "--reduces", "2"])
-        .args(if skip {
-            ["--skip-bad-records"]
+        let flag = if skip {
+            "--skip-bad-records"
         } else {
-            ["--max-attempts=1"]
-        })
-        .arg("--output-dir")
-        .arg(&dir);
-        if cached {
-            cmd.arg("--cache").arg(&cache);
-        }
-        cmd.args(&files).output().unwrap()
+            "--max-attempts=1"
+        };
+        let args = ["--app", "poison", "--reduces", "2", flag];
+        let cache = cached.then_some(cache.as_path());
+        job_command(&t, out, cache, &args, &files).output().unwrap()
     };
     let first = job("skipping", true, true);
     assert!(
