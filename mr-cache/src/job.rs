@@ -48,17 +48,9 @@ pub enum SetupError {
     /// An input cannot be read.
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    /// The app is unknown, so its code cannot be identified.
-    #[error("--cache needs to know the app's code: {0}")]
-    App(String),
-    /// A plugin's file cannot be read to hash it.
-    #[error("cannot read plugin '{path}': {reason}")]
-    Plugin {
-        /// The plugin's path.
-        path: String,
-        /// Why.
-        reason: String,
-    },
+    /// The app's code cannot be identified.
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
 }
 
 /// The app and settings that shape a job's outputs.
@@ -71,12 +63,14 @@ pub struct AppSpec<'a> {
     pub reduces: u32,
     /// The target split size.
     pub split_size: u64,
+    /// `--cache-key-file`: files whose contents are part of every key.
+    pub key_files: &'a [PathBuf],
 }
 
 /// A job's cache and the content addresses of its tasks.
 pub struct JobCache {
     cache: Cache,
-    /// The app's identity (see [`app_identity`]).
+    /// The app's identity (see [`crate::identity`]).
     identity: Vec<u8>,
     /// R.
     reduces: u32,
@@ -290,7 +284,9 @@ impl JobCache {
     ) -> Result<(JobCache, SplitPlan, (String, bool)), SetupError> {
         let started = std::time::Instant::now();
         let cache = Cache::open(dir)?;
-        let (identity, name, whole_file) = app_identity(spec)?;
+        let app = crate::identity::app_identity(spec.app, spec.streaming, spec.key_files)?;
+        debug!(app = %app.name, build = mr_build::short(), files = ?app.files, "the cache keys cover this code");
+        let (identity, name, whole_file) = (app.bytes, app.name, app.whole_file);
         let pieces = cache.with_io_width(|| {
             crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))
         })?;
@@ -690,30 +686,6 @@ pub type TakenReduces = (Vec<Taken>, Vec<(ReduceTaskId, Arc<ReduceReuse>)>);
 
 /// A task done from the cache: its id, reserved attempt and counters.
 pub type Taken = (ReduceTaskId, AttemptId, Counters);
-
-/// What identifies the app's code, the name its workers register with,
-/// and its whole-file flag: a built-in's name with this build's version,
-/// a plugin's file hash, a streaming job's commands.
-fn app_identity(spec: &AppSpec<'_>) -> Result<(Vec<u8>, String, bool), SetupError> {
-    if let Some((m, r)) = spec.streaming {
-        let id = format!("streaming\0{m}\0{r}");
-        return Ok((id.into_bytes(), spec.app.to_string(), false));
-    }
-    let app = mr_apps::resolve(spec.app).map_err(|e| SetupError::App(e.to_string()))?;
-    let is_plugin = spec.app.contains('/') || spec.app.ends_with(".so");
-    let id = if is_plugin {
-        let bytes = std::fs::read(spec.app).map_err(|e| SetupError::Plugin {
-            path: spec.app.to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut id = b"plugin\0".to_vec();
-        id.extend_from_slice(&Key::of(&[&bytes]).0);
-        id
-    } else {
-        format!("builtin\0{}\0{}", spec.app, env!("CARGO_PKG_VERSION")).into_bytes()
-    };
-    Ok((id, app.name().to_string(), app.whole_file()))
-}
 
 #[cfg(test)]
 mod tests {

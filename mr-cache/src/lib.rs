@@ -11,6 +11,8 @@
 //!   unchanged is reused).
 //! - [`reuse`]: which segments of an earlier reduce output still hold when
 //!   a few of its inputs changed (those are copied, the rest reduced).
+//! - [`identity`]: what identifies the code that makes the outputs (the
+//!   build, the app, a plugin's or a streaming command's files).
 //! - [`job`]: a job's cache: its tasks' addresses, what it takes from the
 //!   cache and what it keeps (shared by `mrcoordinator` and `mrsequential`).
 //! - [`store`]: the cache (a directory or an `s3://` prefix), entries
@@ -19,6 +21,7 @@
 //!   identity, R, the partitioner, the run-file format).
 
 pub mod chunk;
+pub mod identity;
 pub mod job;
 pub mod partitions;
 pub mod plan;

@@ -37,6 +37,8 @@ pub struct JobConfig {
     pub cache: Option<PathBuf>,
     /// `--cache-max`: evict the cache down to this many bytes after the job.
     pub cache_max: Option<u64>,
+    /// `--cache-key-file`: files whose contents every cache key includes.
+    pub cache_key_files: Vec<PathBuf>,
     /// Failed attempts per task before the job fails.
     pub max_attempts: u32,
     /// Skip records that make app code panic (counted and reported).

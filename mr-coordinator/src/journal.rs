@@ -419,6 +419,10 @@ fn compact(
 
 type Ack = oneshot::Sender<std::io::Result<()>>;
 
+/// A record's way to disk: resolves once it is durable (or failed).
+pub type Durable =
+    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send + 'static>>;
+
 /// What the journal has written since it was opened: the group commit's
 /// effect is `records / commits`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -519,6 +523,11 @@ impl Journal {
             done.await
                 .unwrap_or_else(|_| Err(std::io::Error::other("journal closed")))
         }
+    }
+
+    /// [`Self::submit`], as a nameable future (to keep in a struct).
+    pub fn submit_boxed(&self, r: Record) -> Durable {
+        Box::pin(self.submit(r))
     }
 
     /// Appends `r` without waiting (ordering with later appends is kept).

@@ -29,6 +29,7 @@ pub async fn prepare(
     );
     let (app, streaming) = (cfg.app.clone().unwrap_or_default(), cfg.streaming.clone());
     let (reduces, split_size, max) = (cfg.reduces, cfg.split_size, cfg.cache_max);
+    let key_files = cfg.cache_key_files.clone();
     // The journal's maps, with their outputs' paths when in the job directory.
     let maps_done: Vec<(MapTaskId, Option<PathBuf>)> = recovered
         .maps
@@ -47,6 +48,7 @@ pub async fn prepare(
             streaming: streaming.as_ref(),
             reduces,
             split_size,
+            key_files: &key_files,
         };
         let (jc, plan, app) = JobCache::plan(&dir, max, &files, &spec)
             .map_err(|e| CoordinatorError::Config(e.to_string()))?;

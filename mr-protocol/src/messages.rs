@@ -28,6 +28,9 @@ pub struct RegisterRequest {
     /// coordinator's pid: a restarted coordinator dismisses the workers its
     /// killed predecessor left, since it starts its own.
     pub embedded_by: Option<u32>,
+    /// The worker's build id (`mr_build::BUILD_ID`): a coordinator admits
+    /// only workers of its own build, whose outputs its cache keys name.
+    pub build: String,
 }
 
 /// What a registered worker needs to know about the job.
@@ -133,6 +136,15 @@ pub enum RegisterError {
     Superseded {
         /// The pid of the coordinator that started the worker.
         pid: u32,
+    },
+    /// The worker is another build of the framework than the coordinator:
+    /// its outputs could differ from what the job's cache keys name.
+    #[error("this worker is build {worker} of the framework, the coordinator build {coordinator}; start workers from the same build as mrcoordinator (mrworker --version shows it)")]
+    OtherBuild {
+        /// The coordinator's build id (abbreviated).
+        coordinator: String,
+        /// The worker's build id (abbreviated).
+        worker: String,
     },
     /// The worker did not present the job's token.
     #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]

@@ -186,6 +186,7 @@ impl Worker {
             capacity: 1,
             token: self.token(),
             embedded_by: self.cfg.embedded_by,
+            build: mr_build::BUILD_ID.into(),
         };
         match client.register(context::current(), req).await? {
             Ok(settings) => {
@@ -530,13 +531,13 @@ impl Worker {
                 Produced::File(p) => {
                     let _ = std::fs::remove_file(p);
                 }
-                // Not accepted (or the coordinator is unreachable): the
-                // upload goes. Should a restarted coordinator have meant to
-                // complete it, it finds it gone and runs the reduce again.
+                // Handed over with the report: from then on the upload is
+                // the coordinator's, which may be completing it while this
+                // report's answer is late or lost. It aborts what it does
+                // not publish (and its end-of-job sweep what it never
+                // heard of), so the worker never does.
                 Produced::Upload(u) => {
-                    if let Err(e) = mr_store::abort_upload(&u.url, &u.upload_id).await {
-                        debug!("aborting the upload of {}: {e}", u.url);
-                    }
+                    debug!(url = %u.url, "left the upload to the coordinator");
                 }
             }
         }

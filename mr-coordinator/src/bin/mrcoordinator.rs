@@ -15,7 +15,7 @@ use std::time::Duration;
 /// --output-dir. Exit status 0 when all are committed, 1 when the job
 /// cannot finish, 2 for bad usage.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = mr_build::VERSION)]
 struct Args {
     /// Number of reduce tasks R (and output files).
     #[arg(long, allow_hyphen_values = true, default_value_t = 10)]
@@ -71,6 +71,13 @@ struct Args {
     /// until the cache holds at most this much (e.g. 10GiB).
     #[arg(long, requires = "cache", value_parser = parse_size)]
     cache_max: Option<u64>,
+    /// With --cache: a file whose contents the cache keys must include
+    /// (repeatable): what the keys cannot see themselves, such as a module
+    /// a streaming script imports. The keys already cover this build of
+    /// the framework, a plugin's file, and the executables and files a
+    /// streaming command names.
+    #[arg(long, requires = "cache", value_name = "PATH")]
+    cache_key_file: Vec<PathBuf>,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
@@ -137,6 +144,7 @@ async fn main() -> ExitCode {
         work_dir: args.work_dir,
         cache: args.cache,
         cache_max: args.cache_max,
+        cache_key_files: args.cache_key_file,
         max_attempts: args.max_attempts,
         skip_bad_records: args.skip_bad_records,
         token: args.token,

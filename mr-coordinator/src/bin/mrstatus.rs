@@ -9,7 +9,7 @@ use std::time::Duration;
 
 /// Show a running MapReduce job: phase, tasks, workers, counters.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = mr_build::VERSION)]
 struct Args {
     /// The coordinator's status address (its --status-addr), host:port.
     #[arg(env = "MR_STATUS_ADDR")]

@@ -34,6 +34,11 @@ impl WorkMark {
 }
 
 impl Scheduler {
+    /// The attempt whose output of reduce `r` is being committed, if any.
+    pub fn committing(&self, r: ReduceTaskId) -> Option<AttemptId> {
+        self.reduces.get(r.0 as usize).and_then(|t| t.committing)
+    }
+
     /// True when every live worker has been told to exit.
     pub fn all_workers_dismissed(&self) -> bool {
         self.workers.values().all(|w| !w.alive || w.told_exit)

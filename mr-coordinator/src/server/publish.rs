@@ -16,9 +16,10 @@
 
 use super::service::Shared;
 use crate::journal::{Journal, Record, Recovered};
-use crate::scheduler::Verdict;
+use crate::scheduler::{TaskRef, Verdict};
 use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -33,43 +34,116 @@ pub(crate) fn output_url(prefix: &str, r: ReduceTaskId) -> String {
 impl Shared {
     /// Publishes the output a reduce attempt uploaded, if the scheduler
     /// takes it: see the module's description. Returns the verdict.
+    ///
+    /// The upload's URL is checked before anything else: only the task's
+    /// own output key is journaled, completed or aborted (a URL a worker
+    /// made up is never touched with the coordinator's credentials). The
+    /// commit then runs in a task of its own, to its end: the report that
+    /// asked for it may time out (the store may take longer than the
+    /// caller's deadline) and its handler be dropped, but a commit never
+    /// stops halfway with the reduce left "committing" for ever.
     pub(crate) async fn publish(
-        &self,
+        self: &Arc<Self>,
         worker: WorkerId,
         attempt: AttemptId,
         counters: Counters,
         upload: OutputUpload,
     ) -> Verdict {
-        let Some(prefix) = self.output_store.as_deref() else {
-            // Not a job with outputs in a store: nothing to publish.
-            discard(&upload).await;
+        let Some(prefix) = self.output_store.clone() else {
+            // Not a job with outputs in a store: no upload of this job's,
+            // so nothing of the worker's to touch.
+            warn!(%attempt, url = %upload.url, "ignored an upload reported to a job whose outputs are not in a store");
             return Verdict::Ignored;
         };
         let begun = {
             let mut s = self.sched();
             s.touch(worker, Instant::now());
-            s.begin_commit(worker, attempt).map(|r| {
-                // Queued under the lock, so the journal's order is the state's.
-                let record = Record::Completing(r, attempt, counters.clone(), upload.clone());
-                (r, self.journal.submit(record))
-            })
+            match s.reported_task(worker, attempt) {
+                Some(TaskRef::Reduce(r)) if upload.url == output_url(&prefix, r) => {
+                    match s.begin_commit(worker, attempt) {
+                        // Queued under the lock, so the journal's order is the state's.
+                        Some(r) => Begun::Commit(
+                            r,
+                            self.journal.submit_boxed(Record::Completing(
+                                r,
+                                attempt,
+                                counters.clone(),
+                                upload.clone(),
+                            )),
+                        ),
+                        // This very attempt is being committed (a report
+                        // repeated): that commit owns the upload.
+                        None if s.committing(r) == Some(attempt) => return Verdict::Ignored,
+                        // Lost the race (or the task failed): its upload,
+                        // checked to be this job's, is not needed.
+                        None => Begun::Discard,
+                    }
+                }
+                Some(TaskRef::Reduce(r)) => {
+                    // Only the task's own output key may be published; a
+                    // URL of anything else is neither journaled nor aborted.
+                    let failure = TaskFailure::Io {
+                        path: upload.url.clone(),
+                        reason: format!(
+                            "uploaded to the wrong object (expected {})",
+                            output_url(&prefix, r)
+                        ),
+                    };
+                    warn!(%attempt, "{failure}");
+                    return match s.begin_commit(worker, attempt) {
+                        Some(r) => s.finish_commit(r, attempt, Err(failure), Instant::now()),
+                        None => Verdict::Ignored,
+                    };
+                }
+                _ => Begun::Unknown,
+            }
         };
-        let Some((r, durable)) = begun else {
-            // Lost the race (or the task failed): its upload is not needed.
-            discard(&upload).await;
-            return Verdict::Ignored;
+        let (r, durable) = match begun {
+            Begun::Commit(r, durable) => (r, durable),
+            Begun::Discard => {
+                discard(&upload).await;
+                return Verdict::Ignored;
+            }
+            Begun::Unknown => {
+                // Not an attempt this worker runs: abort it only if it is
+                // one of the job's output keys (the end-of-job sweep would).
+                if is_job_output(&prefix, self.reduces, &upload.url) {
+                    discard(&upload).await;
+                }
+                return Verdict::Ignored;
+            }
         };
-        let published = if upload.url != output_url(prefix, r) {
-            // Only the task's own output key may be published.
-            discard(&upload).await;
-            Err(TaskFailure::Io {
-                path: upload.url.clone(),
-                reason: format!(
-                    "uploaded to the wrong object (expected {})",
-                    output_url(prefix, r)
-                ),
-            })
-        } else if let Err(e) = durable.await {
+        let shared = self.clone();
+        let commit = tokio::spawn(async move {
+            let mut guard = CommitGuard {
+                shared: &shared,
+                r,
+                attempt,
+                done: false,
+            };
+            let verdict = shared.commit(r, attempt, counters, upload, durable).await;
+            guard.done = true;
+            verdict
+        });
+        // Awaited here only to answer the report; dropping this wait (the
+        // caller's deadline passed) leaves the commit running.
+        commit.await.unwrap_or_else(|e| {
+            warn!(%attempt, "the commit of reduce {r} ended abnormally: {e}");
+            Verdict::Ignored
+        })
+    }
+
+    /// The commit's steps, after the `Completing` record was submitted:
+    /// wait for it to be durable, complete the upload, record the verdict.
+    async fn commit(
+        &self,
+        r: ReduceTaskId,
+        attempt: AttemptId,
+        counters: Counters,
+        upload: OutputUpload,
+        durable: crate::journal::Durable,
+    ) -> Verdict {
+        let published = if let Err(e) = durable.await {
             // Without the record a restart could not finish the commit.
             discard(&upload).await;
             Err(TaskFailure::Io {
@@ -116,8 +190,51 @@ impl Shared {
         // A failed append is logged by the journal; a restart would find
         // the object published and complete nothing twice.
         let _ = done.await;
+        self.changed.notify_one();
         verdict
     }
+}
+
+/// What a report of an upload starts.
+enum Begun {
+    /// The commit of reduce `r`, its `Completing` record submitted.
+    Commit(ReduceTaskId, crate::journal::Durable),
+    /// Nothing: the upload (the job's own key) is aborted.
+    Discard,
+    /// Nothing: not an attempt of the reporting worker.
+    Unknown,
+}
+
+/// Ends a commit that stopped before its verdict (a panic, the runtime
+/// shutting down) as a failed attempt, so the reduce runs again rather
+/// than staying "committing" for ever.
+struct CommitGuard<'a> {
+    shared: &'a Shared,
+    r: ReduceTaskId,
+    attempt: AttemptId,
+    done: bool,
+}
+
+impl Drop for CommitGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let failure = TaskFailure::Io {
+                path: "commit".into(),
+                reason: "the commit stopped before its end".into(),
+            };
+            let mut s = self.shared.sched();
+            s.finish_commit(self.r, self.attempt, Err(failure), Instant::now());
+        }
+    }
+}
+
+/// Whether `url` is one of the output keys of a job of `reduces` under
+/// `prefix`.
+fn is_job_output(prefix: &str, reduces: u32, url: &str) -> bool {
+    url.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix("mr-out-"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|r| r < reduces && url == output_url(prefix, ReduceTaskId(r)))
 }
 
 /// Fault injection for chaos tests: with `MR_FAULT_POINT=<name>` the

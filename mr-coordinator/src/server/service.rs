@@ -482,6 +482,16 @@ impl Coordinator for Handler {
             }
             Via::Tcp => self.check_token(&req)?,
         }
+        // Another build may map or reduce differently from what the job's
+        // cache keys name (and from the other workers): refused.
+        if req.build != mr_build::BUILD_ID {
+            let short = |b: &str| b.chars().take(12).collect::<String>();
+            warn!(host = %req.host, pid = req.pid, build = %short(&req.build), "refused a worker of another build");
+            return Err(RegisterError::OtherBuild {
+                coordinator: mr_build::short().to_string(),
+                worker: short(&req.build),
+            });
+        }
         // Left by a predecessor killed mid-job: this coordinator starts its
         // own workers, so these would only be more than were asked for.
         if let Some(pid) = req.embedded_by.filter(|&p| p != std::process::id()) {
@@ -621,11 +631,7 @@ impl Coordinator for Handler {
             // An output in the object store: published with store I/O,
             // outside the scheduler's lock (see `publish`).
             Ok(TaskOutput::Uploaded(counters, upload)) => {
-                let known = self.shared.sched().reported_task(worker, attempt).is_some();
-                let v = match known {
-                    false => Verdict::Ignored,
-                    true => self.shared.publish(worker, attempt, counters, upload).await,
-                };
+                let v = self.shared.publish(worker, attempt, counters, upload).await;
                 let (next, progress) = assign_next();
                 (v, next, progress)
             }

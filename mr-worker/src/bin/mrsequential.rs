@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 /// Run a MapReduce app sequentially in this process; output goes to mr-out-0.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = mr_build::VERSION)]
 struct Args {
     /// Directory for mr-out-0.
     #[arg(long, default_value = ".")]
@@ -28,6 +28,13 @@ struct Args {
     /// the cache holds at most this much (e.g. 10GiB).
     #[arg(long, requires = "cache", value_parser = mr_protocol::size::parse_size)]
     cache_max: Option<u64>,
+    /// With --cache: a file whose contents the cache keys must include
+    /// (repeatable): what the keys cannot see themselves, such as a module
+    /// a streaming script imports. The keys already cover this build of
+    /// the framework, a plugin's file, and the executables and files a
+    /// streaming command names.
+    #[arg(long, requires = "cache", value_name = "PATH")]
+    cache_key_file: Vec<PathBuf>,
     /// With --cache: the size splits are planned at (as mrcoordinator's
     /// --split-size; the same size makes the same addresses).
     #[arg(long, requires = "cache", default_value = "64MiB", value_parser = mr_protocol::size::parse_size)]
@@ -59,6 +66,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         streaming: None,
         reduces: 1,
         split_size: args.split_size.max(1),
+        key_files: &args.cache_key_file,
     };
     let run = mr_worker::sequential::run_sequential_cached(
         &*app,

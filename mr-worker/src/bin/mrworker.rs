@@ -13,7 +13,7 @@ use std::time::Duration;
 /// after it), 1 when the coordinator cannot be reached, 3 when the app is
 /// unknown or the coordinator refuses this worker.
 #[derive(Parser, Debug)]
-#[command(version)]
+#[command(version = mr_build::VERSION)]
 struct Args {
     /// Coordinator address: host:port, or unix:PATH (or an absolute path)
     /// for its Unix domain socket. Default: the lab's socket

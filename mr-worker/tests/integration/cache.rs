@@ -609,7 +609,8 @@ fn a_cache_in_an_object_store_over_object_inputs_reuses_exactly() {
     // (a byte changed): misses, recomputed; no attempt fails (run_in
     // checks) and the answer holds. (With every output cached, no map
     // output is even looked at: the reduce's damage makes the maps needed.)
-    // One boto3 call: every map entry's data, and the first reduce's.
+    // One boto3 call: every map entry's data, and the newest reduce's (one
+    // the edited run kept, so one this job looks up).
     moto.boto(
         "def damage(key):\n\
          \x20 b = bytearray(s3.get_object(Bucket='mr-cache', Key=key)['Body'].read())\n\
@@ -620,7 +621,9 @@ fn a_cache_in_an_object_store_over_object_inputs_reuses_exactly() {
          \x20 return sorted(o['Key'] for o in r.get('Contents', []) if o['Key'].endswith('.data'))\n\
          for k in data('map'):\n\
          \x20 damage(k)\n\
-         damage(data('reduce')[0])\n",
+         r = s3.list_objects_v2(Bucket='mr-cache', Prefix='jobs/c/mr-cache-v2/reduce/')\n\
+         newest = max((o for o in r['Contents'] if o['Key'].endswith('.data')), key=lambda o: o['LastModified'])\n\
+         damage(newest['Key'])\n",
     );
     let (maps, reduces) = run_in(&t, "damaged", Some(cache), &args, &inputs, &env);
     let report: serde_json::Value =
@@ -709,4 +712,64 @@ fn a_cache_in_a_missing_bucket_is_refused_by_name() {
         "{err}"
     );
     assert!(!err.contains(crate::objects::SECRET), "{err}");
+}
+
+#[test]
+fn an_edited_script_or_key_file_is_never_answered_from_the_cache() {
+    let t = TestDir::new();
+    let files = inputs(&t);
+    let cache = cache_dir(&t);
+    // A streaming job whose map is a script file: the command line stays
+    // the same when the script is edited.
+    let script = t.write(
+        "map.sh",
+        b"tr -s ' ' '\\n' | awk 'NF {print $1 \"\\t1\"}'\n",
+    );
+    let lib = t.write("words.cfg", b"lower\n");
+    let map = format!("sh {script}");
+    let reduce = "awk -F'\\t' '{c[$1]+=$2} END {for (k in c) print k \"\\t\" c[k]}'";
+    let args = [
+        "--map-cmd",
+        &map,
+        "--reduce-cmd",
+        reduce,
+        "--reduces",
+        "3",
+        "--cache-key-file",
+        &lib,
+    ];
+    let (maps, reduces) = run(&t, "first", Some(&cache), &args, &files);
+    assert!(maps > 0 && reduces == 3);
+    assert_eq!(run(&t, "again", Some(&cache), &args, &files), (0, 0));
+    // The script now upper-cases its words: every map and reduce runs again
+    // and the answer is a fresh run's, not the cached lower-case one.
+    std::fs::write(
+        &script,
+        "tr -s ' ' '\\n' | awk 'NF {print toupper($1) \"\\t1\"}'\n",
+    )
+    .unwrap();
+    assert_eq!(
+        run(&t, "edited", Some(&cache), &args, &files),
+        (maps, reduces)
+    );
+    run(&t, "edited-fresh", None, &args[..6], &files);
+    let sorted = |dir: &str| sorted_lines(&outputs(&t, dir, 3));
+    assert_eq!(sorted("edited"), sorted("edited-fresh"));
+    assert!(sorted("edited").iter().any(|l| l.starts_with(b"THE ")));
+    // A file the key cannot see, named with --cache-key-file: an edit to it
+    // runs everything again too.
+    std::fs::write(&lib, "upper\n").unwrap();
+    assert_eq!(
+        run(&t, "key-file", Some(&cache), &args, &files),
+        (maps, reduces)
+    );
+    // A key file that cannot be read is refused by name.
+    let gone = t.path().join("gone.cfg");
+    let mut bad = args.to_vec();
+    bad[7] = gone.to_str().unwrap();
+    let out = job_command(&t, "gone", Some(&cache), &bad, &files)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("gone.cfg"), "{err}");
 }

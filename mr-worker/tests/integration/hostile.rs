@@ -134,6 +134,7 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
                     capacity: 1,
                     token: token.clone(),
                     embedded_by: None,
+                    build: mr_build::BUILD_ID.into(),
                 },
             )
             .await

@@ -407,3 +407,86 @@ fn an_unusable_output_prefix_is_named_within_seconds() {
     );
     assert!(moto.open_uploads("mr-here").is_empty());
 }
+
+/// A TCP proxy in front of `upstream` that holds every
+/// `CompleteMultipartUpload` request (`POST ...?uploadId=`) for `delay`
+/// before passing it on: a store slower to commit than an RPC's deadline.
+/// Returns its address; its threads end with the test process.
+fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let chunk = &buf[..n];
+                    let line_end = chunk.iter().position(|&b| b == b'\n').unwrap_or(n);
+                    let line = String::from_utf8_lossy(&chunk[..line_end]);
+                    if line.starts_with("POST ") && line.contains("uploadId=") {
+                        std::thread::sleep(delay);
+                    }
+                    if s_write.write_all(chunk).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_store_slower_to_commit_than_the_rpc_deadline_still_publishes_every_output_once() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-slow");
+    let inputs: Vec<String> = data_files().into_iter().take(3).collect();
+    let want = t.sequential("wc", &inputs);
+    // Every CompleteMultipartUpload answered 20 s late: twice the 10 s
+    // deadline of the report that asks for the commit.
+    let proxy = slow_completing_proxy(moto.addr.clone(), Duration::from_secs(20));
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    moto.env(&mut cmd);
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{proxy}"))
+        .args(["--quiet", "--listen", "127.0.0.1:0", "--no-socket"])
+        .args(["--app", "wc", "--workers", "2", "--reduces", "2"])
+        .args(["--output-dir", "s3://mr-slow/out"])
+        .args(&inputs);
+    let started = Instant::now();
+    let mut job = Proc::start(cmd, t.path());
+    // Before the commit ran apart from the report, the reduces stayed
+    // "committing" for ever and the job never ended.
+    let status = job.wait_for(Duration::from_secs(150));
+    let took = started.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the job did not finish within {took:?}: {status:?}"
+    );
+    eprintln!("slow store: the job took {took:?}");
+    let outs = outputs(&moto, "mr-slow", "out/", 2);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-slow", "out/", &outs);
+    // Each output published by one completed upload; none left open (the
+    // workers, whose reports went unanswered, aborted nothing they had
+    // handed over).
+    assert_eq!(moto.open_uploads("mr-slow"), Vec::<String>::new());
+    let report: serde_json::Value =
+        serde_json::from_slice(&moto.get("mr-slow", "out/mr-report.json").unwrap()).unwrap();
+    assert_eq!(report["progress"]["failed_attempts"], 0, "{report}");
+}

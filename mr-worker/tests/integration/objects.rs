@@ -17,7 +17,7 @@ pub(crate) const SECRET: &str = "sEcReT-never-printed-0123";
 /// A moto server on a free loopback port, killed when dropped.
 pub(crate) struct Moto {
     _proc: Proc,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Moto {

@@ -22,6 +22,7 @@ fn request(token: &str) -> RegisterRequest {
         capacity: 1,
         token: token.into(),
         embedded_by: None,
+        build: mr_build::BUILD_ID.into(),
     }
 }
 
@@ -96,6 +97,20 @@ fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
             .unwrap();
         assert!(r.is_err());
 
+        // The token, but another build of the framework: refused, naming
+        // both builds (its outputs could differ from the cache keys').
+        let mut other = request(&token);
+        other.build = "0123456789ab".repeat(5);
+        match stranger.register(context::current(), other).await.unwrap() {
+            Err(e @ RegisterError::OtherBuild { .. }) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains(mr_build::short()) && msg.contains("0123456789ab"),
+                    "{msg}"
+                );
+            }
+            other => panic!("a worker of another build joined: {other:?}"),
+        }
         // A real registration, then a report for an attempt it never got.
         let member = client(&addr).await;
         let settings = member

@@ -104,6 +104,7 @@ pub(crate) async fn session(
         capacity: 1,
         token: load.secret.token.clone(),
         embedded_by: None,
+        build: mr_build::BUILD_ID.into(),
     };
     let settings = match client.register(ctx(), req).await {
         Ok(Ok(s)) => s,
