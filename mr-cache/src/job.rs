@@ -84,6 +84,13 @@ pub struct JobCache {
     lineage: Key,
     /// What is learned as the job runs (puts run on blocking threads).
     known: Mutex<Known>,
+    /// Each input's [`crate::plan::stamp`] when planned (None: an object,
+    /// whose reads are pinned to its planned ETag instead).
+    stamps: Vec<Option<Key>>,
+    /// Per map, the inputs it reads.
+    map_files: Vec<Vec<u32>>,
+    /// The inputs themselves, to stamp them again.
+    files: Vec<InputFile>,
 }
 
 /// Addresses learned from the cache or from outputs as they are kept.
@@ -287,9 +294,21 @@ impl JobCache {
         let app = crate::identity::app_identity(spec.app, spec.streaming, spec.key_files)?;
         debug!(app = %app.name, build = mr_build::short(), files = ?app.files, "the cache keys cover this code");
         let (identity, name, whole_file) = (app.bytes, app.name, app.whole_file);
+        // Each local input's stamp before it is read and after: a write
+        // in between would key outputs by bytes no map reads.
+        let stamps: Vec<Option<Key>> = files.par_iter().map(crate::plan::stamp).collect();
         let pieces = cache.with_io_width(|| {
             crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))
         })?;
+        for (f, before) in files.iter().zip(&stamps) {
+            if *before != crate::plan::stamp(f) {
+                return Err(crate::plan::PlanError {
+                    path: f.name.clone(),
+                    reason: "it changed while the job was being planned; run the job again once it is written".into(),
+                }
+                .into());
+            }
+        }
         let (plan, split_keys) = crate::plan::plan(files, &pieces, spec.split_size);
         debug!(files = files.len(), splits = plan.len(), took = ?started.elapsed(), "planned by content");
         let r = spec.reduces.to_le_bytes();
@@ -314,7 +333,18 @@ impl JobCache {
         dirs.dedup();
         let dirs = dirs.join("\0");
         let lineage = Key::of(&[b"lineage", OUTPUTS_VERSION, &identity, &r, dirs.as_bytes()]);
+        // Per map, the files it reads (their numbers among the inputs).
+        let map_files = (0..plan.len())
+            .map(|i| {
+                let mut f: Vec<u32> = plan.ranges(i).iter().map(|p| p.file).collect();
+                f.dedup();
+                f
+            })
+            .collect();
         let job = JobCache {
+            files: files.to_vec(),
+            stamps,
+            map_files,
             cache,
             identity,
             reduces: spec.reduces,
@@ -593,6 +623,18 @@ impl JobCache {
     /// partitions' addresses. Blocking.
     pub fn put_map(&self, m: MapTaskId, path: &Path, counters: &Counters) {
         let started = std::time::Instant::now();
+        // The map read its files after they were planned: if one was
+        // written since, its output is of other bytes than its address
+        // names. Not kept (nor its partitions known, so no reduce is kept
+        // under an address made from it).
+        let files = self.map_files.get(m.0 as usize).map_or(&[][..], |f| &f[..]);
+        for &f in files {
+            let (file, planned) = (&self.files[f as usize], &self.stamps[f as usize]);
+            if planned.is_some() && crate::plan::stamp(file) != *planned {
+                warn!(map = %m, input = %file.name, "not cached: the input changed after it was planned");
+                return;
+            }
+        }
         let parts = match partition_index(path, self.reduces) {
             Ok(p) => p,
             Err(e) => {
@@ -638,9 +680,18 @@ impl JobCache {
                 return;
             }
         };
+        // The index is the worker's word: kept only if the output bears it
+        // out, since a later run copies byte ranges by it.
+        let starts = index.map(|i| i.starts).filter(|starts| {
+            let holds = index_holds(path, len, starts);
+            if !holds {
+                warn!(reduce = %r, "the output's reported segment index does not match it; kept without one");
+            }
+            holds
+        });
         let meta = ReduceMeta {
             counters: counters.clone(),
-            starts: index.map(|i| i.starts),
+            starts,
             len,
             inputs,
         };
@@ -676,6 +727,39 @@ fn reserved(task: usize) -> AttemptId {
     AttemptId::cached(task as u32)
 }
 
+/// Whether `starts` (each segment's first key and the offset of its first
+/// line, in order) describes the output at `path` of `len` bytes: offsets
+/// rising and inside it, keys rising and each one that starts a segment,
+/// and at each offset a line beginning with its key and a space.
+fn index_holds(path: &Path, len: u64, starts: &[(Vec<u8>, u64)]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut last: Option<&(Vec<u8>, u64)> = None;
+    for start @ (key, at) in starts {
+        let rising = last.is_none_or(|(k, a)| a < at && k < key);
+        if !rising || *at >= len || !mr_runfile::starts_segment(key) {
+            return false;
+        }
+        // The byte before (a line's end) and the key with its space.
+        let before = at.saturating_sub(1);
+        let mut seen = vec![0u8; key.len() + 1 + (*at - before) as usize];
+        if file.read_exact_at(&mut seen, before).is_err() {
+            return false;
+        }
+        let (line_end, line) = seen.split_at((*at - before) as usize);
+        if line_end.first().is_some_and(|&b| b != b'\n')
+            || !line.starts_with(key)
+            || line[key.len()] != b' '
+        {
+            return false;
+        }
+        last = Some(start);
+    }
+    true
+}
+
 fn decode<T: serde::de::DeserializeOwned>(meta: &[u8]) -> Option<T> {
     bincode::deserialize(meta).ok()
 }
@@ -706,6 +790,43 @@ mod tests {
                 .collect(),
             blocks: vec![(20, starts[0].as_bytes().to_vec()), (99, b"n".to_vec())],
         }
+    }
+
+    #[test]
+    fn a_reported_index_is_kept_only_if_the_output_bears_it_out() {
+        // Keys that start segments, in order, and an output holding them.
+        let mut keys: Vec<Vec<u8>> = (0..20_000u32)
+            .map(|i| format!("k{i}").into_bytes())
+            .filter(|k| mr_runfile::starts_segment(k))
+            .take(3)
+            .collect();
+        keys.sort();
+        let mut out = b"a 1\n".to_vec();
+        let mut starts = Vec::new();
+        for k in &keys {
+            starts.push((k.clone(), out.len() as u64));
+            out.extend_from_slice(k);
+            out.extend_from_slice(b" 7\nzz 1\n");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out");
+        std::fs::write(&path, &out).unwrap();
+        let len = out.len() as u64;
+        assert!(index_holds(&path, len, &starts));
+        assert!(index_holds(&path, len, &[]));
+        let lie = |f: &dyn Fn(&mut Vec<(Vec<u8>, u64)>)| {
+            let mut s = starts.clone();
+            f(&mut s);
+            index_holds(&path, len, &s)
+        };
+        assert!(!lie(&|s| s[1].1 += 1), "an offset inside a line");
+        assert!(!lie(&|s| s[2].1 = len + 10), "an offset past the end");
+        assert!(!lie(&|s| s.swap(0, 1)), "out of order");
+        assert!(
+            !lie(&|s| s[0].0 = b"a".to_vec()),
+            "a key that starts no segment"
+        );
+        assert!(!lie(&|s| s[0].1 = 0), "another key's line");
     }
 
     #[test]

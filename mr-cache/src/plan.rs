@@ -170,6 +170,27 @@ fn object_identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
     })
 }
 
+/// What the system says of a local file now: device, inode, size, and
+/// modification and change times to the nanosecond (None: an object, or
+/// a file that cannot be looked at). Equal stamps at two moments mean no
+/// write came between them (a user may set the modification time back,
+/// never the change time).
+pub fn stamp(f: &InputFile) -> Option<Key> {
+    if f.version.is_some() || mr_store::is_object_url(&f.name) {
+        return None;
+    }
+    let meta = std::fs::metadata(&f.path).ok()?;
+    Some(Key::of(&[
+        &meta.dev().to_le_bytes(),
+        &meta.ino().to_le_bytes(),
+        &meta.len().to_le_bytes(),
+        &meta.mtime().to_le_bytes(),
+        &meta.mtime_nsec().to_le_bytes(),
+        &meta.ctime().to_le_bytes(),
+        &meta.ctime_nsec().to_le_bytes(),
+    ]))
+}
+
 fn file_identity(path: &Path, meta: &std::fs::Metadata, target: u64, uncut: bool) -> Key {
     Key::of(&[
         PIECES_VERSION,
@@ -249,19 +270,19 @@ fn object_pieces(
     let pieces = match f.len {
         0 => pieces_of(&[], target, uncut),
         _ => {
-            let tmp = Temp(std::env::temp_dir().join(format!(
-                "mr-plan-{}-{}",
-                std::process::id(),
-                Key::of(&[f.name.as_bytes()])
-            )));
-            let mut out = std::fs::File::create(&tmp.0)
-                .map_err(|e| failed(format!("cannot write {}: {e}", tmp.0.display())))?;
+            // An anonymous file (unlinked from the start, 0600, opened
+            // exclusively): no name another user could guess, link or
+            // read, and nothing left behind whatever happens.
+            let mut out = tempfile::tempfile().map_err(|e| {
+                failed(format!(
+                    "cannot make a temporary file in {}: {e}",
+                    std::env::temp_dir().display()
+                ))
+            })?;
             let mut reader = mr_store::ObjectReader::new(&f.name, f.version.as_deref(), f.len);
             std::io::copy(&mut reader, &mut out).map_err(|e| failed(e.to_string()))?;
-            drop(out);
-            let file = std::fs::File::open(&tmp.0).map_err(|e| failed(e.to_string()))?;
-            // SAFETY: a private temporary file, only read, removed after.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| failed(e.to_string()))?;
+            // SAFETY: a file no other process can reach, only read here.
+            let map = unsafe { memmap2::Mmap::map(&out) }.map_err(|e| failed(e.to_string()))?;
             if map.len() as u64 != f.len {
                 return Err(failed(format!(
                     "read {} bytes of an object listed at {}",
@@ -277,15 +298,6 @@ fn object_pieces(
         let _ = c.put_bytes(Kind::Pieces, id, &encode(&pieces));
     }
     Ok((pieces, identity))
-}
-
-/// A temporary file, removed when dropped.
-struct Temp(std::path::PathBuf);
-
-impl Drop for Temp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 fn file_pieces(

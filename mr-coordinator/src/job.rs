@@ -181,6 +181,15 @@ pub enum CoordinatorError {
     /// The Unix domain socket cannot be served.
     #[error(transparent)]
     Socket(#[from] crate::server::socket::SocketError),
+    /// The job stopped (a signal, a task failed for good, a last write
+    /// failed) and kept its journal and accepted outputs to resume from.
+    #[error("{cause}; its progress is kept in '{job_dir}': run the same command again to resume it, or add --fresh to start over")]
+    Stopped {
+        /// Why it stopped.
+        cause: Box<CoordinatorError>,
+        /// The job directory kept.
+        job_dir: String,
+    },
     /// Another job is writing the same output directory.
     #[error("another mrcoordinator is already running a job with output directory '{0}'; wait for it or choose another --output-dir")]
     Busy(String),

@@ -458,26 +458,42 @@ impl Journal {
         std::thread::Builder::new()
             .name("mr-journal".into())
             .spawn(move || {
-                let mut failed = false;
+                // Where the last record known to be whole ends.
+                let mut good = file.stream_position().unwrap_or(0);
+                // Why the journal broke, once a write or sync failed: after
+                // that nothing may be acknowledged as durable, since replay
+                // stops at the first torn record and would never see it.
+                let mut broken: Option<String> = None;
                 // Ends when every handle is dropped.
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter());
-                    let mut buf = Vec::new();
-                    for (r, _) in &batch {
-                        buf.extend(encode(r));
-                    }
-                    let result = file.write_all(&buf).and_then(|()| file.sync_data());
-                    if result.is_ok() {
-                        counted.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        counted.commits.fetch_add(1, Ordering::Relaxed);
-                        counted.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                    }
-                    if let Err(e) = &result {
-                        if !failed {
-                            warn!(journal = %path.display(), "cannot append to the journal: {e}; the job goes on, but a restarted coordinator would redo work");
-                            failed = true;
+                    let result = match &broken {
+                        Some(why) => Err(std::io::Error::other(format!(
+                            "the journal broke at an earlier write ({why}); nothing is recorded as durable since"
+                        ))),
+                        None => {
+                            let mut buf = Vec::new();
+                            for (r, _) in &batch {
+                                buf.extend(encode(r));
+                            }
+                            let written = file.write_all(&buf).and_then(|()| file.sync_data());
+                            if written.is_ok() {
+                                good += buf.len() as u64;
+                                counted.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                                counted.commits.fetch_add(1, Ordering::Relaxed);
+                                counted.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                            }
+                            written
                         }
+                    };
+                    if let (Err(e), None) = (&result, &broken) {
+                        // Cut a partly written batch off, so the file ends
+                        // at a whole record (best effort: replay drops a
+                        // torn tail anyway, and nothing follows it now).
+                        let cut = file.set_len(good).and_then(|()| file.sync_data());
+                        warn!(journal = %path.display(), cut_back = cut.is_ok(), "cannot append to the journal: {e}; nothing more is recorded as durable: the job goes on, but a coordinator restarted after this redoes what was done since");
+                        broken = Some(e.to_string());
                     }
                     for (_, ack) in batch {
                         if let Some(ack) = ack {
@@ -627,6 +643,79 @@ mod tests {
         let pending: Vec<u32> = r.unfinished_uploads().iter().map(|u| u.0 .0).collect();
         assert_eq!(pending, vec![1, 2]);
         assert_eq!(r.uploads[&ReduceTaskId(2)].2, upload(2));
+    }
+
+    /// A tmpfs of `size` mounted on a new directory, unmounted when dropped;
+    /// None where mounting is not allowed (not root).
+    struct SmallDisk(tempfile::TempDir);
+
+    impl SmallDisk {
+        fn mount(size: &str) -> Option<SmallDisk> {
+            let dir = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(SmallDisk(dir))
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_nothing_more_is_acknowledged_and_replay_sees_every_ack() {
+        let Some(disk) = SmallDisk::mount("32k") else {
+            eprintln!("SKIP journal on a full disk: cannot mount a tmpfs (needs root and mount)");
+            return;
+        };
+        let dir = disk.0.path();
+        let filler = dir.join("filler");
+        std::fs::write(&filler, vec![0u8; 8192]).unwrap();
+        let (j, _) = open(dir, &identity(3)).unwrap();
+        let record = |i: u32| {
+            let holder = Some(format!("10.0.0.{}:4000/{}", i % 250, "x".repeat(150)));
+            Record::MapDone(MapTaskId(i), AttemptId(i.into()), counted(i.into()), holder)
+        };
+        // Appended until the disk is full, then on: once one append failed,
+        // none may succeed, even with room again (the filler removed).
+        let (mut acked, mut failed) = (0u32, 0u32);
+        for i in 0..400 {
+            if failed == 5 {
+                std::fs::remove_file(&filler).unwrap();
+            }
+            match j.append(record(i)).await {
+                Ok(()) => {
+                    assert_eq!(failed, 0, "record {i} acknowledged after a failed write");
+                    acked += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    if failed > 5 {
+                        assert!(e.to_string().contains("journal broke"), "{e}");
+                    }
+                }
+            }
+        }
+        assert!(acked > 10 && failed > 100, "{acked} acked, {failed} failed");
+        drop(j);
+        // Every acknowledged record replays, and the file ends whole.
+        let bytes = std::fs::read(dir.join(FILE_NAME)).unwrap();
+        let replayed = replay(&bytes).unwrap();
+        assert_eq!(
+            replayed.valid,
+            bytes.len(),
+            "the journal ends in a torn record"
+        );
+        assert_eq!(replayed.recovered.maps.len(), acked as usize);
+        assert!((0..acked).all(|m| replayed.recovered.maps.contains_key(&MapTaskId(m))));
     }
 
     #[tokio::test]

@@ -526,7 +526,11 @@ impl RunningJob {
                 }
             }
         }
-        self.cleanup().await;
+        // A job that stops short keeps its journal and accepted outputs:
+        // the same command resumes it (what an orchestrator's SIGTERM or a
+        // failed last write must not throw away).
+        let keep = outcome.is_err();
+        self.cleanup(keep).await;
         let ended = match &outcome {
             Ok(()) => ("succeeded", None),
             Err(CoordinatorError::Interrupted(_)) => ("interrupted", Some(outcome_text(&outcome))),
@@ -548,6 +552,10 @@ impl RunningJob {
         let sched = self.shared.sched();
         let p = sched.progress();
         let phases = sched.phase_times_at(Instant::now());
+        let outcome = outcome.map_err(|cause| CoordinatorError::Stopped {
+            cause: Box::new(cause),
+            job_dir: self.shared.job_dir.display().to_string(),
+        });
         outcome.map(|()| JobSummary {
             maps: p.maps,
             reduces: p.reduces,
@@ -631,9 +639,11 @@ impl RunningJob {
         self.embedded.wait_or_kill(Duration::from_secs(3)).await;
     }
 
-    /// Removes the job directory, any uncommitted reduce outputs and the
-    /// published token (unless another coordinator has replaced it since).
-    async fn cleanup(&self) {
+    /// Removes any uncommitted reduce outputs, the published token (unless
+    /// another coordinator has replaced it since) and, unless `keep`, the
+    /// job directory (with `keep`, its journal and accepted map outputs
+    /// stay for a later run to resume from).
+    async fn cleanup(&self, keep: bool) {
         if let (Some(f), Some(t)) = (&self.token_file, &self.join) {
             if std::fs::read_to_string(f).is_ok_and(|s| s.trim() == t) {
                 let _ = std::fs::remove_file(f);
@@ -651,7 +661,10 @@ impl RunningJob {
             for t in temps {
                 let _ = std::fs::remove_file(t);
             }
-            std::fs::remove_dir_all(&job_dir)
+            match keep {
+                true => Ok(()),
+                false => std::fs::remove_dir_all(&job_dir),
+            }
         })
         .await;
         if let Ok(Err(e)) = done {

@@ -773,3 +773,57 @@ fn an_edited_script_or_key_file_is_never_answered_from_the_cache() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("gone.cfg"), "{err}");
 }
+
+#[test]
+fn an_input_written_after_it_was_planned_never_poisons_the_cache() {
+    let t = TestDir::new();
+    let original = b"alpha beta gamma\n".repeat(1000);
+    let edited = b"delta omega zeta\n".repeat(1000);
+    assert_eq!(original.len(), edited.len(), "a size check cannot see it");
+    let input = t.write("in/words.txt", &original);
+    let cache = cache_dir(&t);
+    let first = t.path().join("first");
+    std::fs::create_dir_all(&first).unwrap();
+    // The coordinator listens once it has planned (hashed the input); the
+    // input is rewritten then, before any worker reads it.
+    let (mut c, addr, log) = t.coordinator_logged(&[
+        "--no-socket",
+        "--split-size",
+        "64KiB",
+        "--app",
+        "wc",
+        "--reduces",
+        "2",
+        "--output-dir",
+        first.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+        &input,
+    ]);
+    std::fs::write(&input, &edited).unwrap();
+    let _w = t.worker(&addr, "wc");
+    let st = c.wait_for(std::time::Duration::from_secs(60));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(st.is_some_and(|s| s.success()), "{text}");
+    assert!(
+        text.contains("the input changed after it was planned"),
+        "{text}"
+    );
+    // Back to the planned bytes: the cache must not answer with the map
+    // output of the bytes the worker read (it did before: the output of
+    // 'delta omega zeta' came back for 'alpha beta gamma').
+    std::fs::write(&input, &original).unwrap();
+    let wc = ["--app", "wc", "--reduces", "2"];
+    let (maps, _) = run(
+        &t,
+        "second",
+        Some(&cache),
+        &wc,
+        std::slice::from_ref(&input),
+    );
+    assert_eq!(maps, 1, "the map of bytes it did not read was kept");
+    run(&t, "fresh", None, &wc, std::slice::from_ref(&input));
+    let sorted = |dir: &str| sorted_lines(&outputs(&t, dir, 2));
+    assert_eq!(sorted("second"), sorted("fresh"));
+    assert!(sorted("second").contains(&b"alpha 1000".to_vec()));
+}

@@ -55,7 +55,8 @@ fn sigterm_stops_the_job_and_reaps_embedded_workers() {
     ])
     .arg(&addr_file)
     .args(&files);
-    let mut c = Proc::start(cmd, t.path());
+    let log = t.path().join("coordinator.log");
+    let mut c = Proc::start_logged(cmd, t.path(), &log);
     let mut addr = String::new();
     for _ in 0..200 {
         if let Ok(a) = std::fs::read_to_string(&addr_file) {
@@ -82,9 +83,69 @@ fn sigterm_stops_the_job_and_reaps_embedded_workers() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("mr-out") || n.starts_with(".mr-out") || n.starts_with("mr-job"))
+        .filter(|n| n.starts_with("mr-out") || n.starts_with(".mr-out"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The journal stays, and the message says how to go on from it.
+    assert!(t.path().join("mr-job/journal").exists());
+    let msg = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        msg.contains("interrupted by SIGTERM")
+            && msg.contains("run the same command again to resume")
+            && msg.contains("--fresh"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn a_job_stopped_by_sigterm_resumes_where_it_stopped_with_the_same_command() {
+    let t = TestDir::new();
+    let files = data_files();
+    let want = t.sequential("early_exit", &files);
+    // early_exit's maps are quick and two of its reduces take 3 s: stopped
+    // once some outputs are committed, before the slow ones are.
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--no-socket",
+        "--app",
+        "early_exit",
+    ];
+    let job = || {
+        let mut cmd = Command::new(bin("mrcoordinator"));
+        cmd.args(args).args(["--workers", "2"]).args(&files);
+        cmd
+    };
+    let log = t.path().join("first.log");
+    let mut c = Proc::start_logged(job(), t.path(), &log);
+    let committed = || {
+        (0..10)
+            .filter(|r| t.path().join(format!("mr-out-{r}")).exists())
+            .count()
+    };
+    assert!(crate::util::eventually(
+        Duration::from_secs(30),
+        || committed() >= 3
+    ));
+    c.signal("TERM");
+    let st = c.wait_for(Duration::from_secs(10)).expect("exits promptly");
+    assert_eq!(st.code(), Some(1));
+    let done = committed();
+    assert!(done < 10, "stopped too late to show a resume");
+    // Before, SIGTERM removed the journal and the same command ran every
+    // task again; now it takes up what was committed.
+    let out = job().current_dir(t.path()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("{done} outputs were already done")),
+        "{err}"
+    );
+    assert_eq!(crate::util::sorted_lines(&t.outputs(t.path(), 10)), want);
+    assert!(
+        !t.path().join("mr-job").exists(),
+        "a finished job leaves no journal"
+    );
 }
 
 #[test]
@@ -142,7 +203,9 @@ fn an_app_unknown_here_is_named_at_once_and_the_job_waits_for_workers() {
             "is not a plugin file on this machine",
         ),
     ] {
-        let (mut c, _addr, log) = t.coordinator_logged(&["--no-socket", "--app", app, &input]);
+        // --fresh: the one stopped before keeps its journal to resume from.
+        let (mut c, _addr, log) =
+            t.coordinator_logged(&["--no-socket", "--fresh", "--app", app, &input]);
         let said = crate::util::eventually(Duration::from_secs(5), || {
             std::fs::read_to_string(&log).is_ok_and(|l| l.contains(says))
         });

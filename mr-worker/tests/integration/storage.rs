@@ -96,9 +96,15 @@ fn a_full_disk_fails_the_job_naming_the_path_and_leaves_no_output() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("mr-out") || n == "mr-job")
+        .filter(|n| n.starts_with("mr-out"))
         .collect();
     assert!(visible.is_empty(), "{visible:?}");
+    // What was done is kept to resume from, and the message says so.
+    assert!(t.path().join("mr-job/journal").exists());
+    assert!(
+        last.contains("run the same command again to resume"),
+        "{msg}"
+    );
 }
 
 /// Lines of `text` without those containing `word`.
