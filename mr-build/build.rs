@@ -7,13 +7,15 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-/// The crates whose code is in the id (their `src/` and `Cargo.toml`).
-/// Tests, benches and fuzzing are left out: they make no job's output.
+/// The crates whose code is in the id (their `src/` and `Cargo.toml`):
+/// those that make a job's outputs (apps, engine, run files, the cache's
+/// planning and reuse, the wire, the store). The coordinator's scheduling
+/// decides where tasks run, not what they produce, and tests, benches and
+/// fuzzing produce nothing: left out, so editing them rebuilds less.
 const CRATES: &[&str] = &[
     "mr-apps",
     "mr-build",
     "mr-cache",
-    "mr-coordinator",
     "mr-protocol",
     "mr-runfile",
     "mr-store",
