@@ -16,7 +16,7 @@ use crate::engine::records::{count_lines, map_chunk};
 use crate::engine::runfile::{RunError, RunFile, RunWriter};
 use crate::engine::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
 use crate::source::{Chunk, RecordSource};
-use mr_apps::{parse_count, plugin::panic_message, App};
+use mr_apps::{plugin::panic_message, App};
 use mr_protocol::{BadRecord, FilePart, TaskFailure};
 use rayon::prelude::*;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -559,10 +559,22 @@ fn merge_runs(
                 }
             };
             if counts {
-                let mut total = 0u64;
-                while let Some(v) = values.next_value() {
-                    total += parse_count(v).unwrap_or(0);
-                }
+                // Runs hold the counts this task wrote; one that is not a
+                // count, or a sum past 64 bits, fails the attempt naming
+                // the key rather than being counted as zero or wrapping.
+                let total = combine_call(job, || {
+                    let mut total = 0u64;
+                    while let Some(v) = values.next_value() {
+                        let n = crate::engine::table::check_count(v);
+                        total = total.checked_add(n).unwrap_or_else(|| {
+                            panic!(
+                                "the counts of key {:?} overflow 64 bits",
+                                String::from_utf8_lossy(&key[..key.len().min(40)])
+                            )
+                        });
+                    }
+                    total
+                })?;
                 put(decimal(total, &mut num));
             } else if combine {
                 combine_call(job, || app.combine(key, values, &mut put))?;

@@ -15,6 +15,12 @@ use std::io::{BufReader, Read};
 /// Decoder input buffer: large reads from the file.
 const READ_BUFFER: usize = 256 << 10;
 
+/// The longest line a stream may hold. A line is one record and is held
+/// whole in memory; a stream without newlines (a binary file named `.gz`,
+/// a log with none) would otherwise grow one chunk until memory runs out.
+/// As large as a pair of the run-file format may be.
+pub const MAX_LINE: usize = 256 << 20;
+
 /// A compressed input's records.
 pub struct Decompressed {
     part: FilePart,
@@ -28,6 +34,8 @@ pub struct Decompressed {
     /// Decompressed bytes handed out so far (the next chunk's base).
     offset: u64,
     done: bool,
+    /// [`MAX_LINE`] (smaller in tests).
+    max_line: usize,
 }
 
 impl Decompressed {
@@ -47,6 +55,7 @@ impl Decompressed {
             carry: Vec::new(),
             offset: 0,
             done: false,
+            max_line: MAX_LINE,
         }
     }
 
@@ -164,8 +173,18 @@ impl RecordSource for Decompressed {
                 buf.truncate(i + 1);
                 break;
             }
-            // One line longer than a chunk: read on until it ends.
-            want = buf.len() * 2;
+            // One line longer than a chunk: read on until it ends, up to
+            // the bound (past it, the attempt fails naming where the line
+            // starts rather than the worker running out of memory).
+            if buf.len() >= self.max_line {
+                let reason = format!(
+                    "a line longer than {} MiB starts at byte {} of the decompressed stream; a line is one record and must fit in memory (split such lines, or use an app that reads whole files)",
+                    self.max_line >> 20,
+                    self.offset
+                );
+                return Err(input_error(&self.part, reason));
+            }
+            want = (buf.len() * 2).min(self.max_line.max(buf.len() + 1));
         }
         let base = self.offset;
         self.offset += buf.len() as u64;
@@ -294,6 +313,31 @@ mod tests {
             // Whole-file apps get it all at once.
             let mut whole = Decompressed::open(&p, codec, true, 4096).unwrap();
             assert_eq!(drain(&mut whole).unwrap(), vec![(0, t.clone())]);
+        }
+    }
+
+    #[test]
+    fn a_line_past_the_bound_fails_naming_the_file_and_where_it_starts() {
+        // Short lines, then a stream with no newline at all.
+        let mut t = b"one line\nanother\n".to_vec();
+        t.extend(std::iter::repeat_n(b'z', 3 << 20));
+        for codec in CODECS {
+            let dir = tempfile::tempdir().unwrap();
+            let p = part(&dir, codec, &encode(codec, &t));
+            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            src.max_line = 1 << 20;
+            let err = drain(&mut src).unwrap_err().to_string();
+            assert!(
+                err.contains(p.name.as_str())
+                    && err.contains("longer than 1 MiB")
+                    && err.contains("byte 17 "),
+                "{codec:?}: {err}"
+            );
+            // Under the bound the same stream is one record.
+            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            src.max_line = 4 << 20;
+            let chunks = drain(&mut src).unwrap();
+            assert_eq!(chunks.last().unwrap().1.len(), 3 << 20, "{codec:?}");
         }
     }
 
