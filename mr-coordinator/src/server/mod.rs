@@ -6,6 +6,7 @@
 //! bytes for workers outside the shared directory (input ranges, uploads);
 //! [`embedded`] starts and supervises local workers (`--workers N`).
 
+mod admission;
 mod data;
 pub mod embedded;
 mod publish;
@@ -33,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tarpc::server::{BaseChannel, Channel};
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 fn outcome_text(outcome: &Result<(), CoordinatorError>) -> String {
     match outcome {
@@ -764,8 +765,12 @@ fn claim_socket(
 
 /// Serves one connection (TCP or socket) until it ends, then tells the
 /// scheduler its worker is gone.
-fn serve_connection<T>(shared: Arc<Shared>, transport: T, via: Via)
-where
+fn serve_connection<T>(
+    shared: Arc<Shared>,
+    transport: T,
+    via: Via,
+    admission: Option<Arc<admission::Admission>>,
+) where
     T: tarpc::Transport<
             tarpc::Response<mr_protocol::service::CoordinatorResponse>,
             tarpc::ClientMessage<mr_protocol::service::CoordinatorRequest>,
@@ -777,15 +782,23 @@ where
         shared: shared.clone(),
         conn,
         via,
+        admission: admission.clone(),
     };
     tokio::spawn(async move {
         // Garbage or a half-open client only ends this channel.
-        BaseChannel::with_defaults(transport)
+        let serving = BaseChannel::with_defaults(transport)
             .execute(handler.serve())
             .for_each(|call| async {
                 tokio::spawn(call);
-            })
-            .await;
+            });
+        match &admission {
+            // A connection that does not register in time is closed.
+            Some(a) => tokio::select! {
+                _ = serving => {}
+                _ = a.expired() => debug!(conn, "closed a connection that did not register in time"),
+            },
+            None => serving.await,
+        }
         shared.connection_closed(conn);
     });
 }
@@ -804,7 +817,13 @@ async fn serve_socket(listener: tokio::net::UnixListener, shared: Arc<Shared>) {
             }
         };
         let uid = stream.peer_cred().ok().map(|c| c.uid());
-        serve_connection(shared.clone(), wire::transport(stream), Via::Socket { uid });
+        // The socket admits only this user's processes: no stranger's bounds.
+        serve_connection(
+            shared.clone(),
+            wire::transport(stream),
+            Via::Socket { uid },
+            None,
+        );
     }
 }
 
@@ -832,8 +851,20 @@ async fn serve_tcp(
     shared: Arc<Shared>,
     identity: Option<Identity>,
 ) {
+    let waiting = admission::Waiting::default();
     wire::accept_loop(listener, identity, "coordinator", move |stream| {
-        serve_connection(shared.clone(), wire::transport(stream), Via::Tcp)
+        // Strangers may not pile up connections before they register.
+        let Some(ticket) = waiting.admit() else {
+            debug!("closed a connection: too many are waiting to register");
+            return;
+        };
+        let guarded = admission::FrameGuard::new(stream, ticket.clone());
+        serve_connection(
+            shared.clone(),
+            wire::transport(guarded),
+            Via::Tcp,
+            Some(ticket),
+        )
     })
     .await;
 }

@@ -450,6 +450,8 @@ pub(crate) struct Handler {
     pub(crate) shared: Arc<Shared>,
     pub(crate) conn: u64,
     pub(crate) via: Via,
+    /// A TCP connection's bounds until it registers (None on the socket).
+    pub(crate) admission: Option<Arc<super::admission::Admission>>,
 }
 
 impl Handler {
@@ -535,6 +537,9 @@ impl Coordinator for Handler {
         if let Some(old) = previous {
             // The same connection registering again: its old identity is gone.
             self.shared.sched().worker_lost(old, Instant::now());
+        }
+        if let Some(a) = &self.admission {
+            a.registered();
         }
         info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
         self.shared

@@ -289,3 +289,92 @@ fn listening_beyond_loopback_without_a_token_is_said_loudly() {
         "{text}"
     );
 }
+
+/// The coordinator's resident memory now, in KiB (0 if it is gone).
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("VmRSS:"))?.to_string();
+            line.split_whitespace().nth(1)?.parse().ok()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_strangers_neither_exhausts_the_coordinator_nor_stops_an_honest_job() {
+    mr_protocol::raise_open_file_limit();
+    let t = TestDir::new();
+    let files = data_files();
+    let want = t.sequential("wc", &files);
+    // In clear, so the strangers' frames need no handshake (a TLS stream
+    // is guarded the same way, after its handshake).
+    let mut args = vec!["--no-socket", "--no-tls", "--no-token", "--app", "wc"];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    // 2,000 connections that never say a word.
+    let idle: Vec<TcpStream> = (0..2000)
+        .map_while(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    assert!(idle.len() >= 1000, "only {} connections", idle.len());
+    // Eight strangers sending 60 MiB frames, again and again.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooders: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let chunk = vec![0x5au8; 1 << 20];
+                let mut frames = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = TcpStream::connect(&addr) else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    frames += 1;
+                    let _ = s.write_all(&(60u32 << 20).to_be_bytes());
+                    for _ in 0..60 {
+                        if s.write_all(&chunk).is_err() {
+                            break;
+                        }
+                    }
+                }
+                frames
+            })
+        })
+        .collect();
+    // The flood alone for a while, its peak sampled.
+    let pid = c.pid();
+    let mut peak = 0;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(100));
+        peak = peak.max(rss_kib(pid));
+    }
+    // An honest worker joins and the job finishes, right.
+    let _w = t.worker(&addr, "wc");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let status = loop {
+        peak = peak.max(rss_kib(pid));
+        if let Some(s) = c.wait_for(Duration::from_millis(100)) {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            break None;
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let frames: u32 = flooders.into_iter().map(|f| f.join().unwrap()).sum();
+    drop(idle);
+    eprintln!(
+        "flood: {frames} frames of 60 MiB tried; coordinator peak {} MiB",
+        peak >> 10
+    );
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the job did not finish: {status:?}"
+    );
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 10)), want);
+    assert!(frames >= 8, "the strangers sent {frames} frames");
+    // Before the bounds, each stranger's frame header had the codec
+    // reserve 60 MiB.
+    assert!(peak < 256 << 10, "coordinator peaked at {} MiB", peak >> 10);
+}
