@@ -180,31 +180,32 @@ pub fn stamp(f: &InputFile) -> Option<Key> {
         return None;
     }
     let meta = std::fs::metadata(&f.path).ok()?;
-    Some(Key::of(&[
-        &meta.dev().to_le_bytes(),
-        &meta.ino().to_le_bytes(),
-        &meta.len().to_le_bytes(),
-        &meta.mtime().to_le_bytes(),
-        &meta.mtime_nsec().to_le_bytes(),
-        &meta.ctime().to_le_bytes(),
-        &meta.ctime_nsec().to_le_bytes(),
-    ]))
+    let fields = written_fields(&meta);
+    let parts: Vec<&[u8]> = fields.iter().map(|b| &b[..]).collect();
+    Some(Key::of(&parts))
+}
+
+/// What a write to a file changes of its metadata: device, inode, size,
+/// modification and change times (seconds, nanoseconds).
+fn written_fields(meta: &std::fs::Metadata) -> [[u8; 8]; 7] {
+    [
+        meta.dev().to_le_bytes(),
+        meta.ino().to_le_bytes(),
+        meta.len().to_le_bytes(),
+        meta.mtime().to_le_bytes(),
+        meta.mtime_nsec().to_le_bytes(),
+        meta.ctime().to_le_bytes(),
+        meta.ctime_nsec().to_le_bytes(),
+    ]
 }
 
 fn file_identity(path: &Path, meta: &std::fs::Metadata, target: u64, uncut: bool) -> Key {
-    Key::of(&[
-        PIECES_VERSION,
-        path.as_os_str().as_encoded_bytes(),
-        &meta.dev().to_le_bytes(),
-        &meta.ino().to_le_bytes(),
-        &meta.len().to_le_bytes(),
-        &meta.mtime().to_le_bytes(),
-        &meta.mtime_nsec().to_le_bytes(),
-        &meta.ctime().to_le_bytes(),
-        &meta.ctime_nsec().to_le_bytes(),
-        &target.to_le_bytes(),
-        &[u8::from(uncut)],
-    ])
+    let fields = written_fields(meta);
+    let (target, uncut) = (target.to_le_bytes(), [u8::from(uncut)]);
+    let mut parts: Vec<&[u8]> = vec![PIECES_VERSION, path.as_os_str().as_encoded_bytes()];
+    parts.extend(fields.iter().map(|b| &b[..]));
+    parts.extend([&target[..], &uncut[..]]);
+    Key::of(&parts)
 }
 
 /// The set entry: per file with an identity, the identity, its piece
