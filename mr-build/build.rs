@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 
 /// The crates whose code is in the id (their `src/` and `Cargo.toml`):
 /// those that make a job's outputs (apps, engine, run files, the cache's
-/// planning and reuse, the wire, the store). The coordinator's scheduling
-/// decides where tasks run, not what they produce, and tests, benches and
-/// fuzzing produce nothing: left out, so editing them rebuilds less.
+/// planning and reuse, the guard on mapped inputs, the wire, the store).
+/// The coordinator's scheduling decides where tasks run, not what they
+/// produce, and tests, benches and fuzzing produce nothing: left out, so
+/// editing them rebuilds less.
 const CRATES: &[&str] = &[
     "mr-apps",
     "mr-build",
     "mr-cache",
+    "mr-mapped",
     "mr-protocol",
     "mr-runfile",
     "mr-store",

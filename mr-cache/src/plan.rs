@@ -282,8 +282,7 @@ fn object_pieces(
             })?;
             let mut reader = mr_store::ObjectReader::new(&f.name, f.version.as_deref(), f.len);
             std::io::copy(&mut reader, &mut out).map_err(|e| failed(e.to_string()))?;
-            // SAFETY: a file no other process can reach, only read here.
-            let map = unsafe { memmap2::Mmap::map(&out) }.map_err(|e| failed(e.to_string()))?;
+            let map = mr_mapped::MappedFile::map(&out).map_err(|e| failed(e.to_string()))?;
             if map.len() as u64 != f.len {
                 return Err(failed(format!(
                     "read {} bytes of an object listed at {}",
@@ -329,11 +328,19 @@ fn file_pieces(
     let pieces = match len {
         0 => pieces_of(&[], target, uncut),
         _ => {
-            // SAFETY: the map is only read; a file changed under it gives
-            // wrong bytes (never undefined behaviour in this read-only use),
-            // which the size check above and the run's own checks bound.
-            let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| failed(e.to_string()))?;
-            pieces_of(&map, target, uncut)
+            // Guarded: a file truncated while it is hashed reads as zeros
+            // (not a SIGBUS that kills the coordinator) and is refused
+            // here by name. Changed in place, the stamps catch it.
+            let map = mr_mapped::MappedFile::map(&file).map_err(|e| failed(e.to_string()))?;
+            let pieces = pieces_of(&map, target, uncut);
+            if map.shrank() {
+                return Err(failed(format!(
+                    "it shrank below its {len} bytes while it was being read for planning \
+                     (truncated by another process, say a log rotated by copytruncate); \
+                     inputs must not change during a job"
+                )));
+            }
+            pieces
         }
     };
     if let Some(c) = cache {

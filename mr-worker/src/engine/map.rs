@@ -143,6 +143,13 @@ impl Feed {
         }
         Ok(None)
     }
+
+    /// Checks every input's bytes once all have been mapped (see
+    /// [`RecordSource::verify`]).
+    fn verify(&self) -> Result<(), TaskFailure> {
+        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.sources.iter().try_for_each(|s| s.verify())
+    }
 }
 
 /// How often (in pairs) an accumulator is checked against its share
@@ -232,6 +239,14 @@ fn run(
     } else {
         map_into::<PairBuffers>(app, job, &feed, leave)?
     };
+    if let Err(f) = feed.verify() {
+        // Made of bytes that were not the input's: nothing of it may stay.
+        let _ = std::fs::remove_file(job.out);
+        for r in &runs {
+            let _ = std::fs::remove_file(r);
+        }
+        return Err(f);
+    }
     stats.input_bytes = feed.bytes.load(Ordering::Relaxed);
     Ok((stats, runs))
 }

@@ -1,32 +1,49 @@
 //! Plain files, memory-mapped: [`Lines`] cuts a split's byte range, aligned
 //! to whole lines, into chunks; [`WholeFile`] hands over the whole file.
-//! Nothing is copied: chunks are ranges of the mapping.
+//! Nothing is copied: chunks are ranges of the mapping. The mapping is
+//! guarded ([`MappedFile`]): a file truncated while it is read gives zeros,
+//! not a SIGBUS, and [`RecordSource::verify`] then fails the attempt by
+//! the file's name.
 
 use super::{input_error, Chunk, RecordSource};
 use crate::engine::split::{align, chunk_end};
-use memmap2::Mmap;
+use mr_mapped::MappedFile;
 use mr_protocol::{FilePart, TaskFailure};
 use std::sync::Arc;
 
 /// Opens and maps `part`'s file, checking it is the file that was planned;
 /// None for an empty file (which cannot be mapped and has no lines).
-pub(super) fn map_file(part: &FilePart) -> Result<Option<Arc<Mmap>>, TaskFailure> {
+pub(super) fn map_file(part: &FilePart) -> Result<Option<Arc<MappedFile>>, TaskFailure> {
     let (file, len) = super::open_planned(part)?;
     if len == 0 {
         return Ok(None);
     }
-    // SAFETY: the mapping is read-only. If another process truncates the
-    // file while we read, we may fault: inputs must not change during a
-    // job, which the size check above enforces as far as it can.
-    let m =
-        unsafe { Mmap::map(&file) }.map_err(|e| input_error(part, format!("cannot mmap: {e}")))?;
-    let _ = m.advise(memmap2::Advice::Sequential);
+    let m = MappedFile::map(&file).map_err(|e| input_error(part, format!("cannot mmap: {e}")))?;
+    m.advise_sequential();
     Ok(Some(Arc::new(m)))
+}
+
+/// The failure for a mapping of `part` that lost pages while it was read.
+fn shrank(part_name: &str, map: &Option<Arc<MappedFile>>) -> Result<(), TaskFailure> {
+    match map {
+        Some(m) if m.shrank() => Err(TaskFailure::Input {
+            path: part_name.to_string(),
+            reason: format!(
+                "it shrank below {} bytes while it was read (truncated by another \
+                 process, say a log rotated by copytruncate); inputs must not \
+                 change during a job",
+                m.len()
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// A split of a mapped file: the lines that start in its byte range.
 pub struct Lines {
-    map: Option<Arc<Mmap>>,
+    /// The input's name, for a failure.
+    name: String,
+    map: Option<Arc<MappedFile>>,
     /// The next chunk's start, and the end of the aligned range.
     at: usize,
     end: usize,
@@ -35,7 +52,7 @@ pub struct Lines {
 
 impl Lines {
     /// The lines of `part` in `map`, in chunks of about `target` bytes.
-    pub fn new(part: &FilePart, map: Option<Arc<Mmap>>, target: usize) -> Lines {
+    pub fn new(part: &FilePart, map: Option<Arc<MappedFile>>, target: usize) -> Lines {
         let (at, end) = match &map {
             None => (0, 0),
             Some(m) => {
@@ -45,6 +62,7 @@ impl Lines {
             }
         };
         Lines {
+            name: part.name.clone(),
             map,
             at,
             end,
@@ -68,19 +86,29 @@ impl RecordSource for Lines {
         self.at = e;
         Ok(Some(Chunk::mapped(map, s, e)))
     }
+
+    fn verify(&self) -> Result<(), TaskFailure> {
+        shrank(&self.name, &self.map)
+    }
 }
 
 /// A whole mapped file, as one chunk (an empty file is one empty chunk, so
 /// whole-file apps see one call per file, as in the lab).
 pub struct WholeFile {
-    map: Option<Arc<Mmap>>,
+    /// The input's name, for a failure.
+    name: String,
+    map: Option<Arc<MappedFile>>,
     done: bool,
 }
 
 impl WholeFile {
-    /// The file in `map` (None: empty).
-    pub fn new(map: Option<Arc<Mmap>>) -> WholeFile {
-        WholeFile { map, done: false }
+    /// The file of `part` in `map` (None: empty).
+    pub fn new(part: &FilePart, map: Option<Arc<MappedFile>>) -> WholeFile {
+        WholeFile {
+            name: part.name.clone(),
+            map,
+            done: false,
+        }
     }
 }
 
@@ -93,5 +121,9 @@ impl RecordSource for WholeFile {
             Some(m) => Chunk::mapped(m, 0, m.len()),
             None => Chunk::empty(),
         }))
+    }
+
+    fn verify(&self) -> Result<(), TaskFailure> {
+        shrank(&self.name, &self.map)
     }
 }

@@ -25,7 +25,7 @@ pub use fetched::{Fetched, FetchedLines};
 pub use mapped::{Lines, WholeFile};
 pub use object::is_object;
 
-use memmap2::{Mmap, UncheckedAdvice};
+use mr_mapped::MappedFile;
 use mr_protocol::codec::Codec;
 use mr_protocol::{FilePart, TaskFailure};
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub struct Chunk {
 
 /// A chunk's bytes: a range of a mapped file, or decoded bytes of its own.
 enum Bytes {
-    Mapped(Arc<Mmap>, usize, usize),
+    Mapped(Arc<MappedFile>, usize, usize),
     Shared(Arc<Vec<u8>>, usize, usize),
     Owned(Vec<u8>),
     Empty,
@@ -47,7 +47,7 @@ enum Bytes {
 
 impl Chunk {
     /// A chunk of `len` mapped bytes at `start`.
-    fn mapped(map: &Arc<Mmap>, start: usize, end: usize) -> Chunk {
+    fn mapped(map: &Arc<MappedFile>, start: usize, end: usize) -> Chunk {
         Chunk {
             bytes: Bytes::Mapped(map.clone(), start, end),
             base: start as u64,
@@ -103,11 +103,7 @@ impl Chunk {
                 s / WINDOW * WINDOW,
                 (e.div_ceil(WINDOW) * WINDOW).min(m.len()),
             );
-            if b > a {
-                // SAFETY: a read-only shared file mapping: dropped pages are
-                // read back from the file on the next touch, unchanged.
-                let _ = unsafe { m.unchecked_advise_range(UncheckedAdvice::DontNeed, a, b - a) };
-            }
+            m.release(a, b - a);
         }
     }
 }
@@ -116,6 +112,13 @@ impl Chunk {
 pub trait RecordSource: Send {
     /// The next chunk of whole records; None after the last.
     fn next_chunk(&mut self) -> Result<Option<Chunk>, TaskFailure>;
+
+    /// Checks, once every chunk handed out has been mapped, that the bytes
+    /// were the input's: a mapped file that shrank while it was read gave
+    /// zeros in place of its lost pages, and the attempt's output must go.
+    fn verify(&self) -> Result<(), TaskFailure> {
+        Ok(())
+    }
 }
 
 /// The failure for input `part`: it cannot be read, or is not what was planned.
@@ -174,7 +177,7 @@ pub fn open(
     }
     let map = mapped::map_file(part)?;
     Ok(match whole_file {
-        true => Box::new(WholeFile::new(map)),
+        true => Box::new(WholeFile::new(part, map)),
         false => Box::new(Lines::new(part, map, target)),
     })
 }

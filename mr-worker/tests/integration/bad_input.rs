@@ -475,3 +475,114 @@ fn binary_input_is_processed_not_refused() {
     assert!(st.success());
     assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), want);
 }
+
+/// Whether process `pid` has `path` mapped (a line of its maps names it).
+fn maps_file(pid: u32, path: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains(path))
+}
+
+/// Truncates `path` to nothing, as a log rotated by copytruncate is.
+fn truncate(path: &str) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+}
+
+#[test]
+fn an_input_truncated_while_a_worker_maps_it_fails_the_job_by_name_and_kills_no_one() {
+    use std::os::unix::process::ExitStatusExt;
+    let t = TestDir::new();
+    let line = b"the quick brown fox jumps over the lazy dog again and again\n";
+    let text: Vec<u8> = line.iter().copied().cycle().take(32 << 20).collect();
+    let f = t.write("rotated.log", &text);
+    // A slow streaming map: it sleeps before reading, so the worker is
+    // stopped part-way through writing a chunk of the mapping into its
+    // pipe when the file is cut; then it reads on, past the new end.
+    let map = format!("sleep 2; {}", crate::streaming::MAP);
+    let (mut c, addr, log) = t.coordinator_logged(&[
+        "--map-cmd",
+        &map,
+        "--reduce-cmd",
+        crate::streaming::REDUCE,
+        "--max-attempts",
+        "2",
+        "--split-size",
+        "64MiB",
+        &f,
+    ]);
+    let map_flag = format!("--map-cmd={map}");
+    let mut w = t.worker_with(
+        &addr,
+        &map_flag,
+        &["--reduce-cmd", crate::streaming::REDUCE],
+    );
+    let pid = w.pid();
+    assert!(
+        crate::util::eventually(Duration::from_secs(30), || maps_file(pid, &f)),
+        "the worker never mapped the input"
+    );
+    truncate(&f);
+    let status = w.wait_for(Duration::from_secs(90));
+    let job = c.wait_for(Duration::from_secs(60));
+    let msg = std::fs::read_to_string(&log).unwrap_or_default();
+    // Before the guard: the worker died of SIGBUS and the job waited on.
+    assert_ne!(
+        status.and_then(|s| s.signal()),
+        Some(7),
+        "the worker died of SIGBUS"
+    );
+    assert!(
+        job.is_some_and(|s| !s.success()),
+        "the job did not fail: {job:?}\n{msg}"
+    );
+    assert!(
+        msg.contains("rotated.log") && (msg.contains("shrank") || msg.contains("size changed")),
+        "{msg}"
+    );
+    assert!(
+        !t.path().join("mr-out-0").exists(),
+        "an output was published"
+    );
+}
+
+#[test]
+fn an_input_truncated_while_it_is_planned_is_refused_by_name() {
+    use std::os::unix::process::ExitStatusExt;
+    let t = TestDir::new();
+    // Two sparse GiB (no disk): hashing them for the cache takes a while.
+    let f = t.write("sparse.log", b"");
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let log = t.path().join("coordinator.log");
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args(["--listen", "127.0.0.1:0", "--app", "wc", "--cache"])
+        .arg(t.path().join("cache"))
+        .arg(&f);
+    let mut c = Proc::start_logged(cmd, t.path(), &log);
+    let pid = c.pid();
+    assert!(
+        crate::util::eventually(Duration::from_secs(30), || maps_file(pid, &f)),
+        "the coordinator never mapped the input"
+    );
+    truncate(&f);
+    let status = c.wait_for(Duration::from_secs(60));
+    let msg = std::fs::read_to_string(&log).unwrap_or_default();
+    let status = status.expect("the coordinator went on after planning a truncated input");
+    assert_eq!(
+        status.signal(),
+        None,
+        "killed by a signal: {status:?}\n{msg}"
+    );
+    assert!(!status.success());
+    assert!(
+        msg.contains("sparse.log") && msg.contains("shrank") && msg.contains("planning"),
+        "{msg}"
+    );
+}
