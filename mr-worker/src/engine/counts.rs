@@ -89,6 +89,9 @@ pub struct PackedCounts {
     max_slots: usize,
     queue: [(u128, u64, u64); BATCH],
     queued: usize,
+    /// The first key whose count passed 64 bits (kept at the maximum):
+    /// the owner fails the attempt naming it rather than wrap.
+    overflowed: Option<u128>,
 }
 
 impl Default for PackedCounts {
@@ -117,6 +120,7 @@ impl PackedCounts {
             max_slots: usize::MAX,
             queue: [(0, 0, 0); BATCH],
             queued: 0,
+            overflowed: None,
         }
     }
 
@@ -147,7 +151,13 @@ impl PackedCounts {
         loop {
             let s = &mut self.slots[i];
             if s.key == key {
-                s.count += n;
+                // Checked, not wrapped: a sum past 64 bits is noted here
+                // (this runs outside any call that could fail) and failed
+                // on by the owner when it writes.
+                s.count = s.count.checked_add(n).unwrap_or_else(|| {
+                    self.overflowed.get_or_insert(key);
+                    u64::MAX
+                });
                 return;
             }
             if s.key == EMPTY {
@@ -277,6 +287,17 @@ impl PackedCounts {
             table: self,
             bounds,
         }
+    }
+
+    /// The first key whose count passed 64 bits, if any did.
+    pub fn overflowed(&self) -> Option<u128> {
+        self.overflowed
+    }
+
+    /// Notes `key` as overflowed (its count came from another table that
+    /// had passed 64 bits already).
+    pub fn note_overflow(&mut self, key: u128) {
+        self.overflowed.get_or_insert(key);
     }
 
     /// Takes every (key, count) out, in no particular order.

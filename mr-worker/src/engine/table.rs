@@ -111,6 +111,9 @@ pub struct CountTable {
     short: PackedCounts,
     long: HashMap<Box<[u8]>, u64, Fast>,
     long_bytes: usize,
+    /// The first long key whose count passed 64 bits (see
+    /// [`PackedCounts::overflowed`] for short ones).
+    long_overflowed: Option<Box<[u8]>>,
 }
 
 impl CountTable {
@@ -120,7 +123,10 @@ impl CountTable {
         if let Some(k) = pack(key) {
             self.short.add(k, n);
         } else if let Some(c) = self.long.get_mut(key) {
-            *c += n;
+            *c = c.checked_add(n).unwrap_or_else(|| {
+                self.long_overflowed.get_or_insert_with(|| key.into());
+                u64::MAX
+            });
         } else {
             self.long_bytes += key.len();
             self.long.insert(key.into(), n);
@@ -195,6 +201,12 @@ impl Accumulator for CountTable {
 
     fn absorb(&mut self, other: Self) {
         let mut other = other;
+        if let Some(k) = other.short.overflowed() {
+            self.short.note_overflow(k);
+        }
+        if let Some(k) = other.long_overflowed.take() {
+            self.long_overflowed.get_or_insert(k);
+        }
         for (k, v) in other.short.take() {
             self.short.add(k, v);
         }
@@ -218,12 +230,24 @@ impl Accumulator for CountTable {
     }
 }
 
+/// Fails the write (a panic, which the caller's `combine_call` turns into
+/// the attempt's failure) for a key whose count passed 64 bits.
+fn overflow(key: &[u8]) -> ! {
+    panic!(
+        "the counts of key {:?} overflow 64 bits",
+        String::from_utf8_lossy(&key[..key.len().min(40)])
+    )
+}
+
 /// Sums the counts of adjacent entries with the same partition and key.
-fn sum_adjacent<K: PartialEq>(v: &mut Vec<(u32, K, u64)>) {
+fn sum_adjacent(v: &mut Vec<(u32, Box<[u8]>, u64)>) {
     v.dedup_by(|next, kept| {
         let same = next.0 == kept.0 && next.1 == kept.1;
         if same {
-            kept.2 += next.2;
+            kept.2 = kept
+                .2
+                .checked_add(next.2)
+                .unwrap_or_else(|| overflow(&kept.1));
         }
         same
     });
@@ -242,7 +266,10 @@ fn merge_sorted(
         let mut total = 0u64;
         for l in lists.iter_mut() {
             if let Some(&(_, n)) = l.peek().filter(|e| e.0 == key) {
-                total += n;
+                total = total.checked_add(n).unwrap_or_else(|| {
+                    let (b, len) = unpack(key);
+                    overflow(&b[..len])
+                });
                 l.next();
             }
         }
@@ -254,6 +281,15 @@ fn merge_sorted(
 /// and empties them.
 fn write_counts(tables: &mut [CountTable], w: &mut RunWriter) -> Result<u64, RunError> {
     let reduces = w.reduces();
+    for t in tables.iter() {
+        if let Some(k) = t.short.overflowed() {
+            let (b, len) = unpack(k);
+            overflow(&b[..len]);
+        }
+        if let Some(k) = &t.long_overflowed {
+            overflow(k);
+        }
+    }
     let mut long: Vec<(u32, Box<[u8]>, u64)> = Vec::new();
     for t in tables.iter_mut() {
         long.extend(t.long.drain().map(|(k, v)| (ihash(&k) % reduces, k, v)));
@@ -466,6 +502,55 @@ mod tests {
             assert_eq!(&bytes[..len], a);
         }
         assert!(pack(&[b'x'; 16]).is_none());
+    }
+
+    /// Writes `tables` as one run; the panic message if the write panicked.
+    fn write_failure(tables: &mut [CountTable]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = RunWriter::create(&dir.path().join("run"), 0, 3).unwrap();
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_counts(tables, &mut w).unwrap();
+        }))
+        .err()
+        .map(|p| p.downcast_ref::<String>().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_count_past_64_bits_fails_the_write_naming_its_key() {
+        let long = b"a-key-of-more-than-fifteen-bytes";
+        // In one table, a short key and a long one; across two tables, the
+        // same (the sums happen in the merge, not in a table).
+        for (key, across) in [
+            (&b"short"[..], false),
+            (&long[..], false),
+            (&b"short"[..], true),
+            (&long[..], true),
+        ] {
+            let mut a = CountTable::default();
+            let mut b = CountTable::default();
+            a.add(b"fine", 2);
+            a.add(key, u64::MAX - 1);
+            match across {
+                false => a.add(key, 2),
+                true => b.add(key, 2),
+            }
+            a.short.flush();
+            b.short.flush();
+            let failure = write_failure(&mut [a, b]);
+            let name = String::from_utf8_lossy(key).into_owned();
+            assert!(
+                failure
+                    .as_deref()
+                    .is_some_and(|m| m.contains("overflow") && m.contains(&name)),
+                "{name} across={across}: {failure:?}"
+            );
+        }
+        // The largest sum that fits is written, not refused.
+        let mut a = CountTable::default();
+        a.add(b"short", u64::MAX - 1);
+        a.add(b"short", 1);
+        a.short.flush();
+        assert_eq!(write_failure(&mut [a]), None);
     }
 
     #[test]
