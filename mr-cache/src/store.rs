@@ -283,7 +283,7 @@ impl Cache {
 
     /// Takes entry `key` of `kind`: its data hard-linked (or copied, or
     /// downloaded) to `dest`, checked against its meta, and its metadata
-    /// returned. None on a miss; a damaged entry is removed and is a miss too.
+    /// returned. None on a miss; a damaged entry is a miss too.
     pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
         let meta_at = self.at(kind, key, "meta");
         let (meta, written) = self.read_dated(&meta_at)?;
@@ -300,7 +300,7 @@ impl Cache {
         self.after_check(kind, key, (&meta, written), user)
     }
 
-    /// Renews a good entry's use time, or removes a damaged one.
+    /// Renews a good entry's use time; a damaged one is a miss.
     fn after_check(
         &self,
         kind: Kind,
@@ -315,9 +315,12 @@ impl Cache {
                 Some(user)
             }
             None => {
-                tracing::warn!(entry = %meta_at, "a damaged cache entry; removed, and its task runs again");
-                self.remove(&meta_at);
-                self.remove(&self.at(kind, key, "data"));
+                // Not removed: what failed the check may be an entry being
+                // replaced (its new data beside its old meta for a moment),
+                // and removing would delete the fresh one. A damaged entry
+                // is replaced when its task, run again, stores its output,
+                // or ages out.
+                tracing::warn!(entry = %meta_at, "a damaged or changing cache entry; its task runs again");
                 None
             }
         }
@@ -419,9 +422,11 @@ impl Cache {
             if total <= max {
                 break;
             }
-            // Meta first: from then on the entry is a miss for everyone.
-            self.remove(&e.meta);
-            self.remove(&data_of(&e.meta));
+            // In order: an entry's meta first, so from then on it is a
+            // miss for everyone.
+            for f in &e.files {
+                self.remove(f);
+            }
             total -= e.bytes;
             freed += e.bytes;
         }
@@ -430,7 +435,10 @@ impl Cache {
 
     /// How many entries of `kind` there are.
     pub fn entries_of(&self, kind: Kind) -> usize {
-        self.entries().iter().filter(|e| e.kind == kind).count()
+        self.entries()
+            .iter()
+            .filter(|e| e.kind == Some(kind))
+            .count()
     }
 
     fn entries(&self) -> Vec<Entry> {
@@ -468,28 +476,93 @@ fn data_of(meta: &str) -> String {
 
 const KINDS: [Kind; 4] = [Kind::Map, Kind::Reduce, Kind::Pieces, Kind::Lineage];
 
-fn dir_entries(root: &Path) -> Vec<Entry> {
+/// How long a file that belongs to no entry (a data file without its
+/// meta, a leftover under `tmp/`) must have lain unchanged before it is
+/// taken for debris and evicted: a store in progress writes its data, then
+/// its meta, within moments, and a copy under `tmp/` keeps changing while
+/// it is written.
+pub const DEBRIS_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// A file of the cache, as listed: where, when last written, how large.
+struct CacheFile {
+    at: String,
+    modified: SystemTime,
+    size: u64,
+}
+
+/// Every entry, and every file that belongs to none, of the cache whose
+/// files under `root` (a path or URL ending in `/`) are `files`: an entry
+/// per meta (its data beside it), and as debris each other file of a
+/// kind's directory or of `tmp/` that has lain unchanged for
+/// [`DEBRIS_AGE`]: a data file whose meta never came (a process stopped
+/// between the two, or an eviction between its two removals) or a
+/// temporary file of a process that died. Debris takes room like any
+/// entry, so it counts against `--cache-max` and goes, oldest first, with
+/// the entries.
+fn entries_of_files(root: &str, files: Vec<CacheFile>, now: SystemTime) -> Vec<Entry> {
+    let sizes: std::collections::HashMap<&str, u64> =
+        files.iter().map(|f| (f.at.as_str(), f.size)).collect();
+    let metas: std::collections::HashSet<String> = files
+        .iter()
+        .filter_map(|f| f.at.strip_suffix(".meta").map(|m| format!("{m}.data")))
+        .collect();
     let mut out = Vec::new();
-    for kind in KINDS {
-        let Ok(dir) = fs::read_dir(root.join(kind.dir())) else {
+    for f in &files {
+        let Some(rest) = f.at.strip_prefix(root) else {
             continue;
         };
-        for e in dir.flatten() {
-            let path = e.path();
-            if path.extension().is_none_or(|x| x != "meta") {
-                continue;
-            }
-            let Ok(m) = e.metadata() else { continue };
-            let data = fs::metadata(path.with_extension("data")).map_or(0, |d| d.len());
+        let kind = KINDS.into_iter().find(|k| {
+            rest.strip_prefix(k.dir())
+                .is_some_and(|r| r.starts_with('/'))
+        });
+        if kind.is_none() && !rest.starts_with("tmp/") {
+            continue;
+        }
+        if kind.is_some() && f.at.ends_with(".meta") {
+            let data = data_of(&f.at);
             out.push(Entry {
                 kind,
-                used: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                bytes: m.len() + data,
-                meta: path.display().to_string(),
+                used: f.modified,
+                bytes: f.size + sizes.get(data.as_str()).copied().unwrap_or(0),
+                files: vec![f.at.clone(), data],
+            });
+            continue;
+        }
+        let owned = kind.is_some() && metas.contains(&f.at);
+        let settled = now
+            .duration_since(f.modified)
+            .is_ok_and(|age| age >= DEBRIS_AGE);
+        if !owned && settled {
+            out.push(Entry {
+                kind: None,
+                used: f.modified,
+                bytes: f.size,
+                files: vec![f.at.clone()],
             });
         }
     }
     out
+}
+
+fn dir_entries(root: &Path) -> Vec<Entry> {
+    let mut files = Vec::new();
+    for sub in KINDS.iter().map(|k| k.dir()).chain(["tmp"]) {
+        let Ok(dir) = fs::read_dir(root.join(sub)) else {
+            continue;
+        };
+        for e in dir.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_file() {
+                files.push(CacheFile {
+                    at: e.path().display().to_string(),
+                    modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+                    size: m.len(),
+                });
+            }
+        }
+    }
+    let root = format!("{}/", root.display());
+    entries_of_files(&root, files, SystemTime::now())
 }
 
 fn store_entries(root: &str) -> Vec<Entry> {
@@ -500,38 +573,24 @@ fn store_entries(root: &str) -> Vec<Entry> {
             return Vec::new();
         }
     };
-    let sizes: std::collections::HashMap<&str, u64> =
-        listed.iter().map(|o| (o.url.as_str(), o.size)).collect();
-    let mut out = Vec::new();
-    for o in &listed {
-        let Some(rest) = o.url.strip_prefix(root) else {
-            continue;
-        };
-        let Some(kind) = KINDS.into_iter().find(|k| {
-            rest.strip_prefix(k.dir())
-                .is_some_and(|r| r.starts_with('/'))
-        }) else {
-            continue;
-        };
-        if !rest.ends_with(".meta") {
-            continue;
-        }
-        let data = sizes.get(data_of(&o.url).as_str()).copied().unwrap_or(0);
-        out.push(Entry {
-            kind,
-            used: o.modified,
-            bytes: o.size + data,
-            meta: o.url.clone(),
-        });
-    }
-    out
+    let files = listed
+        .into_iter()
+        .map(|o| CacheFile {
+            at: o.url,
+            modified: o.modified,
+            size: o.size,
+        })
+        .collect();
+    entries_of_files(root, files, SystemTime::now())
 }
 
-/// One entry, for eviction.
+/// One entry (or one file of debris), for eviction.
 struct Entry {
-    kind: Kind,
-    /// Where its meta is (a path or an URL).
-    meta: String,
+    /// None for debris.
+    kind: Option<Kind>,
+    /// Its files (paths or URLs), in the order they are removed: an
+    /// entry's meta, then its data.
+    files: Vec<String>,
     used: SystemTime,
     bytes: u64,
 }
@@ -571,12 +630,14 @@ fn digest(kind: Kind, path: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let len = f.metadata()?.len();
     let mut out = [0u8; 32];
     if len > 0 {
-        // SAFETY: the cache's files are replaced by rename, never changed
-        // in place; a file changed underneath anyway gives a wrong CRC and
-        // so a miss, not undefined behaviour of ours (the bytes are only
-        // read by the CRC).
-        let map = unsafe { memmap2::Mmap::map(&f)? };
-        out[..4].copy_from_slice(&crc32c::crc32c(&map).to_le_bytes());
+        // The cache's files are replaced by rename, never changed in place;
+        // one truncated anyway (by hand) is a miss, not a SIGBUS.
+        let map = mr_mapped::MappedFile::map(&f)?;
+        let crc = crc32c::crc32c(&map);
+        if map.shrank() {
+            return Err(std::io::Error::other("it shrank while it was read"));
+        }
+        out[..4].copy_from_slice(&crc.to_le_bytes());
     }
     Ok((len, out))
 }
@@ -627,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn a_damaged_entry_is_a_miss_and_is_removed() {
+    fn a_damaged_entry_is_a_miss_and_is_replaced_by_the_next_store() {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(d.path()).unwrap();
         let src = d.path().join("out");
@@ -640,7 +701,11 @@ mod tests {
         fs::write(&data, b"THE output").unwrap();
         let dest = d.path().join("taken");
         assert!(cache.take(Kind::Reduce, &key("r"), &dest).is_none());
-        assert!(!dest.exists() && !data.exists());
+        assert!(!dest.exists());
+        // The task runs again and stores its output: a hit again.
+        cache.put(Kind::Reduce, &key("r"), &src, b"").unwrap();
+        assert!(cache.take(Kind::Reduce, &key("r"), &dest).is_some());
+        assert_eq!(fs::read(&dest).unwrap(), b"the output");
         // Truncated meta, or another format's: a miss too.
         cache.put(Kind::Reduce, &key("s"), &src, b"m").unwrap();
         let meta = cache.path(Kind::Reduce, &key("s"), "meta");
@@ -661,12 +726,11 @@ mod tests {
         assert!(cache.meta(Kind::Reduce, &key("m")).is_none());
         let dest = d.path().join("taken");
         assert!(cache.take(Kind::Map, &key("m"), &dest).is_some());
-        // One bit changed: a miss, and the entry is gone.
+        // One bit changed: a miss.
         let data = cache.path(Kind::Map, &key("m"), "data");
         fs::remove_file(&data).unwrap();
         fs::write(&data, b"run file bytEs").unwrap();
         assert!(cache.take(Kind::Map, &key("m"), &dest).is_none());
-        assert!(!data.exists() && cache.meta(Kind::Map, &key("m")).is_none());
         // An empty output too is stored and taken.
         fs::write(&src, b"").unwrap();
         cache.put(Kind::Map, &key("e"), &src, b"").unwrap();
@@ -702,6 +766,72 @@ mod tests {
         assert!(cache.take(Kind::Map, &key("new"), &dest).is_some());
         assert_eq!(cache.evict(0), 2 * each);
         assert_eq!(cache.size(), 0);
+    }
+
+    #[test]
+    fn a_reader_between_a_replacements_data_and_meta_misses_and_deletes_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&d.path().join("a")).unwrap();
+        let next = Cache::open(&d.path().join("b")).unwrap();
+        let (old, new) = (d.path().join("old"), d.path().join("new"));
+        fs::write(&old, b"the old pieces").unwrap();
+        fs::write(&new, b"the new pieces, longer").unwrap();
+        cache.put(Kind::Lineage, &key("l"), &old, b"1").unwrap();
+        // The replacement as another process writes it, in its two steps:
+        // new data renamed into place, then (after our read) new meta.
+        next.put(Kind::Lineage, &key("l"), &new, b"2").unwrap();
+        let at = |c: &Cache, ext| c.path(Kind::Lineage, &key("l"), ext);
+        fs::copy(at(&next, "data"), at(&cache, "data")).unwrap();
+        let dest = d.path().join("taken");
+        assert!(cache.take(Kind::Lineage, &key("l"), &dest).is_none());
+        fs::copy(at(&next, "meta"), at(&cache, "meta")).unwrap();
+        // The replacement is whole: a hit, with its bytes.
+        assert_eq!(cache.take(Kind::Lineage, &key("l"), &dest).unwrap(), b"2");
+        assert_eq!(fs::read(&dest).unwrap(), b"the new pieces, longer");
+    }
+
+    /// Sets the modification time of `path`.
+    fn age(path: &Path, t: SystemTime) {
+        File::options()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn debris_counts_against_the_limit_and_is_evicted_once_settled() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::open(d.path()).unwrap();
+        let src = d.path().join("f");
+        fs::write(&src, vec![7u8; 1000]).unwrap();
+        cache.put(Kind::Reduce, &key("kept"), &src, b"").unwrap();
+        let entry = cache.size();
+        let root = d.path().join(VERSION_DIR);
+        let long_ago = SystemTime::now() - 2 * DEBRIS_AGE;
+        // A data file whose meta never came, and a temporary file of a
+        // process that died, both long ago.
+        let orphan = root.join("map").join("0123.data");
+        fs::write(&orphan, vec![1u8; 5000]).unwrap();
+        age(&orphan, long_ago);
+        let leftover = root.join("tmp").join("mr-cache-1-2-3");
+        fs::write(&leftover, vec![2u8; 7000]).unwrap();
+        age(&leftover, long_ago);
+        // The same, just written: a store or a copy in progress.
+        let fresh = root.join("map").join("4567.data");
+        fs::write(&fresh, vec![3u8; 100]).unwrap();
+        let copying = root.join("tmp").join("mr-cache-1-2-4");
+        fs::write(&copying, vec![4u8; 100]).unwrap();
+        assert_eq!(cache.size(), entry + 12_000);
+        // Room for the entry alone: the debris goes (oldest first), the
+        // entry and what is in progress stay.
+        assert_eq!(cache.evict(entry), 12_000);
+        assert!(!orphan.exists() && !leftover.exists());
+        assert!(fresh.exists() && copying.exists());
+        let dest = d.path().join("t");
+        assert!(cache.take(Kind::Reduce, &key("kept"), &dest).is_some());
+        assert_eq!(cache.entries_of(Kind::Reduce), 1);
     }
 
     #[test]
