@@ -41,6 +41,16 @@ use tracing::info;
 /// (through the pause a `Wait` suggests).
 const IDLE_ASKS_PER_SEC: u64 = 20_000;
 
+/// How long a worker whose own disk failed an attempt (`TaskFailure::Io`:
+/// a full or broken local directory) is given no new work, doubled with
+/// each such failure in a row up to [`MAX_REST`]: its tasks go to the
+/// other workers meanwhile instead of failing on it again and again, and
+/// it tries again later (the disk may have room by then).
+const IO_REST: Duration = Duration::from_secs(2);
+
+/// The longest rest (see [`IO_REST`]).
+const MAX_REST: Duration = Duration::from_secs(60);
+
 /// Tunables of the scheduler.
 #[derive(Clone, Debug)]
 pub struct SchedulerConfig {
@@ -246,6 +256,8 @@ impl Scheduler {
                 told_exit: false,
                 place: None,
                 attempts: Vec::new(),
+                io_failures: 0,
+                resting_until: None,
             },
         );
         self.alive += 1;
@@ -397,6 +409,14 @@ impl Scheduler {
             millis: (self.cfg.wait.as_millis() as u64).max(spread).min(1000),
         };
         if self.maps.is_empty() {
+            return wait;
+        }
+        let resting = self
+            .workers
+            .get(&worker)
+            .and_then(|w| w.resting_until)
+            .is_some_and(|t| now < t);
+        if resting {
             return wait;
         }
         let task = if !self.all_maps_done() {
@@ -593,6 +613,10 @@ impl Scheduler {
             TaskRef::Map(_) => self.durations[0].push(took),
             TaskRef::Reduce(_) => self.durations[1].push(took),
         }
+        if let Some(w) = self.workers.get_mut(&a.worker) {
+            // Its disk took an output: whatever filled it has passed.
+            w.io_failures = 0;
+        }
         let place = self.workers.get(&a.worker).and_then(|w| w.place.as_ref());
         let shuffle = place.and_then(|p| p.shuffle.clone());
         let in_job_dir = place.is_none_or(|p| p.shared);
@@ -650,6 +674,9 @@ impl Scheduler {
             return Verdict::Ignored;
         }
         self.end(attempt, AttemptState::Failed, now);
+        if let TaskFailure::Io { path, reason } = &failure {
+            self.rest(self.attempts[&attempt].worker, now, path, reason);
+        }
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
         let task = self.task_mut(task_ref);
@@ -701,6 +728,26 @@ impl Scheduler {
             });
         }
         Verdict::FailureRecorded(task_ref)
+    }
+
+    /// Gives `worker`, whose disk just failed an attempt, no new work for
+    /// a while (see [`IO_REST`]). The attempt still counts against its
+    /// task: a disk every worker shares (the output directory) full fails
+    /// the job after `max_attempts`, as it should.
+    fn rest(&mut self, worker: WorkerId, now: Instant, path: &str, reason: &str) {
+        let Some(w) = self.workers.get_mut(&worker) else {
+            return;
+        };
+        w.io_failures += 1;
+        let rest = IO_REST
+            .saturating_mul(1 << (w.io_failures - 1).min(5))
+            .min(MAX_REST);
+        w.resting_until = Some(now + rest);
+        let what = match reason.contains(path) {
+            true => reason.to_string(),
+            false => format!("{path}: {reason}"),
+        };
+        tracing::warn!(%worker, "its own disk failed an attempt ({what}); it gets no work for {rest:?}");
     }
 
     /// Declares `worker` lost: its running attempts are abandoned and their

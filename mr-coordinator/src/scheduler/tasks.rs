@@ -80,6 +80,10 @@ pub(crate) struct Worker {
     /// pruned when it is given the next), so losing it is not a scan of
     /// every attempt of the job.
     pub(crate) attempts: Vec<AttemptId>,
+    /// Attempts failed in a row on its own disk (`TaskFailure::Io`).
+    pub(crate) io_failures: u32,
+    /// Until when it is given no new work after such a failure.
+    pub(crate) resting_until: Option<Instant>,
 }
 
 /// A task's counters, kept as variable-length integers: a million tasks'

@@ -210,6 +210,46 @@ fn failures_retry_then_fail_the_job() {
 }
 
 #[test]
+fn a_worker_whose_disk_failed_rests_while_others_take_its_task() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(2));
+    let full = s.register(t0, "wc", false).unwrap();
+    let healthy = s.register(t0, "wc", false).unwrap();
+    let io = TaskFailure::Io {
+        path: "/small/disk/mr-0.tmp".into(),
+        reason: "No space left on device (os error 28)".into(),
+    };
+    let (m, a) = map_of(&s.assign(full, t0));
+    s.failed(full, a, io.clone(), t0);
+    // The full worker is told to wait; the task goes to the other one.
+    assert!(matches!(s.assign(full, t0), Assignment::Wait { .. }));
+    let (again, b) = map_of(&s.assign(healthy, t0));
+    assert_eq!(again, m);
+    ok(&mut s, b, t0);
+    // After its rest it gets work again; failing again, it rests twice as
+    // long (and the task's strikes still count).
+    let t1 = t0 + IO_REST;
+    let (_, c) = map_of(&s.assign(full, t1));
+    s.failed(full, c, io.clone(), t1);
+    assert!(matches!(
+        s.assign(full, t1 + IO_REST),
+        Assignment::Wait { .. }
+    ));
+    let (_, d) = map_of(&s.assign(full, t1 + 2 * IO_REST));
+    // A success ends the run of failures: the next rest is the first's.
+    let t2 = t1 + 2 * IO_REST;
+    ok(&mut s, d, t2);
+    let (_, e) = map_of(&s.assign(full, t2));
+    s.failed(full, e, io, t2);
+    assert!(matches!(s.assign(full, t2), Assignment::Wait { .. }));
+    assert!(!matches!(
+        s.assign(full, t2 + IO_REST),
+        Assignment::Wait { .. }
+    ));
+    assert!(s.failure().is_none());
+}
+
+#[test]
 fn a_refused_fetch_is_a_strike_against_the_reduce_and_reruns_no_map() {
     let t0 = Instant::now();
     let mut s = Scheduler::new(cfg(1), inputs(1));
@@ -617,9 +657,9 @@ fn counts_kept_beside_the_records_agree_with_them() {
     assert_eq!(s.progress().maps_running, 0);
     let (again1, a1) = map_of(&s.assign(stays, t0));
     assert_eq!(again1, m1);
-    let io = TaskFailure::Io {
+    let io = TaskFailure::Input {
         path: "x".into(),
-        reason: "disk full".into(),
+        reason: "unreadable".into(),
     };
     fail(&mut s, a1, io);
     assert_eq!(s.progress().failed_attempts, 1);
@@ -731,7 +771,7 @@ fn pieces_to_copy_go_with_a_reduce_until_an_attempt_fails_or_a_map_output_change
     fail(
         &mut s,
         att0,
-        TaskFailure::Io {
+        TaskFailure::Input {
             path: "x".into(),
             reason: "y".into(),
         },
@@ -794,7 +834,7 @@ fn the_work_mark_rises_only_when_waiting_workers_have_something_to_do() {
     fail(
         &mut s,
         b,
-        TaskFailure::Io {
+        TaskFailure::Input {
             path: "x".into(),
             reason: "disk".into(),
         },

@@ -193,3 +193,101 @@ fn skip_bad_records_skips_them_counts_them_and_keeps_the_rest() {
     assert!(msg.contains("skipped 4 bad records"), "{msg}");
     assert_eq!(sorted_lines(&t.outputs(t.path(), 5)), want);
 }
+
+/// A tmpfs of `size` mounted on a new directory, unmounted when dropped;
+/// None where mounting is not allowed (not root, no mount).
+struct SmallDisk(tempfile::TempDir);
+
+impl SmallDisk {
+    fn mount(size: &str) -> Option<SmallDisk> {
+        let dir = tempfile::tempdir().ok()?;
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(SmallDisk(dir))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Regular files anywhere under `dir`.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        match e.file_type() {
+            Ok(t) if t.is_dir() => out.extend(files_under(&p)),
+            Ok(t) if t.is_file() => out.push(p),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[test]
+fn a_worker_whose_disk_fills_fails_by_path_cleans_up_and_the_job_finishes_elsewhere() {
+    let Some(disk) = SmallDisk::mount("256k") else {
+        eprintln!("SKIP a worker's full disk: cannot mount a tmpfs (needs root and mount)");
+        return;
+    };
+    let t = TestDir::new();
+    // Words of each file unique to it: every map's output is far past the
+    // 256 KiB of the small disk.
+    let word = |mut n: u32| {
+        let mut w = String::new();
+        while n > 0 {
+            w.push(char::from(b'a' + (n % 26) as u8));
+            n /= 26;
+        }
+        w
+    };
+    let files: Vec<String> = (0..4u32)
+        .map(|i| {
+            let text: String = (0..60_000u32)
+                .map(|j| {
+                    let end = if j % 10 == 9 { "\n" } else { " " };
+                    format!("{}{end}", word((i + 1) * 1_000_000 + j))
+                })
+                .collect();
+            t.write(&format!("in-{i}.txt"), text.as_bytes())
+        })
+        .collect();
+    let want = t.sequential("wc", &files);
+    let mut args = vec!["--app", "wc", "--reduces", "3", "--split-size", "256KiB"];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr, log) = t.coordinator_logged(&args);
+    // First the worker on the small disk alone, until one of its attempts
+    // failed; then a healthy one.
+    let local = disk.0.path().display().to_string();
+    let mut full = t.worker_with(&addr, "wc", &["--local-dir", &local]);
+    assert!(
+        eventually(Duration::from_secs(30), || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("No space left on device"))),
+        "no attempt failed on the full disk"
+    );
+    let _healthy = t.worker(&addr, "wc");
+    let st = c.wait_for(Duration::from_secs(90)).expect("the job ends");
+    let msg = std::fs::read_to_string(&log).unwrap();
+    assert!(st.success(), "{msg}");
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 3)), want);
+    // The failure named the file on the small disk.
+    assert!(
+        msg.lines()
+            .any(|l| l.contains("No space left on device") && l.contains(&local)),
+        "{msg}"
+    );
+    // Nothing half-written stays on the small disk once its worker is gone.
+    assert!(
+        full.wait_for(Duration::from_secs(30)).is_some(),
+        "the worker did not exit"
+    );
+    let left = files_under(disk.0.path());
+    assert!(left.is_empty(), "{left:?}");
+}
