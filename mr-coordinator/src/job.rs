@@ -132,6 +132,18 @@ pub enum CoordinatorError {
     /// The object store holding the outputs failed or refused.
     #[error(transparent)]
     Store(#[from] mr_store::StoreError),
+    /// Another job holds the output prefix (see `server/claim.rs`).
+    #[error("the output prefix {prefix} is in use by another job ({holder}); wait for it to end, or choose another --output-dir (if no job uses it, delete {prefix}_mr-lock)")]
+    PrefixInUse {
+        /// The prefix.
+        prefix: String,
+        /// Who holds it.
+        holder: String,
+    },
+    /// The job's claim on its output prefix was taken or lapsed: it stopped
+    /// and left the prefix to the job that holds it now.
+    #[error("lost the output prefix {0} to another job (or could not renew its claim): stopped without touching it again")]
+    PrefixLost(String),
     /// The output or work directory is unusable.
     #[error("directory '{path}': {reason}")]
     Directory {

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 /// The first bytes of a journal file of this version.
-pub const MAGIC: &[u8; 8] = b"MRJRNL04";
+pub const MAGIC: &[u8; 8] = b"MRJRNL05";
 /// Journals of earlier versions (different record layout).
 const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.
@@ -616,6 +616,7 @@ mod tests {
             parts: vec!["\"e1\"".into()],
             bytes: 10,
             crc32c: 7,
+            tag: format!("t{r}"),
         };
         for r in 0..3 {
             let rec =

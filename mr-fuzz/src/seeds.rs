@@ -78,6 +78,7 @@ fn journal_bytes() -> Vec<u8> {
         parts: vec!["\"etag-1\"".into()],
         bytes: 77,
         crc32c: 0xdead_beef,
+        tag: "0123456789abcdef0123456789abcdef".into(),
     };
     let records = [
         Record::Begin(identity),
@@ -151,6 +152,17 @@ fn messages() -> Vec<Vec<u8>> {
                 ))),
             },
         ),
+        // A reduce assignment with everything a wire version may change:
+        // map outputs here and elsewhere, and a reuse plan.
+        frame(
+            1,
+            &Response {
+                request_id: 7,
+                message: Ok(CoordinatorResponse::RequestTask(Ok(
+                    mr_protocol::Assignment::Work(mr_protocol::Work::Reduce(reduce_work())),
+                ))),
+            },
+        ),
         frame(2, &request(ShuffleRequest::Fetch { req: fetch })),
         frame(
             3,
@@ -163,6 +175,43 @@ fn messages() -> Vec<Vec<u8>> {
             },
         ),
     ]
+}
+
+/// Reduce 1's work: three map outputs (one only on another worker) and
+/// a plan reusing an earlier output's head and reducing the rest.
+fn reduce_work() -> mr_protocol::ReduceWork {
+    use mr_protocol::{MapOutputRef, ReduceReuse, ReusePiece};
+    let maps = (0..3u32)
+        .map(|i| MapOutputRef {
+            map: MapTaskId(i),
+            attempt: AttemptId(u64::from(i) + 10),
+            host: (i == 1).then(|| std::sync::Arc::from("10.0.0.2:7000")),
+            in_job_dir: i != 1,
+            bytes: 1000 + u64::from(i),
+        })
+        .collect();
+    mr_protocol::ReduceWork {
+        task: ReduceTaskId(1),
+        attempt: AttemptId(42),
+        maps,
+        skip: Vec::new(),
+        index: true,
+        reuse: Some(std::sync::Arc::new(ReduceReuse {
+            previous: "mr-cache-earlier-1".into(),
+            pieces: vec![
+                ReusePiece::Copy {
+                    start: None,
+                    offset: 0,
+                    len: 100,
+                },
+                ReusePiece::Reduce {
+                    from: Some(b"m".to_vec()),
+                    to: None,
+                    blocks: vec![0, u64::MAX, 4096],
+                },
+            ],
+        })),
+    }
 }
 
 /// A promised length, a size limit, a cutting seed, then one partition's

@@ -377,6 +377,10 @@ pub struct OutputUpload {
     pub bytes: u64,
     /// CRC-32C of the output's bytes.
     pub crc32c: u32,
+    /// The upload's own random tag, stored as the object's metadata when
+    /// the upload began: the completed object bears it, whatever its ETag,
+    /// so a restarted coordinator knows the object its upload made.
+    pub tag: String,
 }
 
 impl TaskOutput {

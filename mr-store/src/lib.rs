@@ -15,7 +15,7 @@
 //! on its result, so no caller needs a runtime of its own, and none of the
 //! async client leaks into the engines.
 
-use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,8 +30,8 @@ mod write;
 pub use pending::{pending_uploads, PendingUpload};
 pub use read::{bytes_read, list, read_range, Lister, ObjectReader};
 pub use write::{
-    abort_upload, complete_upload, delete_object, expected_etag, head_etag, probe_writable,
-    put_object, PartWriter,
+    abort_upload, complete_upload, delete_object, exists, get_object, probe_writable, put_if,
+    put_object, upload_tag, PartWriter,
 };
 
 /// The URL scheme of object inputs.
@@ -189,13 +189,10 @@ fn run<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
     futures::executor::block_on(spawn(fut)).expect("an object store call panicked")
 }
 
-/// A bucket's client, and what a request the client cannot make itself
-/// (listing open uploads) needs to reach the same store.
+/// A bucket's client, and the HTTP options a request the client cannot
+/// make itself (listing open uploads) is sent with.
 struct Connection {
     store: Arc<AmazonS3>,
-    /// Where requests go: `AWS_ENDPOINT_URL`, else the region's AWS endpoint.
-    endpoint: String,
-    region: String,
     options: ClientOptions,
 }
 
@@ -223,12 +220,6 @@ fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(60));
     let builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
-    let region = builder
-        .get_config_value(&AmazonS3ConfigKey::Region)
-        .unwrap_or_else(|| "us-east-1".to_string());
-    let endpoint = builder
-        .get_config_value(&AmazonS3ConfigKey::Endpoint)
-        .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com"));
     let store = builder
         .with_client_options(options.clone())
         .with_retry(RetryConfig {
@@ -247,8 +238,6 @@ fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
         })?;
     let conn = Arc::new(Connection {
         store: Arc::new(store),
-        endpoint,
-        region,
         options,
     });
     map.insert(url.bucket.clone(), conn.clone());

@@ -3,13 +3,19 @@
 //! to report its upload's id; only the store knows it).
 //!
 //! The S3 client has no call for this (ListMultipartUploads), so the
-//! request is built here, signed with the client's own SigV4 signer and
-//! credentials, and sent through the client's HTTP connector.
+//! request's URL is made by the client's own signer (a presigned GET of
+//! the bucket with the listing's query): it has the client's addressing
+//! (path or virtual-hosted style, the endpoint, the region) and its
+//! credentials, and is sent through the client's HTTP connector. Pages are
+//! followed to the end, each request retried as the client retries its own.
 
-use crate::{connection, spawn, ObjectUrl, StoreError, SCHEME};
-use object_store::aws::AwsAuthorizer;
-use object_store::client::{HttpConnector, HttpRequestBody, ReqwestConnector};
+use crate::{concise, connection, spawn, ObjectUrl, StoreError, SCHEME};
+use object_store::aws::AmazonS3;
+use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
+use object_store::path::Path as ObjectPath;
+use object_store::signer::{SignedUrlOptions, Signer};
 use serde::Deserialize;
+use std::time::Duration;
 
 /// An open multipart upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,19 +42,20 @@ struct Upload {
     upload_id: String,
 }
 
-/// Percent-encodes a query value (everything but RFC 3986's unreserved set).
-fn encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
+/// Where the next page of a listing starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Markers {
+    key: String,
+    upload_id: String,
 }
+
+/// Tries of one page's request: a transport error, a 5xx or a 429 is tried
+/// again after a pause of 100 ms, tripled each time up to 2 s, as the
+/// client does with its own requests (within about 3 s in all).
+const TRIES: u32 = 5;
+
+/// How long a page's signed URL is good for: enough for its retries.
+const URL_LIFETIME: Duration = Duration::from_secs(900);
 
 /// Every multipart upload open under `prefix` (`s3://BUCKET/dir/`).
 pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
@@ -58,70 +65,28 @@ pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreEr
     spawn(async move {
         let fail = |reason: String| StoreError::Store {
             url: url.clone(),
-            reason,
+            reason: format!("listing open uploads: {reason}"),
         };
-        let cred = conn
-            .store
-            .credentials()
-            .get_credential()
-            .await
-            .map_err(|e| fail(e.to_string()))?;
         let http = ReqwestConnector::default()
             .connect(&conn.options)
             .map_err(|e| fail(e.to_string()))?;
         let mut found = Vec::new();
-        let mut markers: Option<(String, String)> = None;
+        let mut markers: Option<Markers> = None;
         loop {
-            let mut query = format!("prefix={}&uploads=", encode(&parsed.key));
-            if let Some((k, u)) = &markers {
-                query.push_str(&format!(
-                    "&key-marker={}&upload-id-marker={}",
-                    encode(k),
-                    encode(u)
-                ));
-            }
-            let uri = format!(
-                "{}/{}?{query}",
-                conn.endpoint.trim_end_matches('/'),
-                parsed.bucket
-            );
-            let mut req = http::Request::builder()
-                .method("GET")
-                .uri(&uri)
-                .body(HttpRequestBody::empty())
-                .map_err(|e| fail(e.to_string()))?;
-            AwsAuthorizer::new(&cred, "s3", &conn.region)
-                .try_authorize(&mut req, None)
-                .map_err(|e| fail(e.to_string()))?;
-            let resp = http.execute(req).await.map_err(|e| fail(e.to_string()))?;
-            let status = resp.status();
-            let body = resp
-                .into_body()
-                .bytes()
+            let target = list_url(&conn.store, &parsed.key, markers.as_ref())
                 .await
                 .map_err(|e| fail(e.to_string()))?;
-            if !status.is_success() {
-                let text = String::from_utf8_lossy(&body);
-                return Err(fail(format!(
-                    "listing open uploads: HTTP {status}: {}",
-                    text.chars().take(300).collect::<String>()
-                )));
-            }
-            let page: ListResult = quick_xml::de::from_reader(body.as_ref())
-                .map_err(|e| fail(format!("listing open uploads: bad reply: {e}")))?;
+            let page = fetch_page(&http, &target).await.map_err(fail)?;
+            let next = next_markers(&page, markers.as_ref()).map_err(fail)?;
             for u in page.upload {
                 found.push(PendingUpload {
                     url: format!("{SCHEME}{}/{}", parsed.bucket, u.key),
                     upload_id: u.upload_id,
                 });
             }
-            match (
-                page.is_truncated,
-                page.next_key_marker,
-                page.next_upload_id_marker,
-            ) {
-                (true, Some(k), Some(u)) => markers = Some((k, u)),
-                _ => return Ok(found),
+            match next {
+                Some(m) => markers = Some(m),
+                None => return Ok(found),
             }
         }
     })
@@ -132,14 +97,203 @@ pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreEr
     })?
 }
 
+/// The signed URL of one page of the listing of uploads under `key`.
+async fn list_url(
+    store: &AmazonS3,
+    key: &str,
+    markers: Option<&Markers>,
+) -> object_store::Result<String> {
+    let mut query = vec![("uploads", ""), ("prefix", key)];
+    if let Some(m) = markers {
+        query.push(("key-marker", &m.key));
+        query.push(("upload-id-marker", &m.upload_id));
+    }
+    let options = SignedUrlOptions::default().with_query(query);
+    // The bucket itself: the empty path.
+    let url = store
+        .signed_url_opts(
+            http::Method::GET,
+            &ObjectPath::from(""),
+            URL_LIFETIME,
+            &options,
+        )
+        .await?;
+    Ok(url.to_string())
+}
+
+/// GETs one page at `url`, retrying what may pass (see [`TRIES`]).
+async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, String> {
+    let mut pause = Duration::from_millis(100);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let req = http::Request::builder()
+            .method("GET")
+            .uri(url)
+            .body(HttpRequestBody::empty())
+            .map_err(|e| e.to_string())?;
+        let why = match http.execute(req).await {
+            Ok(resp) => {
+                let status = resp.status();
+                let body = resp.into_body().bytes().await;
+                match body {
+                    Ok(body) if status.is_success() => {
+                        return quick_xml::de::from_reader(body.as_ref())
+                            .map_err(|e| format!("bad reply: {e}"));
+                    }
+                    Ok(body) => {
+                        let text = concise(&String::from_utf8_lossy(&body));
+                        let why = format!(
+                            "HTTP {status}: {}",
+                            text.chars().take(300).collect::<String>()
+                        );
+                        let passing = status.is_server_error() || status.as_u16() == 429;
+                        if !passing {
+                            return Err(why);
+                        }
+                        why
+                    }
+                    Err(e) => e.to_string(),
+                }
+            }
+            Err(e) => e.to_string(),
+        };
+        if tries >= TRIES {
+            return Err(format!("{why} (after {tries} tries)"));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 3).min(Duration::from_secs(2));
+    }
+}
+
+/// Where the listing goes on after `page` (None: it is complete), or why
+/// it cannot: a page that says more follow must say from where (the next
+/// markers, or at least its last upload), and must move on from the page
+/// before, or the listing would stop short or never end.
+fn next_markers(page: &ListResult, previous: Option<&Markers>) -> Result<Option<Markers>, String> {
+    if !page.is_truncated {
+        return Ok(None);
+    }
+    let next = match (&page.next_key_marker, &page.next_upload_id_marker) {
+        (Some(key), Some(upload_id)) if !key.is_empty() => Markers {
+            key: key.clone(),
+            upload_id: upload_id.clone(),
+        },
+        // Some stores leave the markers out: go on after the page's last.
+        _ => match page.upload.last() {
+            Some(u) => Markers {
+                key: u.key.clone(),
+                upload_id: u.upload_id.clone(),
+            },
+            None => return Err(
+                "the store said more uploads follow but not from where (no markers, no uploads)"
+                    .into(),
+            ),
+        },
+    };
+    if previous == Some(&next) {
+        return Err(format!(
+            "the store gave the same page twice (after {}); the listing does not move on",
+            next.key
+        ));
+    }
+    Ok(Some(next))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A client of bucket `b` as the environment would make it, with the
+    /// given settings (nothing is sent: signing is local).
+    fn client(settings: &[(&str, &str)]) -> AmazonS3 {
+        let mut b = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name("b")
+            .with_region("eu-west-1")
+            .with_access_key_id("AKIDEXAMPLE")
+            .with_secret_access_key("secret");
+        for (k, v) in settings {
+            b = b.with_config(k.parse().unwrap(), *v);
+        }
+        b.build().unwrap()
+    }
+
+    fn url_of(store: &AmazonS3, markers: Option<&Markers>) -> String {
+        futures::executor::block_on(list_url(store, "out/run 1/", markers)).unwrap()
+    }
+
     #[test]
-    fn query_values_are_percent_encoded() {
-        assert_eq!(encode("out/run 1/"), "out%2Frun%201%2F");
-        assert_eq!(encode("a-b_c.d~e"), "a-b_c.d~e");
+    fn the_listing_is_addressed_as_the_client_addresses_its_bucket() {
+        // Virtual-hosted (AWS's default style): the bucket in the host.
+        let url = url_of(
+            &client(&[("aws_virtual_hosted_style_request", "true")]),
+            None,
+        );
+        assert!(
+            url.starts_with("https://b.s3.eu-west-1.amazonaws.com/?"),
+            "{url}"
+        );
+        // Path style, and a custom endpoint (a local server).
+        let url = url_of(&client(&[]), None);
+        assert!(
+            url.starts_with("https://s3.eu-west-1.amazonaws.com/b/?"),
+            "{url}"
+        );
+        let local = client(&[
+            ("aws_endpoint", "http://127.0.0.1:9000"),
+            ("aws_allow_http", "true"),
+        ]);
+        let url = url_of(&local, None);
+        assert!(url.starts_with("http://127.0.0.1:9000/b/?"), "{url}");
+        // The listing's query, encoded, and signed.
+        for part in ["uploads=", "prefix=out%2Frun%201%2F", "X-Amz-Signature="] {
+            assert!(url.contains(part), "{part} in {url}");
+        }
+        let m = Markers {
+            key: "out/mr-out-7".into(),
+            upload_id: "u+7".into(),
+        };
+        let url = url_of(&local, Some(&m));
+        assert!(
+            url.contains("key-marker=out%2Fmr-out-7") && url.contains("upload-id-marker=u%2B7"),
+            "{url}"
+        );
+    }
+
+    fn page(xml: &str) -> ListResult {
+        quick_xml::de::from_reader(xml.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn pages_go_on_from_their_markers_or_last_upload_and_must_move_on() {
+        let done = page("<R><IsTruncated>false</IsTruncated></R>");
+        assert_eq!(next_markers(&done, None), Ok(None));
+        let marked = page(
+            "<R><IsTruncated>true</IsTruncated><NextKeyMarker>k2</NextKeyMarker>\
+             <NextUploadIdMarker>u2</NextUploadIdMarker>\
+             <Upload><Key>k1</Key><UploadId>u1</UploadId></Upload></R>",
+        );
+        let at_k2 = Markers {
+            key: "k2".into(),
+            upload_id: "u2".into(),
+        };
+        assert_eq!(next_markers(&marked, None), Ok(Some(at_k2.clone())));
+        // Truncated without markers: after the page's last upload (it used
+        // to end the listing there, silently short).
+        let unmarked = page(
+            "<R><IsTruncated>true</IsTruncated>\
+             <Upload><Key>k1</Key><UploadId>u1</UploadId></Upload>\
+             <Upload><Key>k2</Key><UploadId>u2</UploadId></Upload></R>",
+        );
+        assert_eq!(next_markers(&unmarked, None), Ok(Some(at_k2.clone())));
+        // A page that cannot say where to go on, or says the same again.
+        let empty = page("<R><IsTruncated>true</IsTruncated></R>");
+        assert!(next_markers(&empty, None)
+            .unwrap_err()
+            .contains("not from where"));
+        assert!(next_markers(&marked, Some(&at_k2))
+            .unwrap_err()
+            .contains("same page"));
     }
 
     #[test]

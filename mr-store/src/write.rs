@@ -4,16 +4,21 @@
 //! task (the object then appears whole, or not at all) and aborts every
 //! other. Small objects (the `_SUCCESS` manifest, the report) are plain PUTs.
 //!
-//! The multipart ETag a completed upload gets (the MD5 of its parts' MD5s,
-//! then `-N`) lets a restarted coordinator tell whether an object is the
-//! one an upload it journaled produced ([`expected_etag`]).
+//! Each upload carries a tag of its own, a random name stored as the
+//! object's metadata (`x-amz-meta-mr-upload`) when the upload starts: the
+//! object the completed upload becomes bears it, whatever the store makes
+//! its ETag (an MD5 of MD5s, or not, under SSE-KMS), so a restarted
+//! coordinator can tell whether an object is the one an upload it journaled
+//! produced ([`upload_tag`]).
 
 use crate::{client, run, spawn, store_error, ObjectUrl, StoreError};
-use md5::{Digest, Md5};
 use mr_protocol::OutputUpload;
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStoreExt, PutPayload};
+use object_store::{
+    Attribute, Attributes, GetOptions, ObjectStore, ObjectStoreExt, PutMode, PutMultipartOptions,
+    PutOptions, PutPayload, UpdateVersion,
+};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::Arc;
@@ -34,6 +39,8 @@ pub struct PartWriter {
     store: Arc<object_store::aws::AmazonS3>,
     path: ObjectPath,
     upload_id: String,
+    /// The upload's own tag, stored as the object's metadata.
+    tag: String,
     buf: Vec<u8>,
     in_flight: VecDeque<PartHandle>,
     parts: Vec<String>,
@@ -49,14 +56,23 @@ impl PartWriter {
         let parsed = ObjectUrl::parse(url)?;
         let store = client(&parsed)?;
         let path = ObjectPath::from(parsed.key.as_str());
+        let tag = new_tag().map_err(|e| StoreError::Store {
+            url: url.to_string(),
+            reason: format!("cannot make the upload's tag: {e}"),
+        })?;
+        let opts = PutMultipartOptions {
+            attributes: Attributes::from_iter([(Attribute::Metadata(TAG_KEY.into()), tag.clone())]),
+            ..Default::default()
+        };
         let (s, p) = (store.clone(), path.clone());
-        let upload_id =
-            run(async move { s.create_multipart(&p).await }).map_err(|e| store_error(url, e))?;
+        let upload_id = run(async move { s.create_multipart_opts(&p, opts).await })
+            .map_err(|e| store_error(url, e))?;
         Ok(PartWriter {
             url: url.to_string(),
             store,
             path,
             upload_id,
+            tag,
             buf: Vec::with_capacity(PART_SIZE),
             in_flight: VecDeque::new(),
             parts: Vec::new(),
@@ -127,6 +143,7 @@ impl PartWriter {
             parts: std::mem::take(&mut self.parts),
             bytes: self.bytes,
             crc32c: self.crc,
+            tag: self.tag.clone(),
         })
     }
 }
@@ -224,6 +241,54 @@ pub async fn put_object(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
     .map_err(|e| store_error(url, e))
 }
 
+/// Writes `data` as the object at `url` only if the object is as
+/// `expect` says: absent (None, `If-None-Match: *`) or with that ETag
+/// (`If-Match`). The new object's ETag, or None if the condition failed
+/// (another writer got there first): a store-side compare-and-swap.
+pub async fn put_if(
+    url: &str,
+    data: Vec<u8>,
+    expect: Option<String>,
+) -> Result<Option<String>, StoreError> {
+    let mode = match expect {
+        None => PutMode::Create,
+        Some(e_tag) => PutMode::Update(UpdateVersion {
+            e_tag: Some(e_tag),
+            version: None,
+        }),
+    };
+    let opts = PutOptions {
+        mode,
+        ..Default::default()
+    };
+    match at(url, |s, p| async move {
+        s.put_opts(&p, PutPayload::from(data), opts).await
+    })
+    .await?
+    {
+        Ok(r) => Ok(Some(r.e_tag.unwrap_or_default())),
+        Err(
+            object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
+        ) => Ok(None),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
+/// The (small) object at `url` and its ETag, or None if there is none.
+pub async fn get_object(url: &str) -> Result<Option<(bytes::Bytes, String)>, StoreError> {
+    let got = at(url, |s, p| async move {
+        let r = s.get(&p).await?;
+        let e_tag = r.meta.e_tag.clone().unwrap_or_default();
+        Ok((r.bytes().await?, e_tag))
+    })
+    .await?;
+    match got {
+        Ok(x) => Ok(Some(x)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
 /// Deletes the object at `url` (a missing object is not an error).
 pub async fn delete_object(url: &str) -> Result<(), StoreError> {
     match at(url, |s, p| async move { s.delete(&p).await }).await? {
@@ -232,11 +297,42 @@ pub async fn delete_object(url: &str) -> Result<(), StoreError> {
     }
 }
 
-/// The ETag and size of the object at `url`, or None if there is none.
-pub async fn head_etag(url: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
-    match at(url, |s, p| async move { s.head(&p).await }).await? {
-        Ok(meta) => Ok(Some((meta.e_tag, meta.size))),
+/// The metadata key of an upload's tag (`x-amz-meta-mr-upload`).
+const TAG_KEY: &str = "mr-upload";
+
+/// A fresh tag: 128 random bits, in hex.
+fn new_tag() -> std::io::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The upload tag and size of the object at `url` (the tag None for an
+/// object no upload of ours made), or None if there is no object.
+pub async fn upload_tag(url: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
+    let head = GetOptions {
+        head: true,
+        ..Default::default()
+    };
+    match at(url, |s, p| async move { s.get_opts(&p, head).await }).await? {
+        Ok(got) => {
+            let tag = got
+                .attributes
+                .get(&Attribute::Metadata(TAG_KEY.into()))
+                .map(|v| v.to_string());
+            Ok(Some((tag, got.meta.size)))
+        }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(store_error(url, e)),
+    }
+}
+
+/// Whether there is an object at `url`.
+pub async fn exists(url: &str) -> Result<bool, StoreError> {
+    match at(url, |s, p| async move { s.head(&p).await }).await? {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(e) => Err(store_error(url, e)),
     }
 }
@@ -256,45 +352,15 @@ pub async fn probe_writable(prefix: &str) -> Result<(), StoreError> {
     })
 }
 
-/// The ETag S3 gives the object a completed multipart upload with these
-/// part ETags makes: the MD5 of the parts' MD5s, then `-N`. None when a
-/// part's ETag is not an MD5 (some encryption modes), so it cannot be told.
-pub fn expected_etag(parts: &[String]) -> Option<String> {
-    let mut h = Md5::new();
-    for p in parts {
-        let hex = p.trim_matches('"');
-        if hex.len() != 32 {
-            return None;
-        }
-        let mut md5 = [0u8; 16];
-        for (i, b) in md5.iter_mut().enumerate() {
-            *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-        }
-        h.update(md5);
-    }
-    let sum = h.finalize();
-    let hex: String = sum.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!("\"{hex}-{}\"", parts.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn multipart_etag_is_md5_of_part_md5s() {
-        // Two parts whose MD5s are those of "a" and "b": the object's ETag
-        // is md5(md5("a") || md5("b")) followed by the part count.
-        let a = "\"0cc175b9c0f1b6a831c399e269772661\"".to_string();
-        let b = "\"92eb5ffee6ae2fec3ad71c777531578f\"".to_string();
-        let mut both = Vec::new();
-        both.extend_from_slice(&Md5::digest(b"a"));
-        both.extend_from_slice(&Md5::digest(b"b"));
-        let want: String = Md5::digest(&both)
-            .iter()
-            .map(|x| format!("{x:02x}"))
-            .collect();
-        assert_eq!(expected_etag(&[a, b]), Some(format!("\"{want}-2\"")));
-        assert_eq!(expected_etag(&["\"not-an-md5\"".into()]), None);
+    fn tags_are_128_random_bits_in_hex_and_differ() {
+        let (a, b) = (new_tag().unwrap(), new_tag().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 }

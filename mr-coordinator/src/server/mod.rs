@@ -7,6 +7,7 @@
 //! [`embedded`] starts and supervises local workers (`--workers N`).
 
 mod admission;
+mod claim;
 mod data;
 pub mod embedded;
 mod publish;
@@ -75,6 +76,9 @@ pub struct RunningJob {
     join: Option<String>,
     /// The Unix domain socket, removed when the job ends (with `self`).
     socket: Option<socket::SocketClaim>,
+    /// The claim on the output prefix, when outputs go to a store:
+    /// released at the end.
+    claim: Option<claim::PrefixClaim>,
 }
 
 impl RunningJob {
@@ -175,6 +179,20 @@ impl RunningJob {
             warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
             std::fs::remove_dir_all(&job_dir).map_err(|e| dir_error(&job_dir, e.to_string()))?;
         }
+        // One job at a time under an output prefix: claimed before
+        // anything there is touched. The owner is this job directory on
+        // this host, so a restart of the same job takes its claim back.
+        let claim = match &output_store {
+            Some(prefix) => {
+                let host = nix::unistd::gethostname()
+                    .map(|h| h.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let dir = std::path::absolute(&job_dir).unwrap_or_else(|_| job_dir.clone());
+                let owner = format!("{host}:{}", dir.display());
+                Some(claim::PrefixClaim::take(prefix, &id, &owner).await?)
+            }
+            None => None,
+        };
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| dir_error(&job_dir, format!("cannot create job directory: {e}")))?;
         // Lets a worker tell whether it sees this directory (see WorkerPlace).
@@ -196,7 +214,11 @@ impl RunningJob {
             reason: e.to_string(),
         })??;
         if let Some(prefix) = &output_store {
-            if let Err(e) = publish::recover(prefix, &mut recovered, &journal).await {
+            let recovered_outputs = match publish::recover(prefix, &mut recovered, &journal).await {
+                Ok(()) => publish::clear_stale(prefix, cfg.reduces, &recovered).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = recovered_outputs {
                 abandon_fresh(&job_dir, recovered.incarnation);
                 return Err(e.into());
             }
@@ -466,6 +488,7 @@ impl RunningJob {
             token_kept,
             join,
             socket,
+            claim,
         })
     }
 
@@ -518,8 +541,11 @@ impl RunningJob {
         if let Some(jc) = self.shared.cache.clone() {
             let _ = tokio::task::spawn_blocking(move || jc.evict()).await;
         }
+        // A prefix lost to another job is left alone: no sweep (its open
+        // uploads are the other job's now), no report.
+        let lost = self.claim.as_ref().is_some_and(|c| c.lost());
         // Before the journal goes: a crash here resumes, not restarts.
-        if let Some(prefix) = self.shared.output_store.clone() {
+        if let Some(prefix) = self.shared.output_store.clone().filter(|_| !lost) {
             if let Err(e) = self.seal(&prefix, outcome.is_ok()).await {
                 match outcome {
                     Ok(()) => outcome = Err(e.into()),
@@ -539,6 +565,7 @@ impl RunningJob {
         };
         let report = self.shared.report(Some(ended), true);
         match self.shared.output_store.clone() {
+            Some(_) if lost => {}
             Some(prefix) => publish::put_report(&prefix, &report).await,
             None => {
                 let dir = &self.shared.output_dir;
@@ -549,6 +576,10 @@ impl RunningJob {
                     warn!(dir = %dir.display(), "cannot write the timeline: {e}");
                 }
             }
+        }
+        // Last of all under the prefix: the claim goes.
+        if let Some(c) = self.claim.take() {
+            c.release().await;
         }
         let sched = self.shared.sched();
         let p = sched.progress();
@@ -589,6 +620,11 @@ impl RunningJob {
                 }
                 if let Some(f) = s.failure() {
                     return Err(f.clone().into());
+                }
+            }
+            if let (Some(c), Some(prefix)) = (&self.claim, &self.shared.output_store) {
+                if c.lost() {
+                    return Err(CoordinatorError::PrefixLost(prefix.clone()));
                 }
             }
             self.embedded.supervise()?;

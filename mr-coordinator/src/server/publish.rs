@@ -288,7 +288,7 @@ pub(crate) async fn recover(
     let done: Vec<ReduceTaskId> = r.reduces.keys().copied().collect();
     for red in done {
         let url = output_url(prefix, red);
-        if mr_store::head_etag(&url).await?.is_none() {
+        if !mr_store::exists(&url).await? {
             warn!(%url, "journaled output is missing; the reduce will run again");
             r.reduces.remove(&red);
             r.uploads.remove(&red);
@@ -297,14 +297,56 @@ pub(crate) async fn recover(
     Ok(())
 }
 
+/// Removes the outputs under `prefix` that this run did not publish: an
+/// earlier run's `mr-out-<k>` (for any k, and those past this job's R,
+/// which nothing would replace) must not stand beside this run's outputs
+/// and `_SUCCESS` as if they were part of them. Only keys of that exact
+/// form directly under the prefix are touched.
+pub(crate) async fn clear_stale(
+    prefix: &str,
+    reduces: u32,
+    r: &Recovered,
+) -> Result<(), mr_store::StoreError> {
+    let listing = prefix.to_string();
+    let listed = tokio::task::spawn_blocking(move || mr_store::blob::list_under(&listing))
+        .await
+        .map_err(|e| mr_store::StoreError::Store {
+            url: prefix.to_string(),
+            reason: e.to_string(),
+        })??;
+    let mut removed = 0;
+    for o in listed {
+        let Some(k) = o
+            .url
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("mr-out-"))
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if o.url != output_url(prefix, ReduceTaskId(k)) {
+            // mr-out-007 and the like: not a name a run gives.
+            continue;
+        }
+        if k >= reduces || !r.reduces.contains_key(&ReduceTaskId(k)) {
+            mr_store::delete_object(&o.url).await?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        info!(removed, %prefix, "removed outputs an earlier run left under the output prefix");
+    }
+    Ok(())
+}
+
 /// Whether the object at `upload.url` is the one completing `upload`
-/// makes (its multipart ETag says which parts it was made of).
+/// made: it bears the upload's tag (metadata the store keeps from the
+/// upload's start; its ETag is no proof: not an MD5 under SSE-KMS).
 async fn is_from(upload: &OutputUpload) -> Result<bool, mr_store::StoreError> {
-    let Some((etag, size)) = mr_store::head_etag(&upload.url).await? else {
+    let Some((tag, size)) = mr_store::upload_tag(&upload.url).await? else {
         return Ok(false);
     };
-    let expected = mr_store::expected_etag(&upload.parts);
-    Ok(size == upload.bytes && expected.is_some() && etag == expected)
+    Ok(size == upload.bytes && tag.as_deref() == Some(upload.tag.as_str()))
 }
 
 /// Aborts every upload still open on one of the job's `reduces` output
@@ -330,8 +372,6 @@ struct ManifestOutput {
     size: u64,
     /// CRC-32C of the object's bytes, as 8 hex digits.
     crc32c: String,
-    /// The object's ETag, as the store gives it for these parts.
-    etag: Option<String>,
 }
 
 /// The `_SUCCESS` manifest.
@@ -356,7 +396,6 @@ pub(crate) async fn write_manifest(
             name: names::output(r),
             size: u.bytes,
             crc32c: format!("{:08x}", u.crc32c),
-            etag: mr_store::expected_etag(&u.parts),
         })
         .collect();
     let manifest = Manifest {

@@ -408,12 +408,22 @@ fn an_unusable_output_prefix_is_named_within_seconds() {
     assert!(moto.open_uploads("mr-here").is_empty());
 }
 
-/// A TCP proxy in front of `upstream` that holds every
-/// `CompleteMultipartUpload` request (`POST ...?uploadId=`) for `delay`
-/// before passing it on: a store slower to commit than an RPC's deadline.
+/// What [`proxy`] does with a request, by its first line.
+enum Act {
+    /// Passes it on.
+    Pass,
+    /// Holds it this long, then passes it on.
+    Hold(Duration),
+    /// Answers `503 Slow Down` itself and closes the connection.
+    Refuse,
+}
+
+/// A TCP proxy in front of `upstream` that treats each request as `act`
+/// says from its first line: a store that is slow or refuses some calls.
 /// Returns its address; its threads end with the test process.
-fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
+fn proxy(upstream: String, act: impl Fn(&str) -> Act + Send + Sync + 'static) -> String {
     use std::io::{Read, Write};
+    let act = std::sync::Arc::new(act);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
@@ -424,6 +434,8 @@ fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
             let (mut c_read, mut s_write) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
             let (mut s_read, mut c_write) = (server, client);
+            let mut refuse = c_write.try_clone().unwrap();
+            let act = act.clone();
             std::thread::spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
                 while let Ok(n) = c_read.read(&mut buf) {
@@ -432,9 +444,16 @@ fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
                     }
                     let chunk = &buf[..n];
                     let line_end = chunk.iter().position(|&b| b == b'\n').unwrap_or(n);
-                    let line = String::from_utf8_lossy(&chunk[..line_end]);
-                    if line.starts_with("POST ") && line.contains("uploadId=") {
-                        std::thread::sleep(delay);
+                    match act(&String::from_utf8_lossy(&chunk[..line_end])) {
+                        Act::Pass => {}
+                        Act::Hold(d) => std::thread::sleep(d),
+                        Act::Refuse => {
+                            let _ = refuse.write_all(
+                                b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                            );
+                            let _ = refuse.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
                     }
                     if s_write.write_all(chunk).is_err() {
                         break;
@@ -449,6 +468,64 @@ fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
         }
     });
     addr
+}
+
+/// A proxy that holds every `CompleteMultipartUpload` (`POST
+/// ...?uploadId=`) for `delay`: a store slower to commit than an RPC's
+/// deadline.
+fn slow_completing_proxy(upstream: String, delay: Duration) -> String {
+    proxy(upstream, move |line| {
+        match line.starts_with("POST ") && line.contains("uploadId=") {
+            true => Act::Hold(delay),
+            false => Act::Pass,
+        }
+    })
+}
+
+#[test]
+fn the_end_of_job_sweep_finds_every_open_upload_through_a_store_that_refuses_at_first() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-sweep");
+    let inputs: Vec<String> = data_files().into_iter().take(2).collect();
+    let want = t.sequential("wc", &inputs);
+    // An upload left open on an output key by a worker killed before it
+    // reported: only the store knows it, only the sweep's listing finds it.
+    moto.start_upload("mr-sweep", "out/mr-out-1");
+    assert_eq!(moto.open_uploads("mr-sweep").len(), 1);
+    // The store answers the first two listings 503 Slow Down.
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = refused.clone();
+    let proxy = proxy(moto.addr.clone(), move |line| {
+        let listing = line.starts_with("GET ") && line.contains("uploads");
+        match listing && count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+            true => Act::Refuse,
+            false => Act::Pass,
+        }
+    });
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    moto.env(&mut cmd);
+    let out = cmd
+        .env("AWS_ENDPOINT_URL", format!("http://{proxy}"))
+        .args(["--listen", "127.0.0.1:0", "--no-socket"])
+        .args(["--app", "wc", "--workers", "2", "--reduces", "2"])
+        .args(["--output-dir", "s3://mr-sweep/out"])
+        .args(&inputs)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        refused.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the sweep never listed"
+    );
+    // Before the listing retried, the sweep failed on the first refusal
+    // and the stray upload stayed open.
+    assert_eq!(moto.open_uploads("mr-sweep"), Vec::<String>::new(), "{err}");
+    let outs = outputs(&moto, "mr-sweep", "out/", 2);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-sweep", "out/", &outs);
 }
 
 #[test]
@@ -489,4 +566,114 @@ fn a_store_slower_to_commit_than_the_rpc_deadline_still_publishes_every_output_o
     let report: serde_json::Value =
         serde_json::from_slice(&moto.get("mr-slow", "out/mr-report.json").unwrap()).unwrap();
     assert_eq!(report["progress"]["failed_attempts"], 0, "{report}");
+}
+
+#[test]
+fn a_second_job_on_a_prefix_in_use_is_refused_and_the_first_finishes_alone() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-shared");
+    let inputs: Vec<String> = data_files().into_iter().take(3).collect();
+    let want = t.sequential("wc", &inputs);
+    // The first job's commits are held 4 s each, so it is still at work
+    // when the second starts.
+    let proxy = slow_completing_proxy(moto.addr.clone(), Duration::from_secs(4));
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    moto.env(&mut cmd);
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{proxy}"))
+        .args(["--quiet", "--listen", "127.0.0.1:0", "--no-socket"])
+        .args(["--app", "wc", "--workers", "2", "--reduces", "2"])
+        .args(["--output-dir", "s3://mr-shared/out"])
+        .args(&inputs);
+    let mut first = Proc::start(cmd, t.path());
+    assert!(
+        eventually(Duration::from_secs(30), || moto
+            .keys("mr-shared", "out/")
+            .contains(&"out/_mr-lock".to_string())),
+        "the first job never claimed the prefix"
+    );
+    // A second job (its own work directory, other inputs) on the same
+    // prefix: refused at once, naming the prefix and the holder. Before,
+    // it ran, and the two aborted each other's uploads.
+    let other = t.write("other.txt", b"entirely different words\n");
+    let work = t.path().join("second");
+    std::fs::create_dir_all(&work).unwrap();
+    let args = ["--listen", "127.0.0.1:0", "--no-socket", "--app", "wc"];
+    let mut args = args.to_vec();
+    let work_arg = work.display().to_string();
+    args.extend(["--workers", "1", "--work-dir", &work_arg]);
+    args.extend(["--output-dir", "s3://mr-shared/out", &other]);
+    let started = Instant::now();
+    let (code, err) = run(&moto, &t, "mrcoordinator", &args);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("s3://mr-shared/out/") && err.contains("in use by another job"),
+        "{err}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "slow refusal");
+    // The first ends alone and right, and lets go of the prefix.
+    let st = first.wait_for(Duration::from_secs(120));
+    assert!(st.is_some_and(|s| s.success()), "{st:?}");
+    let outs = outputs(&moto, "mr-shared", "out/", 2);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-shared", "out/", &outs);
+    assert!(!moto
+        .keys("mr-shared", "out/")
+        .contains(&"out/_mr-lock".to_string()));
+    assert!(moto.open_uploads("mr-shared").is_empty());
+}
+
+#[test]
+fn an_earlier_runs_outputs_and_a_lapsed_claim_do_not_outlive_a_new_run() {
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-again");
+    let inputs: Vec<String> = data_files().into_iter().take(3).collect();
+    let want = t.sequential("wc", &inputs);
+    let base = [
+        "--app",
+        "wc",
+        "--workers",
+        "2",
+        "--output-dir",
+        "s3://mr-again/out",
+    ];
+    let mut four = base.to_vec();
+    four.extend(["--reduces", "4"]);
+    four.extend(inputs.iter().map(String::as_str));
+    job(&moto, &t, &four);
+    assert_eq!(outputs(&moto, "mr-again", "out/", 4).len(), 4);
+    // A claim another job holds, renewed an hour ahead: refused.
+    let far = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        + 3_600_000;
+    let held = format!(r#"{{"job_id":"other","owner":"elsewhere:/x/mr-job","expires_ms":{far}}}"#);
+    let put_lock = |body: &str| {
+        moto.boto(&format!(
+            "s3.put_object(Bucket='mr-again', Key='out/_mr-lock', Body='{body}'.encode())"
+        ));
+    };
+    put_lock(&held);
+    let mut two = base.to_vec();
+    two.extend(["--reduces", "2"]);
+    two.extend(inputs.iter().map(String::as_str));
+    let mut refused = vec!["--listen", "127.0.0.1:0", "--no-socket"];
+    refused.extend(&two);
+    let (code, err) = run(&moto, &t, "mrcoordinator", &refused);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("elsewhere:/x/mr-job"), "{err}");
+    // The same claim, its lease long lapsed (its coordinator died): taken
+    // over. The run with R = 2 leaves exactly its two outputs: before,
+    // mr-out-2 and mr-out-3 of the earlier run stood beside its _SUCCESS.
+    let lapsed = r#"{"job_id":"other","owner":"elsewhere:/x/mr-job","expires_ms":1000}"#;
+    put_lock(lapsed);
+    job(&moto, &t, &two);
+    let outs = outputs(&moto, "mr-again", "out/", 2);
+    assert_eq!(sorted_lines(&outs), want);
+    check_manifest(&moto, "mr-again", "out/", &outs);
+    assert!(!moto
+        .keys("mr-again", "out/")
+        .contains(&"out/_mr-lock".to_string()));
 }
