@@ -11,7 +11,9 @@
 //! Data goes first: an entry exists once its meta does. Another version's
 //! cache lives in another directory (`mr-cache-v1`, `mr-cache-v3`, ...) and
 //! is never read; a meta whose magic, length or hash does not match its
-//! data is a miss and is removed. Map outputs, which carry their own block
+//! data is a miss (left for the task's fresh output to replace, or for
+//! eviction: a reader cannot tell damage from an entry being replaced).
+//! Files that belong to no entry (debris) are evicted once settled. Map outputs, which carry their own block
 //! checksums, are guarded by a CRC32C instead of a SHA-256 (see [`Kind`]).
 //! Readers take an entry by hard-linking its data (copying across file
 //! systems, downloading from a store) before checking it, so an eviction by
@@ -367,6 +369,14 @@ impl Cache {
                     }
                     Data::Bytes(b) => fs::write(&tmp_data, b).map_err(io)?,
                 }
+                // A link keeps its source's time, which may be old: an
+                // eviction meanwhile would take the file, not yet under its
+                // meta, for debris (see DEBRIS_AGE).
+                File::options()
+                    .append(true)
+                    .open(&tmp_data)
+                    .and_then(|f| f.set_modified(SystemTime::now()))
+                    .map_err(io)?;
                 fs::rename(&tmp_data, &data_at).map_err(io)?;
                 let tmp_meta = Cache::temp(root);
                 File::create(&tmp_meta)

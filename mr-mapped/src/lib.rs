@@ -13,6 +13,12 @@
 //! SIGBUS anywhere else goes to the handler that was there before (Rust's
 //! own, or the default), so it kills the process as it always did.
 //!
+//! A fault comes only for pages wholly past the new end: the rest of the
+//! page the file now ends in reads as zeros without one (and a system call
+//! handed such bytes fails with EFAULT rather than faulting). So `shrank`
+//! also compares the file's size now with the mapping's: a file cut by a
+//! few bytes is caught as well as one cut by megabytes.
+//!
 //! A file changed in place without shrinking gives other bytes, not a
 //! fault: callers catch that by the identity they check (size, times,
 //! inode) or the hashes they keep, as before.
@@ -67,6 +73,8 @@ static PREVIOUS: AtomicPtr<libc::sigaction> = AtomicPtr::new(std::ptr::null_mut(
 /// A read-only mapping of a whole file, guarded against the file shrinking.
 pub struct MappedFile {
     map: Mmap,
+    /// The file, to ask its size when asked whether it shrank.
+    file: File,
     /// The mapping's slot in [`TABLE`]; None for an empty file (nothing is
     /// mapped, nothing can fault).
     slot: Option<usize>,
@@ -81,8 +89,13 @@ impl MappedFile {
         // `shrank`); a file changed in place gives other bytes, which the
         // callers' identity checks and hashes catch. No `&mut` is made.
         let map = unsafe { Mmap::map(file)? };
+        let file = file.try_clone()?;
         if map.is_empty() {
-            return Ok(MappedFile { map, slot: None });
+            return Ok(MappedFile {
+                map,
+                file,
+                slot: None,
+            });
         }
         let start = map.as_ptr() as usize;
         let page = PAGE.load(Ordering::Relaxed);
@@ -90,16 +103,26 @@ impl MappedFile {
         let slot = register(start, end)?;
         Ok(MappedFile {
             map,
+            file,
             slot: Some(slot),
         })
     }
 
-    /// Whether a read of this mapping found pages gone because the file
-    /// shrank: those reads saw zeros, so anything made from the mapping
-    /// is wrong and must be thrown away.
+    /// Whether the file shrank below the mapping: a read found pages gone,
+    /// or the file is now shorter than it was mapped (its last page's tail
+    /// reads as zeros without a fault). Anything made from the mapping is
+    /// then wrong and must be thrown away. Asked once reading is done.
     pub fn shrank(&self) -> bool {
-        self.slot
-            .is_some_and(|s| TABLE[s].shrank.load(Ordering::Acquire))
+        let faulted = self
+            .slot
+            .is_some_and(|s| TABLE[s].shrank.load(Ordering::Acquire));
+        // A size that cannot be read is taken for a shrink: the bytes
+        // cannot be vouched for.
+        let shorter = self
+            .file
+            .metadata()
+            .map_or(true, |m| m.len() < self.map.len() as u64);
+        faulted || shorter
     }
 
     /// Tells the kernel the mapping will be read from start to end.
@@ -235,14 +258,17 @@ fn install() -> io::Result<()> {
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
     let (addr, code) = unsafe { ((*info).si_addr() as usize, (*info).si_code) };
-    // si_code > 0: raised by a fault (not sent by kill), so si_addr holds.
-    if code > 0 {
+    // BUS_ADRERR: an address with nothing behind it (a page past the end
+    // of its file); not a hardware memory error, not a signal sent by kill.
+    if code == libc::BUS_ADRERR {
         if let Some((slot, end)) = owner(addr) {
             let page = PAGE.load(Ordering::Relaxed);
             let from = addr & !(page - 1);
             // SAFETY: replaces pages of a mapping this crate owns, which is
             // alive (a thread is reading it), with private zero pages;
-            // mmap is a plain system call, safe in a signal handler.
+            // mmap is a plain system call, safe in a signal handler. The
+            // interrupted code's errno is put back after it.
+            let errno = unsafe { *libc::__errno_location() };
             let p = unsafe {
                 libc::mmap(
                     from as *mut libc::c_void,
@@ -253,6 +279,8 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
                     0,
                 )
             };
+            // SAFETY: errno's location is the thread's own.
+            unsafe { *libc::__errno_location() = errno };
             if p != libc::MAP_FAILED {
                 slot.shrank.store(true, Ordering::Release);
                 return;
@@ -346,6 +374,22 @@ mod tests {
         let (g, other) = file_of(3 * page);
         let n = MappedFile::map(g.as_file()).unwrap();
         assert_eq!(&n[..], &other[..]);
+        assert!(!n.shrank());
+    }
+
+    #[test]
+    fn a_file_cut_inside_its_last_page_is_caught_without_a_fault() {
+        let (f, bytes) = file_of(10_000);
+        let m = MappedFile::map(f.as_file()).unwrap();
+        f.as_file().set_len(9_000).unwrap();
+        // No fault: the tail of the last page reads as zeros.
+        assert_eq!(&m[..9_000], &bytes[..9_000]);
+        assert!(m[9_000..].iter().all(|&b| b == 0));
+        assert!(m.shrank());
+        // Grown instead: nothing lost, nothing to say.
+        let (g, _) = file_of(5_000);
+        let n = MappedFile::map(g.as_file()).unwrap();
+        g.as_file().set_len(6_000).unwrap();
         assert!(!n.shrank());
     }
 

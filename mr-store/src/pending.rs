@@ -6,7 +6,7 @@
 //! request's URL is made by the client's own signer (a presigned GET of
 //! the bucket with the listing's query): it has the client's addressing
 //! (path or virtual-hosted style, the endpoint, the region) and its
-//! credentials, and is sent through the client's HTTP connector. Pages are
+//! credentials, and is sent with the client's HTTP options. Pages are
 //! followed to the end, each request retried as the client retries its own.
 
 use crate::{concise, connection, spawn, ObjectUrl, StoreError, SCHEME};
@@ -43,7 +43,7 @@ struct Upload {
 }
 
 /// Where the next page of a listing starts.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Markers {
     key: String,
     upload_id: String,
@@ -72,12 +72,13 @@ pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreEr
             .map_err(|e| fail(e.to_string()))?;
         let mut found = Vec::new();
         let mut markers: Option<Markers> = None;
+        let mut seen = std::collections::HashSet::new();
         loop {
             let target = list_url(&conn.store, &parsed.key, markers.as_ref())
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let page = fetch_page(&http, &target).await.map_err(fail)?;
-            let next = next_markers(&page, markers.as_ref()).map_err(fail)?;
+            let next = next_markers(&page, &mut seen).map_err(fail)?;
             for u in page.upload {
                 found.push(PendingUpload {
                     url: format!("{SCHEME}{}/{}", parsed.bucket, u.key),
@@ -168,9 +169,12 @@ async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, String> 
 
 /// Where the listing goes on after `page` (None: it is complete), or why
 /// it cannot: a page that says more follow must say from where (the next
-/// markers, or at least its last upload), and must move on from the page
-/// before, or the listing would stop short or never end.
-fn next_markers(page: &ListResult, previous: Option<&Markers>) -> Result<Option<Markers>, String> {
+/// markers, or at least its last upload), and from somewhere not `seen`
+/// before (recorded here), or the listing would stop short or never end.
+fn next_markers(
+    page: &ListResult,
+    seen: &mut std::collections::HashSet<Markers>,
+) -> Result<Option<Markers>, String> {
     if !page.is_truncated {
         return Ok(None);
     }
@@ -191,7 +195,7 @@ fn next_markers(page: &ListResult, previous: Option<&Markers>) -> Result<Option<
             ),
         },
     };
-    if previous == Some(&next) {
+    if !seen.insert(next.clone()) {
         return Err(format!(
             "the store gave the same page twice (after {}); the listing does not move on",
             next.key
@@ -267,7 +271,8 @@ mod tests {
     #[test]
     fn pages_go_on_from_their_markers_or_last_upload_and_must_move_on() {
         let done = page("<R><IsTruncated>false</IsTruncated></R>");
-        assert_eq!(next_markers(&done, None), Ok(None));
+        let fresh = std::collections::HashSet::new;
+        assert_eq!(next_markers(&done, &mut fresh()), Ok(None));
         let marked = page(
             "<R><IsTruncated>true</IsTruncated><NextKeyMarker>k2</NextKeyMarker>\
              <NextUploadIdMarker>u2</NextUploadIdMarker>\
@@ -277,7 +282,7 @@ mod tests {
             key: "k2".into(),
             upload_id: "u2".into(),
         };
-        assert_eq!(next_markers(&marked, None), Ok(Some(at_k2.clone())));
+        assert_eq!(next_markers(&marked, &mut fresh()), Ok(Some(at_k2.clone())));
         // Truncated without markers: after the page's last upload (it used
         // to end the listing there, silently short).
         let unmarked = page(
@@ -285,13 +290,24 @@ mod tests {
              <Upload><Key>k1</Key><UploadId>u1</UploadId></Upload>\
              <Upload><Key>k2</Key><UploadId>u2</UploadId></Upload></R>",
         );
-        assert_eq!(next_markers(&unmarked, None), Ok(Some(at_k2.clone())));
-        // A page that cannot say where to go on, or says the same again.
+        assert_eq!(
+            next_markers(&unmarked, &mut fresh()),
+            Ok(Some(at_k2.clone()))
+        );
+        // A page that cannot say where to go on, or leads back to where the
+        // listing has been (however many pages ago).
         let empty = page("<R><IsTruncated>true</IsTruncated></R>");
-        assert!(next_markers(&empty, None)
+        assert!(next_markers(&empty, &mut fresh())
             .unwrap_err()
             .contains("not from where"));
-        assert!(next_markers(&marked, Some(&at_k2))
+        let mut seen = fresh();
+        assert!(next_markers(&marked, &mut seen).is_ok());
+        let other = page(
+            "<R><IsTruncated>true</IsTruncated><NextKeyMarker>k9</NextKeyMarker>\
+             <NextUploadIdMarker>u9</NextUploadIdMarker></R>",
+        );
+        assert!(next_markers(&other, &mut seen).is_ok());
+        assert!(next_markers(&marked, &mut seen)
             .unwrap_err()
             .contains("same page"));
     }

@@ -266,7 +266,13 @@ pub async fn put_if(
     })
     .await?
     {
-        Ok(r) => Ok(Some(r.e_tag.unwrap_or_default())),
+        Ok(r) => match r.e_tag {
+            Some(e_tag) => Ok(Some(e_tag)),
+            None => Err(StoreError::Store {
+                url: url.to_string(),
+                reason: "the store gave no ETag: conditional writes cannot be used with it".into(),
+            }),
+        },
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
         ) => Ok(None),

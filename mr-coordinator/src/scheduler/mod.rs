@@ -644,7 +644,10 @@ impl Scheduler {
         Verdict::Accepted(task_ref)
     }
 
-    /// Records a failed attempt reported by `worker` and decides what to re-run.
+    /// Records a failed attempt reported by `worker` and decides what to
+    /// re-run. A worker that reports its own disk failing (`Io` on a local
+    /// path, not an object URL: a store's trouble is not the worker's)
+    /// rests a while (see [`IO_REST`]).
     pub fn failed(
         &mut self,
         worker: WorkerId,
@@ -652,13 +655,38 @@ impl Scheduler {
         failure: TaskFailure,
         now: Instant,
     ) -> Verdict {
-        let Some(a) = self.attempts.get_mut(&attempt) else {
+        if !self.is_running_on(worker, attempt) {
             return Verdict::Ignored;
-        };
-        if a.worker != worker || a.state != AttemptState::Running {
+        }
+        if let TaskFailure::Io { path, reason } = &failure {
+            if !path.starts_with(mr_store::SCHEME) {
+                self.rest(worker, now, path, reason);
+            }
+        }
+        self.fail(attempt, failure, now)
+    }
+
+    /// Records that committing `worker`'s successful `attempt` failed on
+    /// the coordinator's side (the output could not be moved into place):
+    /// a strike against the task, none against the worker.
+    pub fn failed_at_commit(
+        &mut self,
+        worker: WorkerId,
+        attempt: AttemptId,
+        failure: TaskFailure,
+        now: Instant,
+    ) -> Verdict {
+        if !self.is_running_on(worker, attempt) {
             return Verdict::Ignored;
         }
         self.fail(attempt, failure, now)
+    }
+
+    /// Whether `attempt` is running on `worker`.
+    fn is_running_on(&self, worker: WorkerId, attempt: AttemptId) -> bool {
+        self.attempts
+            .get(&attempt)
+            .is_some_and(|a| a.worker == worker && a.state == AttemptState::Running)
     }
 
     /// Records `attempt` as failed with `failure` and decides what to re-run.
@@ -674,9 +702,6 @@ impl Scheduler {
             return Verdict::Ignored;
         }
         self.end(attempt, AttemptState::Failed, now);
-        if let TaskFailure::Io { path, reason } = &failure {
-            self.rest(self.attempts[&attempt].worker, now, path, reason);
-        }
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
         let task = self.task_mut(task_ref);

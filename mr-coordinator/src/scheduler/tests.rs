@@ -250,6 +250,28 @@ fn a_worker_whose_disk_failed_rests_while_others_take_its_task() {
 }
 
 #[test]
+fn only_a_workers_own_disk_makes_it_rest_not_the_store_or_a_commit() {
+    let t0 = Instant::now();
+    let mut s = Scheduler::new(cfg(1), inputs(3));
+    let w = s.register(t0, "wc", false).unwrap();
+    // The store failed the worker's upload: no rest.
+    let (_, a) = map_of(&s.assign(w, t0));
+    let store = TaskFailure::Io {
+        path: "s3://b/out/mr-out-0".into(),
+        reason: "503 Slow Down".into(),
+    };
+    s.failed(w, a, store, t0);
+    let (_, b) = map_of(&s.assign(w, t0));
+    // The coordinator could not move a committed output into place: no rest.
+    let rename = TaskFailure::Io {
+        path: "/out/.mr-out-0.7.tmp".into(),
+        reason: "cannot commit".into(),
+    };
+    s.failed_at_commit(w, b, rename, t0);
+    assert!(!matches!(s.assign(w, t0), Assignment::Wait { .. }));
+}
+
+#[test]
 fn a_refused_fetch_is_a_strike_against_the_reduce_and_reruns_no_map() {
     let t0 = Instant::now();
     let mut s = Scheduler::new(cfg(1), inputs(1));

@@ -175,13 +175,10 @@ impl RunningJob {
         let tcp = bind_tcp(&listen).await.map_err(bind_error)?;
         let addr = tcp.local_addr().map_err(bind_error)?;
         let job_dir = work_dir.join(JOB_DIR);
-        if cfg.fresh && job_dir.exists() {
-            warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
-            std::fs::remove_dir_all(&job_dir).map_err(|e| dir_error(&job_dir, e.to_string()))?;
-        }
         // One job at a time under an output prefix: claimed before
-        // anything there is touched. The owner is this job directory on
-        // this host, so a restart of the same job takes its claim back.
+        // anything there or here is touched (--fresh included). The owner
+        // is this job directory on this host, so a restart of the same
+        // job takes its claim back.
         let claim = match &output_store {
             Some(prefix) => {
                 let host = nix::unistd::gethostname()
@@ -193,6 +190,10 @@ impl RunningJob {
             }
             None => None,
         };
+        if cfg.fresh && job_dir.exists() {
+            warn!(dir = %job_dir.display(), "--fresh: discarding an unfinished job's journal and files");
+            std::fs::remove_dir_all(&job_dir).map_err(|e| dir_error(&job_dir, e.to_string()))?;
+        }
         std::fs::create_dir_all(&job_dir)
             .map_err(|e| dir_error(&job_dir, format!("cannot create job directory: {e}")))?;
         // Lets a worker tell whether it sees this directory (see WorkerPlace).
@@ -378,7 +379,11 @@ impl RunningJob {
         }
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let prefix_lost = claim
+            .as_ref()
+            .map_or_else(Default::default, |c| c.lost_flag());
         let shared = Arc::new(Shared {
+            prefix_lost,
             sched: Mutex::new(sched),
             job_id: id,
             reduces: cfg.reduces,
@@ -542,8 +547,13 @@ impl RunningJob {
             let _ = tokio::task::spawn_blocking(move || jc.evict()).await;
         }
         // A prefix lost to another job is left alone: no sweep (its open
-        // uploads are the other job's now), no report.
+        // uploads are the other job's now), no report; and the job did not
+        // finish, whatever it had done (its journal stays).
         let lost = self.claim.as_ref().is_some_and(|c| c.lost());
+        if lost && outcome.is_ok() {
+            let prefix = self.shared.output_store.clone().unwrap_or_default();
+            outcome = Err(CoordinatorError::PrefixLost(prefix));
+        }
         // Before the journal goes: a crash here resumes, not restarts.
         if let Some(prefix) = self.shared.output_store.clone().filter(|_| !lost) {
             if let Err(e) = self.seal(&prefix, outcome.is_ok()).await {

@@ -150,6 +150,12 @@ impl Shared {
                 path: "journal".into(),
                 reason: format!("cannot journal the commit: {e}"),
             })
+        } else if self.prefix_lost.load(std::sync::atomic::Ordering::Acquire) {
+            // Another job holds the prefix now: its keys are not ours to write.
+            Err(TaskFailure::Io {
+                path: upload.url.clone(),
+                reason: "not published: this job lost its output prefix to another job".into(),
+            })
         } else {
             fault_point("completing-journaled");
             let done = mr_store::complete_upload(&upload)

@@ -35,6 +35,9 @@ pub(crate) type Durable =
 
 /// State shared by every connection handler and the supervising loop.
 pub(crate) struct Shared {
+    /// Set when the job lost its claim on its output prefix: nothing more
+    /// may be published there (always false without a store).
+    pub(crate) prefix_lost: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) sched: Mutex<Scheduler>,
     pub(crate) job_id: String,
     pub(crate) reduces: u32,
@@ -299,7 +302,7 @@ impl Shared {
                         Ok(()) => s.succeeded(worker, attempt, now),
                         Err(f) => {
                             warn!(%attempt, "{f}");
-                            s.failed(worker, attempt, f, now)
+                            s.failed_at_commit(worker, attempt, f, now)
                         }
                     },
                     _ => {

@@ -234,19 +234,22 @@ fn run(
     let feed = Feed::new(sources, job.cancel.clone());
     // Integer counting keys partitions by the default hash; an app that
     // partitions itself gets pair buffers.
-    let (mut stats, runs) = if app.sums_counts() && !app.has_partitioner() {
-        map_into::<CountTable>(app, job, &feed, leave)?
+    let mapped = if app.sums_counts() && !app.has_partitioner() {
+        map_into::<CountTable>(app, job, &feed, leave)
     } else {
-        map_into::<PairBuffers>(app, job, &feed, leave)?
+        map_into::<PairBuffers>(app, job, &feed, leave)
     };
+    // Checked whatever the outcome: an app that failed on the zeros of a
+    // vanished page failed because the input shrank, and says so.
     if let Err(f) = feed.verify() {
         // Made of bytes that were not the input's: nothing of it may stay.
         let _ = std::fs::remove_file(job.out);
-        for r in &runs {
+        for r in mapped.iter().flat_map(|(_, runs)| runs) {
             let _ = std::fs::remove_file(r);
         }
         return Err(f);
     }
+    let (mut stats, runs) = mapped?;
     stats.input_bytes = feed.bytes.load(Ordering::Relaxed);
     Ok((stats, runs))
 }

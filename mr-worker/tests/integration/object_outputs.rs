@@ -568,6 +568,15 @@ fn a_store_slower_to_commit_than_the_rpc_deadline_still_publishes_every_output_o
     assert_eq!(report["progress"]["failed_attempts"], 0, "{report}");
 }
 
+/// Asserts that the claim on `bucket`'s `out/` prefix was released: the
+/// lock written back with its lease ended (a plain delete could remove a
+/// lock another job had just taken over).
+fn assert_released(moto: &Moto, bucket: &str) {
+    let lock = moto.get(bucket, "out/_mr-lock").expect("the lock object");
+    let lock: serde_json::Value = serde_json::from_slice(&lock).unwrap();
+    assert_eq!(lock["expires_ms"], 0, "{lock}");
+}
+
 #[test]
 fn a_second_job_on_a_prefix_in_use_is_refused_and_the_first_finishes_alone() {
     let t = TestDir::new();
@@ -617,9 +626,7 @@ fn a_second_job_on_a_prefix_in_use_is_refused_and_the_first_finishes_alone() {
     let outs = outputs(&moto, "mr-shared", "out/", 2);
     assert_eq!(sorted_lines(&outs), want);
     check_manifest(&moto, "mr-shared", "out/", &outs);
-    assert!(!moto
-        .keys("mr-shared", "out/")
-        .contains(&"out/_mr-lock".to_string()));
+    assert_released(&moto, "mr-shared");
     assert!(moto.open_uploads("mr-shared").is_empty());
 }
 
@@ -673,7 +680,8 @@ fn an_earlier_runs_outputs_and_a_lapsed_claim_do_not_outlive_a_new_run() {
     let outs = outputs(&moto, "mr-again", "out/", 2);
     assert_eq!(sorted_lines(&outs), want);
     check_manifest(&moto, "mr-again", "out/", &outs);
-    assert!(!moto
-        .keys("mr-again", "out/")
-        .contains(&"out/_mr-lock".to_string()));
+    assert_released(&moto, "mr-again");
+    // A released lock is taken at once by the next job.
+    job(&moto, &t, &two);
+    assert_released(&moto, "mr-again");
 }
