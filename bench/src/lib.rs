@@ -1,5 +1,8 @@
 //! Shared bits of the benchmark tools: a tiny deterministic PRNG, so the
-//! corpus is the same bytes on every machine and every version of every crate.
+//! corpus is the same bytes on every machine and every version of every
+//! crate, and the sort benchmark's records and checks ([`gensort`]).
+
+pub mod gensort;
 
 /// SplitMix64: small, fast, and fully specified.
 #[derive(Clone, Debug)]

@@ -8,6 +8,7 @@
 //! which `mrworker` loads from a path, as the lab's `mrworker wc.so` does.
 
 pub mod apps;
+pub mod conf;
 pub mod hash;
 pub mod keys;
 pub mod plugin;
@@ -16,6 +17,9 @@ pub mod words;
 use std::sync::Arc;
 
 pub use apps::builtin::{builtin, builtin_names};
+pub use conf::{Conf, ConfError};
+pub use range::JobApp;
+pub mod range;
 
 /// The map's context: receives the key/value pairs a map call emits, and
 /// app-defined counters.
@@ -52,9 +56,43 @@ pub trait App: Send + Sync {
     /// The app's name, as given to `mrworker` and checked against `--app`.
     fn name(&self) -> &str;
 
+    /// Takes the job's parameters (`--conf KEY=VALUE`), once, before any
+    /// map or reduce. An app that needs a key asks for it with
+    /// [`Conf::require`]; the refusal names the flag to give, and the job
+    /// does not start.
+    fn configure(&mut self, conf: &Conf) -> Result<(), ConfError> {
+        let _ = conf;
+        Ok(())
+    }
+
     /// True when `map` must see each input file whole: such inputs are never
     /// cut into splits or chunks (the lab's test apps count file lengths).
     fn whole_file(&self) -> bool {
+        false
+    }
+
+    /// The size of the app's input records when they are fixed-length
+    /// (the sort benchmark's 100 bytes): inputs are then cut on record
+    /// boundaries, never on lines, and `map` receives whole records (any
+    /// bytes, newlines included). None (the default): records are lines.
+    fn record_size(&self) -> Option<u32> {
+        None
+    }
+
+    /// True when the app's outputs hold its reduce's output values alone,
+    /// byte for byte (no key, no separator, no newline added), instead of
+    /// the lab's `key value` lines: a sort writes its records back as they
+    /// were.
+    fn values_only(&self) -> bool {
+        false
+    }
+
+    /// True when the app's outputs must be in total order: the keys of
+    /// `mr-out-0` all sort before those of `mr-out-1`, and so on. The job
+    /// then samples its inputs' keys before the map phase and partitions
+    /// by range ([`JobApp`]) instead of by hash or
+    /// [`App::partition`].
+    fn total_order(&self) -> bool {
         false
     }
 
@@ -124,6 +162,14 @@ pub enum LoadError {
         /// The built-in names, comma-separated.
         known: String,
     },
+    /// The app refused the job's parameters.
+    #[error("the app '{app}' {source}")]
+    Conf {
+        /// The app's name.
+        app: String,
+        /// What it refused.
+        source: ConfError,
+    },
     /// The plugin file exists but could not be loaded or is not a plugin.
     #[error("cannot load plugin '{path}': {reason}")]
     Plugin {
@@ -134,9 +180,11 @@ pub enum LoadError {
     },
 }
 
-/// Resolves `spec` to an app: a built-in name (`wc`, `indexer`, ...) or a path
-/// to a plugin shared library (anything containing `/` or ending in `.so`).
-pub fn resolve(spec: &str) -> Result<AppRef, LoadError> {
+/// Loads `spec`, not yet configured: a built-in name (`wc`, `indexer`, ...)
+/// or a path to a plugin shared library (anything containing `/` or ending
+/// in `.so`). Enough to learn the app's name and how it reads its inputs;
+/// [`resolve`] gives an app ready to run.
+pub fn load(spec: &str) -> Result<Box<dyn App>, LoadError> {
     let looks_like_path = spec.contains('/') || spec.ends_with(".so");
     if !looks_like_path {
         if let Some(app) = builtin(spec) {
@@ -147,7 +195,23 @@ pub fn resolve(spec: &str) -> Result<AppRef, LoadError> {
             known: builtin_names().join(", "),
         });
     }
-    plugin::load(std::path::Path::new(spec)).map(|p| Arc::new(p) as AppRef)
+    plugin::load(std::path::Path::new(spec)).map(|p| Box::new(p) as Box<dyn App>)
+}
+
+/// Resolves `spec` (see [`load`]) to an app configured with the job's
+/// parameters `conf`, ready to run.
+pub fn resolve(spec: &str, conf: &Conf) -> Result<AppRef, LoadError> {
+    let mut app = load(spec)?;
+    configure(&mut *app, conf)?;
+    Ok(Arc::from(app))
+}
+
+/// Gives `app` the job's parameters, naming the app in a refusal.
+pub fn configure(app: &mut dyn App, conf: &Conf) -> Result<(), LoadError> {
+    app.configure(conf).map_err(|source| LoadError::Conf {
+        app: app.name().to_string(),
+        source,
+    })
 }
 
 /// The lab's partition hash: 32-bit FNV-1a of the key, masked to 31 bits.
@@ -252,7 +316,9 @@ mod tests {
 
     #[test]
     fn resolve_refuses_unknown_names() {
-        let err = resolve("nosuchapp").err().expect("must fail");
+        let err = resolve("nosuchapp", &Conf::default())
+            .err()
+            .expect("must fail");
         let msg = err.to_string();
         assert!(msg.contains("nosuchapp") && msg.contains("wc"), "{msg}");
     }
@@ -260,7 +326,7 @@ mod tests {
     #[test]
     fn resolve_finds_builtins() {
         for name in builtin_names() {
-            assert_eq!(resolve(name).unwrap().name(), *name);
+            assert_eq!(load(name).unwrap().name(), *name);
         }
     }
 }

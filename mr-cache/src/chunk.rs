@@ -7,9 +7,35 @@
 //! bits depend only on the last 64 bytes, so whether a position is a
 //! candidate depends only on the bytes just before it. The first candidate
 //! at least `target / 2` bytes after the previous cut is taken (none within
-//! `4 x target`: cut there), then moved forward to the next line start, so
-//! every split starts at a line and maps exactly the records fixed splits
-//! would have given it (workers align ranges to line starts either way).
+//! `4 x target`: cut there), then moved forward to the next line start (or
+//! record start, for fixed-length records), so every split starts at a
+//! record and maps exactly the records fixed splits would have given it
+//! (workers align ranges to record starts either way).
+
+/// Where a file may be cut into pieces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cut {
+    /// Nowhere: compressed files, and apps that read whole files.
+    Never,
+    /// At line starts.
+    Lines,
+    /// At the starts of fixed-length records of this many bytes.
+    Records(u64),
+}
+
+impl Cut {
+    /// The bytes that stand for this choice in keys.
+    pub fn tag(self) -> [u8; 9] {
+        let (kind, n) = match self {
+            Cut::Never => (1, 0),
+            Cut::Lines => (0, 0),
+            Cut::Records(n) => (2, n),
+        };
+        let mut t = [kind; 9];
+        t[1..].copy_from_slice(&n.to_le_bytes());
+        t
+    }
+}
 
 /// One random 64-bit value per byte value, fixed forever (SplitMix64 from a
 /// constant seed): cut points, and so cache hits, depend on it.
@@ -30,9 +56,12 @@ const fn gear_table() -> [u64; 256] {
     t
 }
 
-/// Offsets (ascending, each just after a newline, none at 0 or at the end)
-/// at which `bytes` is cut into splits of about `target` bytes.
-pub fn cut_points(bytes: &[u8], target: u64) -> Vec<u64> {
+/// Offsets (ascending, each a record start as `cut` says, none at 0 or at
+/// the end) at which `bytes` is cut into splits of about `target` bytes.
+pub fn cut_points(bytes: &[u8], target: u64, cut: Cut) -> Vec<u64> {
+    if cut == Cut::Never {
+        return Vec::new();
+    }
     let target = target.max(64) as usize;
     let min = target / 2;
     let max = target.saturating_mul(4);
@@ -61,10 +90,15 @@ pub fn cut_points(bytes: &[u8], target: u64) -> Vec<u64> {
         if at >= bytes.len() {
             break;
         }
-        // To the next line start; a file ending inside this line is not cut.
-        match memchr::memchr(b'\n', &bytes[at..]) {
-            Some(nl) if at + nl + 1 < bytes.len() => {
-                last = at + nl + 1;
+        // To the next record start; a file ending inside this record is
+        // not cut.
+        let next = match cut {
+            Cut::Records(n) => Some(at.div_ceil(n as usize) * n as usize),
+            _ => memchr::memchr(b'\n', &bytes[at..]).map(|nl| at + nl + 1),
+        };
+        match next {
+            Some(next) if next > last && next < bytes.len() => {
+                last = next;
                 cuts.push(last as u64);
             }
             _ => break,
@@ -104,7 +138,7 @@ mod tests {
     #[test]
     fn cuts_fall_after_newlines_at_about_the_target_size() {
         let bytes = text(4 << 20, 1);
-        let cuts = cut_points(&bytes, 64 << 10);
+        let cuts = cut_points(&bytes, 64 << 10, Cut::Lines);
         assert!(!cuts.is_empty());
         for w in cuts.windows(2) {
             assert!(w[0] < w[1]);
@@ -127,14 +161,14 @@ mod tests {
     #[test]
     fn an_inserted_line_moves_only_the_cuts_near_it() {
         let bytes = text(8 << 20, 2);
-        let before = cut_points(&bytes, 64 << 10);
+        let before = cut_points(&bytes, 64 << 10, Cut::Lines);
         // A line inserted at a line start about a third of the way in.
         let at = memchr::memchr(b'\n', &bytes[bytes.len() / 3..]).unwrap() + bytes.len() / 3 + 1;
         let line = b"an inserted line of words\n";
         let mut edited = bytes[..at].to_vec();
         edited.extend_from_slice(line);
         edited.extend_from_slice(&bytes[at..]);
-        let after = cut_points(&edited, 64 << 10);
+        let after = cut_points(&edited, 64 << 10, Cut::Lines);
         // Every cut before the edit stays; every cut well after it is the
         // same, shifted by the line's length.
         let shifted: Vec<u64> = before
@@ -157,21 +191,35 @@ mod tests {
     }
 
     #[test]
+    fn record_cuts_fall_on_record_starts() {
+        let bytes: Vec<u8> = (0..100_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let cuts = cut_points(&bytes, 4096, Cut::Records(100));
+        assert!(cuts.len() > 5, "{cuts:?}");
+        assert!(
+            cuts.iter().all(|c| c % 100 == 0 && *c < 100_000),
+            "{cuts:?}"
+        );
+        assert!(cut_points(&bytes, 4096, Cut::Never).is_empty());
+    }
+
+    #[test]
     fn edge_cases_give_valid_cuts() {
-        assert!(cut_points(b"", 100).is_empty());
-        assert!(cut_points(b"no newline at all", 1).is_empty());
+        assert!(cut_points(b"", 100, Cut::Lines).is_empty());
+        assert!(cut_points(b"no newline at all", 1, Cut::Lines).is_empty());
         // One huge line: nowhere to cut.
-        assert!(cut_points(&vec![b'x'; 1 << 20], 1024).is_empty());
+        assert!(cut_points(&vec![b'x'; 1 << 20], 1024, Cut::Lines).is_empty());
         // Newlines only, tiny target: every cut is after a newline, short of the end.
         let nl = vec![b'\n'; 10_000];
-        let cuts = cut_points(&nl, 1);
+        let cuts = cut_points(&nl, 1, Cut::Lines);
         assert!(cuts.iter().all(|&c| c > 0 && c < 10_000));
         // Invalid UTF-8 and NULs are bytes like any others.
         let mut odd = text(1 << 20, 3);
         for i in (0..odd.len()).step_by(97) {
             odd[i] = if i % 2 == 0 { 0xff } else { 0 };
         }
-        for c in cut_points(&odd, 4096) {
+        for c in cut_points(&odd, 4096, Cut::Lines) {
             assert_eq!(odd[c as usize - 1], b'\n');
         }
     }

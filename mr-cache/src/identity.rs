@@ -16,8 +16,9 @@
 //! - the files the user names with `--cache-key-file` (what the key cannot
 //!   see: a module a script imports, a table it opens by a computed name).
 //!
-//! R, the partitioner and the run-file format are added by the keys
-//! themselves ([`crate::job`]).
+//! R, the partitioner, the run-file format, how inputs divide into
+//! records and the job's parameters (`--conf`, a total order's split
+//! points) are added by the keys themselves ([`crate::job`]).
 
 use crate::Key;
 use std::path::{Path, PathBuf};
@@ -89,7 +90,7 @@ pub fn app_identity(
         }
         (app.to_string(), false)
     } else {
-        let resolved = mr_apps::resolve(app).map_err(|e| IdentityError::App(e.to_string()))?;
+        let resolved = mr_apps::load(app).map_err(|e| IdentityError::App(e.to_string()))?;
         if app.contains('/') || app.ends_with(".so") {
             let k = file_key(Path::new(app), "plugin")?;
             bytes.extend_from_slice(b"plugin\0");

@@ -65,6 +65,13 @@ pub struct AppSpec<'a> {
     pub split_size: u64,
     /// `--cache-key-file`: files whose contents are part of every key.
     pub key_files: &'a [PathBuf],
+    /// The size of fixed-length input records (`--record-size`, or the
+    /// app's own); None when records are lines.
+    pub record_size: Option<u32>,
+    /// Everything else the job decided that its outputs depend on, in an
+    /// unambiguous encoding: its parameters (`--conf`), a total order's
+    /// split points. Part of every key.
+    pub params: &'a [u8],
 }
 
 /// A job's cache and the content addresses of its tasks.
@@ -293,13 +300,22 @@ impl JobCache {
         let cache = Cache::open(dir)?;
         let app = crate::identity::app_identity(spec.app, spec.streaming, spec.key_files)?;
         debug!(app = %app.name, build = mr_build::short(), files = ?app.files, "the cache keys cover this code");
-        let (identity, name, whole_file) = (app.bytes, app.name, app.whole_file);
+        let (mut identity, name, whole_file) = (app.bytes, app.name, app.whole_file);
+        let cut = match (whole_file, spec.record_size) {
+            (true, _) => crate::chunk::Cut::Never,
+            (false, Some(n)) => crate::chunk::Cut::Records(u64::from(n)),
+            (false, None) => crate::chunk::Cut::Lines,
+        };
+        identity.extend_from_slice(b"\0records\0");
+        identity.extend_from_slice(&cut.tag());
+        identity.extend_from_slice(b"\0params\0");
+        identity.extend_from_slice(&(spec.params.len() as u64).to_le_bytes());
+        identity.extend_from_slice(spec.params);
         // Each local input's stamp before it is read and after: a write
         // in between would key outputs by bytes no map reads.
         let stamps: Vec<Option<Key>> = files.par_iter().map(crate::plan::stamp).collect();
-        let pieces = cache.with_io_width(|| {
-            crate::plan::all_pieces(files, spec.split_size, whole_file, Some(&cache))
-        })?;
+        let pieces = cache
+            .with_io_width(|| crate::plan::all_pieces(files, spec.split_size, cut, Some(&cache)))?;
         for (f, before) in files.iter().zip(&stamps) {
             if *before != crate::plan::stamp(f) {
                 return Err(crate::plan::PlanError {

@@ -11,7 +11,7 @@
 //! not read again: its pieces are kept in the cache under that identity.
 //! An object input is known unchanged by its URL, ETag and size.
 
-use crate::chunk::cut_points;
+use crate::chunk::{cut_points, Cut};
 use crate::{Cache, Key, Kind};
 use mr_protocol::codec::Codec;
 use mr_protocol::plan::{InputFile, PartRange, SplitPlan};
@@ -21,7 +21,7 @@ use std::path::Path;
 
 /// Bumped whenever cut points or piece hashes would come out differently
 /// (a changed chunker only misses the cache, never misreads it).
-const PIECES_VERSION: &[u8] = b"pieces-2";
+const PIECES_VERSION: &[u8] = b"pieces-3";
 
 /// A stretch of a file between two cuts, and the SHA-256 of its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,13 +55,9 @@ pub struct PlanError {
 }
 
 /// Reads `bytes` of a file into pieces: cut at content-defined points near
-/// `target` bytes, unless `uncut` (then one piece).
-pub fn pieces_of(bytes: &[u8], target: u64, uncut: bool) -> Vec<Piece> {
-    let cuts = if uncut {
-        Vec::new()
-    } else {
-        cut_points(bytes, target)
-    };
+/// `target` bytes where `cut` allows (nowhere: one piece).
+pub fn pieces_of(bytes: &[u8], target: u64, cut: Cut) -> Vec<Piece> {
+    let cuts = cut_points(bytes, target, cut);
     let mut bounds = vec![0u64];
     bounds.extend(cuts);
     bounds.push(bytes.len() as u64);
@@ -100,15 +96,18 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
 pub fn all_pieces(
     files: &[InputFile],
     target: u64,
-    whole_file: bool,
+    cut: Cut,
     cache: Option<&Cache>,
 ) -> Result<Vec<Vec<Piece>>, PlanError> {
-    let uncut = |f: &InputFile| whole_file || Codec::of(&f.name).is_some();
+    let uncut = |f: &InputFile| match Codec::of(&f.name) {
+        Some(_) => Cut::Never,
+        None => cut,
+    };
     let set = {
         let mut parts: Vec<&[u8]> = vec![PIECES_VERSION, b"set"];
-        let t = target.to_le_bytes();
+        let (t, tag) = (target.to_le_bytes(), cut.tag());
         parts.push(&t);
-        parts.push(if whole_file { b"whole" } else { b"lines" });
+        parts.push(&tag);
         for f in files {
             parts.push(f.name.as_bytes());
             parts.push(b"\0");
@@ -146,17 +145,17 @@ pub fn all_pieces(
 
 /// What a file is known by while unchanged (None: it cannot be known, an
 /// object without an ETag, or a file that cannot be looked at now).
-fn identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
+fn identity(f: &InputFile, target: u64, cut: Cut) -> Option<Key> {
     match mr_store::is_object_url(&f.name) {
-        true => object_identity(f, target, uncut),
+        true => object_identity(f, target, cut),
         false => {
             let meta = std::fs::metadata(&f.path).ok()?;
-            (meta.len() == f.len).then(|| file_identity(&f.path, &meta, target, uncut))
+            (meta.len() == f.len).then(|| file_identity(&f.path, &meta, target, cut))
         }
     }
 }
 
-fn object_identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
+fn object_identity(f: &InputFile, target: u64, cut: Cut) -> Option<Key> {
     f.version.as_ref().map(|etag| {
         Key::of(&[
             PIECES_VERSION,
@@ -165,7 +164,7 @@ fn object_identity(f: &InputFile, target: u64, uncut: bool) -> Option<Key> {
             etag.as_bytes(),
             &f.len.to_le_bytes(),
             &target.to_le_bytes(),
-            &[u8::from(uncut)],
+            &cut.tag(),
         ])
     })
 }
@@ -199,12 +198,12 @@ fn written_fields(meta: &std::fs::Metadata) -> [[u8; 8]; 7] {
     ]
 }
 
-fn file_identity(path: &Path, meta: &std::fs::Metadata, target: u64, uncut: bool) -> Key {
+fn file_identity(path: &Path, meta: &std::fs::Metadata, target: u64, cut: Cut) -> Key {
     let fields = written_fields(meta);
-    let (target, uncut) = (target.to_le_bytes(), [u8::from(uncut)]);
+    let (target, cut) = (target.to_le_bytes(), cut.tag());
     let mut parts: Vec<&[u8]> = vec![PIECES_VERSION, path.as_os_str().as_encoded_bytes()];
     parts.extend(fields.iter().map(|b| &b[..]));
-    parts.extend([&target[..], &uncut[..]]);
+    parts.extend([&target[..], &cut[..]]);
     Key::of(&parts)
 }
 
@@ -251,7 +250,7 @@ fn decode_set(mut b: &[u8]) -> std::collections::HashMap<Key, Vec<Piece>> {
 fn object_pieces(
     f: &InputFile,
     target: u64,
-    uncut: bool,
+    cut: Cut,
     cache: Option<&Cache>,
 ) -> Result<(Vec<Piece>, Option<Key>), PlanError> {
     let failed = |reason: String| PlanError {
@@ -259,7 +258,7 @@ fn object_pieces(
         reason,
     };
     // Without an ETag an object cannot be known unchanged: read every time.
-    let identity = object_identity(f, target, uncut);
+    let identity = object_identity(f, target, cut);
     if let (Some(c), Some(id)) = (cache, &identity) {
         if let Some(pieces) = c
             .take_bytes(Kind::Pieces, id)
@@ -269,7 +268,7 @@ fn object_pieces(
         }
     }
     let pieces = match f.len {
-        0 => pieces_of(&[], target, uncut),
+        0 => pieces_of(&[], target, cut),
         _ => {
             // An anonymous file (unlinked from the start, 0600, opened
             // exclusively): no name another user could guess, link or
@@ -290,7 +289,7 @@ fn object_pieces(
                     f.len
                 )));
             }
-            pieces_of(&map, target, uncut)
+            pieces_of(&map, target, cut)
         }
     };
     if let (Some(c), Some(id)) = (cache, &identity) {
@@ -304,7 +303,7 @@ fn file_pieces(
     path: &Path,
     len: u64,
     target: u64,
-    uncut: bool,
+    cut: Cut,
     cache: Option<&Cache>,
 ) -> Result<(Vec<Piece>, Option<Key>), PlanError> {
     let failed = |reason: String| PlanError {
@@ -319,20 +318,20 @@ fn file_pieces(
             meta.len()
         )));
     }
-    let identity = file_identity(path, &meta, target, uncut);
+    let identity = file_identity(path, &meta, target, cut);
     if let Some(p) = cache.and_then(|c| c.take_bytes(Kind::Pieces, &identity)) {
         if let Some(pieces) = decode(&p, len) {
             return Ok((pieces, Some(identity)));
         }
     }
     let pieces = match len {
-        0 => pieces_of(&[], target, uncut),
+        0 => pieces_of(&[], target, cut),
         _ => {
             // Guarded: a file truncated while it is hashed reads as zeros
             // (not a SIGBUS that kills the coordinator) and is refused
             // here by name. Changed in place, the stamps catch it.
             let map = mr_mapped::MappedFile::map(&file).map_err(|e| failed(e.to_string()))?;
-            let pieces = pieces_of(&map, target, uncut);
+            let pieces = pieces_of(&map, target, cut);
             if map.shrank() {
                 return Err(failed(format!(
                     "it shrank below its {len} bytes while it was being read for planning \
@@ -526,7 +525,7 @@ mod tests {
     fn keys_of(files: &[InputFile], target: u64) -> Vec<Key> {
         plan(
             files,
-            &all_pieces(files, target, false, None).unwrap(),
+            &all_pieces(files, target, Cut::Lines, None).unwrap(),
             target,
         )
         .1
@@ -537,7 +536,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         // Large files, small ones, an empty one.
         let files = write_inputs(d.path(), &[300_000, 5_000, 0, 7_000, 120_000, 900]);
-        let pieces = all_pieces(&files, 32 << 10, false, None).unwrap();
+        let pieces = all_pieces(&files, 32 << 10, Cut::Lines, None).unwrap();
         let (plan, keys) = plan(&files, &pieces, 32 << 10);
         assert_eq!(keys.len(), plan.len());
         let mut next = vec![0u64; files.len()];
@@ -601,7 +600,7 @@ mod tests {
         let files = write_inputs(d.path(), &[6_000; 40]);
         let target = 32 << 10;
         let (plan_before, before) = {
-            let pieces = all_pieces(&files, target, false, None).unwrap();
+            let pieces = all_pieces(&files, target, Cut::Lines, None).unwrap();
             plan(&files, &pieces, target)
         };
         assert!(plan_before.len() >= 4 && plan_before.len() < 20);
@@ -615,7 +614,7 @@ mod tests {
             bytes.splice(at..at, b"an inserted line\n".iter().copied());
             std::fs::write(path, &bytes).unwrap();
             edited[f].len = bytes.len() as u64;
-            let pieces = all_pieces(&edited, target, false, None).unwrap();
+            let pieces = all_pieces(&edited, target, Cut::Lines, None).unwrap();
             let (plan_after, after) = plan(&edited, &pieces, target);
             // The same files in the same splits: the maps of the other
             // splits give the same outputs, partition for partition.
@@ -639,12 +638,15 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let cache = Cache::open(&d.path().join("cache")).unwrap();
         let files = write_inputs(d.path(), &[100_000, 50_000, 70_000]);
-        let first = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
-        assert_eq!(first, all_pieces(&files, 16 << 10, false, None).unwrap());
+        let first = all_pieces(&files, 16 << 10, Cut::Lines, Some(&cache)).unwrap();
+        assert_eq!(
+            first,
+            all_pieces(&files, 16 << 10, Cut::Lines, None).unwrap()
+        );
         // One entry per file, and one for the whole list.
         assert_eq!(cache.entries_of(Kind::Pieces), 4);
         assert_eq!(
-            all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap(),
+            all_pieces(&files, 16 << 10, Cut::Lines, Some(&cache)).unwrap(),
             first
         );
         // Rewritten with other bytes of the same size: another identity.
@@ -652,10 +654,13 @@ mod tests {
         bytes[10] = if bytes[10] == b'w' { b'v' } else { b'w' };
         std::thread::sleep(std::time::Duration::from_millis(10));
         std::fs::write(&files[0].path, &bytes).unwrap();
-        let again = all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap();
+        let again = all_pieces(&files, 16 << 10, Cut::Lines, Some(&cache)).unwrap();
         assert_ne!(again[0][0].hash, first[0][0].hash);
         assert_eq!(again[1..], first[1..]);
-        assert_eq!(again, all_pieces(&files, 16 << 10, false, None).unwrap());
+        assert_eq!(
+            again,
+            all_pieces(&files, 16 << 10, Cut::Lines, None).unwrap()
+        );
         // The changed file's new entry; the list's entry is rewritten.
         assert_eq!(cache.entries_of(Kind::Pieces), 5);
         // With every per-file entry gone, the list's entry alone plans
@@ -678,7 +683,7 @@ mod tests {
         }
         assert_eq!(cache.entries_of(Kind::Pieces), 1);
         assert_eq!(
-            all_pieces(&files, 16 << 10, false, Some(&cache)).unwrap(),
+            all_pieces(&files, 16 << 10, Cut::Lines, Some(&cache)).unwrap(),
             again
         );
         // Nothing was read again (which would have kept per-file entries).
@@ -686,7 +691,7 @@ mod tests {
         // A size that changed since the listing is refused, naming the file.
         let mut stale = files.clone();
         stale[0].len += 1;
-        let e = all_pieces(&stale, 16 << 10, false, None)
+        let e = all_pieces(&stale, 16 << 10, Cut::Lines, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("in-00.txt") && e.contains("size changed"), "{e}");

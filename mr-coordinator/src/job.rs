@@ -57,6 +57,13 @@ pub struct JobConfig {
     pub progress: bool,
     /// A streaming app's (map command, reduce command), if the job is one.
     pub streaming: Option<(String, String)>,
+    /// The job's parameters (`--conf KEY=VALUE`), as given.
+    pub conf: Vec<(String, String)>,
+    /// `--record-size`: inputs are records of this many bytes, not lines.
+    pub record_size: Option<u32>,
+    /// `--total-order`: partition by sampled key ranges, so the outputs
+    /// concatenated in number order are sorted.
+    pub total_order: bool,
 }
 
 /// Whether the coordinator also serves its Unix domain socket.
@@ -129,6 +136,11 @@ pub enum CoordinatorError {
     /// A flag has an unusable value.
     #[error("{0}")]
     Config(String),
+    /// The app cannot run the job as given: a parameter it needs is
+    /// missing, a record size is at odds with the app's, an input is not
+    /// whole records. The command must change (exit status 2).
+    #[error("{0}")]
+    Refused(String),
     /// The object store holding the outputs failed or refused.
     #[error(transparent)]
     Store(#[from] mr_store::StoreError),

@@ -23,6 +23,7 @@ pub fn identity(
     files: &[InputFile],
     cfg: &JobConfig,
     output_dir: &Path,
+    shape: &mr_protocol::JobShape,
 ) -> Result<JobIdentity, CoordinatorError> {
     let mut inputs = Vec::with_capacity(files.len());
     for f in files {
@@ -51,6 +52,7 @@ pub fn identity(
             None => cfg.app.clone(),
         },
         output_dir: output_dir.to_path_buf(),
+        shape: shape.key_bytes(),
     })
 }
 

@@ -34,7 +34,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 /// The first bytes of a journal file of this version.
-pub const MAGIC: &[u8; 8] = b"MRJRNL05";
+pub const MAGIC: &[u8; 8] = b"MRJRNL06";
 /// Journals of earlier versions (different record layout).
 const OLD_MAGIC: &[u8; 6] = b"MRJRNL";
 /// Name of the journal inside the job directory.
@@ -56,6 +56,9 @@ pub struct JobIdentity {
     pub app: Option<String>,
     /// Where outputs are committed.
     pub output_dir: PathBuf,
+    /// The job's shape (`--conf`, records, a total order's split points)
+    /// as its cache keys encode it.
+    pub shape: Vec<u8>,
 }
 
 impl JobIdentity {
@@ -77,6 +80,9 @@ impl JobIdentity {
                 None => "no --app".to_string(),
             };
             return format!("{} there, {} here", show(&self.app), show(&other.app));
+        }
+        if self.shape != other.shape {
+            return "other --conf, --record-size or --total-order there (or inputs whose sampled keys differ)".to_string();
         }
         if self.output_dir != other.output_dir {
             return format!(
@@ -563,6 +569,7 @@ mod tests {
             split_size: 1 << 20,
             app: Some("wc".into()),
             output_dir: PathBuf::from("/out"),
+            shape: Vec::new(),
         }
     }
 

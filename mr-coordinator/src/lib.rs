@@ -18,3 +18,4 @@ pub mod observe;
 pub mod reuse;
 pub mod scheduler;
 pub mod server;
+pub mod shape;

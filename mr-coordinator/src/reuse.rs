@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 pub async fn prepare(
     dir: &Path,
     cfg: &crate::job::JobConfig,
+    shape: &mr_protocol::JobShape,
     files: &[InputFile],
     recovered: &crate::journal::Recovered,
     job_dir: &Path,
@@ -30,6 +31,7 @@ pub async fn prepare(
     let (app, streaming) = (cfg.app.clone().unwrap_or_default(), cfg.streaming.clone());
     let (reduces, split_size, max) = (cfg.reduces, cfg.split_size, cfg.cache_max);
     let key_files = cfg.cache_key_files.clone();
+    let (record_size, params) = (shape.record_size, shape.key_bytes());
     // The journal's maps, with their outputs' paths when in the job directory.
     let maps_done: Vec<(MapTaskId, Option<PathBuf>)> = recovered
         .maps
@@ -49,6 +51,8 @@ pub async fn prepare(
             reduces,
             split_size,
             key_files: &key_files,
+            record_size: (record_size > 0).then_some(record_size),
+            params: &params,
         };
         let (jc, plan, app) = JobCache::plan(&dir, max, &files, &spec)
             .map_err(|e| CoordinatorError::Config(e.to_string()))?;

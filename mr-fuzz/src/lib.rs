@@ -13,6 +13,7 @@
 //! harness (after the fuzzer's mutation), or coverage would stop at the
 //! first checksum: the checks themselves are covered by unit tests.
 
+use mr_worker::engine::split::Framing;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -392,8 +393,14 @@ pub fn decompress(data: &[u8]) {
         file_len: body.len() as u64,
         version: None,
     };
-    let whole = which & 0x80 != 0;
-    let Ok(mut source) = Decompressed::open(&part, codec, whole, usize::from(target) + 1) else {
+    // The top bit asks for the file whole; the next for records of
+    // `target` + 1 bytes; else lines.
+    let framing = match which >> 6 {
+        2 | 3 => Framing::WholeFile,
+        1 => Framing::Fixed(usize::from(target) + 1),
+        _ => Framing::Lines,
+    };
+    let Ok(mut source) = Decompressed::open(&part, codec, framing, usize::from(target) + 1) else {
         return;
     };
     let mut next_base = 0u64;
@@ -404,7 +411,13 @@ pub fn decompress(data: &[u8]) {
         assert_eq!(chunk.base, next_base);
         assert!(last_ended_line, "a chunk after an unfinished line");
         next_base += chunk.data().len() as u64;
-        last_ended_line = whole || chunk.data().last().is_none_or(|&b| b == b'\n');
+        let whole = framing == Framing::WholeFile;
+        last_ended_line = match framing {
+            Framing::WholeFile => true,
+            // Whole records only (the stream's last too, or it failed).
+            Framing::Fixed(n) => chunk.data().len() % n == 0,
+            Framing::Lines => chunk.data().last().is_none_or(|&b| b == b'\n'),
+        };
         if whole {
             break;
         }

@@ -69,6 +69,7 @@ fn journal_bytes() -> Vec<u8> {
         split_size: 64 << 20,
         app: Some("wc".into()),
         output_dir: "/out".into(),
+        shape: Vec::new(),
     };
     let mut counters = Counters::default();
     counters.app.insert("lines".into(), 12);

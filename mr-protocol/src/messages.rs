@@ -16,6 +16,10 @@ pub struct RegisterRequest {
     pub app: String,
     /// True when the app must see whole input files (never split).
     pub whole_file: bool,
+    /// The size of the app's own fixed-length records; 0 for lines.
+    pub record_size: u32,
+    /// True when the app needs its outputs in total order.
+    pub total_order: bool,
     /// Host name, for logs.
     pub host: String,
     /// Process id, for logs.
@@ -61,6 +65,54 @@ pub struct JobSettings {
     /// Whether the job's connections are encrypted (TLS, see
     /// [`crate::wire`]): then a worker's shuffle service speaks TLS too.
     pub tls: bool,
+    /// How the job's inputs, its partitions and its app are set up.
+    pub shape: JobShape,
+}
+
+/// What a job decided about its records, partitions and parameters, which
+/// every worker applies the same way (the report records it, and every
+/// cache key holds it).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobShape {
+    /// The job's parameters (`--conf KEY=VALUE`), in key order.
+    pub conf: Vec<(String, String)>,
+    /// The size of fixed-length input records (`--record-size`, or the
+    /// app's own); 0 when records are lines.
+    pub record_size: u32,
+    /// With a total order (`--total-order`, or an app that needs it): the
+    /// sorted, distinct keys at which the key ranges of the partitions
+    /// start (R-1 at most). None: keys are partitioned by hash (or by the
+    /// app's partitioner).
+    pub split_points: Option<Vec<Vec<u8>>>,
+}
+
+impl JobShape {
+    /// An unambiguous encoding of everything here, for cache keys.
+    pub fn key_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut put = |b: &[u8]| {
+            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
+            out.extend_from_slice(b);
+        };
+        put(b"conf");
+        for (k, v) in &self.conf {
+            put(k.as_bytes());
+            put(v.as_bytes());
+        }
+        put(b"records");
+        put(&self.record_size.to_le_bytes());
+        match &self.split_points {
+            None => put(b"hash"),
+            Some(points) => {
+                put(b"ranges");
+                put(&(points.len() as u64).to_le_bytes());
+                for p in points {
+                    put(p);
+                }
+            }
+        }
+        out
+    }
 }
 
 /// One input file of the job.
@@ -145,6 +197,15 @@ pub enum RegisterError {
         coordinator: String,
         /// The worker's build id (abbreviated).
         worker: String,
+    },
+    /// The worker's app reads fixed-length records, or needs its outputs
+    /// in total order, and the job was not set up for it.
+    #[error("the worker's app '{app}' {needs}, which this job was not started for; start mrcoordinator with --app {app}")]
+    NotSetUpFor {
+        /// The worker's app.
+        app: String,
+        /// What it needs, in words.
+        needs: String,
     },
     /// The worker did not present the job's token.
     #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]

@@ -67,6 +67,34 @@ pub enum PlanError {
     /// An object URL, where objects cannot be read.
     #[error("input '{0}' is an object URL, but this program reads local files only")]
     NoObjects(String),
+    /// A file of fixed-length records whose length is not a whole number
+    /// of them.
+    #[error("input file '{path}' is {len} bytes, not a whole number of {size}-byte records ({} whole and {} bytes over); give files of whole records, or another --record-size", len / u64::from(*size), len % u64::from(*size))]
+    PartialRecord {
+        /// The file.
+        path: String,
+        /// Its length.
+        len: u64,
+        /// The record size.
+        size: u32,
+    },
+}
+
+/// Checks that every input holds whole `size`-byte records (compressed
+/// files are checked as they are decoded: their length here is not their
+/// records').
+pub fn check_records(files: &[InputFile], size: u32) -> Result<(), PlanError> {
+    let bad = files
+        .iter()
+        .find(|f| size > 0 && Codec::of(&f.name).is_none() && f.len % u64::from(size) != 0);
+    match bad {
+        Some(f) => Err(PlanError::PartialRecord {
+            path: f.name.clone(),
+            len: f.len,
+            size,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn has_glob_meta(s: &str) -> bool {
@@ -261,8 +289,14 @@ impl SplitPlan {
 /// ranges only: the worker aligns each range to line starts, so a line
 /// belongs to the range it starts in. Empty files ride along as empty ranges.
 /// A compressed file ([`Codec`]) is never cut: it is one range, packed with
-/// others while it fits, else a split of its own.
-pub fn plan_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> SplitPlan {
+/// others while it fits, else a split of its own. Files of fixed-length
+/// records (`record_size` > 0) are cut only between records.
+pub fn plan_splits(
+    files: &[InputFile],
+    split_size: u64,
+    whole_file: bool,
+    record_size: u32,
+) -> SplitPlan {
     let mut plan = SplitPlan::default();
     if whole_file {
         for (i, f) in files.iter().enumerate() {
@@ -291,12 +325,25 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Sp
             }
             continue;
         }
+        let record = u64::from(record_size.max(1));
         let mut off = 0;
         while off < f.len {
-            let take = room.min(f.len - off);
+            let mut take = room.min(f.len - off);
+            if take < f.len - off {
+                // A cut between records, never inside one.
+                take = take / record * record;
+                if take == 0 && room < split_size {
+                    // Not a record's room left: the next split takes it.
+                    plan.cut();
+                    room = split_size;
+                    continue;
+                }
+                // A split smaller than a record still holds one.
+                take = take.max(record).min(f.len - off);
+            }
             plan.push(i, off, off + take);
             off += take;
-            room -= take;
+            room = room.saturating_sub(take);
             if room == 0 {
                 plan.cut();
                 room = split_size;
@@ -308,8 +355,13 @@ pub fn plan_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Sp
 }
 
 /// [`plan_splits`], each split with its files' names and paths.
-pub fn make_splits(files: &[InputFile], split_size: u64, whole_file: bool) -> Vec<InputSplit> {
-    let plan = plan_splits(files, split_size, whole_file);
+pub fn make_splits(
+    files: &[InputFile],
+    split_size: u64,
+    whole_file: bool,
+    record_size: u32,
+) -> Vec<InputSplit> {
+    let plan = plan_splits(files, split_size, whole_file, record_size);
     (0..plan.len()).map(|i| plan.split(i, files)).collect()
 }
 
@@ -326,6 +378,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn fixed_records_are_cut_between_records_only() {
+        let files = [file("a", 1000), file("b", 250)];
+        let s = make_splits(&files, 250, false, 100);
+        for split in &s {
+            for p in &split.parts {
+                assert!(p.start % 100 == 0, "{p:?}");
+                assert!(p.end % 100 == 0 || p.end == p.file_len, "{p:?}");
+            }
+        }
+        let total: u64 = s
+            .iter()
+            .flat_map(|x| &x.parts)
+            .map(|p| p.end - p.start)
+            .sum();
+        assert_eq!(total, 1250);
+        // A split smaller than a record still holds one.
+        let tiny = make_splits(&files[..1], 7, false, 100);
+        assert_eq!(tiny.len(), 10);
+        assert!(check_records(&files, 100).is_err());
+        let e = check_records(&files[..1], 300).unwrap_err().to_string();
+        assert!(
+            e.contains("'a'") && e.contains("1000 bytes") && e.contains("300"),
+            "{e}"
+        );
+        assert!(check_records(&files[..1], 100).is_ok());
+    }
+
     fn ranges(s: &[InputSplit]) -> Vec<Vec<(String, u64, u64)>> {
         s.iter()
             .map(|s| {
@@ -340,7 +420,7 @@ mod tests {
     #[test]
     fn splits_cut_large_files_and_pack_small_ones() {
         let files = [file("a", 10), file("e", 0), file("b", 4), file("c", 1)];
-        let s = make_splits(&files, 4, false);
+        let s = make_splits(&files, 4, false, 0);
         let r = |n: &str, a, b| (n.to_string(), a, b);
         assert_eq!(
             ranges(&s),
@@ -352,7 +432,7 @@ mod tests {
             ]
         );
         assert!(s[..3].iter().all(|s| s.len() == 4));
-        let whole = make_splits(&files, 4, true);
+        let whole = make_splits(&files, 4, true, 0);
         assert_eq!(whole.len(), 4);
         assert_eq!(ranges(&whole)[0], vec![r("a", 0, 10)]);
     }
@@ -366,7 +446,7 @@ mod tests {
             file("s.zst", 2),
             file("c", 5),
         ];
-        let s = make_splits(&files, 4, false);
+        let s = make_splits(&files, 4, false, 0);
         let r = |n: &str, a, b| (n.to_string(), a, b);
         assert_eq!(
             ranges(&s),

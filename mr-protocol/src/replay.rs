@@ -25,6 +25,10 @@ pub struct ReplayInfo {
     /// The job directory goes when the job ends, so these are used only if
     /// they still exist; otherwise a reduce's replay maps the splits again.
     pub map_outputs: Vec<Option<String>>,
+    /// The job's parameters, record size and split points (a report of a
+    /// job without them has the default: none, lines, hash partitions).
+    #[serde(default)]
+    pub shape: crate::JobShape,
 }
 
 /// A task as a report names it.

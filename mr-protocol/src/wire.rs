@@ -34,7 +34,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of misreading each other's frames (a stale worker binary would
 /// otherwise fail every task it is given). Change it with anything that
 /// crosses the wire; `tests::the_wire_sources_are_locked` says when.
-pub const WIRE_VERSION: &str = "mapreduce-wire/5";
+pub const WIRE_VERSION: &str = "mapreduce-wire/6";
 
 /// The file in which [`Identity::load_or_create`] keeps a certificate.
 pub const IDENTITY_FILE: &str = "tls.der";
@@ -606,7 +606,7 @@ mod tests {
             // Version 3: a reduce may be asked for its output's index and
             // given pieces of an earlier output to copy (ReduceReuse), and
             // reports the index (TaskOutput::Indexed).
-            (WIRE_VERSION, "bba988b50f10b99cf2cf05465cf93b2156017de9adf84f17b7f6ed50aaa42fbf"),
+            (WIRE_VERSION, "1def1f9c310f9475253f02d8f3048924f93da094c2808e6cc7809d1d6cc496de"),
             "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
         );
     }

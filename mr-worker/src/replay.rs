@@ -97,17 +97,25 @@ pub fn read_report(path: &Path) -> Result<ReplayInfo, ReplayError> {
     })
 }
 
-/// The app a replay runs: the one the report names.
+/// The app a replay runs: the one the report names, as the job ran it
+/// (its parameters, records and key ranges).
 pub fn app_of(info: &ReplayInfo) -> Result<AppRef, ReplayError> {
-    match info.app_args.as_slice() {
+    let make: crate::task_loop::AppMaker = match info.app_args.as_slice() {
         [m_flag, m, r_flag, r] if m_flag == "--map-cmd" && r_flag == "--reduce-cmd" => {
-            Ok(std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as AppRef)
+            let app = std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as AppRef;
+            std::sync::Arc::new(move |_: &mr_apps::Conf| Ok(app.clone()))
         }
-        [app] => mr_apps::resolve(app).map_err(|e| ReplayError::App(e.to_string())),
-        other => Err(ReplayError::App(format!(
-            "the report names no app this worker knows how to run ({other:?})"
-        ))),
-    }
+        [app] => {
+            let spec = app.clone();
+            std::sync::Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf))
+        }
+        other => {
+            return Err(ReplayError::App(format!(
+                "the report names no app this worker knows how to run ({other:?})"
+            )))
+        }
+    };
+    crate::task_loop::job_app(&make, &info.shape).map_err(|e| ReplayError::App(e.to_string()))
 }
 
 /// Replays `task` of the job `info` describes with `app`, writing into

@@ -38,7 +38,12 @@ pub fn run_sequential(
     std::fs::create_dir_all(&work.0).map_err(|e| io(&work.0, e))?;
     // The planner's own splits with no size limit: one map task over every
     // input (all cores inside it), or one per file for whole-file apps.
-    let splits = make_splits(inputs, u64::MAX, app.whole_file());
+    let splits = make_splits(
+        inputs,
+        u64::MAX,
+        app.whole_file(),
+        app.record_size().unwrap_or(0),
+    );
     // Whole-file maps of several inputs run at once; they share the budget.
     let memory = if splits.len() > 1 {
         memory / rayon::current_num_threads().max(1)

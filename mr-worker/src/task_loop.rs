@@ -27,8 +27,12 @@ use tracing::{debug, info, warn};
 pub struct WorkerConfig {
     /// Where the coordinator is: `host:port`, or its Unix domain socket.
     pub coordinator: Endpoint,
-    /// The app to run.
+    /// The app, as loaded (its name and how it reads its inputs are told
+    /// at registration); the job's own instance comes from `make_app`.
     pub app: AppRef,
+    /// Makes the app configured with a job's parameters (`--conf`), once
+    /// the coordinator has told them.
+    pub make_app: AppMaker,
     /// How long to keep trying to reach the coordinator at start-up.
     pub connect_for: Duration,
     /// How long to keep trying after losing it mid-job (it may be restarting).
@@ -42,6 +46,22 @@ pub struct WorkerConfig {
     pub placement: PlacementConfig,
     /// The pid of the coordinator that started this worker, if one did.
     pub embedded_by: Option<u32>,
+}
+
+/// Makes the app configured with a job's parameters.
+pub type AppMaker = Arc<dyn Fn(&mr_apps::Conf) -> Result<AppRef, mr_apps::LoadError> + Send + Sync>;
+
+/// The app as the job of `shape` runs it: configured with its parameters,
+/// reading its records, partitioning by its key ranges.
+pub fn job_app(
+    make: &AppMaker,
+    shape: &mr_protocol::JobShape,
+) -> Result<AppRef, mr_apps::LoadError> {
+    let conf = mr_apps::Conf::from_pairs(shape.conf.iter().cloned());
+    let app = make(&conf)?;
+    let record_size = (shape.record_size > 0).then_some(shape.record_size);
+    let points = shape.split_points.clone().map(Arc::from);
+    Ok(mr_apps::JobApp::wrap(app, record_size, points))
 }
 
 /// Why a worker stopped without finishing normally.
@@ -148,6 +168,8 @@ fn hostname() -> String {
 struct Session {
     client: CoordinatorClient,
     settings: Arc<JobSettings>,
+    /// The app as this job runs it (see [`job_app`]).
+    app: AppRef,
 }
 
 struct Worker {
@@ -181,6 +203,8 @@ impl Worker {
         let req = RegisterRequest {
             app: self.cfg.app.name().to_string(),
             whole_file: self.cfg.app.whole_file(),
+            record_size: self.cfg.app.record_size().unwrap_or(0),
+            total_order: self.cfg.app.total_order(),
             host: hostname(),
             pid: std::process::id(),
             capacity: 1,
@@ -191,6 +215,17 @@ impl Worker {
         match client.register(context::current(), req).await? {
             Ok(settings) => {
                 info!(worker = %settings.worker, job = %settings.job_id, "registered");
+                // The job's parameters were checked by a coordinator that
+                // knew the app; one that did not leaves the app to refuse.
+                let app = match job_app(&self.cfg.make_app, &settings.shape) {
+                    Ok(app) => app,
+                    Err(e) => {
+                        return Ok(Err(RegisterError::NotSetUpFor {
+                            app: self.cfg.app.name().to_string(),
+                            needs: e.to_string(),
+                        }))
+                    }
+                };
                 let placement = self.placement();
                 if let Some(p) = &placement {
                     let place = p.announce(&settings, &self.token());
@@ -202,6 +237,7 @@ impl Worker {
                 *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(Session {
                     client,
                     settings: Arc::new(settings),
+                    app,
                 });
                 Ok(Ok(()))
             }
@@ -480,7 +516,7 @@ impl Worker {
         let started = Instant::now();
         let token = self.token();
         let cx = AttemptContext {
-            app: self.cfg.app.clone(),
+            app: s.app.clone(),
             memory: self.cfg.memory,
             token: &token,
             client: &s.client,

@@ -1,20 +1,48 @@
-//! `mr-corpus`: writes a deterministic, prose-like benchmark corpus.
+//! `mr-corpus`: writes a deterministic benchmark corpus: prose-like text,
+//! or the sort benchmark's records (`--records N`), and checks sorted
+//! records as the benchmark's `valsort` does (`--check`).
 //!
-//! Lines of 50-110 bytes; words drawn Zipf-like (exponent 1.1) from a fixed
-//! vocabulary of distinct words, about 1% of which carry a non-ASCII letter;
-//! digits and punctuation between words. The same arguments always write the
-//! same bytes (own PRNG, fixed seeds); files are generated in parallel.
+//! Text: lines of 50-110 bytes; words drawn Zipf-like (exponent 1.1) from a
+//! fixed vocabulary of distinct words, about 1% of which carry a non-ASCII
+//! letter; digits and punctuation between words. The same arguments always
+//! write the same bytes (own PRNG, fixed seeds); files are generated in
+//! parallel. Records: byte for byte `gensort`'s ([`mr_bench::gensort`]),
+//! `records-NNNN` holding consecutive ranges, so the files concatenated
+//! in name order are `gensort -bBEGIN N`'s one file.
 
 use clap::Parser;
-use mr_bench::Rng;
+use mr_bench::{gensort, Rng};
 use rayon::prelude::*;
 use std::collections::HashSet;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
-/// Generate a benchmark corpus of prose-like text files.
+/// Generate a benchmark corpus of prose-like text files (or sort-benchmark
+/// records), or check sorted records.
 #[derive(Parser, Debug)]
 struct Args {
+    /// Write this many sort-benchmark records (100 bytes each, gensort's)
+    /// instead of text, spread over --files files.
+    #[arg(long, conflicts_with = "check")]
+    records: Option<u64>,
+    /// With --records: printable records ending in \r\n (gensort -a).
+    #[arg(long, requires = "records")]
+    ascii: bool,
+    /// With --records: skewed keys (gensort -s).
+    #[arg(long, requires = "records")]
+    skew: bool,
+    /// With --records: the first record's number (gensort -b).
+    #[arg(long, requires = "records", default_value_t = 0)]
+    begin: u64,
+    /// Check the files given (in order, as one sequence) as valsort does:
+    /// print the record count, the checksum and duplicate keys, and exit 1
+    /// unless every key is at least the one before.
+    #[arg(long)]
+    check: bool,
+    /// With --check: only count and sum the records (for inputs, which are
+    /// not sorted).
+    #[arg(long, requires = "check")]
+    unordered: bool,
     /// Total size (e.g. 1GiB, 100MiB).
     #[arg(long, default_value = "1GiB", value_parser = mr_protocol::size::parse_size)]
     size: u64,
@@ -30,8 +58,9 @@ struct Args {
     /// Seed (the same seed gives the same bytes).
     #[arg(long, default_value_t = 5840)]
     seed: u64,
-    /// Output directory (created if missing).
-    out: PathBuf,
+    /// Output directory (created if missing); with --check, the files.
+    #[arg(required = true)]
+    out: Vec<PathBuf>,
     /// Also write each file compressed beside it (`corpus-N.txt.gz`,
     /// `.zst` or `.bz2`), for timing compressed inputs against plain ones.
     #[arg(long, value_parser = ["gz", "zst", "bz2"])]
@@ -126,16 +155,42 @@ fn write_file(
     out.flush()
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<std::process::ExitCode> {
     let args = Args::parse();
+    if args.check {
+        return check(&args.out, args.unordered);
+    }
     anyhow::ensure!(args.files > 0, "--files must be at least 1");
+    anyhow::ensure!(args.out.len() == 1, "give one output directory");
+    let out = &args.out[0];
+    std::fs::create_dir_all(out)?;
+    if let Some(n) = args.records {
+        let mode = gensort::Mode {
+            ascii: args.ascii,
+            skew: args.skew,
+        };
+        let files = u64::from(args.files);
+        (0..files).into_par_iter().try_for_each(|i| {
+            // File i holds records [n*i/files, n*(i+1)/files).
+            let (from, to) = (n * i / files, n * (i + 1) / files);
+            let path = out.join(format!("records-{i:04}"));
+            let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(&path)?);
+            gensort::write_records(
+                &mut w,
+                u128::from(args.begin) + u128::from(from),
+                to - from,
+                mode,
+            )?;
+            w.flush()
+        })?;
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
     anyhow::ensure!(args.vocabulary > 0, "--vocabulary must be at least 1");
-    std::fs::create_dir_all(&args.out)?;
     let vocab = vocabulary(args.vocabulary, args.seed);
     let cdf = zipf_cdf(vocab.len(), args.zipf);
     let per_file = args.size / u64::from(args.files);
     (0..args.files).into_par_iter().try_for_each(|i| {
-        let path = args.out.join(format!("corpus-{i:04}.txt"));
+        let path = out.join(format!("corpus-{i:04}.txt"));
         let seed = args.seed ^ (u64::from(i) + 1).wrapping_mul(0x2545_f491_4f6c_dd1d);
         write_file(&path, per_file, seed, &vocab, &cdf)?;
         match args.compress.as_deref() {
@@ -143,7 +198,48 @@ fn main() -> anyhow::Result<()> {
             None => Ok(()),
         }
     })?;
-    Ok(())
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `--check`: the files as one sequence of records, summed in parallel.
+fn check(files: &[PathBuf], unordered: bool) -> anyhow::Result<std::process::ExitCode> {
+    use anyhow::Context;
+    let parts: Vec<gensort::Summary> = files
+        .par_iter()
+        .map(|path| {
+            let data =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            anyhow::ensure!(
+                data.len() % gensort::RECORD == 0,
+                "{} is {} bytes: a partial record at its end",
+                path.display(),
+                data.len()
+            );
+            let mut s = gensort::Summary::default();
+            data.chunks_exact(gensort::RECORD).for_each(|r| s.add(r));
+            Ok(s)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let all = parts
+        .into_iter()
+        .fold(gensort::Summary::default(), gensort::Summary::then);
+    println!("Records: {}", all.records);
+    println!("Checksum: {}", all.checksum_hex());
+    if unordered {
+        return Ok(std::process::ExitCode::SUCCESS);
+    }
+    println!("Duplicate keys: {}", all.duplicates);
+    match all.first_unordered {
+        None => {
+            println!("SUCCESS - all records are in order");
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+        Some(first) => {
+            println!("First unordered record is record {first}");
+            println!("ERROR - there are {} unordered records", all.unordered);
+            Ok(std::process::ExitCode::FAILURE)
+        }
+    }
 }
 
 /// Writes `path` compressed as `<path>.<ext>`, at each tool's default level.

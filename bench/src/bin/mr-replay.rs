@@ -101,6 +101,7 @@ fn main() -> Result<()> {
         split_size: SPLIT,
         app: Some("wc".into()),
         output_dir: "/data/out".into(),
+        shape: Vec::new(),
     };
 
     // The journal, written as the coordinator writes it (one encoder).
@@ -183,6 +184,7 @@ fn main() -> Result<()> {
             app: Some("wc".into()),
             wait: Duration::from_millis(50),
             skip_bad_records: false,
+            record_size: 0,
             backups: true,
         },
         files,

@@ -256,6 +256,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
             app: Some("sim".into()),
             wait: Duration::from_secs_f64(args.poll),
             skip_bad_records: false,
+            record_size: 0,
             backups,
         },
         inputs(args.maps, SPLIT),

@@ -43,7 +43,7 @@ fn main() -> Result<()> {
         ("unchanged, from the cache", Some(&cache)),
     ] {
         let t = Instant::now();
-        let pieces = all_pieces(&files, args.split_size, false, cache)?;
+        let pieces = all_pieces(&files, args.split_size, mr_cache::chunk::Cut::Lines, cache)?;
         let (splits, _) = plan(&files, &pieces, args.split_size);
         let s = t.elapsed().as_secs_f64();
         println!(

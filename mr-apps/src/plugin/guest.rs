@@ -4,14 +4,22 @@
 
 use super::{
     bytes, panic_message, BytesFn, CountFn, EmitFn, NextFn, PluginVTable, ABI_VERSION,
-    FLAG_COMBINER, FLAG_PARTITIONER, FLAG_SUMS_COUNTS, FLAG_WHOLE_FILE,
+    FLAG_COMBINER, FLAG_PARTITIONER, FLAG_SUMS_COUNTS, FLAG_TOTAL_ORDER, FLAG_VALUES_ONLY,
+    FLAG_WHOLE_FILE,
 };
-use crate::{App, Emit, Values};
+use crate::{App, Conf, Emit, Values};
 use std::ffi::c_void;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::OnceLock;
 
+/// The app as made, unconfigured: its name and flags fill the table.
 static APP: OnceLock<Box<dyn App>> = OnceLock::new();
+/// The app configured with the job's parameters, and their encoding: a
+/// worker runs one job, so the plugin is configured once (the same
+/// parameters again are no change; others are refused).
+static CONFIGURED: OnceLock<(Box<dyn App>, Vec<u8>)> = OnceLock::new();
+/// The constructor `export_app!` gave, for the configured instance.
+static MAKE: OnceLock<fn() -> Box<dyn App>> = OnceLock::new();
 static TABLE: OnceLock<SyncTable> = OnceLock::new();
 
 struct SyncTable(PluginVTable);
@@ -21,6 +29,9 @@ unsafe impl Sync for SyncTable {}
 unsafe impl Send for SyncTable {}
 
 fn app() -> &'static dyn App {
+    if let Some((app, _)) = CONFIGURED.get() {
+        return app.as_ref();
+    }
     APP.get()
         .expect("mr_plugin_vtable was not called first")
         .as_ref()
@@ -151,8 +162,49 @@ unsafe extern "C" fn partition(key: *const u8, key_len: usize, reduces: u32) -> 
     catch_unwind(AssertUnwindSafe(|| app().partition(key, reduces))).unwrap_or(u32::MAX)
 }
 
+unsafe extern "C" fn configure(
+    conf: *const u8,
+    conf_len: usize,
+    err: *mut c_void,
+    set_err: BytesFn,
+) -> i32 {
+    // SAFETY: the host passes a live buffer.
+    let encoded = unsafe { bytes(conf, conf_len) }.to_vec();
+    let refuse = |e: Vec<u8>| {
+        // SAFETY: the host passed a live `err` sink for this call.
+        unsafe { set_err(err, e.as_ptr(), e.len()) };
+        1
+    };
+    if let Some((_, earlier)) = CONFIGURED.get() {
+        return match *earlier == encoded {
+            true => 0,
+            false => refuse(b"Pplugin already configured with other parameters".to_vec()),
+        };
+    }
+    let Some(conf) = Conf::decode(&encoded) else {
+        return refuse(b"Pthe host passed malformed parameters".to_vec());
+    };
+    let make = *MAKE.get().expect("mr_plugin_vtable was not called first");
+    let mut outcome = Ok(None);
+    let rc = guarded(err, set_err, || {
+        let mut app = make();
+        outcome = app.configure(&conf).map(|()| Some(app));
+    });
+    match outcome {
+        _ if rc != 0 => rc,
+        Err(e) => refuse(super::encode_conf_error(&e)),
+        Ok(app) => {
+            // A race with another thread configuring the same parameters
+            // loses harmlessly: both made the same app.
+            let _ = CONFIGURED.set((app.expect("configured"), encoded));
+            0
+        }
+    }
+}
+
 /// Installs the plugin's app (once) and returns its function table.
 pub fn install(make: fn() -> Box<dyn App>) -> *const PluginVTable {
+    let _ = MAKE.set(make);
     let app = APP.get_or_init(make);
     let table = TABLE.get_or_init(|| {
         let name = app.name();
@@ -169,15 +221,23 @@ pub fn install(make: fn() -> Box<dyn App>) -> *const PluginVTable {
         if app.has_partitioner() {
             flags |= FLAG_PARTITIONER;
         }
+        if app.values_only() {
+            flags |= FLAG_VALUES_ONLY;
+        }
+        if app.total_order() {
+            flags |= FLAG_TOTAL_ORDER;
+        }
         SyncTable(PluginVTable {
             abi_version: ABI_VERSION,
             flags,
+            record_size: app.record_size().unwrap_or(0),
             name_ptr: name.as_ptr(),
             name_len: name.len(),
             map,
             combine,
             reduce,
             partition,
+            configure,
         })
     });
     &table.0

@@ -2,13 +2,14 @@
 //! version before reading its table, and implements [`App`] by calling
 //! through the table.
 
-use crate::{App, Emit, LoadError, Values};
+use crate::{App, Conf, ConfError, Emit, LoadError, Values};
 use std::ffi::c_void;
 use std::path::Path;
 
 use super::{
     bytes, BytesFn, GroupFn, PluginVTable, ABI_VERSION, FLAG_COMBINER, FLAG_PARTITIONER,
-    FLAG_SUMS_COUNTS, FLAG_WHOLE_FILE, VERSION_SYMBOL, VTABLE_SYMBOL,
+    FLAG_SUMS_COUNTS, FLAG_TOTAL_ORDER, FLAG_VALUES_ONLY, FLAG_WHOLE_FILE, VERSION_SYMBOL,
+    VTABLE_SYMBOL,
 };
 
 /// An app loaded from a plugin library; implements [`App`] by calling through
@@ -221,6 +222,32 @@ impl PluginApp {
 impl App for PluginApp {
     fn name(&self) -> &str {
         &self.name
+    }
+    fn configure(&mut self, conf: &Conf) -> Result<(), ConfError> {
+        let encoded = conf.encode();
+        let mut err = Vec::new();
+        // SAFETY: every pointer is live for the duration of the call.
+        let rc = unsafe {
+            (self.table().configure)(
+                encoded.as_ptr(),
+                encoded.len(),
+                &mut err as *mut Vec<u8> as *mut c_void,
+                host_bytes_to_vec,
+            )
+        };
+        match rc {
+            0 => Ok(()),
+            _ => Err(super::decode_conf_error(&err)),
+        }
+    }
+    fn record_size(&self) -> Option<u32> {
+        Some(self.table().record_size).filter(|&n| n > 0)
+    }
+    fn values_only(&self) -> bool {
+        self.table().flags & FLAG_VALUES_ONLY != 0
+    }
+    fn total_order(&self) -> bool {
+        self.table().flags & FLAG_TOTAL_ORDER != 0
     }
     fn whole_file(&self) -> bool {
         self.table().flags & FLAG_WHOLE_FILE != 0

@@ -12,7 +12,7 @@
 use std::ffi::c_void;
 
 /// The ABI version this build of the framework speaks.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Symbol name of `extern "C" fn() -> u32` returning the plugin's ABI version.
 pub const VERSION_SYMBOL: &[u8] = b"mr_plugin_abi_version";
@@ -27,6 +27,10 @@ pub const FLAG_COMBINER: u32 = 2;
 pub const FLAG_SUMS_COUNTS: u32 = 4;
 /// `PluginVTable::flags` bit: the app chooses partitions (`partition`).
 pub const FLAG_PARTITIONER: u32 = 8;
+/// `PluginVTable::flags` bit: outputs hold the reduce's values alone.
+pub const FLAG_VALUES_ONLY: u32 = 16;
+/// `PluginVTable::flags` bit: outputs must be in total order.
+pub const FLAG_TOTAL_ORDER: u32 = 32;
 
 /// Host callback receiving one emitted pair.
 pub type EmitFn =
@@ -47,8 +51,11 @@ pub type BytesFn = unsafe extern "C" fn(sink: *mut c_void, p: *const u8, l: usiz
 pub struct PluginVTable {
     /// Must equal [`ABI_VERSION`].
     pub abi_version: u32,
-    /// [`FLAG_WHOLE_FILE`] | [`FLAG_COMBINER`] | [`FLAG_SUMS_COUNTS`].
+    /// [`FLAG_WHOLE_FILE`] | [`FLAG_COMBINER`] | [`FLAG_SUMS_COUNTS`] |
+    /// [`FLAG_PARTITIONER`] | [`FLAG_VALUES_ONLY`] | [`FLAG_TOTAL_ORDER`].
     pub flags: u32,
+    /// The size of fixed-length input records; 0 when records are lines.
+    pub record_size: u32,
     /// The app's name, UTF-8, not NUL-terminated.
     pub name_ptr: *const u8,
     /// Length of the name in bytes.
@@ -71,6 +78,50 @@ pub struct PluginVTable {
     pub reduce: GroupFn,
     /// `partition(key, reduces)`; `u32::MAX` if the app panicked.
     pub partition: unsafe extern "C" fn(key: *const u8, key_len: usize, reduces: u32) -> u32,
+    /// `configure(conf)`, with the job's parameters as [`Conf::encode`]
+    /// gives them; a refusal comes back through `err` as
+    /// [`encode_conf_error`] gives it (a panic as its message).
+    ///
+    /// [`Conf::encode`]: crate::Conf::encode
+    pub configure: unsafe extern "C" fn(
+        conf: *const u8,
+        conf_len: usize,
+        err: *mut c_void,
+        set_err: BytesFn,
+    ) -> i32,
+}
+
+/// A configuration refusal as it crosses the boundary: `M key NUL what`,
+/// or `I key NUL value NUL reason`.
+pub fn encode_conf_error(e: &crate::ConfError) -> Vec<u8> {
+    match e {
+        crate::ConfError::Missing { key, what } => format!("M{key}\0{what}"),
+        crate::ConfError::Invalid { key, value, reason } => format!("I{key}\0{value}\0{reason}"),
+    }
+    .into_bytes()
+}
+
+/// The refusal [`encode_conf_error`] encoded; anything else (a panic's
+/// message) becomes an invalid-parameters refusal saying so.
+pub fn decode_conf_error(bytes: &[u8]) -> crate::ConfError {
+    let text = String::from_utf8_lossy(bytes);
+    let fields: Vec<&str> = text.get(1..).unwrap_or("").split('\0').collect();
+    match (text.chars().next(), fields.as_slice()) {
+        (Some('M'), [key, what]) => crate::ConfError::Missing {
+            key: key.to_string(),
+            what: what.to_string(),
+        },
+        (Some('I'), [key, value, reason]) => crate::ConfError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        },
+        _ => crate::ConfError::Invalid {
+            key: "(any)".into(),
+            value: String::new(),
+            reason: format!("the plugin failed to take its parameters: {text}"),
+        },
+    }
 }
 
 /// Shape shared by combine and reduce.

@@ -78,6 +78,23 @@ struct Args {
     /// streaming command names.
     #[arg(long, requires = "cache", value_name = "PATH")]
     cache_key_file: Vec<PathBuf>,
+    /// A job parameter for the app (repeatable), e.g. --conf pattern=ERROR
+    /// for grep. Shipped to every worker, recorded in the report, part of
+    /// every cache key; an app refuses to start without a key it needs.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = mr_apps::Conf::parse_flag)]
+    conf: Vec<(String, String)>,
+    /// Inputs are records of this many bytes (any bytes, newlines
+    /// included) instead of lines: splits are cut between records, and a
+    /// file that is not whole records is refused. Apps with records of
+    /// their own (sort: 100 bytes) need no flag.
+    #[arg(long, value_name = "BYTES")]
+    record_size: Option<u32>,
+    /// Put the outputs in total order: the inputs' keys are sampled before
+    /// the map phase and each reduce gets a key range, so mr-out-0,
+    /// mr-out-1, ... concatenated are sorted by key (needs --app; sort
+    /// always does this).
+    #[arg(long)]
+    total_order: bool,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
@@ -154,6 +171,9 @@ async fn main() -> ExitCode {
         status_addr: args.status_addr,
         progress: !args.quiet,
         streaming: None,
+        conf: args.conf,
+        record_size: args.record_size,
+        total_order: args.total_order,
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {
@@ -193,7 +213,11 @@ async fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("mrcoordinator: {e}");
-            ExitCode::FAILURE
+            match e {
+                // The command itself must change: bad usage.
+                mr_coordinator::job::CoordinatorError::Refused(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

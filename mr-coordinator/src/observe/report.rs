@@ -36,6 +36,34 @@ pub struct Report {
     /// report written when the job ends).
     #[serde(default)]
     pub replay: Option<mr_protocol::replay::ReplayInfo>,
+    /// The job's parameters, records and partitioning.
+    #[serde(default)]
+    pub shape: ShapeInfo,
+}
+
+/// What the job decided about its parameters, records and partitions.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ShapeInfo {
+    /// `--conf KEY=VALUE`, by key.
+    pub conf: BTreeMap<String, String>,
+    /// The size of fixed-length input records; 0 when records are lines.
+    pub record_size: u32,
+    /// Whether the outputs are in total order (partitioned by key ranges).
+    pub total_order: bool,
+    /// How many split points the key ranges have (R-1 at most).
+    pub split_points: usize,
+}
+
+impl ShapeInfo {
+    /// The report's view of `shape`.
+    pub fn of(shape: &mr_protocol::JobShape) -> ShapeInfo {
+        ShapeInfo {
+            conf: shape.conf.iter().cloned().collect(),
+            record_size: shape.record_size,
+            total_order: shape.split_points.is_some(),
+            split_points: shape.split_points.as_ref().map_or(0, Vec::len),
+        }
+    }
 }
 
 /// What a job with `--cache` reused.
@@ -174,6 +202,8 @@ pub struct Context<'a> {
     /// The arguments naming the app as workers get them, and the job
     /// directory, for the replay section of the final report.
     pub replay: Option<(&'a [String], &'a Path)>,
+    /// The job's parameters, records and partitions.
+    pub shape: &'a mr_protocol::JobShape,
 }
 
 /// Builds the report from the scheduler's state.
@@ -274,7 +304,8 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         replay: cx
             .replay
             .filter(|_| cx.ended.is_some() && cx.detail)
-            .map(|(args, job_dir)| s.replay_info(args, job_dir)),
+            .map(|(args, job_dir)| s.replay_info(args, job_dir, cx.shape)),
+        shape: ShapeInfo::of(cx.shape),
     }
 }
 

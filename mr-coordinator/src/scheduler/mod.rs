@@ -71,6 +71,9 @@ pub struct SchedulerConfig {
     /// Launch backup attempts for stragglers (off only to measure what
     /// they are worth).
     pub backups: bool,
+    /// The size of fixed-length input records (0: lines): splits are cut
+    /// between records.
+    pub record_size: u32,
 }
 
 /// The state of one job's tasks, attempts and workers.
@@ -269,7 +272,12 @@ impl Scheduler {
         self.whole_file = whole_file;
         self.splits = match &self.content_plan {
             Some(p) => p.clone(),
-            None => plan_splits(&self.inputs, self.cfg.split_size, whole_file),
+            None => plan_splits(
+                &self.inputs,
+                self.cfg.split_size,
+                whole_file,
+                self.cfg.record_size,
+            ),
         };
         self.maps = vec![Task::default(); self.splits.len()];
         self.idle[0] = (0..self.maps.len() as u32).collect();

@@ -178,8 +178,14 @@ impl Scheduler {
     /// (`app_args`; none when the job named no app, and then the name its
     /// workers registered with), R, every map's split, and where each
     /// accepted map output in the job directory (`job_dir`) was.
-    pub fn replay_info(&self, app_args: &[String], job_dir: &std::path::Path) -> ReplayInfo {
+    pub fn replay_info(
+        &self,
+        app_args: &[String],
+        job_dir: &std::path::Path,
+        shape: &mr_protocol::JobShape,
+    ) -> ReplayInfo {
         ReplayInfo {
+            shape: shape.clone(),
             app_args: match app_args {
                 [] => self.app.iter().cloned().collect(),
                 args => args.to_vec(),

@@ -25,6 +25,7 @@ fn cfg(reduces: u32) -> SchedulerConfig {
         app: None,
         wait: Duration::from_millis(50),
         skip_bad_records: false,
+        record_size: 0,
         backups: true,
     }
 }

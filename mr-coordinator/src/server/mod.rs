@@ -124,6 +124,9 @@ impl RunningJob {
                     what: "input listing",
                     reason: e.to_string(),
                 })??;
+        // The app's parameters, records and partitions, before anything
+        // is written: a refusal leaves nothing behind.
+        let shape = crate::shape::decide(&cfg, &files).await?;
         // Outputs in an object store: checked writable now, so a bad
         // prefix fails in seconds; the journal and intermediate files then
         // need a local directory: the work directory (default: here).
@@ -201,7 +204,7 @@ impl RunningJob {
         std::fs::write(&marker, &id).map_err(|e| dir_error(&marker, e.to_string()))?;
         // A journal left by a coordinator that died is this job's progress
         // (or, if another job's, a refusal): replay it on a blocking thread.
-        let ident = identity(&files, &cfg, &output_label)?;
+        let ident = identity(&files, &cfg, &output_label, &shape)?;
         let (jd, od) = (job_dir.clone(), output_dir.clone());
         let local_outputs = output_store.is_none();
         let (journal, mut recovered) = tokio::task::spawn_blocking(move || {
@@ -319,6 +322,7 @@ impl RunningJob {
                 let planned = crate::reuse::prepare(
                     dir,
                     &cfg,
+                    &shape,
                     &files,
                     &recovered,
                     &job_dir,
@@ -352,6 +356,7 @@ impl RunningJob {
                 wait: Duration::from_millis(50),
                 skip_bad_records: cfg.skip_bad_records,
                 backups: true,
+                record_size: shape.record_size,
             },
             files,
         );
@@ -407,6 +412,7 @@ impl RunningJob {
             cache_puts: Mutex::new(Vec::new()),
             reused: Mutex::new(reused),
             app_args: cfg.replay_app_args(),
+            shape,
         });
 
         let listener = tcp.listen(1024).map_err(bind_error)?;

@@ -78,6 +78,8 @@ pub(crate) struct Shared {
     /// The arguments naming the app as a worker gets them (a plugin's path
     /// made absolute), for the report's replay section.
     pub(crate) app_args: Vec<String>,
+    /// The job's parameters, records and partitions, as every worker is told.
+    pub(crate) shape: mr_protocol::JobShape,
     /// Taken from the cache: maps, reduces, input bytes.
     pub(crate) reused: Mutex<crate::observe::report::CacheInfo>,
 }
@@ -183,6 +185,7 @@ impl Shared {
                 journal: self.journal.stats(),
                 reused: self.cache.is_some().then(|| self.reused()),
                 replay: Some((&self.app_args, &self.job_dir)),
+                shape: &self.shape,
             },
         )
     }
@@ -497,6 +500,23 @@ impl Coordinator for Handler {
                 worker: short(&req.build),
             });
         }
+        // An app whose records or order the job was not set up for (no
+        // --app: the first worker fixes the app after the job planned).
+        let shape = &self.shared.shape;
+        let needs = if req.record_size > 0 && req.record_size != shape.record_size {
+            Some(format!("reads {}-byte records", req.record_size))
+        } else if req.total_order && shape.split_points.is_none() {
+            Some("needs its outputs in total order (sampled key ranges)".to_string())
+        } else {
+            None
+        };
+        if let Some(needs) = needs {
+            warn!(host = %req.host, pid = req.pid, app = %req.app, "refused a worker whose app {needs}");
+            return Err(RegisterError::NotSetUpFor {
+                app: req.app,
+                needs,
+            });
+        }
         // Left by a predecessor killed mid-job: this coordinator starts its
         // own workers, so these would only be more than were asked for.
         if let Some(pid) = req.embedded_by.filter(|&p| p != std::process::id()) {
@@ -573,6 +593,7 @@ impl Coordinator for Handler {
                 Via::Socket { .. } => self.shared.token.clone(),
                 Via::Tcp => None,
             },
+            shape: self.shared.shape.clone(),
         })
     }
 

@@ -39,6 +39,15 @@ struct Args {
     /// --split-size; the same size makes the same addresses).
     #[arg(long, requires = "cache", default_value = "64MiB", value_parser = mr_protocol::size::parse_size)]
     split_size: u64,
+    /// A job parameter for the app (repeatable), e.g. --conf pattern=ERROR
+    /// for grep; part of every cache key.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = mr_apps::Conf::parse_flag)]
+    conf: Vec<(String, String)>,
+    /// Inputs are records of this many bytes (any bytes, newlines
+    /// included) instead of lines; a file that is not whole records is
+    /// refused. Apps with records of their own (sort) need no flag.
+    #[arg(long, value_name = "BYTES")]
+    record_size: Option<u32>,
     /// The app: a built-in name or the path of a plugin (.so).
     app: String,
     /// Input files or glob patterns.
@@ -46,9 +55,33 @@ struct Args {
     inputs: Vec<String>,
 }
 
+/// A refusal of the command as given (exit status 2): the app's
+/// parameters or records do not fit it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Refused(String);
+
 fn run(args: Args) -> anyhow::Result<()> {
-    let app = mr_apps::resolve(&args.app)?;
+    let conf = mr_apps::Conf::from_pairs(args.conf.iter().cloned());
+    let app = mr_apps::resolve(&args.app, &conf).map_err(|e| match e {
+        e @ mr_apps::LoadError::Conf { .. } => anyhow::Error::new(Refused(e.to_string())),
+        e => e.into(),
+    })?;
+    let record_size = match (args.record_size, app.record_size()) {
+        (Some(0), _) => return Err(Refused("--record-size must be at least 1 byte".into()).into()),
+        (Some(flag), Some(own)) if flag != own => {
+            return Err(Refused(format!(
+                "--record-size {flag}: the app '{}' reads records of {own} bytes; leave --record-size out",
+                args.app
+            ))
+            .into())
+        }
+        (flag, own) => flag.or(own),
+    };
+    let app = mr_apps::JobApp::wrap(app, record_size, None);
     let inputs = mr_protocol::plan::expand_inputs_with(&args.inputs, Some(&mr_store::Lister))?;
+    mr_protocol::plan::check_records(&inputs, record_size.unwrap_or(0))
+        .map_err(|e| Refused(e.to_string()))?;
     if !args.output_dir.is_dir() {
         anyhow::bail!(
             "output directory '{}' does not exist",
@@ -67,6 +100,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         reduces: 1,
         split_size: args.split_size.max(1),
         key_files: &args.cache_key_file,
+        record_size,
+        params: &mr_protocol::JobShape {
+            conf: conf.to_pairs(),
+            record_size: record_size.unwrap_or(0),
+            split_points: None,
+        }
+        .key_bytes(),
     };
     let run = mr_worker::sequential::run_sequential_cached(
         &*app,
@@ -103,7 +143,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mrsequential: {e:#}");
-            ExitCode::FAILURE
+            match e.is::<Refused>() {
+                true => ExitCode::from(2),
+                false => ExitCode::FAILURE,
+            }
         }
     }
 }

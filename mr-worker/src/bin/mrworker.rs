@@ -108,13 +108,26 @@ async fn main() -> ExitCode {
             .unwrap_or(ExitCode::FAILURE);
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
-    let resolved = match (&args.map_cmd, &args.reduce_cmd, &args.app) {
-        (Some(m), Some(r), _) => Ok(
-            std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as mr_apps::AppRef,
-        ),
-        (_, _, Some(app)) => mr_apps::resolve(app),
-        _ => unreachable!("clap requires an app or both commands"),
-    };
+    let (resolved, make_app): (_, mr_worker::task_loop::AppMaker) =
+        match (&args.map_cmd, &args.reduce_cmd, &args.app) {
+            (Some(m), Some(r), _) => {
+                let app = std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r))
+                    as mr_apps::AppRef;
+                let same = app.clone();
+                (
+                    Ok(app),
+                    std::sync::Arc::new(move |_: &mr_apps::Conf| Ok(same.clone())),
+                )
+            }
+            (_, _, Some(app)) => {
+                let spec = app.clone();
+                (
+                    mr_apps::load(app).map(std::sync::Arc::from),
+                    std::sync::Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf)),
+                )
+            }
+            _ => unreachable!("clap requires an app or both commands"),
+        };
     let app = match resolved {
         Ok(app) => app,
         Err(e) => {
@@ -149,6 +162,7 @@ async fn main() -> ExitCode {
     let cfg = WorkerConfig {
         coordinator,
         app,
+        make_app,
         connect_for: args.connect_timeout,
         reconnect_for: args.reconnect_timeout,
         memory: args.memory as usize,

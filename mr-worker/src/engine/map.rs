@@ -12,8 +12,9 @@
 //! accumulators (and spills, if any) become ONE run file, temp + rename.
 
 use crate::engine::merge::{GroupError, Merger};
-use crate::engine::records::{count_lines, map_chunk};
+use crate::engine::records::map_chunk;
 use crate::engine::runfile::{RunError, RunFile, RunWriter};
+use crate::engine::split::Framing;
 use crate::engine::table::{decimal, Accumulator, AppCounters, CountTable, PairBuffers};
 use crate::source::{Chunk, RecordSource};
 use mr_apps::{plugin::panic_message, App};
@@ -228,7 +229,7 @@ fn run(
         .enumerate()
         .map(|(i, p)| {
             let fetched = job.fetched.get(i).and_then(Option::as_ref);
-            crate::source::open(p, fetched, app.whole_file(), target)
+            crate::source::open(p, fetched, Framing::of(app), target)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let feed = Feed::new(sources, job.cancel.clone());
@@ -396,11 +397,8 @@ fn map_into<A: Accumulator>(
                 skipped.fetch_add(n, Ordering::Relaxed);
             }
             // Counted while the chunk is still in cache.
-            let lines = match app.whole_file() {
-                true => 1,
-                false => count_lines(data),
-            };
-            records.fetch_add(lines.saturating_sub(n), Ordering::Relaxed);
+            let count = Framing::of(app).count(data);
+            records.fetch_add(count.saturating_sub(n), Ordering::Relaxed);
             chunk.release();
             if acc.over(share) {
                 spill(&mut acc)?;

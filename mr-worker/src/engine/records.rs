@@ -2,15 +2,10 @@
 //! records an attempt must skip, and finding the one record a failed chunk
 //! panics on (so the failure can name it and `--skip-bad-records` skip it).
 
+use crate::engine::split::Framing;
 use mr_apps::{plugin::panic_message, App};
 use mr_protocol::{BadRecord, TaskFailure};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Lines in `data` (a last line without its newline counts).
-pub(crate) fn count_lines(data: &[u8]) -> u64 {
-    let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
-    newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
-}
 
 /// An emitter that drops everything (for re-running a failed chunk), but
 /// refuses what the accumulators refuse (a pair too large; for apps that
@@ -29,33 +24,35 @@ impl mr_apps::Emit for Discard {
     }
 }
 
-/// Byte ranges `[s, e)` of each line of `data[start..end]` (the last may
-/// lack its newline).
-fn lines(data: &[u8], start: usize, end: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
+/// Byte ranges `[s, e)` of each record of `data[start..end]` (a last line
+/// may lack its newline).
+fn records(
+    framing: Framing,
+    data: &[u8],
+    start: usize,
+    end: usize,
+) -> impl Iterator<Item = (usize, usize)> + '_ {
     let mut at = start;
     std::iter::from_fn(move || {
         if at >= end {
             return None;
         }
         let s = at;
-        let e = data[s..end]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(end, |i| s + i + 1);
-        at = e;
-        Some((s, e))
+        at = framing.record_end(data, s, end);
+        Some((s, at))
     })
 }
 
-/// After `map` panicked on chunk `[s, e)`: maps its lines one at a time
+/// After `map` panicked on chunk `[s, e)`: maps its records one at a time
 /// (output discarded) to find the record that panics, so the failure can
 /// name it and `--skip-bad-records` can skip exactly it. Falls back to the
-/// chunk's start when no single line panics on its own.
+/// chunk's start when no single record panics on its own.
 fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -> usize {
-    if app.whole_file() {
+    let framing = Framing::of(app);
+    if framing == Framing::WholeFile {
         return 0;
     }
-    lines(data, s, e)
+    records(framing, data, s, e)
         .find(|&(ls, le)| {
             catch_unwind(AssertUnwindSafe(|| {
                 let mut discard = Discard {
@@ -70,7 +67,7 @@ fn find_bad_record(app: &dyn App, name: &str, data: &[u8], s: usize, e: usize) -
 
 /// Maps one chunk of an input, `data`, whose first byte is at offset
 /// `base` of the input's record stream, leaving out the records at the
-/// offsets in `skip` (sorted line starts in that stream; for whole-file
+/// offsets in `skip` (sorted record starts in that stream; for whole-file
 /// apps, offset 0 skips the file). Returns how many records were skipped,
 /// or the failure naming the record that panicked.
 pub(crate) fn map_chunk(
@@ -94,11 +91,7 @@ pub(crate) fn map_chunk(
         if off > at {
             ranges.push((at, off));
         }
-        at = if app.whole_file() {
-            e
-        } else {
-            lines(data, off, e).next().map_or(e, |(_, le)| le)
-        };
+        at = Framing::of(app).record_end(data, off, e);
         skipped += 1;
     }
     if ranges.is_empty() && skipped == 0 {

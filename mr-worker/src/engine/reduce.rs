@@ -248,6 +248,7 @@ fn reduce_keys(
         .collect();
     let stats = &mut w.stats;
     let (index, bytes) = (&mut w.index, &mut w.bytes);
+    let values_only = app.values_only();
     let result = merger.for_each_group(|key, values| {
         job.cancel.check()?;
         if let Some(index) = index.as_mut() {
@@ -267,12 +268,18 @@ fn reduce_keys(
                 record: BadRecord::Key(key.to_vec()),
             }
         })?;
-        out.write_all(key)
-            .and_then(|()| out.write_all(b" "))
-            .and_then(|()| out.write_all(&value))
-            .and_then(|()| out.write_all(b"\n"))
-            .map_err(io)?;
-        let line = (key.len() + value.len() + 2) as u64;
+        // The lab's `key value` lines, or the values alone, byte for byte.
+        let line = if values_only {
+            out.write_all(&value).map_err(io)?;
+            value.len() as u64
+        } else {
+            out.write_all(key)
+                .and_then(|()| out.write_all(b" "))
+                .and_then(|()| out.write_all(&value))
+                .and_then(|()| out.write_all(b"\n"))
+                .map_err(io)?;
+            (key.len() + value.len() + 2) as u64
+        };
         stats.keys += 1;
         stats.bytes += line;
         *bytes += line;

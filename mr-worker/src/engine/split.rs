@@ -1,9 +1,100 @@
-//! Line alignment of splits and chunks.
+//! Record alignment of splits and chunks.
 //!
-//! The planner cuts files at arbitrary byte offsets. Here those offsets are
-//! moved to line starts by one rule: a line belongs to the split (or chunk)
-//! in which it starts. Every line is then mapped exactly once, whatever the
-//! split size, including lines longer than a split.
+//! The planner cuts files at arbitrary byte offsets (at record boundaries
+//! for fixed-length records). Here those offsets are moved to record starts
+//! by one rule: a record belongs to the split (or chunk) in which it
+//! starts. Every record is then mapped exactly once, whatever the split
+//! size, including lines longer than a split. [`Framing`] says what a
+//! record is: a line, a fixed number of bytes, or the whole file.
+
+/// How an input's bytes divide into records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framing {
+    /// Lines, each ending after its `\n` (the last may lack it).
+    Lines,
+    /// Records of this many bytes (any bytes, newlines included).
+    Fixed(usize),
+    /// The whole file is one record (apps that must see whole files).
+    WholeFile,
+}
+
+impl Framing {
+    /// How `app` reads its inputs.
+    pub fn of(app: &dyn mr_apps::App) -> Framing {
+        match (app.whole_file(), app.record_size()) {
+            (true, _) => Framing::WholeFile,
+            (false, Some(n)) if n > 0 => Framing::Fixed(n as usize),
+            _ => Framing::Lines,
+        }
+    }
+
+    /// Aligns `[start, end)` of `data` (whose first byte is byte `from` of
+    /// the input) to whole records: from the first record start in it to
+    /// the end of the last record starting in it. Lines need the byte
+    /// before `start` in `data` (a line starts after a `\n`).
+    pub fn align(self, data: &[u8], start: usize, end: usize, from: u64) -> (usize, usize) {
+        match self {
+            Framing::Lines | Framing::WholeFile => align(data, start, end),
+            Framing::Fixed(n) => {
+                let end = end.min(data.len());
+                let up = |x: usize| {
+                    let r = ((from + x as u64) % n as u64) as usize;
+                    if r == 0 {
+                        x
+                    } else {
+                        x + (n - r)
+                    }
+                };
+                // Only whole records held in `data` are ours; the planner
+                // cuts on record boundaries, so nothing is left out.
+                let held = data.len() - ((from as usize + data.len()) % n);
+                let (s, e) = (up(start), up(end).min(held));
+                if start >= end || s >= e {
+                    (e.min(s), e.min(s))
+                } else {
+                    (s, e)
+                }
+            }
+        }
+    }
+
+    /// Where the chunk starting at `s` (a record start before `end`) ends:
+    /// the first record start at least `target` bytes on, or `end`.
+    pub fn chunk_end(self, data: &[u8], s: usize, end: usize, target: usize) -> usize {
+        match self {
+            Framing::Lines | Framing::WholeFile => chunk_end(data, s, end, target),
+            Framing::Fixed(n) => {
+                let take = (target / n).max(1) * n;
+                if end - s <= take {
+                    end
+                } else {
+                    s + take
+                }
+            }
+        }
+    }
+
+    /// The end of the record starting at `s` in `data[..end]`.
+    pub fn record_end(self, data: &[u8], s: usize, end: usize) -> usize {
+        match self {
+            Framing::Lines => memchr::memchr(b'\n', &data[s..end]).map_or(end, |i| s + i + 1),
+            Framing::Fixed(n) => (s + n).min(end),
+            Framing::WholeFile => end,
+        }
+    }
+
+    /// How many records `data` (a chunk of whole records) holds.
+    pub fn count(self, data: &[u8]) -> u64 {
+        match self {
+            Framing::Lines => {
+                let newlines = memchr::memchr_iter(b'\n', data).count() as u64;
+                newlines + u64::from(data.last().is_some_and(|&b| b != b'\n'))
+            }
+            Framing::Fixed(n) => data.len().div_ceil(n) as u64,
+            Framing::WholeFile => 1,
+        }
+    }
+}
 
 /// The first line start at or after `pos`: `pos` itself if it is 0 or follows
 /// a `\n`, else the byte after the next `\n`, else `data.len()`.
@@ -71,6 +162,29 @@ pub fn chunk_end(data: &[u8], s: usize, end: usize, target: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fixed_records_belong_to_the_range_they_start_in() {
+        let f = Framing::Fixed(10);
+        let data = [0u8; 100];
+        // Ranges cut anywhere still give every record once.
+        let mut covered = Vec::new();
+        for (a, b) in [(0, 25), (25, 25), (25, 61), (61, 100)] {
+            let (s, e) = f.align(&data, a, b, 0);
+            assert!(s % 10 == 0 && e % 10 == 0, "{a}..{b} gave {s}..{e}");
+            covered.extend((s..e).step_by(10));
+        }
+        assert_eq!(covered, (0..100).step_by(10).collect::<Vec<_>>());
+        // Bytes fetched from offset 95 of the input: records start at 100;
+        // only whole records held are given.
+        assert_eq!(f.align(&data[..45], 0, 45, 95), (5, 45));
+        assert_eq!(f.align(&data[..40], 0, 40, 95), (5, 35));
+        assert_eq!(f.chunk_end(&data, 0, 100, 25), 20);
+        assert_eq!(f.chunk_end(&data, 90, 100, 25), 100);
+        assert_eq!(f.chunk_end(&data, 0, 100, 3), 10);
+        assert_eq!(f.record_end(&data, 20, 100), 30);
+        assert_eq!(f.count(&data[..30]), 3);
+    }
 
     /// Splits `data` at every multiple of `size`, aligns, and returns the pieces.
     fn pieces(data: &[u8], size: usize) -> Vec<&[u8]> {

@@ -8,6 +8,7 @@
 //! the next chunk, so decoding one chunk overlaps with mapping the others.
 
 use super::{input_error, Chunk, RecordSource};
+use crate::engine::split::Framing;
 use mr_protocol::codec::Codec;
 use mr_protocol::{FilePart, TaskFailure};
 use std::io::{BufReader, Read};
@@ -27,9 +28,9 @@ pub struct Decompressed {
     /// None for a plain object read whole as a stream.
     codec: Option<Codec>,
     reader: Box<dyn Read + Send>,
-    whole_file: bool,
+    framing: Framing,
     target: usize,
-    /// The start of a line that the previous chunk did not finish.
+    /// The start of a record that the previous chunk did not finish.
     carry: Vec<u8>,
     /// Decompressed bytes handed out so far (the next chunk's base).
     offset: u64,
@@ -43,14 +44,14 @@ impl Decompressed {
         part: &FilePart,
         codec: Option<Codec>,
         reader: Box<dyn Read + Send>,
-        whole_file: bool,
+        framing: Framing,
         target: usize,
     ) -> Decompressed {
         Decompressed {
             part: part.clone(),
             codec,
             reader,
-            whole_file,
+            framing,
             target: target.max(1),
             carry: Vec::new(),
             offset: 0,
@@ -63,7 +64,7 @@ impl Decompressed {
     pub fn open(
         part: &FilePart,
         codec: Codec,
-        whole_file: bool,
+        framing: Framing,
         target: usize,
     ) -> Result<Decompressed, TaskFailure> {
         let (file, len) = super::open_planned(part)?;
@@ -90,7 +91,7 @@ impl Decompressed {
             part,
             Some(codec),
             reader,
-            whole_file,
+            framing,
             target,
         ))
     }
@@ -100,7 +101,7 @@ impl Decompressed {
     pub fn from_object(
         part: &FilePart,
         codec: Option<Codec>,
-        whole_file: bool,
+        framing: Framing,
         target: usize,
     ) -> Result<Decompressed, TaskFailure> {
         let url = part.path.to_string_lossy().into_owned();
@@ -111,7 +112,7 @@ impl Decompressed {
             Some(c) => decoder(c, buffered).map_err(|e| decode_error(part, codec, 0, &e))?,
             None => Box::new(buffered),
         };
-        Ok(Decompressed::new(part, codec, reader, whole_file, target))
+        Ok(Decompressed::new(part, codec, reader, framing, target))
     }
 
     /// Reads into `buf` until it holds at least `want` bytes or the stream
@@ -143,7 +144,7 @@ impl RecordSource for Decompressed {
         if self.done {
             return Ok(None);
         }
-        if self.whole_file {
+        if self.framing == Framing::WholeFile {
             // Apps that need the whole file get it, decoded, in one piece.
             let mut all = Vec::new();
             loop {
@@ -164,8 +165,29 @@ impl RecordSource for Decompressed {
                 if buf.is_empty() {
                     return Ok(None);
                 }
+                if let Framing::Fixed(n) = self.framing {
+                    if buf.len() % n != 0 {
+                        let total = self.offset + buf.len() as u64;
+                        let reason = format!(
+                            "its {total} decompressed bytes are not a whole number of {n}-byte records (the last is {} bytes)",
+                            buf.len() % n
+                        );
+                        return Err(input_error(&self.part, reason));
+                    }
+                }
                 // The last line may lack its newline; it is still a record.
                 break;
+            }
+            if let Framing::Fixed(n) = self.framing {
+                // Whole records only: the rest starts the next chunk.
+                let whole = buf.len() / n * n;
+                if whole > 0 {
+                    self.carry = buf[whole..].to_vec();
+                    buf.truncate(whole);
+                    break;
+                }
+                want = n;
+                continue;
             }
             // Whole lines only: the rest starts the next chunk.
             if let Some(i) = memchr::memrchr(b'\n', &buf) {
@@ -297,7 +319,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let p = part(&dir, codec, &encode(codec, &t));
             // A small target puts many lines across decoder buffer boundaries.
-            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            let mut src = Decompressed::open(&p, codec, Framing::Lines, 4096).unwrap();
             let chunks = drain(&mut src).unwrap();
             assert!(chunks.len() > 10, "{codec:?}");
             let mut joined = Vec::new();
@@ -311,7 +333,7 @@ mod tests {
                 assert_eq!(data.last(), Some(&b'\n'), "{codec:?}");
             }
             // Whole-file apps get it all at once.
-            let mut whole = Decompressed::open(&p, codec, true, 4096).unwrap();
+            let mut whole = Decompressed::open(&p, codec, Framing::WholeFile, 4096).unwrap();
             assert_eq!(drain(&mut whole).unwrap(), vec![(0, t.clone())]);
         }
     }
@@ -324,7 +346,7 @@ mod tests {
         for codec in CODECS {
             let dir = tempfile::tempdir().unwrap();
             let p = part(&dir, codec, &encode(codec, &t));
-            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            let mut src = Decompressed::open(&p, codec, Framing::Lines, 4096).unwrap();
             src.max_line = 1 << 20;
             let err = drain(&mut src).unwrap_err().to_string();
             assert!(
@@ -334,7 +356,7 @@ mod tests {
                 "{codec:?}: {err}"
             );
             // Under the bound the same stream is one record.
-            let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+            let mut src = Decompressed::open(&p, codec, Framing::Lines, 4096).unwrap();
             src.max_line = 4 << 20;
             let chunks = drain(&mut src).unwrap();
             assert_eq!(chunks.last().unwrap().1.len(), 3 << 20, "{codec:?}");
@@ -348,7 +370,7 @@ mod tests {
             let mut bytes = encode(codec, b"first member\n");
             bytes.extend(encode(codec, b"second member\n"));
             let p = part(&dir, codec, &bytes);
-            let mut src = Decompressed::open(&p, codec, false, 1 << 20).unwrap();
+            let mut src = Decompressed::open(&p, codec, Framing::Lines, 1 << 20).unwrap();
             let all: Vec<u8> = drain(&mut src)
                 .unwrap()
                 .into_iter()
@@ -372,8 +394,8 @@ mod tests {
             for (what, bytes) in [("truncated", truncated), ("corrupt", &corrupt[..])] {
                 let dir = tempfile::tempdir().unwrap();
                 let p = part(&dir, codec, bytes);
-                let r =
-                    Decompressed::open(&p, codec, false, 64 << 10).and_then(|mut s| drain(&mut s));
+                let r = Decompressed::open(&p, codec, Framing::Lines, 64 << 10)
+                    .and_then(|mut s| drain(&mut s));
                 match r {
                     Err(TaskFailure::Input { path, reason }) => {
                         assert_eq!(path, p.name, "{codec:?} {what}");
@@ -395,7 +417,7 @@ mod tests {
             for bytes in [Vec::new(), encode(codec, b"")] {
                 let dir = tempfile::tempdir().unwrap();
                 let p = part(&dir, codec, &bytes);
-                let mut src = Decompressed::open(&p, codec, false, 4096).unwrap();
+                let mut src = Decompressed::open(&p, codec, Framing::Lines, 4096).unwrap();
                 assert!(drain(&mut src).unwrap().is_empty(), "{codec:?}");
             }
         }
@@ -406,10 +428,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut p = part(&dir, Codec::Gzip, &gzip(b"a\n"));
         p.file_len += 1;
-        assert!(Decompressed::open(&p, Codec::Gzip, false, 10).is_err());
+        assert!(Decompressed::open(&p, Codec::Gzip, Framing::Lines, 10).is_err());
         p.file_len -= 1;
         p.start = 1;
-        let e = Decompressed::open(&p, Codec::Gzip, false, 10)
+        let e = Decompressed::open(&p, Codec::Gzip, Framing::Lines, 10)
             .err()
             .unwrap();
         assert!(e.to_string().contains("cannot be split"), "{e}");

@@ -7,7 +7,7 @@
 //! alignment and record offsets are the same wherever the bytes came from.
 
 use super::{Chunk, RecordSource};
-use crate::engine::split::{align, chunk_end};
+use crate::engine::split::Framing;
 use mr_protocol::{FilePart, TaskFailure};
 use std::sync::Arc;
 
@@ -41,6 +41,7 @@ impl Fetched {
 /// The lines of a split that start in its byte range, from fetched bytes.
 pub struct FetchedLines {
     fetched: Fetched,
+    framing: Framing,
     /// The next chunk's start and the end of the aligned range, in `data`.
     at: usize,
     end: usize,
@@ -50,13 +51,15 @@ pub struct FetchedLines {
 impl FetchedLines {
     /// The lines of `part` in `fetched` (which must begin at or before the
     /// byte before `part.start`), in chunks of about `target` bytes.
-    pub fn new(part: &FilePart, fetched: Fetched, target: usize) -> FetchedLines {
+    pub fn new(part: &FilePart, fetched: Fetched, framing: Framing, target: usize) -> FetchedLines {
         let from = fetched.from;
         let data: &[u8] = &fetched.data;
         let rel = |at: u64| (at.saturating_sub(from) as usize).min(data.len());
-        let (at, end) = align(data, rel(part.start), rel(part.end.min(part.file_len)));
+        let (start, end) = (rel(part.start), rel(part.end.min(part.file_len)));
+        let (at, end) = framing.align(data, start, end, from);
         FetchedLines {
             fetched,
+            framing,
             at,
             end,
             target,
@@ -70,7 +73,10 @@ impl RecordSource for FetchedLines {
             return Ok(None);
         }
         let data = &self.fetched.data;
-        let (s, e) = (self.at, chunk_end(data, self.at, self.end, self.target));
+        let (s, e) = (
+            self.at,
+            self.framing.chunk_end(data, self.at, self.end, self.target),
+        );
         self.at = e;
         Ok(Some(Chunk::shared(
             data,
@@ -137,7 +143,12 @@ mod tests {
                     .position(|&b| b == b'\n')
                     .map_or(n, |i| end - 1 + i as u64 + 1);
                 let held = Fetched::new(file[from as usize..to as usize].to_vec(), from);
-                got.extend(records(FetchedLines::new(&part(start, end, n), held, 7)));
+                got.extend(records(FetchedLines::new(
+                    &part(start, end, n),
+                    held,
+                    Framing::Lines,
+                    7,
+                )));
                 start = end;
             }
             assert_eq!(got, all, "splits of {size} bytes");

@@ -6,7 +6,7 @@
 //! the file's name.
 
 use super::{input_error, Chunk, RecordSource};
-use crate::engine::split::{align, chunk_end};
+use crate::engine::split::Framing;
 use mr_mapped::MappedFile;
 use mr_protocol::{FilePart, TaskFailure};
 use std::sync::Arc;
@@ -39,11 +39,13 @@ fn shrank(part_name: &str, map: &Option<Arc<MappedFile>>) -> Result<(), TaskFail
     }
 }
 
-/// A split of a mapped file: the lines that start in its byte range.
+/// A split of a mapped file: the records (lines, or fixed-length records)
+/// that start in its byte range.
 pub struct Lines {
     /// The input's name, for a failure.
     name: String,
     map: Option<Arc<MappedFile>>,
+    framing: Framing,
     /// The next chunk's start, and the end of the aligned range.
     at: usize,
     end: usize,
@@ -51,19 +53,25 @@ pub struct Lines {
 }
 
 impl Lines {
-    /// The lines of `part` in `map`, in chunks of about `target` bytes.
-    pub fn new(part: &FilePart, map: Option<Arc<MappedFile>>, target: usize) -> Lines {
+    /// The records of `part` in `map`, in chunks of about `target` bytes.
+    pub fn new(
+        part: &FilePart,
+        map: Option<Arc<MappedFile>>,
+        framing: Framing,
+        target: usize,
+    ) -> Lines {
         let (at, end) = match &map {
             None => (0, 0),
             Some(m) => {
                 let data: &[u8] = m;
                 let end = part.end.min(data.len() as u64) as usize;
-                align(data, part.start as usize, end)
+                framing.align(data, part.start as usize, end, 0)
             }
         };
         Lines {
             name: part.name.clone(),
             map,
+            framing,
             at,
             end,
             target,
@@ -82,7 +90,10 @@ impl RecordSource for Lines {
         // Cut here, not when the source was opened: a task opens all its
         // inputs at once, and finding every chunk's end up front touched a
         // page per chunk of every input, held mapped until its chunk came.
-        let (s, e) = (self.at, chunk_end(map, self.at, self.end, self.target));
+        let (s, e) = (
+            self.at,
+            self.framing.chunk_end(map, self.at, self.end, self.target),
+        );
         self.at = e;
         Ok(Some(Chunk::mapped(map, s, e)))
     }

@@ -25,6 +25,7 @@ pub use fetched::{Fetched, FetchedLines};
 pub use mapped::{Lines, WholeFile};
 pub use object::is_object;
 
+use crate::engine::split::Framing;
 use mr_mapped::MappedFile;
 use mr_protocol::codec::Codec;
 use mr_protocol::{FilePart, TaskFailure};
@@ -150,34 +151,43 @@ pub(crate) fn open_planned(part: &FilePart) -> Result<(std::fs::File, u64), Task
 }
 
 /// Opens the source of `part`: its `fetched` bytes if the worker fetched
-/// them already, else decompressed by its extension, else mapped; whole for
-/// apps that map whole files, else in line-aligned chunks of about `target`
-/// bytes.
+/// them already, else decompressed by its extension, else mapped; in chunks
+/// of whole records (as `framing` says what a record is) of about `target`
+/// bytes, or whole for apps that map whole files.
 pub fn open(
     part: &FilePart,
     fetched: Option<&Fetched>,
-    whole_file: bool,
+    framing: Framing,
     target: usize,
 ) -> Result<Box<dyn RecordSource>, TaskFailure> {
     if let Some(f) = fetched {
-        return Ok(Box::new(FetchedLines::new(part, f.clone(), target)));
+        return Ok(Box::new(FetchedLines::new(
+            part,
+            f.clone(),
+            framing,
+            target,
+        )));
     }
     let codec = Codec::of(&part.name);
+    let whole_file = framing == Framing::WholeFile;
     if is_object(part) {
         return Ok(match (codec, whole_file) {
-            (None, false) => Box::new(FetchedLines::new(part, object::fetch_split(part)?, target)),
+            (None, false) => Box::new(FetchedLines::new(
+                part,
+                object::fetch_split(part, framing)?,
+                framing,
+                target,
+            )),
             // Streamed from the object's start: decompressed, or whole.
-            (codec, _) => Box::new(Decompressed::from_object(part, codec, whole_file, target)?),
+            (codec, _) => Box::new(Decompressed::from_object(part, codec, framing, target)?),
         });
     }
     if let Some(codec) = codec {
-        return Ok(Box::new(Decompressed::open(
-            part, codec, whole_file, target,
-        )?));
+        return Ok(Box::new(Decompressed::open(part, codec, framing, target)?));
     }
     let map = mapped::map_file(part)?;
     Ok(match whole_file {
         true => Box::new(WholeFile::new(part, map)),
-        false => Box::new(Lines::new(part, map, target)),
+        false => Box::new(Lines::new(part, map, framing, target)),
     })
 }

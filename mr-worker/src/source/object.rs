@@ -10,6 +10,7 @@
 //! Every GET checks the object's ETag against the plan.
 
 use super::{input_error, Fetched};
+use crate::engine::split::Framing;
 use mr_protocol::{FilePart, TaskFailure};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -87,11 +88,22 @@ fn fetch(part: &FilePart, from: u64, to: u64) -> Result<Vec<u8>, TaskFailure> {
     Ok(out)
 }
 
-/// Fetches the bytes of `part`'s split of an object that its lines need:
-/// from the byte before its range through the end of the line crossing its
-/// end (only if a line starts in the range at all).
-pub fn fetch_split(part: &FilePart) -> Result<Fetched, TaskFailure> {
+/// Fetches the bytes of `part`'s split of an object that its records need:
+/// for lines, from the byte before its range through the end of the line
+/// crossing its end (only if a line starts in the range at all); for
+/// fixed-length records, the records that start in it.
+pub fn fetch_split(part: &FilePart, framing: Framing) -> Result<Fetched, TaskFailure> {
     let end = part.end.min(part.file_len);
+    if let Framing::Fixed(n) = framing {
+        let up = |x: u64| x.div_ceil(n as u64) * n as u64;
+        let (from, to) = (up(part.start), up(end).min(part.file_len));
+        let data = if from < to {
+            fetch(part, from, to)?
+        } else {
+            Vec::new()
+        };
+        return Ok(Fetched::new(data, from.min(to)));
+    }
     let from = part.start.saturating_sub(1);
     let mut data = fetch(part, from, end)?;
     // A line starts in [start, end) iff start is 0 or a newline lies in

@@ -129,6 +129,8 @@ fn a_lying_shuffle_peer_costs_map_reruns_not_the_job() {
                 RegisterRequest {
                     app: "wc".into(),
                     whole_file: false,
+                    record_size: 0,
+                    total_order: false,
                     host: "liar".into(),
                     pid: 1,
                     capacity: 1,

@@ -17,6 +17,8 @@ fn request(token: &str) -> RegisterRequest {
     RegisterRequest {
         app: "wc".into(),
         whole_file: false,
+        record_size: 0,
+        total_order: false,
         host: "test".into(),
         pid: 1,
         capacity: 1,

@@ -99,6 +99,8 @@ pub(crate) async fn session(
     let req = RegisterRequest {
         app: "wc".into(),
         whole_file: false,
+        record_size: 0,
+        total_order: false,
         host: "loadgen".into(),
         pid: i,
         capacity: 1,
