@@ -64,6 +64,9 @@ pub struct JobConfig {
     /// `--total-order`: partition by sampled key ranges, so the outputs
     /// concatenated in number order are sorted.
     pub total_order: bool,
+    /// Launch backup attempts of stragglers near the end of each phase
+    /// (`--no-backups` turns them off, to measure what they are worth).
+    pub backups: bool,
 }
 
 /// Whether the coordinator also serves its Unix domain socket.

@@ -38,13 +38,18 @@ fn decide_blocking(cfg: &JobConfig, files: &[InputFile]) -> Result<JobShape, Coo
     let conf = Conf::from_pairs(cfg.conf.iter().cloned());
     let app: Option<Box<dyn App>> = match (&cfg.streaming, &cfg.app) {
         (Some((m, r)), _) => Some(Box::new(mr_apps::apps::streaming::Streaming::new(m, r))),
-        (None, Some(spec)) => {
-            let mut app =
-                mr_apps::load(spec).map_err(|e| CoordinatorError::Refused(e.to_string()))?;
-            mr_apps::configure(&mut *app, &conf)
-                .map_err(|e| CoordinatorError::Refused(e.to_string()))?;
-            Some(app)
-        }
+        // An app unknown here may be known to workers elsewhere (the
+        // server warns of it, or refuses it with --workers): its shape is
+        // then what the flags say, and a worker running it is checked at
+        // registration.
+        (None, Some(spec)) => match mr_apps::load(spec) {
+            Ok(mut app) => {
+                mr_apps::configure(&mut *app, &conf)
+                    .map_err(|e| CoordinatorError::Refused(e.to_string()))?;
+                Some(app)
+            }
+            Err(_) => None,
+        },
         (None, None) => None,
     };
     let own_size = app.as_ref().and_then(|a| a.record_size());
@@ -73,7 +78,7 @@ fn decide_blocking(cfg: &JobConfig, files: &[InputFile]) -> Result<JobShape, Coo
         (false, _) => None,
         (true, None) => {
             return Err(CoordinatorError::Refused(
-                "--total-order samples the keys the app's map emits before the job starts: add --app NAME".into(),
+                "--total-order samples the keys the app's map emits before the job starts: add --app NAME, of an app known here".into(),
             ))
         }
         (true, Some(app)) => {

@@ -51,14 +51,18 @@ pub struct WorkerConfig {
 /// Makes the app configured with a job's parameters.
 pub type AppMaker = Arc<dyn Fn(&mr_apps::Conf) -> Result<AppRef, mr_apps::LoadError> + Send + Sync>;
 
-/// The app as the job of `shape` runs it: configured with its parameters,
-/// reading its records, partitioning by its key ranges.
+/// The app as the job of `shape` runs it: configured with its parameters
+/// (`loaded` itself when there are none, so an app keeping state across
+/// calls keeps it), reading its records, partitioning by its key ranges.
 pub fn job_app(
+    loaded: &AppRef,
     make: &AppMaker,
     shape: &mr_protocol::JobShape,
 ) -> Result<AppRef, mr_apps::LoadError> {
-    let conf = mr_apps::Conf::from_pairs(shape.conf.iter().cloned());
-    let app = make(&conf)?;
+    let app = match shape.conf.is_empty() {
+        true => loaded.clone(),
+        false => make(&mr_apps::Conf::from_pairs(shape.conf.iter().cloned()))?,
+    };
     let record_size = (shape.record_size > 0).then_some(shape.record_size);
     let points = shape.split_points.clone().map(Arc::from);
     Ok(mr_apps::JobApp::wrap(app, record_size, points))
@@ -183,6 +187,8 @@ struct Worker {
     origin: Instant,
     /// Decided at the first registration.
     placement: Mutex<Option<Arc<Placement>>>,
+    /// The app made for the job's shape at the last registration.
+    job_app: Mutex<Option<(mr_protocol::JobShape, AppRef)>>,
     /// The worker's own directory.
     store: Arc<crate::shuffle::local::LocalStore>,
 }
@@ -217,7 +223,7 @@ impl Worker {
                 info!(worker = %settings.worker, job = %settings.job_id, "registered");
                 // The job's parameters were checked by a coordinator that
                 // knew the app; one that did not leaves the app to refuse.
-                let app = match job_app(&self.cfg.make_app, &settings.shape) {
+                let app = match self.job_app(&settings.shape) {
                     Ok(app) => app,
                     Err(e) => {
                         return Ok(Err(RegisterError::NotSetUpFor {
@@ -243,6 +249,21 @@ impl Worker {
             }
             Err(e) => Ok(Err(e)),
         }
+    }
+
+    /// The app for a job of `shape`: the one made for the last
+    /// registration if the shape is the same (a restarted coordinator's
+    /// job is the same job: an app keeping state keeps it), else a new one.
+    fn job_app(&self, shape: &mr_protocol::JobShape) -> Result<AppRef, mr_apps::LoadError> {
+        let mut made = self.job_app.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, app)) = made.as_ref() {
+            if s == shape {
+                return Ok(app.clone());
+            }
+        }
+        let app = job_app(&self.cfg.app, &self.cfg.make_app, shape)?;
+        *made = Some((shape.clone(), app.clone()));
+        Ok(app)
     }
 
     fn placement(&self) -> Option<Arc<Placement>> {
@@ -592,6 +613,7 @@ pub async fn run_worker(cfg: WorkerConfig) -> Result<Ending, WorkerError> {
         last_call: Arc::new(AtomicU64::new(0)),
         origin: Instant::now(),
         placement: Mutex::new(None),
+        job_app: Mutex::new(None),
     };
     let ending = w.run().await;
     // Stop the heartbeat task with the session.

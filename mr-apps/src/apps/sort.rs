@@ -2,9 +2,10 @@
 //! of 100 bytes whose first 10 are the key, compared as unsigned bytes.
 //!
 //! Inputs are gensort's records, binary or ASCII (`gensort -a`: printable,
-//! ending in `\r\n`, still 100 bytes). Map emits each record under its key;
-//! the job partitions by sampled key ranges ([`App::total_order`]), each
-//! reduce writes its records back as they were ([`App::values_only`]), so
+//! ending in `\r\n`, still 100 bytes). Map emits each record's last 90
+//! bytes under its key (the key is not carried twice); the job partitions
+//! by sampled key ranges ([`App::total_order`]), each reduce writes its
+//! records back as they were, key then rest ([`App::values_only`]), so
 //! `mr-out-0`, `mr-out-1`, ... concatenated are the sorted data set.
 
 use crate::{App, Emit, Values};
@@ -46,27 +47,31 @@ impl App for Sort {
             );
         }
         for rec in records {
-            emit.emit(&rec[..KEY], rec);
+            emit.emit(&rec[..KEY], &rec[KEY..]);
         }
     }
 
-    fn reduce(&self, _key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
+    fn reduce(&self, key: &[u8], values: &mut dyn Values, out: &mut Vec<u8>) {
         // Nearly every key is unique; records sharing a key (skewed data)
-        // are written in record order, as a plain sort of the records puts
-        // them.
+        // are written in byte order of their rests, as a plain sort of the
+        // records puts them.
         let Some(first) = values.next_value() else {
             return;
         };
-        let first = first.to_vec();
+        let first_len = first.len();
+        out.extend_from_slice(key);
+        out.extend_from_slice(first);
         let Some(second) = values.next_value() else {
-            out.extend_from_slice(&first);
             return;
         };
-        let mut all = vec![first, second.to_vec()];
-        all.extend(crate::collect_values(values));
-        all.sort_unstable();
-        for rec in all {
-            out.extend_from_slice(&rec);
+        let mut rests = vec![out[KEY.min(out.len())..].to_vec(), second.to_vec()];
+        debug_assert_eq!(rests[0].len(), first_len);
+        rests.extend(crate::collect_values(values));
+        rests.sort_unstable();
+        out.clear();
+        for rest in rests {
+            out.extend_from_slice(key);
+            out.extend_from_slice(&rest);
         }
     }
 }
@@ -88,31 +93,27 @@ mod tests {
         chunk.extend(record(b"aaaaaaaaa\n", 0));
         let mut e = VecEmit::default();
         Sort.map("in", &chunk, &mut e);
-        assert_eq!(e.pairs.len(), 2);
+        let rest = |r: usize| chunk[r * RECORD + KEY..(r + 1) * RECORD].to_vec();
         assert_eq!(
-            e.pairs[0],
-            (b"zzzzzzzzzz".to_vec(), chunk[..RECORD].to_vec())
-        );
-        assert_eq!(
-            e.pairs[1],
-            (b"aaaaaaaaa\n".to_vec(), chunk[RECORD..].to_vec())
+            e.pairs,
+            [
+                (b"zzzzzzzzzz".to_vec(), rest(0)),
+                (b"aaaaaaaaa\n".to_vec(), rest(1))
+            ]
         );
     }
 
     #[test]
     fn reduce_writes_records_sharing_a_key_in_record_order() {
-        let (a, b, c) = (
-            record(b"kkkkkkkkkk", 3),
-            record(b"kkkkkkkkkk", 1),
-            record(b"kkkkkkkkkk", 2),
-        );
+        let key = b"kkkkkkkkkk";
+        let (a, b, c) = (record(key, 3), record(key, 1), record(key, 2));
+        let rests = [a[KEY..].to_vec(), b[KEY..].to_vec(), c[KEY..].to_vec()];
         let mut out = Vec::new();
-        Sort.reduce(
-            b"k",
-            &mut SliceValues::new(&[a.clone(), b.clone(), c.clone()]),
-            &mut out,
-        );
-        assert_eq!(out, [b, c, a].concat());
+        Sort.reduce(key, &mut SliceValues::new(&rests), &mut out);
+        assert_eq!(out, [b, c, a.clone()].concat());
+        out.clear();
+        Sort.reduce(key, &mut SliceValues::new(&rests[..1]), &mut out);
+        assert_eq!(out, a);
     }
 
     #[test]

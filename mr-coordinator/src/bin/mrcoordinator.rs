@@ -95,6 +95,11 @@ struct Args {
     /// always does this).
     #[arg(long)]
     total_order: bool,
+    /// Launch no backup attempts of slow tasks near the end of a phase (the
+    /// paper's measurement of what backups are worth); a stalled worker's
+    /// tasks are then only reissued once it is declared lost.
+    #[arg(long)]
+    no_backups: bool,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
@@ -174,6 +179,7 @@ async fn main() -> ExitCode {
         conf: args.conf,
         record_size: args.record_size,
         total_order: args.total_order,
+        backups: !args.no_backups,
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {

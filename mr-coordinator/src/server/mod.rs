@@ -355,7 +355,7 @@ impl RunningJob {
                 app: cfg.required_app(),
                 wait: Duration::from_millis(50),
                 skip_bad_records: cfg.skip_bad_records,
-                backups: true,
+                backups: cfg.backups,
                 record_size: shape.record_size,
             },
             files,

@@ -424,6 +424,11 @@ impl Accumulator for PairBuffers {
     }
 
     fn write_sorted(&mut self, app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
+        if self.deferred && app.total_order() {
+            let records = write_ranges(&[&*self], app, w)?;
+            self.parts.iter_mut().for_each(|p| *p = PairBuf::default());
+            return Ok(records);
+        }
         self.repartition(app);
         let records = write_partitions(&[&*self], app, w)?;
         self.parts.iter_mut().for_each(|p| *p = PairBuf::default());
@@ -435,11 +440,66 @@ impl Accumulator for PairBuffers {
         app: &dyn App,
         w: &mut RunWriter,
     ) -> Result<u64, RunError> {
+        if app.total_order() && accs.iter().all(|a| a.deferred) {
+            let refs: Vec<&PairBuffers> = accs.iter().collect();
+            return write_ranges(&refs, app, w);
+        }
         accs.iter_mut().for_each(|a| a.repartition(app));
         // Sort the threads' buffers together instead of copying them into one.
         let refs: Vec<&PairBuffers> = accs.iter().collect();
         write_partitions(&refs, app, w)
     }
+}
+
+/// Writes the sorted, combined union of `accs`' deferred pairs when the
+/// app partitions by key range (a total order): its partitions follow key
+/// order, so one sort of every pair gives them one after another, with no
+/// sort into partitions first and no copy of the pairs.
+fn write_ranges(accs: &[&PairBuffers], app: &dyn App, w: &mut RunWriter) -> Result<u64, RunError> {
+    let combine = app.has_combiner();
+    let reduces = w.reduces();
+    let (mut records, mut err, mut current) = (0, None, 0u32);
+    let bufs: Vec<&PairBuf> = accs.iter().filter_map(|a| a.parts.first()).collect();
+    sort_and_group(&bufs, |key, values| {
+        if err.is_some() {
+            return;
+        }
+        let r = app.partition(key, reduces).min(reduces - 1);
+        // Ranges never go back: a key below the current range would mean a
+        // partitioner that is no range, and a wrong output.
+        assert!(
+            r >= current,
+            "the total order's partitioner went back from {current} to {r}"
+        );
+        while current < r {
+            if let Err(e) = w.end_partition() {
+                err = Some(e);
+                return;
+            }
+            current += 1;
+        }
+        let mut put = |v: &[u8]| {
+            if err.is_none() {
+                records += 1;
+                err = w.push(key, v).err();
+            }
+        };
+        if combine {
+            app.combine(key, values, &mut put);
+        } else {
+            while let Some(v) = values.next_value() {
+                put(v);
+            }
+        }
+    });
+    if let Some(e) = err {
+        return Err(e);
+    }
+    while current < reduces {
+        w.end_partition()?;
+        current += 1;
+    }
+    Ok(records)
 }
 
 /// Writes partition by partition the sorted, combined union of `accs`.

@@ -121,6 +121,45 @@ fn splits_and_partitions_give_the_same_counts_as_one_pass() {
     assert!(one.lines().any(|l| l == "Ünïcödé 1000"));
 }
 
+#[test]
+fn range_partitions_concatenate_to_the_one_sorted_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    // Words are runs of letters: numbers spelled in letters, "wbaaa" on.
+    let word = |mut n: usize| {
+        let mut w = String::from("w");
+        for _ in 0..4 {
+            w.insert(1, (b'a' + (n % 26) as u8) as char);
+            n /= 26;
+        }
+        w
+    };
+    let mut text = String::new();
+    for i in 0..3000 {
+        text.push_str(&format!("{} alpha zulu mike {}\n", word(i * 7 % 3000), word(i)));
+    }
+    std::fs::write(&input, &text).unwrap();
+    let wc: mr_apps::AppRef = std::sync::Arc::new(mr_apps::apps::wc::WordCount);
+    let one = run_job(&*wc, dir.path(), std::slice::from_ref(&input), 1, 1 << 30).concat();
+    // Split points inside the keys, one that no key reaches, one below all.
+    let points: Vec<Vec<u8>> = ["", "mike", "waabm", "waadb", "zz"]
+        .iter()
+        .map(|p| p.as_bytes().to_vec())
+        .collect();
+    let ranged = mr_apps::JobApp::wrap(wc, None, Some(points.clone().into()));
+    for (split, memory_note) in [(1u64 << 30, "one map"), (4096, "many maps")] {
+        let parts = run_job(&*ranged, dir.path(), std::slice::from_ref(&input), 6, split);
+        assert_eq!(parts.concat(), one, "{memory_note}");
+        for (r, p) in parts.iter().enumerate() {
+            for key in p.lines().map(|l| l.rsplit_once(' ').unwrap().0.as_bytes()) {
+                assert!(r == 0 || key >= points[r - 1].as_slice(), "{r}: {key:?}");
+                assert!(r == 5 || key < points[r].as_slice(), "{r}: {key:?}");
+            }
+        }
+        assert!(parts[0].is_empty() && parts[5].is_empty() && !parts[3].is_empty());
+    }
+}
+
 /// Panics on the word "boom"; otherwise a word count without a combiner.
 struct Fragile;
 

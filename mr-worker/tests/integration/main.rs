@@ -13,6 +13,7 @@ mod inputs;
 mod network;
 mod object_outputs;
 mod objects;
+mod records;
 mod replay;
 mod report;
 mod security;

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# The MapReduce paper's sort and grep (section 5) on this machine: the
+# framework's `sort` against GNU sort and the in-memory sort-limit, and its
+# `grep` against grep -F, paired in the same run, every output checked.
+#
+#   bash bench/sort.sh [--records N] [--files F] [--runs K] [--reduces R]
+#                      [--workers W] [--split-size SIZE] [--dir DIR]
+#                      [--sort-limit PATH] [--skip-gnu] [--kill-test]
+#
+# Defaults: 10,000,000 ASCII records (1 GB) in 16 files, 3 runs, 2 workers.
+# Records are gensort's (mr-corpus --records, generated once into --dir and
+# kept). --sort-limit is ../shared/reference/sort-limit (its crate directory,
+# built in a copy, or its binary); without it that column is skipped.
+# Every process's peak RSS is measured apart (the coordinator and each
+# worker run under their own /usr/bin/time): the memory bound is per
+# process. --kill-test adds the paper's Figure 3 in miniature (4 workers:
+# undisturbed, one killed mid-map, one stopped 30 s with backups on and off).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+records=10000000 files=16 runs=3 reduces=8 workers=2 split=64MiB
+dir=${MR_BENCH_DIR:-/tmp/mr-bench}/sort sortlimit="" gnu=1 kill=0 ascii=--ascii
+while [ $# -gt 0 ]; do
+    case $1 in
+        --records) records=$2; shift 2 ;;
+        --files) files=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
+        --reduces) reduces=$2; shift 2 ;;
+        --workers) workers=$2; shift 2 ;;
+        --split-size) split=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --sort-limit) sortlimit=$2; shift 2 ;;
+        --skip-gnu) gnu=0; shift ;;
+        --kill-test) kill=1; shift ;;
+        --binary) ascii=""; shift ;;
+        *) echo "unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+[ -x /usr/bin/time ] || { echo "bench/sort.sh needs GNU time (/usr/bin/time): apt-get install time" >&2; exit 2; }
+cargo build --release --workspace --quiet
+bin=$root/target/release
+mkdir -p "$dir"
+data=$dir/in-$records$ascii
+if [ ! -f "$data/records-$(printf %04d $((files - 1)))" ]; then
+    echo "generating $records records in $files files under $data"
+    rm -rf "$data"
+    "$bin/mr-corpus" --records "$records" --files "$files" $ascii "$data"
+fi
+inputs=("$data"/records-*)
+want=$("$bin/mr-corpus" --check --unordered "${inputs[@]}")
+if [ -n "$sortlimit" ] && [ -f "$sortlimit/Cargo.toml" ]; then
+    rm -rf "$dir/sort-limit-src"
+    cp -r "$sortlimit" "$dir/sort-limit-src"
+    (cd "$dir/sort-limit-src" && cargo build --release --quiet)
+    sortlimit=$dir/sort-limit-src/target/release/sort-limit
+fi
+
+# time_of LOG: "seconds peak_MiB" of a /usr/bin/time -f '%e %M' log.
+time_of() { tail -1 "$1" | awk '{printf "%s %.0f", $1, $2 / 1024}'; }
+
+# One run of the framework: a coordinator and $1 workers started apart on
+# a socket (so each has its own peak RSS), then the outputs checked.
+run_mr() {
+    local app=$1 nworkers=$2 out=$dir/out; shift 2
+    rm -rf "$out" && mkdir -p "$out"
+    local sock=$dir/sock
+    /usr/bin/time -f '%e %M' -o "$dir/coord.time" "$bin/mrcoordinator" --app "$app" \
+        --reduces "$reduces" --split-size "$split" --socket "$sock" --no-token \
+        --output-dir "$out" --quiet "$@" "${inputs[@]}" &
+    local coord=$!
+    while [ ! -S "$sock" ]; do sleep 0.01; done
+    local w pids=()
+    for w in $(seq 1 "$nworkers"); do
+        /usr/bin/time -f '%e %M' -o "$dir/worker$w.time" "$bin/mrworker" \
+            --coordinator "unix:$sock" "$app" 2>/dev/null &
+        pids+=($!)
+    done
+    wait $coord
+    wait "${pids[@]}" || true
+    local peak=0 m
+    for w in $(seq 1 "$nworkers"); do
+        m=$(time_of "$dir/worker$w.time" | cut -d' ' -f2)
+        [ "$m" -gt "$peak" ] && peak=$m
+    done
+    read -r secs cpeak < <(time_of "$dir/coord.time")
+    echo "$secs $cpeak $peak"
+}
+
+check_sort() {
+    local got
+    got=$("$bin/mr-corpus" --check $(for r in $(seq 0 $((reduces - 1))); do echo "$dir/out/mr-out-$r"; done))
+    case $got in
+        "$want"*SUCCESS*) ;;
+        *) echo "WRONG OUTPUT: $got (inputs: $want)" >&2; exit 1 ;;
+    esac
+}
+
+printf '%-5s %-22s %8s %10s %12s %s\n' run contender seconds peak_MiB ratio note
+for run in $(seq 1 "$runs"); do
+    gnu_s=""
+    if [ $gnu = 1 ]; then
+        /usr/bin/time -f '%e %M' -o "$dir/gnu.time" env LC_ALL=C sort -S 256M --parallel=2 \
+            -o "$dir/gnu.out" "${inputs[@]}"
+        read -r gnu_s gnu_m < <(time_of "$dir/gnu.time")
+        printf '%-5s %-22s %8s %10s %12s\n' "$run" "GNU sort" "$gnu_s" "$gnu_m" ""
+        rm -f "$dir/gnu.out"
+    fi
+    sl_s=""
+    if [ -n "$sortlimit" ]; then
+        /usr/bin/time -f '%e %M' -o "$dir/sl.time" "$sortlimit" "$dir/sl.out" "${inputs[@]}"
+        read -r sl_s sl_m < <(time_of "$dir/sl.time")
+        printf '%-5s %-22s %8s %10s %12s\n' "$run" "sort-limit" "$sl_s" "$sl_m" ""
+        rm -f "$dir/sl.out"
+    fi
+    read -r mr_s mr_c mr_w < <(run_mr sort "$workers")
+    check_sort
+    ratio=""
+    [ -n "$gnu_s" ] && ratio="$(awk -v a="$mr_s" -v b="$gnu_s" 'BEGIN{printf "%.2fx GNU", a/b}')"
+    [ -n "$sl_s" ] && ratio="$ratio $(awk -v a="$mr_s" -v b="$sl_s" 'BEGIN{printf "%.2fx limit", a/b}')"
+    printf '%-5s %-22s %8s %10s %12s %s\n' "$run" "mrcoordinator sort" "$mr_s" "$mr_w" "$ratio" \
+        "coordinator ${mr_c} MiB, peak of ${workers} workers ${mr_w} MiB; output checked"
+    # grep: a pattern as rare as the paper's (one record in ~100,000 has it).
+    pattern=$(head -c 100000000 "${inputs[0]}" | tail -c 100 | head -c 6)
+    /usr/bin/time -f '%e %M' -o "$dir/grep.time" env LC_ALL=C grep -F -a -h -- "$pattern" \
+        "${inputs[@]}" >"$dir/grep.out" || true
+    read -r g_s g_m < <(time_of "$dir/grep.time")
+    printf '%-5s %-22s %8s %10s %12s\n' "$run" "grep -F" "$g_s" "$g_m" ""
+    read -r mg_s mg_c mg_w < <(run_mr grep "$workers" --conf "pattern=$pattern")
+    if ! cmp -s <(LC_ALL=C sort "$dir/grep.out") <(cat "$dir"/out/mr-out-* | LC_ALL=C sort); then
+        echo "WRONG GREP OUTPUT" >&2
+        exit 1
+    fi
+    printf '%-5s %-22s %8s %10s %12s %s\n' "$run" "mrcoordinator grep" "$mg_s" "$mg_w" \
+        "$(awk -v a="$mg_s" -v b="$g_s" 'BEGIN{printf "%.2fx grep", a/b}')" "$(wc -l <"$dir/grep.out") lines; output checked"
+done
+
+[ $kill = 1 ] || exit 0
+# The paper's Figure 3 in miniature: 4 workers, started apart.
+figure3() {
+    local what=$1 extra=()
+    [ "$what" = "no backups, one stopped" ] && extra=(--no-backups)
+    local out=$dir/out sock=$dir/sock
+    rm -rf "$out" && mkdir -p "$out"
+    local start
+    start=$(date +%s.%N)
+    "$bin/mrcoordinator" --app sort --reduces "$reduces" --split-size "$split" --socket "$sock" \
+        --no-token --output-dir "$out" --quiet "${extra[@]}" "${inputs[@]}" &
+    local coord=$! pids=() w
+    while [ ! -S "$sock" ]; do sleep 0.01; done
+    for w in 1 2 3 4; do
+        "$bin/mrworker" --threads 1 --coordinator "unix:$sock" sort 2>/dev/null &
+        pids+=($!)
+    done
+    case $what in
+        "one killed")
+            # Halfway through the map phase, by the map outputs written.
+            local maps
+            maps=$(( ( $(cat "${inputs[@]}" | wc -c) + $(numfmt --from=iec "$split") - 1) / $(numfmt --from=iec "$split") ))
+            while [ "$(ls "$out/mr-job" 2>/dev/null | grep -cE '^mr-[0-9]+-[0-9]+$')" -lt $((maps / 2)) ]; do sleep 0.02; done
+            kill -KILL "${pids[0]}" ;;
+        *stopped)
+            sleep 0.5
+            kill -STOP "${pids[0]}"
+            (sleep 30; kill -CONT "${pids[0]}" 2>/dev/null) & ;;
+    esac
+    wait $coord
+    local end
+    end=$(date +%s.%N)
+    kill -CONT "${pids[0]}" 2>/dev/null || true
+    wait "${pids[@]}" 2>/dev/null || true
+    check_sort
+    awk -v a="$start" -v b="$end" -v w="$what" 'BEGIN{printf "%-32s %8.2f s (output checked)\n", w, b-a}'
+}
+echo
+echo "Figure 3 in miniature (4 workers of 1 thread each, $records records):"
+figure3 "undisturbed"
+figure3 "one killed"
+figure3 "backups, one stopped"
+figure3 "no backups, one stopped"
