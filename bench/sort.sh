@@ -4,10 +4,11 @@
 # `grep` against grep -F, paired in the same run, every output checked.
 #
 #   bash bench/sort.sh [--records N] [--files F] [--runs K] [--reduces R]
-#                      [--workers W] [--split-size SIZE] [--dir DIR]
+#                      [--workers W] [--split-size SIZE] [--dir DIR] [--binary]
 #                      [--sort-limit PATH] [--skip-gnu] [--kill-test]
 #
-# Defaults: 10,000,000 ASCII records (1 GB) in 16 files, 3 runs, 2 workers.
+# Defaults: 10,000,000 ASCII records (1 GB) in 16 files, 3 runs, 2 workers
+# (--binary: gensort's binary records; grep is then skipped).
 # Records are gensort's (mr-corpus --records, generated once into --dir and
 # kept). --sort-limit is ../shared/reference/sort-limit (its crate directory,
 # built in a copy, or its binary); without it that column is skipped.
@@ -40,7 +41,7 @@ done
 cargo build --release --workspace --quiet
 bin=$root/target/release
 mkdir -p "$dir"
-data=$dir/in-$records$ascii
+data=$dir/in-$records${ascii:+-ascii}
 if [ ! -f "$data/records-$(printf %04d $((files - 1)))" ]; then
     echo "generating $records records in $files files under $data"
     rm -rf "$data"
@@ -55,8 +56,28 @@ if [ -n "$sortlimit" ] && [ -f "$sortlimit/Cargo.toml" ]; then
     sortlimit=$dir/sort-limit-src/target/release/sort-limit
 fi
 
+# size_bytes SIZE: bytes of 64MiB, 512KiB, 1GiB or a plain number.
+size_bytes() {
+    local v=$1
+    case $v in
+        *KiB) echo $(( ${v%KiB} << 10 )) ;;
+        *MiB) echo $(( ${v%MiB} << 20 )) ;;
+        *GiB) echo $(( ${v%GiB} << 30 )) ;;
+        *) echo "$v" ;;
+    esac
+}
+
+# wait_socket PATH PID: until the coordinator PID serves PATH (fails if it
+# exits first). A socket left by an earlier run is removed beforehand.
+wait_socket() {
+    while [ ! -S "$1" ]; do
+        kill -0 "$2" 2>/dev/null || { echo "the coordinator exited before serving $1" >&2; exit 1; }
+        sleep 0.01
+    done
+}
+
 # time_of LOG: "seconds peak_MiB" of a /usr/bin/time -f '%e %M' log.
-time_of() { tail -1 "$1" | awk '{printf "%s %.0f", $1, $2 / 1024}'; }
+time_of() { tail -1 "$1" | awk '{printf "%s %.0f\n", $1, $2 / 1024}'; }
 
 # One run of the framework: a coordinator and $1 workers started apart on
 # a socket (so each has its own peak RSS), then the outputs checked.
@@ -64,11 +85,12 @@ run_mr() {
     local app=$1 nworkers=$2 out=$dir/out; shift 2
     rm -rf "$out" && mkdir -p "$out"
     local sock=$dir/sock
+    rm -f "$sock"
     /usr/bin/time -f '%e %M' -o "$dir/coord.time" "$bin/mrcoordinator" --app "$app" \
         --reduces "$reduces" --split-size "$split" --socket "$sock" --no-token \
         --output-dir "$out" --quiet "$@" "${inputs[@]}" &
     local coord=$!
-    while [ ! -S "$sock" ]; do sleep 0.01; done
+    wait_socket "$sock" $coord
     local w pids=()
     for w in $(seq 1 "$nworkers"); do
         /usr/bin/time -f '%e %M' -o "$dir/worker$w.time" "$bin/mrworker" \
@@ -88,7 +110,7 @@ run_mr() {
 
 check_sort() {
     local got
-    got=$("$bin/mr-corpus" --check $(for r in $(seq 0 $((reduces - 1))); do echo "$dir/out/mr-out-$r"; done))
+    got=$("$bin/mr-corpus" --check $(for r in $(seq 0 $((reduces - 1))); do echo "$dir/out/mr-out-$r"; done)) || true
     case $got in
         "$want"*SUCCESS*) ;;
         *) echo "WRONG OUTPUT: $got (inputs: $want)" >&2; exit 1 ;;
@@ -119,8 +141,10 @@ for run in $(seq 1 "$runs"); do
     [ -n "$sl_s" ] && ratio="$ratio $(awk -v a="$mr_s" -v b="$sl_s" 'BEGIN{printf "%.2fx limit", a/b}')"
     printf '%-5s %-22s %8s %10s %12s %s\n' "$run" "mrcoordinator sort" "$mr_s" "$mr_w" "$ratio" \
         "coordinator ${mr_c} MiB, peak of ${workers} workers ${mr_w} MiB; output checked"
-    # grep: a pattern as rare as the paper's (one record in ~100,000 has it).
-    pattern=$(head -c 100000000 "${inputs[0]}" | tail -c 100 | head -c 6)
+    # grep (ASCII records only: a pattern is text): a record's key from the
+    # middle of the first file, as rare as the paper's pattern.
+    [ -n "$ascii" ] || continue
+    pattern=$(head -c $(( $(stat -c %s "${inputs[0]}") / 200 * 100 )) "${inputs[0]}" | tail -c 100 | head -c 8)
     /usr/bin/time -f '%e %M' -o "$dir/grep.time" env LC_ALL=C grep -F -a -h -- "$pattern" \
         "${inputs[@]}" >"$dir/grep.out" || true
     read -r g_s g_m < <(time_of "$dir/grep.time")
@@ -139,14 +163,14 @@ done
 figure3() {
     local what=$1 extra=()
     [ "$what" = "no backups, one stopped" ] && extra=(--no-backups)
-    local out=$dir/out sock=$dir/sock
-    rm -rf "$out" && mkdir -p "$out"
+    local out=$dir/out sock=$dir/sock sleeper=""
+    rm -rf "$out" "$sock" && mkdir -p "$out"
     local start
     start=$(date +%s.%N)
     "$bin/mrcoordinator" --app sort --reduces "$reduces" --split-size "$split" --socket "$sock" \
         --no-token --output-dir "$out" --quiet "${extra[@]}" "${inputs[@]}" &
     local coord=$! pids=() w
-    while [ ! -S "$sock" ]; do sleep 0.01; done
+    wait_socket "$sock" $coord
     for w in 1 2 3 4; do
         "$bin/mrworker" --threads 1 --coordinator "unix:$sock" sort 2>/dev/null &
         pids+=($!)
@@ -154,19 +178,25 @@ figure3() {
     case $what in
         "one killed")
             # Halfway through the map phase, by the map outputs written.
-            local maps
-            maps=$(( ( $(cat "${inputs[@]}" | wc -c) + $(numfmt --from=iec "$split") - 1) / $(numfmt --from=iec "$split") ))
-            while [ "$(ls "$out/mr-job" 2>/dev/null | grep -cE '^mr-[0-9]+-[0-9]+$')" -lt $((maps / 2)) ]; do sleep 0.02; done
+            local maps total=0 f
+            for f in "${inputs[@]}"; do total=$((total + $(stat -c %s "$f"))); done
+            maps=$(( (total + $(size_bytes "$split") - 1) / $(size_bytes "$split") ))
+            while kill -0 $coord 2>/dev/null &&
+                [ "$(ls "$out/mr-job" 2>/dev/null | grep -cE '^mr-[0-9]+-[0-9]+$' || true)" -lt $((maps / 2)) ]; do
+                sleep 0.02
+            done
             kill -KILL "${pids[0]}" ;;
         *stopped)
             sleep 0.5
             kill -STOP "${pids[0]}"
-            (sleep 30; kill -CONT "${pids[0]}" 2>/dev/null) & ;;
+            (sleep 30; kill -CONT "${pids[0]}" 2>/dev/null || true) &
+            sleeper=$! ;;
     esac
     wait $coord
     local end
     end=$(date +%s.%N)
     kill -CONT "${pids[0]}" 2>/dev/null || true
+    if [ -n "$sleeper" ]; then kill "$sleeper" 2>/dev/null || true; fi
     wait "${pids[@]}" 2>/dev/null || true
     check_sort
     awk -v a="$start" -v b="$end" -v w="$what" 'BEGIN{printf "%-32s %8.2f s (output checked)\n", w, b-a}'

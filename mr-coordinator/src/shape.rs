@@ -53,17 +53,15 @@ fn decide_blocking(cfg: &JobConfig, files: &[InputFile]) -> Result<JobShape, Coo
         (None, None) => None,
     };
     let own_size = app.as_ref().and_then(|a| a.record_size());
+    if let Some(n) = cfg.record_size.or(own_size) {
+        mr_protocol::plan::check_record_size(n).map_err(CoordinatorError::Refused)?;
+    }
     let record_size = match (cfg.record_size, own_size) {
         (Some(flag), Some(own)) if flag != own => {
             return Err(CoordinatorError::Refused(format!(
                 "--record-size {flag}: the app '{}' reads records of {own} bytes; leave --record-size out",
                 app.as_ref().map_or("", |a| a.name())
             )))
-        }
-        (Some(0), _) => {
-            return Err(CoordinatorError::Refused(
-                "--record-size must be at least 1 byte".into(),
-            ))
         }
         (flag, own) => flag.or(own).unwrap_or(0),
     };
@@ -75,7 +73,9 @@ fn decide_blocking(cfg: &JobConfig, files: &[InputFile]) -> Result<JobShape, Coo
     check_records(files, record_size).map_err(|e| CoordinatorError::Refused(e.to_string()))?;
     let total_order = cfg.total_order || app.as_ref().is_some_and(|a| a.total_order());
     let split_points = match (total_order, &app) {
+        // One reduce is in order by itself (and keys as mrsequential's do).
         (false, _) => None,
+        (true, Some(_)) if cfg.reduces <= 1 => None,
         (true, None) => {
             return Err(CoordinatorError::Refused(
                 "--total-order samples the keys the app's map emits before the job starts: add --app NAME, of an app known here".into(),
@@ -83,7 +83,7 @@ fn decide_blocking(cfg: &JobConfig, files: &[InputFile]) -> Result<JobShape, Coo
         }
         (true, Some(app)) => {
             let started = std::time::Instant::now();
-            let sample = sample_keys(&**app, files, record_size, cfg.reduces);
+            let sample = sample_keys(&**app, files, record_size, cfg.reduces)?;
             let n = sample.len();
             let points = mr_apps::range::split_points(sample, cfg.reduces);
             info!(keys = n, points = points.len(), took = ?started.elapsed(), "sampled the inputs' keys for a total order");
@@ -111,17 +111,24 @@ impl Emit for Keys {
 /// their bytes (as TeraSort samples its input): at most
 /// [`KEYS_PER_REDUCE`] per reduce, the same share from every piece.
 /// Compressed inputs are not sampled (their bytes cannot be read from the
-/// middle); a piece that cannot be read or makes the app panic is left
-/// out: the split points only balance the reduces, the order holds
-/// whatever they are.
-fn sample_keys(app: &dyn App, files: &[InputFile], record_size: u32, reduces: u32) -> Vec<Vec<u8>> {
+/// middle); a piece that makes the app panic is left out (the split points
+/// only balance the reduces, the order holds whatever they are). The
+/// sample is the same on every run over the same inputs (each piece's
+/// keys are sorted before some are kept): the points are part of the
+/// job's identity, so a restarted coordinator resumes its own journal.
+fn sample_keys(
+    app: &dyn App,
+    files: &[InputFile],
+    record_size: u32,
+    reduces: u32,
+) -> Result<Vec<Vec<u8>>, CoordinatorError> {
     let readable: Vec<&InputFile> = files
         .iter()
         .filter(|f| f.len > 0 && mr_protocol::codec::Codec::of(&f.name).is_none())
         .collect();
     let total: u64 = readable.iter().map(|f| f.len).sum();
     if total == 0 {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let pieces = (total / PIECE).clamp(1, MAX_PIECES);
     let wanted = KEYS_PER_REDUCE * reduces as usize;
@@ -139,13 +146,14 @@ fn sample_keys(app: &dyn App, files: &[InputFile], record_size: u32, reduces: u3
         }) else {
             continue;
         };
-        let bytes = match read_piece(f, at, record_size) {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(input = %f.name, "cannot sample the input for the total order: {e}");
-                continue;
-            }
-        };
+        // A read that fails fails the start: skipped, it would make other
+        // split points than a later run's, and another job.
+        let bytes = read_piece(f, at, record_size).map_err(|e| {
+            CoordinatorError::Config(format!(
+                "cannot read input {} to sample its keys for the total order: {e}",
+                f.name
+            ))
+        })?;
         let mut keys = Keys::default();
         let mapped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             app.map(&f.name, &bytes, &mut keys)
@@ -154,11 +162,14 @@ fn sample_keys(app: &dyn App, files: &[InputFile], record_size: u32, reduces: u3
             warn!(input = %f.name, offset = at, "the app panicked on a sampled piece; left out of the sample");
             continue;
         }
-        // An even share of each piece's keys, spread over the piece.
-        let step = keys.0.len().div_ceil(per_piece).max(1);
-        sample.extend(keys.0.into_iter().step_by(step));
+        // An even share of each piece's keys, spread over their order (not
+        // the order the app emitted them in, which may be a hash's).
+        let mut keys = keys.0;
+        keys.sort_unstable();
+        let step = keys.len().div_ceil(per_piece).max(1);
+        sample.extend(keys.into_iter().step_by(step));
     }
-    sample
+    Ok(sample)
 }
 
 /// Whole records from about `at` in `f`: [`PIECE`] bytes moved to the next
@@ -169,7 +180,8 @@ fn read_piece(f: &InputFile, at: u64, record_size: u32) -> Result<Vec<u8>, Strin
         0 => at.saturating_sub(1),
         _ => at / n * n,
     };
-    let end = (start + PIECE).min(f.len);
+    // At least one whole record, however large records are.
+    let end = (start + PIECE.max(n)).min(f.len);
     let mut bytes = match mr_store::is_object_url(&f.name) {
         true => mr_store::read_range(&f.name, f.version.as_deref(), start..end)
             .map_err(|e| e.to_string())?

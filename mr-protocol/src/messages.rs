@@ -200,12 +200,14 @@ pub enum RegisterError {
     },
     /// The worker's app reads fixed-length records, or needs its outputs
     /// in total order, and the job was not set up for it.
-    #[error("the worker's app '{app}' {needs}, which this job was not started for; start mrcoordinator with --app {app}")]
+    #[error("the worker's app '{app}' {needs}; {hint}")]
     NotSetUpFor {
         /// The worker's app.
         app: String,
         /// What it needs, in words.
         needs: String,
+        /// What to do.
+        hint: String,
     },
     /// The worker did not present the job's token.
     #[error("wrong or missing job token; give the worker the job's token with --token or MR_TOKEN{hint}")]

@@ -80,6 +80,23 @@ pub enum PlanError {
     },
 }
 
+/// The largest fixed-length record (16 MiB): a record is mapped in one
+/// piece and held whole in memory, as a line is.
+pub const MAX_RECORD: u32 = 16 << 20;
+
+/// Refuses a `--record-size` of 0 or past [`MAX_RECORD`], in words naming
+/// the flag.
+pub fn check_record_size(size: u32) -> Result<(), String> {
+    match size {
+        0 => Err("--record-size must be at least 1 byte".into()),
+        n if n > MAX_RECORD => Err(format!(
+            "--record-size {n}: records are held whole in memory, at most {} MiB each",
+            MAX_RECORD >> 20
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Checks that every input holds whole `size`-byte records (compressed
 /// files are checked as they are decoded: their length here is not their
 /// records').

@@ -66,7 +66,7 @@ pub(crate) async fn run(
                     &settings,
                     &split.parts,
                     attempt,
-                    app.whole_file(),
+                    crate::engine::split::Framing::of(&*app),
                 )
                 .await
             {

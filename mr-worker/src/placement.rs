@@ -229,7 +229,7 @@ impl Placement {
         settings: &JobSettings,
         parts: &[FilePart],
         attempt: AttemptId,
-        whole_file: bool,
+        framing: crate::engine::split::Framing,
     ) -> Result<Localized, TaskFailure> {
         if self.shared && !self.remote_inputs {
             return Ok(Localized {
@@ -247,7 +247,7 @@ impl Placement {
             parts,
             dir,
             &tag,
-            whole_file,
+            framing,
             self.remote_inputs,
         )
         .await

@@ -100,22 +100,14 @@ pub fn read_report(path: &Path) -> Result<ReplayInfo, ReplayError> {
 /// The app a replay runs: the one the report names, as the job ran it
 /// (its parameters, records and key ranges).
 pub fn app_of(info: &ReplayInfo) -> Result<AppRef, ReplayError> {
-    let (loaded, make): (AppRef, crate::task_loop::AppMaker) = match info.app_args.as_slice() {
+    let make: crate::task_loop::AppMaker = match info.app_args.as_slice() {
         [m_flag, m, r_flag, r] if m_flag == "--map-cmd" && r_flag == "--reduce-cmd" => {
             let app = std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as AppRef;
-            let same = app.clone();
-            (
-                app,
-                std::sync::Arc::new(move |_: &mr_apps::Conf| Ok(same.clone())),
-            )
+            std::sync::Arc::new(move |_: &mr_apps::Conf| Ok(app.clone()))
         }
         [app] => {
             let spec = app.clone();
-            let loaded = mr_apps::load(app).map_err(|e| ReplayError::App(e.to_string()))?;
-            (
-                AppRef::from(loaded),
-                std::sync::Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf)),
-            )
+            std::sync::Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf))
         }
         other => {
             return Err(ReplayError::App(format!(
@@ -123,8 +115,7 @@ pub fn app_of(info: &ReplayInfo) -> Result<AppRef, ReplayError> {
             )))
         }
     };
-    crate::task_loop::job_app(&loaded, &make, &info.shape)
-        .map_err(|e| ReplayError::App(e.to_string()))
+    crate::task_loop::job_app(&make, &info.shape).map_err(|e| ReplayError::App(e.to_string()))
 }
 
 /// Replays `task` of the job `info` describes with `app`, writing into

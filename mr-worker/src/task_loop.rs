@@ -52,17 +52,14 @@ pub struct WorkerConfig {
 pub type AppMaker = Arc<dyn Fn(&mr_apps::Conf) -> Result<AppRef, mr_apps::LoadError> + Send + Sync>;
 
 /// The app as the job of `shape` runs it: configured with its parameters
-/// (`loaded` itself when there are none, so an app keeping state across
-/// calls keeps it), reading its records, partitioning by its key ranges.
+/// (none are parameters too: `configure` runs before any map or reduce,
+/// and refuses a job missing a key the app needs), reading its records,
+/// partitioning by its key ranges.
 pub fn job_app(
-    loaded: &AppRef,
     make: &AppMaker,
     shape: &mr_protocol::JobShape,
 ) -> Result<AppRef, mr_apps::LoadError> {
-    let app = match shape.conf.is_empty() {
-        true => loaded.clone(),
-        false => make(&mr_apps::Conf::from_pairs(shape.conf.iter().cloned()))?,
-    };
+    let app = make(&mr_apps::Conf::from_pairs(shape.conf.iter().cloned()))?;
     let record_size = (shape.record_size > 0).then_some(shape.record_size);
     let points = shape.split_points.clone().map(Arc::from);
     Ok(mr_apps::JobApp::wrap(app, record_size, points))
@@ -228,7 +225,8 @@ impl Worker {
                     Err(e) => {
                         return Ok(Err(RegisterError::NotSetUpFor {
                             app: self.cfg.app.name().to_string(),
-                            needs: e.to_string(),
+                            needs: format!("cannot run this job ({e})"),
+                            hint: "give mrcoordinator the parameters the app needs (with --app NAME it checks them at start)".into(),
                         }))
                     }
                 };
@@ -261,7 +259,7 @@ impl Worker {
                 return Ok(app.clone());
             }
         }
-        let app = job_app(&self.cfg.app, &self.cfg.make_app, shape)?;
+        let app = job_app(&self.cfg.make_app, shape)?;
         *made = Some((shape.clone(), app.clone()));
         Ok(app)
     }

@@ -193,12 +193,15 @@ unsafe extern "C" fn configure(
     match outcome {
         _ if rc != 0 => rc,
         Err(e) => refuse(super::encode_conf_error(&e)),
-        Ok(app) => {
-            // A race with another thread configuring the same parameters
-            // loses harmlessly: both made the same app.
-            let _ = CONFIGURED.set((app.expect("configured"), encoded));
-            0
-        }
+        Ok(app) => match CONFIGURED.set((app.expect("configured"), encoded.clone())) {
+            Ok(()) => 0,
+            // Another thread configured it first: the same parameters are
+            // no change, others are refused.
+            Err(_) => match CONFIGURED.get().is_some_and(|(_, e)| *e == encoded) {
+                true => 0,
+                false => refuse(b"Pplugin already configured with other parameters".to_vec()),
+            },
+        },
     }
 }
 

@@ -92,7 +92,7 @@ pub struct PluginVTable {
 }
 
 /// A configuration refusal as it crosses the boundary: `M key NUL what`,
-/// or `I key NUL value NUL reason`.
+/// or `I key NUL value NUL reason` (the plugin's own failures: `P reason`).
 pub fn encode_conf_error(e: &crate::ConfError) -> Vec<u8> {
     match e {
         crate::ConfError::Missing { key, what } => format!("M{key}\0{what}"),
@@ -115,6 +115,11 @@ pub fn decode_conf_error(bytes: &[u8]) -> crate::ConfError {
             key: key.to_string(),
             value: value.to_string(),
             reason: reason.to_string(),
+        },
+        (Some('P'), [reason]) => crate::ConfError::Invalid {
+            key: "(any)".into(),
+            value: String::new(),
+            reason: format!("the plugin cannot take its parameters: {reason}"),
         },
         _ => crate::ConfError::Invalid {
             key: "(any)".into(),

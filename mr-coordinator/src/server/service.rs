@@ -504,17 +504,25 @@ impl Coordinator for Handler {
         // --app: the first worker fixes the app after the job planned).
         let shape = &self.shared.shape;
         let needs = if req.record_size > 0 && req.record_size != shape.record_size {
-            Some(format!("reads {}-byte records", req.record_size))
-        } else if req.total_order && shape.split_points.is_none() {
-            Some("needs its outputs in total order (sampled key ranges)".to_string())
+            Some(format!(
+                "reads {}-byte records, which this job was not started for",
+                req.record_size
+            ))
+        } else if req.total_order && shape.split_points.is_none() && self.shared.reduces > 1 {
+            Some(
+                "needs its outputs in total order (sampled key ranges), which this job was not started for"
+                    .to_string(),
+            )
         } else {
             None
         };
         if let Some(needs) = needs {
             warn!(host = %req.host, pid = req.pid, app = %req.app, "refused a worker whose app {needs}");
+            let hint = format!("start mrcoordinator with --app {}", req.app);
             return Err(RegisterError::NotSetUpFor {
                 app: req.app,
                 needs,
+                hint,
             });
         }
         // Left by a predecessor killed mid-job: this coordinator starts its

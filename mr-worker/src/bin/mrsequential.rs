@@ -68,7 +68,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         e => e.into(),
     })?;
     let record_size = match (args.record_size, app.record_size()) {
-        (Some(0), _) => return Err(Refused("--record-size must be at least 1 byte".into()).into()),
         (Some(flag), Some(own)) if flag != own => {
             return Err(Refused(format!(
                 "--record-size {flag}: the app '{}' reads records of {own} bytes; leave --record-size out",
@@ -78,6 +77,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         (flag, own) => flag.or(own),
     };
+    if let Some(n) = record_size {
+        mr_protocol::plan::check_record_size(n).map_err(Refused)?;
+    }
     let app = mr_apps::JobApp::wrap(app, record_size, None);
     let inputs = mr_protocol::plan::expand_inputs_with(&args.inputs, Some(&mr_store::Lister))?;
     mr_protocol::plan::check_records(&inputs, record_size.unwrap_or(0))

@@ -31,13 +31,17 @@ impl PairBuf {
         self.bytes.extend_from_slice(value);
     }
 
-    /// Heap bytes held (arena plus index), plus what sorting the pairs for
-    /// writing will take (a [`Sortable`] each): the budget must cover the
-    /// moment of the spill too, or a buffer of many small pairs (one hot
-    /// key) would need three times its size when written.
+    /// Heap bytes in use (arena plus index), plus what sorting the pairs
+    /// for writing will take (a [`Sortable`] each): the budget must cover
+    /// the moment of the spill too, or a buffer of many small pairs (one
+    /// hot key) would need three times its size when written. Counted by
+    /// length, not capacity: a large vector grows by remapping, and the
+    /// room it has not written yet is address space, not memory (counted by
+    /// capacity, a task spilled everything it had as soon as its arena
+    /// doubled past half its share).
     pub fn heap_bytes(&self) -> usize {
-        self.bytes.capacity()
-            + self.entries.capacity() * std::mem::size_of::<Entry>()
+        self.bytes.len()
+            + self.entries.len() * std::mem::size_of::<Entry>()
             + self.entries.len() * std::mem::size_of::<Sortable<'_>>()
     }
 

@@ -136,7 +136,11 @@ fn range_partitions_concatenate_to_the_one_sorted_output() {
     };
     let mut text = String::new();
     for i in 0..3000 {
-        text.push_str(&format!("{} alpha zulu mike {}\n", word(i * 7 % 3000), word(i)));
+        text.push_str(&format!(
+            "{} alpha zulu mike {}\n",
+            word(i * 7 % 3000),
+            word(i)
+        ));
     }
     std::fs::write(&input, &text).unwrap();
     let wc: mr_apps::AppRef = std::sync::Arc::new(mr_apps::apps::wc::WordCount);

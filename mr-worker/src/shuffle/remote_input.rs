@@ -123,15 +123,16 @@ impl Landing {
     }
 }
 
-/// Makes every part of a split readable here. `whole_file` apps get whole
-/// files; `always` fetches even files that seem readable here.
+/// Makes every part of a split readable here: whole files for apps that
+/// read them whole, the records that start in each range as `framing`
+/// says; `always` fetches even files that seem readable here.
 pub async fn localize(
     client: &CoordinatorClient,
     worker: WorkerId,
     parts: &[FilePart],
     dir: &Path,
     tag: &str,
-    whole_file: bool,
+    framing: crate::engine::split::Framing,
     always: bool,
 ) -> Result<Localized, TaskFailure> {
     let mut out = Localized {
@@ -159,11 +160,22 @@ pub async fn localize(
             },
         };
         // A compressed file is read as one stream from its start.
-        let whole_file = whole_file || mr_protocol::codec::Codec::of(&part.name).is_some();
-        let (from, to) = if whole_file {
-            (0, part.file_len)
-        } else {
-            (part.start.saturating_sub(1), part.end.min(part.file_len))
+        use crate::engine::split::Framing;
+        let whole_file =
+            framing == Framing::WholeFile || mr_protocol::codec::Codec::of(&part.name).is_some();
+        let end = part.end.min(part.file_len);
+        let (from, to) = match framing {
+            _ if whole_file => (0, part.file_len),
+            // Exactly the records that start in the range.
+            Framing::Fixed(n) => {
+                let up = |x: u64| x.div_ceil(n as u64) * n as u64;
+                (
+                    up(part.start).min(part.file_len),
+                    up(end).min(part.file_len),
+                )
+            }
+            // From the byte before, to see whether the range starts a line.
+            _ => (part.start.saturating_sub(1), end),
         };
         let mut landing = if !whole_file && to - from <= IN_MEMORY_MAX {
             Landing::Memory {
@@ -186,7 +198,7 @@ pub async fn localize(
         // The map reads on past the range only to finish a line that starts
         // in it; a range inside one long line maps nothing, so fetches no more.
         let starts_a_line = part.start == 0 || newline;
-        if !whole_file && to < part.file_len && starts_a_line {
+        if framing == Framing::Lines && !whole_file && to < part.file_len && starts_a_line {
             out.fetched += finish_line(client, worker, part, &mut landing, from, to)
                 .await
                 .map_err(fail)?;
