@@ -126,7 +126,7 @@ impl Conf {
             return Some(Conf::default());
         }
         let fields: Vec<&[u8]> = bytes.strip_suffix(&[0])?.split(|&b| b == 0).collect();
-        if fields.len() % 2 != 0 {
+        if !fields.len().is_multiple_of(2) {
             return None;
         }
         let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_string);

@@ -8,6 +8,16 @@ use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, MapTaskId};
 use std::path::{Path, PathBuf};
 
+/// Where a job keeps what the cache gives it.
+pub struct Places<'a> {
+    /// The job directory (map outputs are linked here).
+    pub job_dir: &'a Path,
+    /// The output directory (committed outputs are linked here).
+    pub output_dir: &'a Path,
+    /// Whether outputs go to an object store instead (then none is linked).
+    pub outputs_in_store: bool,
+}
+
 /// Plans the job by content with the cache in `dir` and takes what it
 /// holds for the tasks the journal does not already have (on a blocking
 /// thread: it reads inputs and links files). Returns the cache, the plan,
@@ -18,10 +28,13 @@ pub async fn prepare(
     shape: &mr_protocol::JobShape,
     files: &[InputFile],
     recovered: &crate::journal::Recovered,
-    job_dir: &Path,
-    output_dir: &Path,
-    outputs_in_store: bool,
+    places: Places<'_>,
 ) -> Result<(JobCache, SplitPlan, (String, bool), Reused), CoordinatorError> {
+    let Places {
+        job_dir,
+        output_dir,
+        outputs_in_store,
+    } = places;
     let (dir, files, job_dir, output_dir) = (
         dir.to_path_buf(),
         files.to_vec(),

@@ -325,9 +325,11 @@ impl RunningJob {
                     &shape,
                     &files,
                     &recovered,
-                    &job_dir,
-                    &output_dir,
-                    stored,
+                    crate::reuse::Places {
+                        job_dir: &job_dir,
+                        output_dir: &output_dir,
+                        outputs_in_store: stored,
+                    },
                 )
                 .await;
                 let (jc, plan, app, taken) = match planned {

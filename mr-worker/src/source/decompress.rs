@@ -166,7 +166,7 @@ impl RecordSource for Decompressed {
                     return Ok(None);
                 }
                 if let Framing::Fixed(n) = self.framing {
-                    if buf.len() % n != 0 {
+                    if !buf.len().is_multiple_of(n) {
                         let total = self.offset + buf.len() as u64;
                         let reason = format!(
                             "its {total} decompressed bytes are not a whole number of {n}-byte records (the last is {} bytes)",
