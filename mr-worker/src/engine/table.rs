@@ -478,19 +478,7 @@ fn write_ranges(accs: &[&PairBuffers], app: &dyn App, w: &mut RunWriter) -> Resu
             }
             current += 1;
         }
-        let mut put = |v: &[u8]| {
-            if err.is_none() {
-                records += 1;
-                err = w.push(key, v).err();
-            }
-        };
-        if combine {
-            app.combine(key, values, &mut put);
-        } else {
-            while let Some(v) = values.next_value() {
-                put(v);
-            }
-        }
+        write_group(app, combine, key, values, w, &mut records, &mut err);
     });
     if let Some(e) = err {
         return Err(e);
@@ -500,6 +488,32 @@ fn write_ranges(accs: &[&PairBuffers], app: &dyn App, w: &mut RunWriter) -> Resu
         current += 1;
     }
     Ok(records)
+}
+
+/// Writes one key's values to `w`, combined first if the app `combine`s,
+/// counting the records written; after an error (kept in `err`), nothing.
+fn write_group(
+    app: &dyn App,
+    combine: bool,
+    key: &[u8],
+    values: &mut dyn mr_apps::Values,
+    w: &mut RunWriter,
+    records: &mut u64,
+    err: &mut Option<RunError>,
+) {
+    let mut put = |v: &[u8]| {
+        if err.is_none() {
+            *records += 1;
+            *err = w.push(key, v).err();
+        }
+    };
+    if combine {
+        app.combine(key, values, &mut put);
+    } else {
+        while let Some(v) = values.next_value() {
+            put(v);
+        }
+    }
 }
 
 /// Writes partition by partition the sorted, combined union of `accs`.
@@ -514,19 +528,7 @@ fn write_partitions(
     for r in 0..w.reduces() as usize {
         let bufs: Vec<&PairBuf> = accs.iter().filter_map(|a| a.parts.get(r)).collect();
         sort_and_group(&bufs, |key, values| {
-            let mut put = |v: &[u8]| {
-                if err.is_none() {
-                    records += 1;
-                    err = w.push(key, v).err();
-                }
-            };
-            if combine {
-                app.combine(key, values, &mut put);
-            } else {
-                while let Some(v) = values.next_value() {
-                    put(v);
-                }
-            }
+            write_group(app, combine, key, values, w, &mut records, &mut err)
         });
         if let Some(e) = err.take() {
             return Err(e);
