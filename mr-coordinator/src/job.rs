@@ -67,6 +67,9 @@ pub struct JobConfig {
     /// Launch backup attempts of stragglers near the end of each phase
     /// (`--no-backups` turns them off, to measure what they are worth).
     pub backups: bool,
+    /// How long a task's only attempt must have run before it may get a
+    /// backup (besides twice the phase's median); None: the task timeout.
+    pub backup_after: Option<Duration>,
 }
 
 /// Whether the coordinator also serves its Unix domain socket.

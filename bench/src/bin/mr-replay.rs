@@ -186,6 +186,7 @@ fn main() -> Result<()> {
             skip_bad_records: false,
             record_size: 0,
             backups: true,
+            backup_after: Duration::from_secs(10),
         },
         files,
     );

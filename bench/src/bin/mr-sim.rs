@@ -258,6 +258,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
             skip_bad_records: false,
             record_size: 0,
             backups,
+            backup_after: Duration::from_secs_f64(args.task_timeout),
         },
         inputs(args.maps, SPLIT),
     );

@@ -100,6 +100,11 @@ struct Args {
     /// tasks are then only reissued once it is declared lost.
     #[arg(long)]
     no_backups: bool,
+    /// Seconds a task's only attempt must have run before a backup may be
+    /// launched for it (it must also have run twice the phase's median);
+    /// default: the --task-timeout. Lower it for jobs of short tasks.
+    #[arg(long, value_name = "SECS", conflicts_with = "no_backups", value_parser = parse_secs)]
+    backup_after: Option<Duration>,
     /// Failed attempts of one task (app panics, I/O errors) before the job fails.
     #[arg(long, allow_hyphen_values = true, default_value_t = 4)]
     max_attempts: u32,
@@ -180,6 +185,7 @@ async fn main() -> ExitCode {
         record_size: args.record_size,
         total_order: args.total_order,
         backups: !args.no_backups,
+        backup_after: args.backup_after,
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {

@@ -71,6 +71,10 @@ pub struct SchedulerConfig {
     /// Launch backup attempts for stragglers (off only to measure what
     /// they are worth).
     pub backups: bool,
+    /// The least time a task's only attempt must have run before it may
+    /// get a backup (the lab's jobs count map runs: the task timeout keeps
+    /// its tasks of a few seconds from ever being run twice).
+    pub backup_after: Duration,
     /// The size of fixed-length input records (0: lines): splits are cut
     /// between records.
     pub record_size: u32,
@@ -518,14 +522,15 @@ impl Scheduler {
         }
         // Backup attempts, as in the paper, but only for genuine stragglers:
         // once the phase has no idle work left, a task whose only attempt has
-        // run for more than twice the phase's median and at least the task
-        // timeout gets a second attempt on another worker, the longest
-        // running first. First to finish wins.
+        // run for more than twice the phase's median and at least
+        // `backup_after` (the task timeout unless --backup-after) gets a
+        // second attempt on another worker, the longest running first.
+        // First to finish wins.
         if !self.cfg.backups {
             return None;
         }
         let median = self.durations[phase].median()?;
-        let threshold = (median * 2).max(self.cfg.task_timeout);
+        let threshold = (median * 2).max(self.cfg.backup_after);
         for &(started, a) in &self.lone[phase] {
             if now.duration_since(started) <= threshold {
                 // The rest started later still.

@@ -27,6 +27,7 @@ fn cfg(reduces: u32) -> SchedulerConfig {
         skip_bad_records: false,
         record_size: 0,
         backups: true,
+        backup_after: Duration::from_secs(10),
     }
 }
 
@@ -376,6 +377,28 @@ fn backups_only_for_genuine_stragglers() {
     );
     assert_eq!(s.cancellable(w1, &[slow_a]), vec![slow_a]);
     assert_eq!(ok(&mut s, slow_a, later), Verdict::Ignored);
+}
+
+#[test]
+fn a_lower_backup_floor_backs_up_short_stragglers_sooner() {
+    let t0 = Instant::now();
+    let mut c = cfg(1);
+    c.backup_after = Duration::from_millis(1500);
+    let mut s = Scheduler::new(c, inputs(2)); // 3 maps
+    let w1 = s.register(t0, "wc", false).unwrap();
+    let w2 = s.register(t0, "wc", false).unwrap();
+    let (slow, _) = map_of(&s.assign(w1, t0));
+    for _ in 0..2 {
+        let (_, a) = map_of(&s.assign(w2, t0));
+        ok(&mut s, a, t0 + Duration::from_millis(500));
+    }
+    // Median 0.5 s: twice it is 1 s, and the floor 1.5 s is the bound.
+    assert!(matches!(
+        s.assign(w2, t0 + Duration::from_millis(1400)),
+        Assignment::Wait { .. }
+    ));
+    let (m, _) = map_of(&s.assign(w2, t0 + Duration::from_millis(1600)));
+    assert_eq!(m, slow);
 }
 
 fn skips_of(a: &Assignment) -> Vec<BadRecord> {

@@ -358,6 +358,7 @@ impl RunningJob {
                 wait: Duration::from_millis(50),
                 skip_bad_records: cfg.skip_bad_records,
                 backups: cfg.backups,
+                backup_after: cfg.backup_after.unwrap_or(cfg.task_timeout),
                 record_size: shape.record_size,
             },
             files,
