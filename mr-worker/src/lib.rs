@@ -11,6 +11,7 @@
 //! does `mrworker --replay` ([`replay`]), for one task of a past job.
 
 mod attempt;
+pub mod drain;
 pub mod engine;
 pub mod placement;
 pub mod replay;

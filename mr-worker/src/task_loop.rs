@@ -5,6 +5,7 @@
 //! computes, because the task runs on `spawn_blocking`, never on the runtime.
 
 use crate::attempt::{AttemptContext, Produced};
+use crate::drain::{Stop, StopState};
 use crate::engine::cancel::Cancel;
 use crate::placement::{Placement, PlacementConfig};
 use mr_apps::AppRef;
@@ -46,6 +47,9 @@ pub struct WorkerConfig {
     pub placement: PlacementConfig,
     /// The pid of the coordinator that started this worker, if one did.
     pub embedded_by: Option<u32>,
+    /// A graceful stop (SIGTERM): no new work, the attempt in hand finished
+    /// or handed back, then leave (see [`crate::drain`]).
+    pub stop: Stop,
 }
 
 /// Makes the app configured with a job's parameters.
@@ -105,6 +109,9 @@ pub enum Ending {
     Dismissed,
     /// The coordinator went away (normally: the job finished).
     CoordinatorGone,
+    /// A stop was asked (SIGTERM) and the attempt in hand, if any, was
+    /// finished or handed back.
+    Drained,
 }
 
 /// A connection to the coordinator, and this host's and the coordinator's
@@ -480,6 +487,10 @@ impl Worker {
         // The next assignment when a report's answer carried it.
         let mut next: Option<Assignment> = None;
         loop {
+            if self.cfg.stop.state() >= StopState::Draining {
+                info!("drained: leaving the job");
+                return Ok(Ending::Drained);
+            }
             let s = self.session();
             let asked = match next.take() {
                 Some(a) => Ok(Ok(a)),
@@ -505,8 +516,9 @@ impl Worker {
                 }
                 Err(e) => {
                     debug!("lost the coordinator: {e}");
-                    if self.rejoin().await {
-                        continue;
+                    tokio::select! {
+                        back = self.rejoin() => if back { continue },
+                        _ = self.cfg.stop.reached(StopState::Draining) => return Ok(Ending::Drained),
                     }
                     return Ok(Ending::CoordinatorGone);
                 }
@@ -514,7 +526,10 @@ impl Worker {
             match assignment {
                 Assignment::Exit => return Ok(Ending::Dismissed),
                 Assignment::Wait { millis } => {
-                    tokio::time::sleep(Duration::from_millis(millis)).await
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(millis)) => {}
+                        _ = self.cfg.stop.reached(StopState::Draining) => {}
+                    }
                 }
                 Assignment::Work(work) => next = self.execute(&s, work).await,
             }
@@ -543,7 +558,24 @@ impl Worker {
             placement: &placement,
             cancel,
         };
-        let (outcome, produced, cleanup) = crate::attempt::run(&cx, task).await;
+        let (outcome, produced, cleanup) = {
+            // Keep polling the attempt when a hand-back is asked: cancelling
+            // makes it stop at its next chunk or key and end `Cancelled`,
+            // which is reported like any outcome (no strike on the task).
+            let ran = crate::attempt::run(&cx, task);
+            tokio::pin!(ran);
+            let mut handed_back = false;
+            loop {
+                tokio::select! {
+                    out = &mut ran => break out,
+                    _ = self.cfg.stop.reached(StopState::HandBack), if !handed_back => {
+                        info!(%attempt, task = %what, "stopping: handing the attempt back");
+                        handed_back = true;
+                        cx.cancel.cancel();
+                    }
+                }
+            }
+        };
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -553,6 +585,8 @@ impl Worker {
             Err(f) => warn!(%attempt, task = %what, "attempt failed: {f}"),
         }
         let failed = outcome.is_err();
+        // Draining: report, but take no next task with the answer.
+        let more = self.cfg.stop.state() == StopState::Working;
         let answer = s
             .client
             .report(
@@ -560,7 +594,7 @@ impl Worker {
                 s.settings.worker,
                 attempt,
                 outcome,
-                true,
+                more,
             )
             .await
             .ok()

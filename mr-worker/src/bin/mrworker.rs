@@ -10,8 +10,9 @@ use std::time::Duration;
 /// Run map and reduce tasks for a MapReduce coordinator.
 ///
 /// Exit status: 0 when the job is over (or the coordinator has gone away
-/// after it), 1 when the coordinator cannot be reached, 3 when the app is
-/// unknown or the coordinator refuses this worker.
+/// after it, or SIGTERM stopped the worker gracefully), 1 when the
+/// coordinator cannot be reached, 3 when the app is unknown or the
+/// coordinator refuses this worker.
 #[derive(Parser, Debug)]
 #[command(version = mr_build::VERSION)]
 struct Args {
@@ -70,6 +71,12 @@ struct Args {
     /// exist here with the same size (when the same path may hold other data).
     #[arg(long)]
     remote_inputs: bool,
+    /// Seconds SIGTERM (or SIGINT) gives the attempt in hand to finish: the
+    /// worker takes no new work, and what still runs after this is handed
+    /// back to the coordinator (no strike against the task); then it exits
+    /// 0. A second signal hands back at once.
+    #[arg(long, value_name = "SECS", env = "MR_DRAIN_TIMEOUT", default_value = "20", value_parser = mr_protocol::size::parse_secs)]
+    drain_timeout: Duration,
     /// Instead of joining a job: run one task of a finished or failed job
     /// again, alone, in the foreground, with exactly the input it had: the
     /// job's report (mr-report.json) and the task as it names it (map-3,
@@ -159,6 +166,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let stop = match mr_worker::drain::Stop::on_signals(args.drain_timeout) {
+        Ok(stop) => stop,
+        Err(e) => {
+            eprintln!("mrworker: cannot watch for SIGTERM: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let cfg = WorkerConfig {
         coordinator,
         app,
@@ -176,9 +190,10 @@ async fn main() -> ExitCode {
             shuffle_listen: args.shuffle_addr,
             remote_inputs: args.remote_inputs,
         },
+        stop,
     };
     match run_worker(cfg).await {
-        Ok(Ending::Dismissed) | Ok(Ending::CoordinatorGone) => ExitCode::SUCCESS,
+        Ok(Ending::Dismissed | Ending::CoordinatorGone | Ending::Drained) => ExitCode::SUCCESS,
         Err(e @ (WorkerError::Refused { .. } | WorkerError::Plaintext { .. })) => {
             eprintln!("mrworker: {e}");
             ExitCode::from(EXIT_REFUSED as u8)

@@ -295,3 +295,63 @@ fn a_restarted_coordinator_dismisses_the_workers_its_killed_predecessor_started(
     let lines = sorted_lines(&t.outputs(t.path(), 10));
     assert_eq!(lines.len(), 1);
 }
+
+/// The jobcount answer (map executions) and the report's failed attempts.
+fn jobcount_and_failures(t: &TestDir) -> (u32, u64) {
+    let lines = sorted_lines(&t.outputs(t.path(), 10));
+    assert_eq!(lines.len(), 1);
+    let n: u32 = String::from_utf8_lossy(&lines[0][2..]).parse().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(t.path().join("mr-report.json")).unwrap()).unwrap();
+    let failed = report["progress"]["failed_attempts"].as_u64().unwrap();
+    (n, failed)
+}
+
+#[test]
+fn sigterm_drains_a_worker_whose_map_finishes_and_counts_once() {
+    let t = TestDir::new();
+    let files = data_files();
+    // A task timeout far beyond the test's patience: the drained worker's
+    // leaving must be noticed at once.
+    let mut args = vec!["--task-timeout", "600", "--max-attempts", "1"];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    let mut drained = t.worker(&addr, "jobcount");
+    std::thread::sleep(Duration::from_millis(700)); // mid-map: jobcount maps take 2-5 s
+    drained.signal("TERM");
+    let _w = t.worker(&addr, "jobcount");
+    // It finishes its map (at most 5 s), takes no other, and exits 0.
+    let st = drained
+        .wait_for(Duration::from_secs(15))
+        .expect("the drained worker exits once its map is done");
+    assert!(st.success(), "{st}");
+    let st = c.wait_for(Duration::from_secs(90)).expect("job finishes");
+    assert!(st.success());
+    let (runs, failed) = jobcount_and_failures(&t);
+    assert_eq!(runs, 8, "the drained worker's map was kept, not run again");
+    assert_eq!(failed, 0);
+}
+
+#[test]
+fn a_drain_timeout_hands_the_attempt_back_without_a_strike() {
+    let t = TestDir::new();
+    let files = data_files();
+    // One strike would fail the job.
+    let mut args = vec!["--task-timeout", "600", "--max-attempts", "1"];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr) = t.coordinator(&args);
+    let mut drained = t.worker_with(&addr, "jobcount", &["--drain-timeout", "0.3"]);
+    std::thread::sleep(Duration::from_millis(700));
+    drained.signal("TERM");
+    // Its map sleeps on past the drain timeout, then stops as cancelled.
+    let st = drained
+        .wait_for(Duration::from_secs(15))
+        .expect("the drained worker exits");
+    assert!(st.success(), "{st}");
+    let _w = t.worker(&addr, "jobcount");
+    let st = c.wait_for(Duration::from_secs(90)).expect("job finishes");
+    assert!(st.success());
+    let (runs, failed) = jobcount_and_failures(&t);
+    assert_eq!(runs, 9, "the handed-back map ran again elsewhere");
+    assert_eq!(failed, 0, "a hand-back is no failure");
+}
