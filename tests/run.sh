@@ -27,6 +27,16 @@ if ! command -v moto_server >/dev/null 2>&1; then
     echo "SKIP object store tests: moto_server is missing and could not be installed (pip install 'moto[server]')"
   fi
 fi
+# /metrics is checked with Prometheus' own parser (its Python client).
+if ! python3 -c 'import prometheus_client' >/dev/null 2>&1; then
+  if command -v python3 >/dev/null 2>&1 &&
+    echo "installing prometheus_client for the metrics check" &&
+    python3 -m pip install --quiet prometheus_client >/dev/null 2>&1; then
+    :
+  else
+    echo "SKIP metrics parse: prometheus_client is missing and could not be installed (pip install prometheus_client)"
+  fi
+fi
 cargo build --release --workspace
 cargo test --release --workspace
 MR_NO_BUILD=1 bash tests/test-mr.sh

@@ -65,16 +65,93 @@ pub const MAX_CHUNK: u32 = 4 << 20;
 /// other non-zero status as a crash.
 pub const EXIT_REFUSED: i32 = 3;
 
-/// Sets up `tracing` logs on stderr for the binaries: warnings and errors
-/// unless `RUST_LOG` asks for more; colours only on a terminal. Here so every
-/// binary of both sides logs alike.
+/// How the binaries write their logs (`--log-format`, or `MR_LOG_FORMAT`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Lines for a person: time, level, target, message and fields.
+    #[default]
+    Text,
+    /// One JSON object a line, for log collectors (Fluent Bit, Vector, ...).
+    Json,
+}
+
+impl LogFormat {
+    /// The name `--log-format` and `MR_LOG_FORMAT` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        match s.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            other => Err(format!("'{other}' is not a log format: give text or json")),
+        }
+    }
+}
+
+/// The environment variable that carries the log format to a binary (and
+/// from a coordinator to the workers it starts).
+pub const LOG_FORMAT_ENV: &str = "MR_LOG_FORMAT";
+
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
+
+/// The log format this process set up (text if it set up none).
+pub fn log_format() -> LogFormat {
+    LOG_FORMAT.get().copied().unwrap_or_default()
+}
+
+/// Says `message` on stderr as binary `who` does: a `who: message` line,
+/// or with JSON logs an event (an error when `error`), so a log collector
+/// reads every line the process writes as JSON.
+pub fn say(who: &str, error: bool, message: &str) {
+    match (log_format(), error) {
+        (LogFormat::Text, _) => eprintln!("{who}: {message}"),
+        #[cfg(feature = "rpc")]
+        (LogFormat::Json, false) => tracing::info!("{message}"),
+        #[cfg(feature = "rpc")]
+        (LogFormat::Json, true) => tracing::error!("{message}"),
+        #[cfg(not(feature = "rpc"))]
+        (LogFormat::Json, _) => eprintln!("{who}: {message}"),
+    }
+}
+
+/// Sets up `tracing` logs on stderr for the binaries, as text: see
+/// [`init_logging_as`].
 pub fn init_logging() {
+    init_logging_as(LogFormat::Text)
+}
+
+/// Sets up `tracing` logs on stderr for the binaries: warnings and errors
+/// unless `RUST_LOG` asks for more; as text (colours only on a terminal)
+/// or as one JSON object a line. Here so every binary of both sides logs
+/// alike.
+pub fn init_logging_as(format: LogFormat) {
     use std::io::IsTerminal;
+    let _ = LOG_FORMAT.set(format);
+    // A log collector wants the job's story (workers joining, tasks
+    // reissued): info by default in JSON; a terminal wants quiet.
+    let default = match format {
+        LogFormat::Text => "warn",
+        LogFormat::Json => "info",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Json => fmt
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }

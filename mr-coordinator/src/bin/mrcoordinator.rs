@@ -141,6 +141,15 @@ struct Args {
     /// Print nothing on success: no progress, no summary.
     #[arg(long, short)]
     quiet: bool,
+    /// How logs are written to stderr: text, or json (one object a line,
+    /// for log collectors).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "MR_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: mr_protocol::LogFormat,
     /// Input files or glob patterns (quote patterns to let the coordinator expand them).
     #[arg(value_name = "INPUT")]
     inputs: Vec<String>,
@@ -149,10 +158,14 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    mr_protocol::init_logging();
+    mr_protocol::init_logging_as(args.log_format);
     // One descriptor per connected worker: 1,024 would cap the cluster.
     mr_protocol::raise_open_file_limit();
     let quiet = args.quiet;
+    // JSON logs are for a collector: no progress line among them.
+    let json = args.log_format == mr_protocol::LogFormat::Json;
+    let say = |message: &str| mr_protocol::say("mrcoordinator", false, message);
+    let fail = |message: &str| mr_protocol::say("mrcoordinator", true, message);
     let addr_file = args.addr_file;
     let cfg = JobConfig {
         inputs: args.inputs,
@@ -179,7 +192,7 @@ async fn main() -> ExitCode {
         no_tls: args.no_tls,
         fresh: args.fresh,
         status_addr: args.status_addr,
-        progress: !args.quiet,
+        progress: !args.quiet && !json,
         streaming: None,
         conf: args.conf,
         record_size: args.record_size,
@@ -198,18 +211,20 @@ async fn main() -> ExitCode {
     let result = match RunningJob::start(cfg).await {
         Ok(job) => {
             if let (Some(s), false) = (job.status_addr(), quiet) {
-                eprintln!("mrcoordinator: status page at http://{s}/ (JSON at /status)");
+                say(&format!(
+                    "status page at http://{s}/ (JSON at /status, Prometheus at /metrics)"
+                ));
             }
             if let (Some(f), false) = (job.token_file(), job.addr().ip().is_loopback()) {
-                eprintln!(
-                    "mrcoordinator: listening on {}; workers on other hosts need the job's join secret: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
+                say(&format!(
+                    "listening on {}; workers on other hosts need the job's join secret: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
                     job.addr(),
                     f.display(),
                     job.addr().port()
-                );
+                ));
             }
             if let Some(Err(e)) = addr_file.map(|f| write_addr(&f, job.addr())) {
-                eprintln!("mrcoordinator: {e}");
+                fail(&e.to_string());
                 return ExitCode::FAILURE;
             }
             job.wait().await
@@ -219,12 +234,15 @@ async fn main() -> ExitCode {
     match result {
         Ok(s) => {
             if !quiet {
-                eprint!("mrcoordinator: {}", s.render());
+                match json {
+                    false => eprint!("mrcoordinator: {}", s.render()),
+                    true => say(s.render().trim_end()),
+                }
             }
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("mrcoordinator: {e}");
+            fail(&e.to_string());
             match e {
                 // The command itself must change: bad usage.
                 mr_coordinator::job::CoordinatorError::Refused(_) => ExitCode::from(2),

@@ -138,6 +138,10 @@ pub struct ProgressInfo {
     pub failed_attempts: usize,
     /// Workers alive now.
     pub workers_alive: usize,
+    /// Attempts that failed or went with their worker, by reason
+    /// (`app_panic`, `io`, `worker_lost`, ...).
+    #[serde(default)]
+    pub failures: BTreeMap<String, u64>,
 }
 
 /// One worker.
@@ -245,6 +249,11 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             attempts: p.attempts,
             failed_attempts: p.failed_attempts as usize,
             workers_alive: p.workers_alive,
+            failures: s
+                .failure_reasons()
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         },
         counters: s
             .counters()

@@ -1,7 +1,10 @@
 //! The status endpoint (`--status-addr`): `GET /status` returns the live job
 //! report as JSON, `GET /` a small page showing the same that refreshes
-//! itself every two seconds. Served by `tiny_http` on a thread of its own,
-//! so a slow or hostile HTTP client never touches the RPC runtime.
+//! itself every two seconds, `GET /metrics` the same figures for Prometheus
+//! (see [`crate::observe::metrics`]), and `/healthz` (the process serves)
+//! and `/readyz` (the job still takes workers) for a cluster's probes.
+//! Served by `tiny_http` on a thread of its own, so a slow or hostile HTTP
+//! client never touches the RPC runtime.
 
 use crate::observe::report::Report;
 use std::fmt::Write;
@@ -35,10 +38,12 @@ pub enum StatusError {
 }
 
 impl StatusServer {
-    /// Binds `addr` and serves reports made by `report` until dropped.
+    /// Binds `addr` and serves reports made by `report` until dropped;
+    /// `report(true)` lists every worker and attempt, `report(false)` only
+    /// the figures (what a probe needs).
     pub fn start(
         addr: &str,
-        report: impl Fn() -> Report + Send + 'static,
+        report: impl Fn(bool) -> Report + Send + 'static,
     ) -> Result<StatusServer, StatusError> {
         let server = Server::http(addr).map_err(|e| StatusError::Bind {
             addr: addr.to_string(),
@@ -89,7 +94,7 @@ fn header(name: &str, value: &str) -> Header {
 fn respond(
     method: &Method,
     url: &str,
-    report: &dyn Fn() -> Report,
+    report: &dyn Fn(bool) -> Report,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
     if *method != Method::Get && *method != Method::Head {
         return Response::from_string("only GET is served here\n").with_status_code(405);
@@ -97,12 +102,34 @@ fn respond(
     let path = url.split('?').next().unwrap_or("");
     match path {
         "/status" => {
-            let json = serde_json::to_vec_pretty(&report()).unwrap_or_default();
+            let json = serde_json::to_vec_pretty(&report(true)).unwrap_or_default();
             Response::from_data(json).with_header(header("Content-Type", "application/json"))
         }
-        "/" => Response::from_string(page(&report()))
+        "/" => Response::from_string(page(&report(true)))
             .with_header(header("Content-Type", "text/html; charset=utf-8")),
-        _ => Response::from_string("not found: try / or /status\n").with_status_code(404),
+        "/metrics" => {
+            Response::from_string(crate::observe::metrics::render(&report(true))).with_header(
+                header("Content-Type", crate::observe::metrics::CONTENT_TYPE),
+            )
+        }
+        // Alive: this thread answers.
+        "/healthz" => Response::from_string("ok\n"),
+        // Ready while the job takes workers; once it has ended, a probe
+        // sees it at once (the process is about to exit).
+        "/readyz" => {
+            let r = report(false);
+            let state = r.job.state;
+            let all_done = r.progress.reduces > 0 && r.progress.reduces_done == r.progress.reduces;
+            let over = all_done || matches!(state.as_str(), "succeeded" | "failed" | "interrupted");
+            let code = if over { 503 } else { 200 };
+            Response::from_string(format!(
+                "{}: {state}\n",
+                if over { "not ready" } else { "ready" }
+            ))
+            .with_status_code(code)
+        }
+        _ => Response::from_string("not found: try /, /status, /metrics, /healthz or /readyz\n")
+            .with_status_code(404),
     }
 }
 

@@ -121,6 +121,9 @@ pub struct Scheduler {
     running: [usize; 2],
     /// Attempts that failed.
     failed_attempts: u64,
+    /// Attempts that failed or went with their worker, by reason (see
+    /// [`failure_reason`]): what `/metrics` shows.
+    failure_reasons: std::collections::BTreeMap<&'static str, u64>,
     /// The sum of the done tasks' counters.
     totals: Counters,
     /// What a reduce is told of every map's accepted output, built once the
@@ -214,6 +217,7 @@ impl Scheduler {
             done: [0, 0],
             running: [0, 0],
             failed_attempts: 0,
+            failure_reasons: Default::default(),
             totals: Counters::default(),
             map_outputs: None,
             held_by: HashMap::new(),
@@ -714,6 +718,10 @@ impl Scheduler {
             self.refresh(task_ref);
             return Verdict::Ignored;
         }
+        *self
+            .failure_reasons
+            .entry(failure_reason(&failure))
+            .or_default() += 1;
         self.end(attempt, AttemptState::Failed, now);
         let max = self.cfg.max_attempts;
         let skip_enabled = self.cfg.skip_bad_records;
@@ -814,6 +822,7 @@ impl Scheduler {
                 continue;
             }
             let task_ref = a.task;
+            *self.failure_reasons.entry("worker_lost").or_default() += 1;
             self.end(id, AttemptState::Abandoned, now);
             let task = self.task_mut(task_ref);
             task.running.retain(|&x| x != id);
@@ -904,3 +913,17 @@ impl Scheduler {
 
 #[cfg(test)]
 mod tests;
+
+/// The reason a failed attempt is counted under, in `/metrics`' labels:
+/// the kind of its [`TaskFailure`] (`worker_lost` counts attempts that
+/// went with their worker).
+pub fn failure_reason(failure: &TaskFailure) -> &'static str {
+    match failure {
+        TaskFailure::Cancelled => "cancelled",
+        TaskFailure::AppPanic { .. } => "app_panic",
+        TaskFailure::MapOutputLost { .. } => "map_output_lost",
+        TaskFailure::FetchRefused { .. } => "fetch_refused",
+        TaskFailure::Input { .. } => "input",
+        TaskFailure::Io { .. } => "io",
+    }
+}

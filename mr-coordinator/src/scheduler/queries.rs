@@ -157,6 +157,11 @@ impl Scheduler {
             .collect()
     }
 
+    /// Attempts that failed or went with their worker, by reason.
+    pub fn failure_reasons(&self) -> &std::collections::BTreeMap<&'static str, u64> {
+        &self.failure_reasons
+    }
+
     /// Counts for progress lines.
     pub fn progress(&self) -> Progress {
         Progress {

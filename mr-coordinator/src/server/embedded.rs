@@ -108,6 +108,11 @@ impl EmbeddedWorkers {
             mr_protocol::join::EMBEDDED_BY_ENV,
             std::process::id().to_string(),
         );
+        // Its logs look like ours.
+        cmd.env(
+            mr_protocol::LOG_FORMAT_ENV,
+            mr_protocol::log_format().name(),
+        );
         if let Some(t) = &self.token {
             cmd.env(mr_protocol::join::ENV, t);
         }

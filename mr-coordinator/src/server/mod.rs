@@ -439,7 +439,9 @@ impl RunningJob {
             None => None,
             Some(a) => {
                 let s = shared.clone();
-                match crate::observe::status::StatusServer::start(a, move || s.report(None, true)) {
+                match crate::observe::status::StatusServer::start(a, move |detail| {
+                    s.report(None, detail)
+                }) {
                     Ok(server) => Some(server),
                     Err(e) => {
                         abandon_fresh(&shared.job_dir, recovered.incarnation);

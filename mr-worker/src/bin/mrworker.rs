@@ -90,6 +90,15 @@ struct Args {
     replay_dir: Option<std::path::PathBuf>,
     /// The app: a built-in name (wc, indexer, nocrash, crash, mtiming, rtiming,
     /// jobcount, early_exit, poison) or the path of a plugin (.so).
+    /// How logs are written to stderr: text, or json (one object a line,
+    /// for log collectors).
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        env = "MR_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: mr_protocol::LogFormat,
     #[arg(required_unless_present_any = ["map_cmd", "replay"])]
     app: Option<String>,
 }
@@ -97,7 +106,7 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    mr_worker::init_logging();
+    mr_protocol::init_logging_as(args.log_format);
     mr_worker::raise_open_file_limit();
     mr_worker::return_freed_memory();
     if args.threads > 0 {
@@ -138,7 +147,7 @@ async fn main() -> ExitCode {
     let app = match resolved {
         Ok(app) => app,
         Err(e) => {
-            eprintln!("mrworker: {e}");
+            mr_protocol::say("mrworker", true, &e.to_string());
             return ExitCode::from(EXIT_REFUSED as u8);
         }
     };
@@ -147,7 +156,7 @@ async fn main() -> ExitCode {
         .as_deref()
         .map(mr_protocol::join::JoinSecret::parse)
     {
-        eprintln!("mrworker: --token (or MR_TOKEN): {e}; give the job's join secret as the coordinator keeps it in <work dir>/mr-job/token");
+        mr_protocol::say("mrworker", true, &format!("--token (or MR_TOKEN): {e}; give the job's join secret as the coordinator keeps it in <work dir>/mr-job/token"));
         return ExitCode::from(2);
     }
     let coordinator = match &args.coordinator {
@@ -162,14 +171,14 @@ async fn main() -> ExitCode {
     });
     if let (true, Endpoint::Tcp(addr)) = (bare, &coordinator) {
         if !mr_protocol::wire::is_loopback(addr) {
-            eprintln!("mrworker: --token (or MR_TOKEN) is a bare token, which would cross the network to {addr} in clear; give the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host)");
+            mr_protocol::say("mrworker", true, &format!("--token (or MR_TOKEN) is a bare token, which would cross the network to {addr} in clear; give the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host)"));
             return ExitCode::from(2);
         }
     }
     let stop = match mr_worker::drain::Stop::on_signals(args.drain_timeout) {
         Ok(stop) => stop,
         Err(e) => {
-            eprintln!("mrworker: cannot watch for SIGTERM: {e}");
+            mr_protocol::say("mrworker", true, &format!("cannot watch for SIGTERM: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -195,11 +204,11 @@ async fn main() -> ExitCode {
     match run_worker(cfg).await {
         Ok(Ending::Dismissed | Ending::CoordinatorGone | Ending::Drained) => ExitCode::SUCCESS,
         Err(e @ (WorkerError::Refused { .. } | WorkerError::Plaintext { .. })) => {
-            eprintln!("mrworker: {e}");
+            mr_protocol::say("mrworker", true, &e.to_string());
             ExitCode::from(EXIT_REFUSED as u8)
         }
         Err(e) => {
-            eprintln!("mrworker: {e}");
+            mr_protocol::say("mrworker", true, &e.to_string());
             ExitCode::FAILURE
         }
     }

@@ -119,3 +119,169 @@ fn browser_sees_the_page(t: &TestDir, addr: &str) {
         "a real picture"
     );
 }
+
+/// The Prometheus exposition parsed by Prometheus' own Python client, as
+/// (sample name, labels, value) and (family, type); None (and a SKIP) when
+/// python3 or prometheus_client is missing.
+fn parse_metrics(
+    t: &TestDir,
+    text: &str,
+) -> Option<(Vec<(String, serde_json::Value, f64)>, Vec<(String, String)>)> {
+    let file = t.path().join("metrics.txt");
+    std::fs::write(&file, text).unwrap();
+    let script = "import json,sys\n\
+        from prometheus_client.parser import text_string_to_metric_families as parse\n\
+        fams=list(parse(open(sys.argv[1]).read()))\n\
+        print(json.dumps({'types':[[f.name,f.type] for f in fams],\
+        'samples':[[s.name,s.labels,s.value] for f in fams for s in f.samples]}))\n";
+    let out = match Command::new("python3")
+        .args(["-c", script])
+        .arg(&file)
+        .output()
+    {
+        Ok(o) if o.status.success() => o,
+        Ok(o) => {
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(
+                err.contains("No module named 'prometheus_client'"),
+                "the parser refused the exposition: {err}"
+            );
+            eprintln!(
+                "SKIP metrics parse: prometheus_client is missing (pip install prometheus_client)"
+            );
+            return None;
+        }
+        Err(_) => {
+            eprintln!("SKIP metrics parse: python3 is missing");
+            return None;
+        }
+    };
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let samples = v["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s[0].as_str().unwrap().to_string(),
+                s[1].clone(),
+                s[2].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    let types = v["types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f[0].as_str().unwrap().to_string(),
+                f[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    Some((samples, types))
+}
+
+#[test]
+fn metrics_health_and_readiness_while_a_job_runs_and_json_logs() {
+    let t = TestDir::new();
+    let files = data_files();
+    let status = free_addr();
+    let mut args = vec![
+        "--app",
+        "jobcount",
+        "--status-addr",
+        &status,
+        "--log-format",
+        "json",
+    ];
+    args.extend(files.iter().map(String::as_str));
+    let (mut c, addr, log) = t.coordinator_logged(&args);
+    let _w1 = t.worker(&addr, "jobcount");
+    let _w2 = t.worker(&addr, "jobcount");
+    // Mid-map, after some map is done (jobcount maps take 2-5 s each).
+    assert!(eventually(Duration::from_secs(30), || {
+        get(&status, "/metrics")
+            .1
+            .contains("mapreduce_tasks{phase=\"map\",state=\"done\"} 2")
+    }));
+    let (line, body) = get(&status, "/healthz");
+    assert!(line.contains("200") && body == "ok\n", "{line} {body}");
+    let (line, body) = get(&status, "/readyz");
+    assert!(
+        line.contains("200") && body.starts_with("ready"),
+        "{line} {body}"
+    );
+    let (line, text) = get(&status, "/metrics");
+    assert!(line.contains("200"), "{line}");
+    if let Some((samples, types)) = parse_metrics(&t, &text) {
+        let kind = |name: &str| {
+            types
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, k)| k.as_str())
+                .unwrap_or_else(|| panic!("no family {name}: {types:?}"))
+        };
+        assert_eq!(kind("mapreduce_tasks"), "gauge");
+        assert_eq!(kind("mapreduce_attempts_started"), "counter");
+        assert_eq!(kind("mapreduce_task_duration_seconds"), "histogram");
+        assert_eq!(kind("mapreduce_journal_fsyncs"), "counter");
+        let get = |name: &str, labels: &[(&str, &str)]| -> f64 {
+            samples
+                .iter()
+                .filter(|(n, l, _)| n == name && labels.iter().all(|(k, v)| l[*k] == *v))
+                .map(|(_, _, v)| *v)
+                .sum()
+        };
+        // 8 maps in all, by state; two done, the two workers on two more.
+        let map_tasks = get("mapreduce_tasks", &[("phase", "map")]);
+        assert_eq!(map_tasks, 8.0);
+        assert!(get("mapreduce_tasks", &[("phase", "map"), ("state", "done")]) >= 2.0);
+        assert_eq!(
+            get("mapreduce_tasks", &[("phase", "reduce"), ("state", "idle")]),
+            10.0
+        );
+        assert_eq!(get("mapreduce_workers_connected", &[]), 2.0);
+        assert!(get("mapreduce_attempts_started_total", &[("phase", "map")]) >= 3.0);
+        // Each done map's winning attempt took 2-5 s.
+        let count = get("mapreduce_task_duration_seconds_count", &[("phase", "map")]);
+        let sum = get("mapreduce_task_duration_seconds_sum", &[("phase", "map")]);
+        assert!(
+            count >= 2.0 && sum >= 2.0 * count,
+            "{count} maps in {sum} s"
+        );
+        assert_eq!(
+            get(
+                "mapreduce_task_duration_seconds_bucket",
+                &[("phase", "map"), ("le", "1.0")]
+            ),
+            0.0
+        );
+        assert!(get("mapreduce_journal_fsyncs_total", &[]) >= 1.0);
+        assert!(get("mapreduce_input_bytes_total", &[]) > 0.0);
+        assert_eq!(get("mapreduce_attempt_failures_total", &[]), 0.0);
+    }
+    let st = c.wait_for(Duration::from_secs(60)).expect("job ends");
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(st.success(), "{log}");
+    // JSON logs: every line one object with a level and a message, the
+    // story of the job included (info by default), and no progress line.
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(events
+        .iter()
+        .all(|e| e["level"].is_string() && e["message"].is_string()));
+    assert!(
+        events.iter().any(|e| e["message"] == "worker joined"),
+        "{log}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["message"].as_str().unwrap().contains("job complete")),
+        "{log}"
+    );
+}

@@ -1,0 +1,562 @@
+//! `/metrics`: the job report in Prometheus' text exposition format (version
+//! 0.0.4), so a cluster's monitoring scrapes a job like any other service.
+//! Named by Prometheus' conventions: a `mapreduce_` prefix, base units
+//! (seconds, bytes), `_total` on counters, labels for phase, state and
+//! reason. Everything here is derived from one [`Report`], like the status
+//! page, so the two never disagree.
+
+use crate::observe::report::Report;
+use std::fmt::Write;
+
+/// Upper bounds of the task duration histogram's buckets, in seconds.
+const TASK_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
+];
+/// Upper bounds of the phase duration histogram's buckets, in seconds.
+const PHASE_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0];
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The built-in counters (by the report's display name): metric name, how
+/// to scale the value into base units, and help text.
+const COUNTERS: &[(&str, &str, f64, &str)] = &[
+    (
+        "input bytes",
+        "mapreduce_input_bytes_total",
+        1.0,
+        "Input bytes mapped by done map tasks.",
+    ),
+    (
+        "input records",
+        "mapreduce_input_records_total",
+        1.0,
+        "Input records mapped by done map tasks.",
+    ),
+    (
+        "map output records",
+        "mapreduce_map_output_records_total",
+        1.0,
+        "Pairs the app's map emitted.",
+    ),
+    (
+        "combine input records",
+        "mapreduce_combine_input_records_total",
+        1.0,
+        "Pairs fed to the combiner.",
+    ),
+    (
+        "combine output records",
+        "mapreduce_combine_output_records_total",
+        1.0,
+        "Pairs left after combining.",
+    ),
+    (
+        "map output bytes",
+        "mapreduce_map_output_bytes_total",
+        1.0,
+        "Intermediate bytes written for the shuffle.",
+    ),
+    (
+        "spilled bytes",
+        "mapreduce_spilled_bytes_total",
+        1.0,
+        "Bytes written to spill runs.",
+    ),
+    (
+        "skipped records",
+        "mapreduce_skipped_records_total",
+        1.0,
+        "Bad records skipped.",
+    ),
+    (
+        "reduce input groups",
+        "mapreduce_reduce_input_groups_total",
+        1.0,
+        "Distinct keys reduce tasks met.",
+    ),
+    (
+        "reduce input records",
+        "mapreduce_reduce_input_records_total",
+        1.0,
+        "Pairs reduce tasks read.",
+    ),
+    (
+        "output records",
+        "mapreduce_output_records_total",
+        1.0,
+        "Records written to the outputs.",
+    ),
+    (
+        "output bytes",
+        "mapreduce_output_bytes_total",
+        1.0,
+        "Bytes written to the outputs.",
+    ),
+    (
+        "input bytes fetched",
+        "mapreduce_input_fetched_bytes_total",
+        1.0,
+        "Input bytes map tasks fetched from the coordinator.",
+    ),
+    (
+        "shuffle bytes fetched",
+        "mapreduce_shuffle_fetched_bytes_total",
+        1.0,
+        "Intermediate bytes reduce tasks fetched from other workers.",
+    ),
+    (
+        "shuffle fetch ms",
+        "mapreduce_shuffle_fetch_seconds_total",
+        0.001,
+        "Time reduce tasks spent fetching.",
+    ),
+    (
+        "output bytes uploaded",
+        "mapreduce_output_uploaded_bytes_total",
+        1.0,
+        "Output bytes reduce tasks uploaded to the coordinator.",
+    ),
+    (
+        "object bytes read",
+        "mapreduce_object_read_bytes_total",
+        1.0,
+        "Bytes map tasks read from the object store.",
+    ),
+    (
+        "object bytes written",
+        "mapreduce_object_written_bytes_total",
+        1.0,
+        "Bytes reduce tasks wrote to the object store.",
+    ),
+];
+
+/// Escapes a label value (backslash, double quote, newline).
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Writes a metric's HELP and TYPE lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A histogram's series: cumulative buckets, sum and count.
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram {
+            bounds,
+            counts: vec![0; bounds.len()],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, v: f64) {
+        for (b, c) in self.bounds.iter().zip(&mut self.counts) {
+            if v <= *b {
+                *c += 1;
+            }
+        }
+        self.sum += v;
+        self.count += 1;
+    }
+
+    fn write(&self, out: &mut String, name: &str, labels: &str) {
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// The exposition of `r` (a report with its attempts listed).
+pub fn render(r: &Report) -> String {
+    let mut out = String::with_capacity(8 << 10);
+    let o = &mut out;
+    let (j, p) = (&r.job, &r.progress);
+
+    head(
+        o,
+        "mapreduce_job_info",
+        "gauge",
+        "The job: its id, app and state (always 1).",
+    );
+    let _ = writeln!(
+        o,
+        "mapreduce_job_info{{job_id=\"{}\",app=\"{}\",state=\"{}\"}} 1",
+        label(&j.id),
+        label(j.app.as_deref().unwrap_or("")),
+        label(&j.state)
+    );
+    head(
+        o,
+        "mapreduce_job_elapsed_seconds",
+        "gauge",
+        "Seconds since the coordinator started.",
+    );
+    let _ = writeln!(o, "mapreduce_job_elapsed_seconds {}", j.elapsed_s);
+    head(
+        o,
+        "mapreduce_phase_elapsed_seconds",
+        "gauge",
+        "Wall time of each phase so far.",
+    );
+    let _ = writeln!(
+        o,
+        "mapreduce_phase_elapsed_seconds{{phase=\"map\"}} {}",
+        j.map_phase_s
+    );
+    let _ = writeln!(
+        o,
+        "mapreduce_phase_elapsed_seconds{{phase=\"reduce\"}} {}",
+        j.reduce_phase_s
+    );
+
+    head(
+        o,
+        "mapreduce_tasks",
+        "gauge",
+        "Tasks by phase and state (idle, running, done).",
+    );
+    for (phase, total, done, running) in [
+        ("map", p.maps, p.maps_done, p.maps_running),
+        ("reduce", p.reduces, p.reduces_done, p.reduces_running),
+    ] {
+        // Backups make running attempts outnumber the tasks they run.
+        let running = running.min(total.saturating_sub(done));
+        let idle = total.saturating_sub(done + running);
+        for (state, n) in [("idle", idle), ("running", running), ("done", done)] {
+            let _ = writeln!(
+                o,
+                "mapreduce_tasks{{phase=\"{phase}\",state=\"{state}\"}} {n}"
+            );
+        }
+    }
+
+    // Attempts: started by phase, and task durations of those that won.
+    let mut started = [0u64; 2];
+    let mut durations = [Histogram::new(TASK_BUCKETS), Histogram::new(TASK_BUCKETS)];
+    for a in &r.attempts {
+        let i = usize::from(a.phase != "map");
+        started[i] += 1;
+        if let (Some(end), "succeeded") = (a.end_s, a.outcome.as_str()) {
+            durations[i].observe((end - a.start_s).max(0.0));
+        }
+    }
+    head(
+        o,
+        "mapreduce_attempts_started_total",
+        "counter",
+        "Task attempts started, backups and re-runs included.",
+    );
+    for (i, phase) in ["map", "reduce"].iter().enumerate() {
+        let _ = writeln!(
+            o,
+            "mapreduce_attempts_started_total{{phase=\"{phase}\"}} {}",
+            started[i]
+        );
+    }
+    head(
+        o,
+        "mapreduce_attempt_failures_total",
+        "counter",
+        "Attempts that failed or went with their worker, by reason.",
+    );
+    for reason in [
+        "app_panic",
+        "map_output_lost",
+        "fetch_refused",
+        "input",
+        "io",
+        "worker_lost",
+    ] {
+        let n = p.failures.get(reason).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "mapreduce_attempt_failures_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+    for (reason, n) in &p.failures {
+        if !matches!(
+            reason.as_str(),
+            "app_panic" | "map_output_lost" | "fetch_refused" | "input" | "io" | "worker_lost"
+        ) {
+            let _ = writeln!(
+                o,
+                "mapreduce_attempt_failures_total{{reason=\"{}\"}} {n}",
+                label(reason)
+            );
+        }
+    }
+    head(
+        o,
+        "mapreduce_task_duration_seconds",
+        "histogram",
+        "Run time of each task's winning attempt, from assignment to report.",
+    );
+    for (i, phase) in ["map", "reduce"].iter().enumerate() {
+        durations[i].write(
+            o,
+            "mapreduce_task_duration_seconds",
+            &format!("phase=\"{phase}\""),
+        );
+    }
+    head(
+        o,
+        "mapreduce_phase_duration_seconds",
+        "histogram",
+        "Wall time of each phase that has ended.",
+    );
+    let ended = matches!(j.state.as_str(), "succeeded");
+    for (phase, secs, over) in [
+        ("map", j.map_phase_s, p.maps > 0 && p.maps_done == p.maps),
+        ("reduce", j.reduce_phase_s, ended),
+    ] {
+        let mut h = Histogram::new(PHASE_BUCKETS);
+        if over {
+            h.observe(secs);
+        }
+        h.write(
+            o,
+            "mapreduce_phase_duration_seconds",
+            &format!("phase=\"{phase}\""),
+        );
+    }
+
+    head(
+        o,
+        "mapreduce_workers_connected",
+        "gauge",
+        "Workers in the job now.",
+    );
+    let _ = writeln!(o, "mapreduce_workers_connected {}", p.workers_alive);
+    head(
+        o,
+        "mapreduce_workers_joined_total",
+        "counter",
+        "Workers that joined the job.",
+    );
+    let _ = writeln!(o, "mapreduce_workers_joined_total {}", r.workers.len());
+
+    for (display, name, scale, help) in COUNTERS {
+        head(o, name, "counter", help);
+        let v = r.counters.get(*display).copied().unwrap_or(0);
+        if *scale == 1.0 {
+            let _ = writeln!(o, "{name} {v}");
+        } else {
+            let _ = writeln!(o, "{name} {}", v as f64 * scale);
+        }
+    }
+    head(
+        o,
+        "mapreduce_app_counter_total",
+        "counter",
+        "Counters the app defined, by name.",
+    );
+    for (k, v) in &r.counters {
+        if let Some(app) = k.strip_prefix("app: ") {
+            let _ = writeln!(
+                o,
+                "mapreduce_app_counter_total{{name=\"{}\"}} {v}",
+                label(app)
+            );
+        }
+    }
+
+    if let Some(jr) = &r.journal {
+        head(
+            o,
+            "mapreduce_journal_fsyncs_total",
+            "counter",
+            "Journal writes made durable, one fdatasync each.",
+        );
+        let _ = writeln!(o, "mapreduce_journal_fsyncs_total {}", jr.commits);
+        head(
+            o,
+            "mapreduce_journal_records_total",
+            "counter",
+            "Records appended to the journal.",
+        );
+        let _ = writeln!(o, "mapreduce_journal_records_total {}", jr.records);
+        head(
+            o,
+            "mapreduce_journal_written_bytes_total",
+            "counter",
+            "Bytes appended to the journal.",
+        );
+        let _ = writeln!(o, "mapreduce_journal_written_bytes_total {}", jr.bytes);
+    }
+    if let Some(c) = &r.cache {
+        head(
+            o,
+            "mapreduce_cache_maps_reused_total",
+            "counter",
+            "Map tasks taken from the cache instead of run.",
+        );
+        let _ = writeln!(o, "mapreduce_cache_maps_reused_total {}", c.maps_reused);
+        head(
+            o,
+            "mapreduce_cache_reduces_reused_total",
+            "counter",
+            "Outputs committed from the cache.",
+        );
+        let _ = writeln!(
+            o,
+            "mapreduce_cache_reduces_reused_total {}",
+            c.reduces_reused
+        );
+        head(
+            o,
+            "mapreduce_cache_input_reused_bytes_total",
+            "counter",
+            "Input bytes not mapped again.",
+        );
+        let _ = writeln!(
+            o,
+            "mapreduce_cache_input_reused_bytes_total {}",
+            c.input_bytes_reused
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::report::{AttemptInfo, JobInfo, ProgressInfo, Report};
+
+    fn report() -> Report {
+        let attempt = |attempt, phase: &str, start_s, end_s, outcome: &str| AttemptInfo {
+            attempt,
+            phase: phase.into(),
+            task: 0,
+            worker: 1,
+            start_s,
+            end_s,
+            outcome: outcome.into(),
+        };
+        Report {
+            job: JobInfo {
+                id: "j\"1".into(),
+                app: Some("wc".into()),
+                state: "reduce".into(),
+                error: None,
+                inputs: 2,
+                output_dir: "/out".into(),
+                elapsed_s: 12.5,
+                map_phase_s: 10.0,
+                reduce_phase_s: 2.5,
+            },
+            progress: ProgressInfo {
+                maps_done: 3,
+                maps: 3,
+                reduces_done: 1,
+                reduces: 4,
+                maps_running: 0,
+                reduces_running: 2,
+                attempts: 6,
+                failed_attempts: 1,
+                workers_alive: 2,
+                failures: [("io".to_string(), 1), ("worker_lost".to_string(), 1)].into(),
+            },
+            counters: [
+                ("input bytes".to_string(), 1000),
+                ("shuffle fetch ms".to_string(), 1500),
+            ]
+            .into(),
+            workers: Vec::new(),
+            attempts: vec![
+                attempt(0, "map", 0.0, Some(0.3), "succeeded"),
+                attempt(1, "map", 0.0, Some(2.0), "succeeded"),
+                attempt(2, "map", 0.1, Some(0.2), "failed"),
+                attempt(3, "map", 0.2, Some(0.4), "succeeded"),
+                attempt(4, "reduce", 10.0, Some(11.0), "succeeded"),
+                attempt(5, "reduce", 10.0, None, "running"),
+            ],
+            journal: None,
+            cache: None,
+            replay: None,
+            shape: Default::default(),
+        }
+    }
+
+    fn value(text: &str, series: &str) -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(series) && l[series.len()..].starts_with(' '))
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"));
+        line[series.len() + 1..].parse().unwrap()
+    }
+
+    #[test]
+    fn the_exposition_counts_what_the_report_says() {
+        let t = render(&report());
+        assert_eq!(
+            value(&t, "mapreduce_tasks{phase=\"map\",state=\"done\"}"),
+            3.0
+        );
+        assert_eq!(
+            value(&t, "mapreduce_tasks{phase=\"reduce\",state=\"running\"}"),
+            2.0
+        );
+        assert_eq!(
+            value(&t, "mapreduce_tasks{phase=\"reduce\",state=\"idle\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&t, "mapreduce_attempts_started_total{phase=\"map\"}"),
+            4.0
+        );
+        assert_eq!(
+            value(&t, "mapreduce_attempt_failures_total{reason=\"io\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(&t, "mapreduce_attempt_failures_total{reason=\"app_panic\"}"),
+            0.0
+        );
+        // Map durations 0.3, 2.0 and 0.2 s: cumulative buckets.
+        let b = |le: &str| {
+            value(
+                &t,
+                &format!("mapreduce_task_duration_seconds_bucket{{phase=\"map\",le=\"{le}\"}}"),
+            )
+        };
+        assert_eq!(
+            (b("0.25"), b("0.5"), b("2.5"), b("+Inf")),
+            (1.0, 2.0, 3.0, 3.0)
+        );
+        let sum = value(&t, "mapreduce_task_duration_seconds_sum{phase=\"map\"}");
+        assert!((sum - 2.5).abs() < 1e-9, "{sum}");
+        // The map phase ended (observed once), the reduce phase not yet.
+        assert_eq!(
+            value(&t, "mapreduce_phase_duration_seconds_count{phase=\"map\"}"),
+            1.0
+        );
+        assert_eq!(
+            value(
+                &t,
+                "mapreduce_phase_duration_seconds_count{phase=\"reduce\"}"
+            ),
+            0.0
+        );
+        // Base units: milliseconds become seconds.
+        assert_eq!(value(&t, "mapreduce_shuffle_fetch_seconds_total"), 1.5);
+        assert_eq!(value(&t, "mapreduce_input_bytes_total"), 1000.0);
+        // A quote in a label value is escaped.
+        assert!(t.contains("job_id=\"j\\\"1\""), "{t}");
+    }
+}
