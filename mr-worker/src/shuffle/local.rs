@@ -2,9 +2,12 @@
 //! coordinator's file system: map outputs it serves to reducers, partitions
 //! it fetched, input ranges it fetched, reduce outputs before upload.
 //!
-//! One directory per worker process (`<base>/mr-worker-<pid>`), removed when
-//! the worker ends; directories left by killed workers on this host (their
-//! pid gone) are removed at start. The set of map outputs the worker serves
+//! One directory per worker process (`<base>/mr-worker-<host>-<pid>`),
+//! removed when the worker ends; directories left by killed workers of this
+//! host (their pid gone) are removed at start. The host is in the name
+//! because a base directory may be shared by workers of several hosts or
+//! containers (each with its own pids: in containers every worker may be
+//! pid 1): a pid says whether a worker lives only on its own host. The set of map outputs the worker serves
 //! is kept here too: the shuffle service serves only those, by id, so a
 //! request can never name a path.
 
@@ -30,7 +33,7 @@ impl LocalStore {
         let base = base.map_or_else(std::env::temp_dir, Path::to_path_buf);
         std::fs::create_dir_all(&base)?;
         remove_stale(&base);
-        let dir = base.join(format!("{PREFIX}{}", std::process::id()));
+        let dir = base.join(format!("{PREFIX}{}-{}", host(), std::process::id()));
         if dir.exists() {
             // Our pid, reused after a crash: nothing in it is ours.
             std::fs::remove_dir_all(&dir)?;
@@ -83,17 +86,34 @@ impl Drop for LocalStore {
     }
 }
 
-/// Removes `mr-worker-<pid>` directories in `base` whose process is gone.
+/// This host's name as it goes into a directory name: letters, digits,
+/// `.` and `-` only (anything else becomes `_`).
+fn host() -> String {
+    let name = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    name.chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect()
+}
+
+/// Removes this host's `mr-worker-<host>-<pid>` directories in `base`
+/// whose process is gone; other hosts' are theirs to clean.
 fn remove_stale(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
+    let mine = format!("{PREFIX}{}-", host());
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name
-            .strip_prefix(PREFIX)
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
+        let Some(pid) = name.strip_prefix(&mine).and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
         // Same host only: /proc tells whether that pid lives here.
@@ -101,5 +121,34 @@ fn remove_stale(base: &Path) {
             debug!(dir = %e.path().display(), "removing a dead worker's directory");
             let _ = std::fs::remove_dir_all(e.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_hosts_dead_workers_directories_are_removed() {
+        let base = tempfile::tempdir().unwrap();
+        // A pid no process has (above the kernel's pid_max).
+        let dead = 4_194_305 + 7;
+        let ours_dead = base.path().join(format!("{PREFIX}{}-{dead}", host()));
+        let theirs = base.path().join(format!("{PREFIX}other-host-{dead}"));
+        // Another container's worker, pid 1 there: not ours to judge.
+        let pid_one_elsewhere = base.path().join(format!("{PREFIX}pod-b-1"));
+        for d in [&ours_dead, &theirs, &pid_one_elsewhere] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let store = LocalStore::create(Some(base.path())).unwrap();
+        assert!(!ours_dead.exists());
+        assert!(theirs.exists() && pid_one_elsewhere.exists());
+        let name = store
+            .dir()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert_eq!(name, format!("{PREFIX}{}-{}", host(), std::process::id()));
     }
 }
