@@ -191,6 +191,9 @@ pub(crate) enum Produced {
     File(std::path::PathBuf),
     /// A reduce output's multipart upload to an object store, uncompleted.
     Upload(mr_protocol::OutputUpload),
+    /// Not known: the attempt was left running when its worker stopped
+    /// (what it writes goes with the worker's directory, or the job's).
+    LeftBehind,
 }
 
 /// Runs CPU work on a blocking thread (rayon inside), never on the runtime.

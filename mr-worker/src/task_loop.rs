@@ -13,7 +13,7 @@ use mr_protocol::join::{Endpoint, Fingerprint, JoinSecret};
 use mr_protocol::wire;
 use mr_protocol::{
     Assignment, AttemptId, CoordinatorClient, JobSettings, RegisterError, RegisterRequest,
-    ReportAck, Reported, Work,
+    ReportAck, Reported, TaskFailure, Work,
 };
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -101,6 +101,10 @@ pub enum WorkerError {
     #[error(transparent)]
     Setup(#[from] crate::placement::PlacementError),
 }
+
+/// How long a handed-back attempt may take to notice its cancel (it checks
+/// between chunks and keys) before the worker leaves without it.
+const HANDBACK_GRACE: Duration = Duration::from_secs(5);
 
 /// How the loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -562,16 +566,29 @@ impl Worker {
             // Keep polling the attempt when a hand-back is asked: cancelling
             // makes it stop at its next chunk or key and end `Cancelled`,
             // which is reported like any outcome (no strike on the task).
+            // An attempt blocked where it cannot see the cancel (a read
+            // from a store that stopped answering) is left behind after
+            // HANDBACK_GRACE: the process is leaving anyway.
             let ran = crate::attempt::run(&cx, task);
             tokio::pin!(ran);
-            let mut handed_back = false;
+            let mut handed_back = None;
             loop {
+                let grace_over = async {
+                    match handed_back {
+                        Some(at) => tokio::time::sleep_until(at + HANDBACK_GRACE).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     out = &mut ran => break out,
-                    _ = self.cfg.stop.reached(StopState::HandBack), if !handed_back => {
+                    _ = self.cfg.stop.reached(StopState::HandBack), if handed_back.is_none() => {
                         info!(%attempt, task = %what, "stopping: handing the attempt back");
-                        handed_back = true;
+                        handed_back = Some(tokio::time::Instant::now());
                         cx.cancel.cancel();
+                    }
+                    _ = grace_over => {
+                        warn!(%attempt, task = %what, "the attempt did not stop within {HANDBACK_GRACE:?}: leaving it");
+                        break (Err(TaskFailure::Cancelled), Produced::LeftBehind, Vec::new());
                     }
                 }
             }
@@ -628,6 +645,7 @@ impl Worker {
                 Produced::Upload(u) => {
                     debug!(url = %u.url, "left the upload to the coordinator");
                 }
+                Produced::LeftBehind => {}
             }
         }
         answer.and_then(|a| a.next)

@@ -202,7 +202,10 @@ async fn main() -> ExitCode {
         stop,
     };
     match run_worker(cfg).await {
-        Ok(Ending::Dismissed | Ending::CoordinatorGone | Ending::Drained) => ExitCode::SUCCESS,
+        Ok(Ending::Dismissed | Ending::CoordinatorGone) => ExitCode::SUCCESS,
+        // At once: a blocking thread may still run an attempt left behind,
+        // and the runtime would wait for it on the way out.
+        Ok(Ending::Drained) => std::process::exit(0),
         Err(e @ (WorkerError::Refused { .. } | WorkerError::Plaintext { .. })) => {
             mr_protocol::say("mrworker", true, &e.to_string());
             ExitCode::from(EXIT_REFUSED as u8)
