@@ -70,6 +70,9 @@ pub struct JobConfig {
     /// How long a task's only attempt must have run before it may get a
     /// backup (besides twice the phase's median); None: the task timeout.
     pub backup_after: Option<Duration>,
+    /// `--tls-cert` and `--tls-key`: the certificate (and its key) to
+    /// serve, provisioned by an operator; None: one made for the job.
+    pub tls_files: Option<(mr_protocol::wire::Pem, mr_protocol::wire::Pem)>,
 }
 
 /// Whether the coordinator also serves its Unix domain socket.

@@ -166,6 +166,47 @@ pub enum IdentityError {
     },
 }
 
+/// A PEM document given on the command line: a file's path, or (from an
+/// environment variable filled from a cluster's Secret) the text itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Pem {
+    /// A file holding it.
+    File(std::path::PathBuf),
+    /// The PEM text, given where a path was expected.
+    Inline(String),
+}
+
+impl Pem {
+    /// A path, or the PEM itself when `given` starts like one.
+    pub fn parse(given: &str) -> Pem {
+        match given.trim_start().starts_with("-----BEGIN ") {
+            true => Pem::Inline(given.to_string()),
+            false => Pem::File(given.into()),
+        }
+    }
+
+    /// Its bytes.
+    fn read(&self) -> Result<Vec<u8>, IdentityError> {
+        match self {
+            Pem::Inline(text) => Ok(text.as_bytes().to_vec()),
+            Pem::File(path) => std::fs::read(path).map_err(|e| IdentityError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for Pem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pem::File(path) => write!(f, "{}", path.display()),
+            // Never the text itself: it may be a private key.
+            Pem::Inline(_) => f.write_str("the PEM given inline"),
+        }
+    }
+}
+
 /// A server's own certificate and key, ready to accept TLS connections.
 #[derive(Clone)]
 pub struct Identity {
@@ -224,14 +265,44 @@ impl Identity {
         }
     }
 
+    /// The certificate and key an operator provisioned (`--tls-cert`,
+    /// `--tls-key`: PEM, the certificate first, the key PKCS#8, PKCS#1 or
+    /// SEC1), so the fingerprint workers pin is known before the job
+    /// starts (a Kubernetes Secret, say).
+    pub fn from_pem(cert: &Pem, key: &Pem) -> Result<Identity, IdentityError> {
+        use rustls::pki_types::pem::PemObject;
+        let bad = |pem: &Pem, what: &str, e: rustls::pki_types::pem::Error| IdentityError::File {
+            path: pem.to_string(),
+            reason: format!("not a PEM {what} ({e})"),
+        };
+        let cert_der = CertificateDer::from_pem_slice(&cert.read()?)
+            .map_err(|e| bad(cert, "certificate", e))?;
+        let key_der =
+            PrivateKeyDer::from_pem_slice(&key.read()?).map_err(|e| bad(key, "private key", e))?;
+        Identity::with_key(cert_der.to_vec(), key_der, WIRE_VERSION).map_err(|e| {
+            IdentityError::File {
+                path: format!("{cert} and {key}"),
+                reason: format!("{e} (does the key belong to the certificate?)"),
+            }
+        })
+    }
+
     fn from_der(cert: Vec<u8>, key: Vec<u8>) -> Result<Identity, IdentityError> {
         Identity::speaking(cert, key, WIRE_VERSION)
     }
 
     /// An identity whose server side offers `version` of the wire.
     fn speaking(cert: Vec<u8>, key: Vec<u8>, version: &str) -> Result<Identity, IdentityError> {
-        let fingerprint = fingerprint(&cert);
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key));
+        Identity::with_key(cert, key, version)
+    }
+
+    fn with_key(
+        cert: Vec<u8>,
+        key: PrivateKeyDer<'static>,
+        version: &str,
+    ) -> Result<Identity, IdentityError> {
+        let fingerprint = fingerprint(&cert);
         let mut config = rustls::ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .and_then(|b| {

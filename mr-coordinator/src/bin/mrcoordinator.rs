@@ -126,6 +126,16 @@ struct Args {
     /// networks; it saves the encryption's CPU).
     #[arg(long)]
     no_tls: bool,
+    /// Serve this certificate (a PEM file, or from MR_TLS_CERT the PEM
+    /// itself) instead of one made for the job, so the join secret is known
+    /// before the job starts (mrj1:<token>:<SHA-256 of the certificate's
+    /// DER, in hex>): for a cluster's Secret. Needs --tls-key.
+    #[arg(long, value_name = "PEM", env = "MR_TLS_CERT", hide_env_values = true, requires = "tls_key", conflicts_with = "no_tls", value_parser = parse_pem)]
+    tls_cert: Option<mr_protocol::wire::Pem>,
+    /// The private key of --tls-cert (a PEM file, or from MR_TLS_KEY the PEM
+    /// itself: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", env = "MR_TLS_KEY", hide_env_values = true, requires = "tls_cert", value_parser = parse_pem)]
+    tls_key: Option<mr_protocol::wire::Pem>,
     /// Start over: discard an unfinished run's journal and intermediate files
     /// instead of resuming from them.
     #[arg(long)]
@@ -199,6 +209,7 @@ async fn main() -> ExitCode {
         total_order: args.total_order,
         backups: !args.no_backups,
         backup_after: args.backup_after,
+        tls_files: args.tls_cert.zip(args.tls_key),
     };
     let cfg = match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {
@@ -259,4 +270,9 @@ fn write_addr(file: &std::path::Path, addr: std::net::SocketAddr) -> Result<(), 
     std::fs::write(&tmp, format!("{addr}\n"))
         .and_then(|()| std::fs::rename(&tmp, file))
         .map_err(|e| format!("cannot write --addr-file '{}': {e}", file.display()))
+}
+
+/// `--tls-cert` and `--tls-key`: a path, or the PEM text itself.
+fn parse_pem(given: &str) -> Result<mr_protocol::wire::Pem, String> {
+    Ok(mr_protocol::wire::Pem::parse(given))
 }

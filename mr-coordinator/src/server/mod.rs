@@ -255,9 +255,14 @@ impl RunningJob {
 
         // The job's certificate, kept in the job directory so that a
         // restarted coordinator keeps the fingerprint its workers pinned.
-        let identity = match cfg.no_tls {
-            true => None,
-            false => match Identity::load_or_create(&job_dir) {
+        // Or the one an operator provisioned, whose fingerprint is known
+        // before the job starts.
+        let identity = match (cfg.no_tls, &cfg.tls_files) {
+            (true, _) => None,
+            (false, given) => match given.as_ref().map_or_else(
+                || Identity::load_or_create(&job_dir),
+                |(cert, key)| Identity::from_pem(cert, key),
+            ) {
                 Ok(i) => Some(i),
                 Err(e) => {
                     abandon_fresh(&job_dir, recovered.incarnation);
