@@ -50,3 +50,5 @@ MR_NO_BUILD=1 bash tests/hosts.sh --size 100MiB
 MR_NO_BUILD=1 bash tests/capture.sh
 # The commands README.md and docs/GUIDE.md show, run as written.
 MR_NO_BUILD=1 bash tests/docs.sh
+# The image and the Kubernetes manifests, run with podman (SKIPs without root).
+MR_NO_BUILD=1 bash tests/kube.sh
