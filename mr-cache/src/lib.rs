@@ -40,7 +40,7 @@ impl Key {
     /// The address of `parts`, each length-prefixed so that no two
     /// different lists of parts hash the same bytes.
     pub fn of(parts: &[&[u8]]) -> Key {
-        let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         for p in parts {
             ctx.update(&(p.len() as u64).to_le_bytes());
             ctx.update(p);

@@ -54,8 +54,8 @@ pub fn partition_index(path: &Path, reduces: u32) -> Result<Vec<Option<Partition
         .into_par_iter()
         .map(|r| {
             let reader = RunFile::open(path, None, reduces)?.partition(r);
-            let sha = || aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-            let finish = |ctx: aws_lc_rs::digest::Context| {
+            let sha = || ring::digest::Context::new(&ring::digest::SHA256);
+            let finish = |ctx: ring::digest::Context| {
                 let mut k = [0u8; 32];
                 k.copy_from_slice(ctx.finish().as_ref());
                 k

@@ -77,7 +77,7 @@ pub fn pieces_of(bytes: &[u8], target: u64, cut: Cut) -> Vec<Piece> {
 }
 
 fn sha256(bytes: &[u8]) -> [u8; 32] {
-    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     let mut out = [0u8; 32];
     out.copy_from_slice(d.as_ref());
     out

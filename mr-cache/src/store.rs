@@ -623,7 +623,7 @@ fn digest_bytes(kind: Kind, bytes: &[u8]) -> (u64, [u8; 32]) {
             out[..4].copy_from_slice(&crc32c::crc32c(bytes).to_le_bytes());
         }
     } else {
-        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+        let d = ring::digest::digest(&ring::digest::SHA256, bytes);
         out.copy_from_slice(d.as_ref());
     }
     (bytes.len() as u64, out)
@@ -655,7 +655,7 @@ fn digest(kind: Kind, path: &Path) -> std::io::Result<(u64, [u8; 32])> {
 /// A file's length and SHA-256.
 fn hash_file(path: &Path) -> std::io::Result<(u64, [u8; 32])> {
     let mut f = File::open(path)?;
-    let mut ctx = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
     let mut buf = vec![0u8; 1 << 20];
     let mut len = 0u64;
     loop {

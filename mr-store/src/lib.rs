@@ -219,6 +219,9 @@ fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
         .with_allow_http(allow_http)
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(60));
+    // reqwest is built without a provider of its own: rustls on ring, as
+    // the rest of the project speaks it (a no-op if one is installed).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
     let store = builder
         .with_client_options(options.clone())
