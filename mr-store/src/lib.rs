@@ -162,6 +162,14 @@ pub fn is_object_url(arg: &str) -> bool {
     arg.starts_with(SCHEME)
 }
 
+/// Installs rustls on ring as the process's TLS provider (a no-op if one
+/// is installed): reqwest is built without a provider of its own, so the
+/// S3 client speaks TLS as the rest of the project does. Called before any
+/// client is built.
+pub(crate) fn use_ring() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// The runtime every store call runs on.
 fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
@@ -219,9 +227,7 @@ fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
         .with_allow_http(allow_http)
         .with_connect_timeout(Duration::from_secs(3))
         .with_timeout(Duration::from_secs(60));
-    // reqwest is built without a provider of its own: rustls on ring, as
-    // the rest of the project speaks it (a no-op if one is installed).
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    use_ring();
     let builder = AmazonS3Builder::from_env().with_bucket_name(&url.bucket);
     let store = builder
         .with_client_options(options.clone())

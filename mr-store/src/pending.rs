@@ -211,6 +211,7 @@ mod tests {
     /// A client of bucket `b` as the environment would make it, with the
     /// given settings (nothing is sent: signing is local).
     fn client(settings: &[(&str, &str)]) -> AmazonS3 {
+        crate::use_ring();
         let mut b = object_store::aws::AmazonS3Builder::new()
             .with_bucket_name("b")
             .with_region("eu-west-1")
