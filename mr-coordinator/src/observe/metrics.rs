@@ -185,9 +185,18 @@ impl Histogram {
 /// The exposition of `r` (a report with its attempts listed).
 pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(8 << 10);
-    let o = &mut out;
-    let (j, p) = (&r.job, &r.progress);
+    job(&mut out, r);
+    tasks(&mut out, r);
+    attempts(&mut out, r);
+    workers(&mut out, r);
+    counters(&mut out, r);
+    journal_and_cache(&mut out, r);
+    out
+}
 
+/// The job itself: what it is and how long its phases have run.
+fn job(o: &mut String, r: &Report) {
+    let j = &r.job;
     head(
         o,
         "mapreduce_job_info",
@@ -224,7 +233,11 @@ pub fn render(r: &Report) -> String {
         "mapreduce_phase_elapsed_seconds{{phase=\"reduce\"}} {}",
         j.reduce_phase_s
     );
+}
 
+/// Tasks by phase and state.
+fn tasks(o: &mut String, r: &Report) {
+    let p = &r.progress;
     head(
         o,
         "mapreduce_tasks",
@@ -245,7 +258,11 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
+/// Attempts started and failed, and the durations of tasks and phases.
+fn attempts(o: &mut String, r: &Report) {
+    let (j, p) = (&r.job, &r.progress);
     // Attempts: started by phase, and task durations of those that won.
     let mut started = [0u64; 2];
     let mut durations = [Histogram::new(TASK_BUCKETS), Histogram::new(TASK_BUCKETS)];
@@ -335,7 +352,11 @@ pub fn render(r: &Report) -> String {
             &format!("phase=\"{phase}\""),
         );
     }
+}
 
+/// Workers in the job.
+fn workers(o: &mut String, r: &Report) {
+    let p = &r.progress;
     head(
         o,
         "mapreduce_workers_connected",
@@ -350,7 +371,10 @@ pub fn render(r: &Report) -> String {
         "Workers that joined the job.",
     );
     let _ = writeln!(o, "mapreduce_workers_joined_total {}", r.workers.len());
+}
 
+/// The job's counters, built-in and the app's.
+fn counters(o: &mut String, r: &Report) {
     for (display, name, scale, help) in COUNTERS {
         head(o, name, "counter", help);
         let v = r.counters.get(*display).copied().unwrap_or(0);
@@ -375,7 +399,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
 
+/// What the journal made durable and what the cache gave.
+fn journal_and_cache(o: &mut String, r: &Report) {
     if let Some(jr) = &r.journal {
         head(
             o,
@@ -430,7 +457,6 @@ pub fn render(r: &Report) -> String {
             c.input_bytes_reused
         );
     }
-    out
 }
 
 #[cfg(test)]
