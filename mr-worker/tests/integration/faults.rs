@@ -20,6 +20,7 @@ fn a_killed_worker_is_noticed_by_its_dropped_connection() {
     victim.signal("KILL");
     drop(victim);
     let _w = t.worker(&addr, "jobcount");
+    let _w2 = t.worker(&addr, "jobcount");
     let st = c
         .wait_for(Duration::from_secs(90))
         .expect("job finishes without waiting for the timeout");
@@ -320,6 +321,7 @@ fn sigterm_drains_a_worker_whose_map_finishes_and_counts_once() {
     std::thread::sleep(Duration::from_millis(700)); // mid-map: jobcount maps take 2-5 s
     drained.signal("TERM");
     let _w = t.worker(&addr, "jobcount");
+    let _w2 = t.worker(&addr, "jobcount");
     // It finishes its map (at most 5 s), takes no other, and exits 0.
     let st = drained
         .wait_for(Duration::from_secs(15))
@@ -349,6 +351,7 @@ fn a_drain_timeout_hands_the_attempt_back_without_a_strike() {
         .expect("the drained worker exits");
     assert!(st.success(), "{st}");
     let _w = t.worker(&addr, "jobcount");
+    let _w2 = t.worker(&addr, "jobcount");
     let st = c.wait_for(Duration::from_secs(90)).expect("job finishes");
     assert!(st.success());
     let (runs, failed) = jobcount_and_failures(&t);
