@@ -218,12 +218,14 @@ pub fn configure(app: &mut dyn App, conf: &Conf) -> Result<(), LoadError> {
 ///
 /// Reduce task `r` receives exactly the keys with `ihash(key) % R == r`, the
 /// same assignment as the Go reference, so outputs match file for file.
+#[inline]
 pub fn ihash(key: &[u8]) -> u32 {
     fnv1a(key) & 0x7fff_ffff
 }
 
 /// 32-bit FNV-1a of `bytes`: the partition hash before its mask, and the
 /// stable digest behind streaming app names.
+#[inline]
 pub fn fnv1a(bytes: &[u8]) -> u32 {
     let mut h: u32 = 0x811c_9dc5;
     for &b in bytes {
@@ -235,6 +237,7 @@ pub fn fnv1a(bytes: &[u8]) -> u32 {
 
 /// Parses a decimal count as [`App::sums_counts`] apps emit them (`1`, `42`);
 /// `None` for anything else, including values past `u64::MAX`.
+#[inline]
 pub fn parse_count(v: &[u8]) -> Option<u64> {
     if v == b"1" {
         return Some(1);

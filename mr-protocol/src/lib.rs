@@ -134,24 +134,36 @@ pub fn init_logging() {
 /// alike.
 pub fn init_logging_as(format: LogFormat) {
     use std::io::IsTerminal;
+    use tracing_subscriber::{
+        filter::LevelFilter, filter::Targets, layer::SubscriberExt, util::SubscriberInitExt,
+    };
     let _ = LOG_FORMAT.set(format);
     // A log collector wants the job's story (workers joining, tasks
     // reissued): info by default in JSON; a terminal wants quiet.
     let default = match format {
-        LogFormat::Text => "warn",
-        LogFormat::Json => "info",
+        LogFormat::Text => LevelFilter::WARN,
+        LogFormat::Json => LevelFilter::INFO,
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // RUST_LOG takes `level` and `target=level` directives, comma-separated
+    // (tracing-subscriber's `Targets`: no regex engine to build); one it
+    // cannot parse leaves the default.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default));
+    let fmt = tracing_subscriber::fmt().with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => fmt.with_ansi(std::io::stderr().is_terminal()).try_init(),
+        LogFormat::Text => fmt
+            .with_ansi(std::io::stderr().is_terminal())
+            .finish()
+            .with(filter)
+            .try_init(),
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_span_list(false)
+            .finish()
+            .with(filter)
             .try_init(),
     };
 }

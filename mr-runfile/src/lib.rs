@@ -547,11 +547,13 @@ impl PartitionReader {
     }
 
     /// The current record's key (valid after `advance` returned true).
+    #[inline]
     pub fn key(&self) -> &[u8] {
         &self.block[self.key.clone()]
     }
 
     /// The current record's value.
+    #[inline]
     pub fn value(&self) -> &[u8] {
         &self.block[self.value.clone()]
     }

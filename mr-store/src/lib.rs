@@ -166,7 +166,7 @@ pub fn is_object_url(arg: &str) -> bool {
 /// is installed): reqwest is built without a provider of its own, so the
 /// S3 client speaks TLS as the rest of the project does. Called before any
 /// client is built.
-pub(crate) fn use_ring() {
+pub fn use_ring() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -19,28 +19,45 @@ struct Args {
     json: bool,
 }
 
+/// An error with its causes, outermost first: reqwest's own message names
+/// only the URL, its sources say what went wrong (connection refused, ...).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s += &format!(": {c}");
+        cause = c.source();
+    }
+    s
+}
+
 /// GETs `/status` from `addr`; the body on a 200.
-fn fetch(addr: &str) -> Result<Vec<u8>, String> {
+async fn fetch(addr: &str) -> Result<Vec<u8>, String> {
     let addr = addr.trim_start_matches("http://").trim_end_matches('/');
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(10)))
-        .http_status_as_error(false)
+    // The status address speaks plain HTTP, but the client is built with
+    // TLS support, which wants the process's provider chosen first.
+    mr_store::use_ring();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
         .build()
-        .into();
-    let mut response = agent
+        .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
+    let response = client
         .get(format!("http://{addr}/status"))
-        .call()
+        .send()
+        .await
         .map_err(|e| {
+            let e = with_causes(&e);
             format!("cannot reach the status endpoint at {addr}: {e}; is mrcoordinator running with --status-addr {addr}?")
         })?;
     let status = response.status();
-    if status != ureq::http::StatusCode::OK {
+    if status != reqwest::StatusCode::OK {
         return Err(format!("{addr} answered '{status}', not a job status"));
     }
-    response
-        .body_mut()
-        .read_to_vec()
-        .map_err(|e| format!("{addr} did not send a whole answer: {e}"))
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{addr} did not send a whole answer: {}", with_causes(&e)))?;
+    Ok(body.to_vec())
 }
 
 fn render(r: &Report) -> String {
@@ -76,7 +93,12 @@ fn render(r: &Report) -> String {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let body = match fetch(&args.addr) {
+    let fetched = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start a runtime: {e}"))
+        .and_then(|rt| rt.block_on(fetch(&args.addr)));
+    let body = match fetched {
         Ok(b) => b,
         Err(e) => {
             eprintln!("mrstatus: {e}");

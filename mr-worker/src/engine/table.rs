@@ -118,7 +118,9 @@ pub struct CountTable {
 
 impl CountTable {
     /// Adds `n` to `key`'s count.
-    #[inline]
+    // Always inlined: without LTO the compiler kept it out of line, and the
+    // call per word costs the word count a few percent.
+    #[inline(always)]
     pub fn add(&mut self, key: &[u8], n: u64) {
         if let Some(k) = pack(key) {
             self.short.add(k, n);
@@ -137,6 +139,7 @@ impl CountTable {
 /// The count an app that sums counts emitted; a value that is no decimal
 /// count is a broken promise of the app: the call fails loudly (the
 /// attempt fails naming the record).
+#[inline]
 pub(crate) fn check_count(value: &[u8]) -> u64 {
     match parse_count(value) {
         Some(n) => n,
@@ -149,6 +152,7 @@ pub(crate) fn check_count(value: &[u8]) -> u64 {
 
 /// Refuses a pair too large for the run file format, as a failure of the
 /// app's call (the attempt fails naming the record that emitted it).
+#[inline]
 pub(crate) fn check_pair(key: &[u8], value: &[u8]) {
     let n = key.len() + value.len();
     if n > crate::engine::runfile::MAX_PAIR {
