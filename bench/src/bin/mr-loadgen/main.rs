@@ -237,7 +237,27 @@ async fn drive(
             all_rejoined_s: None,
         });
     }
-    let ended = coordinator.wait().await?;
+    // The job's end. Workers end first when they are dismissed, but ones
+    // that were all refused (a coordinator of another build, say) would
+    // leave it waiting for ever: a minute after the last worker ended, the
+    // coordinator is killed.
+    let mut workers_gone: Option<std::time::Instant> = None;
+    let ended = loop {
+        if let Some(ended) = coordinator.try_reap()? {
+            break ended;
+        }
+        while workers.try_join_next().is_some() {}
+        if workers.is_empty() {
+            let since = *workers_gone.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() > Duration::from_secs(60) {
+                figures
+                    .problems
+                    .push("every worker ended and the job did not".into());
+                break coordinator.kill().await?;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     load.done.store(true, Ordering::SeqCst);
     if !ended.status.success() {
         figures.problems.push(format!(
