@@ -178,23 +178,17 @@ fn messages() -> Vec<Vec<u8>> {
     ]
 }
 
-/// Reduce 1's work: three map outputs (one only on another worker) and
+/// Reduce 1's work: a version of the map outputs list of three maps and
 /// a plan reusing an earlier output's head and reducing the rest.
 fn reduce_work() -> mr_protocol::ReduceWork {
-    use mr_protocol::{MapOutputRef, ReduceReuse, ReusePiece};
-    let maps = (0..3u32)
-        .map(|i| MapOutputRef {
-            map: MapTaskId(i),
-            attempt: AttemptId(u64::from(i) + 10),
-            host: (i == 1).then(|| std::sync::Arc::from("10.0.0.2:7000")),
-            in_job_dir: i != 1,
-            bytes: 1000 + u64::from(i),
-        })
-        .collect();
+    use mr_protocol::{OutputsVersion, ReduceReuse, ReusePiece};
     mr_protocol::ReduceWork {
         task: ReduceTaskId(1),
         attempt: AttemptId(42),
-        maps,
+        outputs: OutputsVersion {
+            version: 2,
+            maps: 3,
+        },
         skip: Vec::new(),
         index: true,
         reuse: Some(std::sync::Arc::new(ReduceReuse {

@@ -16,6 +16,8 @@ pub mod codec;
 pub mod counters;
 pub mod ids;
 pub mod join;
+#[cfg(feature = "rpc")]
+pub mod listing;
 pub mod messages;
 pub mod outputs;
 pub mod plan;
@@ -52,9 +54,15 @@ pub fn raise_open_file_limit() {
 /// The default coordinator address when neither a flag nor `MR_COORDINATOR` gives one.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 
-/// The largest RPC frame either side accepts (reduce assignments list every
-/// map output, so they grow with M; intermediate data never travels in RPCs).
+/// The largest RPC frame either side accepts (no message grows with M:
+/// map outputs are listed in pages, and intermediate data never travels in
+/// RPCs).
 pub const MAX_FRAME: usize = 64 << 20;
+
+/// The most map outputs one page of [`service::Coordinator::map_outputs`]
+/// lists: about 120 KB on the wire (8 bytes a map and the page's holders),
+/// so a thousand workers fetching at once hold little in flight.
+pub const OUTPUTS_PAGE: u32 = 16_384;
 
 /// Largest chunk of bytes one data call carries (input ranges, uploads,
 /// shuffle fetches), well under [`MAX_FRAME`].

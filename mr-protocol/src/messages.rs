@@ -346,10 +346,10 @@ pub struct ReduceWork {
     pub task: ReduceTaskId,
     /// This execution's id.
     pub attempt: AttemptId,
-    /// The accepted output of every map task, in map order (shared by
-    /// every reduce assignment while the outputs stay the same, and
-    /// encoded compactly: see [`crate::outputs`]).
-    pub maps: crate::outputs::MapOutputs,
+    /// Which list of the map tasks' accepted outputs to read: not the list
+    /// itself, which is O(M) and would make every reduce assignment so
+    /// (see [`OutputsVersion`]).
+    pub outputs: OutputsVersion,
     /// Keys to skip: each made an earlier attempt's reduce panic.
     pub skip: Vec<BadRecord>,
     /// Report where the output's segments begin ([`TaskOutput::Indexed`]):
@@ -360,6 +360,33 @@ pub struct ReduceWork {
     /// to copy rather than reduce again (a job that keeps a cache, re-run
     /// on inputs that changed in a few keys).
     pub reuse: Option<std::sync::Arc<ReduceReuse>>,
+}
+
+/// A version of the coordinator's list of accepted map outputs: `maps`
+/// entries, one per map task in map order, fetched in pages with
+/// [`crate::Coordinator::map_outputs`]. The version changes whenever an
+/// accepted output does (one lost and made again); a worker keeps the last
+/// list it fetched, so its next reduce of the same version fetches nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputsVersion {
+    /// The list's version.
+    pub version: u64,
+    /// Its length: the job's number of map tasks.
+    pub maps: u32,
+}
+
+/// One page of the list of accepted map outputs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutputsPage {
+    /// The version this page is of: the one asked for, or a newer one when
+    /// the outputs changed since (a reader then starts again from 0).
+    pub version: u64,
+    /// The whole list's length.
+    pub maps: u32,
+    /// The entries of maps `from..from + outputs.len()`, in map order.
+    pub from: u32,
+    /// The entries (encoded compactly: see [`crate::outputs`]).
+    pub outputs: crate::outputs::MapOutputs,
 }
 
 /// How to make a reduce's output from an earlier one: its pieces, in key
@@ -637,6 +664,9 @@ pub enum ProtocolError {
         /// Why.
         why: String,
     },
+    /// No list of map outputs to page through: no reduce was assigned yet.
+    #[error("no list of map outputs yet (asked for version {0})")]
+    NoOutputs(u64),
     /// The coordinator failed to read or write a file.
     #[error("coordinator I/O error on {path}: {reason}")]
     Io {

@@ -1,16 +1,15 @@
-//! The list of map outputs a reduce assignment carries, and its compact
-//! encoding on the wire.
+//! A list of map outputs as reduces read it, and its compact encoding on
+//! the wire.
 //!
-//! A reduce must learn where every one of the M map outputs is, so each
-//! reduce assignment is O(M): with a million maps, plain bincode (about 45
-//! bytes a map: fixed-width integers and the holder's address spelled out
-//! every time) made 45 MB frames, and a thousand reduces handed out at once
-//! held gigabytes in the coordinator. Encoded here instead as a table of the
-//! distinct holders, then per map four varints (map id as a delta, attempt,
-//! holder index with the shared-directory flag, size): about 8 bytes a map.
-//! The encoding is made once per list and shared by every assignment that
-//! sends it (the coordinator hands the same list to every reduce while the
-//! outputs stay the same), so each send is a copy, not a re-encoding.
+//! A reduce must learn where every one of the M map outputs is. Plain
+//! bincode (about 45 bytes a map: fixed-width integers and the holder's
+//! address spelled out every time) made that 45 MB for a million maps.
+//! Encoded here instead as a table of the distinct holders, then per map
+//! four varints (map id as a delta, attempt, holder index with the
+//! shared-directory flag, size): about 8 bytes a map. The coordinator
+//! serves its list in pages of these (see [`crate::OutputsPage`]), each
+//! encoded once and shared by every reader, so each send is a copy, not a
+//! re-encoding.
 
 use crate::ids::{AttemptId, MapTaskId};
 use crate::messages::MapOutputRef;

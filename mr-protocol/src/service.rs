@@ -5,8 +5,8 @@
 
 use crate::ids::{AttemptId, WorkerId};
 use crate::messages::{
-    Assignment, HeartbeatReply, JobSettings, ProtocolError, RegisterError, RegisterRequest,
-    Reported, TaskFailure, TaskOutput, WorkerPlace,
+    Assignment, HeartbeatReply, JobSettings, OutputsPage, ProtocolError, RegisterError,
+    RegisterRequest, Reported, TaskFailure, TaskOutput, WorkerPlace,
 };
 use std::path::PathBuf;
 
@@ -39,6 +39,15 @@ pub trait Coordinator {
     /// Tells where the worker stands (shared directory or not, its shuffle
     /// address, which inputs it reads itself); sent once after registering.
     async fn announce(worker: WorkerId, place: WorkerPlace) -> Result<(), ProtocolError>;
+    /// A page of the list of accepted map outputs a reduce reads, from map
+    /// `from` on (see [`crate::OutputsVersion`]): of `version` while it is
+    /// the newest, else of the newest. Pages are at most
+    /// [`crate::OUTPUTS_PAGE`] entries, so no answer is O(M).
+    async fn map_outputs(
+        worker: WorkerId,
+        version: u64,
+        from: u32,
+    ) -> Result<OutputsPage, ProtocolError>;
     /// Bytes `offset..offset+len` (at most [`crate::MAX_CHUNK`]) of a planned input
     /// file, for a worker that cannot read it itself. Shorter only at the
     /// end of the file.

@@ -35,7 +35,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// instead of misreading each other's frames (a stale worker binary would
 /// otherwise fail every task it is given). Change it with anything that
 /// crosses the wire; `tests::the_wire_sources_are_locked` says when.
-pub const WIRE_VERSION: &str = "mapreduce-wire/6";
+pub const WIRE_VERSION: &str = "mapreduce-wire/7";
 
 /// The file in which [`Identity::load_or_create`] keeps a certificate.
 pub const IDENTITY_FILE: &str = "tls.der";
@@ -675,10 +675,9 @@ mod tests {
         let hash = fingerprint(text.as_bytes()).to_string();
         assert_eq!(
             (WIRE_VERSION, hash.as_str()),
-            // Version 3: a reduce may be asked for its output's index and
-            // given pieces of an earlier output to copy (ReduceReuse), and
-            // reports the index (TaskOutput::Indexed).
-            (WIRE_VERSION, "40d4e305e49b407ab21eba2192a2d9db1f1b4ba405568c1ac51427c8078322de"),
+            // Version 7: a reduce assignment names a version of the map
+            // outputs list (OutputsVersion), read in pages (map_outputs).
+            (WIRE_VERSION, "de7422e688def36c6199e6a94776a402f6ddc9622012bdf006220bceb0685b04"),
             "the wire's definitions changed: if their encoding did, bump WIRE_VERSION; then record the new hash here"
         );
     }

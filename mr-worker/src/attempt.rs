@@ -26,6 +26,8 @@ pub(crate) struct AttemptContext<'a> {
     pub(crate) settings: Arc<JobSettings>,
     /// Where files go.
     pub(crate) placement: &'a Placement,
+    /// The map outputs list reduces read (fetched once per version).
+    pub(crate) outputs: &'a crate::outputs::OutputsCache,
     /// Set when the coordinator abandons the attempt.
     pub(crate) cancel: crate::engine::cancel::Cancel,
 }
@@ -105,7 +107,7 @@ pub(crate) async fn run(
         Work::Reduce(ReduceWork {
             task,
             attempt,
-            maps,
+            outputs,
             skip,
             index,
             reuse,
@@ -119,6 +121,16 @@ pub(crate) async fn run(
             let produced = Produced::File(out.clone());
             let scratch = placement.store.dir().join(format!("fetch-{}", attempt.0));
             let token = cx.token;
+            let maps = match cx.outputs.get(cx.client, settings.worker, outputs).await {
+                Ok(m) => m,
+                Err(e) => {
+                    let failure = TaskFailure::Io {
+                        path: format!("map outputs list v{}", outputs.version),
+                        reason: e.to_string(),
+                    };
+                    return (Err(failure), produced, Vec::new());
+                }
+            };
             let gathered = placement
                 .reduce_inputs(&settings, token, task, &maps, &scratch)
                 .await;

@@ -13,6 +13,7 @@
 mod attempt;
 pub mod drain;
 pub mod engine;
+mod outputs;
 pub mod placement;
 pub mod replay;
 pub mod sequential;

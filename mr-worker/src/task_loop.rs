@@ -182,6 +182,8 @@ struct Session {
     settings: Arc<JobSettings>,
     /// The app as this job runs it (see [`job_app`]).
     app: AppRef,
+    /// The map outputs list this session's reduces read.
+    outputs: Arc<crate::outputs::OutputsCache>,
 }
 
 struct Worker {
@@ -253,6 +255,7 @@ impl Worker {
                     client,
                     settings: Arc::new(settings),
                     app,
+                    outputs: Arc::default(),
                 });
                 Ok(Ok(()))
             }
@@ -560,6 +563,7 @@ impl Worker {
             client: &s.client,
             settings: s.settings.clone(),
             placement: &placement,
+            outputs: &s.outputs,
             cancel,
         };
         let (outcome, produced, cleanup) = {

@@ -23,8 +23,8 @@ use clap::Parser;
 use mr_coordinator::scheduler::{Scheduler, SchedulerConfig, TaskRef, Verdict};
 use mr_protocol::plan::InputFile;
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapOutputs, MapTaskId, TaskFailure, Work, WorkerId,
-    WorkerPlace,
+    Assignment, AttemptId, Counters, MapOutputs, MapTaskId, OutputsVersion, TaskFailure, Work,
+    WorkerId, WorkerPlace,
 };
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -190,6 +190,42 @@ impl Losses {
     }
 }
 
+/// The newest map outputs list read from the scheduler, as a worker keeps
+/// it: reduces of the same version share it, so a run reads each version's
+/// pages once, as workers do over the wire.
+#[derive(Default)]
+struct OutputsRead(Option<(u64, MapOutputs)>);
+
+impl OutputsRead {
+    /// The list of version `v` (or newer), read page by page when not held.
+    fn get(&mut self, sched: &mut Scheduler, v: OutputsVersion) -> Result<MapOutputs> {
+        if let Some((have, list)) = &self.0 {
+            if *have >= v.version {
+                return Ok(list.clone());
+            }
+        }
+        let mut list = Vec::with_capacity(v.maps as usize);
+        let mut version = v.version;
+        loop {
+            let page = sched
+                .outputs_page(version, list.len() as u32)
+                .map_err(|e| anyhow::anyhow!("reading the map outputs list: {e}"))?;
+            if page.version != version {
+                version = page.version;
+                list.clear();
+                continue;
+            }
+            list.extend(page.outputs.iter().cloned());
+            if list.len() as u32 >= page.maps {
+                break;
+            }
+        }
+        let list = MapOutputs::new(list);
+        self.0 = Some((version, list.clone()));
+        Ok(list)
+    }
+}
+
 /// What one run measured.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -264,6 +300,7 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
     );
     let mut rng = Rng(args.seed);
     let mut out = Outcome::default();
+    let mut outputs = OutputsRead::default();
     let mut queue: BinaryHeap<Reverse<(Micros, u64, Event)>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut push = |q: &mut BinaryHeap<_>, t: Micros, e: Event| {
@@ -404,7 +441,10 @@ fn run(args: &Args, backups: bool) -> Result<Outcome> {
                         out.attempts += 1;
                         let (attempt, given, median) = match work {
                             Work::Map(m) => (m.attempt, None, args.map_secs),
-                            Work::Reduce(r) => (r.attempt, Some(r.maps), args.reduce_secs),
+                            Work::Reduce(r) => {
+                                let list = outputs.get(&mut sched, r.outputs)?;
+                                (r.attempt, Some(list), args.reduce_secs)
+                            }
                         };
                         let mut secs = rng.log_normal(median, args.sigma);
                         if sw.slow {

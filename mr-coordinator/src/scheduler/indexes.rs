@@ -62,7 +62,7 @@ impl Scheduler {
             _ => {}
         }
         if phase == 0 {
-            self.map_outputs = None;
+            self.outputs_stale = true;
             // Pieces to copy name blocks of the outputs accepted before.
             self.reuse.clear();
         }

@@ -16,6 +16,7 @@
 
 mod indexes;
 mod outcome;
+mod outputs;
 mod place;
 mod queries;
 mod tasks;
@@ -26,9 +27,11 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapOutputRef, MapOutputs, MapTaskId, MapWork, Phase,
-    ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
+    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, MapWork, OutputsPage, Phase,
+    ProtocolError, ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work,
+    WorkerId, OUTPUTS_PAGE,
 };
+use outputs::OutputsList;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -126,10 +129,14 @@ pub struct Scheduler {
     failure_reasons: std::collections::BTreeMap<&'static str, u64>,
     /// The sum of the done tasks' counters.
     totals: Counters,
-    /// What a reduce is told of every map's accepted output, built once the
-    /// maps are all done and shared by every reduce assignment until an
-    /// output changes.
-    map_outputs: Option<MapOutputs>,
+    /// The list of every map's accepted output that reduces read in pages:
+    /// the newest built, built once the maps are all done and served until
+    /// an output changes and the maps are all done again. A reduce
+    /// assignment names its version only, so handing out every reduce at
+    /// once costs nothing per map.
+    map_outputs: Option<Arc<OutputsList>>,
+    /// An accepted map output changed since `map_outputs` was built.
+    outputs_stale: bool,
     /// Per shuffle address, maps whose accepted output was kept there
     /// (entries may be stale: checked against the map when used).
     /// (Its keys are also every holder's one shared copy of its address.)
@@ -220,6 +227,7 @@ impl Scheduler {
             failure_reasons: Default::default(),
             totals: Counters::default(),
             map_outputs: None,
+            outputs_stale: false,
             held_by: HashMap::new(),
             alive: 0,
             all_readers: 0,
@@ -291,7 +299,7 @@ impl Scheduler {
         self.idle[0] = (0..self.maps.len() as u32).collect();
         self.lone[0].clear();
         self.done[0] = 0;
-        self.map_outputs = None;
+        self.outputs_stale = true;
     }
 
     /// Plans the maps as `plan` (splits planned by content, for a job that
@@ -485,7 +493,10 @@ impl Scheduler {
             TaskRef::Reduce(r) => Assignment::Work(Work::Reduce(ReduceWork {
                 task: r,
                 attempt,
-                maps: self.map_outputs(),
+                outputs: self
+                    .map_outputs()
+                    .expect("reduce assigned before every map finished")
+                    .version(),
                 skip: self.reduces[r.0 as usize].skip.clone(),
                 index: self.index_reduces,
                 reuse: self.reuse.get(&r.0).cloned(),
@@ -493,25 +504,52 @@ impl Scheduler {
         }
     }
 
-    /// Every map's accepted output, as reduces are told (all maps done).
-    fn map_outputs(&mut self) -> MapOutputs {
-        if let Some(m) = &self.map_outputs {
-            return m.clone();
+    /// The list of accepted map outputs reduces read: rebuilt (as a new
+    /// version) when an output changed and the maps are all done again,
+    /// else the newest built, stale or not (a reduce reading a lost output
+    /// from it fails to fetch it and says so, as one assigned before the
+    /// loss would). None before the maps were first all done.
+    fn map_outputs(&mut self) -> Option<Arc<OutputsList>> {
+        let fresh = self.map_outputs.is_some() && !self.outputs_stale;
+        if !fresh && self.done[0] == self.maps.len() {
+            let version = self.map_outputs.as_ref().map_or(1, |l| l.version + 1);
+            let pages = self
+                .maps
+                .chunks(OUTPUTS_PAGE as usize)
+                .enumerate()
+                .map(|(k, tasks)| {
+                    let first = k * OUTPUTS_PAGE as usize;
+                    tasks
+                        .iter()
+                        .enumerate()
+                        .map(|(i, t)| MapOutputRef {
+                            map: MapTaskId((first + i) as u32),
+                            attempt: t.done.expect("every map is done"),
+                            host: t.held_at.clone(),
+                            in_job_dir: t.in_job_dir,
+                            bytes: t.output_bytes,
+                        })
+                        .collect()
+                })
+                .collect();
+            self.map_outputs = Some(Arc::new(OutputsList {
+                version,
+                maps: self.maps.len() as u32,
+                pages,
+            }));
+            self.outputs_stale = false;
         }
-        let m: MapOutputs = self
-            .maps
-            .iter()
-            .enumerate()
-            .map(|(i, t)| MapOutputRef {
-                map: MapTaskId(i as u32),
-                attempt: t.done.expect("reduce assigned before every map finished"),
-                host: t.held_at.clone(),
-                in_job_dir: t.in_job_dir,
-                bytes: t.output_bytes,
-            })
-            .collect();
-        self.map_outputs = Some(m.clone());
-        m
+        self.map_outputs.clone()
+    }
+
+    /// The page of the list of accepted map outputs from map `from` on:
+    /// of the newest list, whatever `version` asked for (the reader starts
+    /// again when they differ).
+    pub fn outputs_page(&mut self, version: u64, from: u32) -> Result<OutputsPage, ProtocolError> {
+        let list = self
+            .map_outputs()
+            .ok_or(ProtocolError::NoOutputs(version))?;
+        Ok(list.page(from))
     }
 
     /// Picks an idle task of the phase, else a backup for a straggler.
@@ -893,7 +931,7 @@ impl Scheduler {
         }
         if let TaskRef::Map(_) = task {
             // A reduce is told each map output's size.
-            self.map_outputs = None;
+            self.outputs_stale = true;
         }
     }
 

@@ -1,7 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use mr_protocol::{BadRecord, Counters, ReusePiece, WorkerPlace};
+use mr_protocol::{BadRecord, Counters, OutputsVersion, ReusePiece, WorkerPlace};
 
 /// Reports `a` succeeded as its own worker would (an unknown attempt as
 /// worker 0); the rule that only the owner may report has its own test.
@@ -49,10 +49,24 @@ fn map_of(a: &Assignment) -> (MapTaskId, AttemptId) {
     }
 }
 
-fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, Vec<MapOutputRef>) {
+fn reduce_of(a: &Assignment) -> (ReduceTaskId, AttemptId, OutputsVersion) {
     match a {
-        Assignment::Work(Work::Reduce(w)) => (w.task, w.attempt, w.maps.to_vec()),
+        Assignment::Work(Work::Reduce(w)) => (w.task, w.attempt, w.outputs),
         other => panic!("expected a reduce, got {other:?}"),
+    }
+}
+
+/// The map outputs list of version `v` as a reduce reads it, page by page
+/// (the newest, which is `v` right after the assignment naming it).
+fn list(s: &mut Scheduler, v: OutputsVersion) -> Vec<MapOutputRef> {
+    let mut all = Vec::new();
+    loop {
+        let page = s.outputs_page(v.version, all.len() as u32).unwrap();
+        assert_eq!((page.version, page.maps), (v.version, v.maps));
+        all.extend(page.outputs.iter().cloned());
+        if all.len() as u32 == page.maps {
+            return all;
+        }
     }
 }
 
@@ -70,7 +84,8 @@ fn runs_maps_then_reduces_then_exits() {
         assert_eq!(ok(&mut s, a, t0), Verdict::Accepted(TaskRef::Map(m)));
     }
     assert_eq!(seen, [0, 1, 2]);
-    let (r0, a0, maps) = reduce_of(&s.assign(w, t0));
+    let (r0, a0, v) = reduce_of(&s.assign(w, t0));
+    let maps = list(&mut s, v);
     assert_eq!(maps.len(), 3);
     let (r1, a1, _) = reduce_of(&s.assign(w, t0));
     assert_eq!((r0.0, r1.0), (0, 1));
@@ -325,7 +340,8 @@ fn lost_map_output_reruns_the_map_without_a_strike() {
     let (m, again) = map_of(&s.assign(w, t0));
     assert_eq!(m, MapTaskId(1));
     ok(&mut s, again, t0);
-    let (_, _, maps) = reduce_of(&s.assign(w, t0));
+    let (_, _, v) = reduce_of(&s.assign(w, t0));
+    let maps = list(&mut s, v);
     assert_eq!(maps[0].attempt, first[0]);
     assert_eq!(
         maps[1].attempt, again,
@@ -483,7 +499,8 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     assert_eq!(a.0, 2 << 32);
     ok(&mut s, a, t0);
     // Only reduce 0 is left, and it reads the journaled map outputs.
-    let (red, ra, maps) = reduce_of(&s.assign(w, t0));
+    let (red, ra, v) = reduce_of(&s.assign(w, t0));
+    let maps = list(&mut s, v);
     assert_eq!(red, ReduceTaskId(0));
     assert_eq!(
         maps.iter().map(|m| m.attempt.0).collect::<Vec<_>>(),
@@ -570,7 +587,8 @@ fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
     let (again, a2) = map_of(&s.assign(stays, t0));
     assert_eq!(again, m0);
     ok(&mut s, a2, t0);
-    let (_, ra, maps) = reduce_of(&s.assign(stays, t0));
+    let (_, ra, v) = reduce_of(&s.assign(stays, t0));
+    let maps = list(&mut s, v);
     assert_eq!(maps[0].attempt, a2);
     assert!(maps[0].in_job_dir && maps[1].in_job_dir);
     assert_eq!(maps[0].host.as_deref(), Some("10.0.0.1:7"));
@@ -755,7 +773,8 @@ fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
     let cached = |r: u32| (ReduceTaskId(r), AttemptId::cached(r), Counters::default());
     s.release_reduces(&[cached(0), cached(2)], Vec::new(), t0);
     assert_eq!(s.reduces_left(), vec![ReduceTaskId(1)]);
-    let (r, a, maps) = reduce_of(&s.assign(w, t0));
+    let (r, a, v) = reduce_of(&s.assign(w, t0));
+    let maps = list(&mut s, v);
     assert_eq!((r.0, maps.len()), (1, 2));
     assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
     ok(&mut s, a, t0);

@@ -14,8 +14,8 @@ use crate::journal::{Journal, Record};
 use crate::scheduler::{Scheduler, TaskRef, Verdict, WorkMark};
 use mr_protocol::{
     names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputUpload,
-    PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest, ReportAck, Reported,
-    TaskFailure, TaskOutput, WorkerId, WorkerPlace,
+    OutputsPage, PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest,
+    ReportAck, Reported, TaskFailure, TaskOutput, WorkerId, WorkerPlace,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -754,6 +754,21 @@ impl Coordinator for Handler {
             }
         }
         Ok(())
+    }
+
+    async fn map_outputs(
+        self,
+        _: Context,
+        worker: WorkerId,
+        version: u64,
+        from: u32,
+    ) -> Result<OutputsPage, ProtocolError> {
+        if self.shared.worker_on(self.conn) != Some(worker) {
+            return Err(ProtocolError::UnknownWorker(worker));
+        }
+        // A clone of a shared page: its encoding is made once, on the
+        // first send, not once per reader.
+        self.shared.sched().outputs_page(version, from)
     }
 
     async fn read_input(

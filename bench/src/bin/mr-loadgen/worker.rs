@@ -3,6 +3,7 @@
 //! report it, heartbeat, reconnect when the connection breaks.
 
 use crate::load::Load;
+use mr_protocol::listing::fetch_map_outputs;
 use mr_protocol::service::CoordinatorClient;
 use mr_protocol::{
     wire, Assignment, Counters, ProtocolError, RegisterError, RegisterRequest, ReportAck,
@@ -201,6 +202,9 @@ pub(crate) async fn tasks(
     // Whether the last answer said there was nothing to do (the next
     // request is then a long poll).
     let mut idle = false;
+    // The version of the map outputs list this session read, as `mrworker`
+    // keeps it: its first reduce of a version reads the list's pages.
+    let mut outputs_read: Option<u64> = None;
     loop {
         let assignment = match next.take() {
             Some(a) => a,
@@ -248,6 +252,24 @@ pub(crate) async fn tasks(
         let output = match &work {
             Work::Map(_) => TaskOutput::Map(counters),
             Work::Reduce(r) => {
+                if outputs_read.is_none_or(|v| v < r.outputs.version) {
+                    match fetch_map_outputs(client, me, r.outputs).await {
+                        Ok((v, list)) if list.len() == r.outputs.maps as usize => {
+                            outputs_read = Some(v.version);
+                        }
+                        Ok((_, list)) => {
+                            load.error(format!(
+                                "{me}: a map outputs list of {} entries, not {}",
+                                list.len(),
+                                r.outputs.maps
+                            ));
+                        }
+                        Err(e) => {
+                            load.error(format!("{me}: {e}"));
+                            return Ending::Lost;
+                        }
+                    }
+                }
                 // Sharing nothing, a reduce uploads its output (empty here).
                 let upload = client
                     .upload_output(ctx(), me, r.attempt, 0, Vec::new().into(), true)
