@@ -27,21 +27,24 @@ pub enum OutputsError {
 
 /// Reads the whole list of accepted map outputs `v` in pages, or a newer
 /// version of it when the outputs change meanwhile (then the version
-/// returned is that one). Every entry is checked to be the map of its
-/// place, so what comes back has one entry per map task, in order.
-pub async fn fetch_map_outputs(
+/// returned is that one), handing each page's entries to `each` with the
+/// map they start at: a page starting at 0 after others begins the list
+/// again. Every entry is checked to be the map of its place, so the pages
+/// handed over make one entry per map task, in order.
+pub async fn read_map_outputs(
     client: &CoordinatorClient,
     worker: WorkerId,
     v: crate::OutputsVersion,
-) -> Result<(crate::OutputsVersion, crate::MapOutputs), OutputsError> {
+    mut each: impl FnMut(u32, &[crate::MapOutputRef]),
+) -> Result<crate::OutputsVersion, OutputsError> {
     const MAX_RESTARTS: u32 = 3;
     let mut version = v.version;
     let mut restarts = 0;
-    let mut list: Vec<crate::MapOutputRef> = Vec::with_capacity(v.maps as usize);
+    // The next map to read.
+    let mut next = 0u32;
     loop {
-        let from = list.len() as u32;
         let page = client
-            .map_outputs(tarpc::context::current(), worker, version, from)
+            .map_outputs(tarpc::context::current(), worker, version, next)
             .await
             .map_err(|e| OutputsError::Rpc(e.to_string()))?
             .map_err(OutputsError::Refused)?;
@@ -52,37 +55,52 @@ pub async fn fetch_map_outputs(
                 return Err(OutputsError::Unsettled(restarts));
             }
             version = page.version;
-            list.clear();
+            next = 0;
             if page.from != 0 {
                 continue;
             }
         }
-        let from = list.len() as u32;
-        let fits = u64::from(from) + page.outputs.len() as u64 <= u64::from(page.maps);
-        if page.from != from || !fits || (page.outputs.is_empty() && from < page.maps) {
+        let fits = u64::from(next) + page.outputs.len() as u64 <= u64::from(page.maps);
+        if page.from != next || !fits || (page.outputs.is_empty() && next < page.maps) {
             return Err(OutputsError::Malformed(format!(
-                "asked from map {from}, got {} entries from {} of {}",
+                "asked from map {next}, got {} entries from {} of {}",
                 page.outputs.len(),
                 page.from,
                 page.maps
             )));
         }
         for (i, o) in page.outputs.iter().enumerate() {
-            if o.map.0 != from + i as u32 {
+            if o.map.0 != next + i as u32 {
                 return Err(OutputsError::Malformed(format!(
                     "entry {} is {}",
-                    from + i as u32,
+                    next + i as u32,
                     o.map
                 )));
             }
-            list.push(o.clone());
         }
-        if list.len() as u32 == page.maps {
-            let v = crate::OutputsVersion {
+        each(next, &page.outputs);
+        next += page.outputs.len() as u32;
+        if next == page.maps {
+            return Ok(crate::OutputsVersion {
                 version,
                 maps: page.maps,
-            };
-            return Ok((v, crate::MapOutputs::new(list)));
+            });
         }
     }
+}
+
+/// Reads the whole list of accepted map outputs `v` (see
+/// [`read_map_outputs`]) into one list.
+pub async fn fetch_map_outputs(
+    client: &CoordinatorClient,
+    worker: WorkerId,
+    v: crate::OutputsVersion,
+) -> Result<(crate::OutputsVersion, crate::MapOutputs), OutputsError> {
+    let mut list: Vec<crate::MapOutputRef> = Vec::with_capacity(v.maps as usize);
+    let got = read_map_outputs(client, worker, v, |from, entries| {
+        list.truncate(from as usize);
+        list.extend_from_slice(entries);
+    })
+    .await?;
+    Ok((got, crate::MapOutputs::new(list)))
 }

@@ -3,7 +3,7 @@
 //! report it, heartbeat, reconnect when the connection breaks.
 
 use crate::load::Load;
-use mr_protocol::listing::fetch_map_outputs;
+use mr_protocol::listing::read_map_outputs;
 use mr_protocol::service::CoordinatorClient;
 use mr_protocol::{
     wire, Assignment, Counters, ProtocolError, RegisterError, RegisterRequest, ReportAck,
@@ -253,14 +253,21 @@ pub(crate) async fn tasks(
             Work::Map(_) => TaskOutput::Map(counters),
             Work::Reduce(r) => {
                 if outputs_read.is_none_or(|v| v < r.outputs.version) {
-                    match fetch_map_outputs(client, me, r.outputs).await {
-                        Ok((v, list)) if list.len() == r.outputs.maps as usize => {
+                    // Read as `mrworker` reads it, but only counted: a
+                    // thousand workers in one process keeping a list each
+                    // would hold a thousand copies of it.
+                    let mut entries = 0usize;
+                    let read = read_map_outputs(client, me, r.outputs, |from, page| {
+                        entries = from as usize + page.len();
+                    })
+                    .await;
+                    match read {
+                        Ok(v) if entries == r.outputs.maps as usize => {
                             outputs_read = Some(v.version);
                         }
-                        Ok((_, list)) => {
+                        Ok(_) => {
                             load.error(format!(
-                                "{me}: a map outputs list of {} entries, not {}",
-                                list.len(),
+                                "{me}: a map outputs list of {entries} entries, not {}",
                                 r.outputs.maps
                             ));
                         }
