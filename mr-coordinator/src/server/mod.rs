@@ -309,6 +309,11 @@ impl RunningJob {
                 }
                 Err(e) => warn!("cannot publish the job's join secret for local workers: {e}; start workers with --token or MR_TOKEN"),
             }
+        } else {
+            // This coordinator holds the port now: a join secret published
+            // for it is a dead coordinator's, and would send local workers
+            // to a handshake (or a token) this one does not expect.
+            let _ = std::fs::remove_file(mr_protocol::join::local_file(addr.port()));
         }
 
         let planned = files

@@ -32,6 +32,57 @@ async fn client(addr: &str) -> CoordinatorClient {
     crate::util::join_coordinator(addr).await.0
 }
 
+/// A coordinator killed without cleaning up leaves its join secret
+/// published for its port; a later coordinator without a token on that port
+/// must not let local workers find it (they would try its TLS pin).
+#[test]
+fn a_dead_coordinators_published_secret_does_not_mislead_the_next_on_its_port() {
+    let t = TestDir::new();
+    let files = data_files();
+    let want = t.sequential("wc", &files);
+    let addr = crate::util::free_addr();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let stale = mr_protocol::join::JoinSecret::parse(&format!(
+        "mrj1:{}:{}",
+        "ab".repeat(16),
+        "cd".repeat(32)
+    ))
+    .unwrap();
+    mr_protocol::join::publish(port, &stale.to_string()).unwrap();
+    let mut cmd = Command::new(bin("mrcoordinator"));
+    cmd.args([
+        "--quiet",
+        "--no-socket",
+        "--no-tls",
+        "--no-token",
+        "--app",
+        "wc",
+    ])
+    .args(["--listen", &addr])
+    .args(&files);
+    let mut c = Proc::start(cmd, t.path());
+    assert!(
+        crate::util::eventually(Duration::from_secs(10), || TcpStream::connect(&addr)
+            .is_ok()),
+        "the coordinator is not listening"
+    );
+    let wlog = t.path().join("worker.log");
+    let mut w = Command::new(bin("mrworker"));
+    w.args(["--coordinator", &addr, "wc"]);
+    let _w = Proc::start_logged(w, t.path(), &wlog);
+    let st = c.wait_for(Duration::from_secs(60));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}; the worker said:\n{}",
+        std::fs::read_to_string(&wlog).unwrap_or_default()
+    );
+    assert_eq!(sorted_lines(&t.outputs(t.path(), 10)), want);
+    assert!(
+        mr_protocol::join::discover(port).is_none(),
+        "the stale secret is gone"
+    );
+}
+
 #[test]
 fn strangers_garbage_and_stale_rpcs_neither_join_nor_stall_the_job() {
     let t = TestDir::new();
@@ -352,7 +403,11 @@ fn a_flood_of_strangers_neither_exhausts_the_coordinator_nor_stops_an_honest_job
         peak = peak.max(rss_kib(pid));
     }
     // An honest worker joins and the job finishes, right.
-    let _w = t.worker(&addr, "wc");
+    let wlog = t.path().join("worker.log");
+    let mut wcmd = Command::new(bin("mrworker"));
+    wcmd.env("RUST_LOG", "info")
+        .args(["--coordinator", &addr, "wc"]);
+    let _w = Proc::start_logged(wcmd, t.path(), &wlog);
     let deadline = std::time::Instant::now() + Duration::from_secs(90);
     let status = loop {
         peak = peak.max(rss_kib(pid));
@@ -372,7 +427,8 @@ fn a_flood_of_strangers_neither_exhausts_the_coordinator_nor_stops_an_honest_job
     );
     assert!(
         status.is_some_and(|s| s.success()),
-        "the job did not finish: {status:?}"
+        "the job did not finish: {status:?}; the worker said:\n{}",
+        std::fs::read_to_string(&wlog).unwrap_or_default()
     );
     assert_eq!(sorted_lines(&t.outputs(t.path(), 10)), want);
     assert!(frames >= 8, "the strangers sent {frames} frames");
