@@ -27,9 +27,8 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapOutputRef, MapTaskId, MapWork, OutputsPage, Phase,
-    ProtocolError, ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work,
-    WorkerId, OUTPUTS_PAGE,
+    Assignment, AttemptId, Counters, MapTaskId, MapWork, OutputsPage, Phase, ProtocolError,
+    ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
 };
 use outputs::OutputsList;
 use std::collections::{BTreeSet, HashMap};
@@ -513,30 +512,7 @@ impl Scheduler {
         let fresh = self.map_outputs.is_some() && !self.outputs_stale;
         if !fresh && self.done[0] == self.maps.len() {
             let version = self.map_outputs.as_ref().map_or(1, |l| l.version + 1);
-            let pages = self
-                .maps
-                .chunks(OUTPUTS_PAGE as usize)
-                .enumerate()
-                .map(|(k, tasks)| {
-                    let first = k * OUTPUTS_PAGE as usize;
-                    tasks
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| MapOutputRef {
-                            map: MapTaskId((first + i) as u32),
-                            attempt: t.done.expect("every map is done"),
-                            host: t.held_at.clone(),
-                            in_job_dir: t.in_job_dir,
-                            bytes: t.output_bytes,
-                        })
-                        .collect()
-                })
-                .collect();
-            self.map_outputs = Some(Arc::new(OutputsList {
-                version,
-                maps: self.maps.len() as u32,
-                pages,
-            }));
+            self.map_outputs = Some(Arc::new(OutputsList::build(version, &self.maps)));
             self.outputs_stale = false;
         }
         self.map_outputs.clone()

@@ -7,7 +7,8 @@
 //! of [`OUTPUTS_PAGE`] entries, each encoded once on its first send and
 //! shared by every reader; an assignment names only the version.
 
-use mr_protocol::{MapOutputs, OutputsPage, OutputsVersion, OUTPUTS_PAGE};
+use super::tasks::Task;
+use mr_protocol::{MapOutputRef, MapOutputs, MapTaskId, OutputsPage, OutputsVersion, OUTPUTS_PAGE};
 
 /// One version of the list, in pages.
 pub(crate) struct OutputsList {
@@ -20,6 +21,33 @@ pub(crate) struct OutputsList {
 }
 
 impl OutputsList {
+    /// Version `version` of the list, from the map tasks (every one done).
+    pub(crate) fn build(version: u64, maps: &[Task]) -> OutputsList {
+        let pages = maps
+            .chunks(OUTPUTS_PAGE as usize)
+            .enumerate()
+            .map(|(k, tasks)| {
+                let first = k * OUTPUTS_PAGE as usize;
+                tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| MapOutputRef {
+                        map: MapTaskId((first + i) as u32),
+                        attempt: t.done.expect("every map is done"),
+                        host: t.held_at.clone(),
+                        in_job_dir: t.in_job_dir,
+                        bytes: t.output_bytes,
+                    })
+                    .collect()
+            })
+            .collect();
+        OutputsList {
+            version,
+            maps: maps.len() as u32,
+            pages,
+        }
+    }
+
     /// What a reduce assignment names.
     pub(crate) fn version(&self) -> OutputsVersion {
         OutputsVersion {
@@ -52,7 +80,7 @@ impl OutputsList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mr_protocol::{AttemptId, MapOutputRef, MapTaskId};
+    use mr_protocol::AttemptId;
 
     fn list(maps: u32) -> OutputsList {
         let all: Vec<MapOutputRef> = (0..maps)

@@ -1,7 +1,7 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
 use super::*;
-use mr_protocol::{BadRecord, Counters, OutputsVersion, ReusePiece, WorkerPlace};
+use mr_protocol::{BadRecord, Counters, MapOutputRef, OutputsVersion, ReusePiece, WorkerPlace};
 
 /// Reports `a` succeeded as its own worker would (an unknown attempt as
 /// worker 0); the rule that only the owner may report has its own test.
