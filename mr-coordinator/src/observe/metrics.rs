@@ -6,12 +6,9 @@
 //! page, so the two never disagree.
 
 use crate::observe::report::Report;
+use crate::scheduler::{DurationCounts, DURATION_BOUNDS};
 use std::fmt::Write;
 
-/// Upper bounds of the task duration histogram's buckets, in seconds.
-const TASK_BUCKETS: &[f64] = &[
-    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
-];
 /// Upper bounds of the phase duration histogram's buckets, in seconds.
 const PHASE_BUCKETS: &[f64] = &[1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, 1800.0, 3600.0];
 
@@ -172,6 +169,25 @@ impl Histogram {
         self.count += 1;
     }
 
+    /// The histogram of run times the scheduler counted.
+    fn of(d: &DurationCounts) -> Histogram {
+        let mut below = 0;
+        let counts = DURATION_BOUNDS
+            .iter()
+            .zip(&d.buckets)
+            .map(|(_, n)| {
+                below += n;
+                below
+            })
+            .collect();
+        Histogram {
+            bounds: DURATION_BOUNDS,
+            counts,
+            sum: d.sum_s,
+            count: d.count,
+        }
+    }
+
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         for (b, c) in self.bounds.iter().zip(&self.counts) {
             let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
@@ -182,7 +198,8 @@ impl Histogram {
     }
 }
 
-/// The exposition of `r` (a report with its attempts listed).
+/// The exposition of `r` (its lists are not read: a report of the figures
+/// alone serves).
 pub fn render(r: &Report) -> String {
     let mut out = String::with_capacity(8 << 10);
     job(&mut out, r);
@@ -263,16 +280,14 @@ fn tasks(o: &mut String, r: &Report) {
 /// Attempts started and failed, and the durations of tasks and phases.
 fn attempts(o: &mut String, r: &Report) {
     let (j, p) = (&r.job, &r.progress);
-    // Attempts: started by phase, and task durations of those that won.
-    let mut started = [0u64; 2];
-    let mut durations = [Histogram::new(TASK_BUCKETS), Histogram::new(TASK_BUCKETS)];
-    for a in &r.attempts {
-        let i = usize::from(a.phase != "map");
-        started[i] += 1;
-        if let (Some(end), "succeeded") = (a.end_s, a.outcome.as_str()) {
-            durations[i].observe((end - a.start_s).max(0.0));
-        }
-    }
+    // Attempts: started by phase, and task durations of those that won,
+    // as the scheduler counted them.
+    let t = &r.tally;
+    let started = [t.maps_started, t.reduces_started];
+    let durations = [
+        Histogram::of(&t.map_seconds),
+        Histogram::of(&t.reduce_seconds),
+    ];
     head(
         o,
         "mapreduce_attempts_started_total",
@@ -370,7 +385,11 @@ fn workers(o: &mut String, r: &Report) {
         "counter",
         "Workers that joined the job.",
     );
-    let _ = writeln!(o, "mapreduce_workers_joined_total {}", r.workers.len());
+    let _ = writeln!(
+        o,
+        "mapreduce_workers_joined_total {}",
+        r.listed.workers_total
+    );
 }
 
 /// The job's counters, built-in and the app's.
@@ -462,18 +481,22 @@ fn journal_and_cache(o: &mut String, r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::observe::report::{AttemptInfo, JobInfo, ProgressInfo, Report};
+    use crate::observe::report::{JobInfo, ListedInfo, ProgressInfo, Report};
+    use crate::scheduler::AttemptTally;
+    use std::time::Duration;
 
     fn report() -> Report {
-        let attempt = |attempt, phase: &str, start_s, end_s, outcome: &str| AttemptInfo {
-            attempt,
-            phase: phase.into(),
-            task: 0,
-            worker: 1,
-            start_s,
-            end_s,
-            outcome: outcome.into(),
+        // Map attempts of 0.3, 2.0 and 0.2 s won (and one failed); one
+        // reduce of 1.0 s won, another runs.
+        let mut tally = AttemptTally {
+            maps_started: 4,
+            reduces_started: 2,
+            ..AttemptTally::default()
         };
+        for ms in [300, 2000, 200] {
+            tally.map_seconds.observe(Duration::from_millis(ms));
+        }
+        tally.reduce_seconds.observe(Duration::from_secs(1));
         Report {
             job: JobInfo {
                 id: "j\"1".into(),
@@ -504,18 +527,16 @@ mod tests {
             ]
             .into(),
             workers: Vec::new(),
-            attempts: vec![
-                attempt(0, "map", 0.0, Some(0.3), "succeeded"),
-                attempt(1, "map", 0.0, Some(2.0), "succeeded"),
-                attempt(2, "map", 0.1, Some(0.2), "failed"),
-                attempt(3, "map", 0.2, Some(0.4), "succeeded"),
-                attempt(4, "reduce", 10.0, Some(11.0), "succeeded"),
-                attempt(5, "reduce", 10.0, None, "running"),
-            ],
+            attempts: Vec::new(),
             journal: None,
             cache: None,
             replay: None,
             shape: Default::default(),
+            tally,
+            listed: ListedInfo {
+                workers_total: 2,
+                ..ListedInfo::default()
+            },
         }
     }
 
@@ -582,6 +603,7 @@ mod tests {
         // Base units: milliseconds become seconds.
         assert_eq!(value(&t, "mapreduce_shuffle_fetch_seconds_total"), 1.5);
         assert_eq!(value(&t, "mapreduce_input_bytes_total"), 1000.0);
+        assert_eq!(value(&t, "mapreduce_workers_joined_total"), 2.0);
         // A quote in a label value is escaped.
         assert!(t.contains("job_id=\"j\\\"1\""), "{t}");
     }

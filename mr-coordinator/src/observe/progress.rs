@@ -36,11 +36,7 @@ pub fn line(r: &Report) -> String {
         rate,
         p.workers_alive,
     );
-    let reissued = r
-        .attempts
-        .iter()
-        .filter(|a| a.outcome == "abandoned")
-        .count();
+    let reissued = r.tally.abandoned;
     if p.failed_attempts > 0 || reissued > 0 {
         s += &format!(" · {} failed, {} reissued", p.failed_attempts, reissued);
     }

@@ -2,8 +2,8 @@
 //! served live by the status endpoint and written as `mr-report.json` beside
 //! the outputs when the job ends, so a person can see why it was slow.
 
-use crate::scheduler::Scheduler;
 use crate::scheduler::TaskRef;
+use crate::scheduler::{AttemptTally, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -39,7 +39,70 @@ pub struct Report {
     /// The job's parameters, records and partitioning.
     #[serde(default)]
     pub shape: ShapeInfo,
+    /// The attempts in figures: started, abandoned, run times (kept as
+    /// they happen, whatever the lists above hold).
+    #[serde(default)]
+    pub tally: AttemptTally,
+    /// Which part of the workers and attempts the lists hold.
+    #[serde(default)]
+    pub listed: ListedInfo,
 }
+
+/// Where the report's lists of workers and attempts start, and how long
+/// the whole lists are: the status page lists a page of each, the report
+/// written at the job's end everything.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ListedInfo {
+    /// Index (in the order started) of the first attempt listed.
+    pub attempts_from: u64,
+    /// Attempts this coordinator started in all.
+    pub attempts_total: u64,
+    /// Index (in the order joined) of the first worker listed.
+    pub workers_from: usize,
+    /// Workers that joined in all.
+    pub workers_total: usize,
+}
+
+/// Which workers and attempts a report lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// None: only the figures (what the progress line and probes need,
+    /// asked for several times a second).
+    Figures,
+    /// A page of each (the status page): nothing is O(job).
+    Page(PageRequest),
+    /// Every worker and attempt (the report written at the job's end).
+    Everything,
+}
+
+/// One page of workers and attempts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageRequest {
+    /// First attempt listed; None for the latest `attempts`.
+    pub attempts_from: Option<u64>,
+    /// Most attempts listed.
+    pub attempts: usize,
+    /// First worker listed.
+    pub workers_from: usize,
+    /// Most workers listed.
+    pub workers: usize,
+}
+
+impl Default for PageRequest {
+    /// The latest 100 attempts and the first 1,000 workers: what the status
+    /// page shows, well under a mebibyte at any job size.
+    fn default() -> Self {
+        PageRequest {
+            attempts_from: None,
+            attempts: 100,
+            workers_from: 0,
+            workers: 1000,
+        }
+    }
+}
+
+/// The most attempts or workers one page may list.
+pub const PAGE_LIMIT: usize = 10_000;
 
 /// What the job decided about its parameters, records and partitions.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -168,8 +231,8 @@ pub struct WorkerInfo {
 pub struct AttemptInfo {
     /// Its id.
     pub attempt: u64,
-    /// "map" or "reduce".
-    pub phase: String,
+    /// Which phase its task is in.
+    pub phase: PhaseName,
     /// The task number within its phase.
     pub task: u32,
     /// The worker's id.
@@ -178,8 +241,63 @@ pub struct AttemptInfo {
     pub start_s: f64,
     /// When it stopped running (None while it runs).
     pub end_s: Option<f64>,
-    /// "running", "succeeded", "failed" or "abandoned".
-    pub outcome: String,
+    /// How it ended, or that it runs.
+    pub outcome: Outcome,
+}
+
+/// A task's phase, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseName {
+    /// A map task.
+    Map,
+    /// A reduce task.
+    Reduce,
+}
+
+impl PhaseName {
+    /// "map" or "reduce".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Map => "map",
+            PhaseName::Reduce => "reduce",
+        }
+    }
+}
+
+/// Where an attempt stands, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Still running.
+    Running,
+    /// Its output was accepted.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// Its worker was lost, or another attempt won.
+    Abandoned,
+}
+
+impl Outcome {
+    /// The name the report uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
+
+    fn of(name: &str) -> Outcome {
+        match name {
+            "succeeded" => Outcome::Succeeded,
+            "failed" => Outcome::Failed,
+            "abandoned" => Outcome::Abandoned,
+            _ => Outcome::Running,
+        }
+    }
 }
 
 /// What the report is made from, besides the scheduler.
@@ -195,10 +313,8 @@ pub struct Context<'a> {
     /// The job's end state, once it has ended: ("succeeded" | "failed" |
     /// "interrupted", error message).
     pub ended: Option<(&'a str, Option<String>)>,
-    /// Whether to list every worker and attempt (the report file and the
-    /// status page), or only the figures (the progress line, refreshed five
-    /// times a second: a million attempts must not be copied that often).
-    pub detail: bool,
+    /// Which workers and attempts to list.
+    pub listing: Listing,
     /// What the journal has written so far.
     pub journal: crate::journal::JournalStats,
     /// With `--cache`: what was reused.
@@ -210,15 +326,29 @@ pub struct Context<'a> {
     pub shape: &'a mr_protocol::JobShape,
 }
 
-/// Builds the report from the scheduler's state.
+/// Builds the report from the scheduler's state, listing what
+/// `cx.listing` asks for: the cost is that of the lists, never of the job.
 pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
     let now = Instant::now();
     let secs = |t: Instant| t.saturating_duration_since(cx.started).as_secs_f64();
     let p = s.progress();
-    let log = if cx.detail {
-        s.attempt_log()
-    } else {
-        Vec::new()
+    let attempts_total = s.attempt_count();
+    let workers_total = s.worker_count();
+    // (first attempt, how many; first worker, how many)
+    let ((attempts_from, attempts), (workers_from, workers)) = match cx.listing {
+        Listing::Figures => ((attempts_total, 0), (workers_total, 0)),
+        Listing::Everything => ((0, usize::MAX), (0, usize::MAX)),
+        Listing::Page(q) => {
+            let n = q.attempts.min(PAGE_LIMIT);
+            let from = q
+                .attempts_from
+                .unwrap_or_else(|| attempts_total.saturating_sub(n as u64))
+                .min(attempts_total);
+            (
+                (from, n),
+                (q.workers_from.min(workers_total), q.workers.min(PAGE_LIMIT)),
+            )
+        }
     };
     let state = match cx.ended {
         Some((state, _)) => state.to_string(),
@@ -261,46 +391,35 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
-        workers: if !cx.detail {
-            Vec::new()
-        } else {
-            let done = s.worker_counters();
-            // One pass over the attempts, not one per worker.
-            let mut given = std::collections::HashMap::<u64, u64>::new();
-            for a in &log {
-                *given.entry(a.worker.0).or_default() += 1;
-            }
-            s.workers()
-                .into_iter()
-                .map(|(id, alive)| {
-                    let (tasks_done, c) = done.get(&id).cloned().unwrap_or_default();
-                    WorkerInfo {
-                        id: id.0,
-                        label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
-                        alive,
-                        attempts: given.get(&id.0).copied().unwrap_or(0),
-                        tasks_done,
-                        input_bytes: c.input_bytes,
-                        object_bytes_read: c.store_read_bytes,
-                    }
-                })
-                .collect()
-        },
-        attempts: log
-            .iter()
+        workers: s
+            .worker_page(workers_from, workers)
+            .into_iter()
+            .map(|(id, alive, t)| WorkerInfo {
+                id: id.0,
+                label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
+                alive,
+                attempts: t.given,
+                tasks_done: t.tasks_done,
+                input_bytes: t.input_bytes,
+                object_bytes_read: t.object_bytes_read,
+            })
+            .collect(),
+        attempts: s
+            .attempt_page(attempts_from, attempts)
+            .into_iter()
             .map(|a| {
                 let (phase, task) = match a.task {
-                    TaskRef::Map(m) => ("map", m.0),
-                    TaskRef::Reduce(r) => ("reduce", r.0),
+                    TaskRef::Map(m) => (PhaseName::Map, m.0),
+                    TaskRef::Reduce(r) => (PhaseName::Reduce, r.0),
                 };
                 AttemptInfo {
                     attempt: a.attempt.0,
-                    phase: phase.into(),
+                    phase,
                     task,
                     worker: a.worker.0,
                     start_s: secs(a.started),
                     end_s: a.ended.map(secs),
-                    outcome: a.outcome.into(),
+                    outcome: Outcome::of(a.outcome),
                 }
             })
             .collect(),
@@ -312,16 +431,28 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         cache: cx.reused.clone(),
         replay: cx
             .replay
-            .filter(|_| cx.ended.is_some() && cx.detail)
+            .filter(|_| cx.ended.is_some() && cx.listing == Listing::Everything)
             .map(|(args, job_dir)| s.replay_info(args, job_dir, cx.shape)),
         shape: ShapeInfo::of(cx.shape),
+        tally: s.attempt_tally().clone(),
+        listed: ListedInfo {
+            attempts_from,
+            attempts_total,
+            workers_from,
+            workers_total,
+        },
     }
 }
 
-/// Writes `report` as `mr-report.json` in `dir`, atomically (temp + rename).
+/// Writes `report` as `mr-report.json` in `dir`, atomically (temp + rename),
+/// streaming the JSON to the file: a million attempts' text is never held
+/// in memory whole.
 pub fn write(dir: &Path, report: &Report) -> std::io::Result<()> {
+    use std::io::Write;
     let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
-    let json = serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?;
-    std::fs::write(&tmp, json)?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
+    serde_json::to_writer_pretty(&mut out, report).map_err(std::io::Error::other)?;
+    out.flush()?;
+    drop(out);
     std::fs::rename(&tmp, dir.join(FILE_NAME))
 }

@@ -1,12 +1,15 @@
 //! The status endpoint (`--status-addr`): `GET /status` returns the live job
-//! report as JSON, `GET /` a small page showing the same that refreshes
+//! report as JSON, with a page of its attempts and workers
+//! (`?from=&limit=&workers_from=&workers_limit=`; by default the latest 100
+//! attempts and the first 1,000 workers, so the answer stays small at any
+//! job size), `GET /` a small page showing the same that refreshes
 //! itself every two seconds, `GET /metrics` the same figures for Prometheus
 //! (see [`crate::observe::metrics`]), and `/healthz` (the process serves)
 //! and `/readyz` (the job still takes workers) for a cluster's probes.
 //! Served by `tiny_http` on a thread of its own, so a slow or hostile HTTP
 //! client never touches the RPC runtime.
 
-use crate::observe::report::Report;
+use crate::observe::report::{Listing, PageRequest, Report, PAGE_LIMIT};
 use std::fmt::Write;
 use std::sync::Arc;
 use tiny_http::{Header, Method, Response, Server};
@@ -38,12 +41,11 @@ pub enum StatusError {
 }
 
 impl StatusServer {
-    /// Binds `addr` and serves reports made by `report` until dropped;
-    /// `report(true)` lists every worker and attempt, `report(false)` only
-    /// the figures (what a probe needs).
+    /// Binds `addr` and serves reports made by `report` until dropped,
+    /// each listing what the request asks for.
     pub fn start(
         addr: &str,
-        report: impl Fn(bool) -> Report + Send + 'static,
+        report: impl Fn(Listing) -> Report + Send + 'static,
     ) -> Result<StatusServer, StatusError> {
         let server = Server::http(addr).map_err(|e| StatusError::Bind {
             addr: addr.to_string(),
@@ -91,33 +93,76 @@ fn header(name: &str, value: &str) -> Header {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("static header is valid")
 }
 
+/// The page of attempts and workers `query` (a URL's part after `?`) asks
+/// for, or what is wrong with it.
+pub fn page_request(query: &str) -> Result<PageRequest, String> {
+    let mut q = PageRequest::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let n: u64 = value.parse().map_err(|_| {
+            format!("{key}={value}: give a whole number, e.g. /status?from=0&limit=100")
+        })?;
+        let count = |n: u64| {
+            usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= PAGE_LIMIT)
+                .ok_or_else(|| format!("{key}={n}: at most {PAGE_LIMIT} a page"))
+        };
+        match key {
+            "from" => q.attempts_from = Some(n),
+            "limit" => q.attempts = count(n)?,
+            "workers_from" => q.workers_from = usize::try_from(n).unwrap_or(usize::MAX),
+            "workers_limit" => q.workers = count(n)?,
+            _ => {
+                return Err(format!(
+                    "unknown parameter {key}: use from, limit, workers_from or workers_limit"
+                ))
+            }
+        }
+    }
+    Ok(q)
+}
+
 fn respond(
     method: &Method,
     url: &str,
-    report: &dyn Fn(bool) -> Report,
+    report: &dyn Fn(Listing) -> Report,
 ) -> Response<std::io::Cursor<Vec<u8>>> {
     if *method != Method::Get && *method != Method::Head {
         return Response::from_string("only GET is served here\n").with_status_code(405);
     }
-    let path = url.split('?').next().unwrap_or("");
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
     match path {
-        "/status" => {
-            let json = serde_json::to_vec_pretty(&report(true)).unwrap_or_default();
-            Response::from_data(json).with_header(header("Content-Type", "application/json"))
+        "/status" => match page_request(query) {
+            Ok(q) => {
+                let json = serde_json::to_vec_pretty(&report(Listing::Page(q))).unwrap_or_default();
+                Response::from_data(json).with_header(header("Content-Type", "application/json"))
+            }
+            Err(e) => Response::from_string(format!("{e}\n")).with_status_code(400),
+        },
+        "/" => {
+            let q = PageRequest {
+                attempts: LATEST_SHOWN,
+                ..PageRequest::default()
+            };
+            Response::from_string(page(&report(Listing::Page(q))))
+                .with_header(header("Content-Type", "text/html; charset=utf-8"))
         }
-        "/" => Response::from_string(page(&report(true)))
-            .with_header(header("Content-Type", "text/html; charset=utf-8")),
+        // The figures only: the metrics are kept as totals, never counted
+        // from the lists.
         "/metrics" => {
-            Response::from_string(crate::observe::metrics::render(&report(true))).with_header(
-                header("Content-Type", crate::observe::metrics::CONTENT_TYPE),
-            )
+            Response::from_string(crate::observe::metrics::render(&report(Listing::Figures)))
+                .with_header(header(
+                    "Content-Type",
+                    crate::observe::metrics::CONTENT_TYPE,
+                ))
         }
         // Alive: this thread answers.
         "/healthz" => Response::from_string("ok\n"),
         // Ready while the job takes workers; once it has ended, a probe
         // sees it at once (the process is about to exit).
         "/readyz" => {
-            let r = report(false);
+            let r = report(Listing::Figures);
             let state = r.job.state;
             let all_done = r.progress.reduces > 0 && r.progress.reduces_done == r.progress.reduces;
             let over = all_done || matches!(state.as_str(), "succeeded" | "failed" | "interrupted");
@@ -132,6 +177,9 @@ fn respond(
             .with_status_code(404),
     }
 }
+
+/// Attempts the HTML page shows: the latest.
+const LATEST_SHOWN: usize = 50;
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
@@ -193,7 +241,18 @@ pub fn page(r: &Report) -> String {
         p.failed_attempts,
         p.workers_alive,
     );
-    h.push_str("<h2>Workers</h2><table id=workers><tr><th>id</th><th>host:pid</th><th>state</th><th>attempts</th></tr>");
+    let l = &r.listed;
+    let shown = if r.workers.len() < l.workers_total {
+        format!(
+            " <small>({} to {} of {})</small>",
+            l.workers_from + 1,
+            l.workers_from + r.workers.len(),
+            l.workers_total
+        )
+    } else {
+        String::new()
+    };
+    let _ = write!(h, "<h2>Workers{shown}</h2><table id=workers><tr><th>id</th><th>host:pid</th><th>state</th><th>attempts</th></tr>");
     for w in &r.workers {
         let _ = write!(
             h,
@@ -208,21 +267,52 @@ pub fn page(r: &Report) -> String {
     for (k, v) in &r.counters {
         let _ = write!(h, "<tr><th>{}</th><td class=n>{v}</td></tr>", esc(k));
     }
-    h.push_str("</table><h2>Latest attempts</h2><table id=attempts><tr><th>attempt</th><th>task</th><th>worker</th><th>start (s)</th><th>end (s)</th><th>outcome</th></tr>");
-    for a in r.attempts.iter().rev().take(50) {
+    let _ = write!(
+        h,
+        "</table><h2>Latest attempts <small>({} started)</small></h2><table id=attempts>",
+        l.attempts_total
+    );
+    h.push_str("<tr><th>attempt</th><th>task</th><th>worker</th><th>start (s)</th><th>end (s)</th><th>outcome</th></tr>");
+    for a in r.attempts.iter().rev().take(LATEST_SHOWN) {
         let _ = write!(
             h,
             "<tr><td>attempt-{}</td><td>{}-{}</td><td>worker-{}</td><td class=n>{:.2}</td><td class=n>{}</td><td class={}>{}</td></tr>",
             a.attempt,
-            a.phase,
+            a.phase.as_str(),
             a.task,
             a.worker,
             a.start_s,
             a.end_s.map(|e| format!("{e:.2}")).unwrap_or_default(),
-            esc(&a.outcome),
-            esc(&a.outcome),
+            a.outcome.as_str(),
+            a.outcome.as_str(),
         );
     }
     h.push_str("</table></body></html>\n");
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_is_asked_for_in_the_query() {
+        assert_eq!(page_request("").unwrap(), PageRequest::default());
+        let q = page_request("from=10&limit=5&workers_from=2&workers_limit=3").unwrap();
+        assert_eq!(
+            q,
+            PageRequest {
+                attempts_from: Some(10),
+                attempts: 5,
+                workers_from: 2,
+                workers: 3,
+            }
+        );
+        let e = page_request("limit=100000").unwrap_err();
+        assert!(e.contains("at most 10000"), "{e}");
+        let e = page_request("from=x").unwrap_err();
+        assert!(e.contains("from=x") && e.contains("whole number"), "{e}");
+        let e = page_request("size=3").unwrap_err();
+        assert!(e.contains("unknown parameter size"), "{e}");
+    }
 }

@@ -5,7 +5,7 @@
 //! is derived from the records and brought up to date here, at the few
 //! places the records change; the decisions themselves are in [`super`].
 
-use super::tasks::AttemptState;
+use super::tasks::{AttemptState, PackedCounters};
 use super::{Scheduler, TaskRef};
 use mr_protocol::AttemptId;
 use std::sync::Arc;
@@ -48,13 +48,24 @@ impl Scheduler {
         };
         let t = self.task_mut(task);
         let was = std::mem::replace(&mut t.done, attempt);
-        let gone = match attempt {
+        let counters = t.counters.as_ref().map(PackedCounters::unpack);
+        if attempt.is_none() {
             // Its counters leave the job's totals with it.
-            None => t.counters.take(),
-            Some(_) => None,
-        };
-        if let Some(c) = gone {
-            self.totals.sub(&c.unpack());
+            t.counters = None;
+            if let Some(c) = &counters {
+                self.totals.sub(c);
+            }
+        }
+        // The credit moves from the worker that ran the attempt that was
+        // accepted to the one that ran the attempt that is.
+        if was != attempt {
+            if let Some(w) = was.and_then(|a| self.worker_of_mut(a)) {
+                w.tally.credit(false, counters.as_ref());
+            }
+            let kept = counters.as_ref().filter(|_| attempt.is_some());
+            if let Some(w) = attempt.and_then(|a| self.worker_of_mut(a)) {
+                w.tally.credit(true, kept);
+            }
         }
         match (was.is_some(), attempt.is_some()) {
             (false, true) => self.done[phase] += 1,
@@ -67,6 +78,16 @@ impl Scheduler {
             self.reuse.clear();
         }
         self.refresh(task);
+    }
+
+    /// The worker that ran `attempt` (None for an attempt of an earlier
+    /// incarnation, whose workers this one never knew).
+    pub(super) fn worker_of_mut(
+        &mut self,
+        attempt: AttemptId,
+    ) -> Option<&mut super::tasks::Worker> {
+        let w = self.attempts.get(&attempt)?.worker;
+        self.workers.get_mut(&w)
     }
 
     /// The one shared copy of holder address `addr`, noting that map
@@ -129,6 +150,15 @@ impl Scheduler {
         if a.state == AttemptState::Running {
             let phase = usize::from(matches!(a.task, TaskRef::Reduce(_)));
             self.running[phase] -= 1;
+        }
+        // Abandoned is counted as it stands: a late success leaves it.
+        match (
+            a.state == AttemptState::Abandoned,
+            state == AttemptState::Abandoned,
+        ) {
+            (false, true) => self.tally.abandoned += 1,
+            (true, false) => self.tally.abandoned -= 1,
+            _ => {}
         }
         if state == AttemptState::Failed {
             self.failed_attempts += 1;

@@ -19,10 +19,12 @@ mod outcome;
 mod outputs;
 mod place;
 mod queries;
+mod tally;
 mod tasks;
 
 pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 pub use queries::WorkMark;
+pub use tally::{AttemptTally, DurationCounts, WorkerTally, DURATION_BOUNDS};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
@@ -152,6 +154,8 @@ pub struct Scheduler {
     failure: Option<JobFailure>,
     /// Attempts started by this scheduler (ids may start higher after a restore).
     started: u64,
+    /// Attempts in figures, kept as they start and end.
+    tally: AttemptTally,
     /// When the first map was assigned, the maps last all became done, and
     /// the last output was committed.
     phase_marks: [Option<Instant>; 3],
@@ -234,6 +238,7 @@ impl Scheduler {
             local_readers: 0,
             failure: None,
             started: 0,
+            tally: AttemptTally::default(),
             phase_marks: [None; 3],
             reduce_gate: ReduceGate::Open,
             index_reduces: false,
@@ -276,6 +281,7 @@ impl Scheduler {
                 attempts: Vec::new(),
                 io_failures: 0,
                 resting_until: None,
+                tally: WorkerTally::default(),
             },
         );
         self.alive += 1;
@@ -453,6 +459,10 @@ impl Scheduler {
         let attempt = AttemptId(self.next_attempt);
         self.next_attempt += 1;
         self.started += 1;
+        match task {
+            TaskRef::Map(_) => self.tally.maps_started += 1,
+            TaskRef::Reduce(_) => self.tally.reduces_started += 1,
+        }
         if self.phase_marks[0].is_none() {
             self.phase_marks[0] = Some(now);
         }
@@ -467,6 +477,7 @@ impl Scheduler {
             },
         );
         if let Some(w) = self.workers.get_mut(&worker) {
+            w.tally.given += 1;
             let attempts = &self.attempts;
             w.attempts.retain(|a| {
                 attempts
@@ -641,8 +652,14 @@ impl Scheduler {
         let task_ref = a.task;
         let took = now.duration_since(a.started);
         match task_ref {
-            TaskRef::Map(_) => self.durations[0].push(took),
-            TaskRef::Reduce(_) => self.durations[1].push(took),
+            TaskRef::Map(_) => {
+                self.durations[0].push(took);
+                self.tally.map_seconds.observe(took);
+            }
+            TaskRef::Reduce(_) => {
+                self.durations[1].push(took);
+                self.tally.reduce_seconds.observe(took);
+            }
         }
         if let Some(w) = self.workers.get_mut(&a.worker) {
             // Its disk took an output: whatever filled it has passed.
@@ -896,14 +913,19 @@ impl Scheduler {
     pub fn set_counters(&mut self, task: TaskRef, c: Counters) {
         let t = self.task_mut(task);
         t.output_bytes = c.map_output_bytes;
-        let done = t.done.is_some();
+        let done = t.done;
         let old = t.counters.replace(PackedCounters::pack(&c));
-        // The job's totals hold done tasks' counters, each once.
-        if let Some(old) = old.filter(|_| done) {
-            self.totals.sub(&old.unpack());
+        // The job's totals, and the worker's that ran it, hold done tasks'
+        // counters, each once.
+        let old = old.filter(|_| done.is_some()).map(|o| o.unpack());
+        if let Some(old) = &old {
+            self.totals.sub(old);
         }
-        if done {
+        if let Some(a) = done {
             self.totals.add(&c);
+            if let Some(w) = self.worker_of_mut(a) {
+                w.tally.recount(old.as_ref(), &c);
+            }
         }
         if let TaskRef::Map(_) = task {
             // A reduce is told each map output's size.

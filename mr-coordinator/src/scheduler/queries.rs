@@ -7,7 +7,7 @@
 //! workers have all left at the job's end.
 
 use super::tasks::AttemptState;
-use super::{AttemptRecord, Progress, ReduceGate, Scheduler, TaskRef};
+use super::{AttemptRecord, AttemptTally, Progress, ReduceGate, Scheduler, TaskRef, WorkerTally};
 use mr_protocol::replay::ReplayInfo;
 use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId, WorkerId};
 use std::time::{Duration, Instant};
@@ -103,27 +103,20 @@ impl Scheduler {
         self.inputs.len()
     }
 
-    /// Per worker, the number of done tasks whose accepted attempt it ran
-    /// and the sum of those attempts' counters (tasks done by an earlier
-    /// incarnation's workers are in no one's).
-    pub fn worker_counters(&self) -> std::collections::BTreeMap<WorkerId, (u64, Counters)> {
-        let mut per = std::collections::BTreeMap::<WorkerId, (u64, Counters)>::new();
-        for t in self.maps.iter().chain(&self.reduces) {
-            let (Some(a), Some(c)) = (t.done, &t.counters) else {
-                continue;
-            };
-            if let Some(attempt) = self.attempts.get(&a) {
-                let e = per.entry(attempt.worker).or_default();
-                e.0 += 1;
-                e.1.add(&c.unpack());
-            }
-        }
-        per
+    /// How many workers registered.
+    pub fn worker_count(&self) -> usize {
+        self.workers.len()
     }
 
-    /// Every worker that registered, and whether it is still alive.
-    pub fn workers(&self) -> Vec<(WorkerId, bool)> {
-        self.workers.iter().map(|(id, w)| (id, w.alive)).collect()
+    /// Up to `limit` workers from the `from`th registered, each with whether
+    /// it is still alive and what it did.
+    pub fn worker_page(&self, from: usize, limit: usize) -> Vec<(WorkerId, bool, WorkerTally)> {
+        self.workers
+            .iter()
+            .skip(from)
+            .take(limit)
+            .map(|(id, w)| (id, w.alive, w.tally))
+            .collect()
     }
 
     /// Every attempt ever started for reduce tasks, for cleaning up temp outputs.
@@ -137,10 +130,21 @@ impl Scheduler {
             .collect()
     }
 
-    /// Every attempt so far, in id order: the job report's timeline.
+    /// Every attempt of this incarnation, in the order started.
     pub fn attempt_log(&self) -> Vec<AttemptRecord> {
+        self.attempt_page(0, usize::MAX)
+    }
+
+    /// How many attempts this incarnation started.
+    pub fn attempt_count(&self) -> u64 {
+        self.attempts.len() as u64
+    }
+
+    /// Up to `limit` attempts from the `from`th this incarnation started:
+    /// a page costs its own length, whatever the job's size.
+    pub fn attempt_page(&self, from: u64, limit: usize) -> Vec<AttemptRecord> {
         self.attempts
-            .iter()
+            .range(from, limit)
             .map(|(id, a)| AttemptRecord {
                 attempt: id,
                 task: a.task,
@@ -155,6 +159,11 @@ impl Scheduler {
                 },
             })
             .collect()
+    }
+
+    /// The job's attempts in figures (started, abandoned, run times).
+    pub fn attempt_tally(&self) -> &AttemptTally {
+        &self.tally
     }
 
     /// Attempts that failed or went with their worker, by reason.

@@ -84,6 +84,8 @@ pub(crate) struct Worker {
     pub(crate) io_failures: u32,
     /// Until when it is given no new work after such a failure.
     pub(crate) resting_until: Option<Instant>,
+    /// What it was given and did, in figures.
+    pub(crate) tally: super::WorkerTally,
 }
 
 /// A task's counters, kept as variable-length integers: a million tasks'
@@ -152,11 +154,29 @@ impl Attempts {
 
     /// Every attempt, in id order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (AttemptId, &Attempt)> {
+        self.range(0, usize::MAX)
+    }
+
+    /// Up to `limit` attempts from the `from`th recorded, in id order.
+    pub(crate) fn range(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> impl Iterator<Item = (AttemptId, &Attempt)> {
         let base = self.base;
-        self.list
+        let from = usize::try_from(from)
+            .unwrap_or(usize::MAX)
+            .min(self.list.len());
+        self.list[from..]
             .iter()
+            .take(limit)
             .enumerate()
-            .map(move |(i, a)| (AttemptId(base + i as u64), a))
+            .map(move |(i, a)| (AttemptId(base + (from + i) as u64), a))
+    }
+
+    /// How many attempts are recorded.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
     }
 }
 
@@ -190,6 +210,11 @@ impl Workers {
             "worker ids are handed out in order"
         );
         self.list.push(w);
+    }
+
+    /// How many workers registered.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
     }
 
     /// Every worker, in id order.

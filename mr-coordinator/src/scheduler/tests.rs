@@ -159,10 +159,12 @@ fn lost_worker_tasks_are_reissued_and_late_reports_ignored() {
     let (m, a) = map_of(&s.assign(w1, t0));
     assert_eq!(s.worker_lost(w1, Instant::now()), vec![TaskRef::Map(m)]);
     assert!(!s.touch(w1, t0), "a lost worker must register again");
+    assert_eq!(s.attempt_tally().abandoned, 1, "the lost worker's attempt");
     let (m2, b) = map_of(&s.assign(w2, t0));
     assert_eq!(m, m2);
     assert_ne!(a, b);
     assert_eq!(ok(&mut s, b, t0), Verdict::Accepted(TaskRef::Map(m)));
+    assert_eq!(s.attempt_tally().abandoned, 1);
     // The lost worker's attempt finishing late, or a duplicate report.
     assert_eq!(ok(&mut s, a, t0), Verdict::Ignored);
     assert_eq!(ok(&mut s, b, t0), Verdict::Ignored);
@@ -748,6 +750,41 @@ fn counts_kept_beside_the_records_agree_with_them() {
         (0, 0, 1)
     );
     assert_eq!((p.maps_done, p.reduces_done), (2, 1));
+    // What each worker did, kept as it happened: the lost holder keeps its
+    // attempt given but not the task (its output went), the other has
+    // both maps' bytes and the reduce.
+    let page = s.worker_page(0, 10);
+    let did = |w: WorkerId| page.iter().find(|p| p.0 == w).unwrap().2;
+    assert_eq!(
+        (did(gone).given, did(gone).tasks_done, did(gone).input_bytes),
+        (1, 0, 0)
+    );
+    assert_eq!(
+        (
+            did(stays).given,
+            did(stays).tasks_done,
+            did(stays).input_bytes
+        ),
+        (5, 3, 110)
+    );
+    // The attempt figures agree with the attempt log, counted here.
+    let log = s.attempt_log();
+    let t = s.attempt_tally();
+    let maps = log
+        .iter()
+        .filter(|a| matches!(a.task, TaskRef::Map(_)))
+        .count() as u64;
+    assert_eq!((t.maps_started, t.reduces_started), (maps, 1));
+    for w in [gone, stays] {
+        let given = log.iter().filter(|a| a.worker == w).count() as u64;
+        assert_eq!(did(w).given, given);
+    }
+    let abandoned = log.iter().filter(|a| a.outcome == "abandoned").count() as u64;
+    assert_eq!(t.abandoned, abandoned);
+    assert_eq!((t.map_seconds.count, t.reduce_seconds.count), (3, 1));
+    // A page of the log is that stretch of it.
+    assert_eq!(s.attempt_page(1, 2), log[1..3].to_vec());
+    assert_eq!(s.attempt_page(log.len() as u64 + 5, 2), Vec::new());
 }
 
 #[test]

@@ -449,8 +449,8 @@ impl RunningJob {
             None => None,
             Some(a) => {
                 let s = shared.clone();
-                match crate::observe::status::StatusServer::start(a, move |detail| {
-                    s.report(None, detail)
+                match crate::observe::status::StatusServer::start(a, move |listing| {
+                    s.report(None, listing)
                 }) {
                     Ok(server) => Some(server),
                     Err(e) => {
@@ -462,7 +462,9 @@ impl RunningJob {
         };
         let progress = cfg.progress.then(|| {
             let s = shared.clone();
-            crate::observe::progress::Progress::start(move || s.report(None, false))
+            crate::observe::progress::Progress::start(move || {
+                s.report(None, crate::observe::report::Listing::Figures)
+            })
         });
         // Nothing left to run (all from the cache): no workers to start.
         let all_done = shared.sched().is_done();
@@ -594,7 +596,9 @@ impl RunningJob {
             Err(CoordinatorError::Interrupted(_)) => ("interrupted", Some(outcome_text(&outcome))),
             Err(_) => ("failed", Some(outcome_text(&outcome))),
         };
-        let report = self.shared.report(Some(ended), true);
+        let report = self
+            .shared
+            .report(Some(ended), crate::observe::report::Listing::Everything);
         match self.shared.output_store.clone() {
             Some(_) if lost => {}
             Some(prefix) => publish::put_report(&prefix, &report).await,

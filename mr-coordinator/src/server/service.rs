@@ -164,13 +164,17 @@ impl Shared {
     pub(crate) fn report(
         &self,
         ended: Option<(&str, Option<String>)>,
-        detail: bool,
+        listing: crate::observe::report::Listing,
     ) -> crate::observe::report::Report {
-        let labels = self
-            .labels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        // Only a report that lists workers names them.
+        let labels = match listing {
+            crate::observe::report::Listing::Figures => Default::default(),
+            _ => self
+                .labels
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        };
         let output = self.output_label();
         let s = self.sched();
         crate::observe::report::snapshot(
@@ -181,7 +185,7 @@ impl Shared {
                 output_dir: &output,
                 labels: &labels,
                 ended,
-                detail,
+                listing,
                 journal: self.journal.stats(),
                 reused: self.cache.is_some().then(|| self.reused()),
                 replay: Some((&self.app_args, &self.job_dir)),

@@ -39,6 +39,32 @@ fn a_running_job_shows_its_state_as_json_html_and_in_mrstatus() {
     assert_eq!(r["progress"]["maps"], 8);
     assert_eq!(r["progress"]["reduces"], 10);
     assert!(r["progress"]["maps_running"].as_u64().unwrap() >= 1);
+    // Pages of the attempts and workers: each the stretch of the whole
+    // lists it names, with the lists' lengths beside.
+    let json = |path: &str| -> serde_json::Value {
+        let (line, body) = get(&status, path);
+        assert!(line.contains("200"), "{path}: {line} {body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let all = json("/status?from=0&limit=10000");
+    let total = all["listed"]["attempts_total"].as_u64().unwrap();
+    assert!(total >= 2, "{all}");
+    assert_eq!(all["attempts"].as_array().unwrap().len() as u64, total);
+    let page = json("/status?from=1&limit=1&workers_from=1&workers_limit=1");
+    assert_eq!(page["listed"]["attempts_from"], 1);
+    assert_eq!(page["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["attempts"][0]["attempt"],
+        all["attempts"][1]["attempt"]
+    );
+    assert_eq!(page["listed"]["workers_total"], 2);
+    assert_eq!(page["workers"].as_array().unwrap().len(), 1);
+    assert_eq!(page["workers"][0]["id"], all["workers"][1]["id"]);
+    let (line, body) = get(&status, "/status?limit=lots");
+    assert!(
+        line.contains("400") && body.contains("limit=lots"),
+        "{line} {body}"
+    );
 
     let (line, html) = get(&status, "/");
     assert!(line.contains("200"));
