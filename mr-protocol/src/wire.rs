@@ -567,16 +567,101 @@ where
 /// A tarpc transport over `io`, with the frame limit and codec both sides use.
 pub fn transport<Item, SinkItem, S>(
     io: S,
-) -> tarpc::serde_transport::Transport<S, Item, SinkItem, FrameCodec<Item, SinkItem>>
+) -> tarpc::tokio_serde::Framed<Frames<S>, Item, SinkItem, FrameCodec<Item, SinkItem>>
 where
-    S: AsyncRead + AsyncWrite,
+    S: AsyncRead + AsyncWrite + Unpin,
     Item: for<'de> serde::Deserialize<'de>,
     SinkItem: serde::Serialize,
 {
     let framed = tarpc::tokio_util::codec::LengthDelimitedCodec::builder()
         .max_frame_length(crate::MAX_FRAME)
         .new_framed(io);
-    tarpc::serde_transport::new(framed, FrameCodec::default())
+    tarpc::tokio_serde::Framed::new(Frames(framed), FrameCodec::default())
+}
+
+/// The most buffer a connection keeps between frames, each way.
+const KEPT_BUFFER: usize = 32 << 10;
+/// What a connection starts again with (tokio-util's own first size).
+const FRESH_BUFFER: usize = 8 << 10;
+
+/// Length-delimited frames over a byte stream (tokio-util's), except that
+/// a buffer grown for one large frame is given back once that frame is
+/// through: a coordinator answers a thousand workers' reads of the map
+/// outputs list with 130 KB pages, and buffers kept at their largest were
+/// a quarter of its memory.
+pub struct Frames<S>(
+    tarpc::tokio_util::codec::Framed<S, tarpc::tokio_util::codec::LengthDelimitedCodec>,
+);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures::Stream for Frames<S> {
+    type Item = std::io::Result<tarpc::tokio_util::bytes::BytesMut>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let frame = futures::Stream::poll_next(std::pin::Pin::new(&mut self.0), cx);
+        if frame.is_ready() {
+            let buffer = self.0.read_buffer_mut();
+            if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
+                *buffer = tarpc::tokio_util::bytes::BytesMut::with_capacity(FRESH_BUFFER);
+            }
+        }
+        frame
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> futures::Sink<tarpc::tokio_util::bytes::Bytes>
+    for Frames<S>
+{
+    type Error = std::io::Error;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        futures::Sink::<tarpc::tokio_util::bytes::Bytes>::poll_ready(
+            std::pin::Pin::new(&mut self.0),
+            cx,
+        )
+    }
+
+    fn start_send(
+        mut self: std::pin::Pin<&mut Self>,
+        frame: tarpc::tokio_util::bytes::Bytes,
+    ) -> std::io::Result<()> {
+        futures::Sink::<tarpc::tokio_util::bytes::Bytes>::start_send(
+            std::pin::Pin::new(&mut self.0),
+            frame,
+        )
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let flushed = futures::Sink::<tarpc::tokio_util::bytes::Bytes>::poll_flush(
+            std::pin::Pin::new(&mut self.0),
+            cx,
+        );
+        if flushed.is_ready() {
+            let buffer = self.0.write_buffer_mut();
+            if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
+                *buffer = tarpc::tokio_util::bytes::BytesMut::with_capacity(FRESH_BUFFER);
+            }
+        }
+        flushed
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        futures::Sink::<tarpc::tokio_util::bytes::Bytes>::poll_close(
+            std::pin::Pin::new(&mut self.0),
+            cx,
+        )
+    }
 }
 
 /// Whether traffic to `addr` (`ip:port`, or `localhost:port`) stays on

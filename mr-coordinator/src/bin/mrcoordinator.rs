@@ -7,6 +7,8 @@ use mr_protocol::size::{parse_secs, parse_size};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Coordinate a MapReduce job over INPUT files (paths or glob patterns).
 ///

@@ -42,7 +42,7 @@ async fn fetch(addr: &str) -> Result<Vec<u8>, String> {
         .build()
         .map_err(|e| format!("cannot make an HTTP client: {e}"))?;
     let response = client
-        .get(format!("http://{addr}/status"))
+        .get(format!("http://{addr}/status?limit=0&workers_limit=0"))
         .send()
         .await
         .map_err(|e| {
