@@ -31,6 +31,72 @@ pub struct ReplayInfo {
     pub shape: crate::JobShape,
 }
 
+/// What a [`ReplayInfo`] is made from, written out as one without being
+/// built: a million maps' splits and output paths are about 300 bytes each
+/// as values, and the report at a job's end must not hold them all at
+/// once. Serializes exactly as the `ReplayInfo` it stands for
+/// ([`ReplayPlan::to_info`]), a split at a time.
+#[derive(Clone, Debug)]
+pub struct ReplayPlan {
+    /// As [`ReplayInfo::app_args`].
+    pub app_args: Vec<String>,
+    /// R.
+    pub reduces: u32,
+    /// The job's splits, as planned.
+    pub plan: crate::plan::SplitPlan,
+    /// The inputs the plan was made from.
+    pub inputs: Vec<crate::plan::InputFile>,
+    /// Each map's accepted attempt whose output is in the job directory.
+    pub in_job_dir: Vec<Option<crate::AttemptId>>,
+    /// The job directory.
+    pub job_dir: std::path::PathBuf,
+    /// As [`ReplayInfo::shape`].
+    pub shape: crate::JobShape,
+}
+
+impl ReplayPlan {
+    fn map_output(&self, m: usize) -> Option<String> {
+        let a = self.in_job_dir.get(m).copied().flatten()?;
+        let name = crate::names::map_output(crate::MapTaskId(m as u32), a);
+        Some(self.job_dir.join(name).display().to_string())
+    }
+
+    /// The replay section it stands for, built whole.
+    pub fn to_info(&self) -> ReplayInfo {
+        ReplayInfo {
+            app_args: self.app_args.clone(),
+            reduces: self.reduces,
+            splits: (0..self.plan.len())
+                .map(|m| self.plan.split(m, &self.inputs))
+                .collect(),
+            map_outputs: (0..self.plan.len()).map(|m| self.map_output(m)).collect(),
+            shape: self.shape.clone(),
+        }
+    }
+}
+
+impl Serialize for ReplayPlan {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        /// A sequence whose items are made as they are written.
+        struct Lazy<F>(usize, F);
+        impl<T: Serialize, F: Fn(usize) -> T> Serialize for Lazy<F> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((0..self.0).map(&self.1))
+            }
+        }
+        let n = self.plan.len();
+        // The fields of ReplayInfo, in its order.
+        let mut st = s.serialize_struct("ReplayInfo", 5)?;
+        st.serialize_field("app_args", &self.app_args)?;
+        st.serialize_field("reduces", &self.reduces)?;
+        st.serialize_field("splits", &Lazy(n, |m| self.plan.split(m, &self.inputs)))?;
+        st.serialize_field("map_outputs", &Lazy(n, |m| self.map_output(m)))?;
+        st.serialize_field("shape", &self.shape)?;
+        st.end()
+    }
+}
+
 /// A task as a report names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TaskName {
@@ -69,6 +135,41 @@ impl std::fmt::Display for TaskName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replay_plan_writes_the_replay_info_it_stands_for() {
+        let inputs: Vec<crate::plan::InputFile> = (0..3)
+            .map(|i| crate::plan::InputFile {
+                name: format!("in-{i}"),
+                path: format!("/data/in-{i}").into(),
+                len: 250,
+                version: (i == 1).then(|| "etag".to_string()),
+            })
+            .collect();
+        let plan = crate::plan::plan_splits(&inputs, 100, false, 0);
+        let n = plan.len();
+        assert!(n > 3, "several splits, some spanning files: {n}");
+        let p = ReplayPlan {
+            app_args: vec!["wc".into()],
+            reduces: 3,
+            plan,
+            inputs,
+            in_job_dir: (0..n)
+                .map(|m| (m % 2 == 0).then_some(crate::AttemptId(m as u64 + 40)))
+                .collect(),
+            job_dir: "/jobs/j1".into(),
+            shape: crate::JobShape::default(),
+        };
+        let info = p.to_info();
+        assert_eq!(info.splits.len(), n);
+        assert_eq!(info.map_outputs[1], None);
+        assert!(info.map_outputs[0].as_deref().unwrap().starts_with("/jobs/j1/"));
+        // Written lazily, it reads back as the one built whole.
+        let written = serde_json::to_string(&p).unwrap();
+        assert_eq!(written, serde_json::to_string(&info).unwrap());
+        let back: ReplayInfo = serde_json::from_str(&written).unwrap();
+        assert_eq!(back, info);
+    }
 
     #[test]
     fn task_names_parse_as_reports_write_them() {

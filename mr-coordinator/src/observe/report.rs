@@ -33,9 +33,10 @@ pub struct Report {
     #[serde(default)]
     pub cache: Option<CacheInfo>,
     /// What `mrworker --replay` needs to run one task again alone (in the
-    /// report written when the job ends).
-    #[serde(default)]
-    pub replay: Option<mr_protocol::replay::ReplayInfo>,
+    /// report written when the job ends), written from the plan a split at
+    /// a time; the worker reads it back as a `ReplayInfo`.
+    #[serde(default, skip_deserializing)]
+    pub replay: Option<mr_protocol::replay::ReplayPlan>,
     /// The job's parameters, records and partitioning.
     #[serde(default)]
     pub shape: ShapeInfo,
@@ -432,7 +433,7 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         replay: cx
             .replay
             .filter(|_| cx.ended.is_some() && cx.listing == Listing::Everything)
-            .map(|(args, job_dir)| s.replay_info(args, job_dir, cx.shape)),
+            .map(|(args, job_dir)| s.replay_plan(args, job_dir, cx.shape)),
         shape: ShapeInfo::of(cx.shape),
         tally: s.attempt_tally().clone(),
         listed: ListedInfo {

@@ -8,7 +8,7 @@
 
 use super::tasks::AttemptState;
 use super::{AttemptRecord, AttemptTally, Progress, ReduceGate, Scheduler, TaskRef, WorkerTally};
-use mr_protocol::replay::ReplayInfo;
+use mr_protocol::replay::ReplayPlan;
 use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId, WorkerId};
 use std::time::{Duration, Instant};
 
@@ -188,35 +188,32 @@ impl Scheduler {
 }
 
 impl Scheduler {
-    /// What a replay of any of the job's tasks needs: the app's arguments
-    /// (`app_args`; none when the job named no app, and then the name its
-    /// workers registered with), R, every map's split, and where each
-    /// accepted map output in the job directory (`job_dir`) was.
-    pub fn replay_info(
+    /// What the report's replay section is written from (see
+    /// [`ReplayPlan`]): the app's arguments (`app_args`; none when the job
+    /// named no app, and then the name its workers registered with), R,
+    /// the plan and which accepted map outputs are in `job_dir`: a few
+    /// bytes a map.
+    pub fn replay_plan(
         &self,
         app_args: &[String],
         job_dir: &std::path::Path,
         shape: &mr_protocol::JobShape,
-    ) -> ReplayInfo {
-        ReplayInfo {
+    ) -> ReplayPlan {
+        ReplayPlan {
             shape: shape.clone(),
             app_args: match app_args {
                 [] => self.app.iter().cloned().collect(),
                 args => args.to_vec(),
             },
             reduces: self.cfg.reduces,
-            splits: (0..self.maps.len())
-                .map(|m| self.splits.split(m, &self.inputs))
+            plan: self.splits.clone(),
+            inputs: self.inputs.clone(),
+            in_job_dir: self
+                .maps
+                .iter()
+                .map(|t| t.done.filter(|_| t.in_job_dir))
                 .collect(),
-            map_outputs: (0..self.maps.len() as u32)
-                .map(|m| {
-                    let (a, in_job_dir) = self.accepted_map(MapTaskId(m))?;
-                    in_job_dir.then(|| {
-                        let name = mr_protocol::names::map_output(MapTaskId(m), a);
-                        job_dir.join(name).display().to_string()
-                    })
-                })
-                .collect(),
+            job_dir: job_dir.to_path_buf(),
         }
     }
 
