@@ -12,19 +12,23 @@
 #      outputs: the wide case); then killed with SIGKILL halfway and
 #      started again (nothing acknowledged may be lost; how soon the
 #      workers get work again); then the big case, 1,000,000 maps and
-#      10,000 reduces (keys rpc_big_*, and big_peak_mib);
+#      10,000 reduces (keys rpc_big_*, and big_peak_mib); then the join
+#      storm, 10,000 workers joining at once (keys rpc_storm_*). Every run
+#      polls /status once a second (rpc_*status_kib, rpc_*status_ms);
+#      rpc_p99_ms counts every task-carrying answer, the join storm's
+#      included (rpc_steady_p99_ms those sent once all had joined);
 #   3. a coordinator restarted on a 1,000,000-task job's journal (mr-replay):
 #      reading, replaying and restoring until the first task is handed out.
 # Prints a table, or with --json one JSON object.
 #
 #   bash bench/scale.sh [--json] [--workers N --maps N --reduces N]
 #                       [--rpc-workers N --rpc-maps N --rpc-reduces N]
-#                       [--big-maps N --big-reduces N]
+#                       [--big-maps N --big-reduces N] [--storm-workers N]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 json=0 workers=10000 maps=1000000 reduces=10000
 rpc_workers=1000 rpc_maps=100000 rpc_reduces=100
-big_maps=1000000 big_reduces=10000
+big_maps=1000000 big_reduces=10000 storm_workers=10000
 while [ $# -gt 0 ]; do
     case "$1" in
         --json) json=1; shift ;;
@@ -36,7 +40,8 @@ while [ $# -gt 0 ]; do
         --rpc-reduces) rpc_reduces=$2; shift 2 ;;
         --big-maps) big_maps=$2; shift 2 ;;
         --big-reduces) big_reduces=$2; shift 2 ;;
-        *) echo "usage: $0 [--json] [--workers N --maps N --reduces N] [--rpc-workers N --rpc-maps N --rpc-reduces N] [--big-maps N --big-reduces N]" >&2; exit 2 ;;
+        --storm-workers) storm_workers=$2; shift 2 ;;
+        *) echo "usage: $0 [--json] [--workers N --maps N --reduces N] [--rpc-workers N --rpc-maps N --rpc-reduces N] [--big-maps N --big-reduces N] [--storm-workers N]" >&2; exit 2 ;;
     esac
 done
 cargo build --release -p mr-bench --bin mr-sim --bin mr-replay --bin mr-loadgen --quiet
@@ -53,15 +58,18 @@ kill=$("$bin/mr-loadgen" "${load[@]}" --reduces "$rpc_reduces" --task-ms 40 --ki
     sed -e 's/"rpc_[a-z0-9_]*": [^,}]*, //g' -e 's/, "rpc_ok": \([a-z]*\)}/, "kill_ok": \1}/')
 big=$("$bin/mr-loadgen" --workers "$rpc_workers" --maps "$big_maps" --json --reduces "$big_reduces" |
     sed -e 's/"rpc_/"rpc_big_/g')
+storm=$("$bin/mr-loadgen" --workers "$storm_workers" --maps "$rpc_maps" --json --reduces "$rpc_reduces" |
+    sed -e 's/"rpc_/"rpc_storm_/g')
 # The figures the scale targets name, under their own keys.
 value() { echo "$1" | sed -n "s/.*\"$2\": \([^,}]*\).*/\1/p"; }
-named="{\"big_peak_mib\": $(value "$big" rpc_big_coordinator_peak_mib), \"big_reduce_p99_ms\": $(value "$big" rpc_big_reduce_p99_ms), \"wide_peak_mib\": $(value "$wide" rpc_wide_coordinator_peak_mib), \"wide_reduce_p99_ms\": $(value "$wide" rpc_wide_reduce_p99_ms)}"
+named="{\"big_peak_mib\": $(value "$big" rpc_big_coordinator_peak_mib), \"big_reduce_p99_ms\": $(value "$big" rpc_big_reduce_p99_ms), \"wide_peak_mib\": $(value "$wide" rpc_wide_coordinator_peak_mib), \"wide_reduce_p99_ms\": $(value "$wide" rpc_wide_reduce_p99_ms), \"storm_first_task_p99_ms\": $(value "$storm" rpc_storm_first_task_p99_ms), \"status_kib\": $(value "$big" rpc_big_status_kib), \"status_ms\": $(value "$big" rpc_big_status_ms)}"
 all="${sim%\}}, ${replay#\{}"
 all="${all%\}}, ${rpc#\{}"
 all="${all%\}}, ${flat#\{}"
 all="${all%\}}, ${wide#\{}"
 all="${all%\}}, ${kill#\{}"
 all="${all%\}}, ${big#\{}"
+all="${all%\}}, ${storm#\{}"
 all="${all%\}}, ${named#\{}"
 if [ "$json" = 1 ]; then
     echo "$all"

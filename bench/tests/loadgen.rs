@@ -54,6 +54,12 @@ fn a_hundred_workers_lose_nothing_to_a_coordinator_killed_halfway() {
     // The restarted coordinator handed out work, and every worker came back.
     assert!(j["resume_first_task_s"].as_f64().unwrap() > 0.0, "{j}");
     assert!(j["resume_all_workers_s"].as_f64().is_some(), "{j}");
+    // Every worker had a first task; the status page answered while the
+    // load ran, small.
+    assert!(j["rpc_first_task_p99_ms"].as_f64().unwrap() > 0.0, "{j}");
+    assert!(j["rpc_status_polls"].as_u64().unwrap() >= 1, "{j}");
+    let kib = j["rpc_status_kib"].as_f64().unwrap();
+    assert!(kib > 0.0 && kib < 1024.0, "{j}");
     // Its journal took the rest of the job's records.
     assert!(j["rpc_journal_records"].as_u64().unwrap() > 0, "{j}");
     let fsyncs = j["rpc_journal_fsyncs"].as_u64().unwrap();

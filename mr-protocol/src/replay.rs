@@ -163,7 +163,10 @@ mod tests {
         let info = p.to_info();
         assert_eq!(info.splits.len(), n);
         assert_eq!(info.map_outputs[1], None);
-        assert!(info.map_outputs[0].as_deref().unwrap().starts_with("/jobs/j1/"));
+        assert!(info.map_outputs[0]
+            .as_deref()
+            .unwrap()
+            .starts_with("/jobs/j1/"));
         // Written lazily, it reads back as the one built whole.
         let written = serde_json::to_string(&p).unwrap();
         assert_eq!(written, serde_json::to_string(&info).unwrap());

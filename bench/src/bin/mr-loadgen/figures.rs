@@ -13,8 +13,19 @@ pub(crate) struct Figures {
     pub(crate) request_p50_ms: f64,
     pub(crate) request_p99_ms: f64,
     pub(crate) request_max_ms: f64,
-    /// p99 over every request, the join storm's included.
-    pub(crate) request_p99_all_ms: f64,
+    /// p99 over the requests sent once every worker had joined (the
+    /// others above count the join storm's too).
+    pub(crate) request_p99_steady_ms: f64,
+    /// Each worker's wait from its start to its first task: p99 and most.
+    pub(crate) first_task_p99_ms: f64,
+    pub(crate) first_task_max_ms: f64,
+    /// p99 of each worker's wait from its start to its first connection.
+    pub(crate) connected_p99_ms: f64,
+    /// The largest `/status` answer polled during the run (KiB), and the
+    /// slowest (ms), and how many polls.
+    pub(crate) status_kib: f64,
+    pub(crate) status_ms: f64,
+    pub(crate) status_polls: usize,
     /// p99 of the requests answered with a map (after the join storm),
     /// and of those answered with a reduce.
     pub(crate) map_p99_ms: f64,
@@ -66,9 +77,24 @@ impl Figures {
             ("rpc_p99_ms", format!("{:.3}", self.request_p99_ms)),
             ("rpc_max_ms", format!("{:.3}", self.request_max_ms)),
             (
-                "rpc_p99_with_joins_ms",
-                format!("{:.3}", self.request_p99_all_ms),
+                "rpc_steady_p99_ms",
+                format!("{:.3}", self.request_p99_steady_ms),
             ),
+            (
+                "rpc_first_task_p99_ms",
+                format!("{:.3}", self.first_task_p99_ms),
+            ),
+            (
+                "rpc_first_task_max_ms",
+                format!("{:.3}", self.first_task_max_ms),
+            ),
+            (
+                "rpc_connected_p99_ms",
+                format!("{:.3}", self.connected_p99_ms),
+            ),
+            ("rpc_status_kib", format!("{:.1}", self.status_kib)),
+            ("rpc_status_ms", format!("{:.3}", self.status_ms)),
+            ("rpc_status_polls", self.status_polls.to_string()),
             ("rpc_map_p99_ms", format!("{:.3}", self.map_p99_ms)),
             ("rpc_reduce_p99_ms", format!("{:.3}", self.reduce_p99_ms)),
             ("rpc_all_joined_s", format!("{:.3}", self.join_s)),

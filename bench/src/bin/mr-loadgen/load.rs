@@ -58,6 +58,10 @@ pub(crate) struct Load {
     pub(crate) request_us: Mutex<Vec<(u64, u32, Kind)>>,
     /// Latencies of accepted reports (microseconds).
     pub(crate) report_us: Mutex<Vec<u32>>,
+    /// Each worker's wait from its start to its first task (microseconds).
+    pub(crate) first_task_us: Mutex<Vec<u32>>,
+    /// Each worker's wait from its start to its first connection (us).
+    pub(crate) connected_us: Mutex<Vec<u32>>,
     /// Unexpected answers (a refused registration, a protocol error).
     pub(crate) errors: Mutex<Vec<String>>,
     /// The job is over: workers stop reconnecting.
@@ -88,6 +92,8 @@ impl Load {
             joined: AtomicU64::new(0),
             all_joined: AtomicU64::new(0),
             report_us: Mutex::new(Vec::new()),
+            first_task_us: Mutex::new(Vec::new()),
+            connected_us: Mutex::new(Vec::new()),
             errors: Mutex::new(Vec::new()),
             done: AtomicBool::new(false),
         }
@@ -218,11 +224,18 @@ impl Load {
             0 => 0.0,
             n => f64::from(v[(n * p / 100).min(n - 1)]) / 1e3,
         };
-        f.requests = req.len();
-        f.request_p50_ms = pct(&req, 50);
-        f.request_p99_ms = pct(&req, 99);
-        f.request_max_ms = pct(&req, 100);
-        f.request_p99_all_ms = pct(&all, 99);
+        f.requests = all.len();
+        f.request_p50_ms = pct(&all, 50);
+        f.request_p99_ms = pct(&all, 99);
+        f.request_max_ms = pct(&all, 100);
+        f.request_p99_steady_ms = pct(&req, 99);
+        let mut first = std::mem::take(&mut *self.first_task_us.lock().unwrap());
+        first.sort_unstable();
+        f.first_task_p99_ms = pct(&first, 99);
+        f.first_task_max_ms = pct(&first, 100);
+        let mut connected = std::mem::take(&mut *self.connected_us.lock().unwrap());
+        connected.sort_unstable();
+        f.connected_p99_ms = pct(&connected, 99);
         f.map_p99_ms = pct(&maps, 99);
         f.reduce_p99_ms = pct(&reduces, 99);
         f.join_s = secs(joined.min(self.now()));

@@ -24,6 +24,7 @@
 mod figures;
 mod load;
 mod process;
+mod status;
 mod worker;
 
 use anyhow::{bail, Context as _, Result};
@@ -135,6 +136,7 @@ fn run(args: &Args) -> Result<bool> {
     let out = dir.join("out");
     std::fs::create_dir_all(&out)?;
     let port = free_port()?;
+    let status_addr = format!("127.0.0.1:{}", free_port()?);
     let mut cmd = std::process::Command::new(&bin);
     cmd.args(["--app", "wc", "--split-size", "1", "--no-socket", "--quiet"])
         .args([
@@ -144,6 +146,7 @@ fn run(args: &Args) -> Result<bool> {
             &args.reduces.to_string(),
         ])
         .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--status-addr", &status_addr])
         .arg("--output-dir")
         .arg(&out)
         .arg("--addr-file")
@@ -161,7 +164,13 @@ fn run(args: &Args) -> Result<bool> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let figures = runtime.block_on(drive(args, cmd, &dir, port))?;
+    let poller = status::StatusPoller::start(status_addr);
+    let figures = runtime.block_on(drive(args, cmd, &dir, port));
+    let polled = poller.finish();
+    let mut figures = figures?;
+    figures.status_kib = polled.kib;
+    figures.status_ms = polled.ms;
+    figures.status_polls = polled.polls;
     let ok = figures.ok();
     figures.print(args.json);
     if !ok {

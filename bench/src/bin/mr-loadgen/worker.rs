@@ -42,6 +42,12 @@ pub(crate) struct Samples {
     pub(crate) requests: Vec<(u64, u32, Kind)>,
     /// Accepted reports' latencies (us).
     pub(crate) reports: Vec<u32>,
+    /// From the worker's start (its first connection attempt) to its first
+    /// task (us): the join storm as a worker feels it.
+    pub(crate) first_task: Option<u32>,
+    /// From the worker's start to its first connection's TLS handshake's
+    /// end (us): how much of that wait is the handshake's.
+    pub(crate) connected: Option<u32>,
 }
 
 /// How one connection's session ended.
@@ -55,22 +61,31 @@ pub(crate) enum Ending {
 /// One fake worker: connects, runs sessions until told to exit, and
 /// reconnects (every 100 ms, as real workers do) when the connection breaks.
 pub(crate) async fn worker(load: Arc<Load>, i: u32) {
+    let began = Instant::now();
     let mut samples = Samples::default();
     while !load.done.load(Ordering::SeqCst) {
         let client = match connect(&load).await {
-            Ok(c) => c,
+            Ok(c) => {
+                samples.connected.get_or_insert_with(|| micros(began));
+                c
+            }
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
-        match session(&load, i, &client, &mut samples).await {
+        match session(&load, i, &client, &mut samples, began).await {
             Ending::Exit => break,
             Ending::Lost => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
     load.request_us.lock().unwrap().extend(samples.requests);
     load.report_us.lock().unwrap().extend(samples.reports);
+    load.first_task_us
+        .lock()
+        .unwrap()
+        .extend(samples.first_task);
+    load.connected_us.lock().unwrap().extend(samples.connected);
 }
 
 /// A connection to the coordinator, TLS pinned to the job's certificate
@@ -96,6 +111,7 @@ pub(crate) async fn session(
     i: u32,
     client: &CoordinatorClient,
     samples: &mut Samples,
+    began: Instant,
 ) -> Ending {
     let req = RegisterRequest {
         app: "wc".into(),
@@ -139,7 +155,7 @@ pub(crate) async fn session(
     let beat = Duration::from_millis(settings.heartbeat_ms.max(10));
     let heard = Arc::new(Heard::default());
     let heartbeats = tokio::spawn(heartbeat(client.clone(), me, beat, heard.clone()));
-    let ending = tasks(load, client, me, &heard, samples).await;
+    let ending = tasks(load, client, me, &heard, samples, began).await;
     heartbeats.abort();
     ending
 }
@@ -195,6 +211,7 @@ pub(crate) async fn tasks(
     me: WorkerId,
     heard: &Heard,
     samples: &mut Samples,
+    began: Instant,
 ) -> Ending {
     let mut next: Option<Assignment> = None;
     // The last call's timing, filed once its answer's kind is known.
@@ -241,6 +258,9 @@ pub(crate) async fn tasks(
             Assignment::Work(w) => w,
         };
         load.assigned(&work);
+        if samples.first_task.is_none() {
+            samples.first_task = Some(micros(began));
+        }
         if !load.task_time.is_zero() {
             tokio::time::sleep(load.task_time).await;
         }
