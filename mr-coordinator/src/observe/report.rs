@@ -3,7 +3,7 @@
 //! the outputs when the job ends, so a person can see why it was slow.
 
 use crate::scheduler::TaskRef;
-use crate::scheduler::{AttemptTally, Scheduler};
+use crate::scheduler::{AttemptRecord, AttemptTally, Scheduler};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,19 +90,19 @@ pub struct PageRequest {
 }
 
 impl Default for PageRequest {
-    /// The latest 100 attempts and the first 1,000 workers: what the status
+    /// The latest 100 attempts and the first 100 workers: what the status
     /// page shows, well under a mebibyte at any job size.
     fn default() -> Self {
         PageRequest {
             attempts_from: None,
             attempts: 100,
             workers_from: 0,
-            workers: 1000,
+            workers: 100,
         }
     }
 }
 
-/// The most attempts or workers one page may list.
+/// The most attempts or workers one page of `/status` may list.
 pub const PAGE_LIMIT: usize = 10_000;
 
 /// What the job decided about its parameters, records and partitions.
@@ -340,14 +340,13 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         Listing::Figures => ((attempts_total, 0), (workers_total, 0)),
         Listing::Everything => ((0, usize::MAX), (0, usize::MAX)),
         Listing::Page(q) => {
-            let n = q.attempts.min(PAGE_LIMIT);
             let from = q
                 .attempts_from
-                .unwrap_or_else(|| attempts_total.saturating_sub(n as u64))
+                .unwrap_or_else(|| attempts_total.saturating_sub(q.attempts as u64))
                 .min(attempts_total);
             (
-                (from, n),
-                (q.workers_from.min(workers_total), q.workers.min(PAGE_LIMIT)),
+                (from, q.attempts),
+                (q.workers_from.min(workers_total), q.workers),
             )
         }
     };
@@ -407,22 +406,8 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             .collect(),
         attempts: s
             .attempt_page(attempts_from, attempts)
-            .into_iter()
-            .map(|a| {
-                let (phase, task) = match a.task {
-                    TaskRef::Map(m) => (PhaseName::Map, m.0),
-                    TaskRef::Reduce(r) => (PhaseName::Reduce, r.0),
-                };
-                AttemptInfo {
-                    attempt: a.attempt.0,
-                    phase,
-                    task,
-                    worker: a.worker.0,
-                    start_s: secs(a.started),
-                    end_s: a.ended.map(secs),
-                    outcome: Outcome::of(a.outcome),
-                }
-            })
+            .iter()
+            .map(|a| attempt_info(a, cx.started))
             .collect(),
         journal: Some(JournalInfo {
             records: cx.journal.records,
@@ -442,6 +427,24 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             workers_from,
             workers_total,
         },
+    }
+}
+
+/// The report's view of attempt `a` (times in seconds after `started`).
+pub fn attempt_info(a: &AttemptRecord, started: Instant) -> AttemptInfo {
+    let secs = |t: Instant| t.saturating_duration_since(started).as_secs_f64();
+    let (phase, task) = match a.task {
+        TaskRef::Map(m) => (PhaseName::Map, m.0),
+        TaskRef::Reduce(r) => (PhaseName::Reduce, r.0),
+    };
+    AttemptInfo {
+        attempt: a.attempt.0,
+        phase,
+        task,
+        worker: a.worker.0,
+        start_s: secs(a.started),
+        end_s: a.ended.map(secs),
+        outcome: Outcome::of(a.outcome),
     }
 }
 

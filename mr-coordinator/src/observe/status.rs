@@ -1,7 +1,7 @@
 //! The status endpoint (`--status-addr`): `GET /status` returns the live job
 //! report as JSON, with a page of its attempts and workers
 //! (`?from=&limit=&workers_from=&workers_limit=`; by default the latest 100
-//! attempts and the first 1,000 workers, so the answer stays small at any
+//! attempts and the first 100 workers, so the answer stays small at any
 //! job size), `GET /` a small page showing the same that refreshes
 //! itself every two seconds, `GET /metrics` the same figures for Prometheus
 //! (see [`crate::observe::metrics`]), and `/healthz` (the process serves)

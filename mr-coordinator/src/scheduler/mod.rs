@@ -185,6 +185,45 @@ enum ReduceGate {
     LookingUp,
 }
 
+/// What planning the maps starts from (see [`Scheduler::plan_inputs`]).
+pub struct PlanInputs {
+    inputs: Vec<InputFile>,
+    split_size: u64,
+    record_size: u32,
+    content_plan: Option<SplitPlan>,
+    whole_file: bool,
+}
+
+/// The maps planned, ready to install.
+pub struct PlannedMaps {
+    whole_file: bool,
+    splits: SplitPlan,
+    maps: Vec<Task>,
+    idle: BTreeSet<u32>,
+}
+
+impl PlanInputs {
+    /// Cuts the inputs into splits (or takes the plan made by content) and
+    /// makes a record for each map, all idle.
+    pub fn plan(self) -> PlannedMaps {
+        let splits = match self.content_plan {
+            Some(p) => p,
+            None => plan_splits(
+                &self.inputs,
+                self.split_size,
+                self.whole_file,
+                self.record_size,
+            ),
+        };
+        PlannedMaps {
+            whole_file: self.whole_file,
+            maps: vec![Task::default(); splits.len()],
+            idle: (0..splits.len() as u32).collect(),
+            splits,
+        }
+    }
+}
+
 /// The progress of a previous incarnation of the job, as the server
 /// recovered it (from its journal and the files on disk), for
 /// [`Scheduler::restore`].
@@ -254,6 +293,38 @@ impl Scheduler {
         app: &str,
         whole_file: bool,
     ) -> Result<WorkerId, RegisterError> {
+        self.register_planned(now, app, whole_file, None)
+    }
+
+    /// What planning the maps for a worker running `app` would start from,
+    /// if this worker would fix the plan (none is made yet, and the job's
+    /// app, if fixed, is `app`). The server takes it under the lock and
+    /// plans without it ([`PlanInputs::plan`]: a million splits and their
+    /// records take most of a second), then registers the worker with the
+    /// result ([`Self::register_planned`]).
+    pub fn plan_inputs(&self, app: &str, whole_file: bool) -> Option<PlanInputs> {
+        let fixes =
+            self.maps.is_empty() && !self.is_over() && self.app.as_deref().is_none_or(|a| a == app);
+        fixes.then(|| PlanInputs {
+            inputs: self.inputs.clone(),
+            split_size: self.cfg.split_size,
+            record_size: self.cfg.record_size,
+            content_plan: self.content_plan.clone(),
+            whole_file,
+        })
+    }
+
+    /// [`Self::register`], with the maps planned beforehand by
+    /// [`Self::plan_inputs`]: used if the worker fixes the plan and it was
+    /// made for the same split mode, else dropped (another worker planned
+    /// in between).
+    pub fn register_planned(
+        &mut self,
+        now: Instant,
+        app: &str,
+        whole_file: bool,
+        planned: Option<PlannedMaps>,
+    ) -> Result<WorkerId, RegisterError> {
         if self.is_over() {
             return Err(RegisterError::JobOver);
         }
@@ -267,7 +338,9 @@ impl Scheduler {
             _ => self.app = Some(app.to_string()),
         }
         if self.maps.is_empty() {
-            self.plan(whole_file);
+            let planned = planned.filter(|p| p.whole_file == whole_file);
+            let planned = planned.unwrap_or_else(|| self.plan_inputs_unchecked(whole_file).plan());
+            self.install(planned);
         }
         let id = WorkerId(self.next_worker);
         self.next_worker += 1;
@@ -289,19 +362,22 @@ impl Scheduler {
         Ok(id)
     }
 
-    fn plan(&mut self, whole_file: bool) {
-        self.whole_file = whole_file;
-        self.splits = match &self.content_plan {
-            Some(p) => p.clone(),
-            None => plan_splits(
-                &self.inputs,
-                self.cfg.split_size,
-                whole_file,
-                self.cfg.record_size,
-            ),
-        };
-        self.maps = vec![Task::default(); self.splits.len()];
-        self.idle[0] = (0..self.maps.len() as u32).collect();
+    fn plan_inputs_unchecked(&self, whole_file: bool) -> PlanInputs {
+        PlanInputs {
+            inputs: self.inputs.clone(),
+            split_size: self.cfg.split_size,
+            record_size: self.cfg.record_size,
+            content_plan: self.content_plan.clone(),
+            whole_file,
+        }
+    }
+
+    /// Makes `p` the job's maps.
+    fn install(&mut self, p: PlannedMaps) {
+        self.whole_file = p.whole_file;
+        self.splits = p.splits;
+        self.maps = p.maps;
+        self.idle[0] = p.idle;
         self.lone[0].clear();
         self.done[0] = 0;
         self.outputs_stale = true;
@@ -891,7 +967,8 @@ impl Scheduler {
             return;
         };
         self.app = Some(app.clone());
-        self.plan(*whole_file);
+        let planned = self.plan_inputs_unchecked(*whole_file).plan();
+        self.install(planned);
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.in_job_dir = at.is_none();

@@ -403,6 +403,7 @@ impl RunningJob {
         let shared = Arc::new(Shared {
             prefix_lost,
             sched: Mutex::new(sched),
+            planning: tokio::sync::Mutex::new(()),
             job_id: id,
             reduces: cfg.reduces,
             job_dir,
@@ -596,14 +597,15 @@ impl RunningJob {
             Err(CoordinatorError::Interrupted(_)) => ("interrupted", Some(outcome_text(&outcome))),
             Err(_) => ("failed", Some(outcome_text(&outcome))),
         };
-        let report = self
-            .shared
-            .report(Some(ended), crate::observe::report::Listing::Everything);
-        match self.shared.output_store.clone() {
-            Some(_) if lost => {}
-            Some(prefix) => publish::put_report(&prefix, &report).await,
-            None => {
-                let dir = &self.shared.output_dir;
+        // Made and written off the runtime: a million attempts' report
+        // takes seconds of CPU.
+        let shared = self.shared.clone();
+        let store = self.shared.output_store.clone();
+        let local = store.is_none();
+        let report = tokio::task::spawn_blocking(move || {
+            let report = shared.report(Some(ended), crate::observe::report::Listing::Everything);
+            if local {
+                let dir = &shared.output_dir;
                 if let Err(e) = crate::observe::report::write(dir, &report) {
                     warn!(dir = %dir.display(), "cannot write the job report: {e}");
                 }
@@ -611,6 +613,13 @@ impl RunningJob {
                     warn!(dir = %dir.display(), "cannot write the timeline: {e}");
                 }
             }
+            report
+        })
+        .await;
+        match (store, report) {
+            (Some(prefix), Ok(report)) if !lost => publish::put_report(&prefix, &report).await,
+            (_, Err(e)) => warn!("cannot make the job report: {e}"),
+            _ => {}
         }
         // Last of all under the prefix: the claim goes.
         if let Some(c) = self.claim.take() {

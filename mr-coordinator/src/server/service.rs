@@ -39,6 +39,10 @@ pub(crate) struct Shared {
     /// may be published there (always false without a store).
     pub(crate) prefix_lost: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) sched: Mutex<Scheduler>,
+    /// Held by the registration that plans the maps, outside `sched` (see
+    /// `register`): the others wait here for the plan instead of each
+    /// making one. Taken before `sched`, never while holding it.
+    pub(crate) planning: tokio::sync::Mutex<()>,
     pub(crate) job_id: String,
     pub(crate) reduces: u32,
     pub(crate) job_dir: PathBuf,
@@ -159,16 +163,20 @@ impl Shared {
         }
     }
 
-    /// The job report as of now; `ended` once the job is over; `detail`:
-    /// with every worker and attempt listed.
+    /// The job report as of now (`ended` once the job is over), listing
+    /// what `listing` asks for. Everything is copied in chunks, the
+    /// scheduler's lock let go between them: a million attempts copied at
+    /// once held it for a fifth of a second, which the status page and
+    /// any worker still calling waited out.
     pub(crate) fn report(
         &self,
         ended: Option<(&str, Option<String>)>,
         listing: crate::observe::report::Listing,
     ) -> crate::observe::report::Report {
+        use crate::observe::report::{attempt_info, snapshot, Context, Listing, PageRequest};
         // Only a report that lists workers names them.
         let labels = match listing {
-            crate::observe::report::Listing::Figures => Default::default(),
+            Listing::Figures => Default::default(),
             _ => self
                 .labels
                 .lock()
@@ -176,22 +184,55 @@ impl Shared {
                 .clone(),
         };
         let output = self.output_label();
-        let s = self.sched();
-        crate::observe::report::snapshot(
-            &s,
-            &crate::observe::report::Context {
-                id: &self.job_id,
-                started: self.started,
-                output_dir: &output,
-                labels: &labels,
-                ended,
-                listing,
-                journal: self.journal.stats(),
-                reused: self.cache.is_some().then(|| self.reused()),
-                replay: Some((&self.app_args, &self.job_dir)),
-                shape: &self.shape,
-            },
-        )
+        let everything = listing == Listing::Everything;
+        let has_ended = ended.is_some();
+        // Everything but the attempts first; they follow in chunks.
+        let first = match listing {
+            Listing::Everything => Listing::Page(PageRequest {
+                attempts_from: Some(u64::MAX),
+                attempts: 0,
+                workers_from: 0,
+                workers: usize::MAX,
+            }),
+            other => other,
+        };
+        let mut report = {
+            let s = self.sched();
+            let mut r = snapshot(
+                &s,
+                &Context {
+                    id: &self.job_id,
+                    started: self.started,
+                    output_dir: &output,
+                    labels: &labels,
+                    ended,
+                    listing: first,
+                    journal: self.journal.stats(),
+                    reused: self.cache.is_some().then(|| self.reused()),
+                    replay: None,
+                    shape: &self.shape,
+                },
+            );
+            if everything && has_ended {
+                r.replay = Some(s.replay_plan(&self.app_args, &self.job_dir, &self.shape));
+            }
+            r
+        };
+        if everything {
+            const CHUNK: usize = 65_536;
+            let total = report.listed.attempts_total;
+            let mut attempts = Vec::with_capacity(total as usize);
+            while (attempts.len() as u64) < total {
+                let page = self.sched().attempt_page(attempts.len() as u64, CHUNK);
+                if page.is_empty() {
+                    break;
+                }
+                attempts.extend(page.iter().map(|a| attempt_info(a, self.started)));
+            }
+            report.attempts = attempts;
+            report.listed.attempts_from = 0;
+        }
+        report
     }
 
     /// What was taken from the cache so far: maps, reduces, input bytes.
@@ -535,10 +576,24 @@ impl Coordinator for Handler {
             warn!(host = %req.host, worker_pid = req.pid, coordinator_pid = pid, "dismissed a worker started by an earlier coordinator of this job (this one starts its own)");
             return Err(RegisterError::Superseded { pid });
         }
+        // The first worker fixes the plan: made outside the lock and off
+        // the runtime (a million splits take most of a second, which other
+        // workers and the status page would otherwise wait out).
+        let needs_plan = |s: &Shared| s.sched().plan_inputs(&req.app, req.whole_file);
+        let mut planning = None;
+        let mut plan = None;
+        if needs_plan(&self.shared).is_some() {
+            planning = Some(self.shared.planning.lock().await);
+            // The one before may have planned while this one waited.
+            if let Some(p) = needs_plan(&self.shared) {
+                plan = tokio::task::spawn_blocking(move || p.plan()).await.ok();
+            }
+        }
         let worker = {
             let mut s = self.shared.sched();
             let planned = s.planned_app().is_some();
-            let worker = s.register(Instant::now(), &req.app, req.whole_file);
+            let worker = s.register_planned(Instant::now(), &req.app, req.whole_file, plan);
+            drop(planning);
             if !planned {
                 if let Some((app, whole_file)) = s.planned_app() {
                     // Sent under the lock so the journal's order is the state's.
