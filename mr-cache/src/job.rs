@@ -792,6 +792,9 @@ mod tests {
     use super::*;
     use crate::partitions::MapSegment;
 
+    /// An output's index: each segment's first key and its first line's offset.
+    type Starts = Vec<(Vec<u8>, u64)>;
+
     fn index(key: u8, starts: &[&str]) -> PartitionIndex {
         PartitionIndex {
             key: Key([key; 32]),
@@ -830,7 +833,7 @@ mod tests {
         let len = out.len() as u64;
         assert!(index_holds(&path, len, &starts));
         assert!(index_holds(&path, len, &[]));
-        let lie = |f: &dyn Fn(&mut Vec<(Vec<u8>, u64)>)| {
+        let lie = |f: &dyn Fn(&mut Starts)| {
             let mut s = starts.clone();
             f(&mut s);
             index_holds(&path, len, &s)

@@ -147,12 +147,14 @@ fn browser_sees_the_page(t: &TestDir, addr: &str) {
 }
 
 /// The Prometheus exposition parsed by Prometheus' own Python client, as
+/// One sample as Prometheus' own parser reads it: name, labels, value.
+type Sample = (String, serde_json::Value, f64);
+/// One metric family: name and type.
+type Family = (String, String);
+
 /// (sample name, labels, value) and (family, type); None (and a SKIP) when
 /// python3 or prometheus_client is missing.
-fn parse_metrics(
-    t: &TestDir,
-    text: &str,
-) -> Option<(Vec<(String, serde_json::Value, f64)>, Vec<(String, String)>)> {
+fn parse_metrics(t: &TestDir, text: &str) -> Option<(Vec<Sample>, Vec<Family>)> {
     let file = t.path().join("metrics.txt");
     std::fs::write(&file, text).unwrap();
     let script = "import json,sys\n\
