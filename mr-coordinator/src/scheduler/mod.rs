@@ -18,16 +18,18 @@ mod indexes;
 mod outcome;
 mod outputs;
 mod place;
+mod plan;
 mod queries;
 mod tally;
 mod tasks;
 
 pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
+pub use plan::{PlanInputs, PlannedMaps};
 pub use queries::WorkMark;
 pub use tally::{AttemptTally, DurationCounts, WorkerTally, DURATION_BOUNDS};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
-use mr_protocol::plan::{plan_splits, InputFile, SplitPlan};
+use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{
     Assignment, AttemptId, Counters, MapTaskId, MapWork, OutputsPage, Phase, ProtocolError,
     ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
@@ -185,45 +187,6 @@ enum ReduceGate {
     LookingUp,
 }
 
-/// What planning the maps starts from (see [`Scheduler::plan_inputs`]).
-pub struct PlanInputs {
-    inputs: Vec<InputFile>,
-    split_size: u64,
-    record_size: u32,
-    content_plan: Option<SplitPlan>,
-    whole_file: bool,
-}
-
-/// The maps planned, ready to install.
-pub struct PlannedMaps {
-    whole_file: bool,
-    splits: SplitPlan,
-    maps: Vec<Task>,
-    idle: BTreeSet<u32>,
-}
-
-impl PlanInputs {
-    /// Cuts the inputs into splits (or takes the plan made by content) and
-    /// makes a record for each map, all idle.
-    pub fn plan(self) -> PlannedMaps {
-        let splits = match self.content_plan {
-            Some(p) => p,
-            None => plan_splits(
-                &self.inputs,
-                self.split_size,
-                self.whole_file,
-                self.record_size,
-            ),
-        };
-        PlannedMaps {
-            whole_file: self.whole_file,
-            maps: vec![Task::default(); splits.len()],
-            idle: (0..splits.len() as u32).collect(),
-            splits,
-        }
-    }
-}
-
 /// The progress of a previous incarnation of the job, as the server
 /// recovered it (from its journal and the files on disk), for
 /// [`Scheduler::restore`].
@@ -296,24 +259,6 @@ impl Scheduler {
         self.register_planned(now, app, whole_file, None)
     }
 
-    /// What planning the maps for a worker running `app` would start from,
-    /// if this worker would fix the plan (none is made yet, and the job's
-    /// app, if fixed, is `app`). The server takes it under the lock and
-    /// plans without it ([`PlanInputs::plan`]: a million splits and their
-    /// records take most of a second), then registers the worker with the
-    /// result ([`Self::register_planned`]).
-    pub fn plan_inputs(&self, app: &str, whole_file: bool) -> Option<PlanInputs> {
-        let fixes =
-            self.maps.is_empty() && !self.is_over() && self.app.as_deref().is_none_or(|a| a == app);
-        fixes.then(|| PlanInputs {
-            inputs: self.inputs.clone(),
-            split_size: self.cfg.split_size,
-            record_size: self.cfg.record_size,
-            content_plan: self.content_plan.clone(),
-            whole_file,
-        })
-    }
-
     /// [`Self::register`], with the maps planned beforehand by
     /// [`Self::plan_inputs`]: used if the worker fixes the plan and it was
     /// made for the same split mode, else dropped (another worker planned
@@ -339,7 +284,7 @@ impl Scheduler {
         }
         if self.maps.is_empty() {
             let planned = planned.filter(|p| p.whole_file == whole_file);
-            let planned = planned.unwrap_or_else(|| self.plan_inputs_unchecked(whole_file).plan());
+            let planned = planned.unwrap_or_else(|| self.planning(whole_file).plan());
             self.install(planned);
         }
         let id = WorkerId(self.next_worker);
@@ -360,33 +305,6 @@ impl Scheduler {
         self.alive += 1;
         self.count_readers(None, true);
         Ok(id)
-    }
-
-    fn plan_inputs_unchecked(&self, whole_file: bool) -> PlanInputs {
-        PlanInputs {
-            inputs: self.inputs.clone(),
-            split_size: self.cfg.split_size,
-            record_size: self.cfg.record_size,
-            content_plan: self.content_plan.clone(),
-            whole_file,
-        }
-    }
-
-    /// Makes `p` the job's maps.
-    fn install(&mut self, p: PlannedMaps) {
-        self.whole_file = p.whole_file;
-        self.splits = p.splits;
-        self.maps = p.maps;
-        self.idle[0] = p.idle;
-        self.lone[0].clear();
-        self.done[0] = 0;
-        self.outputs_stale = true;
-    }
-
-    /// Plans the maps as `plan` (splits planned by content, for a job that
-    /// keeps a cache) instead of cutting the inputs by size.
-    pub fn use_plan(&mut self, plan: SplitPlan) {
-        self.content_plan = Some(plan);
     }
 
     /// Holds reduces back once the maps are done, until
@@ -967,7 +885,7 @@ impl Scheduler {
             return;
         };
         self.app = Some(app.clone());
-        let planned = self.plan_inputs_unchecked(*whole_file).plan();
+        let planned = self.planning(*whole_file).plan();
         self.install(planned);
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
