@@ -598,6 +598,13 @@ pub struct Frames<S>(
     tarpc::tokio_util::codec::Framed<S, tarpc::tokio_util::codec::LengthDelimitedCodec>,
 );
 
+/// Gives back the room a large frame grew `buffer` to, once it is through.
+fn give_back(buffer: &mut tarpc::tokio_util::bytes::BytesMut) {
+    if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
+        *buffer = tarpc::tokio_util::bytes::BytesMut::with_capacity(FRESH_BUFFER);
+    }
+}
+
 impl<S: AsyncRead + AsyncWrite + Unpin> futures::Stream for Frames<S> {
     type Item = std::io::Result<tarpc::tokio_util::bytes::BytesMut>;
 
@@ -607,10 +614,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures::Stream for Frames<S> {
     ) -> std::task::Poll<Option<Self::Item>> {
         let frame = futures::Stream::poll_next(std::pin::Pin::new(&mut self.0), cx);
         if frame.is_ready() {
-            let buffer = self.0.read_buffer_mut();
-            if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
-                *buffer = tarpc::tokio_util::bytes::BytesMut::with_capacity(FRESH_BUFFER);
-            }
+            give_back(self.0.read_buffer_mut());
         }
         frame
     }
@@ -650,10 +654,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> futures::Sink<tarpc::tokio_util::bytes::
             cx,
         );
         if flushed.is_ready() {
-            let buffer = self.0.write_buffer_mut();
-            if buffer.is_empty() && buffer.capacity() > KEPT_BUFFER {
-                *buffer = tarpc::tokio_util::bytes::BytesMut::with_capacity(FRESH_BUFFER);
-            }
+            give_back(self.0.write_buffer_mut());
         }
         flushed
     }
