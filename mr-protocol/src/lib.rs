@@ -14,6 +14,8 @@
 
 pub mod codec;
 pub mod counters;
+#[cfg(feature = "rpc")]
+pub mod framing;
 pub mod ids;
 pub mod join;
 #[cfg(feature = "rpc")]
