@@ -309,8 +309,6 @@ pub struct Context<'a> {
     pub started: Instant,
     /// Where outputs go.
     pub output_dir: &'a Path,
-    /// `host:pid` of each worker id.
-    pub labels: &'a BTreeMap<u64, String>,
     /// The job's end state, once it has ended: ("succeeded" | "failed" |
     /// "interrupted", error message).
     pub ended: Option<(&'a str, Option<String>)>,
@@ -394,14 +392,14 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         workers: s
             .worker_page(workers_from, workers)
             .into_iter()
-            .map(|(id, alive, t)| WorkerInfo {
-                id: id.0,
-                label: cx.labels.get(&id.0).cloned().unwrap_or_default(),
-                alive,
-                attempts: t.given,
-                tasks_done: t.tasks_done,
-                input_bytes: t.input_bytes,
-                object_bytes_read: t.object_bytes_read,
+            .map(|w| WorkerInfo {
+                id: w.id.0,
+                label: w.label,
+                alive: w.alive,
+                attempts: w.tally.given,
+                tasks_done: w.tally.tasks_done,
+                input_bytes: w.tally.input_bytes,
+                object_bytes_read: w.tally.object_bytes_read,
             })
             .collect(),
         attempts: s

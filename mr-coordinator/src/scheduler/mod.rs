@@ -25,7 +25,7 @@ mod tasks;
 
 pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
 pub use plan::{PlanInputs, PlannedMaps};
-pub use queries::WorkMark;
+pub use queries::{ListedWorker, WorkMark};
 pub use tally::{AttemptTally, DurationCounts, WorkerTally, DURATION_BOUNDS};
 pub use tasks::MAX_SKIPPED_PER_TASK;
 
@@ -299,12 +299,21 @@ impl Scheduler {
                 attempts: Vec::new(),
                 io_failures: 0,
                 resting_until: None,
+                label: String::new(),
                 tally: WorkerTally::default(),
             },
         );
         self.alive += 1;
         self.count_readers(None, true);
         Ok(id)
+    }
+
+    /// Names worker `w` for reports and the status page (see
+    /// [`Self::worker_page`]): `more` is appended to the name it has.
+    pub fn name_worker(&mut self, w: WorkerId, more: &str) {
+        if let Some(w) = self.workers.get_mut(&w) {
+            w.label.push_str(more);
+        }
     }
 
     /// Holds reduces back once the maps are done, until

@@ -33,6 +33,18 @@ impl WorkMark {
     }
 }
 
+/// One worker of a [`Scheduler::worker_page`].
+pub struct ListedWorker {
+    /// Its id.
+    pub id: WorkerId,
+    /// Its name (see [`Scheduler::name_worker`]).
+    pub label: String,
+    /// Whether it is still part of the job.
+    pub alive: bool,
+    /// What it was given and did.
+    pub tally: WorkerTally,
+}
+
 impl Scheduler {
     /// The attempt whose output of reduce `r` is being committed, if any.
     pub fn committing(&self, r: ReduceTaskId) -> Option<AttemptId> {
@@ -108,14 +120,19 @@ impl Scheduler {
         self.workers.len()
     }
 
-    /// Up to `limit` workers from the `from`th registered, each with whether
-    /// it is still alive and what it did.
-    pub fn worker_page(&self, from: usize, limit: usize) -> Vec<(WorkerId, bool, WorkerTally)> {
+    /// Up to `limit` workers from the `from`th registered, each with its
+    /// name, whether it is still alive and what it did.
+    pub fn worker_page(&self, from: usize, limit: usize) -> Vec<ListedWorker> {
         self.workers
             .iter()
             .skip(from)
             .take(limit)
-            .map(|(id, w)| (id, w.alive, w.tally))
+            .map(|(id, w)| ListedWorker {
+                id,
+                label: w.label.clone(),
+                alive: w.alive,
+                tally: w.tally,
+            })
             .collect()
     }
 

@@ -84,6 +84,9 @@ pub(crate) struct Worker {
     pub(crate) io_failures: u32,
     /// Until when it is given no new work after such a failure.
     pub(crate) resting_until: Option<Instant>,
+    /// How reports and the status page name it (`host:pid`, and where its
+    /// outputs live once it announced a disk of its own); empty until named.
+    pub(crate) label: String,
     /// What it was given and did, in figures.
     pub(crate) tally: super::WorkerTally,
 }

@@ -754,7 +754,7 @@ fn counts_kept_beside_the_records_agree_with_them() {
     // attempt given but not the task (its output went), the other has
     // both maps' bytes and the reduce.
     let page = s.worker_page(0, 10);
-    let did = |w: WorkerId| page.iter().find(|p| p.0 == w).unwrap().2;
+    let did = |w: WorkerId| page.iter().find(|p| p.id == w).unwrap().tally;
     assert_eq!(
         (did(gone).given, did(gone).tasks_done, did(gone).input_bytes),
         (1, 0, 0)

@@ -418,7 +418,6 @@ impl RunningJob {
             token_hint,
             tls: identity.is_some(),
             started: Instant::now(),
-            labels: Mutex::new(Default::default()),
             inputs: planned,
             output_store,
             published: Mutex::new(published),

@@ -67,8 +67,6 @@ pub(crate) struct Shared {
     pub(crate) tls: bool,
     /// When the coordinator started (the report's time origin).
     pub(crate) started: Instant,
-    /// `host:pid` of every worker that joined, by id.
-    pub(crate) labels: Mutex<std::collections::BTreeMap<u64, String>>,
     /// The job's input files (what workers may ask bytes of).
     pub(crate) inputs: Vec<PlannedFile>,
     /// With outputs in an object store, their prefix (`s3://BUCKET/dir/`).
@@ -174,15 +172,6 @@ impl Shared {
         listing: crate::observe::report::Listing,
     ) -> crate::observe::report::Report {
         use crate::observe::report::{attempt_info, snapshot, Context, Listing, PageRequest};
-        // Only a report that lists workers names them.
-        let labels = match listing {
-            Listing::Figures => Default::default(),
-            _ => self
-                .labels
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        };
         let output = self.output_label();
         let everything = listing == Listing::Everything;
         let has_ended = ended.is_some();
@@ -204,7 +193,6 @@ impl Shared {
                     id: &self.job_id,
                     started: self.started,
                     output_dir: &output,
-                    labels: &labels,
                     ended,
                     listing: first,
                     journal: self.journal.stats(),
@@ -633,10 +621,8 @@ impl Coordinator for Handler {
         }
         info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
         self.shared
-            .labels
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(worker.0, format!("{}:{}", req.host, req.pid));
+            .sched()
+            .name_worker(worker, &format!("{}:{}", req.host, req.pid));
         self.shared.changed.notify_one();
         Ok(JobSettings {
             worker,
@@ -802,15 +788,13 @@ impl Coordinator for Handler {
             .count();
         info!(%worker, shared = place.shared, shuffle = ?place.shuffle, local_inputs = local, "worker placed");
         let outside = (!place.shared).then(|| place.shuffle.clone()).flatten();
-        if !self.shared.sched().announce(worker, place) {
+        let mut s = self.shared.sched();
+        if !s.announce(worker, place) {
             return Err(ProtocolError::UnknownWorker(worker));
         }
         if let Some(addr) = outside {
             // Reports and the status page show where its outputs live.
-            let mut labels = self.shared.labels.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(l) = labels.get_mut(&worker.0) {
-                l.push_str(&format!(" (own disk, serves {addr})"));
-            }
+            s.name_worker(worker, &format!(" (own disk, serves {addr})"));
         }
         Ok(())
     }

@@ -25,8 +25,8 @@ fn a_running_job_shows_its_state_as_json_html_and_in_mrstatus() {
     let mut args = vec!["--app", "jobcount", "--status-addr", &status];
     args.extend(files.iter().map(String::as_str));
     let (mut c, addr, log) = t.coordinator_logged(&args);
-    let _w1 = t.worker(&addr, "jobcount");
-    let _w2 = t.worker(&addr, "jobcount");
+    let w1 = t.worker(&addr, "jobcount");
+    let w2 = t.worker(&addr, "jobcount");
     // jobcount maps take 2-5 s: catch the job mid-map.
     assert!(eventually(Duration::from_secs(20), || {
         get(&status, "/status").1.contains("\"workers_alive\": 2")
@@ -60,6 +60,25 @@ fn a_running_job_shows_its_state_as_json_html_and_in_mrstatus() {
     assert_eq!(page["listed"]["workers_total"], 2);
     assert_eq!(page["workers"].as_array().unwrap().len(), 1);
     assert_eq!(page["workers"][0]["id"], all["workers"][1]["id"]);
+    // Each worker is named by its host and pid, as it registered.
+    let mut named: Vec<String> = all["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["label"]
+                .as_str()
+                .unwrap()
+                .rsplit(':')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    named.sort();
+    let mut pids = vec![w1.pid().to_string(), w2.pid().to_string()];
+    pids.sort();
+    assert_eq!(named, pids, "{all}");
     let (line, body) = get(&status, "/status?limit=lots");
     assert!(
         line.contains("400") && body.contains("limit=lots"),
