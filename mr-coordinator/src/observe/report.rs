@@ -2,6 +2,7 @@
 //! served live by the status endpoint and written as `mr-report.json` beside
 //! the outputs when the job ends, so a person can see why it was slow.
 
+pub use crate::scheduler::Outcome;
 use crate::scheduler::TaskRef;
 use crate::scheduler::{AttemptRecord, AttemptTally, Scheduler};
 use serde::{Deserialize, Serialize};
@@ -266,41 +267,6 @@ impl PhaseName {
     }
 }
 
-/// Where an attempt stands, as the report names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    /// Still running.
-    Running,
-    /// Its output was accepted.
-    Succeeded,
-    /// It failed.
-    Failed,
-    /// Its worker was lost, or another attempt won.
-    Abandoned,
-}
-
-impl Outcome {
-    /// The name the report uses.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Running => "running",
-            Outcome::Succeeded => "succeeded",
-            Outcome::Failed => "failed",
-            Outcome::Abandoned => "abandoned",
-        }
-    }
-
-    fn of(name: &str) -> Outcome {
-        match name {
-            "succeeded" => Outcome::Succeeded,
-            "failed" => Outcome::Failed,
-            "abandoned" => Outcome::Abandoned,
-            _ => Outcome::Running,
-        }
-    }
-}
-
 /// What the report is made from, besides the scheduler.
 pub struct Context<'a> {
     /// The job's id.
@@ -442,7 +408,7 @@ pub fn attempt_info(a: &AttemptRecord, started: Instant) -> AttemptInfo {
         worker: a.worker.0,
         start_s: secs(a.started),
         end_s: a.ended.map(secs),
-        outcome: Outcome::of(a.outcome),
+        outcome: a.outcome,
     }
 }
 

@@ -23,7 +23,7 @@ mod queries;
 mod tally;
 mod tasks;
 
-pub use outcome::{AttemptRecord, JobFailure, Progress, TaskRef, Verdict};
+pub use outcome::{AttemptRecord, JobFailure, Outcome, Progress, TaskRef, Verdict};
 pub use plan::{PlanInputs, PlannedMaps};
 pub use queries::{ListedWorker, WorkMark};
 pub use tally::{AttemptTally, DurationCounts, WorkerTally, DURATION_BOUNDS};

@@ -2,6 +2,7 @@
 //! job failed, and progress counts. Plain data, shared by the server and tests.
 
 use mr_protocol::{AttemptId, MapTaskId, ReduceTaskId, TaskFailure, WorkerId};
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// A task of either phase.
@@ -87,7 +88,32 @@ pub struct AttemptRecord {
     pub started: Instant,
     /// When it stopped running, if it has.
     pub ended: Option<Instant>,
-    /// "running", "succeeded", "failed" or "abandoned" (lost with its worker,
-    /// or beaten by another attempt).
-    pub outcome: &'static str,
+    /// Where it stands.
+    pub outcome: Outcome,
+}
+
+/// Where an attempt stands, as the report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Still running.
+    Running,
+    /// Its output was accepted.
+    Succeeded,
+    /// It failed.
+    Failed,
+    /// Its worker was lost, or another attempt won.
+    Abandoned,
+}
+
+impl Outcome {
+    /// The name the report uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Running => "running",
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Abandoned => "abandoned",
+        }
+    }
 }

@@ -7,7 +7,9 @@
 //! workers have all left at the job's end.
 
 use super::tasks::AttemptState;
-use super::{AttemptRecord, AttemptTally, Progress, ReduceGate, Scheduler, TaskRef, WorkerTally};
+use super::{
+    AttemptRecord, AttemptTally, Outcome, Progress, ReduceGate, Scheduler, TaskRef, WorkerTally,
+};
 use mr_protocol::replay::ReplayPlan;
 use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId, WorkerId};
 use std::time::{Duration, Instant};
@@ -169,10 +171,10 @@ impl Scheduler {
                 started: a.started,
                 ended: a.ended,
                 outcome: match a.state {
-                    AttemptState::Running => "running",
-                    AttemptState::Succeeded => "succeeded",
-                    AttemptState::Failed => "failed",
-                    AttemptState::Abandoned => "abandoned",
+                    AttemptState::Running => Outcome::Running,
+                    AttemptState::Succeeded => Outcome::Succeeded,
+                    AttemptState::Failed => Outcome::Failed,
+                    AttemptState::Abandoned => Outcome::Abandoned,
                 },
             })
             .collect()

@@ -624,7 +624,7 @@ fn only_an_attempts_own_worker_may_report_it() {
     assert_eq!(s.failed(w2, a, io.clone(), t0), Verdict::Ignored);
     assert_eq!(s.succeeded(w2, a, t0), Verdict::Ignored);
     assert_eq!(s.progress().maps_done, 0);
-    assert_eq!(s.attempt_log()[0].outcome, "running");
+    assert_eq!(s.attempt_log()[0].outcome, Outcome::Running);
     // Its owner can.
     assert_eq!(s.reported_task(w1, a), Some(TaskRef::Map(m)));
     assert_eq!(s.succeeded(w1, a, t0), Verdict::Accepted(TaskRef::Map(m)));
@@ -649,7 +649,7 @@ fn attempt_end_times_are_the_times_passed_in() {
     let log = s.attempt_log();
     assert_eq!((log[0].attempt, log[0].ended), (a, Some(t1)));
     assert_eq!((log[1].attempt, log[1].ended), (b, Some(t2)));
-    assert_eq!(log[1].outcome, "abandoned");
+    assert_eq!(log[1].outcome, Outcome::Abandoned);
 }
 
 #[test]
@@ -779,7 +779,10 @@ fn counts_kept_beside_the_records_agree_with_them() {
         let given = log.iter().filter(|a| a.worker == w).count() as u64;
         assert_eq!(did(w).given, given);
     }
-    let abandoned = log.iter().filter(|a| a.outcome == "abandoned").count() as u64;
+    let abandoned = log
+        .iter()
+        .filter(|a| a.outcome == Outcome::Abandoned)
+        .count() as u64;
     assert_eq!(t.abandoned, abandoned);
     assert_eq!((t.map_seconds.count, t.reduce_seconds.count), (3, 1));
     // A page of the log is that stretch of it.
