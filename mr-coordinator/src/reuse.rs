@@ -18,10 +18,28 @@ pub struct Places<'a> {
     pub outputs_in_store: bool,
 }
 
+/// What [`prepare`] made: the job's cache, and its plan by content.
+pub struct Prepared {
+    /// The job's cache (where outputs are put as tasks finish).
+    pub cache: JobCache,
+    /// The plan, and what the cache held for it.
+    pub content: ContentPlan,
+}
+
+/// The job planned by content, and what the cache held for it.
+pub struct ContentPlan {
+    /// The splits, cut by content.
+    pub plan: SplitPlan,
+    /// The app the plan was made for: its name, and whether it maps whole
+    /// files.
+    pub app: (String, bool),
+    /// The tasks whose outputs were taken from the cache.
+    pub taken: Reused,
+}
+
 /// Plans the job by content with the cache in `dir` and takes what it
 /// holds for the tasks the journal does not already have (on a blocking
-/// thread: it reads inputs and links files). Returns the cache, the plan,
-/// the app (name, whole-file) and what was taken.
+/// thread: it reads inputs and links files).
 pub async fn prepare(
     dir: &Path,
     cfg: &crate::job::JobConfig,
@@ -29,7 +47,7 @@ pub async fn prepare(
     files: &[InputFile],
     recovered: &crate::journal::Recovered,
     places: Places<'_>,
-) -> Result<(JobCache, SplitPlan, (String, bool), Reused), CoordinatorError> {
+) -> Result<Prepared, CoordinatorError> {
     let Places {
         job_dir,
         output_dir,
@@ -73,7 +91,10 @@ pub async fn prepare(
         let taken = jc.take(&job_dir, outputs, &maps_done, &|r| {
             reduces_done.contains(&r)
         });
-        Ok((jc, plan, app, taken))
+        Ok(Prepared {
+            cache: jc,
+            content: ContentPlan { plan, app, taken },
+        })
     })
     .await
     .map_err(|e| CoordinatorError::Internal {

@@ -19,6 +19,7 @@ use crate::journal::{Journal, Record, Recovered};
 use crate::scheduler::{TaskRef, Verdict};
 use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::{info, warn};
@@ -301,6 +302,16 @@ pub(crate) async fn recover(
         }
     }
     Ok(())
+}
+
+/// The outputs a recovered run had already published to the store (those
+/// of the attempts the journal says committed), for the manifest.
+pub(crate) fn already_published(r: &Recovered) -> BTreeMap<ReduceTaskId, OutputUpload> {
+    r.uploads
+        .iter()
+        .filter(|(red, (a, _, _))| r.reduces.get(red).is_some_and(|(done, _)| done == a))
+        .map(|(&red, (_, _, u))| (red, u.clone()))
+        .collect()
 }
 
 /// Removes the outputs under `prefix` that this run did not publish: an
