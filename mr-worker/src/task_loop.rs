@@ -4,7 +4,7 @@
 //! Tokio only carries RPCs here: the heartbeat keeps flowing while a task
 //! computes, because the task runs on `spawn_blocking`, never on the runtime.
 
-use crate::attempt::{AttemptContext, Produced};
+use crate::attempt::{AttemptContext, Ended, Produced};
 use crate::drain::{Stop, StopState};
 use crate::engine::cancel::Cancel;
 use crate::placement::{Placement, PlacementConfig};
@@ -566,7 +566,11 @@ impl Worker {
             outputs: &s.outputs,
             cancel,
         };
-        let (outcome, produced, cleanup) = {
+        let Ended {
+            outcome,
+            produced,
+            scratch,
+        } = {
             // Keep polling the attempt when a hand-back is asked: cancelling
             // makes it stop at its next chunk or key and end `Cancelled`,
             // which is reported like any outcome (no strike on the task).
@@ -592,7 +596,11 @@ impl Worker {
                     }
                     _ = grace_over => {
                         warn!(%attempt, task = %what, "the attempt did not stop within {HANDBACK_GRACE:?}: leaving it");
-                        break (Err(TaskFailure::Cancelled), Produced::LeftBehind, Vec::new());
+                        break Ended {
+                            outcome: Err(TaskFailure::Cancelled),
+                            produced: Produced::LeftBehind,
+                            scratch: Vec::new(),
+                        };
                     }
                 }
             }
@@ -623,7 +631,7 @@ impl Worker {
         if answer.is_some() {
             self.heard();
         }
-        for p in cleanup {
+        for p in scratch {
             crate::shuffle::fetch::discard(&p);
         }
         // Anything not accepted is discarded, so stale outputs never linger.

@@ -494,6 +494,161 @@ pub(crate) struct Handler {
 }
 
 impl Handler {
+    /// Refuses a worker that may not join, before anything changes: another
+    /// user on the socket, a wrong token over TCP, another build, an app
+    /// the job was not set up for, a worker of an earlier coordinator.
+    fn admit(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
+        let me = nix::unistd::getuid().as_raw();
+        match self.via {
+            Via::Socket { uid } if uid == Some(me) => {}
+            Via::Socket { uid } => {
+                warn!(host = %req.host, pid = req.pid, ?uid, "refused a worker of another user on the socket");
+                return Err(RegisterError::OtherUser { uid, owner: me });
+            }
+            Via::Tcp => self.check_token(req)?,
+        }
+        // Another build may map or reduce differently from what the job's
+        // cache keys name (and from the other workers): refused.
+        if req.build != mr_build::BUILD_ID {
+            let short = |b: &str| b.chars().take(12).collect::<String>();
+            warn!(host = %req.host, pid = req.pid, build = %short(&req.build), "refused a worker of another build");
+            return Err(RegisterError::OtherBuild {
+                coordinator: mr_build::short().to_string(),
+                worker: short(&req.build),
+            });
+        }
+        if let Some(needs) = self.unmet_needs(req) {
+            warn!(host = %req.host, pid = req.pid, app = %req.app, "refused a worker whose app {needs}");
+            return Err(RegisterError::NotSetUpFor {
+                app: req.app.clone(),
+                needs,
+                hint: format!("start mrcoordinator with --app {}", req.app),
+            });
+        }
+        // Left by a predecessor killed mid-job: this coordinator starts its
+        // own workers, so these would only be more than were asked for.
+        if let Some(pid) = req.embedded_by.filter(|&p| p != std::process::id()) {
+            warn!(host = %req.host, worker_pid = req.pid, coordinator_pid = pid, "dismissed a worker started by an earlier coordinator of this job (this one starts its own)");
+            return Err(RegisterError::Superseded { pid });
+        }
+        Ok(())
+    }
+
+    /// What the worker's app needs that the job was not set up for: its
+    /// records or its order (without --app, the first worker fixes the app
+    /// after the job planned).
+    fn unmet_needs(&self, req: &RegisterRequest) -> Option<String> {
+        let shape = &self.shared.shape;
+        if req.record_size > 0 && req.record_size != shape.record_size {
+            Some(format!(
+                "reads {}-byte records, which this job was not started for",
+                req.record_size
+            ))
+        } else if req.total_order && shape.split_points.is_none() && self.shared.reduces > 1 {
+            Some(
+                "needs its outputs in total order (sampled key ranges), which this job was not started for"
+                    .to_string(),
+            )
+        } else {
+            None
+        }
+    }
+
+    /// Registers the worker with the scheduler. The first worker fixes the
+    /// plan: made outside the lock and off the runtime (a million splits
+    /// take most of a second, which other workers and the status page
+    /// would otherwise wait out).
+    async fn join(&self, req: &RegisterRequest) -> Result<WorkerId, RegisterError> {
+        let needs_plan = |s: &Shared| s.sched().plan_inputs(&req.app, req.whole_file);
+        let mut planning = None;
+        let mut plan = None;
+        if needs_plan(&self.shared).is_some() {
+            planning = Some(self.shared.planning.lock().await);
+            // The one before may have planned while this one waited.
+            if let Some(p) = needs_plan(&self.shared) {
+                plan = tokio::task::spawn_blocking(move || p.plan()).await.ok();
+            }
+        }
+        let mut s = self.shared.sched();
+        let planned = s.planned_app().is_some();
+        let worker = s.register_planned(Instant::now(), &req.app, req.whole_file, plan);
+        drop(planning);
+        if !planned {
+            if let Some((app, whole_file)) = s.planned_app() {
+                // Sent under the lock so the journal's order is the state's.
+                self.shared
+                    .journal
+                    .append_later(Record::AppFixed { app, whole_file });
+            }
+        }
+        match worker {
+            Ok(w) => {
+                s.name_worker(w, &format!("{}:{}", req.host, req.pid));
+                Ok(w)
+            }
+            // A worker arriving after the end (an embedded one slower to
+            // start than the job was to finish, or one started late) is
+            // simply sent home: nothing is wrong.
+            Err(e @ RegisterError::JobOver) => {
+                info!(host = %req.host, pid = req.pid, "worker not needed: {e}");
+                Err(e)
+            }
+            Err(e) => {
+                warn!(host = %req.host, pid = req.pid, "refused worker: {e}");
+                Err(e)
+            }
+        }
+    }
+
+    /// Ties `worker` to this connection (whose end loses it), lifting the
+    /// bounds on connections that have not registered.
+    fn bind(&self, worker: WorkerId, req: &RegisterRequest) {
+        let previous = self
+            .shared
+            .conns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(self.conn, worker);
+        if let Some(old) = previous {
+            // The same connection registering again: its old identity is gone.
+            self.shared.sched().worker_lost(old, Instant::now());
+        }
+        if let Some(a) = &self.admission {
+            a.registered();
+        }
+        info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
+        self.shared.changed.notify_one();
+    }
+
+    /// What a registered worker is told about the job.
+    fn settings(&self, worker: WorkerId) -> JobSettings {
+        let shared = &self.shared;
+        JobSettings {
+            worker,
+            job_id: shared.job_id.clone(),
+            reduces: shared.reduces,
+            job_dir: shared.job_dir.clone(),
+            output_dir: shared.output_dir.clone(),
+            output_store: shared.output_store.clone(),
+            tls: shared.tls,
+            heartbeat_ms: shared.heartbeat.as_millis() as u64,
+            // Past this many files the list alone would be a large frame:
+            // the worker then learns locality split by split instead.
+            inputs: if shared.inputs.len() <= MAX_LISTED_INPUTS {
+                shared.inputs.clone()
+            } else {
+                Vec::new()
+            },
+            // A worker of this user on the socket may know the token: it
+            // presents it to other workers' shuffle services.
+            token: match self.via {
+                Via::Socket { .. } => shared.token.clone(),
+                Via::Tcp => None,
+            },
+            shape: shared.shape.clone(),
+        }
+    }
+
     /// Over TCP, a worker proves membership with the job's token.
     fn check_token(&self, req: &RegisterRequest) -> Result<(), RegisterError> {
         match &self.shared.token {
@@ -514,140 +669,10 @@ impl Coordinator for Handler {
         _: Context,
         req: RegisterRequest,
     ) -> Result<JobSettings, RegisterError> {
-        let me = nix::unistd::getuid().as_raw();
-        match self.via {
-            Via::Socket { uid } if uid == Some(me) => {}
-            Via::Socket { uid } => {
-                warn!(host = %req.host, pid = req.pid, ?uid, "refused a worker of another user on the socket");
-                return Err(RegisterError::OtherUser { uid, owner: me });
-            }
-            Via::Tcp => self.check_token(&req)?,
-        }
-        // Another build may map or reduce differently from what the job's
-        // cache keys name (and from the other workers): refused.
-        if req.build != mr_build::BUILD_ID {
-            let short = |b: &str| b.chars().take(12).collect::<String>();
-            warn!(host = %req.host, pid = req.pid, build = %short(&req.build), "refused a worker of another build");
-            return Err(RegisterError::OtherBuild {
-                coordinator: mr_build::short().to_string(),
-                worker: short(&req.build),
-            });
-        }
-        // An app whose records or order the job was not set up for (no
-        // --app: the first worker fixes the app after the job planned).
-        let shape = &self.shared.shape;
-        let needs = if req.record_size > 0 && req.record_size != shape.record_size {
-            Some(format!(
-                "reads {}-byte records, which this job was not started for",
-                req.record_size
-            ))
-        } else if req.total_order && shape.split_points.is_none() && self.shared.reduces > 1 {
-            Some(
-                "needs its outputs in total order (sampled key ranges), which this job was not started for"
-                    .to_string(),
-            )
-        } else {
-            None
-        };
-        if let Some(needs) = needs {
-            warn!(host = %req.host, pid = req.pid, app = %req.app, "refused a worker whose app {needs}");
-            let hint = format!("start mrcoordinator with --app {}", req.app);
-            return Err(RegisterError::NotSetUpFor {
-                app: req.app,
-                needs,
-                hint,
-            });
-        }
-        // Left by a predecessor killed mid-job: this coordinator starts its
-        // own workers, so these would only be more than were asked for.
-        if let Some(pid) = req.embedded_by.filter(|&p| p != std::process::id()) {
-            warn!(host = %req.host, worker_pid = req.pid, coordinator_pid = pid, "dismissed a worker started by an earlier coordinator of this job (this one starts its own)");
-            return Err(RegisterError::Superseded { pid });
-        }
-        // The first worker fixes the plan: made outside the lock and off
-        // the runtime (a million splits take most of a second, which other
-        // workers and the status page would otherwise wait out).
-        let needs_plan = |s: &Shared| s.sched().plan_inputs(&req.app, req.whole_file);
-        let mut planning = None;
-        let mut plan = None;
-        if needs_plan(&self.shared).is_some() {
-            planning = Some(self.shared.planning.lock().await);
-            // The one before may have planned while this one waited.
-            if let Some(p) = needs_plan(&self.shared) {
-                plan = tokio::task::spawn_blocking(move || p.plan()).await.ok();
-            }
-        }
-        let worker = {
-            let mut s = self.shared.sched();
-            let planned = s.planned_app().is_some();
-            let worker = s.register_planned(Instant::now(), &req.app, req.whole_file, plan);
-            drop(planning);
-            if !planned {
-                if let Some((app, whole_file)) = s.planned_app() {
-                    // Sent under the lock so the journal's order is the state's.
-                    self.shared
-                        .journal
-                        .append_later(Record::AppFixed { app, whole_file });
-                }
-            }
-            worker
-        };
-        let worker = match worker {
-            Ok(w) => w,
-            // A worker arriving after the end (an embedded one slower to
-            // start than the job was to finish, or one started late) is
-            // simply sent home: nothing is wrong.
-            Err(e @ RegisterError::JobOver) => {
-                info!(host = %req.host, pid = req.pid, "worker not needed: {e}");
-                return Err(e);
-            }
-            Err(e) => {
-                warn!(host = %req.host, pid = req.pid, "refused worker: {e}");
-                return Err(e);
-            }
-        };
-        let previous = self
-            .shared
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(self.conn, worker);
-        if let Some(old) = previous {
-            // The same connection registering again: its old identity is gone.
-            self.shared.sched().worker_lost(old, Instant::now());
-        }
-        if let Some(a) = &self.admission {
-            a.registered();
-        }
-        info!(%worker, host = %req.host, pid = req.pid, app = %req.app, "worker joined");
-        self.shared
-            .sched()
-            .name_worker(worker, &format!("{}:{}", req.host, req.pid));
-        self.shared.changed.notify_one();
-        Ok(JobSettings {
-            worker,
-            job_id: self.shared.job_id.clone(),
-            reduces: self.shared.reduces,
-            job_dir: self.shared.job_dir.clone(),
-            output_dir: self.shared.output_dir.clone(),
-            output_store: self.shared.output_store.clone(),
-            tls: self.shared.tls,
-            heartbeat_ms: self.shared.heartbeat.as_millis() as u64,
-            // Past this many files the list alone would be a large frame:
-            // the worker then learns locality split by split instead.
-            inputs: if self.shared.inputs.len() <= MAX_LISTED_INPUTS {
-                self.shared.inputs.clone()
-            } else {
-                Vec::new()
-            },
-            // A worker of this user on the socket may know the token: it
-            // presents it to other workers' shuffle services.
-            token: match self.via {
-                Via::Socket { .. } => self.shared.token.clone(),
-                Via::Tcp => None,
-            },
-            shape: self.shared.shape.clone(),
-        })
+        self.admit(&req)?;
+        let worker = self.join(&req).await?;
+        self.bind(worker, &req);
+        Ok(self.settings(worker))
     }
 
     async fn request_task(self, _: Context, worker: WorkerId) -> Result<Assignment, ProtocolError> {
