@@ -279,266 +279,343 @@ fn place(w: u32) -> WorkerPlace {
     }
 }
 
+/// Runs the job once in virtual time (with or without backup attempts)
+/// and checks its invariants.
 fn run(args: &Args, backups: bool) -> Result<Outcome> {
-    const SPLIT: u64 = 64 << 20;
-    let base = Instant::now();
-    let at = |t: Micros| base + Duration::from_micros(t);
-    let mut sched = Scheduler::new(
-        SchedulerConfig {
-            reduces: args.reduces,
-            split_size: SPLIT,
-            task_timeout: Duration::from_secs_f64(args.task_timeout),
-            max_attempts: 4,
-            app: Some("sim".into()),
-            wait: Duration::from_secs_f64(args.poll),
-            skip_bad_records: false,
-            record_size: 0,
-            backups,
-            backup_after: Duration::from_secs_f64(args.task_timeout),
-        },
-        inputs(args.maps, SPLIT),
-    );
-    let mut rng = Rng(args.seed);
-    let mut out = Outcome::default();
-    let mut outputs = OutputsRead::default();
-    let mut queue: BinaryHeap<Reverse<(Micros, u64, Event)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut push = |q: &mut BinaryHeap<_>, t: Micros, e: Event| {
-        seq += 1;
-        q.push(Reverse((t, seq, e)));
-    };
-    // The ideal: every task's nominal work spread evenly over the workers.
-    let nominal = f64::from(args.maps) * args.map_secs + f64::from(args.reduces) * args.reduce_secs;
-    out.ideal = nominal * (args.sigma * args.sigma / 2.0).exp() / f64::from(args.workers);
-    let horizon = micros(out.ideal);
+    let mut sim = Sim::new(args, backups);
     let started = Instant::now();
-    let mut workers = Vec::with_capacity(args.workers as usize);
-    for w in 0..args.workers {
-        let id = match sched.register(at(0), "sim", false) {
-            Ok(id) => id,
-            Err(e) => bail!("worker {w} refused: {e}"),
-        };
-        sched.announce(id, place(w));
-        let slow = rng.unit() <= args.stragglers;
-        workers.push(SimWorker {
-            id,
-            dead: false,
-            stalled: false,
-            slow,
-            running: None,
-        });
-        push(&mut queue, 0, Event::Ask(w));
-        // Faults land somewhere in the job's ideal span.
-        if rng.unit() <= args.kill {
-            push(&mut queue, rng.next() % horizon.max(1), Event::Kill(w));
-        } else if rng.unit() <= args.stall {
-            push(&mut queue, rng.next() % horizon.max(1), Event::Stall(w));
+    sim.join_workers()?;
+    while let Some(Reverse((t, _, event))) = sim.queue.pop() {
+        sim.now = t;
+        if sim.sched.is_done() {
+            break;
+        }
+        if let Some(f) = sim.sched.failure() {
+            let failed = format!("the job failed: {f}");
+            sim.out.violations.push(failed);
+            break;
+        }
+        sim.handle(event)?;
+    }
+    sim.out.real = started.elapsed();
+    Ok(sim.finish())
+}
+
+/// The scheduler, the simulated workers and the event queue of one run.
+struct Sim<'a> {
+    args: &'a Args,
+    sched: Scheduler,
+    /// The origin of virtual time, as the scheduler sees it.
+    base: Instant,
+    rng: Rng,
+    out: Outcome,
+    outputs: OutputsRead,
+    /// Events by virtual time, then by when they were queued.
+    queue: BinaryHeap<Reverse<(Micros, u64, Event)>>,
+    queued: u64,
+    workers: Vec<SimWorker>,
+    seen: Losses,
+    /// When each map's output was last accepted.
+    map_accepted: Vec<Micros>,
+    /// How many times each reduce was committed (the invariant: once).
+    reduce_commits: Vec<u32>,
+    /// Scheduler worker id -> simulated worker.
+    ids: Vec<u32>,
+    now: Micros,
+}
+
+impl<'a> Sim<'a> {
+    const SPLIT: u64 = 64 << 20;
+
+    fn new(args: &'a Args, backups: bool) -> Sim<'a> {
+        let sched = Scheduler::new(
+            SchedulerConfig {
+                reduces: args.reduces,
+                split_size: Self::SPLIT,
+                task_timeout: Duration::from_secs_f64(args.task_timeout),
+                max_attempts: 4,
+                app: Some("sim".into()),
+                wait: Duration::from_secs_f64(args.poll),
+                skip_bad_records: false,
+                record_size: 0,
+                backups,
+                backup_after: Duration::from_secs_f64(args.task_timeout),
+            },
+            inputs(args.maps, Self::SPLIT),
+        );
+        let mut out = Outcome::default();
+        // The ideal: every task's nominal work spread evenly over the workers.
+        let nominal =
+            f64::from(args.maps) * args.map_secs + f64::from(args.reduces) * args.reduce_secs;
+        out.ideal = nominal * (args.sigma * args.sigma / 2.0).exp() / f64::from(args.workers);
+        Sim {
+            args,
+            sched,
+            base: Instant::now(),
+            rng: Rng(args.seed),
+            out,
+            outputs: OutputsRead::default(),
+            queue: BinaryHeap::new(),
+            queued: 0,
+            workers: Vec::with_capacity(args.workers as usize),
+            seen: Losses {
+                lost_at: vec![None; args.workers as usize],
+                map_lost: vec![None; args.maps as usize],
+            },
+            map_accepted: vec![0; args.maps as usize],
+            reduce_commits: vec![0; args.reduces as usize],
+            ids: (0..args.workers).collect(),
+            now: 0,
         }
     }
-    push(&mut queue, micros(args.heartbeat), Event::Tick);
-    let mut seen = Losses {
-        lost_at: vec![None; args.workers as usize],
-        map_lost: vec![None; args.maps as usize],
-    };
-    let mut map_accepted: Vec<Micros> = vec![0; args.maps as usize];
-    let mut reduce_commits = vec![0u32; args.reduces as usize];
-    let mut ids: Vec<u32> = (0..args.workers).collect(); // scheduler id -> sim worker
-    let mut now: Micros = 0;
-    while let Some(Reverse((t, _, event))) = queue.pop() {
-        now = t;
-        if sched.is_done() {
-            break;
+
+    /// The scheduler's instant for virtual time `t`.
+    fn at(&self, t: Micros) -> Instant {
+        self.base + Duration::from_micros(t)
+    }
+
+    fn push(&mut self, t: Micros, e: Event) {
+        self.queued += 1;
+        self.queue.push(Reverse((t, self.queued, e)));
+    }
+
+    /// Registers every worker at time 0, marks the stragglers, and queues
+    /// each one's first ask and its fault, if it has one.
+    fn join_workers(&mut self) -> Result<()> {
+        let horizon = micros(self.out.ideal);
+        for w in 0..self.args.workers {
+            let id = match self.sched.register(self.at(0), "sim", false) {
+                Ok(id) => id,
+                Err(e) => bail!("worker {w} refused: {e}"),
+            };
+            self.sched.announce(id, place(w));
+            let slow = self.rng.unit() <= self.args.stragglers;
+            self.workers.push(SimWorker {
+                id,
+                dead: false,
+                stalled: false,
+                slow,
+                running: None,
+            });
+            self.push(0, Event::Ask(w));
+            // Faults land somewhere in the job's ideal span.
+            if self.rng.unit() <= self.args.kill {
+                let t = self.rng.next() % horizon.max(1);
+                self.push(t, Event::Kill(w));
+            } else if self.rng.unit() <= self.args.stall {
+                let t = self.rng.next() % horizon.max(1);
+                self.push(t, Event::Stall(w));
+            }
         }
-        if sched.failure().is_some() {
-            out.violations.push(format!(
-                "the job failed: {}",
-                sched.failure().expect("failed")
-            ));
-            break;
-        }
+        self.push(micros(self.args.heartbeat), Event::Tick);
+        Ok(())
+    }
+
+    fn handle(&mut self, event: Event) -> Result<()> {
         match event {
-            Event::Tick => {
-                for w in workers.iter().filter(|w| !w.dead && !w.stalled) {
-                    sched.touch(w.id, at(now));
-                }
-                for id in sched.expire(at(now)) {
-                    out.decisions += 1;
-                    let holder = ids[id.0 as usize];
-                    seen.lose(&mut sched, &mut workers, id, holder, now);
-                }
-                push(&mut queue, now + micros(args.heartbeat), Event::Tick);
-            }
-            Event::Kill(w) => {
-                let sw = &mut workers[w as usize];
-                if sw.dead {
-                    continue;
-                }
-                sw.dead = true;
-                sw.running = None;
-                out.killed += 1;
-                let id = sw.id;
-                let t0 = Instant::now();
-                sched.worker_lost(id, at(now));
-                out.deciding += t0.elapsed();
-                out.decisions += 1;
-                seen.lose(&mut sched, &mut workers, id, w, now);
-            }
-            Event::Stall(w) => {
-                let sw = &mut workers[w as usize];
-                if !sw.dead && !sw.stalled {
-                    sw.stalled = true;
-                    out.stalled += 1;
-                    push(
-                        &mut queue,
-                        now + micros(2.0 * args.task_timeout),
-                        Event::Resume(w),
-                    );
-                }
-            }
-            Event::Resume(w) => {
-                let sw = &mut workers[w as usize];
-                sw.stalled = false;
-                // Its attempt's end (if due while stopped) and its next ask
-                // come now; a finished attempt reports first.
-                if sw.running.is_none() {
-                    push(&mut queue, now, Event::Ask(w));
-                }
-            }
-            Event::Ask(w) => {
-                let sw = &mut workers[w as usize];
-                if sw.dead || sw.running.is_some() {
-                    continue;
-                }
-                if sw.stalled {
-                    continue; // it asks again when it runs
-                }
-                // As the server does: an unknown or lost worker registers again.
-                if !sched.touch(sw.id, at(now)) {
-                    match sched.register(at(now), "sim", false) {
-                        Ok(id) => {
-                            sw.id = id;
-                            sched.announce(id, place(w));
-                            if seen.lost_at.len() <= id.0 as usize {
-                                seen.lost_at.resize(id.0 as usize + 1, None);
-                                ids.resize(id.0 as usize + 1, 0);
-                            }
-                            ids[id.0 as usize] = w;
-                        }
-                        Err(_) => continue, // the job is over
-                    }
-                }
-                let id = sw.id;
-                out.decisions += 1;
-                let t0 = Instant::now();
-                let assignment = sched.assign(id, at(now));
-                out.deciding += t0.elapsed();
-                match assignment {
-                    Assignment::Work(work) => {
-                        if seen.lost_at[id.0 as usize].is_some() {
-                            out.violations
-                                .push(format!("a task was given to {id}, already lost"));
-                        }
-                        out.attempts += 1;
-                        let (attempt, given, median) = match work {
-                            Work::Map(m) => (m.attempt, None, args.map_secs),
-                            Work::Reduce(r) => {
-                                let list = outputs.get(&mut sched, r.outputs)?;
-                                (r.attempt, Some(list), args.reduce_secs)
-                            }
-                        };
-                        let mut secs = rng.log_normal(median, args.sigma);
-                        if sw.slow {
-                            secs *= args.slowdown;
-                        }
-                        sw.running = Some(Running {
-                            attempt,
-                            given,
-                            doomed: None,
-                        });
-                        push(&mut queue, now + micros(secs), Event::Done(w, attempt));
-                    }
-                    Assignment::Wait { millis } => {
-                        push(&mut queue, now + millis * 1000, Event::Ask(w));
-                    }
-                    Assignment::Exit => {}
-                }
-            }
-            Event::Done(w, attempt) => {
-                let sw = &mut workers[w as usize];
-                if sw.dead || sw.running.as_ref().map(|r| r.attempt) != Some(attempt) {
-                    continue;
-                }
-                if sw.stalled {
-                    // Finishes once it runs again.
-                    push(
-                        &mut queue,
-                        now + micros(args.heartbeat),
-                        Event::Done(w, attempt),
-                    );
-                    continue;
-                }
-                let r = sw.running.take().expect("checked");
-                let id = sw.id;
-                let t0 = Instant::now();
-                sched.touch(id, at(now));
-                out.decisions += 1;
-                let verdict = if sched.reported_task(id, attempt).is_none() {
-                    Verdict::Ignored
-                } else if let Some((map, lost)) = r.doomed {
-                    sched.failed(
-                        id,
-                        attempt,
-                        TaskFailure::MapOutputLost {
-                            map,
-                            attempt: lost,
-                            reason: "its holder is gone".into(),
-                        },
-                        at(now),
-                    )
-                } else {
-                    sched.succeeded(id, attempt, at(now))
-                };
-                if let Verdict::Accepted(task) = verdict {
-                    sched.set_counters(task, Counters::default());
-                }
-                out.deciding += t0.elapsed();
-                if let Verdict::Accepted(task) = verdict {
-                    match task {
-                        TaskRef::Map(m) => map_accepted[m.0 as usize] = now,
-                        TaskRef::Reduce(red) => reduce_commits[red.0 as usize] += 1,
-                    }
-                }
-                push(&mut queue, now, Event::Ask(w));
-            }
+            Event::Tick => self.tick(),
+            Event::Kill(w) => self.kill(w),
+            Event::Stall(w) => self.stall(w),
+            Event::Resume(w) => self.resume(w),
+            Event::Ask(w) => self.ask(w)?,
+            Event::Done(w, attempt) => self.done(w, attempt),
+        }
+        Ok(())
+    }
+
+    /// Heartbeats from every running worker, then the scheduler's sweep for
+    /// the silent ones.
+    fn tick(&mut self) {
+        let now = self.at(self.now);
+        for w in self.workers.iter().filter(|w| !w.dead && !w.stalled) {
+            self.sched.touch(w.id, now);
+        }
+        for id in self.sched.expire(now) {
+            self.out.decisions += 1;
+            let holder = self.ids[id.0 as usize];
+            self.seen
+                .lose(&mut self.sched, &mut self.workers, id, holder, self.now);
+        }
+        self.push(self.now + micros(self.args.heartbeat), Event::Tick);
+    }
+
+    /// Worker `w` dies; its connection's end tells the scheduler at once.
+    fn kill(&mut self, w: u32) {
+        let sw = &mut self.workers[w as usize];
+        if sw.dead {
+            return;
+        }
+        sw.dead = true;
+        sw.running = None;
+        let id = sw.id;
+        self.out.killed += 1;
+        let t0 = Instant::now();
+        self.sched.worker_lost(id, self.at(self.now));
+        self.out.deciding += t0.elapsed();
+        self.out.decisions += 1;
+        self.seen
+            .lose(&mut self.sched, &mut self.workers, id, w, self.now);
+    }
+
+    /// Worker `w` stops for twice the task timeout, connection open.
+    fn stall(&mut self, w: u32) {
+        let sw = &mut self.workers[w as usize];
+        if !sw.dead && !sw.stalled {
+            sw.stalled = true;
+            self.out.stalled += 1;
+            let t = self.now + micros(2.0 * self.args.task_timeout);
+            self.push(t, Event::Resume(w));
         }
     }
-    out.real = started.elapsed();
-    out.makespan = now as f64 / 1e6;
-    out.extra = out
-        .attempts
-        .saturating_sub(u64::from(args.maps) + u64::from(args.reduces));
-    // The invariants.
-    if !sched.is_done() && out.violations.is_empty() {
-        out.violations
-            .push(format!("the job did not finish: {:?}", sched.progress()));
-    }
-    for (r, &n) in reduce_commits.iter().enumerate() {
-        if n != 1 {
-            out.violations
-                .push(format!("reduce {r} was committed {n} times"));
+
+    /// Worker `w` runs again: its attempt's end (if due while stopped) and
+    /// its next ask come now; a finished attempt reports first.
+    fn resume(&mut self, w: u32) {
+        let sw = &mut self.workers[w as usize];
+        sw.stalled = false;
+        if sw.running.is_none() {
+            self.push(self.now, Event::Ask(w));
         }
     }
-    for (m, lost) in seen.map_lost.iter().enumerate() {
-        if let Some(t) = lost {
-            out.maps_remade += 1;
-            if map_accepted[m] <= *t {
-                out.violations.push(format!(
-                    "map {m}'s output, lost at {t} us, was never made again"
-                ));
+
+    /// Worker `w` asks for a task (registering again if it was lost, as
+    /// the server makes it) and starts what it is given.
+    fn ask(&mut self, w: u32) -> Result<()> {
+        let now = self.at(self.now);
+        let sw = &self.workers[w as usize];
+        // A stalled worker asks again when it runs.
+        if sw.dead || sw.running.is_some() || sw.stalled {
+            return Ok(());
+        }
+        if !self.sched.touch(sw.id, now) {
+            match self.sched.register(now, "sim", false) {
+                Ok(id) => {
+                    self.workers[w as usize].id = id;
+                    self.sched.announce(id, place(w));
+                    if self.seen.lost_at.len() <= id.0 as usize {
+                        self.seen.lost_at.resize(id.0 as usize + 1, None);
+                        self.ids.resize(id.0 as usize + 1, 0);
+                    }
+                    self.ids[id.0 as usize] = w;
+                }
+                Err(_) => return Ok(()), // the job is over
             }
         }
+        let id = self.workers[w as usize].id;
+        self.out.decisions += 1;
+        let t0 = Instant::now();
+        let assignment = self.sched.assign(id, now);
+        self.out.deciding += t0.elapsed();
+        let work = match assignment {
+            Assignment::Work(work) => work,
+            Assignment::Wait { millis } => {
+                self.push(self.now + millis * 1000, Event::Ask(w));
+                return Ok(());
+            }
+            Assignment::Exit => return Ok(()),
+        };
+        if self.seen.lost_at[id.0 as usize].is_some() {
+            let given = format!("a task was given to {id}, already lost");
+            self.out.violations.push(given);
+        }
+        self.out.attempts += 1;
+        let (attempt, given, median) = match work {
+            Work::Map(m) => (m.attempt, None, self.args.map_secs),
+            Work::Reduce(r) => {
+                let list = self.outputs.get(&mut self.sched, r.outputs)?;
+                (r.attempt, Some(list), self.args.reduce_secs)
+            }
+        };
+        let mut secs = self.rng.log_normal(median, self.args.sigma);
+        if self.workers[w as usize].slow {
+            secs *= self.args.slowdown;
+        }
+        self.workers[w as usize].running = Some(Running {
+            attempt,
+            given,
+            doomed: None,
+        });
+        self.push(self.now + micros(secs), Event::Done(w, attempt));
+        Ok(())
     }
-    Ok(out)
+
+    /// Worker `w`'s attempt ends and is reported: a reduce that read a map
+    /// output whose holder was lost fails, as a fetch from it would.
+    fn done(&mut self, w: u32, attempt: AttemptId) {
+        let sw = &mut self.workers[w as usize];
+        if sw.dead || sw.running.as_ref().map(|r| r.attempt) != Some(attempt) {
+            return;
+        }
+        if sw.stalled {
+            // Finishes once it runs again.
+            let t = self.now + micros(self.args.heartbeat);
+            self.push(t, Event::Done(w, attempt));
+            return;
+        }
+        let r = sw.running.take().expect("checked");
+        let id = sw.id;
+        let now = self.at(self.now);
+        let t0 = Instant::now();
+        self.sched.touch(id, now);
+        self.out.decisions += 1;
+        let verdict = if self.sched.reported_task(id, attempt).is_none() {
+            Verdict::Ignored
+        } else if let Some((map, lost)) = r.doomed {
+            let failure = TaskFailure::MapOutputLost {
+                map,
+                attempt: lost,
+                reason: "its holder is gone".into(),
+            };
+            self.sched.failed(id, attempt, failure, now)
+        } else {
+            self.sched.succeeded(id, attempt, now)
+        };
+        if let Verdict::Accepted(task) = verdict {
+            self.sched.set_counters(task, Counters::default());
+        }
+        self.out.deciding += t0.elapsed();
+        if let Verdict::Accepted(task) = verdict {
+            match task {
+                TaskRef::Map(m) => self.map_accepted[m.0 as usize] = self.now,
+                TaskRef::Reduce(red) => self.reduce_commits[red.0 as usize] += 1,
+            }
+        }
+        self.push(self.now, Event::Ask(w));
+    }
+
+    /// The run's figures, with the invariants checked: the job finished,
+    /// every reduce was committed exactly once, and every lost map output
+    /// was made again.
+    fn finish(mut self) -> Outcome {
+        let (args, out) = (self.args, &mut self.out);
+        out.makespan = self.now as f64 / 1e6;
+        out.extra = out
+            .attempts
+            .saturating_sub(u64::from(args.maps) + u64::from(args.reduces));
+        if !self.sched.is_done() && out.violations.is_empty() {
+            out.violations.push(format!(
+                "the job did not finish: {:?}",
+                self.sched.progress()
+            ));
+        }
+        for (r, &n) in self.reduce_commits.iter().enumerate() {
+            if n != 1 {
+                out.violations
+                    .push(format!("reduce {r} was committed {n} times"));
+            }
+        }
+        for (m, lost) in self.seen.map_lost.iter().enumerate() {
+            if let Some(t) = lost {
+                out.maps_remade += 1;
+                if self.map_accepted[m] <= *t {
+                    out.violations.push(format!(
+                        "map {m}'s output, lost at {t} us, was never made again"
+                    ));
+                }
+            }
+        }
+        self.out
+    }
 }
 
 /// Peak resident memory of this process, MiB.
