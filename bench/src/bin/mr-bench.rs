@@ -318,7 +318,6 @@ fn tiny_inputs(bin: &Path, dir: &Path, n: u32, runs: usize) -> anyhow::Result<()
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bin = std::env::current_exe()?.parent().unwrap().to_path_buf();
-    let b = |n: &str| bin.join(n).display().to_string();
     let corpus = args.dir.join(match args.vocabulary {
         500_000 => format!("corpus-{}-{}", args.size, args.files),
         v => format!("corpus-{}-{}-v{v}", args.size, args.files),
@@ -329,11 +328,42 @@ fn main() -> anyhow::Result<()> {
         .as_deref()
         .map(|p| reference_binary(p, &args.dir))
         .transpose()?;
-    let bytes: u64 = inputs
-        .iter()
-        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
-        .sum();
     let out = args.dir.join("out");
+    let contenders = contenders(&args, &bin, &corpus, &inputs, &out, reference.as_deref());
+    let only: Vec<String> = args
+        .only
+        .as_ref()
+        .map(|s| s.split(',').map(String::from).collect())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    // The first output of each kind (word counts, index), which the
+    // others must equal.
+    let mut agreed: [Option<(u64, u64)>; 2] = [None, None];
+    for c in contenders
+        .iter()
+        .filter(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())))
+    {
+        rows.push(run_contender(c, args.runs, &inputs, &out, &mut agreed)?);
+    }
+    print_table(&args, &inputs, &rows);
+    if args.tiny_files > 0 {
+        tiny_inputs(&bin, &args.dir, args.tiny_files, args.runs)?;
+    }
+    Ok(())
+}
+
+/// What ran, in the order of the table: the reference counter if given,
+/// the yardstick, mrsequential, the framework's word count and indexer on
+/// one and two workers, and a shell pipeline for scale.
+fn contenders(
+    args: &Args,
+    bin: &Path,
+    corpus: &Path,
+    inputs: &[String],
+    out: &Path,
+    reference: Option<&Path>,
+) -> Vec<Contender> {
+    let b = |n: &str| bin.join(n).display().to_string();
     let pattern = format!("{}/*.txt", corpus.display());
     let extra: Vec<String> = args
         .coordinator_args
@@ -364,7 +394,7 @@ fn main() -> anyhow::Result<()> {
     };
     let o = |n: &str| out.join(n);
     let mut contenders = Vec::new();
-    if let Some(r) = &reference {
+    if let Some(r) = reference {
         let mut argv = vec![
             r.display().to_string(),
             o("reference.txt").display().to_string(),
@@ -438,60 +468,78 @@ fn main() -> anyhow::Result<()> {
             check: Check::None,
         },
     ]);
-    let only: Vec<String> = args
-        .only
-        .map(|s| s.split(',').map(String::from).collect())
-        .unwrap_or_default();
-    let mut rows = Vec::new();
-    let mut reference: [Option<(u64, u64)>; 2] = [None, None];
-    for c in contenders
-        .iter()
-        .filter(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())))
-    {
-        let mut samples = Vec::new();
-        for run in 0..args.runs {
-            let _ = std::fs::remove_dir_all(&out);
-            for d in ["seq", "wc1", "wc2", "ix1", "ix2"] {
-                std::fs::create_dir_all(out.join(d))?;
-            }
-            warm(&inputs)?;
-            let s = measure(&c.argv, &out)?;
-            eprintln!("{}: run {} {:.2} s", c.name, run + 1, s.wall);
-            samples.push(s);
+    contenders
+}
+
+/// One row of the table: a contender's median, fastest and slowest wall
+/// time, median CPU time and largest process.
+struct Row {
+    name: &'static str,
+    wall: f64,
+    min: f64,
+    max: f64,
+    cpu: f64,
+    rss_kib: i64,
+}
+
+/// Runs contender `c` `runs` times on warm inputs, and checks its last
+/// output against the first of its kind (`agreed`).
+fn run_contender(
+    c: &Contender,
+    runs: usize,
+    inputs: &[String],
+    out: &Path,
+    agreed: &mut [Option<(u64, u64)>; 2],
+) -> anyhow::Result<Row> {
+    let mut samples = Vec::new();
+    for run in 0..runs {
+        let _ = std::fs::remove_dir_all(out);
+        for d in ["seq", "wc1", "wc2", "ix1", "ix2"] {
+            std::fs::create_dir_all(out.join(d))?;
         }
-        // Check the last run's output against the first contender of its kind.
-        if let (Some(path), slot) = (
-            &c.output,
-            &mut reference[(c.check == Check::Indexer) as usize],
-        ) {
-            if c.check != Check::None {
-                let lines = digest_of(path)?;
-                match slot {
-                    None => *slot = Some(lines),
-                    Some(want) => anyhow::ensure!(
-                        *want == lines,
-                        "{}: output differs from the reference",
-                        c.name
-                    ),
-                }
-            }
-        }
-        let mut walls: Vec<f64> = samples.iter().map(|s| s.wall).collect();
-        let mut cpus: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
-        let rss = samples.iter().map(|s| s.rss_kib).max().unwrap_or(0);
-        let (min, max) = (
-            walls.iter().cloned().fold(f64::MAX, f64::min),
-            walls.iter().cloned().fold(0.0, f64::max),
-        );
-        rows.push((c.name, median(&mut walls), min, max, median(&mut cpus), rss));
+        warm(inputs)?;
+        let s = measure(&c.argv, out)?;
+        eprintln!("{}: run {} {:.2} s", c.name, run + 1, s.wall);
+        samples.push(s);
     }
-    // Ratios against the reference counter when it ran, else the yardstick.
-    let (yard, against) = match rows.iter().find(|r| r.0.starts_with("reference")) {
-        Some(r) => (Some(r.1), "reference"),
+    if let (Some(path), slot) = (&c.output, &mut agreed[(c.check == Check::Indexer) as usize]) {
+        if c.check != Check::None {
+            let lines = digest_of(path)?;
+            match slot {
+                None => *slot = Some(lines),
+                Some(want) => anyhow::ensure!(
+                    *want == lines,
+                    "{}: output differs from the reference",
+                    c.name
+                ),
+            }
+        }
+    }
+    let mut walls: Vec<f64> = samples.iter().map(|s| s.wall).collect();
+    let mut cpus: Vec<f64> = samples.iter().map(|s| s.cpu).collect();
+    Ok(Row {
+        name: c.name,
+        min: walls.iter().cloned().fold(f64::MAX, f64::min),
+        max: walls.iter().cloned().fold(0.0, f64::max),
+        wall: median(&mut walls),
+        cpu: median(&mut cpus),
+        rss_kib: samples.iter().map(|s| s.rss_kib).max().unwrap_or(0),
+    })
+}
+
+/// Prints the table, with ratios against the reference counter when it
+/// ran, else the yardstick.
+fn print_table(args: &Args, inputs: &[String], rows: &[Row]) {
+    let bytes: u64 = inputs
+        .iter()
+        .map(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .sum();
+    let (yard, against) = match rows.iter().find(|r| r.name.starts_with("reference")) {
+        Some(r) => (Some(r.wall), "reference"),
         None => (
             rows.iter()
-                .find(|r| r.0.starts_with("yardstick"))
-                .map(|r| r.1),
+                .find(|r| r.name.starts_with("yardstick"))
+                .map(|r| r.wall),
             "yardstick",
         ),
     };
@@ -508,17 +556,18 @@ fn main() -> anyhow::Result<()> {
         "| contender | wall median s (min-max) | CPU s | largest process MiB | MB/s | x {against} |"
     );
     println!("|---|---|---|---|---|---|");
-    for (name, med, min, max, cpu, rss) in &rows {
-        let ratio = yard.map_or("-".to_string(), |y| format!("{:.2}", med / y));
+    for r in rows {
+        let ratio = yard.map_or("-".to_string(), |y| format!("{:.2}", r.wall / y));
         println!(
-            "| {name} | {med:.2} ({min:.2}-{max:.2}) | {cpu:.2} | {:.0} | {:.0} | {ratio} |",
-            *rss as f64 / 1024.0,
-            bytes as f64 / 1e6 / med
+            "| {} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.0} | {:.0} | {ratio} |",
+            r.name,
+            r.wall,
+            r.min,
+            r.max,
+            r.cpu,
+            r.rss_kib as f64 / 1024.0,
+            bytes as f64 / 1e6 / r.wall
         );
     }
     println!("\nOutputs of the word counters agree line for line; so do the indexer runs.");
-    if args.tiny_files > 0 {
-        tiny_inputs(&bin, &args.dir, args.tiny_files, args.runs)?;
-    }
-    Ok(())
 }
