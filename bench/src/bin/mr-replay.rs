@@ -19,7 +19,7 @@ use mr_coordinator::scheduler::{Scheduler, SchedulerConfig};
 use mr_protocol::plan::InputFile;
 use mr_protocol::{Assignment, AttemptId, Counters, MapTaskId, ReduceTaskId};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Time a coordinator's recovery from a large job's journal.
@@ -103,12 +103,68 @@ fn main() -> Result<()> {
         output_dir: "/data/out".into(),
         shape: Vec::new(),
     };
-
-    // The journal, written as the coordinator writes it (one encoder).
     let written = Instant::now();
+    let w = write_journal(&args, &path, &identity)?;
+    let write_s = written.elapsed();
+    let bytes = std::fs::metadata(&path)?.len();
+    let r = restart(&args, &path, &identity, files)?;
+    let _ = std::fs::remove_file(&path);
+    if args.dir.is_none() {
+        let _ = std::fs::remove_dir(&dir);
+    }
+    let broken = check(&args, &r, &w);
+    let tasks = u64::from(args.maps) + u64::from(args.reduces);
+    if args.json {
+        println!(
+            "{{\"replay_tasks\": {tasks}, \"replay_records\": {}, \"replay_journal_mib\": {:.1}, \"replay_journal_bytes_per_task\": {:.0}, \"replay_read_s\": {:.3}, \"replay_decode_s\": {:.3}, \"replay_s\": {:.3}, \"replay_write_s\": {:.3}, \"replay_ok\": {}}}",
+            r.records,
+            bytes as f64 / 1048576.0,
+            bytes as f64 / tasks as f64,
+            r.read.as_secs_f64(),
+            r.decode.as_secs_f64(),
+            r.total.as_secs_f64(),
+            write_s.as_secs_f64(),
+            broken.is_empty()
+        );
+    } else {
+        println!(
+            "journal of {} maps and {} reduces ({} committed): {:.1} MiB ({:.0} bytes per task)",
+            args.maps,
+            args.reduces,
+            w.committed,
+            bytes as f64 / 1048576.0,
+            bytes as f64 / tasks as f64
+        );
+        println!(
+            "read {:.3} s, replay {:.3} s; first task handed out {:.3} s after the start",
+            r.read.as_secs_f64(),
+            r.decode.as_secs_f64(),
+            r.total.as_secs_f64()
+        );
+    }
+    for b in &broken {
+        eprintln!("mr-replay: {b}");
+    }
+    if !broken.is_empty() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// What the journal written says was done.
+struct Written {
+    /// Maps done (each once, whatever was lost and made again).
+    maps: u64,
+    /// Reduces committed: the first ones.
+    committed: u32,
+}
+
+/// Writes the journal a coordinator would leave (with its one encoder):
+/// every map done, a share of them lost with their holders and made again,
+/// and the first `--committed` share of the reduces committed.
+fn write_journal(args: &Args, path: &Path, identity: &JobIdentity) -> Result<Written> {
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?,
+        std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
     );
     out.write_all(journal::MAGIC)?;
     let mut put = |r: &Record| out.write_all(&journal::encode(r));
@@ -119,13 +175,7 @@ fn main() -> Result<()> {
         whole_file: false,
     })?;
     let holder = |m: u32| Some(format!("10.1.{}.{}:7071", (m / 250) % 40, m % 250));
-    let lost_every = if args.lost > 0.0 {
-        (1.0 / args.lost) as u32
-    } else {
-        u32::MAX
-    };
     let mut attempt = 0u64;
-    let mut expect_maps = 0u64;
     for m in 0..args.maps {
         put(&Record::MapDone(
             MapTaskId(m),
@@ -134,21 +184,20 @@ fn main() -> Result<()> {
             holder(m),
         ))?;
         attempt += 1;
-        expect_maps += 1;
     }
     // Some workers' outputs went with them; their maps ran again.
-    for m in (0..args.maps).step_by(lost_every.max(1) as usize) {
-        if lost_every == u32::MAX {
-            break;
+    if args.lost > 0.0 {
+        let lost_every = ((1.0 / args.lost) as usize).max(1);
+        for m in (0..args.maps).step_by(lost_every) {
+            put(&Record::MapLost(MapTaskId(m)))?;
+            put(&Record::MapDone(
+                MapTaskId(m),
+                AttemptId(attempt),
+                map_counters(m),
+                holder(m + 1),
+            ))?;
+            attempt += 1;
         }
-        put(&Record::MapLost(MapTaskId(m)))?;
-        put(&Record::MapDone(
-            MapTaskId(m),
-            AttemptId(attempt),
-            map_counters(m),
-            holder(m + 1),
-        ))?;
-        attempt += 1;
     }
     let committed = ((f64::from(args.reduces) * args.committed) as u32).min(args.reduces);
     for r in 0..committed {
@@ -160,18 +209,39 @@ fn main() -> Result<()> {
         attempt += 1;
     }
     out.flush()?;
-    drop(out);
-    let write_s = written.elapsed();
-    let bytes = std::fs::metadata(&path)?.len();
+    Ok(Written {
+        maps: u64::from(args.maps),
+        committed,
+    })
+}
 
-    // Timed: what a restarted coordinator does before its first assignment.
+/// A restarted coordinator's state, and how long getting there took.
+struct Restarted {
+    sched: Scheduler,
+    /// The first assignment handed out after the restart.
+    first: Assignment,
+    records: usize,
+    read: Duration,
+    decode: Duration,
+    /// From the start of the read to the first assignment.
+    total: Duration,
+}
+
+/// Timed: what a restarted coordinator does before its first assignment
+/// (read the journal, replay it, restore a scheduler, register a worker
+/// and hand it a task).
+fn restart(
+    args: &Args,
+    path: &Path,
+    identity: &JobIdentity,
+    files: Vec<InputFile>,
+) -> Result<Restarted> {
     let t0 = Instant::now();
-    let data = std::fs::read(&path)?;
-    let read_s = t0.elapsed();
+    let data = std::fs::read(path)?;
+    let read = t0.elapsed();
     let replay = journal::replay(&data).map_err(|e| anyhow::anyhow!("replay failed: {e}"))?;
-    let replay_s = t0.elapsed() - read_s;
-    let records = replay.records;
-    if replay.identity != identity {
+    let decode = t0.elapsed() - read;
+    if replay.identity != *identity {
         bail!("the journal's identity did not round-trip");
     }
     let resume = mr_coordinator::server::resume_from(&replay.recovered);
@@ -196,19 +266,24 @@ fn main() -> Result<()> {
         .register(now, "wc", false)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let first = sched.assign(w, now);
-    let total_s = t0.elapsed();
-    let _ = std::fs::remove_file(&path);
-    if args.dir.is_none() {
-        let _ = std::fs::remove_dir(&dir);
-    }
+    Ok(Restarted {
+        sched,
+        first,
+        records: replay.records,
+        read,
+        decode,
+        total: t0.elapsed(),
+    })
+}
 
-    // The restored state is the journal's, exactly.
-    let p = sched.progress();
+/// Where the restored state is not the journal's, exactly.
+fn check(args: &Args, r: &Restarted, w: &Written) -> Vec<String> {
+    let (p, committed) = (r.sched.progress(), w.committed);
     let mut broken = Vec::new();
-    if p.maps as u64 != expect_maps || p.maps_done as u64 != expect_maps {
+    if p.maps as u64 != w.maps || p.maps_done as u64 != w.maps {
         broken.push(format!(
-            "{} of {} maps done, expected all {expect_maps}",
-            p.maps_done, p.maps
+            "{} of {} maps done, expected all {}",
+            p.maps_done, p.maps, w.maps
         ));
     }
     if p.reduces_done as u32 != committed {
@@ -218,52 +293,19 @@ fn main() -> Result<()> {
         ));
     }
     let want_input = u64::from(args.maps) * SPLIT;
-    if sched.counters().input_bytes != want_input {
+    if r.sched.counters().input_bytes != want_input {
         broken.push(format!(
             "input bytes {} after restore, expected {want_input} (a re-made map counted twice?)",
-            sched.counters().input_bytes
+            r.sched.counters().input_bytes
         ));
     }
     let gives_reduce =
-        matches!(&first, Assignment::Work(mr_protocol::Work::Reduce(r)) if r.task.0 == committed);
+        matches!(&r.first, Assignment::Work(mr_protocol::Work::Reduce(t)) if t.task.0 == committed);
     if committed < args.reduces && !gives_reduce {
         broken.push(format!(
-            "the first assignment was {first:?}, not reduce {committed}"
+            "the first assignment was {:?}, not reduce {committed}",
+            r.first
         ));
     }
-    let tasks = u64::from(args.maps) + u64::from(args.reduces);
-    if args.json {
-        println!(
-            "{{\"replay_tasks\": {tasks}, \"replay_records\": {}, \"replay_journal_mib\": {:.1}, \"replay_journal_bytes_per_task\": {:.0}, \"replay_read_s\": {:.3}, \"replay_decode_s\": {:.3}, \"replay_s\": {:.3}, \"replay_write_s\": {:.3}, \"replay_ok\": {}}}",
-            records,
-            bytes as f64 / 1048576.0,
-            bytes as f64 / tasks as f64,
-            read_s.as_secs_f64(),
-            replay_s.as_secs_f64(),
-            total_s.as_secs_f64(),
-            write_s.as_secs_f64(),
-            broken.is_empty()
-        );
-    } else {
-        println!(
-            "journal of {} maps and {} reduces ({committed} committed): {:.1} MiB ({:.0} bytes per task)",
-            args.maps,
-            args.reduces,
-            bytes as f64 / 1048576.0,
-            bytes as f64 / tasks as f64
-        );
-        println!(
-            "read {:.3} s, replay {:.3} s; first task handed out {:.3} s after the start",
-            read_s.as_secs_f64(),
-            replay_s.as_secs_f64(),
-            total_s.as_secs_f64()
-        );
-    }
-    for b in &broken {
-        eprintln!("mr-replay: {b}");
-    }
-    if !broken.is_empty() {
-        std::process::exit(1);
-    }
-    Ok(())
+    broken
 }
