@@ -6,8 +6,8 @@ use crate::load::Load;
 use mr_protocol::listing::read_map_outputs;
 use mr_protocol::service::CoordinatorClient;
 use mr_protocol::{
-    wire, Assignment, Counters, ProtocolError, RegisterError, RegisterRequest, ReportAck,
-    TaskOutput, Work, WorkerId, WorkerPlace,
+    wire, Assignment, Counters, ProtocolError, ReduceWork, RegisterError, RegisterRequest,
+    ReportAck, TaskOutput, Work, WorkerId, WorkerPlace,
 };
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -271,48 +271,11 @@ pub(crate) async fn tasks(
         };
         let output = match &work {
             Work::Map(_) => TaskOutput::Map(counters),
-            Work::Reduce(r) => {
-                if outputs_read.is_none_or(|v| v < r.outputs.version) {
-                    // Read as `mrworker` reads it, but only counted: a
-                    // thousand workers in one process keeping a list each
-                    // would hold a thousand copies of it.
-                    let mut entries = 0usize;
-                    let read = read_map_outputs(client, me, r.outputs, |from, page| {
-                        entries = from as usize + page.len();
-                    })
-                    .await;
-                    match read {
-                        Ok(v) if entries == r.outputs.maps as usize => {
-                            outputs_read = Some(v.version);
-                        }
-                        Ok(_) => {
-                            load.error(format!(
-                                "{me}: a map outputs list of {entries} entries, not {}",
-                                r.outputs.maps
-                            ));
-                        }
-                        Err(e) => {
-                            load.error(format!("{me}: {e}"));
-                            return Ending::Lost;
-                        }
-                    }
-                }
-                // Sharing nothing, a reduce uploads its output (empty here).
-                let upload = client
-                    .upload_output(ctx(), me, r.attempt, 0, Vec::new().into(), true)
-                    .await;
-                match upload {
-                    Ok(Ok(())) => {}
-                    // A backup whose task another attempt finished.
-                    Ok(Err(ProtocolError::UploadRefused { .. })) => continue,
-                    Ok(Err(e)) => {
-                        load.error(format!("{me}: upload refused: {e}"));
-                        continue;
-                    }
-                    Err(_) => return Ending::Lost,
-                }
-                TaskOutput::Reduce(counters)
-            }
+            Work::Reduce(r) => match reduce(load, client, me, r, &mut outputs_read).await {
+                Uploaded::Done => TaskOutput::Reduce(counters),
+                Uploaded::Skip => continue,
+                Uploaded::Lost => return Ending::Lost,
+            },
         };
         let sent = Instant::now();
         match client
@@ -333,5 +296,60 @@ pub(crate) async fn tasks(
             Ok(Err(e)) => load.error(format!("{me}: report refused: {e}")),
             Err(_) => return Ending::Lost,
         }
+    }
+}
+
+/// What became of a reduce before its report.
+enum Uploaded {
+    /// Its (empty) output is uploaded: report it.
+    Done,
+    /// Its upload was refused (a backup whose task another attempt
+    /// finished): no report.
+    Skip,
+    /// The connection broke.
+    Lost,
+}
+
+/// Runs reduce `r` as a worker sharing nothing does: reads the map outputs
+/// list (once per version this session) and uploads its output.
+async fn reduce(
+    load: &Load,
+    client: &CoordinatorClient,
+    me: WorkerId,
+    r: &ReduceWork,
+    outputs_read: &mut Option<u64>,
+) -> Uploaded {
+    if outputs_read.is_none_or(|v| v < r.outputs.version) {
+        // Read as `mrworker` reads it, but only counted: a thousand
+        // workers in one process keeping a list each would hold a
+        // thousand copies of it.
+        let mut entries = 0usize;
+        let read = read_map_outputs(client, me, r.outputs, |from, page| {
+            entries = from as usize + page.len();
+        })
+        .await;
+        match read {
+            Ok(v) if entries == r.outputs.maps as usize => *outputs_read = Some(v.version),
+            Ok(_) => load.error(format!(
+                "{me}: a map outputs list of {entries} entries, not {}",
+                r.outputs.maps
+            )),
+            Err(e) => {
+                load.error(format!("{me}: {e}"));
+                return Uploaded::Lost;
+            }
+        }
+    }
+    let upload = client
+        .upload_output(ctx(), me, r.attempt, 0, Vec::new().into(), true)
+        .await;
+    match upload {
+        Ok(Ok(())) => Uploaded::Done,
+        Ok(Err(ProtocolError::UploadRefused { .. })) => Uploaded::Skip,
+        Ok(Err(e)) => {
+            load.error(format!("{me}: upload refused: {e}"));
+            Uploaded::Skip
+        }
+        Err(_) => Uploaded::Lost,
     }
 }
