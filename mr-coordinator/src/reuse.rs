@@ -3,10 +3,12 @@
 //! calls the rest of [`JobCache`] as tasks finish and the maps end.
 
 use crate::job::CoordinatorError;
+use crate::observe::report::CacheInfo;
 use mr_cache::job::{AppSpec, JobCache, Reused};
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, MapTaskId};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where a job keeps what the cache gives it.
 pub struct Places<'a> {
@@ -101,4 +103,58 @@ pub async fn prepare(
         what: "planning with the cache",
         reason: e.to_string(),
     })?
+}
+
+/// The job's cache while the job runs: outputs being put into it, and the
+/// figures of what was taken from it. The two locks are leaves: held for a
+/// push or an addition, never while taking another (they are taken under
+/// the scheduler's lock).
+pub struct CacheUse {
+    /// The cache.
+    pub cache: Arc<JobCache>,
+    /// Outputs being put into the cache, each on a blocking thread
+    /// (awaited before the job directory goes).
+    puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// What was taken from the cache so far.
+    reused: Mutex<CacheInfo>,
+}
+
+impl CacheUse {
+    /// The cache of a job that took `reused` from it at its start.
+    pub fn new(cache: JobCache, reused: CacheInfo) -> CacheUse {
+        CacheUse {
+            cache: Arc::new(cache),
+            puts: Mutex::new(Vec::new()),
+            reused: Mutex::new(reused),
+        }
+    }
+
+    /// Notes an output being put into the cache.
+    pub fn putting(&self, put: tokio::task::JoinHandle<()>) {
+        self.puts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(put);
+    }
+
+    /// Waits for every output being put so far.
+    pub async fn puts_done(&self) {
+        let puts = std::mem::take(&mut *self.puts.lock().unwrap_or_else(|e| e.into_inner()));
+        for put in puts {
+            let _ = put.await;
+        }
+    }
+
+    /// What was taken from the cache so far.
+    pub fn reused(&self) -> CacheInfo {
+        self.reused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Adds to what was taken from the cache.
+    pub fn count(&self, add: impl FnOnce(&mut CacheInfo)) {
+        add(&mut self.reused.lock().unwrap_or_else(|e| e.into_inner()));
+    }
 }

@@ -25,7 +25,6 @@ use mr_protocol::{names, Coordinator};
 use service::{Handler, Shared, Via};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tarpc::server::{BaseChannel, Channel};
@@ -104,17 +103,9 @@ impl RunningJob {
             self.dismiss_workers().await;
         }
         // What the cache is still taking in, before the job directory goes.
-        let puts = std::mem::take(
-            &mut *self
-                .shared
-                .cache_puts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        for p in puts {
-            let _ = p.await;
-        }
-        if let Some(jc) = self.shared.cache.clone() {
+        if let Some(c) = &self.shared.cache {
+            c.puts_done().await;
+            let jc = c.cache.clone();
             let _ = tokio::task::spawn_blocking(move || jc.evict()).await;
         }
         // A prefix lost to another job is left alone: no sweep (its open
@@ -122,11 +113,12 @@ impl RunningJob {
         // finish, whatever it had done (its journal stays).
         let lost = self.claim.as_ref().is_some_and(|c| c.lost());
         if lost && outcome.is_ok() {
-            let prefix = self.shared.output_store.clone().unwrap_or_default();
+            let prefix = self.shared.output_label().display().to_string();
             outcome = Err(CoordinatorError::PrefixLost(prefix));
         }
         // Before the journal goes: a crash here resumes, not restarts.
-        if let Some(prefix) = self.shared.output_store.clone().filter(|_| !lost) {
+        let prefix = self.shared.store.as_ref().map(|s| s.prefix.clone());
+        if let Some(prefix) = prefix.filter(|_| !lost) {
             if let Err(e) = self.seal(&prefix, outcome.is_ok()).await {
                 match outcome {
                     Ok(()) => outcome = Err(e.into()),
@@ -147,7 +139,7 @@ impl RunningJob {
         // Made and written off the runtime: a million attempts' report
         // takes seconds of CPU.
         let shared = self.shared.clone();
-        let store = self.shared.output_store.clone();
+        let store = self.shared.store.as_ref().map(|s| s.prefix.clone());
         let local = store.is_none();
         let report = tokio::task::spawn_blocking(move || {
             let report = shared.report(Some(ended), crate::observe::report::Listing::Everything);
@@ -189,7 +181,12 @@ impl RunningJob {
             map_phase: phases.0,
             reduce_phase: phases.1,
             resumed: self.resumed,
-            reused: self.shared.reused(),
+            reused: self
+                .shared
+                .cache
+                .as_ref()
+                .map(|c| c.reused())
+                .unwrap_or_default(),
         })
     }
 
@@ -213,9 +210,9 @@ impl RunningJob {
                     return Err(f.clone().into());
                 }
             }
-            if let (Some(c), Some(prefix)) = (&self.claim, &self.shared.output_store) {
+            if let (Some(c), Some(store)) = (&self.claim, &self.shared.store) {
                 if c.lost() {
-                    return Err(CoordinatorError::PrefixLost(prefix.clone()));
+                    return Err(CoordinatorError::PrefixLost(store.prefix.clone()));
                 }
             }
             self.embedded.supervise()?;
@@ -243,12 +240,10 @@ impl RunningJob {
         if !succeeded {
             return Ok(());
         }
-        let uploads = self
-            .shared
-            .published
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let uploads = match &self.shared.store {
+            Some(store) => store.published_so_far(),
+            None => Default::default(),
+        };
         let counters = self.shared.sched().counters();
         publish::write_manifest(prefix, &self.shared.job_id, &uploads, &counters).await
     }
@@ -315,7 +310,7 @@ fn serve_connection<T>(
         > + Send
         + 'static,
 {
-    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    let conn = shared.conns.open();
     let handler = Handler {
         shared: shared.clone(),
         conn,

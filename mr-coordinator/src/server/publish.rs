@@ -20,7 +20,7 @@ use crate::scheduler::{TaskRef, Verdict};
 use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tracing::{info, warn};
 
@@ -30,6 +30,49 @@ pub const SUCCESS: &str = "_SUCCESS";
 /// The object URL of output `r` under `prefix`.
 pub(crate) fn output_url(prefix: &str, r: ReduceTaskId) -> String {
     names::output_object(prefix, r)
+}
+
+/// A job's outputs in an object store while it runs: the prefix, whether
+/// the claim on it was lost, and the outputs published so far (a leaf
+/// lock: see `Shared`).
+pub(crate) struct StoreOutputs {
+    /// The prefix (`s3://BUCKET/dir/`).
+    pub(crate) prefix: String,
+    /// Set when the job lost its claim on the prefix: nothing more may be
+    /// published there.
+    lost: Arc<std::sync::atomic::AtomicBool>,
+    /// Published outputs, by task (for the `_SUCCESS` manifest).
+    published: Mutex<BTreeMap<ReduceTaskId, OutputUpload>>,
+}
+
+impl StoreOutputs {
+    /// Outputs under `prefix`, held by the claim whose loss sets `lost`,
+    /// with those a recovered run had `published` already.
+    pub(crate) fn new(
+        prefix: String,
+        lost: Arc<std::sync::atomic::AtomicBool>,
+        published: BTreeMap<ReduceTaskId, OutputUpload>,
+    ) -> StoreOutputs {
+        StoreOutputs {
+            prefix,
+            lost,
+            published: Mutex::new(published),
+        }
+    }
+
+    /// Whether the claim on the prefix was lost.
+    fn claim_lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn published(&self) -> std::sync::MutexGuard<'_, BTreeMap<ReduceTaskId, OutputUpload>> {
+        self.published.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The outputs published so far.
+    pub(crate) fn published_so_far(&self) -> BTreeMap<ReduceTaskId, OutputUpload> {
+        self.published().clone()
+    }
 }
 
 impl Shared {
@@ -50,7 +93,7 @@ impl Shared {
         counters: Counters,
         upload: OutputUpload,
     ) -> Verdict {
-        let Some(prefix) = self.output_store.clone() else {
+        let Some(prefix) = self.store.as_ref().map(|s| s.prefix.clone()) else {
             // Not a job with outputs in a store: no upload of this job's,
             // so nothing of the worker's to touch.
             warn!(%attempt, url = %upload.url, "ignored an upload reported to a job whose outputs are not in a store");
@@ -151,7 +194,7 @@ impl Shared {
                 path: "journal".into(),
                 reason: format!("cannot journal the commit: {e}"),
             })
-        } else if self.prefix_lost.load(std::sync::atomic::Ordering::Acquire) {
+        } else if self.store.as_ref().is_none_or(StoreOutputs::claim_lost) {
             // Another job holds the prefix now: its keys are not ours to write.
             Err(TaskFailure::Io {
                 path: upload.url.clone(),
@@ -175,10 +218,9 @@ impl Shared {
             match verdict {
                 Verdict::Accepted(task) => {
                     s.set_counters(task, counters.clone());
-                    self.published
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(r, upload.clone());
+                    if let Some(store) = &self.store {
+                        store.published().insert(r, upload.clone());
+                    }
                     Some((
                         verdict,
                         self.journal

@@ -13,9 +13,9 @@
 use crate::journal::{Journal, Record};
 use crate::scheduler::{Scheduler, TaskRef, Verdict, WorkMark};
 use mr_protocol::{
-    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputUpload,
-    OutputsPage, PlannedFile, ProtocolError, ReduceTaskId, RegisterError, RegisterRequest,
-    ReportAck, Reported, TaskFailure, TaskOutput, WorkerId, WorkerPlace,
+    names, Assignment, AttemptId, Coordinator, HeartbeatReply, JobSettings, OutputsPage,
+    PlannedFile, ProtocolError, RegisterError, RegisterRequest, ReportAck, Reported, TaskFailure,
+    TaskOutput, WorkerId, WorkerPlace,
 };
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -34,23 +34,28 @@ pub(crate) type Durable =
     std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
 
 /// State shared by every connection handler and the supervising loop.
+///
+/// What changes is behind an owner of its own: the scheduler (`sched`),
+/// the connections' workers (`conns`), the journal, the outputs in an
+/// object store (`store`) and the cache (`cache`); the rest is the job's,
+/// fixed at its start. Locks are taken in this order, never the other way:
+/// 1. `planning` (async): held by the registration that plans the maps,
+///    across the planning, and taken before `sched`, never while holding it;
+/// 2. `sched` (through [`Shared::sched`]): every decision, and the
+///    journal's records queued under it so the journal's order is the
+///    state's;
+/// 3. leaves, taken under `sched` or alone, and never holding another: the
+///    journal's queue, `store`'s published outputs, `cache`'s puts and
+///    figures.
+///
+/// `conns` is a leaf too, but taken only alone (a connection's end takes
+/// its worker out of `conns` first, then locks `sched`).
 pub(crate) struct Shared {
-    /// Set when the job lost its claim on its output prefix: nothing more
-    /// may be published there (always false without a store).
-    pub(crate) prefix_lost: Arc<std::sync::atomic::AtomicBool>,
     pub(crate) sched: Mutex<Scheduler>,
-    /// Held by the registration that plans the maps, outside `sched` (see
-    /// `register`): the others wait here for the plan instead of each
-    /// making one. Taken before `sched`, never while holding it.
+    /// See the lock order above.
     pub(crate) planning: tokio::sync::Mutex<()>,
-    pub(crate) job_id: String,
-    pub(crate) reduces: u32,
-    pub(crate) job_dir: PathBuf,
-    pub(crate) output_dir: PathBuf,
-    pub(crate) heartbeat: Duration,
-    /// Which worker registered on which connection, to notice crashes at once.
-    pub(crate) conns: Mutex<HashMap<u64, WorkerId>>,
-    pub(crate) next_conn: AtomicU64,
+    /// Which worker registered on which connection.
+    pub(crate) conns: Connections,
     /// Poked whenever the job's state may have changed.
     pub(crate) changed: Notify,
     /// Wakes every `request_task` held for want of work, whenever a change
@@ -59,6 +64,17 @@ pub(crate) struct Shared {
     pub(crate) work: Notify,
     /// Durable record of committed progress.
     pub(crate) journal: Journal,
+    /// With outputs in an object store: the prefix, the claim on it, and
+    /// what was published there.
+    pub(crate) store: Option<super::publish::StoreOutputs>,
+    /// `--cache`: the job's cache, what is being put in, what was taken.
+    pub(crate) cache: Option<crate::reuse::CacheUse>,
+    pub(crate) job_id: String,
+    pub(crate) reduces: u32,
+    pub(crate) job_dir: PathBuf,
+    /// The output directory; with a store, the local work directory.
+    pub(crate) output_dir: PathBuf,
+    pub(crate) heartbeat: Duration,
     /// The token workers must present; None with `--no-token`.
     pub(crate) token: Option<String>,
     /// Where a refused worker can find the token (for its error message).
@@ -69,21 +85,46 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     /// The job's input files (what workers may ask bytes of).
     pub(crate) inputs: Vec<PlannedFile>,
-    /// With outputs in an object store, their prefix (`s3://BUCKET/dir/`).
-    pub(crate) output_store: Option<String>,
-    /// Published outputs in the store, by task (for the `_SUCCESS` manifest).
-    pub(crate) published: Mutex<std::collections::BTreeMap<ReduceTaskId, OutputUpload>>,
-    /// `--cache`: the job's cache and its tasks' content addresses.
-    pub(crate) cache: Option<Arc<mr_cache::job::JobCache>>,
-    /// Outputs being put into the cache (awaited before the job directory goes).
-    pub(crate) cache_puts: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// The arguments naming the app as a worker gets them (a plugin's path
     /// made absolute), for the report's replay section.
     pub(crate) app_args: Vec<String>,
     /// The job's parameters, records and partitions, as every worker is told.
     pub(crate) shape: mr_protocol::JobShape,
-    /// Taken from the cache: maps, reduces, input bytes.
-    pub(crate) reused: Mutex<crate::observe::report::CacheInfo>,
+}
+
+/// Which worker registered on which connection: a live worker keeps its
+/// one connection for the life of its process, so the connection's end is
+/// the worker's.
+#[derive(Default)]
+pub(crate) struct Connections {
+    next: AtomicU64,
+    workers: Mutex<HashMap<u64, WorkerId>>,
+}
+
+impl Connections {
+    /// A number for a new connection.
+    pub(crate) fn open(&self) -> u64 {
+        self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Ties `worker` to `conn`; returns the worker registered there before.
+    fn bind(&self, conn: u64, worker: WorkerId) -> Option<WorkerId> {
+        self.lock().insert(conn, worker)
+    }
+
+    /// The worker registered on `conn`, if any.
+    fn worker_on(&self, conn: u64) -> Option<WorkerId> {
+        self.lock().get(&conn).copied()
+    }
+
+    /// `conn` ended; returns its worker, if one registered there.
+    fn close(&self, conn: u64) -> Option<WorkerId> {
+        self.lock().remove(&conn)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, WorkerId>> {
+        self.workers.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The scheduler, locked. When released it wakes the requests waiting for
@@ -133,12 +174,7 @@ impl Shared {
     /// A connection ended: its worker (if any) is gone, since a live worker
     /// keeps its one connection open for the life of the process.
     pub(crate) fn connection_closed(&self, conn: u64) {
-        let worker = self
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&conn);
-        if let Some(w) = worker {
+        if let Some(w) = self.conns.close(conn) {
             let mut s = self.sched();
             let reissued = s.worker_lost(w, Instant::now());
             self.journal_lost_outputs(&mut s);
@@ -196,7 +232,7 @@ impl Shared {
                     ended,
                     listing: first,
                     journal: self.journal.stats(),
-                    reused: self.cache.is_some().then(|| self.reused()),
+                    reused: self.cache.as_ref().map(|c| c.reused()),
                     replay: None,
                     shape: &self.shape,
                 },
@@ -223,14 +259,6 @@ impl Shared {
         report
     }
 
-    /// What was taken from the cache so far: maps, reduces, input bytes.
-    pub(crate) fn reused(&self) -> crate::observe::report::CacheInfo {
-        self.reused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
     /// Once the maps are done, with reduces held back for it: waits for the
     /// map outputs being kept (which gives their partitions' addresses),
     /// looks the reduces up in the cache (their addresses are made of
@@ -238,14 +266,11 @@ impl Shared {
     /// done. Reduces are let go whatever happens here: a failed lookup only
     /// costs their runs.
     pub(crate) async fn look_up_reduces(self: Arc<Self>) {
-        let taken = match self.cache.clone() {
+        let taken = match &self.cache {
             None => Default::default(),
-            Some(jc) => {
-                let puts =
-                    std::mem::take(&mut *self.cache_puts.lock().unwrap_or_else(|e| e.into_inner()));
-                for put in puts {
-                    let _ = put.await;
-                }
+            Some(c) => {
+                c.puts_done().await;
+                let jc = c.cache.clone();
                 let (outputs, left) = {
                     let s = self.sched();
                     let outputs: Vec<_> = jc
@@ -260,7 +285,7 @@ impl Shared {
                         .collect();
                     (outputs, s.reduces_left())
                 };
-                let out = self.output_store.is_none().then(|| self.output_dir.clone());
+                let out = self.store.is_none().then(|| self.output_dir.clone());
                 let job_dir = self.job_dir.clone();
                 tokio::task::spawn_blocking(move || {
                     jc.reduces_at_map_end(&outputs, &job_dir, out.as_deref(), &left)
@@ -271,10 +296,9 @@ impl Shared {
         };
         let (taken, partly) = taken;
         self.sched().release_reduces(&taken, partly, Instant::now());
-        self.reused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .reduces_reused += taken.len();
+        if let Some(c) = &self.cache {
+            c.count(|r| r.reduces_reused += taken.len());
+        }
         // The job may be done: every output came from the cache.
         self.changed.notify_one();
     }
@@ -282,19 +306,15 @@ impl Shared {
     /// Where the job's outputs go, as the user named it: the output
     /// directory, or the object store prefix.
     pub(crate) fn output_label(&self) -> PathBuf {
-        match &self.output_store {
-            Some(prefix) => PathBuf::from(prefix),
+        match &self.store {
+            Some(store) => PathBuf::from(&store.prefix),
             None => self.output_dir.clone(),
         }
     }
 
     /// The worker registered on connection `conn`, if any.
     fn worker_on(&self, conn: u64) -> Option<WorkerId> {
-        self.conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&conn)
-            .copied()
+        self.conns.worker_on(conn)
     }
 
     /// Takes a report under the scheduler lock: commits a reduce output,
@@ -369,10 +389,12 @@ impl Shared {
         let durable = match (&verdict, counters) {
             (Verdict::Accepted(task), Some(c)) => {
                 s.set_counters(*task, c.clone());
-                if let Some(copied) = index.as_ref().map(|i| i.copied).filter(|&n| n > 0) {
-                    let mut reused = self.reused.lock().unwrap_or_else(|e| e.into_inner());
-                    reused.reduces_partly_reused += 1;
-                    reused.output_bytes_copied += copied;
+                let copied = index.as_ref().map_or(0, |i| i.copied);
+                if let Some(cache) = self.cache.as_ref().filter(|_| copied > 0) {
+                    cache.count(|r| {
+                        r.reduces_partly_reused += 1;
+                        r.output_bytes_copied += copied;
+                    });
                 }
                 self.keep(&s, *task, attempt, &c, index);
                 reduce_lookup = s.reduce_lookup_due();
@@ -407,9 +429,10 @@ impl Shared {
         c: &mr_protocol::Counters,
         index: Option<mr_protocol::OutputIndex>,
     ) {
-        let Some(jc) = self.cache.clone() else {
+        let Some(cache) = &self.cache else {
             return;
         };
+        let jc = cache.cache.clone();
         // An output that left bad records out (--skip-bad-records) is not
         // what the task gives without that flag (it fails): not kept, so
         // no run without the flag can take it.
@@ -422,16 +445,13 @@ impl Shared {
                 let path = self.job_dir.join(names::map_output(m, attempt));
                 tokio::task::spawn_blocking(move || jc.put_map(m, &path, &c))
             }
-            TaskRef::Reduce(r) if self.output_store.is_none() => {
+            TaskRef::Reduce(r) if self.store.is_none() => {
                 let path = self.output_dir.join(names::output(r));
                 tokio::task::spawn_blocking(move || jc.put_reduce(r, &path, &c, index))
             }
             _ => return,
         };
-        self.cache_puts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(put);
+        cache.putting(put);
     }
 
     /// Removes what a reduce attempt uploaded (if it did), once it is not
@@ -603,12 +623,7 @@ impl Handler {
     /// Ties `worker` to this connection (whose end loses it), lifting the
     /// bounds on connections that have not registered.
     fn bind(&self, worker: WorkerId, req: &RegisterRequest) {
-        let previous = self
-            .shared
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(self.conn, worker);
+        let previous = self.shared.conns.bind(self.conn, worker);
         if let Some(old) = previous {
             // The same connection registering again: its old identity is gone.
             self.shared.sched().worker_lost(old, Instant::now());
@@ -629,7 +644,7 @@ impl Handler {
             reduces: shared.reduces,
             job_dir: shared.job_dir.clone(),
             output_dir: shared.output_dir.clone(),
-            output_store: shared.output_store.clone(),
+            output_store: shared.store.as_ref().map(|s| s.prefix.clone()),
             tls: shared.tls,
             heartbeat_ms: shared.heartbeat.as_millis() as u64,
             // Past this many files the list alone would be a large frame:

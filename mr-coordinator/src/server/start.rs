@@ -23,10 +23,8 @@ use mr_protocol::join::{Endpoint, JoinSecret};
 use mr_protocol::plan::{expand_inputs_with, InputFile};
 use mr_protocol::wire::Identity;
 use mr_protocol::{names, JobShape, PlannedFile};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -79,32 +77,31 @@ impl RunningJob {
         let sched = scheduler(&cfg, &shape, files, &recovered, cached.content);
         let heartbeat =
             (cfg.task_timeout / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let shared = Arc::new(Shared {
-            prefix_lost: claim
+        let store = dirs.output_store.map(|prefix| {
+            let lost = claim
                 .as_ref()
-                .map_or_else(Default::default, |c| c.lost_flag()),
+                .map_or_else(Default::default, |c| c.lost_flag());
+            publish::StoreOutputs::new(prefix, lost, published)
+        });
+        let shared = Arc::new(Shared {
             sched: Mutex::new(sched),
             planning: tokio::sync::Mutex::new(()),
+            conns: Default::default(),
+            changed: Notify::new(),
+            work: Notify::new(),
+            journal,
+            store,
+            cache: cached.cache,
             job_id: id,
             reduces: cfg.reduces,
             job_dir: dirs.job_dir,
             output_dir: dirs.output_dir,
             heartbeat,
-            conns: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(0),
-            changed: Notify::new(),
-            work: Notify::new(),
-            journal,
             token: access.token.clone(),
             token_hint: access.token_hint.clone(),
             tls: access.identity.is_some(),
             started: Instant::now(),
             inputs: planned,
-            output_store: dirs.output_store,
-            published: Mutex::new(published),
-            cache: cached.cache,
-            cache_puts: Mutex::new(Vec::new()),
-            reused: Mutex::new(cached.reused),
             app_args: cfg.replay_app_args(),
             shape,
         });
@@ -447,9 +444,8 @@ impl Access {
 /// holds (taken as done, as the journal's progress is), and the figures.
 #[derive(Default)]
 struct Cached {
-    cache: Option<Arc<mr_cache::job::JobCache>>,
+    cache: Option<crate::reuse::CacheUse>,
     content: Option<crate::reuse::ContentPlan>,
-    reused: CacheInfo,
 }
 
 /// With a cache: splits by content, and takes whatever the cache holds.
@@ -477,9 +473,8 @@ async fn prepare_cache(
         ..Default::default()
     };
     Ok(Cached {
-        cache: Some(Arc::new(prepared.cache)),
+        cache: Some(crate::reuse::CacheUse::new(prepared.cache, reused)),
         content: Some(prepared.content),
-        reused,
     })
 }
 
