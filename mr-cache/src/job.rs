@@ -27,6 +27,7 @@
 use crate::partitions::{partition_index, reduce_key, MapSegment, PartitionIndex};
 use crate::reuse::MapPartition;
 use crate::{Cache, Key, Kind};
+use mr_protocol::packed::{Reader, Writer};
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{names, AttemptId, Counters, MapTaskId, OutputIndex, ReduceReuse, ReduceTaskId};
 use rayon::prelude::*;
@@ -152,10 +153,9 @@ impl MapParts {
             crate::partitions::encode_blocks(&blocks),
             crate::partitions::encode_segments(&segments),
         );
-        let mut meta = (head.len() as u64).to_le_bytes().to_vec();
-        meta.extend_from_slice(&head);
-        meta.extend_from_slice(&(blocks.len() as u64).to_le_bytes());
-        meta.extend_from_slice(&blocks);
+        let mut meta = Vec::with_capacity(16 + head.len() + blocks.len() + segments.len());
+        meta.put_bytes_u64(&head);
+        meta.put_bytes_u64(&blocks);
         meta.extend_from_slice(&segments);
         (MapParts::indexed(parts), meta)
     }
@@ -181,17 +181,10 @@ impl MapParts {
     /// A map entry's meta read back: its counters and parts, if it is one
     /// of this format with R partitions.
     fn decode(meta: &[u8], reduces: u32) -> Option<(Counters, MapParts)> {
-        let mut at = 0usize;
-        let mut piece = || -> Option<&[u8]> {
-            let len = u64::from_le_bytes(meta.get(at..at.checked_add(8)?)?.try_into().ok()?);
-            let start = at + 8;
-            let end = start.checked_add(usize::try_from(len).ok()?)?;
-            at = end;
-            meta.get(start..end)
-        };
-        let head = piece()?;
-        let blocks = piece()?.to_vec();
-        let segments = meta[at..].to_vec();
+        let mut r = Reader::new(meta);
+        let head = r.bytes_u64().ok()?;
+        let blocks = r.bytes_u64().ok()?.to_vec();
+        let segments = r.rest().to_vec();
         let (counters, keys): (Counters, Vec<Option<Key>>) = bincode::deserialize(head).ok()?;
         let parts = MapParts {
             keys,

@@ -13,6 +13,7 @@
 //! and inside those only the segments they fall in ([`crate::reuse`]).
 
 use crate::Key;
+use mr_protocol::packed::{Damaged, Reader, Writer};
 use mr_runfile::{RunError, RunFile, SegmentEvent};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -104,25 +105,25 @@ pub fn encode_segments(parts: &[Option<&Vec<MapSegment>>]) -> Vec<u8> {
             None => out.push(0),
             Some(k) => {
                 out.push(1);
-                put_bytes(out, k);
+                out.put_bytes_u32(k);
             }
         }
-        put_bytes(out, &s.last);
+        out.put_bytes_u32(&s.last);
         out.extend_from_slice(&s.digest);
     })
 }
 
 /// Reads back what [`encode_segments`] wrote; None if it is damaged.
 pub fn decode_segments(bytes: &[u8]) -> Option<Vec<Option<Vec<MapSegment>>>> {
-    decode_parts(bytes, 37, |c| {
-        let start = match c.take(1)?[0] {
+    decode_parts(bytes, 37, |r| {
+        let start = match r.u8()? {
             0 => None,
-            _ => Some(c.bytes()?.to_vec()),
+            _ => Some(r.bytes_u32()?.to_vec()),
         };
-        Some(MapSegment {
+        Ok(MapSegment {
             start,
-            last: c.bytes()?.to_vec(),
-            digest: c.take(32)?.try_into().ok()?,
+            last: r.bytes_u32()?.to_vec(),
+            digest: r.array()?,
         })
     })
 }
@@ -131,37 +132,28 @@ pub fn decode_segments(bytes: &[u8]) -> Option<Vec<Option<Vec<MapSegment>>>> {
 /// [`encode_segments`] does its segments.
 pub fn encode_blocks(parts: &[Option<&Vec<BlockStart>>]) -> Vec<u8> {
     encode_parts(parts, |out, (at, first)| {
-        out.extend_from_slice(&at.to_le_bytes());
-        put_bytes(out, first);
+        out.put_u64(*at);
+        out.put_bytes_u32(first);
     })
 }
 
 /// Reads back what [`encode_blocks`] wrote; None if it is damaged.
 pub fn decode_blocks(bytes: &[u8]) -> Option<Vec<Option<Vec<BlockStart>>>> {
-    decode_parts(bytes, 12, |c| {
-        let at = u64::from_le_bytes(c.take(8)?.try_into().ok()?);
-        Some((at, c.bytes()?.to_vec()))
-    })
-}
-
-/// Appends `bytes` with its length before it.
-fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(bytes);
+    decode_parts(bytes, 12, |r| Ok((r.u64()?, r.bytes_u32()?.to_vec())))
 }
 
 /// The partitions' count, then per partition a flag (empty or not) and,
 /// if not, the count of its items and each item as `item` writes it.
 fn encode_parts<T>(parts: &[Option<&Vec<T>>], item: impl Fn(&mut Vec<u8>, &T)) -> Vec<u8> {
     let mut out = Vec::new();
-    out.extend_from_slice(&(parts.len() as u32).to_le_bytes());
+    out.put_u32(parts.len() as u32);
     for part in parts {
         let Some(items) = part else {
             out.push(0);
             continue;
         };
         out.push(1);
-        out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+        out.put_u32(items.len() as u32);
         for i in items.iter() {
             item(&mut out, i);
         }
@@ -175,48 +167,29 @@ fn encode_parts<T>(parts: &[Option<&Vec<T>>], item: impl Fn(&mut Vec<u8>, &T)) -
 fn decode_parts<T>(
     bytes: &[u8],
     min_item: usize,
-    item: impl Fn(&mut Cursor<'_>) -> Option<T>,
+    item: impl Fn(&mut Reader<'_>) -> Result<T, Damaged>,
 ) -> Option<Vec<Option<Vec<T>>>> {
-    let mut c = Cursor { bytes, at: 0 };
-    let parts = c.count()?;
-    let mut out = Vec::with_capacity(parts.min(bytes.len()));
-    for _ in 0..parts {
-        if c.take(1)?[0] == 0 {
-            out.push(None);
-            continue;
+    let mut r = Reader::new(bytes);
+    let mut read = || {
+        // Each partition takes at least its flag's byte.
+        let parts = r.count_u32(1)?;
+        let mut out = Vec::with_capacity(parts);
+        for _ in 0..parts {
+            if r.u8()? == 0 {
+                out.push(None);
+                continue;
+            }
+            let n = r.count_u32(min_item)?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(item(&mut r)?);
+            }
+            out.push(Some(items));
         }
-        let n = c.count()?;
-        let mut items = Vec::with_capacity(n.min(bytes.len() / min_item));
-        for _ in 0..n {
-            items.push(item(&mut c)?);
-        }
-        out.push(Some(items));
-    }
-    (c.at == bytes.len()).then_some(out)
-}
-
-/// A place in encoded bytes, every read checked against their end.
-struct Cursor<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let piece = self.bytes.get(self.at..self.at.checked_add(n)?)?;
-        self.at += n;
-        Some(piece)
-    }
-
-    fn count(&mut self) -> Option<usize> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize)
-    }
-
-    /// Bytes written by [`put_bytes`].
-    fn bytes(&mut self) -> Option<&'a [u8]> {
-        let n = self.count()?;
-        self.take(n)
-    }
+        r.finish()?;
+        Ok::<_, Damaged>(out)
+    };
+    read().ok()
 }
 
 /// The address of reduce `r`'s input: `base` (what else determines its

@@ -14,6 +14,7 @@
 use crate::chunk::{cut_points, Cut};
 use crate::{Cache, Key, Kind};
 use mr_protocol::codec::Codec;
+use mr_protocol::packed::{Damaged, Reader, Writer};
 use mr_protocol::plan::{InputFile, PartRange, SplitPlan};
 use rayon::prelude::*;
 use std::os::unix::fs::MetadataExt;
@@ -214,32 +215,28 @@ fn encode_set(planned: &[(Vec<Piece>, Option<Key>, bool)]) -> Vec<u8> {
     for (pieces, id, _) in planned {
         let Some(id) = id else { continue };
         out.extend_from_slice(&id.0);
-        out.extend_from_slice(&(pieces.len() as u32).to_le_bytes());
+        out.put_u32(pieces.len() as u32);
         out.extend_from_slice(&encode(pieces));
     }
     out
 }
 
-/// What [`encode_set`] wrote; an entry that does not parse is empty.
-fn decode_set(mut b: &[u8]) -> std::collections::HashMap<Key, Vec<Piece>> {
-    let mut out = std::collections::HashMap::new();
-    while b.len() >= 36 {
-        let id = Key(b[..32].try_into().expect("32 bytes"));
-        let n = u32::from_le_bytes(b[32..36].try_into().expect("4 bytes")) as usize;
-        let Some(body) = b.get(36..36 + n * ENCODED) else {
-            return Default::default();
-        };
-        let pieces = body
-            .chunks(ENCODED)
-            .map(decode_piece)
-            .collect::<Vec<Piece>>();
-        out.insert(id, pieces);
-        b = &b[36 + n * ENCODED..];
-    }
-    if !b.is_empty() {
-        return Default::default();
-    }
-    out
+/// What [`encode_set`] wrote; a set that does not parse is empty.
+fn decode_set(b: &[u8]) -> std::collections::HashMap<Key, Vec<Piece>> {
+    let mut r = Reader::new(b);
+    let mut read = || {
+        let mut out = std::collections::HashMap::new();
+        while r.remaining() > 0 {
+            let id = Key(r.array()?);
+            let n = r.count_u32(ENCODED)?;
+            let pieces = (0..n)
+                .map(|_| read_piece(&mut r))
+                .collect::<Result<Vec<Piece>, Damaged>>()?;
+            out.insert(id, pieces);
+        }
+        Ok::<_, Damaged>(out)
+    };
+    read().unwrap_or_default()
 }
 
 /// The pieces of an object input. An object is known unchanged by its URL,
@@ -352,10 +349,10 @@ fn file_pieces(
 fn encode(pieces: &[Piece]) -> Vec<u8> {
     let mut out = Vec::with_capacity(pieces.len() * ENCODED);
     for p in pieces {
-        out.extend_from_slice(&p.start.to_le_bytes());
-        out.extend_from_slice(&p.end.to_le_bytes());
+        out.put_u64(p.start);
+        out.put_u64(p.end);
         out.extend_from_slice(&p.hash);
-        out.extend_from_slice(&p.tail.to_le_bytes());
+        out.put_u64(p.tail);
     }
     out
 }
@@ -365,18 +362,22 @@ fn decode(bytes: &[u8], len: u64) -> Option<Vec<Piece>> {
     if !bytes.len().is_multiple_of(ENCODED) {
         return None;
     }
-    let pieces: Vec<Piece> = bytes.chunks(ENCODED).map(decode_piece).collect();
+    let mut r = Reader::new(bytes);
+    let pieces = (0..bytes.len() / ENCODED)
+        .map(|_| read_piece(&mut r))
+        .collect::<Result<Vec<Piece>, Damaged>>()
+        .ok()?;
     tiles(&pieces, len).then_some(pieces)
 }
 
-/// One piece as [`encode`] wrote it (`c` is [`ENCODED`] bytes).
-fn decode_piece(c: &[u8]) -> Piece {
-    Piece {
-        start: u64::from_le_bytes(c[..8].try_into().unwrap()),
-        end: u64::from_le_bytes(c[8..16].try_into().unwrap()),
-        hash: c[16..48].try_into().unwrap(),
-        tail: u64::from_le_bytes(c[48..56].try_into().unwrap()),
-    }
+/// One piece as [`encode`] wrote it ([`ENCODED`] bytes).
+fn read_piece(r: &mut Reader<'_>) -> Result<Piece, Damaged> {
+    Ok(Piece {
+        start: r.u64()?,
+        end: r.u64()?,
+        hash: r.array()?,
+        tail: r.u64()?,
+    })
 }
 
 /// Whether `pieces` tile `0..len` exactly.

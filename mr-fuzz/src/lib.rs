@@ -30,6 +30,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("fetch", fetch),
     ("text", text),
     ("decompress", decompress),
+    ("packed", packed),
 ];
 
 static NEXT_THREAD: AtomicU64 = AtomicU64::new(0);
@@ -421,5 +422,58 @@ pub fn decompress(data: &[u8]) {
         if whole {
             break;
         }
+    }
+}
+
+/// The hand-packed formats (`mr_protocol::packed`): the reader driven
+/// through every kind of read by the input's first bytes, then the formats
+/// built on it fed the bytes whole (the cache's partition indexes, and the
+/// map outputs list, which must encode and decode back when it decodes).
+/// A read succeeds within the bytes or fails; a count it accepts fits in
+/// what is left; nothing panics.
+pub fn packed(data: &[u8]) {
+    use mr_protocol::packed::Reader;
+    let Some((&n, rest)) = data.split_first() else {
+        return;
+    };
+    let (ops, body) = rest.split_at(usize::from(n % 32).min(rest.len()));
+    let mut r = Reader::new(body);
+    for &op in ops {
+        let min = usize::from(op >> 4) + 1;
+        match op % 12 {
+            0 => drop(r.u8()),
+            1 => drop(r.u32()),
+            2 => drop(r.u64()),
+            3 => drop(r.varint()),
+            4 => drop(r.bytes_u32()),
+            5 => drop(r.bytes_u64()),
+            6 => drop(r.bytes_varint()),
+            7 | 8 => {
+                let left = r.remaining();
+                let count = match op % 12 {
+                    7 => r.count_u32(min),
+                    _ => r.count_varint(min),
+                };
+                if let Ok(count) = count {
+                    assert!(
+                        count * min <= left,
+                        "a count of {count} x {min} bytes in {left}"
+                    );
+                }
+            }
+            9 => drop(r.array::<32>()),
+            10 => drop(r.take(min)),
+            _ => drop(r.finish()),
+        }
+        assert!(r.position() + r.remaining() == body.len());
+    }
+    let _ = mr_cache::partitions::decode_segments(data);
+    let _ = mr_cache::partitions::decode_blocks(data);
+    let framed = bincode::serialize(&serde_bytes::Bytes::new(data)).expect("bytes serialize");
+    if let Ok(list) = bincode::deserialize::<mr_protocol::outputs::MapOutputs>(&framed) {
+        let again = bincode::serialize(&list).expect("a list serializes");
+        let back: mr_protocol::outputs::MapOutputs =
+            bincode::deserialize(&again).expect("a list encoded here decodes");
+        assert_eq!(back, list);
     }
 }

@@ -27,7 +27,31 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
     for (i, c) in compressed().into_iter().enumerate() {
         out.push(("decompress", [&[i as u8, 32][..], &c].concat()));
     }
+    for p in packed() {
+        out.push(("packed", p));
+    }
     out
+}
+
+/// A map outputs list as the coordinator encodes it (behind a first byte
+/// of 0: no reader operations), and a run of reader operations over it.
+fn packed() -> Vec<Vec<u8>> {
+    use mr_protocol::messages::MapOutputRef;
+    let list: mr_protocol::outputs::MapOutputs = (0..5u32)
+        .map(|m| MapOutputRef {
+            map: MapTaskId(m),
+            attempt: AttemptId(u64::from(m) * 3),
+            host: (m % 2 == 0).then(|| std::sync::Arc::from(format!("10.0.0.{m}:7071"))),
+            in_job_dir: m == 3,
+            bytes: 1 << (m * 9),
+        })
+        .collect();
+    let encoded = list.encoded();
+    let ops = [3u8, 6, 3, 3, 3, 3, 3, 7, 0x25, 9, 11];
+    vec![
+        [&[0u8][..], encoded].concat(),
+        [&[ops.len() as u8][..], &ops, encoded].concat(),
+    ]
 }
 
 fn records() -> Vec<(Vec<u8>, Vec<u8>)> {

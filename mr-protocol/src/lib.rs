@@ -22,6 +22,7 @@ pub mod join;
 pub mod listing;
 pub mod messages;
 pub mod outputs;
+pub mod packed;
 pub mod plan;
 pub mod replay;
 #[cfg(feature = "rpc")]

@@ -13,6 +13,7 @@
 
 use crate::ids::{AttemptId, MapTaskId};
 use crate::messages::MapOutputRef;
+use crate::packed::{Damaged, Reader, Writer};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -88,14 +89,6 @@ impl<'de> Deserialize<'de> for MapOutputs {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// `holders | n | n x (map delta, attempt, holder index + 1 << 1 | shared dir, bytes)`,
 /// holders being `count | count x (len, utf-8)`; every integer a varint.
 fn encode(list: &[MapOutputRef]) -> Vec<u8> {
@@ -110,22 +103,21 @@ fn encode(list: &[MapOutputRef]) -> Vec<u8> {
         }
     }
     let mut out = Vec::with_capacity(16 + list.len() * 8);
-    put(&mut out, holders.len() as u64);
+    out.put_varint(holders.len() as u64);
     for h in &holders {
-        put(&mut out, h.len() as u64);
-        out.extend_from_slice(h.as_bytes());
+        out.put_bytes_varint(h.as_bytes());
     }
-    put(&mut out, list.len() as u64);
+    out.put_varint(list.len() as u64);
     let mut prev = 0u64;
     for m in list {
         let id = u64::from(m.map.0);
         // Wrapping: a list out of order still round-trips.
-        put(&mut out, id.wrapping_sub(prev) & u64::from(u32::MAX));
+        out.put_varint(id.wrapping_sub(prev) & u64::from(u32::MAX));
         prev = id;
-        put(&mut out, m.attempt.0);
+        out.put_varint(m.attempt.0);
         let holder = m.host.as_deref().map_or(0, |h| index[h] + 1);
-        put(&mut out, holder << 1 | u64::from(m.in_job_dir));
-        put(&mut out, m.bytes);
+        out.put_varint(holder << 1 | u64::from(m.in_job_dir));
+        out.put_varint(m.bytes);
     }
     out
 }
@@ -133,24 +125,24 @@ fn encode(list: &[MapOutputRef]) -> Vec<u8> {
 /// Reads what [`encode`] wrote; any other bytes give an error, never a
 /// panic or an allocation larger than the input warrants.
 fn decode(bytes: &[u8]) -> Result<Vec<MapOutputRef>, String> {
-    let mut r = Reader { bytes, at: 0 };
-    let count = r.len(1)?;
+    let damaged = |e: Damaged| format!("the map output list: {e}");
+    let mut r = Reader::new(bytes);
+    let count = r.count_varint(1).map_err(damaged)?;
     let mut holders: Vec<Arc<str>> = Vec::with_capacity(count);
     for _ in 0..count {
-        let len = r.len(1)?;
-        let text = std::str::from_utf8(r.take(len)?)
+        let text = std::str::from_utf8(r.bytes_varint().map_err(damaged)?)
             .map_err(|_| "a map output's holder address is not UTF-8".to_string())?;
         holders.push(Arc::from(text));
     }
     // Each entry takes at least four bytes.
-    let n = r.len(4)?;
+    let n = r.count_varint(4).map_err(damaged)?;
     let mut list = Vec::with_capacity(n);
     let mut prev = 0u64;
     for _ in 0..n {
-        let id = prev.wrapping_add(r.varint()?) & u64::from(u32::MAX);
+        let id = prev.wrapping_add(r.varint().map_err(damaged)?) & u64::from(u32::MAX);
         prev = id;
-        let attempt = AttemptId(r.varint()?);
-        let place = r.varint()?;
+        let attempt = AttemptId(r.varint().map_err(damaged)?);
+        let place = r.varint().map_err(damaged)?;
         let host = match place >> 1 {
             0 => None,
             h => Some(
@@ -165,56 +157,11 @@ fn decode(bytes: &[u8]) -> Result<Vec<MapOutputRef>, String> {
             attempt,
             host,
             in_job_dir: place & 1 == 1,
-            bytes: r.varint()?,
+            bytes: r.varint().map_err(damaged)?,
         });
     }
-    if r.at != bytes.len() {
-        return Err("trailing bytes after the map output list".into());
-    }
+    r.finish().map_err(damaged)?;
     Ok(list)
-}
-
-/// A cursor over encoded bytes.
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl Reader<'_> {
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self
-                .bytes
-                .get(self.at)
-                .ok_or("the map output list ends early")?;
-            self.at += 1;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("a varint in the map output list is too long".into())
-    }
-
-    /// A count of items of at least `min` bytes each, checked against what is left.
-    fn len(&mut self, min: usize) -> Result<usize, String> {
-        let n = self.varint()?;
-        let left = (self.bytes.len() - self.at) as u64;
-        if n.saturating_mul(min as u64) > left {
-            return Err("a count in the map output list exceeds its bytes".into());
-        }
-        Ok(n as usize)
-    }
-
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        let b = self
-            .bytes
-            .get(self.at..self.at + n)
-            .ok_or("the map output list ends early")?;
-        self.at += n;
-        Ok(b)
-    }
 }
 
 #[cfg(test)]
@@ -270,6 +217,21 @@ mod tests {
     }
 
     #[test]
+    fn the_bytes_are_the_documented_ones() {
+        // Worked out by hand from `encode`'s comment: one holder ("h"),
+        // two entries (map deltas 0 and 1), every integer one varint byte.
+        let m = MapOutputs::new(vec![
+            out(0, 7, Some("h"), false, 123),
+            out(1, 8, None, true, 4),
+        ]);
+        let want = [1, 1, b'h', 2, 0, 7, 1 << 1, 123, 1, 8, 1, 4];
+        assert_eq!(m.encoded(), &want[..]);
+        // A two-byte varint: 300 = 0b10_0101100.
+        let m = MapOutputs::new(vec![out(0, 300, None, false, 0)]);
+        assert_eq!(m.encoded(), &[0, 1, 0, 0xac, 0x02, 0, 0][..]);
+    }
+
+    #[test]
     fn damaged_bytes_are_an_error_not_a_panic() {
         let m = MapOutputs::new(vec![
             out(0, 7, Some("10.0.0.2:7071"), false, 123),
@@ -289,13 +251,13 @@ mod tests {
         }
         // A huge count with few bytes behind it is refused before allocating.
         let mut huge = Vec::new();
-        put(&mut huge, 0);
-        put(&mut huge, u64::MAX >> 1);
+        huge.put_varint(0);
+        huge.put_varint(u64::MAX >> 1);
         assert!(decode(&huge).unwrap_err().contains("exceeds"));
         // A holder index past the table.
         let mut past = Vec::new();
         for v in [0, 1, 0, 3, 5 << 1, 0] {
-            put(&mut past, v);
+            past.put_varint(v);
         }
         assert!(decode(&past).unwrap_err().contains("holder"));
     }
