@@ -91,10 +91,11 @@ pub fn job_token(job_dir: &Path, given: Option<&str>) -> Result<String, Coordina
 /// are checked here only when `local_outputs` (objects are checked by the
 /// server, over the network).
 pub fn reconcile(job_dir: &Path, output_dir: &Path, local_outputs: bool, r: &mut Recovered) {
-    r.maps.retain(|&m, (a, _, at)| {
+    r.maps.retain(|&m, d| {
         // Outputs on a worker's own disk cannot be checked from here; a
         // reducer that cannot fetch one reports it lost and the map reruns.
-        let ok = at.is_some() || job_dir.join(names::map_output(m, *a)).is_file();
+        let in_job_dir = job_dir.join(names::map_output(m, d.done.attempt));
+        let ok = d.holder.is_some() || in_job_dir.is_file();
         if !ok {
             warn!(map = %m, "journaled map output is missing; the map will run again");
         }
@@ -110,7 +111,7 @@ pub fn reconcile(job_dir: &Path, output_dir: &Path, local_outputs: bool, r: &mut
     let keep: std::collections::HashSet<String> = r
         .maps
         .iter()
-        .map(|(&m, (a, _, _))| names::map_output(m, *a))
+        .map(|(&m, d)| names::map_output(m, d.done.attempt))
         .chain([
             JOURNAL.to_string(),
             TOKEN_FILE.to_string(),
@@ -211,5 +212,34 @@ pub fn warn_stale_outputs(dir: &Path, reduces: u32) {
         .collect();
     if !stale.is_empty() {
         warn!(dir = %dir.display(), files = ?stale, "output directory holds outputs of an earlier job that this job (R={reduces}) will not replace");
+    }
+}
+
+/// Writes the file at `path` whole or not at all: `write` fills a
+/// temporary file beside it (`.NAME.tmp`: the directory is the job's, held
+/// under its lock), which then replaces `path`. A reader never sees a
+/// partial file. Made as any file of the job is (permissions from the
+/// umask), unlike the 0600 of `join::write_private`.
+pub fn write_replacing(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let written = std::fs::File::create(&tmp).and_then(|f| {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, f);
+        write(&mut out)?;
+        out.flush()
+    });
+    match written.and_then(|()| std::fs::rename(&tmp, path)) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
 }

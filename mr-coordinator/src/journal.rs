@@ -147,23 +147,56 @@ pub struct Recovered {
     /// The app, if the previous run had learned it.
     pub app: Option<(String, bool)>,
     /// Maps whose output was accepted (and not since lost).
-    pub maps: BTreeMap<MapTaskId, (AttemptId, Counters, Option<String>)>,
+    pub maps: BTreeMap<MapTaskId, MapDone>,
     /// Committed reduce outputs.
-    pub reduces: BTreeMap<ReduceTaskId, (AttemptId, Counters)>,
+    pub reduces: BTreeMap<ReduceTaskId, Done>,
     /// Uploads of reduce outputs being completed, or completed (then the
     /// task is also in `reduces` with the same attempt): what a restart
     /// must finish, and what the `_SUCCESS` manifest lists.
-    pub uploads: BTreeMap<ReduceTaskId, (AttemptId, Counters, OutputUpload)>,
+    pub uploads: BTreeMap<ReduceTaskId, Completing>,
+}
+
+/// A task done: the attempt whose output was accepted, and its counters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    /// The attempt.
+    pub attempt: AttemptId,
+    /// What it counted.
+    pub counters: Counters,
+}
+
+/// A map done, and where its output is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDone {
+    /// The attempt and its counters.
+    pub done: Done,
+    /// The worker serving its output (`host:port`), or None when it is in
+    /// the job directory.
+    pub holder: Option<String>,
+}
+
+/// A reduce output upload being completed (its commit in a store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completing {
+    /// The attempt and its counters.
+    pub done: Done,
+    /// The upload.
+    pub upload: OutputUpload,
 }
 
 impl Recovered {
     /// Uploads journaled as being completed with no record that they were.
-    pub fn unfinished_uploads(&self) -> Vec<(ReduceTaskId, AttemptId, Counters, OutputUpload)> {
+    pub fn unfinished_uploads(&self) -> Vec<(ReduceTaskId, Completing)> {
         self.uploads
             .iter()
-            .filter(|(r, (a, _, _))| self.reduces.get(r).is_none_or(|(done, _)| done != a))
-            .map(|(&r, (a, c, u))| (r, *a, c.clone(), u.clone()))
+            .filter(|(r, c)| !self.is_committed(**r, c.done.attempt))
+            .map(|(&r, c)| (r, c.clone()))
             .collect()
+    }
+
+    /// Whether reduce `r` was committed with `attempt`'s output.
+    pub fn is_committed(&self, r: ReduceTaskId, attempt: AttemptId) -> bool {
+        self.reduces.get(&r).is_some_and(|d| d.attempt == attempt)
     }
 }
 
@@ -178,14 +211,26 @@ impl Recovered {
                 whole_file: *whole_file,
             });
         }
-        for (&m, (a, c, at)) in &self.maps {
-            out.push(Record::MapDone(m, *a, c.clone(), at.clone()));
+        for (&m, d) in &self.maps {
+            let done = &d.done;
+            out.push(Record::MapDone(
+                m,
+                done.attempt,
+                done.counters.clone(),
+                d.holder.clone(),
+            ));
         }
-        for (&r, (a, c, u)) in &self.uploads {
-            out.push(Record::Completing(r, *a, c.clone(), u.clone()));
+        for (&r, c) in &self.uploads {
+            let done = &c.done;
+            out.push(Record::Completing(
+                r,
+                done.attempt,
+                done.counters.clone(),
+                c.upload.clone(),
+            ));
         }
-        for (&r, (a, c)) in &self.reduces {
-            out.push(Record::ReduceDone(r, *a, c.clone()));
+        for (&r, d) in &self.reduces {
+            out.push(Record::ReduceDone(r, d.attempt, d.counters.clone()));
         }
         out
     }
@@ -197,17 +242,19 @@ impl Recovered {
             // wrap to 0, which would make this run look like the first.
             Record::Incarnation(n) => self.incarnation = n.saturating_add(1),
             Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
-            Record::MapDone(m, a, c, at) => {
-                self.maps.insert(m, (a, c, at));
+            Record::MapDone(m, attempt, counters, holder) => {
+                let done = Done { attempt, counters };
+                self.maps.insert(m, MapDone { done, holder });
             }
             Record::MapLost(m) => {
                 self.maps.remove(&m);
             }
-            Record::ReduceDone(r, a, c) => {
-                self.reduces.insert(r, (a, c));
+            Record::ReduceDone(r, attempt, counters) => {
+                self.reduces.insert(r, Done { attempt, counters });
             }
-            Record::Completing(r, a, c, u) => {
-                self.uploads.insert(r, (a, c, u));
+            Record::Completing(r, attempt, counters, upload) => {
+                let done = Done { attempt, counters };
+                self.uploads.insert(r, Completing { done, upload });
             }
         }
     }
@@ -665,7 +712,7 @@ mod tests {
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();
         let pending: Vec<u32> = r.unfinished_uploads().iter().map(|u| u.0 .0).collect();
         assert_eq!(pending, vec![1, 2]);
-        assert_eq!(r.uploads[&ReduceTaskId(2)].2, upload(2));
+        assert_eq!(r.uploads[&ReduceTaskId(2)].upload, upload(2));
     }
 
     /// A tmpfs of `size` mounted on a new directory, unmounted when dropped;
@@ -761,12 +808,24 @@ mod tests {
             r.maps.into_iter().collect::<Vec<_>>(),
             vec![(
                 MapTaskId(1),
-                (AttemptId(4), counted(7), Some("10.0.0.2:4000".to_string()))
+                MapDone {
+                    done: Done {
+                        attempt: AttemptId(4),
+                        counters: counted(7)
+                    },
+                    holder: Some("10.0.0.2:4000".to_string())
+                }
             )]
         );
         assert_eq!(
             r.reduces.into_iter().collect::<Vec<_>>(),
-            vec![(ReduceTaskId(2), (AttemptId(9), counted(5)))]
+            vec![(
+                ReduceTaskId(2),
+                Done {
+                    attempt: AttemptId(9),
+                    counters: counted(5)
+                }
+            )]
         );
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();
         assert_eq!(r.incarnation, 2);
@@ -838,7 +897,11 @@ mod tests {
         assert!(after * 10 < before, "{before} bytes, then {after}");
         assert_eq!(r.incarnation, 1);
         assert_eq!(r.maps.len(), 2);
-        assert_eq!(r.maps[&MapTaskId(5)], (AttemptId(300), counted(1), None));
+        let done = Done {
+            attempt: AttemptId(300),
+            counters: counted(1),
+        };
+        assert_eq!(r.maps[&MapTaskId(5)], MapDone { done, holder: None });
         j.append(Record::MapLost(MapTaskId(1))).await.unwrap();
         drop(j);
         // The compacted journal replays to the same progress, incarnations

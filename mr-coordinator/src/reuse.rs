@@ -69,10 +69,11 @@ pub async fn prepare(
     let maps_done: Vec<(MapTaskId, Option<PathBuf>)> = recovered
         .maps
         .iter()
-        .map(|(&m, (a, _, holder))| {
-            let path = holder
+        .map(|(&m, d)| {
+            let path = d
+                .holder
                 .is_none()
-                .then(|| job_dir.join(names::map_output(m, *a)));
+                .then(|| job_dir.join(names::map_output(m, d.done.attempt)));
             (m, path)
         })
         .collect();

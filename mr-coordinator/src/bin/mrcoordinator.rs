@@ -274,9 +274,7 @@ async fn main() -> ExitCode {
 /// Publishes the bound address atomically (temp file + rename), so a reader
 /// never sees a partial address.
 fn write_addr(file: &std::path::Path, addr: std::net::SocketAddr) -> Result<(), String> {
-    let tmp = file.with_extension("tmp");
-    std::fs::write(&tmp, format!("{addr}\n"))
-        .and_then(|()| std::fs::rename(&tmp, file))
+    mr_coordinator::jobdir::write_replacing(file, |out| writeln!(out, "{addr}"))
         .map_err(|e| format!("cannot write --addr-file '{}': {e}", file.display()))
 }
 

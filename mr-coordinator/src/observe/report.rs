@@ -416,11 +416,7 @@ pub fn attempt_info(a: &AttemptRecord, started: Instant) -> AttemptInfo {
 /// streaming the JSON to the file: a million attempts' text is never held
 /// in memory whole.
 pub fn write(dir: &Path, report: &Report) -> std::io::Result<()> {
-    use std::io::Write;
-    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(&tmp)?);
-    serde_json::to_writer_pretty(&mut out, report).map_err(std::io::Error::other)?;
-    out.flush()?;
-    drop(out);
-    std::fs::rename(&tmp, dir.join(FILE_NAME))
+    crate::jobdir::write_replacing(&dir.join(FILE_NAME), |out| {
+        serde_json::to_writer_pretty(out, report).map_err(std::io::Error::other)
+    })
 }

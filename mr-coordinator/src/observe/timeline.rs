@@ -190,9 +190,9 @@ pub fn render(r: &Report) -> Result<String, String> {
 /// Draws and writes `mr-timeline.svg` in `dir`, atomically.
 pub fn write(dir: &Path, r: &Report) -> std::io::Result<()> {
     let svg = render(r).map_err(std::io::Error::other)?;
-    let tmp = dir.join(format!(".{FILE_NAME}.tmp"));
-    std::fs::write(&tmp, svg)?;
-    std::fs::rename(&tmp, dir.join(FILE_NAME))
+    crate::jobdir::write_replacing(&dir.join(FILE_NAME), |out| {
+        std::io::Write::write_all(out, svg.as_bytes())
+    })
 }
 
 #[cfg(test)]

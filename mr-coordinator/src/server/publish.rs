@@ -15,7 +15,7 @@
 //! manifest of the outputs, so its presence means the output is whole.
 
 use super::service::Shared;
-use crate::journal::{Journal, Record, Recovered};
+use crate::journal::{Done, Journal, Record, Recovered};
 use crate::scheduler::{TaskRef, Verdict};
 use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};
 use serde::Serialize;
@@ -316,7 +316,8 @@ pub(crate) async fn recover(
     journal: &Journal,
 ) -> Result<(), mr_store::StoreError> {
     mr_store::delete_object(&format!("{prefix}{SUCCESS}")).await?;
-    for (red, attempt, counters, upload) in r.unfinished_uploads() {
+    for (red, completing) in r.unfinished_uploads() {
+        let upload = completing.upload;
         let done = match mr_store::complete_upload(&upload).await {
             Ok(_) => true,
             // Completed before the crash (or aborted): the object tells.
@@ -324,10 +325,11 @@ pub(crate) async fn recover(
         };
         if done {
             info!(url = %upload.url, "finished publishing an output the previous run was committing");
+            let Done { attempt, counters } = completing.done;
             let _ = journal
                 .submit(Record::ReduceDone(red, attempt, counters.clone()))
                 .await;
-            r.reduces.insert(red, (attempt, counters));
+            r.reduces.insert(red, Done { attempt, counters });
         } else {
             warn!(url = %upload.url, "an output the previous run was committing was not published; its reduce will run again");
             discard(&upload).await;
@@ -351,8 +353,8 @@ pub(crate) async fn recover(
 pub(crate) fn already_published(r: &Recovered) -> BTreeMap<ReduceTaskId, OutputUpload> {
     r.uploads
         .iter()
-        .filter(|(red, (a, _, _))| r.reduces.get(red).is_some_and(|(done, _)| done == a))
-        .map(|(&red, (_, _, u))| (red, u.clone()))
+        .filter(|(&red, c)| r.is_committed(red, c.done.attempt))
+        .map(|(&red, c)| (red, c.upload.clone()))
         .collect()
 }
 

@@ -631,12 +631,12 @@ pub fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
         maps: r
             .maps
             .iter()
-            .map(|(&m, (a, c, at))| (m, *a, c.clone(), at.clone()))
+            .map(|(&m, d)| (m, d.done.attempt, d.done.counters.clone(), d.holder.clone()))
             .collect(),
         reduces: r
             .reduces
             .iter()
-            .map(|(&red, (a, c))| (red, *a, c.clone()))
+            .map(|(&red, d)| (red, d.attempt, d.counters.clone()))
             .collect(),
     }
 }
