@@ -522,7 +522,7 @@ pub async fn connect(
         .await
         .map_err(|_| timed_out("TLS handshake timed out"))?
         .map_err(|e| {
-            if e.to_string().contains("NoApplicationProtocol") {
+            if refused_our_protocol(&e) {
                 return other_version(addr);
             }
             std::io::Error::new(
@@ -535,6 +535,23 @@ pub async fn connect(
         return Err(other_version(addr));
     }
     Ok((Box::new(EofIsClose(tls)), local, peer))
+}
+
+/// Whether a failed handshake is the server refusing this wire's version
+/// (the TLS application protocol): its alert, or (had it offered one) ours
+/// finding none in common.
+fn refused_our_protocol(e: &std::io::Error) -> bool {
+    use rustls::AlertDescription::NoApplicationProtocol;
+    let tls = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    matches!(
+        tls,
+        Some(
+            rustls::Error::NoApplicationProtocol
+                | rustls::Error::AlertReceived(NoApplicationProtocol)
+        )
+    )
 }
 
 /// The error for a server that speaks another version of the wire.
