@@ -18,7 +18,7 @@
 //! [`Endpoint`] names either way in.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Environment variable that carries a token to workers (and to the coordinator).
@@ -80,13 +80,14 @@ pub fn generate() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
     let mut f = std::fs::File::open("/dev/urandom")?;
     std::io::Read::read_exact(&mut f, &mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
-/// Compares two tokens in time independent of where they differ.
+/// Compares two tokens in time independent of where they differ (only
+/// their lengths may tell: every token this job makes has the same).
 pub fn matches(given: &str, expected: &str) -> bool {
-    let (a, b) = (given.as_bytes(), expected.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// The per-user directory where coordinators publish tokens for local workers:
@@ -114,16 +115,16 @@ pub fn write_private(path: &Path, token: &str) -> std::io::Result<()> {
 
 /// Writes `bytes` to a 0600 file as [`write_private`] does.
 pub fn write_private_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    // A temporary file is made 0600 under a name of its own, then renamed.
+    let mut f = tempfile::NamedTempFile::new_in(dir)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    f.as_file().sync_all()?;
+    f.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Publishes the token for local workers of the coordinator on `port`.
@@ -162,7 +163,7 @@ pub struct Fingerprint(pub [u8; 32]);
 
 impl std::fmt::Display for Fingerprint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -177,13 +178,8 @@ impl std::str::FromStr for Fingerprint {
 
     fn from_str(s: &str) -> Result<Fingerprint, String> {
         let bad = || format!("'{s}' is not a certificate fingerprint (64 hex digits)");
-        if s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(bad());
-        }
         let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| bad())?;
         Ok(Fingerprint(out))
     }
 }
