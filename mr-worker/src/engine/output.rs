@@ -27,8 +27,9 @@ pub(crate) enum Sink {
     },
     /// A multipart upload to the object at `name`.
     Object {
-        /// The upload.
-        out: BufWriter<PartWriter>,
+        /// The upload (boxed: its state is several times a file's, and a
+        /// sink is moved around as the reduce starts).
+        out: BufWriter<Box<PartWriter>>,
         /// The object's URL, for errors.
         name: String,
     },
@@ -44,7 +45,7 @@ impl Sink {
                     reason: e.to_string(),
                 })?;
                 Ok(Sink::Object {
-                    out: BufWriter::with_capacity(BUFFER, w),
+                    out: BufWriter::with_capacity(BUFFER, Box::new(w)),
                     name: url.to_string(),
                 })
             }
