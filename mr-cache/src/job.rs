@@ -535,36 +535,39 @@ impl JobCache {
             return Default::default();
         };
         // In parallel: from an object store each is a download.
-        let taken: Vec<Result<Taken, Option<Arc<ReduceReuse>>>> = self.cache.with_io_width(|| {
+        let found: Vec<CachedReduce> = self.cache.with_io_width(|| {
             left.par_iter()
                 .map(|&task| {
                     let key = &keys[task.0 as usize];
                     let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
                     let Some(meta) = self.cache.take(Kind::Reduce, key, &tmp) else {
-                        return Err(self.earlier(task, &parts, job_dir));
+                        return match self.earlier(task, &parts, job_dir) {
+                            Some(reuse) => CachedReduce::Earlier(reuse),
+                            None => CachedReduce::Absent,
+                        };
                     };
                     let Some(meta) = decode::<ReduceMeta>(&meta) else {
                         let _ = std::fs::remove_file(&tmp);
-                        return Err(None);
+                        return CachedReduce::Absent;
                     };
                     // Committed as a reduce commits: rename into place.
                     match std::fs::rename(&tmp, dir.join(names::output(task))) {
-                        Ok(()) => Ok((task, reserved(task.0 as usize), meta.counters)),
+                        Ok(()) => CachedReduce::Committed((task, reserved(task.0 as usize), meta.counters)),
                         Err(e) => {
                             warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
                             let _ = std::fs::remove_file(&tmp);
-                            Err(None)
+                            CachedReduce::Absent
                         }
                     }
                 })
                 .collect()
         });
         let mut got = TakenReduces::default();
-        for (t, &task) in taken.into_iter().zip(left) {
-            match t {
-                Ok(t) => got.0.push(t),
-                Err(Some(reuse)) => got.1.push((task, reuse)),
-                Err(None) => {}
+        for (found, &task) in found.into_iter().zip(left) {
+            match found {
+                CachedReduce::Committed(t) => got.0.push(t),
+                CachedReduce::Earlier(reuse) => got.1.push((task, reuse)),
+                CachedReduce::Absent => {}
             }
         }
         got
@@ -771,6 +774,17 @@ fn index_holds(path: &Path, len: u64, starts: &[(Vec<u8>, u64)]) -> bool {
 
 fn decode<T: serde::de::DeserializeOwned>(meta: &[u8]) -> Option<T> {
     bincode::deserialize(meta).ok()
+}
+
+/// What the cache gave for one reduce.
+enum CachedReduce {
+    /// Its output, committed into the output directory.
+    Committed(Taken),
+    /// An earlier output of its lineage, whose pieces that still hold may
+    /// be copied.
+    Earlier(Arc<ReduceReuse>),
+    /// Nothing: the reduce runs.
+    Absent,
 }
 
 /// Reduces committed from the cache (task, reserved attempt, counters),
