@@ -91,7 +91,7 @@ pub struct JobCache {
     /// the app, R and the inputs' directories.
     lineage: Key,
     /// What is learned as the job runs (puts run on blocking threads).
-    known: Mutex<Known>,
+    known: Mutex<KnownAddresses>,
     /// Each input's [`crate::plan::stamp`] when planned (None: an object,
     /// whose reads are pinned to its planned ETag instead).
     stamps: Vec<Option<Key>>,
@@ -102,7 +102,7 @@ pub struct JobCache {
 }
 
 /// Addresses learned from the cache or from outputs as they are kept.
-struct Known {
+struct KnownAddresses {
     /// Per map, its output's partitions' addresses and segments (None for
     /// an empty partition), once known.
     parts: Vec<Option<Arc<MapParts>>>,
@@ -277,7 +277,7 @@ pub struct Reused {
     /// Input bytes whose maps did not run.
     pub input_bytes: u64,
     /// Reduces that may copy pieces of an earlier output, and which.
-    pub partly: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
+    pub reusing_earlier: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
 }
 
 impl JobCache {
@@ -328,7 +328,7 @@ impl JobCache {
         let map_bytes = (0..plan.len())
             .map(|i| plan.ranges(i).iter().map(|p| p.end - p.start).sum())
             .collect();
-        let known = Known {
+        let known = KnownAddresses {
             parts: vec![None; maps.len()],
             reduces: vec![None; spec.reduces as usize],
         };
@@ -366,7 +366,7 @@ impl JobCache {
         Ok((job, plan, (name, whole_file)))
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+    fn known(&self) -> std::sync::MutexGuard<'_, KnownAddresses> {
         self.known.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -415,7 +415,7 @@ impl JobCache {
             .map(ReduceTaskId)
             .filter(|&r| !reduces_done(r))
             .collect();
-        (got.reduces, got.partly) = self.take_reduces(job_dir, output_dir, &left);
+        (got.reduces, got.reusing_earlier) = self.take_reduces(job_dir, output_dir, &left);
         debug!(took = ?started.elapsed(), "looked the maps and reduces up");
         let running = left.len() - got.reduces.len();
         // Every output came from the cache: no reduce reads a map's, which
@@ -498,7 +498,7 @@ impl JobCache {
         if !got.0.is_empty() || !got.1.is_empty() {
             info!(
                 reduces = got.0.len(),
-                partly = got.1.len(),
+                reusing_earlier = got.1.len(),
                 "reusing outputs from the cache"
             );
         }
@@ -541,7 +541,7 @@ impl JobCache {
                     let key = &keys[task.0 as usize];
                     let tmp = dir.join(format!(".{}.cached.tmp", names::output(task)));
                     let Some(meta) = self.cache.take(Kind::Reduce, key, &tmp) else {
-                        return match self.earlier(task, &parts, job_dir) {
+                        return match self.earlier_output(task, &parts, job_dir) {
                             Some(reuse) => CachedReduce::Earlier(reuse),
                             None => CachedReduce::Absent,
                         };
@@ -575,7 +575,7 @@ impl JobCache {
 
     /// For reduce `task`, not in the cache: the pieces of the last output
     /// of its lineage that still hold, that output placed in `job_dir`.
-    fn earlier(
+    fn earlier_output(
         &self,
         task: ReduceTaskId,
         parts: &[Arc<MapParts>],

@@ -185,7 +185,7 @@ impl Drop for PartWriter {
 /// Runs `op` on the store's runtime against the object at `url` (its
 /// bucket's client and key); the store's own result is the caller's to
 /// read, since what counts as an error differs by call.
-async fn at<T, F, Fut>(url: &str, op: F) -> Result<object_store::Result<T>, StoreError>
+async fn on_store<T, F, Fut>(url: &str, op: F) -> Result<object_store::Result<T>, StoreError>
 where
     F: FnOnce(Arc<object_store::aws::AmazonS3>, ObjectPath) -> Fut,
     Fut: std::future::Future<Output = object_store::Result<T>> + Send + 'static,
@@ -211,7 +211,7 @@ pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, St
             content_id: p.clone(),
         })
         .collect();
-    at(&upload.url, |s, p| async move {
+    on_store(&upload.url, |s, p| async move {
         s.complete_multipart(&p, &id, parts).await
     })
     .await?
@@ -225,7 +225,7 @@ pub async fn complete_upload(upload: &OutputUpload) -> Result<Option<String>, St
 /// job sweep, or completed) is not an error: the abort's end is reached.
 pub async fn abort_upload(url: &str, upload_id: &str) -> Result<(), StoreError> {
     let id = upload_id.to_string();
-    match at(url, |s, p| async move { s.abort_multipart(&p, &id).await }).await? {
+    match on_store(url, |s, p| async move { s.abort_multipart(&p, &id).await }).await? {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_error(url, e)),
     }
@@ -233,7 +233,7 @@ pub async fn abort_upload(url: &str, upload_id: &str) -> Result<(), StoreError> 
 
 /// Writes `data` as the object at `url` (one PUT: for small objects).
 pub async fn put_object(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
-    at(url, |s, p| async move {
+    on_store(url, |s, p| async move {
         s.put(&p, PutPayload::from(data)).await
     })
     .await?
@@ -261,7 +261,7 @@ pub async fn put_if(
         mode,
         ..Default::default()
     };
-    match at(url, |s, p| async move {
+    match on_store(url, |s, p| async move {
         s.put_opts(&p, PutPayload::from(data), opts).await
     })
     .await?
@@ -282,7 +282,7 @@ pub async fn put_if(
 
 /// The (small) object at `url` and its ETag, or None if there is none.
 pub async fn get_object(url: &str) -> Result<Option<(bytes::Bytes, String)>, StoreError> {
-    let got = at(url, |s, p| async move {
+    let got = on_store(url, |s, p| async move {
         let r = s.get(&p).await?;
         let e_tag = r.meta.e_tag.clone().unwrap_or_default();
         Ok((r.bytes().await?, e_tag))
@@ -297,7 +297,7 @@ pub async fn get_object(url: &str) -> Result<Option<(bytes::Bytes, String)>, Sto
 
 /// Deletes the object at `url` (a missing object is not an error).
 pub async fn delete_object(url: &str) -> Result<(), StoreError> {
-    match at(url, |s, p| async move { s.delete(&p).await }).await? {
+    match on_store(url, |s, p| async move { s.delete(&p).await }).await? {
         Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(store_error(url, e)),
     }
@@ -321,7 +321,7 @@ pub async fn upload_tag(url: &str) -> Result<Option<(Option<String>, u64)>, Stor
         head: true,
         ..Default::default()
     };
-    match at(url, |s, p| async move { s.get_opts(&p, head).await }).await? {
+    match on_store(url, |s, p| async move { s.get_opts(&p, head).await }).await? {
         Ok(got) => {
             let tag = got
                 .attributes
@@ -336,7 +336,7 @@ pub async fn upload_tag(url: &str) -> Result<Option<(Option<String>, u64)>, Stor
 
 /// Whether there is an object at `url`.
 pub async fn exists(url: &str) -> Result<bool, StoreError> {
-    match at(url, |s, p| async move { s.head(&p).await }).await? {
+    match on_store(url, |s, p| async move { s.head(&p).await }).await? {
         Ok(_) => Ok(true),
         Err(object_store::Error::NotFound { .. }) => Ok(false),
         Err(e) => Err(store_error(url, e)),
@@ -347,7 +347,7 @@ pub async fn exists(url: &str) -> Result<bool, StoreError> {
 /// by starting a multipart upload there and aborting it: nothing is left.
 pub async fn probe_writable(prefix: &str) -> Result<(), StoreError> {
     let url = format!("{prefix}_mr-probe");
-    let r = at(&url, |s, p| async move {
+    let r = on_store(&url, |s, p| async move {
         let id = s.create_multipart(&p).await?;
         s.abort_multipart(&p, &id).await
     })

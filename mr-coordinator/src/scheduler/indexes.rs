@@ -30,11 +30,11 @@ impl Scheduler {
             self.idle[phase].remove(&i);
         }
         if let Some(c) = t.candidate.take() {
-            self.lone[phase].remove(&c);
+            self.backup_candidates[phase].remove(&c);
         }
         if let (true, [only]) = (waiting, t.running.as_slice()) {
             let c = (self.attempts[only].started, *only);
-            self.lone[phase].insert(c);
+            self.backup_candidates[phase].insert(c);
             t.candidate = Some(c);
         }
     }

@@ -120,7 +120,7 @@ pub struct Scheduler {
     idle: [BTreeSet<u32>; 2],
     /// Per phase, the attempts a backup may be launched for (the only
     /// running attempt of a task still waiting for an output), oldest first.
-    lone: [BTreeSet<(Instant, AttemptId)>; 2],
+    backup_candidates: [BTreeSet<(Instant, AttemptId)>; 2],
     /// Per phase, the tasks done.
     done: [usize; 2],
     /// Per phase, the attempts running.
@@ -225,7 +225,7 @@ impl Scheduler {
             next_worker: 0,
             durations: Default::default(),
             idle: [BTreeSet::new(), (0..cfg_reduces).collect()],
-            lone: Default::default(),
+            backup_candidates: Default::default(),
             done: [0, 0],
             running: [0, 0],
             failed_attempts: 0,
@@ -341,18 +341,19 @@ impl Scheduler {
     }
 
     /// Lets reduces be handed out, those in `reused` (committed from the
-    /// cache: attempt and counters) counting as done, and those in `partly`
+    /// cache: attempt and counters) counting as done, and those in `reusing_earlier`
     /// told which pieces of an earlier output they may copy. A reduce that
     /// is done or running already is left as it is.
     pub fn release_reduces(
         &mut self,
         reused: &[(ReduceTaskId, AttemptId, Counters)],
-        partly: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
+        reusing_earlier: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
         now: Instant,
     ) {
         self.reduce_gate = ReduceGate::Open;
         if self.all_maps_done() {
-            self.reuse.extend(partly.into_iter().map(|(r, p)| (r.0, p)));
+            self.reuse
+                .extend(reusing_earlier.into_iter().map(|(r, p)| (r.0, p)));
         }
         for (r, a, c) in reused {
             let Some(t) = self.reduces.get(r.0 as usize) else {
@@ -563,7 +564,7 @@ impl Scheduler {
         }
         let median = self.durations[phase].median()?;
         let threshold = (median * 2).max(self.cfg.backup_after);
-        for &(started, a) in &self.lone[phase] {
+        for &(started, a) in &self.backup_candidates[phase] {
             if now.duration_since(started) <= threshold {
                 // The rest started later still.
                 return None;
@@ -671,7 +672,7 @@ impl Scheduler {
         let place = self.workers.get(&a.worker).and_then(|w| w.place.as_ref());
         let shuffle = place.and_then(|p| p.shuffle.clone());
         let in_job_dir = place.is_none_or(|p| p.shared);
-        let held_at = shuffle.map(|addr| {
+        let holder = shuffle.map(|addr| {
             let only_there = match task_ref {
                 TaskRef::Map(m) if !in_job_dir => Some(m.0),
                 _ => None,
@@ -679,7 +680,7 @@ impl Scheduler {
             self.holder(&addr, only_there)
         });
         let task = self.task_mut(task_ref);
-        task.held_at = held_at;
+        task.holder = holder;
         task.in_job_dir = in_job_dir;
         let others: Vec<AttemptId> = task.running.drain(..).filter(|&x| x != attempt).collect();
         self.set_done(task_ref, Some(attempt));
@@ -774,7 +775,7 @@ impl Scheduler {
             let (map, lost_attempt) = (*map, *attempt);
             if let Some(m) = self.maps.get_mut(map.0 as usize) {
                 if m.done == Some(lost_attempt) {
-                    m.held_at = None;
+                    m.holder = None;
                     m.lost += 1;
                     if m.lost > max {
                         self.failure = Some(JobFailure::OutputLost(map, m.lost));
@@ -899,8 +900,8 @@ impl Scheduler {
         for (m, a, c, at) in &r.maps {
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
                 t.in_job_dir = at.is_none();
-                let held_at = at.as_deref().map(|addr| self.holder(addr, Some(m.0)));
-                self.maps[m.0 as usize].held_at = held_at;
+                let holder = at.as_deref().map(|addr| self.holder(addr, Some(m.0)));
+                self.maps[m.0 as usize].holder = holder;
                 self.set_done(TaskRef::Map(*m), Some(*a));
                 self.set_counters(TaskRef::Map(*m), c.clone());
             }

@@ -34,7 +34,7 @@ impl OutputsList {
                     .map(|(i, t)| MapOutputRef {
                         map: MapTaskId((first + i) as u32),
                         attempt: t.done.expect("every map is done"),
-                        host: t.held_at.clone(),
+                        host: t.holder.clone(),
                         in_job_dir: t.in_job_dir,
                         bytes: t.output_bytes,
                     })

@@ -46,11 +46,11 @@ impl Scheduler {
 
     /// The shuffle address of the worker holding map `m`'s accepted output
     /// on its own disk (None when it is in the job directory, or not done).
-    pub fn held_at(&self, m: MapTaskId) -> Option<String> {
+    pub fn output_holder(&self, m: MapTaskId) -> Option<String> {
         self.maps
             .get(m.0 as usize)
             .filter(|t| !t.in_job_dir)
-            .and_then(|t| t.held_at.as_deref().map(str::to_string))
+            .and_then(|t| t.holder.as_deref().map(str::to_string))
     }
 
     /// An idle map for `worker`, by locality as in the paper: one whose
@@ -107,8 +107,8 @@ impl Scheduler {
         let list = self.held_by.get_mut(addr.as_str()).map(std::mem::take);
         for i in list.unwrap_or_default() {
             let t = &mut self.maps[i as usize];
-            if t.done.is_some() && !t.in_job_dir && t.held_at.as_deref() == Some(addr.as_str()) {
-                t.held_at = None;
+            if t.done.is_some() && !t.in_job_dir && t.holder.as_deref() == Some(addr.as_str()) {
+                t.holder = None;
                 let m = MapTaskId(i);
                 self.lost_unjournaled.push(m);
                 gone.push(TaskRef::Map(m));

@@ -79,7 +79,7 @@ impl Scheduler {
         self.splits = p.splits;
         self.maps = p.maps;
         self.idle[0] = p.idle;
-        self.lone[0].clear();
+        self.backup_candidates[0].clear();
         self.done[0] = 0;
         self.outputs_stale = true;
     }

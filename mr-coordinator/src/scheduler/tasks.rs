@@ -32,9 +32,9 @@ pub(crate) struct Task {
     /// For a done map: its run file's size (what reduces are told).
     pub(crate) output_bytes: u64,
     /// For a done map: the shuffle address of the worker that made it.
-    pub(crate) held_at: Option<Arc<str>>,
+    pub(crate) holder: Option<Arc<str>>,
     /// For a done map: whether its output is in the shared job directory
-    /// (else only on the disk of the worker at `held_at`).
+    /// (else only on the disk of the worker at `holder`).
     pub(crate) in_job_dir: bool,
     /// This task's entry in the scheduler's set of backup candidates (its
     /// only running attempt, by start), so the entry can be taken out.

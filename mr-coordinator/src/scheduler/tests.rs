@@ -576,9 +576,9 @@ fn a_lost_worker_takes_the_map_outputs_on_its_disk_but_not_the_shared_ones() {
     ok(&mut s, a0, t0);
     let (m1, a1) = map_of(&s.assign(stays, t0));
     ok(&mut s, a1, t0);
-    assert_eq!(s.held_at(m0).as_deref(), Some("10.0.0.9:7"));
+    assert_eq!(s.output_holder(m0).as_deref(), Some("10.0.0.9:7"));
     assert_eq!(
-        s.held_at(m1),
+        s.output_holder(m1),
         None,
         "in the job directory: nothing to journal"
     );

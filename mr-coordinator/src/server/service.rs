@@ -294,8 +294,9 @@ impl Shared {
                 .unwrap_or_default()
             }
         };
-        let (taken, partly) = taken;
-        self.sched().release_reduces(&taken, partly, Instant::now());
+        let (taken, reusing_earlier) = taken;
+        self.sched()
+            .release_reduces(&taken, reusing_earlier, Instant::now());
         if let Some(c) = &self.cache {
             c.count(|r| r.reduces_reused += taken.len());
         }
@@ -399,7 +400,7 @@ impl Shared {
                 self.keep(&s, *task, attempt, &c, index);
                 reduce_lookup = s.reduce_lookup_due();
                 let record = match *task {
-                    TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.held_at(m)),
+                    TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.output_holder(m)),
                     TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
                 };
                 Some(Box::pin(self.journal.submit(record)) as Durable)

@@ -503,10 +503,10 @@ fn scheduler(
         files,
     );
     let mut resume = resume_from(recovered);
-    let mut partly = Vec::new();
+    let mut reusing_earlier = Vec::new();
     let cached = content.is_some();
     if let Some(mut c) = content {
-        partly = std::mem::take(&mut c.taken.partly);
+        reusing_earlier = std::mem::take(&mut c.taken.reusing_earlier);
         sched.use_plan(c.plan);
         resume.app = resume.app.or(Some(c.app));
         resume
@@ -515,9 +515,9 @@ fn scheduler(
         resume.reduces.extend(c.taken.reduces);
     }
     sched.restore(&resume);
-    if !partly.is_empty() {
+    if !reusing_earlier.is_empty() {
         // Every map was cached: these reduces may start from earlier outputs.
-        sched.release_reduces(&[], partly, Instant::now());
+        sched.release_reduces(&[], reusing_earlier, Instant::now());
     }
     if cached {
         // Reduces are looked up in the cache once every map's output

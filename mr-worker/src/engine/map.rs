@@ -190,17 +190,17 @@ impl<A: Accumulator> mr_apps::Emit for Budgeted<'_, A> {
 
 /// What a map task leaves behind.
 #[derive(Clone, Copy, PartialEq, Debug)]
-enum Leave {
+enum MapLeaves {
     /// One run file, `job.out`.
-    One,
+    OneRun,
     /// Its runs as they are once no more than [`MERGE_FAN_IN`]: for a
     /// caller that merges them anyway (a reduce over this task alone).
-    Runs,
+    SortedRuns,
 }
 
 /// Runs one map task.
 pub fn run_map(app: &dyn App, job: &MapJob<'_>) -> Result<MapStats, TaskFailure> {
-    run(app, job, Leave::One).map(|(stats, _)| stats)
+    run(app, job, MapLeaves::OneRun).map(|(stats, _)| stats)
 }
 
 /// Runs one map task whose output is read by one merge only (`mrsequential`'s
@@ -212,13 +212,13 @@ pub fn run_map_runs(
     app: &dyn App,
     job: &MapJob<'_>,
 ) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
-    run(app, job, Leave::Runs)
+    run(app, job, MapLeaves::SortedRuns)
 }
 
 fn run(
     app: &dyn App,
     job: &MapJob<'_>,
-    leave: Leave,
+    leave: MapLeaves,
 ) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let threads = rayon::current_num_threads().max(1);
     let total: u64 = job.parts.iter().map(|p| p.end - p.start).sum();
@@ -323,7 +323,7 @@ fn map_into<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
     feed: &Feed,
-    leave: Leave,
+    leave: MapLeaves,
 ) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let threads = rayon::current_num_threads().max(1);
     let share = (job.memory / threads).max(64 << 10);
@@ -444,7 +444,7 @@ fn finish<A: Accumulator>(
     results: Vec<Result<A, TaskFailure>>,
     spills: &Spills<'_>,
     tmp: &Path,
-    leave: Leave,
+    leave: MapLeaves,
 ) -> Result<(MapStats, Vec<PathBuf>), TaskFailure> {
     let accs = results.into_iter().collect::<Result<Vec<A>, _>>()?;
     // Merging the threads' accumulators in memory must itself fit the budget.
@@ -476,7 +476,7 @@ fn finish<A: Accumulator>(
         .clone();
     stats.spills = files.len() as u32;
     let (files, mut rounds) = merge_down(app, job, files)?;
-    if leave == Leave::Runs {
+    if leave == MapLeaves::SortedRuns {
         // The caller owns them now: neither the spills' removal nor the
         // rounds' may take them.
         spills.keep(&files);
