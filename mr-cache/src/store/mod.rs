@@ -20,12 +20,19 @@
 //! a concurrent job cannot pull it from under them. A use renews the meta's
 //! modification time (touched in a directory, rewritten in a store):
 //! eviction removes the oldest first.
+//!
+//! This module is the format (entries, checks, eviction); a [`Medium`] is
+//! where the files are: [`dir`] a directory, [`object`] a store prefix.
 
 use crate::Key;
 use std::fs::{self, File};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
+
+mod dir;
+mod object;
 
 /// The directory of this format's entries inside a cache directory.
 pub const VERSION_DIR: &str = "mr-cache-v2";
@@ -97,19 +104,41 @@ pub enum CacheError {
 /// store (`s3://BUCKET/prefix`), with the same layout and checks.
 #[derive(Clone, Debug)]
 pub struct Cache {
-    root: Root,
+    medium: Arc<dyn Medium>,
 }
 
-/// Where a cache's entries live.
-#[derive(Clone, Debug)]
-enum Root {
-    /// `<dir>/mr-cache-v2`.
-    Dir(PathBuf),
-    /// `s3://BUCKET/prefix/mr-cache-v2/`. An object appears whole when
-    /// written, so entries need no temporary names: data first, then meta,
-    /// as in a directory. A use rewrites the (small) meta, which renews
-    /// its modification time for eviction.
-    Store(String),
+/// Where a cache's files live, and how each is read, written and removed:
+/// the seam between the cache's format (entries, their checks, eviction's
+/// order), which is [`Cache`]'s, and the medium that holds them. Files are
+/// named by a string: a path in a directory, a URL in a store.
+trait Medium: std::fmt::Debug + Send + Sync {
+    /// Where the cache is, as the user would name it in messages.
+    fn shown(&self) -> String;
+    /// Where file `name` of `kind`'s entries is.
+    fn at(&self, kind: Kind, name: &str) -> String;
+    /// Whether each call waits on the network (then calls run many at once:
+    /// see [`Cache::with_io_width`]).
+    fn remote(&self) -> bool;
+    /// The whole file at `at` (None if it is not there, or cannot be
+    /// read), with when it was last written if that is known at no cost.
+    fn read_dated(&self, at: &str) -> Option<(Vec<u8>, Option<SystemTime>)>;
+    /// Links, copies or downloads the file at `at` to the new file `dest`.
+    fn fetch(&self, at: &str, dest: &Path) -> bool;
+    /// Removes the file at `at`, if there.
+    fn remove(&self, at: &str);
+    /// Renews the use time of the meta at `meta`, which holds `bytes`.
+    fn touch(&self, meta: &str, bytes: &[u8]);
+    /// Writes an entry: its data at `data_at` first, then its meta (the
+    /// `header`) at `meta_at`, each appearing whole.
+    fn write_entry(
+        &self,
+        data_at: &str,
+        meta_at: &str,
+        data: Data<'_>,
+        header: &[u8],
+    ) -> Result<(), String>;
+    /// Every file of the cache, and the root they are under (ending in `/`).
+    fn files(&self) -> (String, Vec<CacheFile>);
 }
 
 /// An entry's data, to store.
@@ -140,7 +169,7 @@ impl Cache {
         File::create(&probe).map_err(unusable)?;
         let _ = fs::remove_file(&probe);
         Ok(Cache {
-            root: Root::Dir(root),
+            medium: Arc::new(dir::Directory::new(root)),
         })
     }
 
@@ -157,7 +186,7 @@ impl Cache {
         mr_store::blob::put(&probe, Vec::new()).map_err(unusable)?;
         let _ = mr_store::blob::delete(&probe);
         Ok(Cache {
-            root: Root::Store(root),
+            medium: Arc::new(object::Prefix::new(root)),
         })
     }
 
@@ -168,48 +197,20 @@ impl Cache {
     /// re-run looks up one entry per input file). A directory's calls run
     /// on the caller's pool.
     pub fn with_io_width<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        match &self.root {
-            Root::Dir(_) => f(),
-            Root::Store(_) => store_pool().install(f),
-        }
-    }
-
-    /// Where the cache is, as the user would name it in messages.
-    fn shown(&self) -> String {
-        match &self.root {
-            Root::Dir(d) => d.display().to_string(),
-            Root::Store(u) => u.clone(),
+        match self.medium.remote() {
+            false => f(),
+            true => store_pool().install(f),
         }
     }
 
     /// Where file `ext` of entry `key` of `kind` is: a path, or an URL.
     fn at(&self, kind: Kind, key: &Key, ext: &str) -> String {
-        match &self.root {
-            Root::Dir(d) => d
-                .join(kind.dir())
-                .join(format!("{key}.{ext}"))
-                .display()
-                .to_string(),
-            Root::Store(u) => format!("{u}{}/{key}.{ext}", kind.dir()),
-        }
+        self.medium.at(kind, &format!("{key}.{ext}"))
     }
 
     #[cfg(test)]
-    fn path(&self, kind: Kind, key: &Key, ext: &str) -> PathBuf {
-        PathBuf::from(self.at(kind, key, ext))
-    }
-
-    /// A fresh name under directory `root`'s `tmp/` (unique across
-    /// processes and threads). A store needs none: a PUT is whole.
-    fn temp(root: &Path) -> PathBuf {
-        use std::sync::atomic::{AtomicU64, Ordering};
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos());
-        root.join("tmp")
-            .join(format!("mr-cache-{}-{n}-{nanos}", std::process::id()))
+    fn path(&self, kind: Kind, key: &Key, ext: &str) -> std::path::PathBuf {
+        std::path::PathBuf::from(self.at(kind, key, ext))
     }
 
     /// Reads the whole file at `at` (None if it is not there; a store that
@@ -221,43 +222,7 @@ impl Cache {
     /// [`Cache::read`], with when an object was last written (None for a
     /// file: touching one costs no request, so it is always done).
     fn read_dated(&self, at: &str) -> Option<(Vec<u8>, Option<SystemTime>)> {
-        match &self.root {
-            Root::Dir(_) => fs::read(at).ok().map(|b| (b, None)),
-            Root::Store(_) => match mr_store::blob::get(at) {
-                Ok(got) => got.map(|(b, t)| (b.to_vec(), Some(t))),
-                Err(e) => {
-                    tracing::warn!("reading the cache: {e}; taken as a miss");
-                    None
-                }
-            },
-        }
-    }
-
-    /// Copies (or links) the data at `at` to the new file `dest`.
-    fn fetch(&self, at: &str, dest: &Path) -> bool {
-        let _ = fs::remove_file(dest);
-        match &self.root {
-            Root::Dir(_) => fs::hard_link(at, dest).is_ok() || fs::copy(at, dest).is_ok(),
-            Root::Store(_) => match mr_store::blob::get_to_file(at, dest) {
-                Ok(got) => got.is_some(),
-                Err(e) => {
-                    tracing::warn!("reading the cache: {e}; taken as a miss");
-                    false
-                }
-            },
-        }
-    }
-
-    /// Removes the file at `at`, if there.
-    fn remove(&self, at: &str) {
-        match &self.root {
-            Root::Dir(_) => {
-                let _ = fs::remove_file(at);
-            }
-            Root::Store(_) => {
-                let _ = mr_store::blob::delete(at);
-            }
-        }
+        self.medium.read_dated(at)
     }
 
     /// Marks the entry whose meta is at `meta` (holding `bytes`, written at
@@ -267,19 +232,8 @@ impl Cache {
         let fresh = written
             .and_then(|t| SystemTime::now().duration_since(t).ok())
             .is_some_and(|age| age < STORE_TOUCH_EVERY);
-        if fresh {
-            return;
-        }
-        match &self.root {
-            Root::Dir(_) => {
-                let _ = File::options()
-                    .append(true)
-                    .open(meta)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
-            }
-            Root::Store(_) => {
-                let _ = mr_store::blob::put(meta, bytes.to_vec());
-            }
+        if !fresh {
+            self.medium.touch(meta, bytes);
         }
     }
 
@@ -289,7 +243,8 @@ impl Cache {
     pub fn take(&self, kind: Kind, key: &Key, dest: &Path) -> Option<Vec<u8>> {
         let meta_at = self.at(kind, key, "meta");
         let (meta, written) = self.read_dated(&meta_at)?;
-        if !self.fetch(&self.at(kind, key, "data"), dest) {
+        let _ = fs::remove_file(dest);
+        if !self.medium.fetch(&self.at(kind, key, "data"), dest) {
             return None;
         }
         let user = digest(kind, dest)
@@ -344,7 +299,7 @@ impl Cache {
     ) -> Result<(), CacheError> {
         let failed = |reason: String| CacheError::Store {
             what: format!("{} {key}", kind.dir()),
-            path: self.shown(),
+            path: self.medium.shown(),
             reason,
         };
         let (len, hash) = match data {
@@ -357,42 +312,9 @@ impl Cache {
         header.extend_from_slice(&hash);
         header.extend_from_slice(meta);
         let (data_at, meta_at) = (self.at(kind, key, "data"), self.at(kind, key, "meta"));
-        match &self.root {
-            Root::Dir(root) => {
-                let io = |e: std::io::Error| failed(e.to_string());
-                let tmp_data = Cache::temp(root);
-                match data {
-                    Data::File(p) => {
-                        if fs::hard_link(p, &tmp_data).is_err() {
-                            fs::copy(p, &tmp_data).map_err(io)?;
-                        }
-                    }
-                    Data::Bytes(b) => fs::write(&tmp_data, b).map_err(io)?,
-                }
-                // A link keeps its source's time, which may be old: an
-                // eviction meanwhile would take the file, not yet under its
-                // meta, for debris (see DEBRIS_AGE).
-                File::options()
-                    .append(true)
-                    .open(&tmp_data)
-                    .and_then(|f| f.set_modified(SystemTime::now()))
-                    .map_err(io)?;
-                fs::rename(&tmp_data, &data_at).map_err(io)?;
-                let tmp_meta = Cache::temp(root);
-                File::create(&tmp_meta)
-                    .and_then(|mut f| f.write_all(&header))
-                    .map_err(io)?;
-                fs::rename(&tmp_meta, &meta_at).map_err(io)
-            }
-            Root::Store(_) => {
-                let store = |e: mr_store::StoreError| failed(e.to_string());
-                match data {
-                    Data::File(p) => mr_store::blob::put_file(&data_at, p).map_err(store)?,
-                    Data::Bytes(b) => mr_store::blob::put(&data_at, b.to_vec()).map_err(store)?,
-                }
-                mr_store::blob::put(&meta_at, header).map_err(store)
-            }
-        }
+        self.medium
+            .write_entry(&data_at, &meta_at, data, &header)
+            .map_err(failed)
     }
 
     /// Stores `bytes` as entry `key` of `kind` (a small entry: no metadata).
@@ -435,7 +357,7 @@ impl Cache {
             // In order: an entry's meta first, so from then on it is a
             // miss for everyone.
             for f in &e.files {
-                self.remove(f);
+                self.medium.remove(f);
             }
             total -= e.bytes;
             freed += e.bytes;
@@ -452,10 +374,8 @@ impl Cache {
     }
 
     fn entries(&self) -> Vec<Entry> {
-        match &self.root {
-            Root::Dir(root) => dir_entries(root),
-            Root::Store(root) => store_entries(root),
-        }
+        let (root, files) = self.medium.files();
+        entries_of_files(&root, files, SystemTime::now())
     }
 }
 
@@ -552,46 +472,6 @@ fn entries_of_files(root: &str, files: Vec<CacheFile>, now: SystemTime) -> Vec<E
         }
     }
     out
-}
-
-fn dir_entries(root: &Path) -> Vec<Entry> {
-    let mut files = Vec::new();
-    for sub in KINDS.iter().map(|k| k.dir()).chain(["tmp"]) {
-        let Ok(dir) = fs::read_dir(root.join(sub)) else {
-            continue;
-        };
-        for e in dir.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_file() {
-                files.push(CacheFile {
-                    at: e.path().display().to_string(),
-                    modified: m.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-                    size: m.len(),
-                });
-            }
-        }
-    }
-    let root = format!("{}/", root.display());
-    entries_of_files(&root, files, SystemTime::now())
-}
-
-fn store_entries(root: &str) -> Vec<Entry> {
-    let listed = match mr_store::blob::list_under(root) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::warn!("listing the cache: {e}");
-            return Vec::new();
-        }
-    };
-    let files = listed
-        .into_iter()
-        .map(|o| CacheFile {
-            at: o.url,
-            modified: o.modified,
-            size: o.size,
-        })
-        .collect();
-    entries_of_files(root, files, SystemTime::now())
 }
 
 /// One entry (or one file of debris), for eviction.
