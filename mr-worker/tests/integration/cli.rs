@@ -138,7 +138,13 @@ fn a_job_stopped_by_sigterm_resumes_where_it_stopped_with_the_same_command() {
         if st.code() == Some(0) && committed() == 10 && tries < 3 {
             continue;
         }
-        assert_eq!(st.code(), Some(1));
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(
+            st.code(),
+            Some(1),
+            "try {tries}, {} outputs committed; its log:\n{said}",
+            committed()
+        );
         let done = committed();
         assert!(done < 10, "stopped too late to show a resume");
         break (t, done);
