@@ -195,14 +195,15 @@ pub fn run_sequential_cached(
     let unknown: Vec<(MapTaskId, Option<PathBuf>)> =
         ran.iter().map(|(m, p)| (*m, Some(p.clone()))).collect();
     let reduce = ReduceTaskId(0);
-    let (taken, partly) = jc.reduces_at_map_end(&unknown, &work.0, Some(out_dir), &[reduce]);
+    let found = jc.reduces_at_map_end(&unknown, &work.0, Some(out_dir), &[reduce]);
+    let (taken, reusing_earlier) = (found.committed, found.reusing_earlier);
     if !taken.is_empty() {
         run.output_reused = true;
         jc.evict();
         return Ok(run);
     }
     // An earlier output whose pieces still hold, placed in the work directory.
-    let earlier = partly
+    let earlier = reusing_earlier
         .into_iter()
         .next()
         .map(|(_, r)| (work.0.join(&r.previous), r));

@@ -265,7 +265,8 @@ impl JobCache {
             .map(ReduceTaskId)
             .filter(|&r| !reduces_done(r))
             .collect();
-        (got.reduces, got.reusing_earlier) = self.take_reduces(job_dir, output_dir, &left);
+        let reduces = self.take_reduces(job_dir, output_dir, &left);
+        (got.reduces, got.reusing_earlier) = (reduces.committed, reduces.reusing_earlier);
         debug!(took = ?started.elapsed(), "looked the maps and reduces up");
         let running = left.len() - got.reduces.len();
         // Every output came from the cache: no reduce reads a map's, which
@@ -345,10 +346,10 @@ impl JobCache {
     ) -> TakenReduces {
         self.learn(outputs);
         let got = self.take_reduces(job_dir, output_dir, left);
-        if !got.0.is_empty() || !got.1.is_empty() {
+        if !got.committed.is_empty() || !got.reusing_earlier.is_empty() {
             info!(
-                reduces = got.0.len(),
-                reusing_earlier = got.1.len(),
+                reduces = got.committed.len(),
+                reusing_earlier = got.reusing_earlier.len(),
                 "reusing outputs from the cache"
             );
         }
@@ -415,8 +416,8 @@ impl JobCache {
         let mut got = TakenReduces::default();
         for (found, &task) in found.into_iter().zip(left) {
             match found {
-                CachedReduce::Committed(t) => got.0.push(t),
-                CachedReduce::Earlier(reuse) => got.1.push((task, reuse)),
+                CachedReduce::Committed(t) => got.committed.push(t),
+                CachedReduce::Earlier(reuse) => got.reusing_earlier.push((task, reuse)),
                 CachedReduce::Absent => {}
             }
         }
@@ -542,9 +543,14 @@ enum CachedReduce {
     Absent,
 }
 
-/// Reduces committed from the cache (task, reserved attempt, counters),
-/// and reduces that may copy pieces of an earlier output.
-pub type TakenReduces = (Vec<Taken>, Vec<(ReduceTaskId, Arc<ReduceReuse>)>);
+/// What the cache gave the reduces looked up.
+#[derive(Debug, Default)]
+pub struct TakenReduces {
+    /// Those whose outputs were committed from the cache.
+    pub committed: Vec<Taken>,
+    /// Those that may copy pieces of an earlier output, and which.
+    pub reusing_earlier: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
+}
 
 /// A task done from the cache: its id, reserved attempt and counters.
 pub type Taken = (ReduceTaskId, AttemptId, Counters);

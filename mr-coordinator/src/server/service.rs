@@ -294,11 +294,11 @@ impl Shared {
                 .unwrap_or_default()
             }
         };
-        let (taken, reusing_earlier) = taken;
+        let committed = taken.committed.len();
         self.sched()
-            .release_reduces(&taken, reusing_earlier, Instant::now());
+            .release_reduces(&taken.committed, taken.reusing_earlier, Instant::now());
         if let Some(c) = &self.cache {
-            c.count(|r| r.reduces_reused += taken.len());
+            c.count(|r| r.reduces_reused += committed);
         }
         // The job may be done: every output came from the cache.
         self.changed.notify_one();
