@@ -116,7 +116,7 @@ fn main() -> Result<()> {
     let tasks = u64::from(args.maps) + u64::from(args.reduces);
     if args.json {
         println!(
-            "{{\"replay_tasks\": {tasks}, \"replay_records\": {}, \"replay_journal_mib\": {:.1}, \"replay_journal_bytes_per_task\": {:.0}, \"replay_read_s\": {:.3}, \"replay_decode_s\": {:.3}, \"replay_s\": {:.3}, \"replay_write_s\": {:.3}, \"replay_ok\": {}}}",
+            r#"{{"replay_tasks": {tasks}, "replay_records": {}, "replay_journal_mib": {:.1}, "replay_journal_bytes_per_task": {:.0}, "replay_read_s": {:.3}, "replay_decode_s": {:.3}, "replay_s": {:.3}, "replay_write_s": {:.3}, "replay_ok": {}}}"#,
             r.records,
             bytes as f64 / 1048576.0,
             bytes as f64 / tasks as f64,
