@@ -190,9 +190,9 @@ impl Histogram {
 
     fn write(&self, out: &mut String, name: &str, labels: &str) {
         for (b, c) in self.bounds.iter().zip(&self.counts) {
-            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{b}\"}} {c}");
+            let _ = writeln!(out, r#"{name}_bucket{{{labels},le="{b}"}} {c}"#);
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, r#"{name}_bucket{{{labels},le="+Inf"}} {}"#, self.count);
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
@@ -222,7 +222,7 @@ fn job(o: &mut String, r: &Report) {
     );
     let _ = writeln!(
         o,
-        "mapreduce_job_info{{job_id=\"{}\",app=\"{}\",state=\"{}\"}} 1",
+        r#"mapreduce_job_info{{job_id="{}",app="{}",state="{}"}} 1"#,
         label(&j.id),
         label(j.app.as_deref().unwrap_or("")),
         label(&j.state)
@@ -242,12 +242,12 @@ fn job(o: &mut String, r: &Report) {
     );
     let _ = writeln!(
         o,
-        "mapreduce_phase_elapsed_seconds{{phase=\"map\"}} {}",
+        r#"mapreduce_phase_elapsed_seconds{{phase="map"}} {}"#,
         j.map_phase_s
     );
     let _ = writeln!(
         o,
-        "mapreduce_phase_elapsed_seconds{{phase=\"reduce\"}} {}",
+        r#"mapreduce_phase_elapsed_seconds{{phase="reduce"}} {}"#,
         j.reduce_phase_s
     );
 }
@@ -271,7 +271,7 @@ fn tasks(o: &mut String, r: &Report) {
         for (state, n) in [("idle", idle), ("running", running), ("done", done)] {
             let _ = writeln!(
                 o,
-                "mapreduce_tasks{{phase=\"{phase}\",state=\"{state}\"}} {n}"
+                r#"mapreduce_tasks{{phase="{phase}",state="{state}"}} {n}"#
             );
         }
     }
@@ -297,7 +297,7 @@ fn attempts(o: &mut String, r: &Report) {
     for (i, phase) in ["map", "reduce"].iter().enumerate() {
         let _ = writeln!(
             o,
-            "mapreduce_attempts_started_total{{phase=\"{phase}\"}} {}",
+            r#"mapreduce_attempts_started_total{{phase="{phase}"}} {}"#,
             started[i]
         );
     }
@@ -318,7 +318,7 @@ fn attempts(o: &mut String, r: &Report) {
         let n = p.failures.get(reason).copied().unwrap_or(0);
         let _ = writeln!(
             o,
-            "mapreduce_attempt_failures_total{{reason=\"{reason}\"}} {n}"
+            r#"mapreduce_attempt_failures_total{{reason="{reason}"}} {n}"#
         );
     }
     for (reason, n) in &p.failures {
@@ -328,7 +328,7 @@ fn attempts(o: &mut String, r: &Report) {
         ) {
             let _ = writeln!(
                 o,
-                "mapreduce_attempt_failures_total{{reason=\"{}\"}} {n}",
+                r#"mapreduce_attempt_failures_total{{reason="{}"}} {n}"#,
                 label(reason)
             );
         }
@@ -343,7 +343,7 @@ fn attempts(o: &mut String, r: &Report) {
         durations[i].write(
             o,
             "mapreduce_task_duration_seconds",
-            &format!("phase=\"{phase}\""),
+            &format!(r#"phase="{phase}""#),
         );
     }
     head(
@@ -364,7 +364,7 @@ fn attempts(o: &mut String, r: &Report) {
         h.write(
             o,
             "mapreduce_phase_duration_seconds",
-            &format!("phase=\"{phase}\""),
+            &format!(r#"phase="{phase}""#),
         );
     }
 }
@@ -413,7 +413,7 @@ fn counters(o: &mut String, r: &Report) {
         if let Some(app) = k.strip_prefix("app: ") {
             let _ = writeln!(
                 o,
-                "mapreduce_app_counter_total{{name=\"{}\"}} {v}",
+                r#"mapreduce_app_counter_total{{name="{}"}} {v}"#,
                 label(app)
             );
         }
