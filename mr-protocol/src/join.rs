@@ -75,11 +75,11 @@ pub fn lab_socket() -> PathBuf {
     PathBuf::from(format!("/var/tmp/5840-mr-{}", nix::unistd::getuid()))
 }
 
-/// A fresh random token (32 hex digits) from the kernel's generator.
+/// A fresh random token: 128 bits from the system's generator, as 32 hex
+/// digits (also the tag of an object upload).
 pub fn generate() -> std::io::Result<String> {
     let mut bytes = [0u8; 16];
-    let mut f = std::fs::File::open("/dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut bytes)?;
+    getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
     Ok(hex::encode(bytes))
 }
 

@@ -58,9 +58,10 @@ pub enum PlanError {
     /// A path is not valid UTF-8 (names travel to apps as strings).
     #[error("input path '{0}' is not valid UTF-8; rename the file")]
     NotUtf8(String),
-    /// An object input could not be listed (the message names its URL).
-    #[error("{0}")]
-    Object(String),
+    /// An object input could not be listed: the object store's own error
+    /// (which names the URL), for callers to downcast and decide by kind.
+    #[error(transparent)]
+    Object(Box<dyn std::error::Error + Send + Sync>),
     /// An input URL of a scheme this framework does not read.
     #[error("input '{0}' has a URL scheme this framework does not read; give a local path or an s3://BUCKET/KEY object URL")]
     Scheme(String),

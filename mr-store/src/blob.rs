@@ -8,6 +8,7 @@
 //! all, so a reader never sees half of one; a large file goes up as a
 //! multipart upload, which is just as atomic once completed.
 
+use crate::error::{carried, from_io};
 use crate::{client, run, store_error, ObjectUrl, StoreError, SCHEME};
 use futures::TryStreamExt;
 use object_store::path::Path as ObjectPath;
@@ -86,10 +87,7 @@ pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
             // is a failed first step not an error.
             match run(async move { store.head(&path).await }) {
                 Ok(m) if m.size == 0 => {
-                    std::fs::File::create(dest).map_err(|e| StoreError::Store {
-                        url: url.to_string(),
-                        reason: format!("cannot write {}: {e}", dest.display()),
-                    })?;
+                    std::fs::File::create(dest).map_err(|e| local(url, dest, e))?;
                     return Ok(Some(0));
                 }
                 Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -98,10 +96,7 @@ pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
         }
     };
     crate::read::count_read(head.len());
-    let local = |e: std::io::Error| StoreError::Store {
-        url: url.to_string(),
-        reason: format!("cannot write {}: {e}", dest.display()),
-    };
+    let local = |e| local(url, dest, e);
     let mut out = std::fs::File::create(dest).map_err(local)?;
     let len = meta.size;
     let mut reader = crate::read::ObjectReader::new(url, meta.e_tag.as_deref(), len);
@@ -110,10 +105,7 @@ pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
     let copied = (|| -> Result<(), StoreError> {
         out.write_all(&head).map_err(local)?;
         loop {
-            let n = reader.read(&mut buf).map_err(|e| StoreError::Store {
-                url: url.to_string(),
-                reason: e.to_string(),
-            })?;
+            let n = reader.read(&mut buf).map_err(|e| from_io(url, e))?;
             if n == 0 {
                 return Ok(());
             }
@@ -128,6 +120,15 @@ pub fn get_to_file(url: &str, dest: &Path) -> Result<Option<u64>, StoreError> {
     Ok(Some(len))
 }
 
+/// The failure of the local file at `path` that `url` was copied to or from.
+fn local(url: &str, path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Local {
+        url: url.to_string(),
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Writes `data` as the object at `url` (one PUT).
 pub fn put(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
     let (store, path) = located(url)?;
@@ -140,10 +141,7 @@ pub fn put(url: &str, data: Vec<u8>) -> Result<(), StoreError> {
 /// else a multipart upload completed at the end (the object appears whole
 /// once it is).
 pub fn put_file(url: &str, src: &Path) -> Result<(), StoreError> {
-    let local = |e: std::io::Error| StoreError::Store {
-        url: url.to_string(),
-        reason: format!("cannot read {}: {e}", src.display()),
-    };
+    let local = |e| local(url, src, e);
     let mut file = std::fs::File::open(src).map_err(local)?;
     let len = file.metadata().map_err(local)?.len();
     if len <= ONE_PUT {
@@ -152,10 +150,8 @@ pub fn put_file(url: &str, src: &Path) -> Result<(), StoreError> {
         return put(url, data);
     }
     let mut w = crate::write::PartWriter::create(url)?;
-    std::io::copy(&mut file, &mut w).map_err(|e| StoreError::Store {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
+    // Reading the file fails locally; writing carries the store's error.
+    std::io::copy(&mut file, &mut w).map_err(|e| carried(e).unwrap_or_else(local))?;
     let upload = w.finish()?;
     run(async move { crate::write::complete_upload(&upload).await }).map(|_| ())
 }

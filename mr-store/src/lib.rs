@@ -23,10 +23,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 pub mod blob;
+mod error;
 mod pending;
 mod read;
 mod write;
 
+use error::store_error;
+pub use error::{ErrorKind, StoreError};
 pub use pending::{pending_uploads, PendingUpload};
 pub use read::{bytes_read, list, read_range, Lister, ObjectReader};
 pub use write::{
@@ -39,60 +42,6 @@ pub const SCHEME: &str = "s3://";
 
 /// Bytes as the store returns them (cheap to slice and share).
 pub use bytes::Bytes;
-
-/// Why an object could not be listed or read.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The URL is not `s3://BUCKET/KEY`.
-    #[error("'{url}' is not a valid object URL ({why}); write s3://BUCKET/KEY or s3://BUCKET/prefix/*.txt")]
-    BadUrl {
-        /// The URL as given.
-        url: String,
-        /// What is wrong with it.
-        why: &'static str,
-    },
-    /// The store could not be set up from the environment.
-    #[error("cannot use the object store for {url}: {reason}; set AWS_ENDPOINT_URL, AWS_REGION and credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)")]
-    Config {
-        /// The URL.
-        url: String,
-        /// What the client said.
-        reason: String,
-    },
-    /// The object is not there.
-    #[error("object {url} does not exist")]
-    Missing {
-        /// The URL.
-        url: String,
-    },
-    /// A pattern matched no object.
-    #[error("no object matches {0}; check the bucket, prefix and pattern")]
-    NoMatch(String),
-    /// The object changed since the job was planned.
-    #[error("object {url} changed since the job was planned (its ETag is no longer {etag}); inputs must not change during a job")]
-    Changed {
-        /// The URL.
-        url: String,
-        /// The ETag planned.
-        etag: String,
-    },
-    /// Objects cannot be written under an output prefix.
-    #[error("cannot write objects under {url}: {reason}; check that the bucket exists and the credentials may write there")]
-    NotWritable {
-        /// The prefix.
-        url: String,
-        /// What the store said.
-        reason: String,
-    },
-    /// Anything else the store or the network said.
-    #[error("object store error on {url}: {reason}")]
-    Store {
-        /// The URL.
-        url: String,
-        /// What went wrong.
-        reason: String,
-    },
-}
 
 /// An object (or key pattern) in a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -253,39 +202,6 @@ fn connection(url: &ObjectUrl) -> Result<Arc<Connection>, StoreError> {
     Ok(conn)
 }
 
-/// Turns the client's error into ours, naming `url`.
-fn store_error(url: &str, e: object_store::Error) -> StoreError {
-    match e {
-        object_store::Error::NotFound { .. } => StoreError::Missing {
-            url: url.to_string(),
-        },
-        other => StoreError::Store {
-            url: url.to_string(),
-            reason: concise(&other.to_string()),
-        },
-    }
-}
-
-/// The client's error text with an S3 error document (XML, request ids)
-/// replaced by its code and message: what a person needs to read.
-pub(crate) fn concise(text: &str) -> String {
-    let Some(at) = text.find("<?xml").or_else(|| text.find("<Error>")) else {
-        return text.to_string();
-    };
-    let tag = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find('<')? + start;
-        Some(text[start..end].to_string())
-    };
-    let head = text[..at].trim_end().trim_end_matches(':');
-    match (tag("Code"), tag("Message")) {
-        (Some(code), Some(msg)) => format!("{head}: {code} ({msg})"),
-        (Some(code), None) => format!("{head}: {code}"),
-        _ => head.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,16 +228,6 @@ mod tests {
         }
         assert_eq!(literal_prefix("logs/2024-*/x?.txt"), "logs/2024-");
         assert_eq!(literal_prefix("plain/key"), "plain/key");
-    }
-
-    #[test]
-    fn s3_error_documents_shrink_to_code_and_message() {
-        let raw = "Error performing POST http://h/b/k?uploads= - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?>\n<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><RequestId>XYZ</RequestId></Error>";
-        assert_eq!(
-            concise(raw),
-            "Error performing POST http://h/b/k?uploads= - Server returned non-2xx status code: 404 Not Found: NoSuchBucket (The specified bucket does not exist)"
-        );
-        assert_eq!(concise("plain words"), "plain words");
     }
 
     #[test]

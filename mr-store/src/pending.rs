@@ -9,7 +9,8 @@
 //! credentials, and is sent with the client's HTTP options. Pages are
 //! followed to the end, each request retried as the client retries its own.
 
-use crate::{concise, connection, spawn, ObjectUrl, StoreError, SCHEME};
+use crate::error::{concise, ErrorDocument};
+use crate::{connection, spawn, ErrorKind, ObjectUrl, StoreError, SCHEME};
 use object_store::aws::AmazonS3;
 use object_store::client::{HttpClient, HttpConnector, HttpRequestBody, ReqwestConnector};
 use object_store::path::Path as ObjectPath;
@@ -63,22 +64,24 @@ pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreEr
     let conn = connection(&parsed)?;
     let url = prefix.to_string();
     spawn(async move {
-        let fail = |reason: String| StoreError::Store {
+        let fail = |Failed(kind, reason): Failed| StoreError::Store {
             url: url.clone(),
+            kind,
             reason: format!("listing open uploads: {reason}"),
         };
+        let other = |e: &dyn std::fmt::Display| fail(Failed(ErrorKind::Other, e.to_string()));
         let http = ReqwestConnector::default()
             .connect(&conn.options)
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| other(&e))?;
         let mut found = Vec::new();
         let mut markers: Option<Markers> = None;
         let mut seen = std::collections::HashSet::new();
         loop {
             let target = list_url(&conn.store, &parsed.key, markers.as_ref())
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(|e| fail(Failed(crate::error::kind_of(&e), e.to_string())))?;
             let page = fetch_page(&http, &target).await.map_err(fail)?;
-            let next = next_markers(&page, &mut seen).map_err(fail)?;
+            let next = next_markers(&page, &mut seen).map_err(|e| other(&e))?;
             for u in page.upload {
                 found.push(PendingUpload {
                     url: format!("{SCHEME}{}/{}", parsed.bucket, u.key),
@@ -92,10 +95,7 @@ pub async fn pending_uploads(prefix: &str) -> Result<Vec<PendingUpload>, StoreEr
         }
     })
     .await
-    .map_err(|e| StoreError::Store {
-        url: prefix.to_string(),
-        reason: e.to_string(),
-    })?
+    .map_err(|e| StoreError::other(prefix, e))?
 }
 
 /// The signed URL of one page of the listing of uploads under `key`.
@@ -122,8 +122,23 @@ async fn list_url(
     Ok(url.to_string())
 }
 
+/// Why a page could not be had: its kind, and what was said.
+struct Failed(ErrorKind, String);
+
+/// The kind of a failed reply with `status`, and its error `document`.
+fn reply_kind(status: http::StatusCode, document: Option<&ErrorDocument>) -> ErrorKind {
+    match (status.as_u16(), document.map(ErrorDocument::kind)) {
+        (_, Some(kind)) if kind != ErrorKind::Other => kind,
+        (401 | 403, _) => ErrorKind::AccessDenied,
+        (404, _) => ErrorKind::NotFound,
+        (412, _) => ErrorKind::PreconditionFailed,
+        (429 | 500..=599, _) => ErrorKind::Throttled,
+        _ => ErrorKind::Other,
+    }
+}
+
 /// GETs one page at `url`, retrying what may pass (see [`TRIES`]).
-async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, String> {
+async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, Failed> {
     let mut pause = Duration::from_millis(100);
     let mut tries = 0;
     loop {
@@ -132,35 +147,36 @@ async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, String> 
             .method("GET")
             .uri(url)
             .body(HttpRequestBody::empty())
-            .map_err(|e| e.to_string())?;
-        let why = match http.execute(req).await {
+            .map_err(|e| Failed(ErrorKind::Other, e.to_string()))?;
+        let Failed(kind, why) = match http.execute(req).await {
             Ok(resp) => {
                 let status = resp.status();
                 let body = resp.into_body().bytes().await;
                 match body {
                     Ok(body) if status.is_success() => {
                         return quick_xml::de::from_reader(body.as_ref())
-                            .map_err(|e| format!("bad reply: {e}"));
+                            .map_err(|e| Failed(ErrorKind::Other, format!("bad reply: {e}")));
                     }
                     Ok(body) => {
-                        let text = concise(&String::from_utf8_lossy(&body));
+                        let text = String::from_utf8_lossy(&body);
+                        let kind = reply_kind(status, ErrorDocument::find(&text).as_ref());
                         let why = format!(
                             "HTTP {status}: {}",
-                            text.chars().take(300).collect::<String>()
+                            concise(&text).chars().take(300).collect::<String>()
                         );
                         let passing = status.is_server_error() || status.as_u16() == 429;
                         if !passing {
-                            return Err(why);
+                            return Err(Failed(kind, why));
                         }
-                        why
+                        Failed(kind, why)
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => Failed(ErrorKind::Unreachable, e.to_string()),
                 }
             }
-            Err(e) => e.to_string(),
+            Err(e) => Failed(crate::error::transport_kind(&e), e.to_string()),
         };
         if tries >= TRIES {
-            return Err(format!("{why} (after {tries} tries)"));
+            return Err(Failed(kind, format!("{why} (after {tries} tries)")));
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 3).min(Duration::from_secs(2));

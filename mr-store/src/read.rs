@@ -186,6 +186,6 @@ pub struct Lister;
 
 impl mr_protocol::plan::ObjectLister for Lister {
     fn list(&self, arg: &str) -> Result<Vec<InputFile>, PlanError> {
-        list(arg).map_err(|e| PlanError::Object(e.to_string()))
+        list(arg).map_err(|e| PlanError::Object(Box::new(e)))
     }
 }

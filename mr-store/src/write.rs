@@ -11,6 +11,7 @@
 //! coordinator can tell whether an object is the one an upload it journaled
 //! produced ([`upload_tag`]).
 
+use crate::error::from_io;
 use crate::{client, run, spawn, store_error, ObjectUrl, StoreError};
 use mr_protocol::OutputUpload;
 use object_store::multipart::{MultipartStore, PartId};
@@ -56,10 +57,8 @@ impl PartWriter {
         let parsed = ObjectUrl::parse(url)?;
         let store = client(&parsed)?;
         let path = ObjectPath::from(parsed.key.as_str());
-        let tag = new_tag().map_err(|e| StoreError::Store {
-            url: url.to_string(),
-            reason: format!("cannot make the upload's tag: {e}"),
-        })?;
+        let tag = new_tag()
+            .map_err(|e| StoreError::other(url, format!("cannot make the upload's tag: {e}")))?;
         let opts = PutMultipartOptions {
             attributes: Attributes::from_iter([(Attribute::Metadata(TAG_KEY.into()), tag.clone())]),
             ..Default::default()
@@ -125,16 +124,12 @@ impl PartWriter {
     /// for the coordinator to complete (or abort). The object does not
     /// exist until then.
     pub fn finish(mut self) -> Result<OutputUpload, StoreError> {
-        let io = |url: &str, e: std::io::Error| StoreError::Store {
-            url: url.to_string(),
-            reason: e.to_string(),
-        };
         // An empty output is one empty part: an upload needs at least one.
         if !self.buf.is_empty() || self.next_part == 0 {
-            self.send_part().map_err(|e| io(&self.url, e))?;
+            self.send_part().map_err(|e| from_io(&self.url, e))?;
         }
         while !self.in_flight.is_empty() {
-            self.wait_oldest().map_err(|e| io(&self.url, e))?;
+            self.wait_oldest().map_err(|e| from_io(&self.url, e))?;
         }
         self.finished = true;
         Ok(OutputUpload {
@@ -194,10 +189,9 @@ where
     let parsed = ObjectUrl::parse(url)?;
     let store = client(&parsed)?;
     let path = ObjectPath::from(parsed.key.as_str());
-    spawn(op(store, path)).await.map_err(|e| StoreError::Store {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })
+    spawn(op(store, path))
+        .await
+        .map_err(|e| StoreError::other(url, e))
 }
 
 /// Completes `upload`: the object at its URL appears, whole. Returns the
@@ -268,10 +262,10 @@ pub async fn put_if(
     {
         Ok(r) => match r.e_tag {
             Some(e_tag) => Ok(Some(e_tag)),
-            None => Err(StoreError::Store {
-                url: url.to_string(),
-                reason: "the store gave no ETag: conditional writes cannot be used with it".into(),
-            }),
+            None => Err(StoreError::other(
+                url,
+                "the store gave no ETag: conditional writes cannot be used with it",
+            )),
         },
         Err(
             object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. },
@@ -306,12 +300,9 @@ pub async fn delete_object(url: &str) -> Result<(), StoreError> {
 /// The metadata key of an upload's tag (`x-amz-meta-mr-upload`).
 const TAG_KEY: &str = "mr-upload";
 
-/// A fresh tag: 128 random bits, in hex.
+/// A fresh tag: 128 random bits, in hex, made as the job's tokens are.
 fn new_tag() -> std::io::Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 16];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(hex::encode(bytes))
+    mr_protocol::join::generate()
 }
 
 /// The upload tag and size of the object at `url` (the tag None for an
@@ -354,7 +345,8 @@ pub async fn probe_writable(prefix: &str) -> Result<(), StoreError> {
     .await?;
     r.map_err(|e| StoreError::NotWritable {
         url: prefix.to_string(),
-        reason: crate::concise(&e.to_string()),
+        kind: crate::error::kind_of(&e),
+        reason: crate::error::concise(&e.to_string()),
     })
 }
 

@@ -320,6 +320,9 @@ pub(crate) async fn recover(
         let upload = completing.upload;
         let done = match mr_store::complete_upload(&upload).await {
             Ok(_) => true,
+            // A store that does not answer now cannot say what became of
+            // the upload: stop, and let a later restart decide.
+            Err(e) if e.kind().is_transient() => return Err(e),
             // Completed before the crash (or aborted): the object tells.
             Err(_) => is_from(&upload).await?,
         };
@@ -371,10 +374,7 @@ pub(crate) async fn clear_stale(
     let listing = prefix.to_string();
     let listed = tokio::task::spawn_blocking(move || mr_store::blob::list_under(&listing))
         .await
-        .map_err(|e| mr_store::StoreError::Store {
-            url: prefix.to_string(),
-            reason: e.to_string(),
-        })??;
+        .map_err(|e| mr_store::StoreError::other(prefix, e))??;
     let mut removed = 0;
     for o in listed {
         let Some(k) = o

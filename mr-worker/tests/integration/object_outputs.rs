@@ -410,19 +410,20 @@ fn an_unusable_output_prefix_is_named_within_seconds() {
 }
 
 /// What [`proxy`] does with a request, by its first line.
-enum Act {
+pub(crate) enum Act {
     /// Passes it on.
     Pass,
     /// Holds it this long, then passes it on.
     Hold(Duration),
-    /// Answers `503 Slow Down` itself and closes the connection.
+    /// Answers `503 Slow Down` itself, with S3's error document, and
+    /// closes the connection.
     Refuse,
 }
 
 /// A TCP proxy in front of `upstream` that treats each request as `act`
 /// says from its first line: a store that is slow or refuses some calls.
 /// Returns its address; its threads end with the test process.
-fn proxy(upstream: String, act: impl Fn(&str) -> Act + Send + Sync + 'static) -> String {
+pub(crate) fn proxy(upstream: String, act: impl Fn(&str) -> Act + Send + Sync + 'static) -> String {
     use std::io::{Read, Write};
     let act = std::sync::Arc::new(act);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -449,9 +450,9 @@ fn proxy(upstream: String, act: impl Fn(&str) -> Act + Send + Sync + 'static) ->
                         Act::Pass => {}
                         Act::Hold(d) => std::thread::sleep(d),
                         Act::Refuse => {
-                            let _ = refuse.write_all(
-                                b"HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                            );
+                            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message><RequestId>R1</RequestId></Error>";
+                            let head = format!("HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len());
+                            let _ = refuse.write_all(format!("{head}{body}").as_bytes());
                             let _ = refuse.shutdown(std::net::Shutdown::Both);
                             break;
                         }

@@ -317,12 +317,57 @@ fn bad_object_inputs_are_named_within_seconds() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("s3://mr-bad/here.txt"), "{err}");
+    // Named as unreachable, with where to look.
+    assert!(
+        err.contains("s3://mr-bad/here.txt") && err.contains("check AWS_ENDPOINT_URL"),
+        "{err}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_store_that_keeps_asking_to_slow_down_is_named_so_and_the_job_ends() {
+    use crate::object_outputs::{proxy, Act};
+    let t = TestDir::new();
+    let Some(moto) = Moto::start(&t) else { return };
+    moto.bucket("mr-busy");
+    moto.put("mr-busy", "here.txt", b"a b c\n");
+    // Every request answered 503 SlowDown, as S3 does under load.
+    let busy = proxy(moto.addr.clone(), |_| Act::Refuse);
+    for binary in ["mrcoordinator", "mrsequential"] {
+        let mut cmd = Command::new(bin(binary));
+        moto.env(&mut cmd);
+        cmd.env("AWS_ENDPOINT_URL", format!("http://{busy}"));
+        match binary {
+            "mrcoordinator" => cmd.args(["--quiet", "--listen", "127.0.0.1:0", "--app", "wc"]),
+            _ => cmd.arg("wc"),
+        };
+        let started = Instant::now();
+        let o = cmd
+            .arg("s3://mr-busy/here.txt")
+            .current_dir(t.path())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{binary}: {err}");
+        // The store's code, not its XML, and what to do about it.
+        assert!(
+            err.contains("s3://mr-busy/here.txt")
+                && err.contains("SlowDown")
+                && err.contains("shedding load")
+                && !err.contains("<?xml"),
+            "{binary}: {err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{binary} took {:?}",
+            started.elapsed()
+        );
+    }
 }
 
 #[test]
