@@ -22,7 +22,7 @@
 //! into one write and one `fdatasync` (group commit); callers on the tokio
 //! runtime await an acknowledgement instead of blocking on the disk.
 
-use mr_protocol::{AttemptId, Counters, MapTaskId, OutputUpload, ReduceTaskId};
+use mr_protocol::{AttemptId, Counters, MapTaskId, OutputUpload, PlannedApp, ReduceTaskId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -145,7 +145,7 @@ pub struct Recovered {
     /// This process's incarnation number (0 for a fresh journal).
     pub incarnation: u32,
     /// The app, if the previous run had learned it.
-    pub app: Option<(String, bool)>,
+    pub app: Option<PlannedApp>,
     /// Maps whose output was accepted (and not since lost).
     pub maps: BTreeMap<MapTaskId, MapDone>,
     /// Committed reduce outputs.
@@ -205,10 +205,10 @@ impl Recovered {
     /// aside): what a compacted journal holds after its `Begin`.
     fn live_records(&self) -> Vec<Record> {
         let mut out = Vec::with_capacity(1 + self.maps.len() + self.reduces.len());
-        if let Some((app, whole_file)) = &self.app {
+        if let Some(app) = &self.app {
             out.push(Record::AppFixed {
-                app: app.clone(),
-                whole_file: *whole_file,
+                app: app.name.clone(),
+                whole_file: app.whole_file,
             });
         }
         for (&m, d) in &self.maps {
@@ -241,7 +241,12 @@ impl Recovered {
             // A damaged journal may hold any number: the next one must not
             // wrap to 0, which would make this run look like the first.
             Record::Incarnation(n) => self.incarnation = n.saturating_add(1),
-            Record::AppFixed { app, whole_file } => self.app = Some((app, whole_file)),
+            Record::AppFixed { app, whole_file } => {
+                self.app = Some(PlannedApp {
+                    name: app,
+                    whole_file,
+                })
+            }
             Record::MapDone(m, attempt, counters, holder) => {
                 let done = Done { attempt, counters };
                 self.maps.insert(m, MapDone { done, holder });
@@ -803,7 +808,13 @@ mod tests {
         drop(j);
         let (_j, r) = open(dir.path(), &identity(3)).unwrap();
         assert_eq!(r.incarnation, 1);
-        assert_eq!(r.app, Some(("wc".into(), false)));
+        assert_eq!(
+            r.app,
+            Some(PlannedApp {
+                name: "wc".into(),
+                whole_file: false
+            })
+        );
         assert_eq!(
             r.maps.into_iter().collect::<Vec<_>>(),
             vec![(

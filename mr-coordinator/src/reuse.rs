@@ -6,7 +6,7 @@ use crate::job::CoordinatorError;
 use crate::observe::report::CacheInfo;
 use mr_cache::job::{AppSpec, JobCache, Reused};
 use mr_protocol::plan::{InputFile, SplitPlan};
-use mr_protocol::{names, MapTaskId};
+use mr_protocol::{names, MapTaskId, PlannedApp};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -32,9 +32,8 @@ pub struct Prepared {
 pub struct ContentPlan {
     /// The splits, cut by content.
     pub plan: SplitPlan,
-    /// The app the plan was made for: its name, and whether it maps whole
-    /// files.
-    pub app: (String, bool),
+    /// The app the plan was made for.
+    pub app: PlannedApp,
     /// The tasks whose outputs were taken from the cache.
     pub taken: Reused,
 }

@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod counters;
+pub mod done;
 #[cfg(feature = "rpc")]
 pub mod framing;
 pub mod ids;
@@ -33,6 +34,7 @@ pub mod size;
 pub mod wire;
 
 pub use counters::Counters;
+pub use done::{Finished, PlannedApp};
 pub use ids::{AttemptId, MapTaskId, ReduceTaskId, WorkerId};
 pub use messages::*;
 pub use outputs::MapOutputs;

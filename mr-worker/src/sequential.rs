@@ -164,7 +164,7 @@ pub fn run_sequential_cached(
         return Ok(run);
     }
     let cached: std::collections::HashSet<MapTaskId> =
-        taken.maps.iter().map(|(m, _, _)| *m).collect();
+        taken.maps.iter().map(|done| done.task).collect();
     let to_run: Vec<u32> = (0..plan.len() as u32)
         .filter(|m| !cached.contains(&MapTaskId(*m)))
         .collect();

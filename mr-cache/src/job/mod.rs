@@ -31,7 +31,10 @@
 use crate::partitions::{partition_index, reduce_key};
 use crate::{Cache, Key, Kind};
 use mr_protocol::plan::{InputFile, SplitPlan};
-use mr_protocol::{names, AttemptId, Counters, MapTaskId, OutputIndex, ReduceReuse, ReduceTaskId};
+use mr_protocol::{
+    names, AttemptId, Counters, Finished, MapTaskId, OutputIndex, PlannedApp, ReduceReuse,
+    ReduceTaskId,
+};
 use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -120,10 +123,10 @@ struct KnownAddresses {
 /// What was taken from the cache.
 #[derive(Debug, Default)]
 pub struct Reused {
-    /// Maps done by a cached output: id, reserved attempt, counters.
-    pub maps: Vec<(MapTaskId, AttemptId, Counters)>,
-    /// Outputs committed from the cache.
-    pub reduces: Vec<(ReduceTaskId, AttemptId, Counters)>,
+    /// Maps done by a cached output, under the attempt reserved for it.
+    pub maps: Vec<Finished<MapTaskId>>,
+    /// Outputs committed from the cache, likewise.
+    pub reduces: Vec<Finished<ReduceTaskId>>,
     /// Input bytes whose maps did not run.
     pub input_bytes: u64,
     /// Reduces that may copy pieces of an earlier output, and which.
@@ -138,7 +141,7 @@ impl JobCache {
         max: Option<u64>,
         files: &[InputFile],
         spec: &AppSpec<'_>,
-    ) -> Result<(JobCache, SplitPlan, (String, bool)), SetupError> {
+    ) -> Result<(JobCache, SplitPlan, PlannedApp), SetupError> {
         let started = std::time::Instant::now();
         let cache = Cache::open(dir)?;
         let app = crate::identity::app_identity(spec.app, spec.streaming, spec.key_files)?;
@@ -213,7 +216,7 @@ impl JobCache {
             lineage,
             known: Mutex::new(known),
         };
-        Ok((job, plan, (name, whole_file)))
+        Ok((job, plan, PlannedApp { name, whole_file }))
     }
 
     fn known(&self) -> std::sync::MutexGuard<'_, KnownAddresses> {
@@ -287,7 +290,11 @@ impl JobCache {
         for ((task, counters), placed) in cached.into_iter().zip(placed) {
             let m = task.0 as usize;
             if placed {
-                got.maps.push((task, reserved(m), counters));
+                got.maps.push(Finished {
+                    task,
+                    attempt: reserved(m),
+                    counters,
+                });
                 got.input_bytes += self.map_bytes[m];
             } else {
                 self.known().parts[m] = None;
@@ -403,7 +410,11 @@ impl JobCache {
                     };
                     // Committed as a reduce commits: rename into place.
                     match std::fs::rename(&tmp, dir.join(names::output(task))) {
-                        Ok(()) => CachedReduce::Committed((task, reserved(task.0 as usize), meta.counters)),
+                        Ok(()) => CachedReduce::Committed(Finished {
+                            task,
+                            attempt: reserved(task.0 as usize),
+                            counters: meta.counters,
+                        }),
                         Err(e) => {
                             warn!(reduce = %task, "cannot commit the cached output: {e}; the reduce runs");
                             let _ = std::fs::remove_file(&tmp);
@@ -535,7 +546,7 @@ fn reserved(task: usize) -> AttemptId {
 /// What the cache gave for one reduce.
 enum CachedReduce {
     /// Its output, committed into the output directory.
-    Committed(Taken),
+    Committed(Finished<ReduceTaskId>),
     /// An earlier output of its lineage, whose pieces that still hold may
     /// be copied.
     Earlier(Arc<ReduceReuse>),
@@ -547,10 +558,7 @@ enum CachedReduce {
 #[derive(Debug, Default)]
 pub struct TakenReduces {
     /// Those whose outputs were committed from the cache.
-    pub committed: Vec<Taken>,
+    pub committed: Vec<Finished<ReduceTaskId>>,
     /// Those that may copy pieces of an earlier output, and which.
     pub reusing_earlier: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
 }
-
-/// A task done from the cache: its id, reserved attempt and counters.
-pub type Taken = (ReduceTaskId, AttemptId, Counters);

@@ -31,8 +31,9 @@ pub use tasks::MAX_SKIPPED_PER_TASK;
 
 use mr_protocol::plan::{InputFile, SplitPlan};
 use mr_protocol::{
-    Assignment, AttemptId, Counters, MapTaskId, MapWork, OutputsPage, Phase, ProtocolError,
-    ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work, WorkerId,
+    Assignment, AttemptId, Counters, Finished, MapTaskId, MapWork, OutputsPage, Phase, PlannedApp,
+    ProtocolError, ReduceReuse, ReduceTaskId, ReduceWork, RegisterError, TaskFailure, Work,
+    WorkerId,
 };
 use outputs::OutputsList;
 use std::collections::{BTreeSet, HashMap};
@@ -196,12 +197,21 @@ pub struct Resume {
     pub incarnation: u32,
     /// The app and its whole-file flag, if the previous run had learned it
     /// (so the inputs are split the same way).
-    pub app: Option<(String, bool)>,
-    /// Accepted map outputs: the attempt, its counters, and the shuffle
-    /// address of the worker holding it (None when in the job directory).
-    pub maps: Vec<(MapTaskId, AttemptId, Counters, Option<String>)>,
-    /// Committed reduce outputs: the attempt and its counters.
-    pub reduces: Vec<(ReduceTaskId, AttemptId, Counters)>,
+    pub app: Option<PlannedApp>,
+    /// Accepted map outputs, and where each is.
+    pub maps: Vec<ResumedMap>,
+    /// Committed reduce outputs.
+    pub reduces: Vec<Finished<ReduceTaskId>>,
+}
+
+/// A map output accepted before this run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResumedMap {
+    /// The map, its attempt and counters.
+    pub done: Finished<MapTaskId>,
+    /// The shuffle address of the worker holding its output, or None when
+    /// it is in the job directory.
+    pub holder: Option<String>,
 }
 
 impl Scheduler {
@@ -346,7 +356,7 @@ impl Scheduler {
     /// is done or running already is left as it is.
     pub fn release_reduces(
         &mut self,
-        reused: &[(ReduceTaskId, AttemptId, Counters)],
+        reused: &[Finished<ReduceTaskId>],
         reusing_earlier: Vec<(ReduceTaskId, Arc<ReduceReuse>)>,
         now: Instant,
     ) {
@@ -355,13 +365,13 @@ impl Scheduler {
             self.reuse
                 .extend(reusing_earlier.into_iter().map(|(r, p)| (r.0, p)));
         }
-        for (r, a, c) in reused {
-            let Some(t) = self.reduces.get(r.0 as usize) else {
+        for done in reused {
+            let Some(t) = self.reduces.get(done.task.0 as usize) else {
                 continue;
             };
             if t.done.is_none() && t.running.is_empty() {
-                self.set_done(TaskRef::Reduce(*r), Some(*a));
-                self.set_counters(TaskRef::Reduce(*r), c.clone());
+                self.set_done(TaskRef::Reduce(done.task), Some(done.attempt));
+                self.set_counters(TaskRef::Reduce(done.task), done.counters.clone());
             }
         }
         if self.is_done() && self.phase_marks[2].is_none() {
@@ -891,25 +901,26 @@ impl Scheduler {
     /// from the previous incarnation's attempts can never be mistaken for new ones.
     pub fn restore(&mut self, r: &Resume) {
         self.next_attempt = u64::from(r.incarnation) << 32;
-        let Some((app, whole_file)) = &r.app else {
+        let Some(app) = &r.app else {
             return;
         };
-        self.app = Some(app.clone());
-        let planned = self.planning(*whole_file).plan();
+        self.app = Some(app.name.clone());
+        let planned = self.planning(app.whole_file).plan();
         self.install(planned);
-        for (m, a, c, at) in &r.maps {
+        for ResumedMap { done, holder } in &r.maps {
+            let m = done.task;
             if let Some(t) = self.maps.get_mut(m.0 as usize) {
-                t.in_job_dir = at.is_none();
-                let holder = at.as_deref().map(|addr| self.holder(addr, Some(m.0)));
+                t.in_job_dir = holder.is_none();
+                let holder = holder.as_deref().map(|addr| self.holder(addr, Some(m.0)));
                 self.maps[m.0 as usize].holder = holder;
-                self.set_done(TaskRef::Map(*m), Some(*a));
-                self.set_counters(TaskRef::Map(*m), c.clone());
+                self.set_done(TaskRef::Map(m), Some(done.attempt));
+                self.set_counters(TaskRef::Map(m), done.counters.clone());
             }
         }
-        for (red, a, c) in &r.reduces {
-            if (red.0 as usize) < self.reduces.len() {
-                self.set_done(TaskRef::Reduce(*red), Some(*a));
-                self.set_counters(TaskRef::Reduce(*red), c.clone());
+        for done in &r.reduces {
+            if (done.task.0 as usize) < self.reduces.len() {
+                self.set_done(TaskRef::Reduce(done.task), Some(done.attempt));
+                self.set_counters(TaskRef::Reduce(done.task), done.counters.clone());
             }
         }
     }

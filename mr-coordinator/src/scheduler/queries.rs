@@ -11,7 +11,7 @@ use super::{
     AttemptRecord, AttemptTally, Outcome, Progress, ReduceGate, Scheduler, TaskRef, WorkerTally,
 };
 use mr_protocol::replay::ReplayPlan;
-use mr_protocol::{AttemptId, Counters, MapTaskId, ReduceTaskId, WorkerId};
+use mr_protocol::{AttemptId, Counters, MapTaskId, PlannedApp, ReduceTaskId, WorkerId};
 use std::time::{Duration, Instant};
 
 /// What [`Scheduler::assign`] could hand out at one moment, compared
@@ -83,11 +83,14 @@ impl Scheduler {
 
     /// The app and its whole-file flag once the inputs are split (what a
     /// journal must record to split them the same way after a restart).
-    pub fn planned_app(&self) -> Option<(String, bool)> {
+    pub fn planned_app(&self) -> Option<PlannedApp> {
         if self.maps.is_empty() {
             return None;
         }
-        self.app.clone().map(|a| (a, self.whole_file))
+        self.app.clone().map(|name| PlannedApp {
+            name,
+            whole_file: self.whole_file,
+        })
     }
 
     /// The job's counters: sums over the accepted attempts of done tasks

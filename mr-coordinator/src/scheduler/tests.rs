@@ -473,6 +473,26 @@ fn with_skipping_a_bad_record_is_skipped_by_the_next_attempt_without_a_strike() 
     assert!(s.failure().is_some());
 }
 
+/// The word count, planned to split its inputs.
+fn wc() -> PlannedApp {
+    PlannedApp {
+        name: "wc".into(),
+        whole_file: false,
+    }
+}
+
+/// Map `task` done by `attempt`, its output in the job directory.
+fn in_job_dir(task: MapTaskId, attempt: AttemptId, counters: Counters) -> ResumedMap {
+    ResumedMap {
+        done: Finished {
+            task,
+            attempt,
+            counters,
+        },
+        holder: None,
+    }
+}
+
 #[test]
 fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     let t0 = Instant::now();
@@ -482,16 +502,20 @@ fn restore_keeps_journaled_work_and_starts_a_new_attempt_range() {
     };
     let r = Resume {
         incarnation: 2,
-        app: Some(("wc".into(), false)),
+        app: Some(wc()),
         maps: vec![
-            (MapTaskId(0), AttemptId(7), c(10), None),
-            (MapTaskId(2), AttemptId(9), c(20), None),
+            in_job_dir(MapTaskId(0), AttemptId(7), c(10)),
+            in_job_dir(MapTaskId(2), AttemptId(9), c(20)),
         ],
-        reduces: vec![(ReduceTaskId(1), AttemptId(11), c(0))],
+        reduces: vec![Finished {
+            task: ReduceTaskId(1),
+            attempt: AttemptId(11),
+            counters: c(0),
+        }],
     };
     let mut s = Scheduler::new(cfg(2), inputs(2));
     s.restore(&r);
-    assert_eq!(s.planned_app(), Some(("wc".into(), false)));
+    assert_eq!(s.planned_app(), Some(wc()));
     let p = s.progress();
     assert_eq!((p.maps, p.maps_done, p.reduces_done), (3, 2, 1));
     let w = s.register(t0, "wc", false).unwrap();
@@ -810,7 +834,11 @@ fn held_reduces_wait_for_the_cache_lookup_then_run_only_what_it_lacked() {
     assert!(matches!(s.assign(w, t0), Assignment::Wait { .. }));
     assert_eq!(s.reduces_left().len(), 3);
     // Reduces 0 and 2 came from the cache: only reduce 1 runs.
-    let cached = |r: u32| (ReduceTaskId(r), AttemptId::cached(r), Counters::default());
+    let cached = |r: u32| Finished {
+        task: ReduceTaskId(r),
+        attempt: AttemptId::cached(r),
+        counters: Counters::default(),
+    };
     s.release_reduces(&[cached(0), cached(2)], Vec::new(), t0);
     assert_eq!(s.reduces_left(), vec![ReduceTaskId(1)]);
     let (r, a, v) = reduce_of(&s.assign(w, t0));

@@ -595,11 +595,12 @@ impl Handler {
         let worker = s.register_planned(Instant::now(), &req.app, req.whole_file, plan);
         drop(planning);
         if !planned {
-            if let Some((app, whole_file)) = s.planned_app() {
+            if let Some(app) = s.planned_app() {
                 // Sent under the lock so the journal's order is the state's.
-                self.shared
-                    .journal
-                    .append_later(Record::AppFixed { app, whole_file });
+                self.shared.journal.append_later(Record::AppFixed {
+                    app: app.name,
+                    whole_file: app.whole_file,
+                });
             }
         }
         match worker {

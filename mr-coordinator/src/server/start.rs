@@ -18,11 +18,11 @@ use crate::jobdir::{
 };
 use crate::journal::{Journal, Recovered};
 use crate::observe::report::CacheInfo;
-use crate::scheduler::{Scheduler, SchedulerConfig};
+use crate::scheduler::{ResumedMap, Scheduler, SchedulerConfig};
 use mr_protocol::join::{Endpoint, JoinSecret};
 use mr_protocol::plan::{expand_inputs_with, InputFile};
 use mr_protocol::wire::Identity;
-use mr_protocol::{names, JobShape, PlannedFile};
+use mr_protocol::{names, Finished, JobShape, PlannedFile};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -509,9 +509,13 @@ fn scheduler(
         reusing_earlier = std::mem::take(&mut c.taken.reusing_earlier);
         sched.use_plan(c.plan);
         resume.app = resume.app.or(Some(c.app));
-        resume
-            .maps
-            .extend(c.taken.maps.into_iter().map(|(m, a, c)| (m, a, c, None)));
+        // Maps from the cache are placed in the job directory.
+        resume.maps.extend(
+            c.taken
+                .maps
+                .into_iter()
+                .map(|done| ResumedMap { done, holder: None }),
+        );
         resume.reduces.extend(c.taken.reduces);
     }
     sched.restore(&resume);
@@ -631,12 +635,23 @@ pub fn resume_from(r: &crate::journal::Recovered) -> crate::scheduler::Resume {
         maps: r
             .maps
             .iter()
-            .map(|(&m, d)| (m, d.done.attempt, d.done.counters.clone(), d.holder.clone()))
+            .map(|(&m, d)| ResumedMap {
+                done: Finished {
+                    task: m,
+                    attempt: d.done.attempt,
+                    counters: d.done.counters.clone(),
+                },
+                holder: d.holder.clone(),
+            })
             .collect(),
         reduces: r
             .reduces
             .iter()
-            .map(|(&red, d)| (red, d.attempt, d.counters.clone()))
+            .map(|(&red, d)| Finished {
+                task: red,
+                attempt: d.attempt,
+                counters: d.counters.clone(),
+            })
             .collect(),
     }
 }
