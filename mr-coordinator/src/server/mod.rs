@@ -12,6 +12,7 @@ mod data;
 pub mod embedded;
 mod publish;
 mod service;
+mod shared;
 pub mod socket;
 mod start;
 
@@ -22,7 +23,8 @@ use embedded::EmbeddedWorkers;
 use futures::StreamExt;
 use mr_protocol::wire::{self, Identity};
 use mr_protocol::{names, Coordinator};
-use service::{Handler, Shared, Via};
+use service::{Handler, Via};
+use shared::Shared;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 //! reported its own), then `prefix/_SUCCESS` is written last: a JSON
 //! manifest of the outputs, so its presence means the output is whole.
 
-use super::service::Shared;
+use super::shared::Shared;
 use crate::journal::{Done, Journal, Record, Recovered};
 use crate::scheduler::{TaskRef, Verdict};
 use mr_protocol::{names, AttemptId, Counters, OutputUpload, ReduceTaskId, TaskFailure, WorkerId};

@@ -9,7 +9,7 @@
 //! directory it created ([`FreshJobDir`]): an unresumable empty journal
 //! must not stay behind.
 
-use super::service::Shared;
+use super::shared::Shared;
 use super::{claim, publish, serve_socket, serve_tcp, socket, RunningJob};
 use crate::job::{CoordinatorError, JobConfig, SocketChoice};
 use crate::jobdir::{
