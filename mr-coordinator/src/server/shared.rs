@@ -13,7 +13,7 @@
 //! (completing an upload) is awaited outside the lock. The order in which
 //! locks are taken is written on [`Shared`].
 
-use crate::journal::{Journal, Record};
+use crate::journal::{Durable, Journal, Record};
 use crate::scheduler::{Scheduler, TaskRef, Verdict, WorkMark};
 use mr_protocol::{names, Assignment, AttemptId, PlannedFile, TaskFailure, TaskOutput, WorkerId};
 use std::collections::HashMap;
@@ -23,10 +23,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tracing::{info, warn};
-
-/// Resolves once a journal record is on disk.
-pub(crate) type Durable =
-    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send>>;
 
 /// State shared by every connection handler and the supervising loop.
 ///
@@ -393,7 +389,7 @@ impl Shared {
                     TaskRef::Map(m) => Record::MapDone(m, attempt, c, s.output_holder(m)),
                     TaskRef::Reduce(r) => Record::ReduceDone(r, attempt, c),
                 };
-                Some(Box::pin(self.journal.submit(record)) as Durable)
+                Some(self.journal.submit_boxed(record))
             }
             _ => None,
         };

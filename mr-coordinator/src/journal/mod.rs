@@ -18,7 +18,7 @@
 //! (outputs lost and made again) rewrites it first with only the progress
 //! they add up to (written beside it, synced, renamed over it).
 //!
-//! Appends go through one dedicated thread that batches whatever is queued
+//! Appends go through one dedicated thread ([`writer`]) that batches whatever is queued
 //! into one write and one `fdatasync` (group commit); callers on the tokio
 //! runtime await an acknowledgement instead of blocking on the disk.
 
@@ -28,10 +28,10 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
-use tokio::sync::oneshot;
 use tracing::warn;
+
+mod writer;
+pub use writer::{Durable, Journal, JournalStats};
 
 /// The first bytes of a journal file of this version.
 pub const MAGIC: &[u8; 8] = b"MRJRNL06";
@@ -473,156 +473,6 @@ fn compact(
         .write(true)
         .open(path)
         .map_err(|e| unusable(path, e))
-}
-
-type Ack = oneshot::Sender<std::io::Result<()>>;
-
-/// A record's way to disk: resolves once it is durable (or failed).
-pub type Durable =
-    std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<()>> + Send + 'static>>;
-
-/// What the journal has written since it was opened: the group commit's
-/// effect is `records / commits`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct JournalStats {
-    /// Records appended.
-    pub records: u64,
-    /// Writes, each followed by one `fdatasync`.
-    pub commits: u64,
-    /// Bytes appended.
-    pub bytes: u64,
-}
-
-/// The counts behind [`JournalStats`], bumped by the journal's thread.
-#[derive(Default)]
-struct Counts {
-    records: AtomicU64,
-    commits: AtomicU64,
-    bytes: AtomicU64,
-}
-
-/// How long the journal's thread waits for more records before a sync when
-/// records are arriving faster than it syncs. Each sync is a device
-/// flush (about half a millisecond here, much of it CPU in a VM); at 15,000
-/// reports a second a millisecond's lingering cut syncs from about 1,500 to
-/// 470 a second and the coordinator's CPU by a tenth, and the p99 of an
-/// answer fell rather than rose (`mr-loadgen --task-ms 40`). A lone record
-/// (light load) is synced at once.
-const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
-
-/// A handle for appending to the journal from async code.
-#[derive(Clone)]
-pub struct Journal {
-    tx: mpsc::Sender<(Record, Option<Ack>)>,
-    counts: Arc<Counts>,
-}
-
-impl Journal {
-    fn spawn(mut file: File, path: PathBuf) -> Journal {
-        let (tx, rx) = mpsc::channel::<(Record, Option<Ack>)>();
-        let counts = Arc::new(Counts::default());
-        let counted = counts.clone();
-        std::thread::Builder::new()
-            .name("mr-journal".into())
-            .spawn(move || {
-                // Where the last record known to be whole ends.
-                let mut good = file.stream_position().unwrap_or(0);
-                // Why the journal broke, once a write or sync failed: after
-                // that nothing may be acknowledged as durable, since replay
-                // stops at the first torn record and would never see it.
-                let mut broken: Option<String> = None;
-                // Ends when every handle is dropped.
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    // Records that queued up during the last sync mean load:
-                    // linger a moment to sync more of them at once.
-                    if batch.len() > 1 {
-                        std::thread::sleep(LINGER);
-                        batch.extend(rx.try_iter());
-                    }
-                    let result = match &broken {
-                        Some(why) => Err(std::io::Error::other(format!(
-                            "the journal broke at an earlier write ({why}); nothing is recorded as durable since"
-                        ))),
-                        None => {
-                            let mut buf = Vec::new();
-                            for (r, _) in &batch {
-                                buf.extend(encode(r));
-                            }
-                            let written = file.write_all(&buf).and_then(|()| file.sync_data());
-                            if written.is_ok() {
-                                good += buf.len() as u64;
-                                counted.records.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                                counted.commits.fetch_add(1, Ordering::Relaxed);
-                                counted.bytes.fetch_add(buf.len() as u64, Ordering::Relaxed);
-                            }
-                            written
-                        }
-                    };
-                    if let (Err(e), None) = (&result, &broken) {
-                        // Cut a partly written batch off, so the file ends
-                        // at a whole record (best effort: replay drops a
-                        // torn tail anyway, and nothing follows it now).
-                        let cut = file.set_len(good).and_then(|()| file.sync_data());
-                        warn!(journal = %path.display(), cut_back = cut.is_ok(), "cannot append to the journal: {e}; nothing more is recorded as durable: the job goes on, but a coordinator restarted after this redoes what was done since");
-                        broken = Some(e.to_string());
-                    }
-                    for (_, ack) in batch {
-                        if let Some(ack) = ack {
-                            let _ = ack.send(match &result {
-                                Ok(()) => Ok(()),
-                                Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                            });
-                        }
-                    }
-                }
-            })
-            .expect("spawn journal thread");
-        Journal { tx, counts }
-    }
-
-    /// What has been made durable since the journal was opened.
-    pub fn stats(&self) -> JournalStats {
-        JournalStats {
-            records: self.counts.records.load(Ordering::Relaxed),
-            commits: self.counts.commits.load(Ordering::Relaxed),
-            bytes: self.counts.bytes.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Appends `r` and waits until it is on disk.
-    pub async fn append(&self, r: Record) -> std::io::Result<()> {
-        self.submit(r).await
-    }
-
-    /// Queues `r` now (so its place in the journal is fixed by the caller's
-    /// order, e.g. under a lock) and returns a future that resolves once it
-    /// is on disk.
-    pub fn submit(
-        &self,
-        r: Record,
-    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
-        let (ack, done) = oneshot::channel();
-        let sent = self.tx.send((r, Some(ack))).is_ok();
-        async move {
-            if !sent {
-                return Err(std::io::Error::other("journal closed"));
-            }
-            done.await
-                .unwrap_or_else(|_| Err(std::io::Error::other("journal closed")))
-        }
-    }
-
-    /// [`Self::submit`], as a nameable future (to keep in a struct).
-    pub fn submit_boxed(&self, r: Record) -> Durable {
-        Box::pin(self.submit(r))
-    }
-
-    /// Appends `r` without waiting (ordering with later appends is kept).
-    pub fn append_later(&self, r: Record) {
-        let _ = self.tx.send((r, None));
-    }
 }
 
 #[cfg(test)]
