@@ -1,7 +1,10 @@
 //! Unit tests of the scheduling state machine: time is passed in, no processes.
 
+use super::report::IO_REST;
 use super::*;
-use mr_protocol::{BadRecord, Counters, MapOutputRef, OutputsVersion, ReusePiece, WorkerPlace};
+use mr_protocol::{
+    BadRecord, Counters, MapOutputRef, OutputsVersion, Phase, ReusePiece, TaskFailure, WorkerPlace,
+};
 
 /// Reports `a` succeeded as its own worker would (an unknown attempt as
 /// worker 0); the rule that only the owner may report has its own test.
