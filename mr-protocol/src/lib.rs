@@ -9,8 +9,10 @@
 //! the job token and how local workers discover it ([`join`]), the planning
 //! of inputs into splits that `mrsequential` shares with the coordinator
 //! ([`plan`]), what a job's report records for replaying one of its tasks
-//! ([`replay`]), and the size and duration syntax of every binary's flags
-//! ([`size`]).
+//! ([`replay`]), the size and duration syntax of every binary's flags
+//! ([`size`]), and what a job starts from besides its inputs, which the
+//! coordinator's journal and scheduler and the cache hand one another
+//! ([`done`]: tasks already finished, the app the plan was made for).
 
 pub mod codec;
 pub mod counters;

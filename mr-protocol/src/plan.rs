@@ -59,7 +59,7 @@ pub enum PlanError {
     #[error("input path '{0}' is not valid UTF-8; rename the file")]
     NotUtf8(String),
     /// An object input could not be listed: the object store's own error
-    /// (which names the URL), for callers to downcast and decide by kind.
+    /// (which names the URL), kept whole with its kind rather than as text.
     #[error(transparent)]
     Object(Box<dyn std::error::Error + Send + Sync>),
     /// An input URL of a scheme this framework does not read.

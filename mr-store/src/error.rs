@@ -103,6 +103,7 @@ impl StoreError {
 
 /// What kind of failure a store call met: what a caller decides by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// The object, bucket or upload is not there.
     NotFound,
@@ -111,8 +112,10 @@ pub enum ErrorKind {
     /// A condition of the request did not hold: the object changed, or
     /// already exists.
     PreconditionFailed,
-    /// The store asked for fewer requests or was briefly unavailable,
-    /// through all the client's retries: later may pass.
+    /// The store asked for fewer requests, or failed inside, through all
+    /// the client's retries: later may pass. Known from the store's error
+    /// document; a reply without one (to a HEAD) is `Other`, since the
+    /// client does not expose its status.
     Throttled,
     /// No answer: the endpoint could not be reached or did not reply in
     /// time, through all the client's retries: later may pass.
@@ -132,7 +135,7 @@ impl ErrorKind {
     fn hint(self) -> &'static str {
         match self {
             ErrorKind::AccessDenied => "; check that the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN) are valid and allowed there",
-            ErrorKind::Throttled => "; the store is shedding load: run again later, or with fewer workers",
+            ErrorKind::Throttled => "; the store is overloaded or failing: run again later, or with fewer workers",
             ErrorKind::Unreachable => "; check AWS_ENDPOINT_URL and that the store is up and reachable",
             ErrorKind::NotFound | ErrorKind::PreconditionFailed | ErrorKind::Other => "",
         }
@@ -146,7 +149,7 @@ impl ErrorKind {
             ErrorKind::Unreachable => {
                 "check AWS_ENDPOINT_URL and that the store is up and reachable"
             }
-            ErrorKind::Throttled => "the store is shedding load: run again later",
+            ErrorKind::Throttled => "the store is overloaded or failing: run again later",
             ErrorKind::PreconditionFailed | ErrorKind::Other => {
                 "check that the bucket exists and the credentials may write there"
             }
@@ -180,44 +183,46 @@ pub(crate) fn from_io(url: &str, e: std::io::Error) -> StoreError {
 /// The store error an `io::Error` carries, or the error back if it
 /// carries none (it came from a local file).
 pub(crate) fn carried(e: std::io::Error) -> Result<StoreError, std::io::Error> {
-    if !e.get_ref().is_some_and(|inner| inner.is::<StoreError>()) {
-        return Err(e);
-    }
-    let inner = e.into_inner().expect("checked above");
-    Ok(*inner.downcast::<StoreError>().expect("checked above"))
+    e.downcast::<StoreError>()
 }
 
-/// The kind of the client's error `e`.
+/// The kind of the client's error `e`: a 404 is not found whatever it
+/// says; otherwise the store's own error document says, when it sent one
+/// (its code is finer than the status: a 403 may be an archived object
+/// or a skewed clock, not refused credentials); else the client's typed
+/// error, or a transport error in the chain (no reply at all).
 pub(crate) fn kind_of(e: &object_store::Error) -> ErrorKind {
     use object_store::Error as E;
+    if let E::NotFound { .. } = e {
+        return ErrorKind::NotFound;
+    }
+    if let Some(document) = ErrorDocument::find(&e.to_string()) {
+        return document.kind();
+    }
     match e {
-        E::NotFound { .. } => return ErrorKind::NotFound,
         E::PermissionDenied { .. } | E::Unauthenticated { .. } => return ErrorKind::AccessDenied,
         E::Precondition { .. } | E::AlreadyExists { .. } | E::NotModified { .. } => {
             return ErrorKind::PreconditionFailed
         }
         _ => {}
     }
-    // A transport error anywhere in the chain: no reply at all.
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cause {
         if let Some(http) = c.downcast_ref::<object_store::client::HttpError>() {
-            if transport_kind(http) == ErrorKind::Unreachable {
-                return ErrorKind::Unreachable;
-            }
+            return transport_kind(http);
         }
         cause = c.source();
     }
-    // Otherwise the store's own error document says, when it sent one.
-    ErrorDocument::find(&e.to_string()).map_or(ErrorKind::Other, |d| d.kind())
+    ErrorKind::Other
 }
 
 /// The kind of a request that got no usable reply: `Unreachable` when
-/// the endpoint could not be reached or did not answer in time.
+/// the endpoint could not be reached, dropped the connection or did not
+/// answer in time (not when the reply could not be decoded).
 pub(crate) fn transport_kind(e: &object_store::client::HttpError) -> ErrorKind {
     use object_store::client::HttpErrorKind as H;
     match e.kind() {
-        H::Connect | H::Timeout | H::Interrupted => ErrorKind::Unreachable,
+        H::Connect | H::Request | H::Timeout | H::Interrupted => ErrorKind::Unreachable,
         _ => ErrorKind::Other,
     }
 }
@@ -272,10 +277,14 @@ pub(crate) fn concise(text: &str) -> String {
         return text.to_string();
     };
     let head = text[..at].trim_end().trim_end_matches(':');
-    match ErrorDocument::find(text) {
-        Some(d) if d.message.is_empty() => format!("{head}: {}", d.code),
-        Some(d) => format!("{head}: {} ({})", d.code, d.message),
-        None => head.to_string(),
+    let said = match ErrorDocument::find(text) {
+        Some(d) if d.message.is_empty() => d.code,
+        Some(d) => format!("{} ({})", d.code, d.message),
+        None => return head.to_string(),
+    };
+    match head.is_empty() {
+        true => said,
+        false => format!("{head}: {said}"),
     }
 }
 
@@ -298,6 +307,11 @@ mod tests {
         );
         // Not XML after all: the text up to it, not a panic.
         assert_eq!(concise("bad: <Error><Code>x"), "bad");
+        // A body that is only the document.
+        assert_eq!(
+            concise("<Error><Code>SlowDown</Code><Message>m</Message></Error>"),
+            "SlowDown (m)"
+        );
     }
 
     #[test]
@@ -321,6 +335,46 @@ mod tests {
         assert_eq!(ErrorDocument::find("no document here"), None);
         assert!(ErrorKind::Throttled.is_transient() && ErrorKind::Unreachable.is_transient());
         assert!(!ErrorKind::AccessDenied.is_transient() && !ErrorKind::NotFound.is_transient());
+    }
+
+    #[test]
+    fn a_stores_code_is_finer_than_its_status_and_a_dropped_call_is_unreachable() {
+        use object_store::client::{HttpError, HttpErrorKind};
+        use object_store::Error as E;
+        let denied = |body: &str| E::PermissionDenied {
+            path: "k".into(),
+            source: body.to_string().into(),
+        };
+        // A 403 whose code says the object is archived: not the credentials.
+        let archived = denied("403: <Error><Code>InvalidObjectState</Code></Error>");
+        assert_eq!(kind_of(&archived), ErrorKind::Other);
+        assert_eq!(kind_of(&denied("403 Forbidden")), ErrorKind::AccessDenied);
+        let missing = E::NotFound {
+            path: "k".into(),
+            source: "<Error><Code>AccessDenied</Code></Error>".into(),
+        };
+        assert_eq!(kind_of(&missing), ErrorKind::NotFound);
+        let dropped = |kind| E::Generic {
+            store: "S3",
+            source: Box::new(HttpError::new(kind, std::io::Error::other("reset"))),
+        };
+        assert_eq!(
+            kind_of(&dropped(HttpErrorKind::Connect)),
+            ErrorKind::Unreachable
+        );
+        assert_eq!(
+            kind_of(&dropped(HttpErrorKind::Request)),
+            ErrorKind::Unreachable
+        );
+        assert_eq!(kind_of(&dropped(HttpErrorKind::Decode)), ErrorKind::Other);
+        // A store error carried through an io::Error comes back whole.
+        let carried_back = from_io(
+            "s3://b/k",
+            std::io::Error::other(StoreError::other("s3://b/k", "x")),
+        );
+        assert!(matches!(carried_back, StoreError::Store { .. }));
+        let local = carried(std::io::Error::other("disk"));
+        assert!(local.is_err());
     }
 
     #[test]

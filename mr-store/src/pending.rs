@@ -170,7 +170,7 @@ async fn fetch_page(http: &HttpClient, url: &str) -> Result<ListResult, Failed> 
                         }
                         Failed(kind, why)
                     }
-                    Err(e) => Failed(ErrorKind::Unreachable, e.to_string()),
+                    Err(e) => Failed(crate::error::transport_kind(&e), e.to_string()),
                 }
             }
             Err(e) => Failed(crate::error::transport_kind(&e), e.to_string()),

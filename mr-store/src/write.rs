@@ -114,7 +114,10 @@ impl PartWriter {
             return Ok(());
         };
         let part = futures::executor::block_on(h)
-            .map_err(|e| std::io::Error::other(format!("upload of {} failed: {e}", self.url)))?
+            .map_err(|e| {
+                let failed = format!("the upload of a part stopped: {e}");
+                std::io::Error::other(StoreError::other(&self.url, failed))
+            })?
             .map_err(|e| std::io::Error::other(store_error(&self.url, e)))?;
         self.parts.push(part.content_id);
         Ok(())

@@ -358,7 +358,7 @@ fn a_store_that_keeps_asking_to_slow_down_is_named_so_and_the_job_ends() {
         assert!(
             err.contains("s3://mr-busy/here.txt")
                 && err.contains("SlowDown")
-                && err.contains("shedding load")
+                && err.contains("overloaded or failing")
                 && !err.contains("<?xml"),
             "{binary}: {err}"
         );
