@@ -3,8 +3,9 @@
 use clap::Parser;
 use mr_protocol::join::Endpoint;
 use mr_protocol::EXIT_REFUSED;
-use mr_worker::task_loop::{run_worker, Ending, WorkerConfig, WorkerError};
+use mr_worker::task_loop::{run_worker, AppMaker, Ending, WorkerConfig, WorkerError};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Run map and reduce tasks for a MapReduce coordinator.
@@ -124,56 +125,20 @@ async fn main() -> ExitCode {
             .unwrap_or(ExitCode::FAILURE);
     }
     // Resolve the app before connecting: a typo must not cost a round trip.
-    let (resolved, make_app): (_, mr_worker::task_loop::AppMaker) =
-        match (&args.map_cmd, &args.reduce_cmd, &args.app) {
-            (Some(m), Some(r), _) => {
-                let app = std::sync::Arc::new(mr_apps::apps::streaming::Streaming::new(m, r))
-                    as mr_apps::AppRef;
-                let same = app.clone();
-                (
-                    Ok(app),
-                    std::sync::Arc::new(move |_: &mr_apps::Conf| Ok(same.clone())),
-                )
-            }
-            (_, _, Some(app)) => {
-                let spec = app.clone();
-                (
-                    mr_apps::load(app).map(std::sync::Arc::from),
-                    std::sync::Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf)),
-                )
-            }
-            _ => unreachable!("clap requires an app or both commands"),
-        };
-    let app = match resolved {
-        Ok(app) => app,
+    let (app, make_app) = match resolve_app(&args) {
+        Ok(resolved) => resolved,
         Err(e) => {
-            mr_protocol::say("mrworker", true, &e.to_string());
+            mr_protocol::say("mrworker", true, &e);
             return ExitCode::from(EXIT_REFUSED as u8);
         }
     };
-    if let Some(Err(e)) = args
-        .token
-        .as_deref()
-        .map(mr_protocol::join::JoinSecret::parse)
-    {
-        mr_protocol::say("mrworker", true, &format!("--token (or MR_TOKEN): {e}; give the job's join secret as the coordinator keeps it in <work dir>/mr-job/token"));
-        return ExitCode::from(2);
-    }
     let coordinator = match &args.coordinator {
         Some(a) => Endpoint::parse(a),
         None => Endpoint::local_default(),
     };
-    // A bare token (no mrj1: prefix) would be sent in clear: only to this
-    // machine. A --no-tls job's join secret (mrj1:<token>:) says that clear
-    // is meant.
-    let bare = args.token.as_deref().is_some_and(|t| {
-        !t.trim().is_empty() && !t.trim().starts_with(mr_protocol::join::JOIN_PREFIX)
-    });
-    if let (true, Endpoint::Tcp(addr)) = (bare, &coordinator) {
-        if !mr_protocol::wire::is_loopback(addr) {
-            mr_protocol::say("mrworker", true, &format!("--token (or MR_TOKEN) is a bare token, which would cross the network to {addr} in clear; give the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host)"));
-            return ExitCode::from(2);
-        }
+    if let Err(e) = check_token(args.token.as_deref(), &coordinator) {
+        mr_protocol::say("mrworker", true, &e);
+        return ExitCode::from(2);
     }
     let stop = match mr_worker::drain::Stop::on_signals(args.drain_timeout) {
         Ok(stop) => stop,
@@ -201,7 +166,50 @@ async fn main() -> ExitCode {
         },
         stop,
     };
-    match run_worker(cfg).await {
+    exit_status(run_worker(cfg).await)
+}
+
+/// The app the flags name (a built-in or plugin, or a streaming pair of
+/// commands), and how each job makes it again with its `--conf`.
+fn resolve_app(args: &Args) -> Result<(mr_apps::AppRef, AppMaker), String> {
+    match (&args.map_cmd, &args.reduce_cmd, &args.app) {
+        (Some(m), Some(r), _) => {
+            let app = Arc::new(mr_apps::apps::streaming::Streaming::new(m, r)) as mr_apps::AppRef;
+            let same = app.clone();
+            Ok((app, Arc::new(move |_: &mr_apps::Conf| Ok(same.clone()))))
+        }
+        (_, _, Some(app)) => {
+            let spec = app.clone();
+            let loaded = mr_apps::load(app).map_err(|e| e.to_string())?;
+            let make: AppMaker =
+                Arc::new(move |conf: &mr_apps::Conf| mr_apps::resolve(&spec, conf));
+            Ok((Arc::from(loaded), make))
+        }
+        _ => unreachable!("clap requires an app or both commands"),
+    }
+}
+
+/// Refuses a `--token` that is not a join secret, or a bare token (no
+/// `mrj1:` prefix) that would cross the network in clear: a bare token
+/// goes only to this machine. A `--no-tls` job's join secret
+/// (`mrj1:<token>:`) says that clear is meant.
+fn check_token(token: Option<&str>, coordinator: &Endpoint) -> Result<(), String> {
+    if let Some(Err(e)) = token.map(mr_protocol::join::JoinSecret::parse) {
+        return Err(format!("--token (or MR_TOKEN): {e}; give the job's join secret as the coordinator keeps it in <work dir>/mr-job/token"));
+    }
+    let bare = token.is_some_and(|t| {
+        !t.trim().is_empty() && !t.trim().starts_with(mr_protocol::join::JOIN_PREFIX)
+    });
+    match (bare, coordinator) {
+        (true, Endpoint::Tcp(addr)) if !mr_protocol::wire::is_loopback(addr) => Err(format!("--token (or MR_TOKEN) is a bare token, which would cross the network to {addr} in clear; give the job's join secret (mrj1:<token>:<fingerprint>, kept in <work dir>/mr-job/token on the coordinator's host)")),
+        _ => Ok(()),
+    }
+}
+
+/// The exit status for how the worker ended: 0 when the job dismissed it
+/// or ended, `EXIT_REFUSED` when it was refused, 1 otherwise.
+fn exit_status(ended: Result<Ending, WorkerError>) -> ExitCode {
+    match ended {
         Ok(Ending::Dismissed | Ending::CoordinatorGone) => ExitCode::SUCCESS,
         // At once: a blocking thread may still run an attempt left behind,
         // and the runtime would wait for it on the way out.
