@@ -184,7 +184,43 @@ async fn main() -> ExitCode {
     let json = args.log_format == mr_protocol::LogFormat::Json;
     let say = |message: &str| mr_protocol::say("mrcoordinator", false, message);
     let fail = |message: &str| mr_protocol::say("mrcoordinator", true, message);
-    let addr_file = args.addr_file;
+    let addr_file = args.addr_file.clone();
+    let cfg = job_config(args, json);
+    let result = match RunningJob::start(cfg).await {
+        Ok(job) => {
+            announce(&job, quiet);
+            if let Some(Err(e)) = addr_file.map(|f| write_addr(&f, job.addr())) {
+                fail(&e.to_string());
+                return ExitCode::FAILURE;
+            }
+            job.wait().await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(s) => {
+            if !quiet {
+                match json {
+                    false => eprint!("mrcoordinator: {}", s.render()),
+                    true => say(s.render().trim_end()),
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            fail(&e.to_string());
+            match e {
+                // The command itself must change: bad usage.
+                mr_coordinator::job::CoordinatorError::Refused(_) => ExitCode::from(2),
+                _ => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// The job the flags describe (`json`: logs go to a collector, so no
+/// progress line among them).
+fn job_config(args: Args, json: bool) -> JobConfig {
     let cfg = JobConfig {
         inputs: args.inputs,
         reduces: args.reduces,
@@ -219,55 +255,32 @@ async fn main() -> ExitCode {
         backup_after: args.backup_after,
         tls_files: args.tls_cert.zip(args.tls_key),
     };
-    let cfg = match (args.map_cmd, args.reduce_cmd) {
+    match (args.map_cmd, args.reduce_cmd) {
         (Some(m), Some(r)) => JobConfig {
             app: Some(mr_apps::apps::streaming::app_name(&m, &r)),
             streaming: Some((m, r)),
             ..cfg
         },
         _ => cfg,
-    };
-    let result = match RunningJob::start(cfg).await {
-        Ok(job) => {
-            if let (Some(s), false) = (job.status_addr(), quiet) {
-                say(&format!(
-                    "status page at http://{s}/ (JSON at /status, Prometheus at /metrics)"
-                ));
-            }
-            if let (Some(f), false) = (job.token_file(), job.addr().ip().is_loopback()) {
-                say(&format!(
-                    "listening on {}; workers on other hosts need the job's join secret: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
-                    job.addr(),
-                    f.display(),
-                    job.addr().port()
-                ));
-            }
-            if let Some(Err(e)) = addr_file.map(|f| write_addr(&f, job.addr())) {
-                fail(&e.to_string());
-                return ExitCode::FAILURE;
-            }
-            job.wait().await
-        }
-        Err(e) => Err(e),
-    };
-    match result {
-        Ok(s) => {
-            if !quiet {
-                match json {
-                    false => eprint!("mrcoordinator: {}", s.render()),
-                    true => say(s.render().trim_end()),
-                }
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            fail(&e.to_string());
-            match e {
-                // The command itself must change: bad usage.
-                mr_coordinator::job::CoordinatorError::Refused(_) => ExitCode::from(2),
-                _ => ExitCode::FAILURE,
-            }
-        }
+    }
+}
+
+/// Says where the job's status page is, and, when workers may come from
+/// other hosts, how they join.
+fn announce(job: &RunningJob, quiet: bool) {
+    let say = |message: &str| mr_protocol::say("mrcoordinator", false, message);
+    if let (Some(s), false) = (job.status_addr(), quiet) {
+        say(&format!(
+            "status page at http://{s}/ (JSON at /status, Prometheus at /metrics)"
+        ));
+    }
+    if let (Some(f), false) = (job.token_file(), job.addr().ip().is_loopback()) {
+        say(&format!(
+            "listening on {}; workers on other hosts need the job's join secret: MR_TOKEN=$(cat {}) mrworker --coordinator <this host>:{} ...",
+            job.addr(),
+            f.display(),
+            job.addr().port()
+        ));
     }
 }
 
