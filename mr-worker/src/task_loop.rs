@@ -570,41 +570,7 @@ impl Worker {
             outcome,
             produced,
             scratch,
-        } = {
-            // Keep polling the attempt when a hand-back is asked: cancelling
-            // makes it stop at its next chunk or key and end `Cancelled`,
-            // which is reported like any outcome (no strike on the task).
-            // An attempt blocked where it cannot see the cancel (a read
-            // from a store that stopped answering) is left behind after
-            // HANDBACK_GRACE: the process is leaving anyway.
-            let ran = crate::attempt::run(&cx, task);
-            tokio::pin!(ran);
-            let mut handed_back = None;
-            loop {
-                let grace_over = async {
-                    match handed_back {
-                        Some(at) => tokio::time::sleep_until(at + HANDBACK_GRACE).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    out = &mut ran => break out,
-                    _ = self.cfg.stop.reached(StopState::HandBack), if handed_back.is_none() => {
-                        info!(%attempt, task = %what, "stopping: handing the attempt back");
-                        handed_back = Some(tokio::time::Instant::now());
-                        cx.cancel.cancel();
-                    }
-                    _ = grace_over => {
-                        warn!(%attempt, task = %what, "the attempt did not stop within {HANDBACK_GRACE:?}: leaving it");
-                        break Ended {
-                            outcome: Err(TaskFailure::Cancelled),
-                            produced: Produced::LeftBehind,
-                            scratch: Vec::new(),
-                        };
-                    }
-                }
-            }
-        };
+        } = self.run_attempt(&cx, task).await;
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -634,7 +600,7 @@ impl Worker {
         for p in scratch {
             crate::shuffle::fetch::discard(&p);
         }
-        // Anything not accepted is discarded, so stale outputs never linger.
+        // Anything not accepted is discarded.
         if failed
             || !matches!(
                 answer,
@@ -644,23 +610,66 @@ impl Worker {
                 })
             )
         {
-            match produced {
-                Produced::Served(store, m) => store.forget(m, attempt),
-                Produced::File(p) => {
-                    let _ = std::fs::remove_file(p);
-                }
-                // Handed over with the report: from then on the upload is
-                // the coordinator's, which may be completing it while this
-                // report's answer is late or lost. It aborts what it does
-                // not publish (and its end-of-job sweep what it never
-                // heard of), so the worker never does.
-                Produced::Upload(u) => {
-                    debug!(url = %u.url, "left the upload to the coordinator");
-                }
-                Produced::LeftBehind => {}
-            }
+            discard_unaccepted(produced, attempt);
         }
         answer.and_then(|a| a.next)
+    }
+
+    /// Runs `task`'s attempt to its end. Keeps polling it when a hand-back
+    /// is asked: cancelling makes it stop at its next chunk or key and end
+    /// `Cancelled`, which is reported like any outcome (no strike on the
+    /// task). An attempt blocked where it cannot see the cancel (a read
+    /// from a store that stopped answering) is left behind after
+    /// HANDBACK_GRACE: the process is leaving anyway.
+    async fn run_attempt(&self, cx: &AttemptContext<'_>, task: Work) -> Ended {
+        let (attempt, what) = (task.attempt(), task.task_name());
+        let ran = crate::attempt::run(cx, task);
+        tokio::pin!(ran);
+        let mut handed_back = None;
+        loop {
+            let grace_over = async {
+                match handed_back {
+                    Some(at) => tokio::time::sleep_until(at + HANDBACK_GRACE).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                out = &mut ran => break out,
+                _ = self.cfg.stop.reached(StopState::HandBack), if handed_back.is_none() => {
+                    info!(%attempt, task = %what, "stopping: handing the attempt back");
+                    handed_back = Some(tokio::time::Instant::now());
+                    cx.cancel.cancel();
+                }
+                _ = grace_over => {
+                    warn!(%attempt, task = %what, "the attempt did not stop within {HANDBACK_GRACE:?}: leaving it");
+                    break Ended {
+                        outcome: Err(TaskFailure::Cancelled),
+                        produced: Produced::LeftBehind,
+                        scratch: Vec::new(),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Discards what an attempt that was not accepted produced, so stale
+/// outputs never linger.
+fn discard_unaccepted(produced: Produced, attempt: AttemptId) {
+    match produced {
+        Produced::Served(store, m) => store.forget(m, attempt),
+        Produced::File(p) => {
+            let _ = std::fs::remove_file(p);
+        }
+        // Handed over with the report: from then on the upload is
+        // the coordinator's, which may be completing it while this
+        // report's answer is late or lost. It aborts what it does
+        // not publish (and its end-of-job sweep what it never
+        // heard of), so the worker never does.
+        Produced::Upload(u) => {
+            debug!(url = %u.url, "left the upload to the coordinator");
+        }
+        Produced::LeftBehind => {}
     }
 }
 
