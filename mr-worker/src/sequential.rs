@@ -165,32 +165,15 @@ pub fn run_sequential_cached(
     }
     let cached: std::collections::HashSet<MapTaskId> =
         taken.maps.iter().map(|done| done.task).collect();
-    let to_run: Vec<u32> = (0..plan.len() as u32)
-        .filter(|m| !cached.contains(&MapTaskId(*m)))
-        .collect();
-    // The maps left run at once and share the memory budget.
-    let each = memory / rayon::current_num_threads().min(to_run.len()).max(1);
-    let ran: Vec<(MapTaskId, PathBuf)> = to_run
-        .par_iter()
-        .map(|&m| {
-            let task = MapTaskId(m);
-            let out = work.0.join(names::map_output(task, AttemptId(0)));
-            let split = plan.split(m as usize, inputs);
-            let job = MapJob {
-                map: m,
-                reduces: spec.reduces,
-                parts: &split.parts,
-                fetched: &[],
-                out: &out,
-                memory: each,
-                skip: &[],
-                cancel: Default::default(),
-            };
-            let stats = crate::engine::map::run_map(app, &job)?;
-            jc.put_map(task, &out, &crate::attempt::map_counters(app, stats));
-            Ok((task, out))
-        })
-        .collect::<Result<_, TaskFailure>>()?;
+    let job = CachedJob {
+        app,
+        spec,
+        inputs,
+        plan: &plan,
+        cache: &jc,
+        work: &work.0,
+    };
+    let ran = job.run_maps_left(&cached, memory)?;
     // The reduce's address is known now that every map's output is.
     let unknown: Vec<(MapTaskId, Option<PathBuf>)> =
         ran.iter().map(|(m, p)| (*m, Some(p.clone()))).collect();
@@ -245,4 +228,60 @@ pub fn run_sequential_cached(
     );
     jc.evict();
     Ok(run)
+}
+
+/// A sequential job over the cache: what each of its phases reads.
+struct CachedJob<'a> {
+    app: &'a dyn App,
+    spec: &'a mr_cache::job::AppSpec<'a>,
+    inputs: &'a [InputFile],
+    plan: &'a mr_protocol::plan::SplitPlan,
+    cache: &'a mr_cache::job::JobCache,
+    /// Where map outputs and the reduce's temporary output go.
+    work: &'a Path,
+}
+
+impl CachedJob<'_> {
+    /// Runs the maps the cache did not hold (`cached`) at once, sharing
+    /// `memory`, and keeps each output in the cache.
+    fn run_maps_left(
+        &self,
+        cached: &std::collections::HashSet<MapTaskId>,
+        memory: usize,
+    ) -> Result<Vec<(MapTaskId, PathBuf)>, TaskFailure> {
+        let CachedJob {
+            app,
+            spec,
+            inputs,
+            plan,
+            cache,
+            work,
+        } = *self;
+        let to_run: Vec<u32> = (0..plan.len() as u32)
+            .filter(|m| !cached.contains(&MapTaskId(*m)))
+            .collect();
+        // The maps left run at once and share the memory budget.
+        let each = memory / rayon::current_num_threads().min(to_run.len()).max(1);
+        to_run
+            .par_iter()
+            .map(|&m| {
+                let task = MapTaskId(m);
+                let out = work.join(mr_protocol::names::map_output(task, AttemptId(0)));
+                let split = plan.split(m as usize, inputs);
+                let job = MapJob {
+                    map: m,
+                    reduces: spec.reduces,
+                    parts: &split.parts,
+                    fetched: &[],
+                    out: &out,
+                    memory: each,
+                    skip: &[],
+                    cancel: Default::default(),
+                };
+                let stats = crate::engine::map::run_map(app, &job)?;
+                cache.put_map(task, &out, &crate::attempt::map_counters(app, stats));
+                Ok((task, out))
+            })
+            .collect()
+    }
 }
