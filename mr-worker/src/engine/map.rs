@@ -319,6 +319,29 @@ impl Spills<'_> {
     }
 }
 
+/// Per input part of `job`: the sorted offsets of the records to skip.
+fn skip_offsets(job: &MapJob<'_>) -> Vec<Vec<u64>> {
+    job.parts
+        .iter()
+        .map(|part| {
+            let mut v: Vec<u64> = job
+                .skip
+                .iter()
+                .filter_map(|r| match r {
+                    BadRecord::Line { input: n, offset } if *n == part.name => Some(*offset),
+                    _ => None,
+                })
+                .collect();
+            v.sort_unstable();
+            v
+        })
+        .collect()
+}
+
+/// Maps `job`'s input from `feed` on every thread, each into an
+/// accumulator of type `A` over its share of the memory (spilled to runs
+/// when full), then writes the map's output as `leave` says; returns the
+/// figures and the runs it left (`job.out` alone when it wrote one).
 fn map_into<A: Accumulator>(
     app: &dyn App,
     job: &MapJob<'_>,
@@ -343,23 +366,7 @@ fn map_into<A: Accumulator>(
             *total.entry(k).or_default() += v;
         }
     };
-    // Per input: the sorted offsets of records to skip.
-    let skips: Vec<Vec<u64>> = job
-        .parts
-        .iter()
-        .map(|part| {
-            let mut v: Vec<u64> = job
-                .skip
-                .iter()
-                .filter_map(|r| match r {
-                    BadRecord::Line { input: n, offset } if *n == part.name => Some(*offset),
-                    _ => None,
-                })
-                .collect();
-            v.sort_unstable();
-            v
-        })
-        .collect();
+    let skips = skip_offsets(job);
     // Writes an accumulator over its share out as a spill run.
     let spill = |acc: &mut A| -> Result<(), TaskFailure> {
         emitted.fetch_add(acc.take_emitted(), Ordering::Relaxed);
