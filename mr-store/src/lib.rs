@@ -33,8 +33,8 @@ pub use error::{ErrorKind, StoreError};
 pub use pending::{pending_uploads, PendingUpload};
 pub use read::{bytes_read, list, read_range, Lister, ObjectReader};
 pub use write::{
-    abort_upload, complete_upload, delete_object, exists, get_object, probe_writable, put_if,
-    put_object, upload_tag, PartWriter,
+    abort_upload, complete_upload, delete_object, exists, get_object, head_object, probe_writable,
+    put_if, put_object, ObjectHead, PartWriter, Versioned,
 };
 
 /// The URL scheme of object inputs.

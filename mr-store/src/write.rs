@@ -9,7 +9,7 @@
 //! object the completed upload becomes bears it, whatever the store makes
 //! its ETag (an MD5 of MD5s, or not, under SSE-KMS), so a restarted
 //! coordinator can tell whether an object is the one an upload it journaled
-//! produced ([`upload_tag`]).
+//! produced ([`head_object`]).
 
 use crate::error::from_io;
 use crate::{client, run, spawn, store_error, ObjectUrl, StoreError};
@@ -277,12 +277,22 @@ pub async fn put_if(
     }
 }
 
+/// A small object as read, with the version it was read at.
+#[derive(Clone, Debug)]
+pub struct Versioned {
+    /// Its bytes.
+    pub bytes: bytes::Bytes,
+    /// Its ETag when read: what a conditional write (`put_if`) expects.
+    pub etag: String,
+}
+
 /// The (small) object at `url` and its ETag, or None if there is none.
-pub async fn get_object(url: &str) -> Result<Option<(bytes::Bytes, String)>, StoreError> {
+pub async fn get_object(url: &str) -> Result<Option<Versioned>, StoreError> {
     let got = on_store(url, |s, p| async move {
         let r = s.get(&p).await?;
-        let e_tag = r.meta.e_tag.clone().unwrap_or_default();
-        Ok((r.bytes().await?, e_tag))
+        let etag = r.meta.e_tag.clone().unwrap_or_default();
+        let bytes = r.bytes().await?;
+        Ok(Versioned { bytes, etag })
     })
     .await?;
     match got {
@@ -308,20 +318,33 @@ fn new_tag() -> std::io::Result<String> {
     mr_protocol::join::generate()
 }
 
-/// The upload tag and size of the object at `url` (the tag None for an
-/// object no upload of ours made), or None if there is no object.
-pub async fn upload_tag(url: &str) -> Result<Option<(Option<String>, u64)>, StoreError> {
+/// What a HEAD of an output object says: enough to tell whether an upload
+/// of ours made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectHead {
+    /// The tag of the upload that made it (None for an object no upload of
+    /// ours made).
+    pub upload_tag: Option<String>,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// The head of the object at `url`, or None if there is no object.
+pub async fn head_object(url: &str) -> Result<Option<ObjectHead>, StoreError> {
     let head = GetOptions {
         head: true,
         ..Default::default()
     };
     match on_store(url, |s, p| async move { s.get_opts(&p, head).await }).await? {
         Ok(got) => {
-            let tag = got
+            let upload_tag = got
                 .attributes
                 .get(&Attribute::Metadata(TAG_KEY.into()))
                 .map(|v| v.to_string());
-            Ok(Some((tag, got.meta.size)))
+            Ok(Some(ObjectHead {
+                upload_tag,
+                size: got.meta.size,
+            }))
         }
         Err(object_store::Error::NotFound { .. }) => Ok(None),
         Err(e) => Err(store_error(url, e)),

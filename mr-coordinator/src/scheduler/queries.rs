@@ -247,10 +247,10 @@ impl Scheduler {
             .collect()
     }
 
-    /// Map `m`'s accepted attempt, and whether its output is in the shared
-    /// job directory.
-    pub fn accepted_map(&self, m: MapTaskId) -> Option<(AttemptId, bool)> {
+    /// Map `m`'s accepted attempt, if its output is in the shared job
+    /// directory (not on a worker's disk).
+    pub fn accepted_in_job_dir(&self, m: MapTaskId) -> Option<AttemptId> {
         let t = self.maps.get(m.0 as usize)?;
-        Some((t.done?, t.in_job_dir))
+        t.done.filter(|_| t.in_job_dir)
     }
 }

@@ -135,7 +135,8 @@ impl PrefixClaim {
             if let Some(etag) = mr_store::put_if(&url, mine.clone(), None).await? {
                 return Ok(Self::held(url, etag, job_id, owner, sent));
             }
-            let Some((bytes, etag)) = mr_store::get_object(&url).await? else {
+            let Some(mr_store::Versioned { bytes, etag }) = mr_store::get_object(&url).await?
+            else {
                 continue;
             };
             let Ok(held) = serde_json::from_slice::<Lock>(&bytes) else {
@@ -250,7 +251,7 @@ async fn release_lock(url: &str, job_id: &str, owner: &str, state: &ClaimState) 
         return;
     }
     for _ in 0..3 {
-        let Ok(Some((bytes, etag))) = mr_store::get_object(url).await else {
+        let Ok(Some(mr_store::Versioned { bytes, etag })) = mr_store::get_object(url).await else {
             return;
         };
         let ours = serde_json::from_slice::<Lock>(&bytes)
@@ -303,7 +304,7 @@ async fn renew(
                 // too (its ETag changed): the lock as we wrote it is ours.
                 let got = tokio::time::timeout_at(deadline, mr_store::get_object(&url)).await;
                 match got {
-                    Ok(Ok(Some((bytes, etag)))) if bytes.as_ref() == body.as_slice() => Some(etag),
+                    Ok(Ok(Some(got))) if got.bytes.as_ref() == body.as_slice() => Some(got.etag),
                     _ => {
                         state.lose(&url, "another job took the output prefix");
                         return;

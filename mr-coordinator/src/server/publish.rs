@@ -404,10 +404,10 @@ pub(crate) async fn clear_stale(
 /// made: it bears the upload's tag (metadata the store keeps from the
 /// upload's start; its ETag is no proof: not an MD5 under SSE-KMS).
 async fn is_from(upload: &OutputUpload) -> Result<bool, mr_store::StoreError> {
-    let Some((tag, size)) = mr_store::upload_tag(&upload.url).await? else {
+    let Some(head) = mr_store::head_object(&upload.url).await? else {
         return Ok(false);
     };
-    Ok(size == upload.bytes && tag.as_deref() == Some(upload.tag.as_str()))
+    Ok(head.size == upload.bytes && head.upload_tag.as_deref() == Some(upload.tag.as_str()))
 }
 
 /// Aborts every upload still open on one of the job's `reduces` output

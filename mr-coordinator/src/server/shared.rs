@@ -268,9 +268,9 @@ impl Shared {
                         .unknown_maps()
                         .into_iter()
                         .map(|m| {
-                            let path = s.accepted_map(m).and_then(|(a, in_job_dir)| {
-                                in_job_dir.then(|| self.job_dir.join(names::map_output(m, a)))
-                            });
+                            let path = s
+                                .accepted_in_job_dir(m)
+                                .map(|a| self.job_dir.join(names::map_output(m, a)));
                             (m, path)
                         })
                         .collect();
