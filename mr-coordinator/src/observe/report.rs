@@ -320,7 +320,7 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
         None if p.maps_done < p.maps => "map".into(),
         None => "reduce".into(),
     };
-    let (map_phase, reduce_phase) = s.phase_times_at(now);
+    let phases = s.phase_times_at(now);
     Report {
         job: JobInfo {
             id: cx.id.to_string(),
@@ -330,8 +330,8 @@ pub fn snapshot(s: &Scheduler, cx: &Context<'_>) -> Report {
             inputs: s.input_count(),
             output_dir: cx.output_dir.display().to_string(),
             elapsed_s: secs(now),
-            map_phase_s: map_phase.as_secs_f64(),
-            reduce_phase_s: reduce_phase.as_secs_f64(),
+            map_phase_s: phases.map.as_secs_f64(),
+            reduce_phase_s: phases.reduce.as_secs_f64(),
         },
         progress: ProgressInfo {
             maps_done: p.maps_done,

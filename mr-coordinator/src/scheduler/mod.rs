@@ -28,7 +28,7 @@ mod tasks;
 
 pub use outcome::{AttemptRecord, JobFailure, Outcome, Progress, TaskRef, Verdict};
 pub use plan::{PlanInputs, PlannedMaps};
-pub use queries::{ListedWorker, WorkMark};
+pub use queries::{ListedWorker, PhaseTimes, WorkMark};
 pub use report::failure_reason;
 pub use tally::{AttemptTally, DurationCounts, WorkerTally, DURATION_BOUNDS};
 pub use tasks::MAX_SKIPPED_PER_TASK;

@@ -47,6 +47,15 @@ pub struct ListedWorker {
     pub tally: WorkerTally,
 }
 
+/// How long each phase of a job took.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    /// From the first map assigned to the maps' last completion.
+    pub map: Duration,
+    /// From then to the last commit.
+    pub reduce: Duration,
+}
+
 impl Scheduler {
     /// The attempt whose output of reduce `r` is being committed, if any.
     pub fn committing(&self, r: ReduceTaskId) -> Option<AttemptId> {
@@ -99,10 +108,9 @@ impl Scheduler {
         self.totals.clone()
     }
 
-    /// Wall times of the map phase (first map assigned to the maps' last
-    /// completion) and the reduce phase (from then to the last commit); a
-    /// phase still under way is measured up to `now`.
-    pub fn phase_times_at(&self, now: Instant) -> (Duration, Duration) {
+    /// Wall times of the map and reduce phases; a phase still under way is
+    /// measured up to `now`.
+    pub fn phase_times_at(&self, now: Instant) -> PhaseTimes {
         let [start, maps, end] = self.phase_marks;
         let span = |a: Option<Instant>, b: Option<Instant>| {
             a.map_or(Duration::ZERO, |a| {
@@ -112,7 +120,10 @@ impl Scheduler {
         let maps_done = self.all_maps_done();
         let map_end = if maps_done { maps } else { None };
         let reduce_start = if maps_done { maps } else { None };
-        (span(start, map_end), span(reduce_start, end))
+        PhaseTimes {
+            map: span(start, map_end),
+            reduce: span(reduce_start, end),
+        }
     }
 
     /// Number of input files.

@@ -180,8 +180,8 @@ impl RunningJob {
             elapsed: self.started.elapsed(),
             output_dir: self.shared.output_label(),
             counters: sched.counters(),
-            map_phase: phases.0,
-            reduce_phase: phases.1,
+            map_phase: phases.map,
+            reduce_phase: phases.reduce,
             resumed: self.resumed,
             reused: self
                 .shared
