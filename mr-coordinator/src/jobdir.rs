@@ -168,8 +168,16 @@ pub fn dir_error(path: &Path, reason: impl Into<String>) -> CoordinatorError {
 
 /// Checks that `dir` is an existing, writable directory; returns it absolute.
 pub fn usable_dir(dir: &Path, what: &str) -> Result<PathBuf, CoordinatorError> {
-    let meta =
-        std::fs::metadata(dir).map_err(|e| dir_error(dir, format!("{what} is not usable: {e}")))?;
+    let meta = std::fs::metadata(dir).map_err(|e| {
+        let why = match e.kind() {
+            // A typo must not become a directory: it is made by hand.
+            std::io::ErrorKind::NotFound => {
+                format!("{what} does not exist; create it first (mkdir -p), or name another")
+            }
+            _ => format!("{what} is not usable: {e}"),
+        };
+        dir_error(dir, why)
+    })?;
     if !meta.is_dir() {
         return Err(dir_error(dir, format!("{what} is not a directory")));
     }

@@ -13,7 +13,6 @@
 use crate::engine::runfile::{PartitionReader, RunError};
 use mr_apps::keys::key_prefix;
 use mr_apps::Values;
-use mr_protocol::{AttemptId, MapTaskId, TaskFailure};
 
 /// Inputs to merge, each tagged with a caller-chosen id used in errors.
 pub struct Merger<T: Copy> {
@@ -242,26 +241,6 @@ pub struct ReduceStats {
     pub upload: Option<mr_protocol::OutputUpload>,
     /// Where the output's segments begin, when asked for.
     pub index: Option<mr_protocol::OutputIndex>,
-}
-
-/// A bad map output is the map's problem (re-run it); other I/O is ours.
-pub(crate) fn lost((map, attempt): (MapTaskId, AttemptId), e: RunError) -> TaskFailure {
-    match e {
-        RunError::Missing { .. } | RunError::Corrupt { .. } => TaskFailure::MapOutputLost {
-            map,
-            attempt,
-            reason: e.to_string(),
-        },
-        RunError::Io { path, source } => TaskFailure::Io {
-            path: path.display().to_string(),
-            reason: source.to_string(),
-        },
-        // Only a writer refuses records; a reader never sees this.
-        RunError::TooLarge { ref path, .. } => TaskFailure::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        },
-    }
 }
 
 #[cfg(test)]

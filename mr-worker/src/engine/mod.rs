@@ -11,6 +11,7 @@
 
 pub mod cancel;
 pub mod counts;
+mod fan_in;
 pub mod map;
 pub mod merge;
 mod output;

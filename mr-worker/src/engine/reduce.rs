@@ -4,6 +4,8 @@
 //! Memory holds one block per input plus the current key: values are handed
 //! to the app straight from the read buffers as a stream ([`mr_apps::Values`]),
 //! so a key with millions of values costs nothing extra unless the app keeps them.
+//! More inputs than a process may hold open are merged in groups first
+//! ([`super::fan_in`]), so a block is held for at most that many.
 //!
 //! A job that keeps a cache asks for the output's index (where each segment
 //! begins, see [`mr_runfile::starts_segment`]) and may hand over an earlier
@@ -11,8 +13,9 @@
 //! the key ranges between them are merged and reduced, each input read from
 //! the block where the range begins. The bytes are the same either way.
 
+use crate::engine::fan_in::{self, lost, Source};
 pub use crate::engine::merge::ReduceStats;
-use crate::engine::merge::{lost, GroupError, Merger};
+use crate::engine::merge::{GroupError, Merger};
 use crate::engine::output::Sink;
 use crate::engine::runfile::{PartitionReader, RunError, RunFile};
 use mr_apps::{plugin::panic_message, App};
@@ -61,7 +64,7 @@ impl ReduceInput {
     }
 
     /// A reader of partition `reduce` of this input.
-    fn open(&self, reduce: u32, reduces: u32) -> Result<PartitionReader, RunError> {
+    pub(crate) fn open(&self, reduce: u32, reduces: u32) -> Result<PartitionReader, RunError> {
         if self.fetched {
             PartitionReader::fetched(&self.path)
         } else {
@@ -113,7 +116,7 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
     let mut out = Sink::open(job.out, job.upload_to)?;
     if let Some(cmd) = app.reduce_command() {
         // A streaming reduce's lines are its command's, not cut by key.
-        let merger = open_all(job)?;
+        let (merger, _runs) = fan_in::open_all(job)?;
         let name = out.name().to_string();
         let io = |e: std::io::Error| TaskFailure::Io {
             path: name.clone(),
@@ -129,8 +132,10 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
         bytes: 0,
         index: job.index.then(OutputIndex::default),
     };
+    // Pieces are merged from every input at once: not past the fan-in.
     let usable = |pieces: &[ReusePiece]| {
         job.skip.is_empty()
+            && job.inputs.len() <= fan_in::fan_in()
             && job.inputs.iter().all(|i| !i.fetched)
             && pieces.iter().all(|p| match p {
                 ReusePiece::Reduce { blocks, .. } => blocks.len() == job.inputs.len(),
@@ -162,12 +167,12 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
                             if block == u64::MAX {
                                 continue;
                             }
-                            let tag = (input.map, input.attempt);
+                            let source = Source::from(input);
                             let range = (block, from.as_deref(), to.as_deref());
                             let reader = input
                                 .open_range(job.reduce, job.reduces, range)
-                                .map_err(|e| lost(tag, e))?;
-                            readers.push((tag, reader));
+                                .map_err(|e| lost(source, e))?;
+                            readers.push((source, reader));
                         }
                         let merger = Merger::new(readers).map_err(|(m, e)| lost(m, e))?;
                         reduce_keys(app, job, merger, &mut out, &mut w)?;
@@ -175,26 +180,16 @@ pub fn run_reduce(app: &dyn App, job: &ReduceJob<'_>) -> Result<ReduceStats, Tas
                 }
             }
         }
-        None => reduce_keys(app, job, open_all(job)?, &mut out, &mut w)?,
+        None => {
+            let (merger, _runs) = fan_in::open_all(job)?;
+            reduce_keys(app, job, merger, &mut out, &mut w)?;
+        }
     }
     let mut stats = w.stats;
     stats.upload = out.finish()?;
     stats.groups = stats.keys + stats.skipped;
     stats.index = w.index;
     Ok(stats)
-}
-
-/// A merge of partition `job.reduce` of every input.
-fn open_all(job: &ReduceJob<'_>) -> Result<Merger<(MapTaskId, AttemptId)>, TaskFailure> {
-    let mut readers = Vec::with_capacity(job.inputs.len());
-    for input in &job.inputs {
-        let tag = (input.map, input.attempt);
-        let reader = input
-            .open(job.reduce, job.reduces)
-            .map_err(|e| lost(tag, e))?;
-        readers.push((tag, reader));
-    }
-    Merger::new(readers).map_err(|(m, e)| lost(m, e))
 }
 
 /// Copies bytes `offset..offset + len` of the earlier output to `out`.
@@ -228,7 +223,7 @@ fn copy(
 fn reduce_keys(
     app: &dyn App,
     job: &ReduceJob<'_>,
-    mut merger: Merger<(MapTaskId, AttemptId)>,
+    mut merger: Merger<Source>,
     out: &mut Sink,
     w: &mut Written,
 ) -> Result<(), TaskFailure> {

@@ -2,9 +2,10 @@
 //! task, fed the partition's merged pairs as sorted `key<TAB>value` lines;
 //! each line it prints becomes an output line (first tab -> space).
 
-use crate::engine::merge::{lost, GroupError, Merger, ReduceStats};
+use crate::engine::fan_in::lost;
+use crate::engine::merge::{GroupError, Merger, ReduceStats};
 use mr_apps::apps::streaming::{spawn, tail_of};
-use mr_protocol::{AttemptId, BadRecord, MapTaskId, TaskFailure};
+use mr_protocol::{BadRecord, TaskFailure};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
 fn failed(cmd: &str, reduce: u32, how: String) -> TaskFailure {
@@ -19,7 +20,7 @@ fn failed(cmd: &str, reduce: u32, how: String) -> TaskFailure {
 pub fn run(
     cmd: &str,
     reduce: u32,
-    mut merger: Merger<(MapTaskId, AttemptId)>,
+    mut merger: Merger<crate::engine::fan_in::Source>,
     out: &mut dyn Write,
     io: &dyn Fn(std::io::Error) -> TaskFailure,
     cancel: &crate::engine::cancel::Cancel,

@@ -107,6 +107,56 @@ fn odd_inputs_tiny_splits_and_odd_reduce_counts_match_sequential() {
 }
 
 #[test]
+fn more_maps_than_the_descriptor_limit_allows_open_at_once_still_reduce_right() {
+    // 1,600 maps under a limit of 256 descriptors: a reduce that held
+    // every map's output open at once failed each attempt "Too many open
+    // files"; it now merges them in groups first.
+    let t = TestDir::new();
+    let words = ["alpha", "beta", "gamma", "深い", "café", "x"];
+    let text: String = (0..20_000)
+        .map(|i| format!("{} {} w{}\n", words[i % 6], words[(i / 6) % 6], i % 97))
+        .collect();
+    let input = t.write("many.txt", text.as_bytes());
+    let want = t.sequential("wc", std::slice::from_ref(&input));
+    let has = |l: &str| want.iter().any(|w| w == l.as_bytes());
+    // Words are runs of letters: `w17` counts as `w`.
+    let counted = ["alpha 6670", "x 6663", "w 20000", "深い 6665", "café 6663"];
+    assert!(counted.iter().all(|l| has(l)), "hand-counted");
+    let out = t.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let coordinator = crate::util::bin("mrcoordinator");
+    let st = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$@\"")
+        .arg("sh")
+        .arg(&coordinator)
+        .args(["--quiet", "--app", "wc", "--workers", "2", "--reduces", "3"])
+        .args([
+            "--split-size",
+            "256",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-socket",
+        ])
+        .arg("--output-dir")
+        .arg(&out)
+        .arg(&input)
+        .status()
+        .unwrap();
+    assert!(st.success(), "{st}");
+    let report = std::fs::read_to_string(out.join("mr-report.json")).unwrap();
+    let maps: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let maps = maps["progress"]["maps"].as_u64().unwrap();
+    assert!(
+        maps > 1024,
+        "{maps} maps: not more than 256 descriptors allow"
+    );
+    let outs = t.outputs(&out, 3);
+    check_partitions(&outs);
+    assert_eq!(sorted_lines(&outs), want);
+}
+
+#[test]
 fn indexer_counts_each_document_once_across_splits() {
     let t = TestDir::new();
     let a = t.write("a.txt", "shared alpha\n".repeat(5000).as_bytes());
