@@ -114,14 +114,7 @@ fn open_all_at(
     width: usize,
 ) -> Result<(Merger<Source>, Removed), TaskFailure> {
     if job.inputs.len() <= width {
-        let mut readers = Vec::with_capacity(job.inputs.len());
-        for input in &job.inputs {
-            let reader = input
-                .open(job.reduce, job.reduces)
-                .map_err(|e| lost(input.into(), e))?;
-            readers.push((Source::from(input), reader));
-        }
-        let merger = Merger::new(readers).map_err(|(s, e)| lost(s, e))?;
+        let merger = Merger::new(open_inputs(job, &job.inputs)?).map_err(|(s, e)| lost(s, e))?;
         return Ok((merger, Removed::default()));
     }
     let dir = runs_dir(job);
@@ -136,16 +129,7 @@ fn open_all_at(
     for (g, group) in job.inputs.chunks(width).enumerate() {
         let out = run_path(0, g);
         merged.0.push(out.clone());
-        let readers = group
-            .iter()
-            .map(|i| {
-                let reader = i
-                    .open(job.reduce, job.reduces)
-                    .map_err(|e| lost(i.into(), e))?;
-                Ok((Source::from(i), reader))
-            })
-            .collect::<Result<Vec<_>, TaskFailure>>()?;
-        merge_into(readers, &out)?;
+        merge_into(open_inputs(job, group)?, &out)?;
     }
     let mut round = 0;
     while groups > width {
@@ -170,6 +154,22 @@ fn runs_dir(job: &ReduceJob<'_>) -> PathBuf {
         .and_then(|i| i.path.parent())
         .or_else(|| job.out.parent())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Readers of partition `job.reduce` of `inputs`.
+fn open_inputs(
+    job: &ReduceJob<'_>,
+    inputs: &[ReduceInput],
+) -> Result<Vec<(Source, PartitionReader)>, TaskFailure> {
+    inputs
+        .iter()
+        .map(|i| {
+            let reader = i
+                .open(job.reduce, job.reduces)
+                .map_err(|e| lost(i.into(), e))?;
+            Ok((Source::from(i), reader))
+        })
+        .collect()
 }
 
 /// Readers of runs this reduce merged.
