@@ -3,44 +3,28 @@
 
 use super::*;
 
+/// Runs `mrcoordinator args` in `t`'s directory; it must fail. Returns
+/// what it said.
+fn refused(t: &TestDir, args: &[&str]) -> String {
+    let out = Command::new(bin("mrcoordinator"))
+        .args(args)
+        .current_dir(t.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn a_cache_without_an_app_or_in_a_plain_file_is_refused_by_name() {
     let t = TestDir::new();
     let f = t.write("in.txt", b"a b\n");
-    let out = Command::new(bin("mrcoordinator"))
-        .args([
-            "--quiet",
-            "--no-socket",
-            "--listen",
-            "127.0.0.1:0",
-            "--cache",
-            "c",
-            &f,
-        ])
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let listen = ["--quiet", "--no-socket", "--listen", "127.0.0.1:0"];
+    let err = refused(&t, &[&listen[..], &["--cache", "c", &f]].concat());
     assert!(err.contains("--cache") && err.contains("--app"), "{err}");
     // A cache path that is a file.
-    let out = Command::new(bin("mrcoordinator"))
-        .args([
-            "--quiet",
-            "--no-socket",
-            "--workers",
-            "1",
-            "--app",
-            "wc",
-            "--cache",
-            &f,
-            &f,
-        ])
-        .current_dir(t.path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let embedded = ["--quiet", "--no-socket", "--workers", "1", "--app", "wc"];
+    let err = refused(&t, &[&embedded[..], &["--cache", &f, &f]].concat());
     assert!(err.contains("in.txt") && err.contains("--cache"), "{err}");
 }
 
